@@ -1,0 +1,203 @@
+//! One error type for the whole API, mapped to HTTP in one place.
+//!
+//! Every error response has the body `{"code", "message", "field"?}`:
+//! `code` is machine-readable and stable, `message` is for people, `field`
+//! names the input at fault (`url`, `events[2]`, `headers.X-Foo`). Errors
+//! raised by the framework itself (unknown route, missing `Authorization`,
+//! a bad query parameter) are rewritten into the same shape by
+//! [`json_error`], so clients never see plain text.
+
+use poem::http::StatusCode;
+use poem::Response;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+#[oai(example)]
+pub struct ErrorBody {
+    /// Machine-readable error code, e.g. `invalid_field`, `not_found`,
+    /// `unauthorized`, `payload_too_large`, `unavailable`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The request field at fault, when there is one (`url`, `events[1]`,
+    /// `headers.X-Team`, `rate_limit`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl poem_openapi::types::Example for ErrorBody {
+    fn example() -> Self {
+        ErrorBody {
+            code: "invalid_field".into(),
+            message: "url: the scheme must be http or https".into(),
+            field: Some("url".into()),
+        }
+    }
+}
+
+/// Every error an operation can answer with.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request could not be read: the body is not JSON, or a header or
+    /// parameter is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No API key, or one that is unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such resource for this tenant (resources of other tenants are
+    /// reported as not found too, so ids do not leak).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the resource's state (e.g. it exists).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The body is larger than `HOOKFLEET_MAX_PAYLOAD` (256 KiB by default).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The body is JSON but a field is missing, unknown, of the wrong type or
+    /// invalid; `field` names it. Nothing was written.
+    #[oai(status = 422)]
+    Invalid(Json<ErrorBody>),
+    /// Redis is unreachable; nothing was written. Retry later (with the same
+    /// `Idempotency-Key` when publishing).
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>, field: Option<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: code.into(),
+        message: message.into(),
+        field,
+    })
+}
+
+impl ApiError {
+    /// 422 naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        ApiError::Invalid(body("invalid_field", message, Some(field)))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body("bad_request", message, None))
+    }
+
+    pub fn bad_header(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        ApiError::BadRequest(body("invalid_header", message, Some(field)))
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::Unauthorized(body(
+            "unauthorized",
+            "missing, unknown or revoked API key (send `Authorization: Bearer <key>`)",
+            None,
+        ))
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(body("not_found", format!("{what} not found"), None))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict(body("conflict", message, None))
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        ApiError::PayloadTooLarge(body(
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+            None,
+        ))
+    }
+
+    pub fn unavailable() -> Self {
+        ApiError::Unavailable(body(
+            "unavailable",
+            "the store is unreachable; nothing was written, retry later",
+            None,
+        ))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for ApiError {
+    fn from(err: deadpool_redis::PoolError) -> Self {
+        tracing::warn!(error = %err, "redis pool error");
+        ApiError::unavailable()
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(err: redis::RedisError) -> Self {
+        tracing::warn!(error = %err, "redis error");
+        ApiError::unavailable()
+    }
+}
+
+/// Rewrites any error that reaches the top of the router into the JSON
+/// error shape (errors from our handlers already have it and pass through).
+pub async fn json_error(err: poem::Error) -> Response {
+    let status = err.status();
+    let text = err.to_string();
+    let response = err.into_response();
+    let is_json = response
+        .content_type()
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (code, field) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", backticked(&text)),
+        StatusCode::UNAUTHORIZED => ("unauthorized", None),
+        StatusCode::NOT_FOUND => ("not_found", None),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", None),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", None),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", None),
+        s if s.is_server_error() => ("internal", None),
+        _ => ("error", None),
+    };
+    let message = match status {
+        StatusCode::UNAUTHORIZED => {
+            "missing, unknown or revoked API key (send `Authorization: Bearer <key>`)".to_string()
+        }
+        StatusCode::NOT_FOUND => "no such route".to_string(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
+        _ => text,
+    };
+    let body = ErrorBody {
+        code: code.into(),
+        message,
+        field,
+    };
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(json)
+}
+
+/// poem-openapi names a bad parameter in backticks; lift it out as `field`.
+fn backticked(text: &str) -> Option<String> {
+    let start = text.find('`')?;
+    let len = text[start + 1..].find('`')?;
+    Some(text[start + 1..start + 1 + len].to_string())
+}

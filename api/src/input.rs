@@ -1,0 +1,248 @@
+//! Input types that can only be built through a constructor that checks
+//! them ("parse, don't validate"): once a handler holds an [`EndpointUrl`]
+//! or a [`HeaderList`], nothing downstream checks again. Every error names
+//! the field, as the API promises.
+
+use std::collections::BTreeMap;
+
+use hookfleet_common::catalog::{self, Pattern};
+use poem::http::{HeaderName, HeaderValue};
+
+use crate::error::ApiError;
+
+/// Longest endpoint URL.
+pub const MAX_URL_LEN: usize = 2048;
+/// Longest description (endpoint or event type).
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+/// Most subscription patterns per endpoint.
+pub const MAX_EVENTS: usize = 100;
+/// Most custom headers per endpoint.
+pub const MAX_HEADERS: usize = 20;
+/// Longest custom header value.
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+/// Highest per-endpoint rate limit (deliveries per second).
+pub const MAX_RATE_LIMIT: u32 = 10_000;
+
+/// Headers Hookfleet sets itself: a tenant may not set or override them.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// An absolute `http`/`https` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(String);
+
+impl EndpointUrl {
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let field = "url";
+        if text.is_empty() {
+            return Err(ApiError::invalid(field, "must not be empty"));
+        }
+        if text.len() > MAX_URL_LEN {
+            return Err(ApiError::invalid(field, format!("must be at most {MAX_URL_LEN} characters")));
+        }
+        let url = url::Url::parse(text)
+            .map_err(|err| ApiError::invalid(field, format!("not a valid absolute URL ({err})")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(ApiError::invalid(field, "the scheme must be http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(field, "must have a host"));
+        }
+        if url.fragment().is_some() {
+            return Err(ApiError::invalid(field, "must not have a #fragment"));
+        }
+        Ok(Self(url.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A description of at most [`MAX_DESCRIPTION_LEN`] characters.
+pub fn description(field: &str, text: &str) -> Result<String, ApiError> {
+    if text.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {MAX_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// An endpoint's subscription patterns: non-empty, each `*`, `prefix.*` or
+/// the exact name of a type the tenant can publish; duplicates dropped.
+pub fn events(patterns: &[String], is_known: impl Fn(&str) -> bool) -> Result<Vec<String>, ApiError> {
+    if patterns.is_empty() {
+        return Err(ApiError::invalid(
+            "events",
+            "must list at least one event type (or `*` for all)",
+        ));
+    }
+    if patterns.len() > MAX_EVENTS {
+        return Err(ApiError::invalid("events", format!("at most {MAX_EVENTS} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(patterns.len());
+    for (i, text) in patterns.iter().enumerate() {
+        let field = format!("events[{i}]");
+        match Pattern::parse(text) {
+            Err(reason) => return Err(ApiError::invalid(field, reason)),
+            Ok(Pattern::Exact(name)) if !is_known(&name) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("unknown event type `{name}` (see GET /api/v1/webhooks/events)"),
+                ))
+            }
+            Ok(_) => {}
+        }
+        if !out.contains(text) {
+            out.push(text.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Custom request headers sent with every delivery to an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList(Vec<(String, String)>);
+
+impl HeaderList {
+    pub fn parse(map: &BTreeMap<String, String>) -> Result<Self, ApiError> {
+        if map.len() > MAX_HEADERS {
+            return Err(ApiError::invalid("headers", format!("at most {MAX_HEADERS} headers")));
+        }
+        let mut out = Vec::with_capacity(map.len());
+        for (name, value) in map {
+            let field = format!("headers.{name}");
+            let parsed = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ApiError::invalid(&field, "not a valid HTTP header name"))?;
+            if RESERVED_HEADERS.contains(&parsed.as_str()) || parsed.as_str().starts_with("webhook-") {
+                return Err(ApiError::invalid(
+                    &field,
+                    "is set by Hookfleet itself and cannot be overridden",
+                ));
+            }
+            if value.len() > MAX_HEADER_VALUE_LEN {
+                return Err(ApiError::invalid(
+                    &field,
+                    format!("the value must be at most {MAX_HEADER_VALUE_LEN} bytes"),
+                ));
+            }
+            if HeaderValue::from_str(value).is_err() || value.chars().any(|c| c.is_control()) {
+                return Err(ApiError::invalid(
+                    &field,
+                    "the value must be visible ASCII (no control characters or line breaks)",
+                ));
+            }
+            out.push((parsed.as_str().to_string(), value.clone()));
+        }
+        Ok(Self(out))
+    }
+
+    pub fn into_vec(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+/// Deliveries per second for one endpoint: 1..=[`MAX_RATE_LIMIT`].
+pub fn rate_limit(value: i64) -> Result<u32, ApiError> {
+    if value < 1 || value > i64::from(MAX_RATE_LIMIT) {
+        return Err(ApiError::invalid(
+            "rate_limit",
+            format!("must be between 1 and {MAX_RATE_LIMIT} deliveries per second"),
+        ));
+    }
+    Ok(value as u32)
+}
+
+/// An event type name for a new tenant-defined type.
+pub fn event_type_name(field: &str, name: &str) -> Result<String, ApiError> {
+    catalog::validate_name(name).map_err(|reason| ApiError::invalid(field, reason))?;
+    Ok(name.to_string())
+}
+
+/// An `Idempotency-Key` header: 1..=255 visible ASCII characters.
+pub fn idempotency_key(key: &str) -> Result<String, ApiError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_header(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(err: ApiError) -> Option<String> {
+        match err {
+            ApiError::Invalid(body) | ApiError::BadRequest(body) => body.0.field,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert!(EndpointUrl::parse("https://example.com/hook").is_ok());
+        assert!(EndpointUrl::parse("http://127.0.0.1:9000/x?y=1").is_ok());
+        for bad in ["", "example.com/hook", "ftp://example.com", "https://", "javascript:alert(1)", "https://example.com/#x"] {
+            assert_eq!(field_of(EndpointUrl::parse(bad).unwrap_err()).as_deref(), Some("url"), "{bad}");
+        }
+        assert!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))).is_err());
+    }
+
+    #[test]
+    fn event_patterns() {
+        let known = |name: &str| name == "user.created";
+        assert_eq!(events(&["user.created".into(), "*".into(), "video.*".into()], known).unwrap().len(), 3);
+        assert_eq!(field_of(events(&[], known).unwrap_err()).as_deref(), Some("events"));
+        assert_eq!(field_of(events(&["*".into(), "nope.nope".into()], known).unwrap_err()).as_deref(), Some("events[1]"));
+        assert_eq!(field_of(events(&["a b".into()], known).unwrap_err()).as_deref(), Some("events[0]"));
+        assert_eq!(events(&["*".into(), "*".into()], known).unwrap(), vec!["*".to_string()]);
+    }
+
+    #[test]
+    fn headers() {
+        let ok: BTreeMap<String, String> = [("X-Team".to_string(), "blue".to_string())].into();
+        assert_eq!(HeaderList::parse(&ok).unwrap().into_vec(), vec![("x-team".into(), "blue".into())]);
+        for (name, value, field) in [
+            ("bad name", "v", "headers.bad name"),
+            ("webhook-signature", "v", "headers.webhook-signature"),
+            ("Webhook-Id", "v", "headers.Webhook-Id"),
+            ("x-ok", "line\r\nbreak", "headers.x-ok"),
+        ] {
+            let map: BTreeMap<String, String> = [(name.to_string(), value.to_string())].into();
+            assert_eq!(field_of(HeaderList::parse(&map).unwrap_err()).as_deref(), Some(field));
+        }
+    }
+
+    #[test]
+    fn rate_limits() {
+        assert_eq!(rate_limit(50).unwrap(), 50);
+        assert!(rate_limit(0).is_err());
+        assert!(rate_limit(-3).is_err());
+        assert!(rate_limit(1_000_000).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The Hookfleet HTTP API: tenants and their API keys, endpoints (called
+//! *webhooks* in the API, as in the system Hookfleet replaces), event types,
+//! publishing, and the delivery log. Stateless: every request reads and writes
+//! Redis, so any number of API processes can run behind a load balancer.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod input;
+pub mod publish;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use startup::{build, Application};

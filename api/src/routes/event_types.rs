@@ -1,0 +1,202 @@
+//! Event types: the built-in catalog plus the tenant's own.
+//!
+//! A type must exist before it can be published or named exactly in an
+//! endpoint's `events` (wildcards need not match an existing type).
+
+use std::collections::HashMap;
+
+use hookfleet_common::catalog::{self, BUILT_IN};
+use hookfleet_common::time_util::{now_ms, rfc3339_ms};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::ApiTags;
+use crate::auth::ApiKeyAuth;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::input;
+use crate::state::AppState;
+
+pub struct EventTypesApi {
+    pub state: AppState,
+}
+
+/// An event type the tenant can publish and subscribe to.
+#[derive(Object, Clone, Serialize, Deserialize)]
+pub struct EventType {
+    /// Dot-separated name, e.g. `video.processed`.
+    pub name: String,
+    /// What the event means.
+    pub description: String,
+    /// An example of the event's `data`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub example: Option<serde_json::Value>,
+    /// True for the types every tenant has; false for the tenant's own.
+    pub built_in: bool,
+    /// When a tenant-defined type was created (RFC 3339).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// A tenant-defined event type to create.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventType {
+    /// 1 to 128 characters of letters, digits, `_` and `-`, in dot-separated
+    /// segments (`invoice.paid`).
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"))]
+    pub name: String,
+    /// What the event means, up to 1024 characters.
+    #[oai(validator(max_length = 1024))]
+    pub description: String,
+    /// An example of the event's `data` (a JSON object).
+    #[serde(default)]
+    pub example: Option<serde_json::Value>,
+}
+
+#[derive(ApiResponse)]
+pub enum EventTypeCreated {
+    /// The type was created.
+    #[oai(status = 201)]
+    Created(Json<EventType>),
+}
+
+#[derive(ApiResponse)]
+pub enum EventTypeDeleted {
+    /// The type was deleted. Endpoints that name it keep their patterns.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// Every type the tenant can use: built-in first, then its own by name.
+pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventType>, ApiError> {
+    let mut conn = state.conn().await?;
+    let own: HashMap<String, String> = conn
+        .hgetall(state.keys.tenant_event_types(tenant_id))
+        .await?;
+    let mut out: Vec<EventType> = BUILT_IN
+        .iter()
+        .map(|(name, description, example)| EventType {
+            name: name.to_string(),
+            description: description.to_string(),
+            example: serde_json::from_str(example).ok(),
+            built_in: true,
+            created_at: None,
+        })
+        .collect();
+    let mut own: Vec<EventType> = own
+        .values()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect();
+    own.sort_by(|a, b| a.name.cmp(&b.name));
+    out.extend(own);
+    Ok(out)
+}
+
+/// Whether the tenant can publish `name`.
+pub async fn exists(state: &AppState, tenant_id: &str, name: &str) -> Result<bool, ApiError> {
+    if catalog::is_built_in(name) {
+        return Ok(true);
+    }
+    let mut conn = state.conn().await?;
+    Ok(conn
+        .hexists(state.keys.tenant_event_types(tenant_id), name)
+        .await?)
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::EventTypes")]
+impl EventTypesApi {
+    /// List available event types
+    ///
+    /// The event types this tenant can subscribe endpoints to and publish:
+    /// the built-in catalog and the tenant's own.
+    #[oai(path = "/webhooks/events", method = "get", operation_id = "list_webhook_event_types")]
+    async fn list_for_webhooks(&self, auth: ApiKeyAuth) -> Result<Json<Vec<EventType>>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        Ok(Json(available(&self.state, &tenant.tenant_id).await?))
+    }
+
+    /// List event types
+    ///
+    /// Same as `GET /api/v1/webhooks/events`.
+    #[oai(path = "/event-types", method = "get", operation_id = "list_event_types")]
+    async fn list(&self, auth: ApiKeyAuth) -> Result<Json<Vec<EventType>>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        Ok(Json(available(&self.state, &tenant.tenant_id).await?))
+    }
+
+    /// Create an event type
+    ///
+    /// Defines a tenant-specific event type. 409 if the name is taken
+    /// (built-in or the tenant's own).
+    #[oai(path = "/event-types", method = "post", operation_id = "create_event_type")]
+    async fn create(
+        &self,
+        auth: ApiKeyAuth,
+        body: JsonBody<CreateEventType>,
+    ) -> Result<EventTypeCreated, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let body = body.0;
+        let name = input::event_type_name("name", &body.name)?;
+        let description = input::description("description", &body.description)?;
+        if let Some(example) = &body.example {
+            if !example.is_object() {
+                return Err(ApiError::invalid("example", "must be a JSON object"));
+            }
+        }
+        if catalog::is_built_in(&name) {
+            return Err(ApiError::conflict(format!("`{name}` is a built-in event type")));
+        }
+        let now = now_ms();
+        let event_type = EventType {
+            name: name.clone(),
+            description,
+            example: body.example,
+            built_in: false,
+            created_at: Some(rfc3339_ms(now)),
+        };
+        let json = serde_json::to_string(&event_type).map_err(|_| ApiError::unavailable())?;
+        let mut conn = self.state.conn().await?;
+        let created: bool = conn
+            .hset_nx(self.state.keys.tenant_event_types(&tenant.tenant_id), &name, json)
+            .await?;
+        if !created {
+            return Err(ApiError::conflict(format!("event type `{name}` exists")));
+        }
+        Ok(EventTypeCreated::Created(Json(event_type)))
+    }
+
+    /// Delete an event type
+    ///
+    /// Deletes a tenant-defined type; it can no longer be published.
+    /// Built-in types cannot be deleted (409).
+    #[oai(path = "/event-types/:name", method = "delete", operation_id = "delete_event_type")]
+    async fn delete(
+        &self,
+        auth: ApiKeyAuth,
+        /// The event type's name.
+        name: Path<String>,
+    ) -> Result<EventTypeDeleted, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        if catalog::is_built_in(&name.0) {
+            return Err(ApiError::conflict(format!(
+                "`{}` is a built-in event type and cannot be deleted",
+                name.0
+            )));
+        }
+        let mut conn = self.state.conn().await?;
+        let removed: u64 = conn
+            .hdel(self.state.keys.tenant_event_types(&tenant.tenant_id), &name.0)
+            .await?;
+        if removed == 0 {
+            return Err(ApiError::not_found("event type"));
+        }
+        Ok(EventTypeDeleted::NoContent)
+    }
+}

@@ -1,0 +1,57 @@
+//! The API's operations, one file per resource. Each file's `*Api` struct is
+//! a poem-openapi service; [`all`] combines them into one spec.
+
+pub mod event_types;
+pub mod deliveries;
+pub mod events;
+pub mod health;
+pub mod tenants;
+pub mod webhooks;
+
+use poem_openapi::Tags;
+
+use crate::state::AppState;
+
+/// Groups of operations in Swagger UI.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Managing tenants and their API keys (admin key only).
+    Tenants,
+    /// Endpoints that receive events ("webhooks"), their tests, logs and stats.
+    Webhooks,
+    /// The event types a tenant can publish and subscribe to.
+    EventTypes,
+    /// Publishing events and following their deliveries.
+    Events,
+    /// Liveness and readiness probes.
+    Health,
+}
+
+/// Every API service, for `OpenApiService::new`.
+pub fn all(
+    state: &AppState,
+) -> (
+    tenants::TenantsApi,
+    webhooks::WebhooksApi,
+    event_types::EventTypesApi,
+    events::EventsApi,
+    health::HealthApi,
+) {
+    (
+        tenants::TenantsApi {
+            state: state.clone(),
+        },
+        webhooks::WebhooksApi {
+            state: state.clone(),
+        },
+        event_types::EventTypesApi {
+            state: state.clone(),
+        },
+        events::EventsApi {
+            state: state.clone(),
+        },
+        health::HealthApi {
+            state: state.clone(),
+        },
+    )
+}

@@ -1,0 +1,318 @@
+//! Tenants and their API keys. Admin key only.
+//!
+//! An API key is shown once, in the answer that creates it; Redis keeps its
+//! SHA-256 hash (the lookup) and metadata without the key (the listing).
+
+use std::collections::HashMap;
+
+use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::time_util::{now_ms, rfc3339_ms};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::ApiTags;
+use crate::auth::{generate_api_key, hash_key, ApiKeyAuth};
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub struct TenantsApi {
+    pub state: AppState,
+}
+
+/// Longest tenant or API key name.
+const MAX_NAME_LEN: usize = 200;
+
+/// A tenant to create.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// A name for people, 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+}
+
+/// A tenant: an isolated customer account with its own endpoints, event
+/// types, events and API keys.
+#[derive(Object, Serialize, Deserialize)]
+pub struct Tenant {
+    /// The tenant's id (`ten_…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// An API key to create.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// Optional label, up to 200 characters (e.g. `billing-service`).
+    #[oai(validator(max_length = 200))]
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A newly created API key. `key` is shown only here.
+#[derive(Object)]
+pub struct CreatedApiKey {
+    /// The key's id (`key_…`), used to revoke it.
+    pub id: String,
+    /// The key itself (`hf_…`): send it as `Authorization: Bearer <key>`.
+    /// Store it now; Hookfleet keeps only its hash.
+    pub key: String,
+    /// Its label.
+    pub name: String,
+    /// The first characters of the key, to recognise it in listings.
+    pub prefix: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// An API key as listed (never the key itself).
+#[derive(Object, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    /// The key's id (`key_…`).
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// The first characters of the key.
+    pub prefix: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    #[oai(skip)]
+    #[serde(default)]
+    pub hash: String,
+}
+
+#[derive(ApiResponse)]
+pub enum TenantCreated {
+    /// The tenant was created.
+    #[oai(status = 201)]
+    Created(Json<Tenant>),
+}
+
+#[derive(ApiResponse)]
+pub enum ApiKeyCreated {
+    /// The key was created; this is the only time it is shown.
+    #[oai(status = 201)]
+    Created(Json<CreatedApiKey>),
+}
+
+#[derive(ApiResponse)]
+pub enum Revoked {
+    /// The key was revoked; requests with it now get 401.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+fn name(field: &str, value: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME_LEN || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {MAX_NAME_LEN} characters without control characters"),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl TenantsApi {
+    async fn load_tenant(&self, id: &str) -> Result<Tenant, ApiError> {
+        if !ids::is_valid(IdKind::Tenant, id) {
+            return Err(ApiError::not_found("tenant"));
+        }
+        let mut conn = self.state.conn().await?;
+        let map: HashMap<String, String> = conn.hgetall(self.state.keys.tenant(id)).await?;
+        let (Some(name), Some(created)) = (map.get("name"), map.get("created")) else {
+            return Err(ApiError::not_found("tenant"));
+        };
+        Ok(Tenant {
+            id: id.to_string(),
+            name: name.clone(),
+            created_at: rfc3339_ms(created.parse().unwrap_or(0)),
+        })
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Tenants")]
+impl TenantsApi {
+    /// Create a tenant
+    ///
+    /// Creates an isolated tenant. Then create an API key for it with
+    /// `POST /api/v1/tenants/{id}/api-keys`. Admin key only.
+    #[oai(path = "/tenants", method = "post", operation_id = "create_tenant")]
+    async fn create_tenant(
+        &self,
+        auth: ApiKeyAuth,
+        body: JsonBody<CreateTenant>,
+    ) -> Result<TenantCreated, ApiError> {
+        self.state.admin(&auth)?;
+        let name = name("name", &body.0.name)?;
+        let now = now_ms();
+        let id = ids::new_id(IdKind::Tenant, Partition(0), now);
+        let mut conn = self.state.conn().await?;
+        let _: () = conn
+            .hset_multiple(
+                self.state.keys.tenant(&id),
+                &[("id", id.clone()), ("name", name.clone()), ("created", now.to_string())],
+            )
+            .await?;
+        let _: () = conn.zadd(self.state.keys.tenants(), &id, now).await?;
+        Ok(TenantCreated::Created(Json(Tenant {
+            id,
+            name,
+            created_at: rfc3339_ms(now),
+        })))
+    }
+
+    /// List tenants
+    ///
+    /// Every tenant, oldest first. Admin key only.
+    #[oai(path = "/tenants", method = "get", operation_id = "list_tenants")]
+    async fn list_tenants(&self, auth: ApiKeyAuth) -> Result<Json<Vec<Tenant>>, ApiError> {
+        self.state.admin(&auth)?;
+        let mut conn = self.state.conn().await?;
+        let ids: Vec<String> = conn.zrange(self.state.keys.tenants(), 0, -1).await?;
+        drop(conn);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(tenant) = self.load_tenant(&id).await {
+                out.push(tenant);
+            }
+        }
+        Ok(Json(out))
+    }
+
+    /// Get a tenant
+    ///
+    /// Admin key only.
+    #[oai(path = "/tenants/:tenant_id", method = "get", operation_id = "get_tenant")]
+    async fn get_tenant(
+        &self,
+        auth: ApiKeyAuth,
+        /// The tenant's id (`ten_…`).
+        tenant_id: Path<String>,
+    ) -> Result<Json<Tenant>, ApiError> {
+        self.state.admin(&auth)?;
+        Ok(Json(self.load_tenant(&tenant_id.0).await?))
+    }
+
+    /// Create an API key
+    ///
+    /// Creates a key that acts for this tenant. The key is in this answer
+    /// only; Hookfleet stores its SHA-256 hash. Send `{}` for an unnamed key.
+    /// Admin key only.
+    #[oai(path = "/tenants/:tenant_id/api-keys", method = "post", operation_id = "create_api_key")]
+    async fn create_api_key(
+        &self,
+        auth: ApiKeyAuth,
+        /// The tenant's id (`ten_…`).
+        tenant_id: Path<String>,
+        body: JsonBody<CreateApiKey>,
+    ) -> Result<ApiKeyCreated, ApiError> {
+        self.state.admin(&auth)?;
+        let label = match &body.0.name {
+            Some(label) => name("name", label)?,
+            None => String::new(),
+        };
+        let tenant = self.load_tenant(&tenant_id.0).await?;
+        let now = now_ms();
+        let key = generate_api_key();
+        let key_id = ids::new_id(IdKind::ApiKey, Partition(0), now);
+        let hash = hash_key(&key);
+        let info = ApiKeyInfo {
+            id: key_id.clone(),
+            name: label.clone(),
+            prefix: key.chars().take(10).collect(),
+            created_at: rfc3339_ms(now),
+            hash: hash.clone(),
+        };
+        let meta = serde_json::to_string(&info).map_err(|_| ApiError::unavailable())?;
+        let mut conn = self.state.conn().await?;
+        // Metadata first: a key that exists in the lookup is always listed
+        // (and so can be revoked).
+        let _: () = conn
+            .hset(self.state.keys.tenant_api_keys(&tenant.id), &key_id, meta)
+            .await?;
+        let _: () = conn
+            .set(
+                self.state.keys.api_key_lookup(&hash),
+                format!("{} {}", tenant.id, key_id),
+            )
+            .await?;
+        Ok(ApiKeyCreated::Created(Json(CreatedApiKey {
+            id: key_id,
+            key,
+            name: label,
+            prefix: info.prefix,
+            created_at: info.created_at,
+        })))
+    }
+
+    /// List API keys
+    ///
+    /// The tenant's keys, without the keys themselves. Admin key only.
+    #[oai(path = "/tenants/:tenant_id/api-keys", method = "get", operation_id = "list_api_keys")]
+    async fn list_api_keys(
+        &self,
+        auth: ApiKeyAuth,
+        /// The tenant's id (`ten_…`).
+        tenant_id: Path<String>,
+    ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+        self.state.admin(&auth)?;
+        let tenant = self.load_tenant(&tenant_id.0).await?;
+        let mut conn = self.state.conn().await?;
+        let map: HashMap<String, String> = conn
+            .hgetall(self.state.keys.tenant_api_keys(&tenant.id))
+            .await?;
+        let mut keys: Vec<ApiKeyInfo> = map
+            .values()
+            .filter_map(|meta| serde_json::from_str(meta).ok())
+            .collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Json(keys))
+    }
+
+    /// Revoke an API key
+    ///
+    /// Requests with the key get 401 from now on. Admin key only.
+    #[oai(
+        path = "/tenants/:tenant_id/api-keys/:key_id",
+        method = "delete",
+        operation_id = "revoke_api_key"
+    )]
+    async fn revoke_api_key(
+        &self,
+        auth: ApiKeyAuth,
+        /// The tenant's id (`ten_…`).
+        tenant_id: Path<String>,
+        /// The key's id (`key_…`).
+        key_id: Path<String>,
+    ) -> Result<Revoked, ApiError> {
+        self.state.admin(&auth)?;
+        let tenant = self.load_tenant(&tenant_id.0).await?;
+        let mut conn = self.state.conn().await?;
+        let meta: Option<String> = conn
+            .hget(self.state.keys.tenant_api_keys(&tenant.id), &key_id.0)
+            .await?;
+        let info: ApiKeyInfo = meta
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .ok_or_else(|| ApiError::not_found("API key"))?;
+        // Lookup first: once it is gone the key no longer authenticates.
+        let _: () = conn.del(self.state.keys.api_key_lookup(&info.hash)).await?;
+        let _: () = conn
+            .hdel(self.state.keys.tenant_api_keys(&tenant.id), &key_id.0)
+            .await?;
+        Ok(Revoked::NoContent)
+    }
+}

@@ -1,0 +1,602 @@
+//! Endpoints ("webhooks" in the API, as in the system Hookfleet replaces):
+//! create, list, read, change, delete, send a test event, read the delivery
+//! log and the counters.
+//!
+//! The endpoint's hash in its partition is authoritative; the tenant's index
+//! (`{t:<tid>}:endpoints`) is what publish reads to find subscribers. Writes
+//! touch the index first on create and last on delete/update, and the publish
+//! scripts re-check every endpoint they queue for, so a crash between the
+//! two writes can never deliver to a deleted or disabled endpoint.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hookfleet_common::catalog::TEST_EVENT_TYPE;
+use hookfleet_common::ids::{self, IdKind};
+use hookfleet_common::model::EndpointRecord;
+use hookfleet_common::signing::SigningSecret;
+use hookfleet_common::time_util::{now_ms, rfc3339_ms};
+use hookfleet_common::scripts;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use redis::AsyncCommands;
+use serde::Deserialize;
+
+use super::deliveries::{self, DeliverySummary};
+use super::event_types;
+use super::ApiTags;
+use crate::auth::{ApiKeyAuth, TenantCtx};
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::input::{self, EndpointUrl, HeaderList};
+use crate::publish::{self, Target};
+use crate::state::AppState;
+
+pub struct WebhooksApi {
+    pub state: AppState,
+}
+
+/// An endpoint that receives events.
+#[derive(Object, Debug)]
+pub struct Webhook {
+    /// The endpoint's id (`ep_…`).
+    pub id: String,
+    /// Where events are POSTed (http or https).
+    pub url: String,
+    /// The event types it receives: exact names, `prefix.*` or `*`.
+    pub events: Vec<String>,
+    /// A note for people.
+    pub description: String,
+    /// Extra request headers sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    /// Most deliveries per second, fleet-wide; absent for no limit.
+    #[oai(skip_serializing_if_is_none)]
+    pub rate_limit: Option<u32>,
+    /// Inactive endpoints receive nothing new; deliveries already queued
+    /// wait until the endpoint is active again.
+    pub active: bool,
+    /// The signing secret (`whsec_…`). Returned only when the endpoint is
+    /// created; store it then.
+    #[oai(skip_serializing_if_is_none)]
+    pub secret: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+impl Webhook {
+    fn from_record(record: EndpointRecord, secret: Option<String>) -> Self {
+        Self {
+            id: record.id,
+            url: record.url,
+            events: record.events,
+            description: record.description,
+            headers: record.headers.into_iter().collect(),
+            rate_limit: record.rate_limit,
+            active: record.active,
+            secret,
+            created_at: rfc3339_ms(record.created_at),
+            updated_at: rfc3339_ms(record.updated_at),
+        }
+    }
+}
+
+/// An endpoint to create.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Where to POST events: an absolute http or https URL, up to 2048
+    /// characters, without a `#fragment`.
+    #[oai(validator(min_length = 1, max_length = 2048))]
+    pub url: String,
+    /// Event types to receive (1 to 100): exact names from
+    /// `GET /api/v1/webhooks/events`, `prefix.*` for a family, or `*`.
+    #[oai(validator(min_items = 1, max_items = 100))]
+    pub events: Vec<String>,
+    /// A note for people, up to 1024 characters.
+    #[oai(validator(max_length = 1024))]
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Up to 20 extra request headers. Names must be valid HTTP header
+    /// names; `webhook-*`, `content-type`, `user-agent`, `host` and other
+    /// headers Hookfleet sets are refused. Values: visible ASCII, ≤ 1024 bytes.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Most deliveries per second to this endpoint (1 to 10000), enforced
+    /// across all workers. Omit for no limit.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    #[serde(default)]
+    pub rate_limit: Option<i64>,
+    /// Whether it receives events now (default true).
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// A signing secret of your own (`whsec_` + base64 of 24 to 64 bytes);
+    /// omit to have one generated.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Changes to an endpoint; absent fields stay as they are.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    /// New URL (same rules as on create).
+    #[oai(validator(min_length = 1, max_length = 2048))]
+    #[serde(default)]
+    pub url: Option<String>,
+    /// New list of event types (same rules as on create).
+    #[oai(validator(min_items = 1, max_items = 100))]
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// New description.
+    #[oai(validator(max_length = 1024))]
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New set of extra headers (replaces the old set).
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// New rate limit; `null` removes the limit.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    #[serde(default)]
+    pub rate_limit: MaybeUndefined<i64>,
+    /// Enable or disable. Re-enabling releases deliveries held meanwhile.
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// A test event to send.
+#[derive(Object, Deserialize, Default)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct TestWebhook {
+    /// The event type to send; default `webhook.test`.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// The event's `data` (a JSON object); default `{"test": true}`.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// The test event that was queued.
+#[derive(Object)]
+pub struct TestSent {
+    /// The event's id (`evt_…`), also its `webhook-id`.
+    pub event_id: String,
+    /// The delivery to this endpoint (`dlv_…`).
+    pub delivery_id: String,
+}
+
+/// A page of the endpoint's deliveries, newest first.
+#[derive(Object)]
+pub struct DeliveryPage {
+    /// The deliveries.
+    pub data: Vec<DeliverySummary>,
+}
+
+/// An endpoint's counters since it was created.
+#[derive(Object)]
+pub struct WebhookStats {
+    /// Attempts made.
+    pub attempts: u64,
+    /// Attempts answered 2xx.
+    pub attempts_2xx: u64,
+    /// Attempts answered 3xx (redirects are not followed).
+    pub attempts_3xx: u64,
+    /// Attempts answered 4xx.
+    pub attempts_4xx: u64,
+    /// Attempts answered 5xx.
+    pub attempts_5xx: u64,
+    /// Attempts with no answer (connection error, timeout).
+    pub attempts_error: u64,
+    /// Deliveries that ended `delivered`.
+    pub delivered: u64,
+    /// Deliveries that ended `failed`.
+    pub failed: u64,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// Deliveries not yet ended (pending, in flight or scheduled).
+    pub backlog: u64,
+    /// The last successful attempt (RFC 3339).
+    #[oai(skip_serializing_if_is_none)]
+    pub last_success_at: Option<String>,
+    /// The last failed attempt (RFC 3339).
+    #[oai(skip_serializing_if_is_none)]
+    pub last_failure_at: Option<String>,
+    /// The HTTP status of the last failed attempt, if it had one.
+    #[oai(skip_serializing_if_is_none)]
+    pub last_failure_code: Option<u16>,
+}
+
+#[derive(ApiResponse)]
+pub enum WebhookCreated {
+    /// Created. The answer holds the signing secret; it is not shown again.
+    #[oai(status = 201)]
+    Created(Json<Webhook>),
+}
+
+#[derive(ApiResponse)]
+pub enum WebhookDeleted {
+    /// Deleted; its pending and scheduled deliveries are cancelled.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+#[derive(ApiResponse)]
+pub enum TestQueued {
+    /// The test event is queued for this endpoint alone.
+    #[oai(status = 202)]
+    Accepted(Json<TestSent>),
+}
+
+impl WebhooksApi {
+    /// The tenant's endpoint, or 404 (also for other tenants' ids).
+    async fn load(&self, tenant: &TenantCtx, id: &str) -> Result<EndpointRecord, ApiError> {
+        let p = ids::partition_of(IdKind::Endpoint, id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let mut conn = self.state.conn().await?;
+        let map: HashMap<String, String> = conn.hgetall(self.state.keys.endpoint(p, id)).await?;
+        match EndpointRecord::from_hash(&map) {
+            Some(record) if record.tenant_id == tenant.tenant_id => Ok(record),
+            _ => Err(ApiError::not_found("webhook")),
+        }
+    }
+
+    async fn known_type_checker(&self, tenant: &TenantCtx) -> Result<impl Fn(&str) -> bool, ApiError> {
+        let names: Vec<String> = event_types::available(&self.state, &tenant.tenant_id)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        Ok(move |name: &str| names.iter().any(|n| n == name))
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Webhooks")]
+impl WebhooksApi {
+    /// Create a webhook
+    ///
+    /// Registers an endpoint. Every event whose type matches `events` is
+    /// POSTed to `url`, signed per Standard Webhooks with the returned
+    /// `secret` (shown only in this answer).
+    #[oai(path = "/webhooks", method = "post", operation_id = "create_webhook")]
+    async fn create(
+        &self,
+        auth: ApiKeyAuth,
+        body: JsonBody<CreateWebhook>,
+    ) -> Result<WebhookCreated, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let body = body.0;
+        let url = EndpointUrl::parse(&body.url)?;
+        let is_known = self.known_type_checker(&tenant).await?;
+        let events = input::events(&body.events, is_known)?;
+        let description = input::description("description", body.description.as_deref().unwrap_or(""))?;
+        let headers = HeaderList::parse(&body.headers.unwrap_or_default())?;
+        let rate_limit = body.rate_limit.map(input::rate_limit).transpose()?;
+        let secret = match &body.secret {
+            Some(text) => SigningSecret::parse(text).map_err(|reason| ApiError::invalid("secret", reason))?,
+            None => SigningSecret::generate(),
+        };
+
+        let now = now_ms();
+        let p = ids::random_partition(self.state.config.partitions);
+        let record = EndpointRecord {
+            id: ids::new_id(IdKind::Endpoint, p, now),
+            tenant_id: tenant.tenant_id.clone(),
+            url: url.into_string(),
+            events,
+            description,
+            headers: headers.into_vec(),
+            rate_limit,
+            timeout_ms: None,
+            active: body.active.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+        };
+        let exposed = secret.expose();
+        let mut fields = record.to_fields();
+        fields.push(("secret", exposed.clone()));
+        let mut conn = self.state.conn().await?;
+        let _: () = conn
+            .hset(
+                self.state.keys.tenant_endpoints(&tenant.tenant_id),
+                &record.id,
+                record.subscription_summary(),
+            )
+            .await?;
+        let _: () = conn
+            .hset_multiple(self.state.keys.endpoint(p, &record.id), &fields)
+            .await?;
+        tracing::info!(endpoint_id = %record.id, tenant_id = %tenant.tenant_id, "endpoint created");
+        Ok(WebhookCreated::Created(Json(Webhook::from_record(record, Some(exposed)))))
+    }
+
+    /// List webhooks
+    ///
+    /// The tenant's endpoints, oldest first. Secrets are not included.
+    #[oai(path = "/webhooks", method = "get", operation_id = "list_webhooks")]
+    async fn list(&self, auth: ApiKeyAuth) -> Result<Json<Vec<Webhook>>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let mut conn = self.state.conn().await?;
+        let mut ids: Vec<String> = conn
+            .hkeys(self.state.keys.tenant_endpoints(&tenant.tenant_id))
+            .await?;
+        ids.sort();
+        let mut pipe = redis::pipe();
+        let mut kept = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(p) = ids::partition_of(IdKind::Endpoint, id) {
+                pipe.hgetall(self.state.keys.endpoint(p, id));
+                kept.push(id);
+            }
+        }
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+        let mut out: Vec<Webhook> = maps
+            .iter()
+            .filter_map(EndpointRecord::from_hash)
+            .filter(|r| r.tenant_id == tenant.tenant_id)
+            .map(|r| Webhook::from_record(r, None))
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(Json(out))
+    }
+
+    /// Get a webhook
+    ///
+    /// One endpoint, without its secret.
+    #[oai(path = "/webhooks/:id", method = "get", operation_id = "get_webhook")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+    ) -> Result<Json<Webhook>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        Ok(Json(Webhook::from_record(self.load(&tenant, &id.0).await?, None)))
+    }
+
+    /// Update a webhook
+    ///
+    /// Changes the fields given; the rest stay. Disabling holds new and
+    /// queued deliveries; re-enabling (`"active": true`) releases them.
+    #[oai(path = "/webhooks/:id", method = "patch", operation_id = "update_webhook")]
+    async fn update(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        body: JsonBody<UpdateWebhook>,
+    ) -> Result<Json<Webhook>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let body = body.0;
+        // Validate everything before touching the record: all or nothing.
+        let url = body.url.as_deref().map(EndpointUrl::parse).transpose()?;
+        let events = match &body.events {
+            Some(events) => {
+                let is_known = self.known_type_checker(&tenant).await?;
+                Some(input::events(events, is_known)?)
+            }
+            None => None,
+        };
+        let description = body
+            .description
+            .as_deref()
+            .map(|d| input::description("description", d))
+            .transpose()?;
+        let headers = body.headers.as_ref().map(HeaderList::parse).transpose()?;
+        let rate_limit = match body.rate_limit {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(v) => Some(Some(input::rate_limit(v)?)),
+        };
+
+        let mut record = self.load(&tenant, &id.0).await?;
+        if let Some(url) = url {
+            record.url = url.into_string();
+        }
+        if let Some(events) = events {
+            record.events = events;
+        }
+        if let Some(description) = description {
+            record.description = description;
+        }
+        if let Some(headers) = headers {
+            record.headers = headers.into_vec();
+        }
+        if let Some(rate_limit) = rate_limit {
+            record.rate_limit = rate_limit;
+        }
+        if let Some(active) = body.active {
+            record.active = active;
+        }
+        record.updated_at = now_ms();
+
+        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let keys = &self.state.keys;
+        let mut invocation = scripts::UPDATE_ENDPOINT.prepare_invoke();
+        invocation
+            .key(keys.endpoint(p, &record.id))
+            .key(keys.endpoint_held(p, &record.id))
+            .key(keys.due(p))
+            .arg(&tenant.tenant_id)
+            .arg(record.updated_at)
+            .arg(keys.wake_channel())
+            .arg(p.0);
+        for (name, value) in record.to_fields() {
+            if name != "id" && name != "tenant" && name != "created" {
+                invocation.arg(name).arg(value);
+            }
+        }
+        let mut conn = self.state.conn().await?;
+        let released: i64 = invocation.invoke_async(&mut *conn).await?;
+        if released < 0 {
+            return Err(ApiError::not_found("webhook"));
+        }
+        let _: () = conn
+            .hset(
+                keys.tenant_endpoints(&tenant.tenant_id),
+                &record.id,
+                record.subscription_summary(),
+            )
+            .await?;
+        Ok(Json(Webhook::from_record(record, None)))
+    }
+
+    /// Delete a webhook
+    ///
+    /// Deletes the endpoint and cancels its deliveries that have not ended
+    /// (they show as `cancelled`). Delivered and failed ones stay readable
+    /// through their events until retention ends.
+    #[oai(path = "/webhooks/:id", method = "delete", operation_id = "delete_webhook")]
+    async fn delete(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+    ) -> Result<WebhookDeleted, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let record = self.load(&tenant, &id.0).await?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let keys = &self.state.keys;
+        let mut conn = self.state.conn().await?;
+        let cancelled: i64 = scripts::DELETE_ENDPOINT
+            .key(keys.endpoint(p, &record.id))
+            .key(keys.endpoint_open(p, &record.id))
+            .key(keys.endpoint_held(p, &record.id))
+            .key(keys.due(p))
+            .key(keys.inflight(p))
+            .key(keys.rate(p, &record.id))
+            .key(keys.endpoint_stats(p, &record.id))
+            .key(keys.endpoint_deliveries(p, &record.id))
+            .key(keys.attempts(p, &record.id))
+            .arg(keys.partition_prefix(p))
+            .arg(&tenant.tenant_id)
+            .arg(now_ms())
+            .arg(self.state.config.retention.as_millis() as u64)
+            .invoke_async(&mut *conn)
+            .await?;
+        if cancelled < 0 {
+            return Err(ApiError::not_found("webhook"));
+        }
+        let _: () = conn
+            .hdel(keys.tenant_endpoints(&tenant.tenant_id), &record.id)
+            .await?;
+        tracing::info!(endpoint_id = %record.id, cancelled, "endpoint deleted");
+        Ok(WebhookDeleted::NoContent)
+    }
+
+    /// Send a test event
+    ///
+    /// Queues one signed event for this endpoint alone, whatever it
+    /// subscribes to: by default of type `webhook.test` with data
+    /// `{"test": true}`. Follow it with `GET /api/v1/events/{event_id}`.
+    /// 409 if the endpoint is disabled.
+    #[oai(path = "/webhooks/:id/test", method = "post", operation_id = "test_webhook")]
+    async fn test(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        body: JsonBody<TestWebhook>,
+    ) -> Result<TestQueued, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let body = body.0;
+        let event_type = match &body.event_type {
+            Some(name) => {
+                let name = input::event_type_name("event_type", name)?;
+                if name != TEST_EVENT_TYPE && !event_types::exists(&self.state, &tenant.tenant_id, &name).await? {
+                    return Err(ApiError::invalid("event_type", format!("unknown event type `{name}`")));
+                }
+                name
+            }
+            None => TEST_EVENT_TYPE.to_string(),
+        };
+        let data = body.data.unwrap_or_else(|| serde_json::json!({"test": true}));
+        if !data.is_object() {
+            return Err(ApiError::invalid("data", "must be a JSON object"));
+        }
+        let record = self.load(&tenant, &id.0).await?;
+        if !record.active {
+            return Err(ApiError::conflict("the webhook is disabled; enable it to send a test"));
+        }
+        let published = publish::publish(
+            &self.state,
+            &tenant.tenant_id,
+            &event_type,
+            &data,
+            None,
+            Target::Endpoint(record.id.clone()),
+        )
+        .await?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        Ok(TestQueued::Accepted(Json(TestSent {
+            delivery_id: ids::delivery_id(&published.event_id, &record.id, p),
+            event_id: published.event_id,
+        })))
+    }
+
+    /// List a webhook's deliveries
+    ///
+    /// The endpoint's most recent deliveries, newest first.
+    #[oai(path = "/webhooks/:id/deliveries", method = "get", operation_id = "list_webhook_deliveries")]
+    async fn deliveries(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        /// How many to return, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<DeliveryPage>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let limit = limit.0.unwrap_or(50).clamp(1, 250);
+        let record = self.load(&tenant, &id.0).await?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let mut conn = self.state.conn().await?;
+        let ids: Vec<String> = conn
+            .zrevrange(self.state.keys.endpoint_deliveries(p, &record.id), 0, limit as isize - 1)
+            .await?;
+        drop(conn);
+        let data = deliveries::load_many(&self.state, p, &ids).await?;
+        Ok(Json(DeliveryPage { data }))
+    }
+
+    /// Get a webhook's statistics
+    ///
+    /// Counters kept as attempts happen (no scan of the log).
+    #[oai(path = "/webhooks/:id/stats", method = "get", operation_id = "get_webhook_stats")]
+    async fn stats(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+    ) -> Result<Json<WebhookStats>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let record = self.load(&tenant, &id.0).await?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let mut conn = self.state.conn().await?;
+        let counters: HashMap<String, String> = conn
+            .hgetall(self.state.keys.endpoint_stats(p, &record.id))
+            .await?;
+        let backlog: u64 = conn.scard(self.state.keys.endpoint_open(p, &record.id)).await?;
+        let n = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).unwrap_or(0u64);
+        let t = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).map(rfc3339_ms);
+        Ok(Json(WebhookStats {
+            attempts: n("attempts"),
+            attempts_2xx: n("attempts_2xx"),
+            attempts_3xx: n("attempts_3xx"),
+            attempts_4xx: n("attempts_4xx"),
+            attempts_5xx: n("attempts_5xx"),
+            attempts_error: n("attempts_error"),
+            delivered: n("delivered"),
+            failed: n("failed"),
+            retries: n("retries"),
+            backlog,
+            last_success_at: t("last_success_at"),
+            last_failure_at: t("last_failure_at"),
+            last_failure_code: counters.get("last_failure_code").and_then(|v| v.parse().ok()),
+        }))
+    }
+}

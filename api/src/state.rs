@@ -1,0 +1,23 @@
+//! What every handler shares: configuration, key names and the Redis pool.
+
+use std::sync::Arc;
+
+use deadpool_redis::{Connection, Pool};
+use hookfleet_common::{Config, Keys};
+
+use crate::error::ApiError;
+
+/// Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub keys: Keys,
+    pub pool: Pool,
+}
+
+impl AppState {
+    /// A pooled connection, or 503 when Redis is unreachable.
+    pub async fn conn(&self) -> Result<Connection, ApiError> {
+        Ok(self.pool.get().await?)
+    }
+}

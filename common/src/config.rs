@@ -1,0 +1,230 @@
+//! Configuration: one typed struct, read once from `HOOKFLEET_*` environment
+//! variables and validated at start-up with errors that name the variable.
+//!
+//! [`VARIABLES`] is the single list of variables, defaults and meanings; the
+//! README's table is written from it and a test keeps the two in step.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::duration::{parse_duration, parse_duration_list};
+use crate::ids::MAX_PARTITIONS;
+
+/// (name, default, meaning) of every variable either binary reads.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("HOOKFLEET_REDIS_URL", "redis://127.0.0.1:6379", "Redis to use (the only store)."),
+    ("HOOKFLEET_REDIS_PREFIX", "hf", "Prefix of every Redis key, so several installations (or test runs) can share one Redis."),
+    ("HOOKFLEET_REDIS_POOL", "32", "Redis connections per process."),
+    ("HOOKFLEET_LISTEN", "127.0.0.1:8080", "API listen address (Swagger UI at `/docs`, spec at `/openapi.json`)."),
+    ("HOOKFLEET_ADMIN_KEY", "(none)", "Bearer key for the admin routes (tenants, API keys). Without it the admin routes answer 401."),
+    ("HOOKFLEET_PARTITIONS", "16", "Queue partitions (Redis hash tags). May grow, never shrink, for the life of a dataset. At most 1024."),
+    ("HOOKFLEET_RETRY_SCHEDULE", "0s,5s,5m,30m,2h,5h,10h,10h", "Delay before each attempt (the first is the initial delay); its length is the number of attempts. Each delay gets ±10% jitter."),
+    ("HOOKFLEET_REQUEST_TIMEOUT", "30s", "Default timeout of one delivery attempt (endpoints may set their own)."),
+    ("HOOKFLEET_LEASE", "60s", "How long a claimed delivery stays claimed before another worker may take it over. Must exceed the request timeout by at least 5s."),
+    ("HOOKFLEET_RETRY_AFTER_MAX", "1h", "Longest `Retry-After` (on 429/503) that is honoured."),
+    ("HOOKFLEET_MAX_PAYLOAD", "262144", "Largest request body the API accepts, in bytes (larger gets 413)."),
+    ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept."),
+    ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered."),
+    ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
+    ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
+    ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
+    ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
+    ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
+    ("HOOKFLEET_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,hookfleet_worker=debug`)."),
+];
+
+/// Why the configuration was refused; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+/// The whole configuration of either binary.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub redis_pool: usize,
+    pub listen: SocketAddr,
+    /// Never logged: `Debug` on this struct is only used in tests.
+    pub admin_key: Option<String>,
+    pub partitions: u16,
+    pub retry_schedule: Vec<Duration>,
+    pub request_timeout: Duration,
+    pub lease: Duration,
+    pub retry_after_max: Duration,
+    pub max_payload: usize,
+    pub retention: Duration,
+    pub idempotency_ttl: Duration,
+    pub attempt_log_maxlen: u64,
+    pub worker_concurrency: usize,
+    pub claim_batch: usize,
+    pub poll_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub log_filter: String,
+}
+
+fn default_of(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, d, _)| *d)
+        .unwrap_or("")
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| -> String {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default_of(name).to_string())
+        };
+        let duration = |name: &'static str| -> Result<Duration, ConfigError> {
+            parse_duration(&get(name)).map_err(|reason| ConfigError {
+                variable: name,
+                reason,
+            })
+        };
+        let number = |name: &'static str| -> Result<u64, ConfigError> {
+            get(name).trim().parse::<u64>().map_err(|_| ConfigError {
+                variable: name,
+                reason: format!("`{}` is not a whole number", get(name)),
+            })
+        };
+
+        let listen = get("HOOKFLEET_LISTEN")
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError {
+                variable: "HOOKFLEET_LISTEN",
+                reason: "expected host:port, e.g. 127.0.0.1:8080".into(),
+            })?;
+        let partitions = number("HOOKFLEET_PARTITIONS")?;
+        if partitions == 0 || partitions > u64::from(MAX_PARTITIONS) {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_PARTITIONS",
+                reason: format!("must be 1..={MAX_PARTITIONS}"),
+            });
+        }
+        let retry_schedule = parse_duration_list(&get("HOOKFLEET_RETRY_SCHEDULE")).map_err(
+            |reason| ConfigError {
+                variable: "HOOKFLEET_RETRY_SCHEDULE",
+                reason,
+            },
+        )?;
+        if retry_schedule.is_empty() {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_RETRY_SCHEDULE",
+                reason: "needs at least one duration".into(),
+            });
+        }
+        let request_timeout = duration("HOOKFLEET_REQUEST_TIMEOUT")?;
+        let lease = duration("HOOKFLEET_LEASE")?;
+        // A lease shorter than an attempt would let a second worker take a
+        // delivery whose first attempt is still running: a duplicate POST.
+        if lease < request_timeout + Duration::from_secs(5) {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_LEASE",
+                reason: format!(
+                    "must exceed HOOKFLEET_REQUEST_TIMEOUT ({}s) by at least 5s",
+                    request_timeout.as_secs()
+                ),
+            });
+        }
+        let redis_prefix = get("HOOKFLEET_REDIS_PREFIX");
+        if redis_prefix.contains(['{', '}', ' ']) {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_REDIS_PREFIX",
+                reason: "must not contain braces or spaces".into(),
+            });
+        }
+        let positive = |name: &'static str| -> Result<u64, ConfigError> {
+            let value = number(name)?;
+            if value == 0 {
+                return Err(ConfigError {
+                    variable: name,
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Ok(value)
+        };
+
+        Ok(Self {
+            redis_url: get("HOOKFLEET_REDIS_URL"),
+            redis_prefix,
+            redis_pool: positive("HOOKFLEET_REDIS_POOL")? as usize,
+            listen,
+            admin_key: lookup("HOOKFLEET_ADMIN_KEY").filter(|k| !k.trim().is_empty()),
+            partitions: partitions as u16,
+            retry_schedule,
+            request_timeout,
+            lease,
+            retry_after_max: duration("HOOKFLEET_RETRY_AFTER_MAX")?,
+            max_payload: positive("HOOKFLEET_MAX_PAYLOAD")? as usize,
+            retention: duration("HOOKFLEET_RETENTION")?,
+            idempotency_ttl: duration("HOOKFLEET_IDEMPOTENCY_TTL")?,
+            attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,
+            worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,
+            claim_batch: positive("HOOKFLEET_CLAIM_BATCH")? as usize,
+            poll_interval: duration("HOOKFLEET_POLL_INTERVAL")?,
+            shutdown_grace: duration("HOOKFLEET_SHUTDOWN_GRACE")?,
+            log_filter: get("HOOKFLEET_LOG"),
+        })
+    }
+
+    /// The partitions `0..partitions`.
+    pub fn all_partitions(&self) -> impl Iterator<Item = crate::ids::Partition> {
+        (0..self.partitions).map(crate::ids::Partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.retry_schedule.len(), 8);
+        assert_eq!(config.partitions, 16);
+        assert_eq!(config.max_payload, 256 * 1024);
+        assert!(config.admin_key.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = load(&[("HOOKFLEET_RETRY_SCHEDULE", "1s,soon")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_RETRY_SCHEDULE");
+        let err = load(&[("HOOKFLEET_LISTEN", "nowhere")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_LISTEN");
+        let err = load(&[("HOOKFLEET_PARTITIONS", "0")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_PARTITIONS");
+        let err = load(&[("HOOKFLEET_MAX_PAYLOAD", "-1")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_MAX_PAYLOAD");
+    }
+
+    #[test]
+    fn lease_must_outlive_the_request_timeout() {
+        let err = load(&[("HOOKFLEET_REQUEST_TIMEOUT", "30s"), ("HOOKFLEET_LEASE", "30s")])
+            .unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_LEASE");
+        assert!(load(&[("HOOKFLEET_REQUEST_TIMEOUT", "1s"), ("HOOKFLEET_LEASE", "6s")]).is_ok());
+    }
+}

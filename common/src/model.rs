@@ -1,0 +1,203 @@
+//! Types the API and the worker both read or write in Redis.
+
+use std::collections::HashMap;
+
+/// A delivery's state. `in_flight` means a worker holds its lease now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    InFlight,
+    Scheduled,
+    Delivered,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::InFlight,
+        DeliveryStatus::Scheduled,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::InFlight => "in_flight",
+            DeliveryStatus::Scheduled => "scheduled",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Terminal states never change again (short of a manual retry).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Delivered | DeliveryStatus::Failed | DeliveryStatus::Cancelled
+        )
+    }
+}
+
+/// Names of the fields of one attempt in an endpoint's attempt stream.
+pub mod attempt_field {
+    pub const DELIVERY: &str = "delivery";
+    pub const EVENT: &str = "event";
+    pub const ATTEMPT: &str = "attempt";
+    pub const AT: &str = "at";
+    pub const STATUS_CODE: &str = "code";
+    pub const DURATION_MS: &str = "duration_ms";
+    pub const ERROR: &str = "error";
+    pub const OUTCOME: &str = "outcome";
+    pub const RESPONSE_HEADERS: &str = "response_headers";
+    pub const RESPONSE_BODY: &str = "response_body";
+    pub const NEXT_ATTEMPT_AT: &str = "next";
+    pub const WEBHOOK_TIMESTAMP: &str = "webhook_timestamp";
+}
+
+/// The most response body kept per attempt.
+pub const RESPONSE_EXCERPT_MAX: usize = 4096;
+
+/// An endpoint as stored in its hash (`hf:{pN}:endpoint:<id>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub headers: Vec<(String, String)>,
+    pub rate_limit: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub active: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl EndpointRecord {
+    /// Reads an endpoint from its hash; `None` if the hash is empty or
+    /// damaged (treated as not found rather than a server error).
+    pub fn from_hash(map: &HashMap<String, String>) -> Option<Self> {
+        let get = |name: &str| map.get(name).cloned().unwrap_or_default();
+        let id = map.get("id")?.clone();
+        let events: Vec<String> = serde_json::from_str(&get("events")).ok()?;
+        let headers: Vec<(String, String)> = serde_json::from_str(&get("headers")).ok()?;
+        Some(Self {
+            id,
+            tenant_id: get("tenant"),
+            url: get("url"),
+            events,
+            description: get("description"),
+            headers,
+            rate_limit: get("rate_limit").parse().ok(),
+            timeout_ms: get("timeout_ms").parse().ok(),
+            active: get("active") == "1",
+            created_at: get("created").parse().unwrap_or(0),
+            updated_at: get("updated").parse().unwrap_or(0),
+        })
+    }
+
+    /// The field/value pairs written to the endpoint's hash (not the secret,
+    /// which is written only at creation and rotation).
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("id", self.id.clone()),
+            ("tenant", self.tenant_id.clone()),
+            ("url", self.url.clone()),
+            (
+                "events",
+                serde_json::to_string(&self.events).unwrap_or_else(|_| "[]".into()),
+            ),
+            ("description", self.description.clone()),
+            (
+                "headers",
+                serde_json::to_string(&self.headers).unwrap_or_else(|_| "[]".into()),
+            ),
+            (
+                "rate_limit",
+                self.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+            ),
+            (
+                "timeout_ms",
+                self.timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
+            ),
+            ("active", if self.active { "1" } else { "0" }.to_string()),
+            ("created", self.created_at.to_string()),
+            ("updated", self.updated_at.to_string()),
+        ]
+    }
+
+    /// What the tenant's endpoint index stores for publish to match on:
+    /// `<active 0|1> <pattern> <pattern> ...`.
+    pub fn subscription_summary(&self) -> String {
+        let mut summary = String::from(if self.active { "1" } else { "0" });
+        for pattern in &self.events {
+            summary.push(' ');
+            summary.push_str(pattern);
+        }
+        summary
+    }
+}
+
+/// Parses an index entry written by [`EndpointRecord::subscription_summary`]:
+/// whether the endpoint is active and whether it wants `event_type`.
+pub fn summary_wants(summary: &str, event_type: &str) -> bool {
+    let mut parts = summary.split(' ');
+    if parts.next() != Some("1") {
+        return false;
+    }
+    crate::catalog::any_matches(parts, event_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_round_trips_through_its_hash() {
+        let record = EndpointRecord {
+            id: "ep_1".into(),
+            tenant_id: "ten_1".into(),
+            url: "https://example.com/hook".into(),
+            events: vec!["video.*".into(), "user.created".into()],
+            description: "d".into(),
+            headers: vec![("x-team".into(), "a".into())],
+            rate_limit: Some(5),
+            timeout_ms: None,
+            active: true,
+            created_at: 1,
+            updated_at: 2,
+        };
+        let map: HashMap<String, String> = record
+            .to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(EndpointRecord::from_hash(&map), Some(record.clone()));
+        let summary = record.subscription_summary();
+        assert!(summary_wants(&summary, "video.processed"));
+        assert!(summary_wants(&summary, "user.created"));
+        assert!(!summary_wants(&summary, "job.failed"));
+        let inactive = EndpointRecord {
+            active: false,
+            ..record
+        };
+        assert!(!summary_wants(&inactive.subscription_summary(), "video.processed"));
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(DeliveryStatus::parse("lost"), None);
+    }
+}

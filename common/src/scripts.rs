@@ -1,0 +1,36 @@
+//! The Lua scripts that change queue state, one file per transition of a
+//! delivery's life (see each file's header for its KEYS, ARGV and
+//! guarantee). They are loaded once per process; `redis::Script` sends
+//! EVALSHA and reloads the script when Redis answers NOSCRIPT (after a
+//! restart or `SCRIPT FLUSH`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        #[doc = concat!("`", $file, "`; see the file's header.")]
+        pub static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(include_str!(concat!("scripts/", $file))));
+    };
+}
+
+script!(PUBLISH, "publish.lua");
+script!(FANOUT, "fanout.lua");
+script!(CLAIM, "claim.lua");
+script!(FINISH, "finish.lua");
+script!(RESCHEDULE, "reschedule.lua");
+script!(UPDATE_ENDPOINT, "update_endpoint.lua");
+script!(DELETE_ENDPOINT, "delete_endpoint.lua");
+
+/// Every script's file name and source, for tests that check them as text.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("publish.lua", include_str!("scripts/publish.lua")),
+    ("fanout.lua", include_str!("scripts/fanout.lua")),
+    ("claim.lua", include_str!("scripts/claim.lua")),
+    ("finish.lua", include_str!("scripts/finish.lua")),
+    ("reschedule.lua", include_str!("scripts/reschedule.lua")),
+    ("update_endpoint.lua", include_str!("scripts/update_endpoint.lua")),
+    ("delete_endpoint.lua", include_str!("scripts/delete_endpoint.lua")),
+];

@@ -1,0 +1,107 @@
+-- claim.lua: hand out up to N due deliveries of one partition under a lease.
+--
+-- KEYS[1] due zset       hf:{pN}:due
+-- KEYS[2] inflight zset  hf:{pN}:inflight
+-- ARGV[1] partition key prefix  hf:{pN}:
+-- ARGV[2] now (ms)  ARGV[3] max deliveries to claim  ARGV[4] lease (ms)
+-- ARGV[5] this partition's number  ARGV[6] max expired leases to reclaim
+--
+-- Returns {next_due_ms or -1, job, job, ...}; each job is
+-- {delivery id, endpoint id, event id, attempts so far, lease token,
+--  url, secret, headers json, timeout ms, body or '', previous secret,
+--  previous secret valid until (ms)}.
+--
+-- In one atomic step it:
+--  1. puts deliveries whose lease expired (their worker died) back in due;
+--  2. for each due delivery: cancels it if its endpoint is gone, holds it
+--     if the endpoint is disabled, defers it to the time the endpoint's
+--     rate limit (GCRA, fleet-wide because the state lives here) allows it,
+--     or moves it to inflight with lease deadline now + lease.
+-- The lease token (a per-delivery claim counter) lets finish/reschedule
+-- refuse a worker whose lease was taken over.
+
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local max_jobs = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local partition = ARGV[5]
+
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+for _, delivery_id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], delivery_id)
+  local delivery = prefix .. 'delivery:' .. delivery_id
+  if redis.call('HGET', delivery, 'status') == 'in_flight' then
+    redis.call('HSET', delivery, 'status', 'pending', 'next', now)
+    redis.call('ZADD', KEYS[1], now, delivery_id)
+  end
+end
+
+local jobs = {}
+local deferred = {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max_jobs)
+for _, delivery_id in ipairs(due) do
+  local delivery = prefix .. 'delivery:' .. delivery_id
+  local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant')
+  if not d[1] then
+    -- Expired by retention: nothing left to deliver.
+    redis.call('ZREM', KEYS[1], delivery_id)
+  else
+    local endpoint_id = d[1]
+    local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
+      'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
+      'old_secret', 'old_secret_until')
+    if endpoint[1] ~= d[5] then
+      redis.call('ZREM', KEYS[1], delivery_id)
+      redis.call('HSET', delivery, 'status', 'cancelled', 'next', '')
+      redis.call('SREM', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
+    elseif endpoint[2] ~= '1' then
+      redis.call('ZREM', KEYS[1], delivery_id)
+      redis.call('ZADD', prefix .. 'ep_held:' .. endpoint_id, now, delivery_id)
+    else
+      local allowed = true
+      local rate = tonumber(endpoint[7] or '')
+      if rate and rate > 0 then
+        -- GCRA without burst: one delivery per 1/rate seconds, fleet-wide.
+        local emission = 1000 / rate
+        local rate_key = prefix .. 'rate:' .. endpoint_id
+        local tat = tonumber(redis.call('GET', rate_key) or '0') or 0
+        if tat < now then tat = now end
+        if tat > now then
+          -- Over the limit: move it to the time it becomes allowed, spreading
+          -- a backlog over successive slots instead of retrying all at once.
+          local slot = (deferred[endpoint_id] or 0)
+          deferred[endpoint_id] = slot + 1
+          redis.call('ZADD', KEYS[1], math.ceil(tat + slot * emission), delivery_id)
+          redis.call('HSET', delivery, 'next', math.ceil(tat + slot * emission))
+          allowed = false
+        else
+          redis.call('SET', rate_key, tostring(tat + emission), 'PX', math.ceil(emission) + 1000)
+        end
+      end
+      if allowed then
+        redis.call('ZREM', KEYS[1], delivery_id)
+        redis.call('ZADD', KEYS[2], now + lease, delivery_id)
+        local token = redis.call('HINCRBY', delivery, 'claims', 1)
+        redis.call('HSET', delivery, 'status', 'in_flight')
+        local body = ''
+        if d[4] == partition then
+          body = redis.call('HGET', prefix .. 'event:' .. d[2], 'body') or ''
+        end
+        jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', tostring(token),
+          endpoint[3] or '', endpoint[4] or '', endpoint[5] or '', endpoint[6] or '',
+          body, endpoint[8] or '', endpoint[9] or ''}
+      end
+    end
+  end
+end
+
+local next_due = -1
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] then next_due = tonumber(first[2]) end
+local first_lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
+  next_due = tonumber(first_lease[2])
+end
+local result = {next_due}
+for _, job in ipairs(jobs) do result[#result + 1] = job end
+return result

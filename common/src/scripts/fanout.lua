@@ -1,0 +1,47 @@
+-- fanout.lua: queue an event's deliveries for the endpoints of one
+-- partition other than the event's home partition (see publish.lua).
+--
+-- KEYS[1] due zset              hf:{pN}:due
+-- KEYS[2] event deliveries set  hf:{pN}:event_dlv:<evid>
+-- ARGV[1] partition key prefix  ARGV[2] now (ms)  ARGV[3] retention (ms)
+-- ARGV[4] event id  ARGV[5] tenant id  ARGV[6] event type
+-- ARGV[7] the event's home partition (where its body lives)
+-- ARGV[8] this partition's number  ARGV[9] wake channel
+-- ARGV[10..] pairs: endpoint id, delivery id
+--
+-- Returns the number of deliveries that exist for these endpoints after the
+-- call. Idempotent: a delivery id that exists is left alone, so the API can
+-- re-run an interrupted fan-out.
+
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
+local tenant = ARGV[5]
+local created = 0
+for i = 10, #ARGV, 2 do
+  local endpoint_id = ARGV[i]
+  local delivery_id = ARGV[i + 1]
+  local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
+  if endpoint[1] == tenant and endpoint[2] == '1' then
+    local delivery = prefix .. 'delivery:' .. delivery_id
+    if redis.call('EXISTS', delivery) == 0 then
+      redis.call('HSET', delivery,
+        'id', delivery_id, 'event', ARGV[4], 'evp', ARGV[7], 'endpoint', endpoint_id,
+        'tenant', tenant, 'type', ARGV[6], 'status', 'pending', 'attempts', 0,
+        'created', now, 'next', now, 'claims', 0)
+      redis.call('PEXPIRE', delivery, retention)
+      redis.call('ZADD', KEYS[1], now, delivery_id)
+      local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id
+      redis.call('ZADD', by_endpoint, now, delivery_id)
+      redis.call('ZREMRANGEBYSCORE', by_endpoint, '-inf', now - retention)
+      redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
+      redis.call('SADD', KEYS[2], delivery_id)
+    end
+    created = created + 1
+  end
+end
+if created > 0 then
+  redis.call('PEXPIRE', KEYS[2], retention)
+  redis.call('PUBLISH', ARGV[9], ARGV[8])
+end
+return created

@@ -1,0 +1,81 @@
+-- publish.lua: store an event once and queue its deliveries in the event's
+-- home partition, atomically. Deliveries for endpoints in other partitions
+-- are queued by fanout.lua (one call per partition).
+--
+-- KEYS[1] event hash            hf:{pN}:event:<evid>
+-- KEYS[2] idempotency key       hf:{pN}:idem:<tid>:<key> (any key of {pN} when ARGV[5] = '0')
+-- KEYS[3] due zset              hf:{pN}:due
+-- KEYS[4] event deliveries set  hf:{pN}:event_dlv:<evid>
+-- ARGV[1] partition key prefix  hf:{pN}:
+-- ARGV[2] now (epoch ms)       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
+-- ARGV[5] '1' if an idempotency key is given
+-- ARGV[6] event id   ARGV[7] tenant id   ARGV[8] event type   ARGV[9] body (signed JSON)
+-- ARGV[10] '1' if every delivery is in this partition (the event is complete)
+-- ARGV[11] this partition's number   ARGV[12] wake channel
+-- ARGV[13] number of matching endpoints (the event's delivery count)
+-- ARGV[14] the partitions holding the event's deliveries (comma-separated)
+-- ARGV[15..] pairs: endpoint id, delivery id (endpoints of this partition)
+--
+-- Returns {1, event id, deliveries created here, complete} for a new event,
+-- or {0, first event id, its delivery count, its complete flag} when the
+-- idempotency key was seen before (nothing is written then).
+--
+-- Guarantees: the body is written once, before any delivery that points to
+-- it; a delivery is created only for an endpoint that exists here, belongs
+-- to the tenant and is active; delivery ids are derived from (event,
+-- endpoint), so a retried fan-out never duplicates a delivery.
+
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
+
+if ARGV[5] == '1' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then
+    local first = prefix .. 'event:' .. existing
+    local info = redis.call('HMGET', first, 'deliveries', 'complete')
+    return {0, existing, tonumber(info[1] or '0'), info[2] or '1'}
+  end
+end
+
+redis.call('HSET', KEYS[1],
+  'id', ARGV[6], 'tenant', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
+  'created', now, 'complete', ARGV[10], 'deliveries', ARGV[13], 'partitions', ARGV[14])
+redis.call('PEXPIRE', KEYS[1], retention)
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[2], ARGV[6], 'PX', tonumber(ARGV[4]))
+end
+
+local tenant = ARGV[7]
+local created = 0
+for i = 15, #ARGV, 2 do
+  local endpoint_id = ARGV[i]
+  local delivery_id = ARGV[i + 1]
+  local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
+  if endpoint[1] == tenant and endpoint[2] == '1' then
+    local delivery = prefix .. 'delivery:' .. delivery_id
+    if redis.call('EXISTS', delivery) == 0 then
+      redis.call('HSET', delivery,
+        'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
+        'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', 0,
+        'created', now, 'next', now, 'claims', 0)
+      redis.call('PEXPIRE', delivery, retention)
+      redis.call('ZADD', KEYS[3], now, delivery_id)
+      local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id
+      redis.call('ZADD', by_endpoint, now, delivery_id)
+      redis.call('ZREMRANGEBYSCORE', by_endpoint, '-inf', now - retention)
+      redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
+      redis.call('SADD', KEYS[4], delivery_id)
+    end
+    created = created + 1
+  end
+end
+if created > 0 then
+  redis.call('PEXPIRE', KEYS[4], retention)
+  redis.call('PUBLISH', ARGV[12], ARGV[11])
+end
+if ARGV[10] == '1' then
+  -- Every delivery was decided here: record the exact count.
+  redis.call('HSET', KEYS[1], 'deliveries', created)
+end
+return {1, ARGV[6], created, ARGV[10]}

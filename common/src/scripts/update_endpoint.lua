@@ -1,0 +1,33 @@
+-- update_endpoint.lua: change an endpoint's fields; when it is (re)enabled,
+-- put the deliveries held while it was disabled back in the due set.
+--
+-- KEYS[1] endpoint hash   hf:{pN}:endpoint:<eid>
+-- KEYS[2] held zset       hf:{pN}:ep_held:<eid>
+-- KEYS[3] due zset        hf:{pN}:due
+-- ARGV[1] tenant id  ARGV[2] now (ms)  ARGV[3] wake channel  ARGV[4] partition
+-- ARGV[5..] field/value pairs to set
+--
+-- Returns -1 when the endpoint does not exist or belongs to another tenant
+-- (nothing written), else the number of held deliveries released.
+
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
+  return -1
+end
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+if #fields > 0 then
+  redis.call('HSET', KEYS[1], unpack(fields))
+end
+local released = 0
+if redis.call('HGET', KEYS[1], 'active') == '1' then
+  local held = redis.call('ZRANGE', KEYS[2], 0, -1)
+  for _, delivery_id in ipairs(held) do
+    redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), delivery_id)
+    released = released + 1
+  end
+  redis.call('DEL', KEYS[2])
+  if released > 0 then
+    redis.call('PUBLISH', ARGV[3], ARGV[4])
+  end
+end
+return released

@@ -1,0 +1,211 @@
+//! After the POST: decide what the attempt means and record it.
+//!
+//! 2xx → delivered. Connection errors, timeouts, 3xx, 408, 429 and 5xx →
+//! retried on the schedule (jittered ±10%; a `Retry-After` is honoured up to
+//! `HOOKFLEET_RETRY_AFTER_MAX`) until the schedule runs out → failed. Any
+//! other 4xx → failed at once: the receiver has said the request is wrong.
+//! The attempt is appended to the endpoint's stream and the endpoint's
+//! counters move in the same Lua call that finishes or reschedules.
+
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use hookfleet_common::model::attempt_field as field;
+use hookfleet_common::{scripts, Keys};
+use rand::Rng;
+
+use crate::claim::Job;
+use crate::deliver::AttemptResult;
+
+/// What an attempt means for its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Delivered,
+    RetryAt(u64),
+    Failed,
+}
+
+/// Whether a response (or its absence) is worth another attempt.
+pub fn is_retryable(status: Option<u16>) -> bool {
+    match status {
+        None => true,
+        Some(code) => matches!(code, 300..=399 | 408 | 429 | 500..=599),
+    }
+}
+
+/// Decides the attempt's outcome. `attempt_number` is 1 for the first
+/// attempt; `schedule[n]` is the delay before attempt n + 1.
+pub fn decide(
+    result: &AttemptResult,
+    attempt_number: u32,
+    schedule: &[Duration],
+    retry_after_max: Duration,
+    now_ms: u64,
+) -> Decision {
+    if let Some(200..=299) = result.status {
+        return Decision::Delivered;
+    }
+    if !is_retryable(result.status) {
+        return Decision::Failed;
+    }
+    let Some(&delay) = schedule.get(attempt_number as usize) else {
+        return Decision::Failed;
+    };
+    let jitter = rand::rng().random_range(0.9..=1.1);
+    let mut delay = delay.mul_f64(jitter);
+    if let Some(retry_after) = result.retry_after {
+        delay = delay.max(retry_after.min(retry_after_max));
+    }
+    Decision::RetryAt(now_ms + delay.as_millis() as u64)
+}
+
+/// The counter an attempt adds to (`attempts_2xx`, …, `attempts_error`).
+pub fn class_field(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "attempts_2xx",
+        Some(300..=399) => "attempts_3xx",
+        Some(400..=499) => "attempts_4xx",
+        Some(500..=599) => "attempts_5xx",
+        _ => "attempts_error",
+    }
+}
+
+/// Records the attempt and moves the delivery. Returns whether this worker
+/// still held the lease (false: the state belongs to someone else now).
+pub async fn record(
+    pool: &Pool,
+    keys: &Keys,
+    job: &Job,
+    result: &AttemptResult,
+    decision: Decision,
+    now_ms: u64,
+    maxlen: u64,
+) -> Result<bool, RecordError> {
+    let p = job.partition;
+    let status = result.status.map(|s| s.to_string()).unwrap_or_default();
+    let (outcome, next) = match decision {
+        Decision::Delivered => ("delivered", String::new()),
+        Decision::Failed => ("failed", String::new()),
+        Decision::RetryAt(at) => ("retry", at.to_string()),
+    };
+    let headers = serde_json::to_string(&result.response_headers).unwrap_or_default();
+    let fields: [(&str, String); 12] = [
+        (field::DELIVERY, job.delivery_id.clone()),
+        (field::EVENT, job.event_id.clone()),
+        (field::ATTEMPT, (job.attempts_before + 1).to_string()),
+        (field::AT, now_ms.to_string()),
+        (field::STATUS_CODE, status.clone()),
+        (field::DURATION_MS, result.duration.as_millis().to_string()),
+        (field::ERROR, result.error.clone().unwrap_or_default()),
+        (field::OUTCOME, outcome.to_string()),
+        (field::RESPONSE_HEADERS, headers),
+        (field::RESPONSE_BODY, result.response_body.clone()),
+        (field::NEXT_ATTEMPT_AT, next),
+        (field::WEBHOOK_TIMESTAMP, result.webhook_timestamp.to_string()),
+    ];
+    let mut conn = pool.get().await?;
+    let mut invocation = match decision {
+        Decision::RetryAt(at) => {
+            let mut inv = scripts::RESCHEDULE.prepare_invoke();
+            inv.key(keys.inflight(p))
+                .key(keys.delivery(p, &job.delivery_id))
+                .key(keys.due(p))
+                .key(keys.attempts(p, &job.endpoint_id))
+                .key(keys.endpoint_stats(p, &job.endpoint_id))
+                .arg(&job.delivery_id)
+                .arg(&job.lease_token)
+                .arg(at);
+            inv
+        }
+        Decision::Delivered | Decision::Failed => {
+            let mut inv = scripts::FINISH.prepare_invoke();
+            inv.key(keys.inflight(p))
+                .key(keys.delivery(p, &job.delivery_id))
+                .key(keys.endpoint_open(p, &job.endpoint_id))
+                .key(keys.attempts(p, &job.endpoint_id))
+                .key(keys.endpoint_stats(p, &job.endpoint_id))
+                .arg(&job.delivery_id)
+                .arg(&job.lease_token)
+                .arg(outcome);
+            inv
+        }
+    };
+    invocation
+        .arg(now_ms)
+        .arg(maxlen)
+        .arg(status)
+        .arg(class_field(result.status));
+    for (name, value) in fields {
+        invocation.arg(name).arg(value);
+    }
+    let (held, _entry): (i64, String) = invocation.invoke_async(&mut *conn).await?;
+    Ok(held == 1)
+}
+
+/// Redis trouble while recording; the caller retries, and if Redis stays
+/// away the lease expires and another worker attempts the delivery again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16) -> AttemptResult {
+        AttemptResult {
+            status: Some(status),
+            ..AttemptResult::default()
+        }
+    }
+
+    fn schedule() -> Vec<Duration> {
+        vec![Duration::ZERO, Duration::from_secs(5), Duration::from_secs(300)]
+    }
+
+    #[test]
+    fn outcomes_by_status() {
+        let max = Duration::from_secs(3600);
+        assert_eq!(decide(&answered(200), 1, &schedule(), max, 0), Decision::Delivered);
+        assert_eq!(decide(&answered(204), 1, &schedule(), max, 0), Decision::Delivered);
+        assert_eq!(decide(&answered(400), 1, &schedule(), max, 0), Decision::Failed);
+        assert_eq!(decide(&answered(410), 1, &schedule(), max, 0), Decision::Failed);
+        for retryable in [301, 408, 429, 500, 503] {
+            assert!(matches!(decide(&answered(retryable), 1, &schedule(), max, 0), Decision::RetryAt(_)));
+        }
+        let no_answer = AttemptResult {
+            error: Some("connect error".into()),
+            ..AttemptResult::default()
+        };
+        assert!(matches!(decide(&no_answer, 1, &schedule(), max, 0), Decision::RetryAt(_)));
+    }
+
+    #[test]
+    fn schedule_runs_out() {
+        let max = Duration::from_secs(3600);
+        let Decision::RetryAt(at) = decide(&answered(500), 1, &schedule(), max, 1_000_000) else {
+            panic!("expected a retry");
+        };
+        assert!((1_004_500..=1_005_500).contains(&at), "{at}");
+        assert!(matches!(decide(&answered(500), 2, &schedule(), max, 0), Decision::RetryAt(_)));
+        assert_eq!(decide(&answered(500), 3, &schedule(), max, 0), Decision::Failed);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let mut result = answered(429);
+        result.retry_after = Some(Duration::from_secs(60));
+        let Decision::RetryAt(at) = decide(&result, 1, &schedule(), Duration::from_secs(3600), 0) else {
+            panic!("expected a retry");
+        };
+        assert_eq!(at, 60_000);
+        let Decision::RetryAt(capped) = decide(&result, 1, &schedule(), Duration::from_secs(10), 0) else {
+            panic!("expected a retry");
+        };
+        assert_eq!(capped, 10_000);
+    }
+}

@@ -1,0 +1,205 @@
+//! The HTTP side of a delivery: the one shared client and the request rules.
+//! Nothing else in Hookfleet builds outbound requests, so timeouts, redirect
+//! policy and header rules live here.
+
+use std::time::{Duration, Instant};
+
+use hookfleet_common::model::RESPONSE_EXCERPT_MAX;
+use hookfleet_common::signing::{signature_header, SigningSecret};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+
+use crate::claim::Job;
+
+/// `User-Agent` of every delivery.
+pub const USER_AGENT_VALUE: &str = concat!("Hookfleet/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the client shared by every attempt of this process: connection
+/// reuse across deliveries, no redirects (a 3xx is the receiver's answer, and
+/// following it could lead a request somewhere the tenant never registered),
+/// no proxies from the environment.
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest is built without a default crypto provider (ring is much
+    // lighter to build than aws-lc-rs); install ring once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// What happened on the wire for one attempt.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptResult {
+    pub status: Option<u16>,
+    pub duration: Duration,
+    /// Connection, TLS or timeout error, without the URL.
+    pub error: Option<String>,
+    pub response_headers: Vec<(String, String)>,
+    /// The first [`RESPONSE_EXCERPT_MAX`] bytes of the response body.
+    pub response_body: String,
+    /// `Retry-After` from a 429/503 answer, as a delay.
+    pub retry_after: Option<Duration>,
+    /// The `webhook-timestamp` that was sent.
+    pub webhook_timestamp: u64,
+}
+
+/// The signature headers of one attempt, in the order they are sent.
+pub fn signed_headers(
+    job: &Job,
+    body: &str,
+    timestamp: u64,
+    now_ms: u64,
+) -> Result<[(&'static str, String); 3], String> {
+    let secret = SigningSecret::parse(&job.secret)?;
+    let previous = match (&job.previous_secret, job.previous_secret_until) {
+        (Some(previous), Some(until)) if until > now_ms => SigningSecret::parse(previous).ok(),
+        _ => None,
+    };
+    let signature = signature_header(
+        &secret,
+        previous.as_ref(),
+        &job.event_id,
+        timestamp,
+        body.as_bytes(),
+    );
+    Ok([
+        ("webhook-id", job.event_id.clone()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ])
+}
+
+/// Sends one attempt and reads at most a few KiB of the answer.
+pub async fn send(
+    client: &reqwest::Client,
+    job: &Job,
+    body: &str,
+    default_timeout: Duration,
+    now_ms: u64,
+) -> AttemptResult {
+    let timestamp = now_ms / 1000;
+    let mut result = AttemptResult {
+        webhook_timestamp: timestamp,
+        ..AttemptResult::default()
+    };
+    let signed = match signed_headers(job, body, timestamp, now_ms) {
+        Ok(signed) => signed,
+        Err(err) => {
+            result.error = Some(format!("endpoint secret unusable: {err}"));
+            return result;
+        }
+    };
+    let mut headers = HeaderMap::with_capacity(job.headers.len() + 5);
+    // Custom headers first, so the protocol headers below always win.
+    for (name, value) in &job.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    for (name, value) in signed {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    let timeout = job
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(default_timeout);
+
+    let started = Instant::now();
+    let response = client
+        .post(&job.url)
+        .headers(headers)
+        .timeout(timeout)
+        .body(body.to_owned())
+        .send()
+        .await;
+    match response {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            result.status = Some(status);
+            result.response_headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            if status == 429 || status == 503 {
+                result.retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+            }
+            let mut excerpt = Vec::new();
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let room = RESPONSE_EXCERPT_MAX - excerpt.len();
+                        excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        if excerpt.len() >= RESPONSE_EXCERPT_MAX {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        // The status already arrived; a broken body does not
+                        // change the outcome, but is worth showing.
+                        result.error = Some(describe(&err));
+                        break;
+                    }
+                }
+            }
+            result.response_body = String::from_utf8_lossy(&excerpt).into_owned();
+        }
+        Err(err) => result.error = Some(describe(&err)),
+    }
+    result.duration = started.elapsed();
+    result
+}
+
+/// A short, URL-free description of a request error (URLs may carry tokens).
+fn describe(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connect error"
+    } else if err.is_body() || err.is_decode() {
+        "response body error"
+    } else {
+        "request error"
+    };
+    let mut text = kind.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` as delay-seconds (HTTP-dates are rare from webhook
+/// receivers and are treated as absent).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

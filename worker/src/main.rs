@@ -1,0 +1,29 @@
+//! `hookfleet-worker`: reads `HOOKFLEET_*` configuration, runs the worker
+//! until SIGTERM/SIGINT, then drains and exits 0.
+
+use hookfleet_common::{telemetry, Config};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("hookfleet-worker: invalid configuration: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log_filter);
+    let (trigger, shutdown) = hookfleet_worker::shutdown::channel();
+    tokio::spawn(async move {
+        hookfleet_worker::shutdown::signal().await;
+        tracing::info!("shutdown signal received");
+        let _ = trigger.send(true);
+    });
+    match hookfleet_worker::run(config, shutdown).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "worker failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The worker's main loop: claim, attempt, record, repeat; sleep only when
+//! nothing is due, and wake at once when a publisher says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use hookfleet_common::ids::{IdKind, Partition};
+use hookfleet_common::time_util::now_ms;
+use hookfleet_common::{ids, redis_pool, Config, Keys};
+use rand::Rng;
+use redis::AsyncCommands;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::attempt::{self, Decision};
+use crate::claim::{self, Job};
+use crate::deliver::{self, AttemptResult};
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    Config(String),
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// What every attempt task shares.
+struct Context {
+    config: Config,
+    keys: Keys,
+    pool: Pool,
+    client: reqwest::Client,
+}
+
+/// Runs a worker until `shutdown` turns true, then drains: attempts in
+/// flight get up to `HOOKFLEET_SHUTDOWN_GRACE` to finish and record.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+    let pool = redis_pool::create_pool(&config).map_err(WorkerError::Config)?;
+    let client = deliver::build_client()?;
+    let keys = Keys::new(config.redis_prefix.clone());
+    let notify = Arc::new(Notify::new());
+    let listener = tokio::spawn(crate::wake::listen(
+        config.redis_url.clone(),
+        keys.wake_channel(),
+        notify.clone(),
+        shutdown.clone(),
+    ));
+    let ctx = Arc::new(Context {
+        config,
+        keys,
+        pool,
+        client,
+    });
+    let semaphore = Arc::new(Semaphore::new(ctx.config.worker_concurrency));
+    let mut tasks = JoinSet::new();
+    let partitions: Vec<Partition> = ctx.config.all_partitions().collect();
+    let mut start = rand::rng().random_range(0..partitions.len());
+    let mut error_backoff = Duration::from_millis(50);
+    tracing::info!(
+        partitions = partitions.len(),
+        concurrency = ctx.config.worker_concurrency,
+        "worker started"
+    );
+
+    while !*shutdown.borrow() {
+        // Taken before claiming, so a wake-up that arrives while we scan is
+        // not lost: `notified()` then returns at once.
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+
+        let mut claimed_any = false;
+        let mut redis_failed = false;
+        let mut next_due: Option<u64> = None;
+        for offset in 0..partitions.len() {
+            let free = semaphore.available_permits();
+            if free == 0 {
+                break;
+            }
+            let p = partitions[(start + offset) % partitions.len()];
+            let now = now_ms();
+            let lease_ms = ctx.config.lease.as_millis() as u64;
+            match claim::claim(&ctx.pool, &ctx.keys, p, free.min(ctx.config.claim_batch), lease_ms, now).await {
+                Ok(claimed) => {
+                    if let Some(due) = claimed.next_due_ms {
+                        next_due = Some(next_due.map_or(due, |n: u64| n.min(due)));
+                    }
+                    for job in claimed.jobs {
+                        claimed_any = true;
+                        let Ok(permit) = semaphore.clone().try_acquire_owned() else {
+                            // Cannot happen (we claimed at most `free`), but
+                            // if it did, the lease simply expires and the
+                            // delivery is claimed again.
+                            break;
+                        };
+                        let span = tracing::info_span!(
+                            "attempt",
+                            delivery_id = %job.delivery_id,
+                            event_id = %job.event_id,
+                            endpoint_id = %job.endpoint_id,
+                        );
+                        tasks.spawn(process(ctx.clone(), job, permit).instrument(span));
+                    }
+                }
+                Err(err) => {
+                    redis_failed = true;
+                    tracing::warn!(partition = p.0, error = %err, "claim failed");
+                    break;
+                }
+            }
+        }
+        start = (start + 1) % partitions.len();
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(err) = done {
+                tracing::error!(error = %err, "attempt task failed");
+            }
+        }
+
+        if redis_failed {
+            // Redis is away: back off instead of spinning, then try again.
+            tokio::select! {
+                _ = tokio::time::sleep(error_backoff) => {}
+                _ = crate::shutdown::wait(&mut shutdown) => {}
+            }
+            error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        error_backoff = Duration::from_millis(50);
+
+        if semaphore.available_permits() == 0 {
+            // Full: wait until an attempt finishes before claiming more.
+            tokio::select! {
+                permit = semaphore.clone().acquire_owned() => drop(permit),
+                _ = crate::shutdown::wait(&mut shutdown) => {}
+            }
+            continue;
+        }
+        if claimed_any {
+            continue;
+        }
+        let mut sleep_for = ctx.config.poll_interval;
+        if let Some(due) = next_due {
+            let until_due = Duration::from_millis(due.saturating_sub(now_ms()));
+            sleep_for = sleep_for.min(until_due);
+        }
+        if sleep_for.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(sleep_for) => {}
+            _ = crate::shutdown::wait(&mut shutdown) => {}
+        }
+    }
+
+    tracing::info!(in_flight = tasks.len(), "shutting down; finishing attempts in flight");
+    let drained = tokio::time::timeout(ctx.config.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            abandoned = tasks.len(),
+            "grace period over; abandoned attempts will be retried when their leases expire"
+        );
+        tasks.abort_all();
+    }
+    listener.abort();
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// One attempt of one delivery: fetch the body if needed, POST, decide,
+/// record. Holds its concurrency permit until the attempt is recorded.
+async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit) {
+    let body = match job.body.take() {
+        Some(body) => Ok(Some(body)),
+        None => fetch_body(&ctx, &job).await,
+    };
+    let started_ms = now_ms();
+    let (result, decision) = match body {
+        Ok(Some(body)) => {
+            let result = deliver::send(
+                &ctx.client,
+                &job,
+                &body,
+                ctx.config.request_timeout,
+                started_ms,
+            )
+            .await;
+            let decision = attempt::decide(
+                &result,
+                job.attempts_before + 1,
+                &ctx.config.retry_schedule,
+                ctx.config.retry_after_max,
+                now_ms(),
+            );
+            (result, decision)
+        }
+        Ok(None) => {
+            let result = AttemptResult {
+                error: Some("the event's payload has expired (retention)".into()),
+                ..AttemptResult::default()
+            };
+            (result, Decision::Failed)
+        }
+        Err(err) => {
+            // Could not read the payload: give the lease back by letting it
+            // expire; the delivery will be claimed again.
+            tracing::warn!(error = %err, "cannot read event payload");
+            return;
+        }
+    };
+    tracing::debug!(status = ?result.status, ?decision, "attempt done");
+
+    let mut backoff = Duration::from_millis(100);
+    for _ in 0..6 {
+        match attempt::record(
+            &ctx.pool,
+            &ctx.keys,
+            &job,
+            &result,
+            decision,
+            now_ms(),
+            ctx.config.attempt_log_maxlen,
+        )
+        .await
+        {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::info!("lease was taken over or delivery cancelled; attempt logged only");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "recording the attempt failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(3));
+            }
+        }
+    }
+    tracing::error!("could not record the attempt; the lease will expire and the delivery will be retried");
+}
+
+/// Reads an event's body from its home partition (when it is not the
+/// delivery's partition). `Ok(None)`: the event expired.
+async fn fetch_body(ctx: &Context, job: &Job) -> Result<Option<String>, String> {
+    let home = ids::partition_of(IdKind::Event, &job.event_id)
+        .ok_or_else(|| format!("malformed event id {}", job.event_id))?;
+    let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
+    conn.hget(ctx.keys.event(home, &job.event_id), "body")
+        .await
+        .map_err(|e: redis::RedisError| e.to_string())
+}
