@@ -1,0 +1,401 @@
+//! Shared test helpers: a real API (the real router on 127.0.0.1:0) and a
+//! real worker (the worker library's run loop) against the test Redis that
+//! `scripts/test` starts, each test isolated by its own key prefix; real
+//! HTTP receivers on port 0; and polling with deadlines instead of sleeps.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hookfleet_common::Config;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// The Redis that `scripts/test` started.
+pub fn redis_url() -> String {
+    std::env::var("HOOKFLEET_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("HOOKFLEET_TEST_REDIS_URL is not set: run the suite with scripts/test, which starts a private redis-server")
+    })
+}
+
+pub fn random_suffix() -> String {
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
+}
+
+/// Installs the TLS crypto provider reqwest needs (once per process).
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A configuration for tests: own key prefix, fast retry schedule.
+pub fn test_config(overrides: &[(&str, &str)]) -> Config {
+    let prefix = format!("test-{}", random_suffix());
+    let admin = format!("admin-{}", random_suffix());
+    let mut vars: Vec<(String, String)> = vec![
+        ("HOOKFLEET_REDIS_URL".into(), redis_url()),
+        ("HOOKFLEET_REDIS_PREFIX".into(), prefix),
+        ("HOOKFLEET_LISTEN".into(), "127.0.0.1:0".into()),
+        ("HOOKFLEET_ADMIN_KEY".into(), admin),
+        ("HOOKFLEET_RETRY_SCHEDULE".into(), "0s,50ms,100ms".into()),
+        ("HOOKFLEET_REQUEST_TIMEOUT".into(), "5s".into()),
+        ("HOOKFLEET_LEASE".into(), "10s".into()),
+        ("HOOKFLEET_POLL_INTERVAL".into(), "200ms".into()),
+        ("HOOKFLEET_SHUTDOWN_GRACE".into(), "5s".into()),
+        ("HOOKFLEET_PARTITIONS".into(), "8".into()),
+        ("HOOKFLEET_LOG".into(), std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into())),
+    ];
+    for (k, v) in overrides {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let config = Config::from_lookup(|name| {
+        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .expect("test configuration is valid");
+    if std::env::var("HOOKFLEET_TEST_LOG").is_ok() {
+        hookfleet_common::telemetry::init(&config.log_filter);
+    }
+    config
+}
+
+/// A running API (and optionally a worker) for one test.
+pub struct TestApp {
+    pub base: String,
+    pub config: Config,
+    pub http: reqwest::Client,
+    shutdown: watch::Sender<bool>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn admin_key(&self) -> String {
+        self.config.admin_key.clone().unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A Redis connection to inspect what the API wrote.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.config.redis_url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to test redis")
+    }
+
+    /// Every key under this test's prefix with its value, so a test can prove
+    /// a refused request wrote nothing.
+    pub async fn snapshot(&self) -> Vec<(String, String)> {
+        let mut conn = self.redis().await;
+        let pattern = format!("{}:*", self.config.redis_prefix);
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.expect("KEYS");
+        keys.sort();
+        let mut out = Vec::new();
+        for key in keys {
+            let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.expect("DUMP");
+            out.push((key, format!("{:?}", dump)));
+        }
+        out
+    }
+
+    /// Starts a worker for this app's configuration (if none runs).
+    pub fn start_worker(&mut self) {
+        if self.worker.is_some() {
+            return;
+        }
+        let config = self.config.clone();
+        let rx = self.shutdown.subscribe();
+        self.worker = Some(tokio::spawn(async move {
+            hookfleet_worker::run(config, rx).await.expect("worker runs");
+        }));
+    }
+
+    /// Stops API and worker; returns once the worker has drained.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(worker) = self.worker.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn post_raw(&self, path: &str, key: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).bearer_auth(key).send().await.expect("request");
+        read(response).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self.http.delete(self.url(path)).bearer_auth(key).send().await.expect("request");
+        read(response).await
+    }
+
+    /// Creates a tenant and an API key for it: (tenant id, key).
+    pub async fn tenant(&self, name: &str) -> (String, String) {
+        let admin = self.admin_key();
+        let (status, tenant) = self.post("/api/v1/tenants", &admin, json!({"name": name})).await;
+        assert_eq!(status, 201, "{tenant}");
+        let id = tenant["id"].as_str().expect("tenant id").to_string();
+        let (status, key) = self
+            .post(&format!("/api/v1/tenants/{id}/api-keys"), &admin, json!({}))
+            .await;
+        assert_eq!(status, 201, "{key}");
+        (id, key["key"].as_str().expect("key").to_string())
+    }
+
+    /// Creates an endpoint; returns its JSON (with `secret`).
+    pub async fn endpoint(&self, key: &str, body: Value) -> Value {
+        let (status, endpoint) = self.post("/api/v1/webhooks", key, body).await;
+        assert_eq!(status, 201, "{endpoint}");
+        endpoint
+    }
+
+    pub async fn publish(&self, key: &str, event_type: &str, data: Value) -> Value {
+        let (status, event) = self
+            .post("/api/v1/events", key, json!({"event_type": event_type, "data": data}))
+            .await;
+        assert_eq!(status, 202, "{event}");
+        event
+    }
+
+    /// Polls the event until every delivery has reached one of `states`.
+    pub async fn wait_for_deliveries(&self, key: &str, event_id: &str, states: &[&str]) -> Value {
+        let path = format!("/api/v1/events/{event_id}");
+        wait_until(Duration::from_secs(20), || async {
+            let (status, event) = self.get(&path, key).await;
+            if status != 200 {
+                return None;
+            }
+            let deliveries = event["deliveries"].as_array()?;
+            deliveries
+                .iter()
+                .all(|d| states.contains(&d["status"].as_str().unwrap_or("")))
+                .then_some(event)
+        })
+        .await
+        .unwrap_or_else(|| panic!("deliveries of {event_id} did not reach {states:?} in time"))
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("response is not JSON ({status}): {text}"))
+    };
+    (status, value)
+}
+
+/// Starts the API (and a worker when `with_worker`).
+pub async fn spawn_app(with_worker: bool, overrides: &[(&str, &str)]) -> TestApp {
+    init_tls();
+    let config = test_config(overrides);
+    let app = hookfleet_api::build(config.clone()).await.expect("api builds");
+    let base = format!("http://{}", app.addr());
+    let (shutdown, _) = watch::channel(false);
+    let mut rx = shutdown.subscribe();
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let _ = app.run_until(stop).await;
+    });
+    let mut test_app = TestApp {
+        base,
+        config,
+        http: reqwest::Client::new(),
+        shutdown,
+        worker: None,
+    };
+    if with_worker {
+        test_app.start_worker();
+    }
+    test_app
+}
+
+/// Polls `check` until it returns `Some`, or `None` after `deadline`.
+pub async fn wait_until<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if start.elapsed() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a receiver answers one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn with_body(mut self, body: &str) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A real HTTP server on 127.0.0.1:0 that records what it receives and
+/// answers with scripted replies (then `fallback`).
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().expect("receiver lock").clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().expect("receiver lock").len()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        wait_until(Duration::from_secs(20), || async {
+            let got = self.requests();
+            (got.len() >= n).then_some(got)
+        })
+        .await
+        .unwrap_or_else(|| panic!("receiver got {} requests, expected {n}", self.count()))
+    }
+}
+
+pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
+    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let queue = Arc::new(Mutex::new(VecDeque::from(replies)));
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind receiver");
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("receiver addr");
+    let log = received.clone();
+    let endpoint = poem::endpoint::make(move |req: poem::Request| {
+        let log = log.clone();
+        let queue = queue.clone();
+        let fallback = fallback.clone();
+        async move {
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let mut req = req;
+            let body = req.take_body().into_string().await.unwrap_or_default();
+            log.lock().expect("receiver lock").push(Received {
+                headers,
+                body,
+                at: Instant::now(),
+            });
+            let reply = queue.lock().expect("receiver lock").pop_front().unwrap_or(fallback);
+            if !reply.delay.is_zero() {
+                tokio::time::sleep(reply.delay).await;
+            }
+            let mut response = poem::Response::builder()
+                .status(poem::http::StatusCode::from_u16(reply.status).expect("status"));
+            for (k, v) in &reply.headers {
+                response = response.header(k.as_str(), v.as_str());
+            }
+            response.body(reply.body)
+        }
+    });
+    tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor).run(endpoint).await;
+    });
+    Receiver {
+        url: format!("http://{addr}/hook"),
+        received,
+    }
+}
