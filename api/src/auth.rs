@@ -17,15 +17,57 @@ use crate::state::AppState;
 
 /// `Authorization: Bearer <key>`: a tenant API key (`hf_…`) for tenant
 /// routes, or the admin key for `/api/v1/tenants`.
+///
+/// The key is resolved while the request is extracted, before its body is
+/// read, so a request without a valid key gets 401 whatever its body holds.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer")]
-pub struct ApiKeyAuth(pub Bearer);
+#[oai(ty = "bearer", checker = "resolve_key")]
+pub struct ApiKeyAuth(pub Principal);
+
+/// Who a request acts as.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Admin,
+    Tenant(TenantCtx),
+}
 
 /// The tenant a request acts for.
 #[derive(Debug, Clone)]
 pub struct TenantCtx {
     pub tenant_id: String,
     pub key_id: String,
+}
+
+fn reject(error: ApiError) -> poem::Error {
+    poem::Error::from_response(poem::IntoResponse::into_response(error))
+}
+
+async fn resolve_key(req: &poem::Request, bearer: Bearer) -> poem::Result<Principal> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| reject(ApiError::unavailable()))?;
+    let key = bearer.token.as_str();
+    if let Some(admin) = &state.config.admin_key {
+        if constant_time_eq(admin.as_bytes(), key.as_bytes()) {
+            return Ok(Principal::Admin);
+        }
+    }
+    if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
+        return Err(reject(ApiError::unauthorized()));
+    }
+    let mut conn = state.conn().await.map_err(reject)?;
+    let found: Option<String> = conn
+        .get(state.keys.api_key_lookup(&hash_key(key)))
+        .await
+        .map_err(|err| reject(err.into()))?;
+    let found = found.ok_or_else(|| reject(ApiError::unauthorized()))?;
+    let (tenant_id, key_id) = found
+        .split_once(' ')
+        .ok_or_else(|| reject(ApiError::unauthorized()))?;
+    Ok(Principal::Tenant(TenantCtx {
+        tenant_id: tenant_id.to_string(),
+        key_id: key_id.to_string(),
+    }))
 }
 
 /// Prefix of tenant API keys, so leaked keys are recognisable by scanners.
@@ -49,27 +91,19 @@ pub fn hash_key(key: &str) -> String {
 }
 
 impl AppState {
-    /// Resolves a tenant API key, or 401.
+    /// The tenant of a tenant API key, or 401 (the admin key is not one).
     pub async fn tenant(&self, auth: &ApiKeyAuth) -> Result<TenantCtx, ApiError> {
-        let key = auth.0.token.as_str();
-        if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
-            return Err(ApiError::unauthorized());
+        match &auth.0 {
+            Principal::Tenant(tenant) => Ok(tenant.clone()),
+            Principal::Admin => Err(ApiError::unauthorized()),
         }
-        let mut conn = self.conn().await?;
-        let found: Option<String> = conn.get(self.keys.api_key_lookup(&hash_key(key))).await?;
-        let found = found.ok_or_else(ApiError::unauthorized)?;
-        let (tenant_id, key_id) = found.split_once(' ').ok_or_else(ApiError::unauthorized)?;
-        Ok(TenantCtx {
-            tenant_id: tenant_id.to_string(),
-            key_id: key_id.to_string(),
-        })
     }
 
-    /// Checks the admin key, or 401 (also when none is configured).
+    /// Checks the request used the admin key, or 401.
     pub fn admin(&self, auth: &ApiKeyAuth) -> Result<(), ApiError> {
-        match &self.config.admin_key {
-            Some(admin) if constant_time_eq(admin.as_bytes(), auth.0.token.as_bytes()) => Ok(()),
-            _ => Err(ApiError::unauthorized()),
+        match &auth.0 {
+            Principal::Admin => Ok(()),
+            Principal::Tenant(_) => Err(ApiError::unauthorized()),
         }
     }
 }

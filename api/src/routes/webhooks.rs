@@ -324,6 +324,9 @@ impl WebhooksApi {
             .hkeys(self.state.keys.tenant_endpoints(&tenant.tenant_id))
             .await?;
         ids.sort();
+        if ids.is_empty() {
+            return Ok(Json(Vec::new()));
+        }
         let mut pipe = redis::pipe();
         let mut kept = Vec::with_capacity(ids.len());
         for id in &ids {
