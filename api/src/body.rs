@@ -52,7 +52,9 @@ impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
         let raw = body.take()?;
         let bytes = raw.into_bytes_limit(limit).await.map_err(|err| match err {
             poem::error::ReadBodyError::PayloadTooLarge => reject(ApiError::too_large(limit)),
-            other => reject(ApiError::bad_request(format!("cannot read the body: {other}"))),
+            other => reject(ApiError::bad_request(format!(
+                "cannot read the body: {other}"
+            ))),
         })?;
         parse_json::<T>(&bytes).map(JsonBody).map_err(reject)
     }
@@ -61,12 +63,16 @@ impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
 /// Parses `bytes` as `T`, naming the field at fault on error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
     }
     // Syntax first (cheap: nothing is built), so malformed JSON is always a
     // 400 even when its first part would also be a 422.
     if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(ApiError::bad_request(format!("the body is not valid JSON: {err}")));
+        return Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: {err}"
+        )));
     }
     // serde would build a struct from an array; the API takes objects only.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -106,7 +112,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     // Trailing garbage after the value is malformed JSON too.
     if deserializer.end().is_err() {
-        return Err(ApiError::bad_request("the body has trailing characters after the JSON value"));
+        return Err(ApiError::bad_request(
+            "the body has trailing characters after the JSON value",
+        ));
     }
     Ok(value)
 }

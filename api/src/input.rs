@@ -54,7 +54,10 @@ impl EndpointUrl {
             return Err(ApiError::invalid(field, "must not be empty"));
         }
         if text.len() > MAX_URL_LEN {
-            return Err(ApiError::invalid(field, format!("must be at most {MAX_URL_LEN} characters")));
+            return Err(ApiError::invalid(
+                field,
+                format!("must be at most {MAX_URL_LEN} characters"),
+            ));
         }
         let url = url::Url::parse(text)
             .map_err(|err| ApiError::invalid(field, format!("not a valid absolute URL ({err})")))?;
@@ -92,7 +95,10 @@ pub fn description(field: &str, text: &str) -> Result<String, ApiError> {
 
 /// An endpoint's subscription patterns: non-empty, each `*`, `prefix.*` or
 /// the exact name of a type the tenant can publish; duplicates dropped.
-pub fn events(patterns: &[String], is_known: impl Fn(&str) -> bool) -> Result<Vec<String>, ApiError> {
+pub fn events(
+    patterns: &[String],
+    is_known: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, ApiError> {
     if patterns.is_empty() {
         return Err(ApiError::invalid(
             "events",
@@ -100,7 +106,10 @@ pub fn events(patterns: &[String], is_known: impl Fn(&str) -> bool) -> Result<Ve
         ));
     }
     if patterns.len() > MAX_EVENTS {
-        return Err(ApiError::invalid("events", format!("at most {MAX_EVENTS} entries")));
+        return Err(ApiError::invalid(
+            "events",
+            format!("at most {MAX_EVENTS} entries"),
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(patterns.len());
     for (i, text) in patterns.iter().enumerate() {
@@ -129,14 +138,19 @@ pub struct HeaderList(Vec<(String, String)>);
 impl HeaderList {
     pub fn parse(map: &BTreeMap<String, String>) -> Result<Self, ApiError> {
         if map.len() > MAX_HEADERS {
-            return Err(ApiError::invalid("headers", format!("at most {MAX_HEADERS} headers")));
+            return Err(ApiError::invalid(
+                "headers",
+                format!("at most {MAX_HEADERS} headers"),
+            ));
         }
         let mut out = Vec::with_capacity(map.len());
         for (name, value) in map {
             let field = format!("headers.{name}");
             let parsed = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ApiError::invalid(&field, "not a valid HTTP header name"))?;
-            if RESERVED_HEADERS.contains(&parsed.as_str()) || parsed.as_str().starts_with("webhook-") {
+            if RESERVED_HEADERS.contains(&parsed.as_str())
+                || parsed.as_str().starts_with("webhook-")
+            {
                 return Err(ApiError::invalid(
                     &field,
                     "is set by Hookfleet itself and cannot be overridden",
@@ -207,8 +221,19 @@ mod tests {
     fn urls() {
         assert!(EndpointUrl::parse("https://example.com/hook").is_ok());
         assert!(EndpointUrl::parse("http://127.0.0.1:9000/x?y=1").is_ok());
-        for bad in ["", "example.com/hook", "ftp://example.com", "https://", "javascript:alert(1)", "https://example.com/#x"] {
-            assert_eq!(field_of(EndpointUrl::parse(bad).unwrap_err()).as_deref(), Some("url"), "{bad}");
+        for bad in [
+            "",
+            "example.com/hook",
+            "ftp://example.com",
+            "https://",
+            "javascript:alert(1)",
+            "https://example.com/#x",
+        ] {
+            assert_eq!(
+                field_of(EndpointUrl::parse(bad).unwrap_err()).as_deref(),
+                Some("url"),
+                "{bad}"
+            );
         }
         assert!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))).is_err());
     }
@@ -216,17 +241,40 @@ mod tests {
     #[test]
     fn event_patterns() {
         let known = |name: &str| name == "user.created";
-        assert_eq!(events(&["user.created".into(), "*".into(), "video.*".into()], known).unwrap().len(), 3);
-        assert_eq!(field_of(events(&[], known).unwrap_err()).as_deref(), Some("events"));
-        assert_eq!(field_of(events(&["*".into(), "nope.nope".into()], known).unwrap_err()).as_deref(), Some("events[1]"));
-        assert_eq!(field_of(events(&["a b".into()], known).unwrap_err()).as_deref(), Some("events[0]"));
-        assert_eq!(events(&["*".into(), "*".into()], known).unwrap(), vec!["*".to_string()]);
+        assert_eq!(
+            events(
+                &["user.created".into(), "*".into(), "video.*".into()],
+                known
+            )
+            .unwrap()
+            .len(),
+            3
+        );
+        assert_eq!(
+            field_of(events(&[], known).unwrap_err()).as_deref(),
+            Some("events")
+        );
+        assert_eq!(
+            field_of(events(&["*".into(), "nope.nope".into()], known).unwrap_err()).as_deref(),
+            Some("events[1]")
+        );
+        assert_eq!(
+            field_of(events(&["a b".into()], known).unwrap_err()).as_deref(),
+            Some("events[0]")
+        );
+        assert_eq!(
+            events(&["*".into(), "*".into()], known).unwrap(),
+            vec!["*".to_string()]
+        );
     }
 
     #[test]
     fn headers() {
         let ok: BTreeMap<String, String> = [("X-Team".to_string(), "blue".to_string())].into();
-        assert_eq!(HeaderList::parse(&ok).unwrap().into_vec(), vec![("x-team".into(), "blue".into())]);
+        assert_eq!(
+            HeaderList::parse(&ok).unwrap().into_vec(),
+            vec![("x-team".into(), "blue".into())]
+        );
         for (name, value, field) in [
             ("bad name", "v", "headers.bad name"),
             ("webhook-signature", "v", "headers.webhook-signature"),
@@ -234,7 +282,10 @@ mod tests {
             ("x-ok", "line\r\nbreak", "headers.x-ok"),
         ] {
             let map: BTreeMap<String, String> = [(name.to_string(), value.to_string())].into();
-            assert_eq!(field_of(HeaderList::parse(&map).unwrap_err()).as_deref(), Some(field));
+            assert_eq!(
+                field_of(HeaderList::parse(&map).unwrap_err()).as_deref(),
+                Some(field)
+            );
         }
     }
 

@@ -143,13 +143,25 @@ pub async fn publish(
     let mut total = count;
     for (p, endpoint_ids) in &groups {
         if *p != home {
-            total += fanout(state, tenant_id, event_type, &event_id, home, *p, endpoint_ids).await?;
+            total += fanout(
+                state,
+                tenant_id,
+                event_type,
+                &event_id,
+                home,
+                *p,
+                endpoint_ids,
+            )
+            .await?;
         }
     }
     let _: () = conn
         .hset_multiple(
             keys.event(home, &event_id),
-            &[("complete", "1".to_string()), ("deliveries", total.to_string())],
+            &[
+                ("complete", "1".to_string()),
+                ("deliveries", total.to_string()),
+            ],
         )
         .await?;
     Ok(Published {
@@ -167,9 +179,8 @@ async fn matching_endpoints(
     event_type: &str,
 ) -> Result<BTreeMap<Partition, Vec<String>>, ApiError> {
     let mut conn = state.conn().await?;
-    let index: HashMap<String, String> = conn
-        .hgetall(state.keys.tenant_endpoints(tenant_id))
-        .await?;
+    let index: HashMap<String, String> =
+        conn.hgetall(state.keys.tenant_endpoints(tenant_id)).await?;
     let mut wanted: Vec<String> = index
         .into_iter()
         .filter(|(_, summary)| summary_wants(summary, event_type))
@@ -232,12 +243,30 @@ async fn finish_fanout(state: &AppState, tenant_id: &str, event_id: &str) -> Res
     let groups = matching_endpoints(state, tenant_id, &event_type).await?;
     let mut total = 0;
     for (p, endpoint_ids) in &groups {
-        total += fanout(state, tenant_id, &event_type, event_id, home, *p, endpoint_ids).await?;
+        total += fanout(
+            state,
+            tenant_id,
+            &event_type,
+            event_id,
+            home,
+            *p,
+            endpoint_ids,
+        )
+        .await?;
     }
+    let partitions_csv = groups
+        .keys()
+        .map(|p| p.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let _: () = conn
         .hset_multiple(
             state.keys.event(home, event_id),
-            &[("complete", "1".to_string()), ("deliveries", total.to_string())],
+            &[
+                ("complete", "1".to_string()),
+                ("deliveries", total.to_string()),
+                ("partitions", partitions_csv),
+            ],
         )
         .await?;
     Ok(total)

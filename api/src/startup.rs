@@ -47,7 +47,12 @@ pub async fn build(config: Config) -> Result<Application, String> {
     let acceptor = TcpListener::bind(state.config.listen)
         .into_acceptor()
         .await
-        .map_err(|err| format!("HOOKFLEET_LISTEN: cannot bind {}: {err}", state.config.listen))?;
+        .map_err(|err| {
+            format!(
+                "HOOKFLEET_LISTEN: cannot bind {}: {err}",
+                state.config.listen
+            )
+        })?;
     let addr = acceptor
         .local_addr()
         .first()

@@ -49,9 +49,13 @@ async fn revoked_keys_stop_working_and_keys_are_stored_hashed() {
 
     // The key itself is nowhere in Redis.
     let snapshot = app.snapshot().await;
-    assert!(snapshot.iter().all(|(k, v)| !k.contains(&key) && !v.contains(&key)));
+    assert!(snapshot
+        .iter()
+        .all(|(k, v)| !k.contains(&key) && !v.contains(&key)));
 
-    let (status, keys) = app.get(&format!("/api/v1/tenants/{tenant_id}/api-keys"), &admin).await;
+    let (status, keys) = app
+        .get(&format!("/api/v1/tenants/{tenant_id}/api-keys"), &admin)
+        .await;
     assert_eq!(status, 200);
     let listed = keys.as_array().unwrap();
     assert_eq!(listed.len(), 1);
@@ -59,15 +63,29 @@ async fn revoked_keys_stop_working_and_keys_are_stored_hashed() {
     assert!(key.starts_with(listed[0]["prefix"].as_str().unwrap()));
     let key_id = listed[0]["id"].as_str().unwrap();
 
-    let (status, _) = app.delete(&format!("/api/v1/tenants/{tenant_id}/api-keys/{key_id}"), &admin).await;
+    let (status, _) = app
+        .delete(
+            &format!("/api/v1/tenants/{tenant_id}/api-keys/{key_id}"),
+            &admin,
+        )
+        .await;
     assert_eq!(status, 204);
     let (status, _) = app.get("/api/v1/webhooks", &key).await;
     assert_eq!(status, 401);
-    let (status, _) = app.delete(&format!("/api/v1/tenants/{tenant_id}/api-keys/{key_id}"), &admin).await;
+    let (status, _) = app
+        .delete(
+            &format!("/api/v1/tenants/{tenant_id}/api-keys/{key_id}"),
+            &admin,
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = app.post("/api/v1/tenants/ten_nope/api-keys", &admin, json!({})).await;
+    let (status, _) = app
+        .post("/api/v1/tenants/ten_nope/api-keys", &admin, json!({}))
+        .await;
     assert_eq!(status, 404);
-    let (status, body) = app.post("/api/v1/tenants", &admin, json!({"name": ""})).await;
+    let (status, body) = app
+        .post("/api/v1/tenants", &admin, json!({"name": ""}))
+        .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("name")));
     app.stop().await;
 }
@@ -78,11 +96,16 @@ async fn a_tenant_cannot_see_or_touch_another_tenants_data() {
     let (_, alice) = app.tenant("alice").await;
     let (_, bob) = app.tenant("bob").await;
     let receiver = common::spawn_receiver(vec![], common::Reply::status(200)).await;
-    let endpoint = app.endpoint(&alice, json!({"url": receiver.url, "events": ["*"]})).await;
+    let endpoint = app
+        .endpoint(&alice, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let id = endpoint["id"].as_str().unwrap();
-    let event = app.publish(&alice, "user.created", json!({"secret": "alice's"})).await;
+    let event = app
+        .publish(&alice, "user.created", json!({"secret": "alice's"}))
+        .await;
     let event_id = event["id"].as_str().unwrap();
-    app.wait_for_deliveries(&alice, event_id, &["delivered"]).await;
+    app.wait_for_deliveries(&alice, event_id, &["delivered"])
+        .await;
 
     let before = app.snapshot().await;
     for path in [
@@ -94,9 +117,17 @@ async fn a_tenant_cannot_see_or_touch_another_tenants_data() {
         let (status, body) = app.get(&path, &bob).await;
         assert_eq!(status, 404, "GET {path}: {body}");
     }
-    let (status, _) = app.patch(&format!("/api/v1/webhooks/{id}"), &bob, json!({"active": false})).await;
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/webhooks/{id}"),
+            &bob,
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = app.post(&format!("/api/v1/webhooks/{id}/test"), &bob, json!({})).await;
+    let (status, _) = app
+        .post(&format!("/api/v1/webhooks/{id}/test"), &bob, json!({}))
+        .await;
     assert_eq!(status, 404);
     let (status, _) = app.delete(&format!("/api/v1/webhooks/{id}"), &bob).await;
     assert_eq!(status, 404);

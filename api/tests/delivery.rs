@@ -23,7 +23,8 @@ async fn a_published_event_arrives_signed_with_exact_body_and_headers() {
     let secret = endpoint["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
 
-    let data = json!({"user_id": "u_1", "email": "ada@example.com", "nested": {"z": 1, "a": [1, 2]}});
+    let data =
+        json!({"user_id": "u_1", "email": "ada@example.com", "nested": {"z": 1, "a": [1, 2]}});
     let event = app.publish(&key, "user.created", data.clone()).await;
     assert_eq!(event["deliveries"], 1);
     let event_id = event["id"].as_str().unwrap().to_string();
@@ -36,19 +37,35 @@ async fn a_published_event_arrives_signed_with_exact_body_and_headers() {
     assert_eq!(body["data"], data);
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["id", "type", "timestamp", "data"]);
-    assert!(hookfleet_common::time_util::parse_rfc3339_ms(body["timestamp"].as_str().unwrap()).is_some());
+    assert!(
+        hookfleet_common::time_util::parse_rfc3339_ms(body["timestamp"].as_str().unwrap())
+            .is_some()
+    );
 
     assert_eq!(request.header("content-type"), Some("application/json"));
-    assert_eq!(request.header("user-agent"), Some(concat!("Hookfleet/", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(
+        request.header("user-agent"),
+        Some(concat!("Hookfleet/", env!("CARGO_PKG_VERSION")))
+    );
     assert_eq!(request.header("webhook-id"), Some(event_id.as_str()));
     assert_eq!(request.header("x-team"), Some("blue"));
-    let timestamp: u64 = request.header("webhook-timestamp").unwrap().parse().unwrap();
+    let timestamp: u64 = request
+        .header("webhook-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
     let now = hookfleet_common::time_util::now_ms() / 1000;
     assert!(timestamp <= now && now - timestamp < 60);
     let signature = request.header("webhook-signature").unwrap();
     assert!(signature.starts_with("v1,"));
     let parsed = SigningSecret::parse(&secret).unwrap();
-    assert!(verify(&parsed, &event_id, timestamp, request.body.as_bytes(), signature));
+    assert!(verify(
+        &parsed,
+        &event_id,
+        timestamp,
+        request.body.as_bytes(),
+        signature
+    ));
 
     // The independent reference verifier (the `standardwebhooks` package).
     python_verify(&secret, request, true);
@@ -56,7 +73,9 @@ async fn a_published_event_arrives_signed_with_exact_body_and_headers() {
     tampered.body = tampered.body.replace("ada@", "eve@");
     python_verify(&secret, &tampered, false);
 
-    let detail = app.wait_for_deliveries(&key, &event_id, &["delivered"]).await;
+    let detail = app
+        .wait_for_deliveries(&key, &event_id, &["delivered"])
+        .await;
     assert_eq!(detail["deliveries"][0]["attempts"], 1);
     assert_eq!(detail["deliveries"][0]["last_status_code"], 200);
     assert_eq!(detail["data"], data);
@@ -66,7 +85,9 @@ async fn a_published_event_arrives_signed_with_exact_body_and_headers() {
 /// Runs the `standardwebhooks` PyPI package's verifier on a received request.
 fn python_verify(secret: &str, request: &common::Received, expect_valid: bool) {
     let python = std::env::var("HOOKFLEET_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("HOOKFLEET_TEST_PYTHON is not set: scripts/test installs the standardwebhooks verifier")
+        panic!(
+            "HOOKFLEET_TEST_PYTHON is not set: scripts/test installs the standardwebhooks verifier"
+        )
     });
     let script = r#"
 import json, sys
@@ -92,8 +113,16 @@ except Exception as err:
         .output()
         .expect("run python verifier");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "verifier crashed: {}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(stdout.trim() == "valid", expect_valid, "verifier said: {stdout}");
+    assert!(
+        output.status.success(),
+        "verifier crashed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.trim() == "valid",
+        expect_valid,
+        "verifier said: {stdout}"
+    );
 }
 
 #[tokio::test]
@@ -101,23 +130,39 @@ async fn retries_until_success_with_the_same_webhook_id() {
     let app = spawn_app(true, &[]).await;
     let (_, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(
-        vec![Reply::status(500), Reply::status(500).with_body("still broken")],
+        vec![
+            Reply::status(500),
+            Reply::status(500).with_body("still broken"),
+        ],
         Reply::status(200),
     )
     .await;
-    let endpoint = app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]})).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let event = app.publish(&key, "job.failed", json!({"job": 1})).await;
     let event_id = event["id"].as_str().unwrap();
 
-    let detail = app.wait_for_deliveries(&key, event_id, &["delivered"]).await;
+    let detail = app
+        .wait_for_deliveries(&key, event_id, &["delivered"])
+        .await;
     let got = receiver.requests();
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|r| r.header("webhook-id") == Some(event_id)));
-    assert!(got.iter().all(|r| r.body == got[0].body), "every attempt sends the same body");
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "every attempt sends the same body"
+    );
     assert_eq!(detail["deliveries"][0]["attempts"], 3);
 
     let (_, stats) = app
-        .get(&format!("/api/v1/webhooks/{}/stats", endpoint["id"].as_str().unwrap()), &key)
+        .get(
+            &format!(
+                "/api/v1/webhooks/{}/stats",
+                endpoint["id"].as_str().unwrap()
+            ),
+            &key,
+        )
         .await;
     assert_eq!(stats["attempts"], 3);
     assert_eq!(stats["attempts_5xx"], 2);
@@ -134,7 +179,11 @@ async fn a_4xx_fails_at_once_and_an_exhausted_schedule_fails() {
     let (_, key) = app.tenant("acme").await;
     let rejecting = spawn_receiver(vec![], Reply::status(400)).await;
     let broken = spawn_receiver(vec![], Reply::status(503)).await;
-    app.endpoint(&key, json!({"url": rejecting.url, "events": ["user.created"]})).await;
+    app.endpoint(
+        &key,
+        json!({"url": rejecting.url, "events": ["user.created"]}),
+    )
+    .await;
     let event = app.publish(&key, "user.created", json!({})).await;
     let detail = app
         .wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["failed"])
@@ -143,7 +192,11 @@ async fn a_4xx_fails_at_once_and_an_exhausted_schedule_fails() {
     assert_eq!(detail["deliveries"][0]["last_status_code"], 400);
     assert_eq!(rejecting.count(), 1);
 
-    app.endpoint(&key, json!({"url": broken.url, "events": ["video.processed"]})).await;
+    app.endpoint(
+        &key,
+        json!({"url": broken.url, "events": ["video.processed"]}),
+    )
+    .await;
     let event = app.publish(&key, "video.processed", json!({})).await;
     let detail = app
         .wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["failed"])
@@ -163,9 +216,11 @@ async fn retry_after_on_429_is_honoured() {
         Reply::status(200),
     )
     .await;
-    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]})).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let event = app.publish(&key, "user.created", json!({})).await;
-    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"]).await;
+    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
+        .await;
     let got = receiver.requests();
     assert_eq!(got.len(), 2);
     let gap = got[1].at - got[0].at;
@@ -182,10 +237,17 @@ async fn wildcards_match_and_inactive_endpoints_get_nothing() {
     let videos = spawn_receiver(vec![], Reply::status(200)).await;
     let users = spawn_receiver(vec![], Reply::status(200)).await;
     let inactive = spawn_receiver(vec![], Reply::status(200)).await;
-    app.endpoint(&key, json!({"url": all.url, "events": ["*"]})).await;
-    app.endpoint(&key, json!({"url": videos.url, "events": ["video.*"]})).await;
-    app.endpoint(&key, json!({"url": users.url, "events": ["user.created"]})).await;
-    app.endpoint(&key, json!({"url": inactive.url, "events": ["*"], "active": false})).await;
+    app.endpoint(&key, json!({"url": all.url, "events": ["*"]}))
+        .await;
+    app.endpoint(&key, json!({"url": videos.url, "events": ["video.*"]}))
+        .await;
+    app.endpoint(&key, json!({"url": users.url, "events": ["user.created"]}))
+        .await;
+    app.endpoint(
+        &key,
+        json!({"url": inactive.url, "events": ["*"], "active": false}),
+    )
+    .await;
 
     let video = app.publish(&key, "video.processed", json!({"v": 1})).await;
     assert_eq!(video["deliveries"], 2);
@@ -194,7 +256,8 @@ async fn wildcards_match_and_inactive_endpoints_get_nothing() {
     let job = app.publish(&key, "job.failed", json!({"j": 1})).await;
     assert_eq!(job["deliveries"], 1);
     for event in [&video, &user, &job] {
-        app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"]).await;
+        app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
+            .await;
     }
     assert_eq!(all.count(), 3);
     assert_eq!(videos.count(), 1);
@@ -208,7 +271,8 @@ async fn an_idempotency_key_returns_the_first_event_and_creates_nothing() {
     let app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
-    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]})).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let send = || async {
         let response = app
             .http
@@ -227,11 +291,16 @@ async fn an_idempotency_key_returns_the_first_event_and_creates_nothing() {
     let second = send().await;
     assert_eq!(first["id"], second["id"]);
     assert_eq!(second["deliveries"], 1);
-    assert_eq!(app.snapshot().await, before, "a repeated key writes nothing");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a repeated key writes nothing"
+    );
 
     // Another tenant's identical key is its own.
     let (_, other) = app.tenant("other").await;
-    app.endpoint(&other, json!({"url": receiver.url, "events": ["*"]})).await;
+    app.endpoint(&other, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let response = app
         .http
         .post(app.url("/api/v1/events"))
@@ -252,22 +321,40 @@ async fn deleting_an_endpoint_cancels_its_pending_deliveries() {
     let app = spawn_app(true, &[("HOOKFLEET_RETRY_SCHEDULE", "0s,1h")]).await;
     let (_, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(500)).await;
-    let endpoint = app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]})).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let endpoint_id = endpoint["id"].as_str().unwrap();
     let event = app.publish(&key, "user.created", json!({})).await;
     let event_id = event["id"].as_str().unwrap();
-    let scheduled = app.wait_for_deliveries(&key, event_id, &["scheduled"]).await;
+    let scheduled = app
+        .wait_for_deliveries(&key, event_id, &["scheduled"])
+        .await;
     assert!(scheduled["deliveries"][0]["next_attempt_at"].is_string());
 
-    let (status, _) = app.delete(&format!("/api/v1/webhooks/{endpoint_id}"), &key).await;
+    let (status, _) = app
+        .delete(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
+        .await;
     assert_eq!(status, 204);
-    let detail = app.wait_for_deliveries(&key, event_id, &["cancelled"]).await;
+    let detail = app
+        .wait_for_deliveries(&key, event_id, &["cancelled"])
+        .await;
     assert_eq!(detail["deliveries"][0]["attempts"], 1);
-    let (status, _) = app.get(&format!("/api/v1/webhooks/{endpoint_id}"), &key).await;
+    let (status, _) = app
+        .get(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
+        .await;
     assert_eq!(status, 404);
     let mut conn = app.redis().await;
     let due: u64 = redis::cmd("ZCARD")
-        .arg(app_keys(&app).due(hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id).unwrap()))
+        .arg(
+            app_keys(&app).due(
+                hookfleet_common::ids::partition_of(
+                    hookfleet_common::ids::IdKind::Endpoint,
+                    endpoint_id,
+                )
+                .unwrap(),
+            ),
+        )
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -284,7 +371,9 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     let app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
-    let endpoint = app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]})).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
     let path = format!("/api/v1/webhooks/{}", endpoint["id"].as_str().unwrap());
     // Queued while active, then disabled before any worker runs.
     let event = app.publish(&key, "user.created", json!({})).await;
@@ -294,14 +383,22 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     app.start_worker();
     // The worker claims it, sees the endpoint disabled and holds it.
     let keys = app_keys(&app);
-    let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint["id"].as_str().unwrap()).unwrap();
+    let p = hookfleet_common::ids::partition_of(
+        hookfleet_common::ids::IdKind::Endpoint,
+        endpoint["id"].as_str().unwrap(),
+    )
+    .unwrap();
     let held_key = keys.endpoint_held(p, endpoint["id"].as_str().unwrap());
     let mut conn = app.redis().await;
     wait_until(Duration::from_secs(10), || {
         let mut conn = conn.clone();
         let held_key = held_key.clone();
         async move {
-            let n: u64 = redis::cmd("ZCARD").arg(&held_key).query_async(&mut conn).await.ok()?;
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(&held_key)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
             (n == 1).then_some(())
         }
     })
@@ -310,9 +407,14 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     assert_eq!(receiver.count(), 0);
     let (status, _) = app.patch(&path, &key, json!({"active": true})).await;
     assert_eq!(status, 200);
-    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"]).await;
+    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
+        .await;
     assert_eq!(receiver.count(), 1);
-    let n: u64 = redis::cmd("ZCARD").arg(&held_key).query_async(&mut conn).await.unwrap();
+    let n: u64 = redis::cmd("ZCARD")
+        .arg(&held_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
     app.stop().await;
 }
@@ -323,10 +425,17 @@ async fn a_test_send_reaches_only_that_endpoint() {
     let (_, key) = app.tenant("acme").await;
     let target = spawn_receiver(vec![], Reply::status(200)).await;
     let bystander = spawn_receiver(vec![], Reply::status(200)).await;
-    let endpoint = app.endpoint(&key, json!({"url": target.url, "events": ["user.created"]})).await;
-    app.endpoint(&key, json!({"url": bystander.url, "events": ["*"]})).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": target.url, "events": ["user.created"]}))
+        .await;
+    app.endpoint(&key, json!({"url": bystander.url, "events": ["*"]}))
+        .await;
     let (status, sent) = app
-        .post(&format!("/api/v1/webhooks/{}/test", endpoint["id"].as_str().unwrap()), &key, json!({}))
+        .post(
+            &format!("/api/v1/webhooks/{}/test", endpoint["id"].as_str().unwrap()),
+            &key,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 202, "{sent}");
     let got = target.wait_for(1).await;
@@ -334,7 +443,8 @@ async fn a_test_send_reaches_only_that_endpoint() {
     assert_eq!(body["type"], "webhook.test");
     assert_eq!(body["data"], json!({"test": true}));
     assert_eq!(got[0].header("webhook-id"), sent["event_id"].as_str());
-    app.wait_for_deliveries(&key, sent["event_id"].as_str().unwrap(), &["delivered"]).await;
+    app.wait_for_deliveries(&key, sent["event_id"].as_str().unwrap(), &["delivered"])
+        .await;
     assert_eq!(bystander.count(), 0);
     app.stop().await;
 }

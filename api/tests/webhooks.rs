@@ -31,17 +31,34 @@ async fn create_read_list_update_delete() {
 
     let (status, fetched) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
     assert_eq!(status, 200);
-    assert!(fetched.get("secret").is_none(), "the secret is shown only on create");
+    assert!(
+        fetched.get("secret").is_none(),
+        "the secret is shown only on create"
+    );
     assert_eq!(fetched["url"], "https://example.com/hooks");
     assert_eq!(fetched["events"], json!(["video.*", "user.created"]));
     assert_eq!(fetched["description"], "prod receiver");
 
-    let second = app.endpoint(&key, json!({"url": "http://example.org/x", "events": ["*"]})).await;
+    let second = app
+        .endpoint(
+            &key,
+            json!({"url": "http://example.org/x", "events": ["*"]}),
+        )
+        .await;
     let (status, list) = app.get("/api/v1/webhooks", &key).await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [id, second["id"].as_str().unwrap()]);
-    assert!(list.as_array().unwrap().iter().all(|w| w.get("secret").is_none()));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w.get("secret").is_none()));
 
     let (status, updated) = app
         .patch(
@@ -55,7 +72,10 @@ async fn create_read_list_update_delete() {
     assert!(updated.get("rate_limit").is_none());
     assert_eq!(updated["active"], false);
     assert_eq!(updated["headers"], json!({}));
-    assert_eq!(updated["description"], "prod receiver", "absent fields stay");
+    assert_eq!(
+        updated["description"], "prod receiver",
+        "absent fields stay"
+    );
     assert_eq!(updated["created_at"], created["created_at"]);
     let (_, again) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
     assert_eq!(again, updated);
@@ -78,8 +98,20 @@ async fn event_types_list_create_delete() {
     let (_, key) = app.tenant("acme").await;
     let (status, list) = app.get("/api/v1/webhooks/events", &key).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for built_in in ["match.found", "video.processed", "job.failed", "user.created", "subscription.updated", "api_limit.reached"] {
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for built_in in [
+        "match.found",
+        "video.processed",
+        "job.failed",
+        "user.created",
+        "subscription.updated",
+        "api_limit.reached",
+    ] {
         assert!(names.contains(&built_in), "{built_in}");
     }
     let (status, created) = app
@@ -88,21 +120,39 @@ async fn event_types_list_create_delete() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["built_in"], false);
     let (status, body) = app
-        .post("/api/v1/event-types", &key, json!({"name": "invoice.paid", "description": "again"}))
+        .post(
+            "/api/v1/event-types",
+            &key,
+            json!({"name": "invoice.paid", "description": "again"}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
     let (status, _) = app
-        .post("/api/v1/event-types", &key, json!({"name": "user.created", "description": "taken"}))
+        .post(
+            "/api/v1/event-types",
+            &key,
+            json!({"name": "user.created", "description": "taken"}),
+        )
         .await;
     assert_eq!(status, 409);
     // Now usable by endpoints and publishing.
-    app.endpoint(&key, json!({"url": "https://example.com/h", "events": ["invoice.paid"]})).await;
-    let event = app.publish(&key, "invoice.paid", json!({"amount": 10})).await;
+    app.endpoint(
+        &key,
+        json!({"url": "https://example.com/h", "events": ["invoice.paid"]}),
+    )
+    .await;
+    let event = app
+        .publish(&key, "invoice.paid", json!({"amount": 10}))
+        .await;
     assert_eq!(event["deliveries"], 1);
     let (status, _) = app.delete("/api/v1/event-types/invoice.paid", &key).await;
     assert_eq!(status, 204);
     let (status, body) = app
-        .post("/api/v1/events", &key, json!({"event_type": "invoice.paid", "data": {}}))
+        .post(
+            "/api/v1/events",
+            &key,
+            json!({"event_type": "invoice.paid", "data": {}}),
+        )
         .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("event_type")));
     let (status, _) = app.delete("/api/v1/event-types/invoice.paid", &key).await;
@@ -111,15 +161,32 @@ async fn event_types_list_create_delete() {
     assert_eq!(status, 409);
     // Another tenant does not see this tenant's types.
     let (_, other) = app.tenant("other").await;
-    app.post("/api/v1/event-types", &key, json!({"name": "mine.only", "description": ""})).await;
+    app.post(
+        "/api/v1/event-types",
+        &key,
+        json!({"name": "mine.only", "description": ""}),
+    )
+    .await;
     let (_, list) = app.get("/api/v1/event-types", &other).await;
-    assert!(!list.as_array().unwrap().iter().any(|t| t["name"] == "mine.only"));
+    assert!(!list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "mine.only"));
     app.stop().await;
 }
 
 /// Sends `body` and asserts the status, the error code and the field, and
 /// that nothing under the test's prefix changed.
-async fn refused(app: &common::TestApp, key: &str, method: &str, path: &str, body: Value, status: u16, field: Option<&str>) {
+async fn refused(
+    app: &common::TestApp,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+    status: u16,
+    field: Option<&str>,
+) {
     let before = app.snapshot().await;
     let (got, error) = match method {
         "POST" => app.post(path, key, body.clone()).await,
@@ -127,7 +194,10 @@ async fn refused(app: &common::TestApp, key: &str, method: &str, path: &str, bod
         _ => unreachable!(),
     };
     assert_eq!(got, status, "{method} {path} {body} -> {error}");
-    assert!(error["code"].is_string() && error["message"].is_string(), "{error}");
+    assert!(
+        error["code"].is_string() && error["message"].is_string(),
+        "{error}"
+    );
     assert_eq!(error["field"].as_str(), field, "{body} -> {error}");
     assert_eq!(app.snapshot().await, before, "{body} wrote something");
 }
@@ -149,20 +219,59 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
         (with("url", json!("ftp://example.com/h")), 422, Some("url")),
         (with("url", json!("file:///etc/passwd")), 422, Some("url")),
         (with("url", json!(42)), 422, Some("url")),
-        (with("url", json!(format!("https://example.com/{}", "a".repeat(3000)))), 422, Some("url")),
+        (
+            with(
+                "url",
+                json!(format!("https://example.com/{}", "a".repeat(3000))),
+            ),
+            422,
+            Some("url"),
+        ),
         (json!({"url": "https://example.com/h"}), 422, Some("events")),
         (with("events", json!([])), 422, Some("events")),
-        (with("events", json!(["user.created", "no.such.type"])), 422, Some("events[1]")),
+        (
+            with("events", json!(["user.created", "no.such.type"])),
+            422,
+            Some("events[1]"),
+        ),
         (with("events", json!(["bad type"])), 422, Some("events[0]")),
         (with("events", json!(["us*er"])), 422, Some("events[0]")),
         (with("events", json!("user.created")), 422, Some("events")),
-        (with("description", json!("x".repeat(1025))), 422, Some("description")),
-        (with("headers", json!({"bad header": "v"})), 422, Some("headers.bad header")),
-        (with("headers", json!({"X-Ok": "line\nbreak"})), 422, Some("headers.X-Ok")),
-        (with("headers", json!({"webhook-signature": "v1,forged"})), 422, Some("headers.webhook-signature")),
-        (with("headers", json!({"Webhook-Id": "x"})), 422, Some("headers.Webhook-Id")),
-        (with("headers", json!({"Content-Type": "text/plain"})), 422, Some("headers.Content-Type")),
-        (with("headers", json!({"X-Num": 5})), 422, Some("headers.X-Num")),
+        (
+            with("description", json!("x".repeat(1025))),
+            422,
+            Some("description"),
+        ),
+        (
+            with("headers", json!({"bad header": "v"})),
+            422,
+            Some("headers.bad header"),
+        ),
+        (
+            with("headers", json!({"X-Ok": "line\nbreak"})),
+            422,
+            Some("headers.X-Ok"),
+        ),
+        (
+            with("headers", json!({"webhook-signature": "v1,forged"})),
+            422,
+            Some("headers.webhook-signature"),
+        ),
+        (
+            with("headers", json!({"Webhook-Id": "x"})),
+            422,
+            Some("headers.Webhook-Id"),
+        ),
+        (
+            with("headers", json!({"Content-Type": "text/plain"})),
+            422,
+            Some("headers.Content-Type"),
+        ),
+        (
+            with("headers", json!({"X-Num": 5})),
+            422,
+            Some("headers.X-Num"),
+        ),
         (with("rate_limit", json!(0)), 422, Some("rate_limit")),
         (with("rate_limit", json!(-5)), 422, Some("rate_limit")),
         (with("rate_limit", json!(1e30)), 422, Some("rate_limit")),
@@ -184,10 +293,18 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
         (json!({"events": []}), 422, Some("events")),
         (json!({"events": ["nope.nope"]}), 422, Some("events[0]")),
         (json!({"rate_limit": 0}), 422, Some("rate_limit")),
-        (json!({"headers": {"webhook-timestamp": "1"}}), 422, Some("headers.webhook-timestamp")),
+        (
+            json!({"headers": {"webhook-timestamp": "1"}}),
+            422,
+            Some("headers.webhook-timestamp"),
+        ),
         (json!({"secret": "whsec_x"}), 422, Some("secret")),
         // A valid change next to an invalid one: nothing is applied.
-        (json!({"description": "new", "url": "nope"}), 422, Some("url")),
+        (
+            json!({"description": "new", "url": "nope"}),
+            422,
+            Some("url"),
+        ),
     ];
     for (body, status, field) in patches {
         refused(&app, &key, "PATCH", &path, body, status, field).await;
@@ -204,20 +321,50 @@ async fn malformed_and_oversized_bodies_are_refused() {
         (b"{\"url\":".to_vec(), "application/json", 400),
         (b"".to_vec(), "application/json", 400),
         (b"{} trailing".to_vec(), "application/json", 400),
-        (vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'], "application/json", 400),
-        (format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes(), "application/json", 413),
-        (format!("{}{}", "[".repeat(1000), "]".repeat(1000)).into_bytes(), "application/json", 422),
+        (
+            vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'],
+            "application/json",
+            400,
+        ),
+        (
+            format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes(),
+            "application/json",
+            413,
+        ),
+        (
+            format!("{}{}", "[".repeat(1000), "]".repeat(1000)).into_bytes(),
+            "application/json",
+            422,
+        ),
         (vec![b' '; 5000], "application/json", 413),
         (b"url=x".to_vec(), "application/x-www-form-urlencoded", 415),
     ];
     for (body, content_type, status) in cases {
-        let (got, error) = app.post_raw("/api/v1/webhooks", &key, body.clone(), content_type).await;
-        assert_eq!(got, status, "{} -> {error}", String::from_utf8_lossy(&body[..body.len().min(40)]));
+        let (got, error) = app
+            .post_raw("/api/v1/webhooks", &key, body.clone(), content_type)
+            .await;
+        assert_eq!(
+            got,
+            status,
+            "{} -> {error}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
         assert!(error["code"].is_string(), "{error}");
     }
     // Nesting deeper than the parser's limit (128) inside an object.
-    let deep = format!(r#"{{"event_type":"user.created","data":{{"a":{}1{}}}}}"#, "[".repeat(1000), "]".repeat(1000));
-    let (status, error) = app.post_raw("/api/v1/events", &key, deep.into_bytes(), "application/json").await;
+    let deep = format!(
+        r#"{{"event_type":"user.created","data":{{"a":{}1{}}}}}"#,
+        "[".repeat(1000),
+        "]".repeat(1000)
+    );
+    let (status, error) = app
+        .post_raw(
+            "/api/v1/events",
+            &key,
+            deep.into_bytes(),
+            "application/json",
+        )
+        .await;
     assert!(status == 400 || status == 422, "{status} {error}");
     let big = json!({"event_type": "user.created", "data": {"blob": "x".repeat(5000)}});
     let (status, error) = app.post("/api/v1/events", &key, big).await;
@@ -231,17 +378,49 @@ async fn malformed_and_oversized_bodies_are_refused() {
 async fn bad_publish_input_is_refused_and_writes_nothing() {
     let app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
-    app.endpoint(&key, json!({"url": "https://example.com/h", "events": ["*"]})).await;
+    app.endpoint(
+        &key,
+        json!({"url": "https://example.com/h", "events": ["*"]}),
+    )
+    .await;
     let cases: Vec<(Value, u16, Option<&str>)> = vec![
         (json!({"data": {}}), 422, Some("event_type")),
         (json!({"event_type": "user.created"}), 422, Some("data")),
-        (json!({"event_type": "no.such", "data": {}}), 422, Some("event_type")),
-        (json!({"event_type": "bad type", "data": {}}), 422, Some("event_type")),
-        (json!({"event_type": "user.created", "data": [1]}), 422, Some("data")),
-        (json!({"event_type": "user.created", "data": "x"}), 422, Some("data")),
-        (json!({"event_type": "user.created", "data": null}), 422, Some("data")),
-        (json!({"event_type": 7, "data": {}}), 422, Some("event_type")),
-        (json!({"event_type": "user.created", "data": {}, "extra": 1}), 422, Some("extra")),
+        (
+            json!({"event_type": "no.such", "data": {}}),
+            422,
+            Some("event_type"),
+        ),
+        (
+            json!({"event_type": "bad type", "data": {}}),
+            422,
+            Some("event_type"),
+        ),
+        (
+            json!({"event_type": "user.created", "data": [1]}),
+            422,
+            Some("data"),
+        ),
+        (
+            json!({"event_type": "user.created", "data": "x"}),
+            422,
+            Some("data"),
+        ),
+        (
+            json!({"event_type": "user.created", "data": null}),
+            422,
+            Some("data"),
+        ),
+        (
+            json!({"event_type": 7, "data": {}}),
+            422,
+            Some("event_type"),
+        ),
+        (
+            json!({"event_type": "user.created", "data": {}, "extra": 1}),
+            422,
+            Some("extra"),
+        ),
     ];
     for (body, status, field) in cases {
         refused(&app, &key, "POST", "/api/v1/events", body, status, field).await;
@@ -269,15 +448,30 @@ async fn bad_publish_input_is_refused_and_writes_nothing() {
 async fn bad_ids_and_parameters_get_json_errors() {
     let app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
-    for path in ["/api/v1/webhooks/nope", "/api/v1/webhooks/ep_0000000000000000000000zz", "/api/v1/events/evt_%00", "/api/v1/events/../../etc"] {
+    for path in [
+        "/api/v1/webhooks/nope",
+        "/api/v1/webhooks/ep_0000000000000000000000zz",
+        "/api/v1/events/evt_%00",
+        "/api/v1/events/../../etc",
+    ] {
         let (status, body) = app.get(path, &key).await;
         assert_eq!(status, 404, "{path}: {body}");
         assert!(body["code"].is_string());
     }
-    let endpoint = app.endpoint(&key, json!({"url": "https://example.com/h", "events": ["*"]})).await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "https://example.com/h", "events": ["*"]}),
+        )
+        .await;
     let id = endpoint["id"].as_str().unwrap();
     for limit in ["0", "251", "abc", "-1", "99999999999999999999"] {
-        let (status, body) = app.get(&format!("/api/v1/webhooks/{id}/deliveries?limit={limit}"), &key).await;
+        let (status, body) = app
+            .get(
+                &format!("/api/v1/webhooks/{id}/deliveries?limit={limit}"),
+                &key,
+            )
+            .await;
         assert_eq!(status, 400, "limit={limit}: {body}");
         assert_eq!(body["field"], "limit");
     }

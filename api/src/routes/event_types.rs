@@ -50,7 +50,11 @@ pub struct EventType {
 pub struct CreateEventType {
     /// 1 to 128 characters of letters, digits, `_` and `-`, in dot-separated
     /// segments (`invoice.paid`).
-    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    ))]
     pub name: String,
     /// What the event means, up to 1024 characters.
     #[oai(validator(max_length = 1024))]
@@ -116,7 +120,11 @@ impl EventTypesApi {
     ///
     /// The event types this tenant can subscribe endpoints to and publish:
     /// the built-in catalog and the tenant's own.
-    #[oai(path = "/webhooks/events", method = "get", operation_id = "list_webhook_event_types")]
+    #[oai(
+        path = "/webhooks/events",
+        method = "get",
+        operation_id = "list_webhook_event_types"
+    )]
     async fn list_for_webhooks(&self, auth: ApiKeyAuth) -> Result<Json<Vec<EventType>>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         Ok(Json(available(&self.state, &tenant.tenant_id).await?))
@@ -125,7 +133,11 @@ impl EventTypesApi {
     /// List event types
     ///
     /// Same as `GET /api/v1/webhooks/events`.
-    #[oai(path = "/event-types", method = "get", operation_id = "list_event_types")]
+    #[oai(
+        path = "/event-types",
+        method = "get",
+        operation_id = "list_event_types"
+    )]
     async fn list(&self, auth: ApiKeyAuth) -> Result<Json<Vec<EventType>>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         Ok(Json(available(&self.state, &tenant.tenant_id).await?))
@@ -135,7 +147,11 @@ impl EventTypesApi {
     ///
     /// Defines a tenant-specific event type. 409 if the name is taken
     /// (built-in or the tenant's own).
-    #[oai(path = "/event-types", method = "post", operation_id = "create_event_type")]
+    #[oai(
+        path = "/event-types",
+        method = "post",
+        operation_id = "create_event_type"
+    )]
     async fn create(
         &self,
         auth: ApiKeyAuth,
@@ -151,7 +167,9 @@ impl EventTypesApi {
             }
         }
         if catalog::is_built_in(&name) {
-            return Err(ApiError::conflict(format!("`{name}` is a built-in event type")));
+            return Err(ApiError::conflict(format!(
+                "`{name}` is a built-in event type"
+            )));
         }
         let now = now_ms();
         let event_type = EventType {
@@ -164,7 +182,11 @@ impl EventTypesApi {
         let json = serde_json::to_string(&event_type).map_err(|_| ApiError::unavailable())?;
         let mut conn = self.state.conn().await?;
         let created: bool = conn
-            .hset_nx(self.state.keys.tenant_event_types(&tenant.tenant_id), &name, json)
+            .hset_nx(
+                self.state.keys.tenant_event_types(&tenant.tenant_id),
+                &name,
+                json,
+            )
             .await?;
         if !created {
             return Err(ApiError::conflict(format!("event type `{name}` exists")));
@@ -176,7 +198,11 @@ impl EventTypesApi {
     ///
     /// Deletes a tenant-defined type; it can no longer be published.
     /// Built-in types cannot be deleted (409).
-    #[oai(path = "/event-types/:name", method = "delete", operation_id = "delete_event_type")]
+    #[oai(
+        path = "/event-types/:name",
+        method = "delete",
+        operation_id = "delete_event_type"
+    )]
     async fn delete(
         &self,
         auth: ApiKeyAuth,
@@ -192,7 +218,10 @@ impl EventTypesApi {
         }
         let mut conn = self.state.conn().await?;
         let removed: u64 = conn
-            .hdel(self.state.keys.tenant_event_types(&tenant.tenant_id), &name.0)
+            .hdel(
+                self.state.keys.tenant_event_types(&tenant.tenant_id),
+                &name.0,
+            )
             .await?;
         if removed == 0 {
             return Err(ApiError::not_found("event type"));

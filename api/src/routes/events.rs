@@ -152,7 +152,8 @@ impl EventsApi {
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
         let home = ids::partition_of(IdKind::Event, &id.0).ok_or_else(not_found)?;
         let mut conn = self.state.conn().await?;
-        let event: HashMap<String, String> = conn.hgetall(self.state.keys.event(home, &id.0)).await?;
+        let event: HashMap<String, String> =
+            conn.hgetall(self.state.keys.event(home, &id.0)).await?;
         if event.get("tenant") != Some(&tenant.tenant_id) {
             return Err(not_found());
         }
@@ -170,7 +171,9 @@ impl EventsApi {
             .collect();
         let mut all = Vec::new();
         for p in partitions {
-            let mut ids: Vec<String> = conn.smembers(self.state.keys.event_deliveries(p, &id.0)).await?;
+            let mut ids: Vec<String> = conn
+                .smembers(self.state.keys.event_deliveries(p, &id.0))
+                .await?;
             ids.sort();
             all.extend(deliveries::load_many(&self.state, p, &ids).await?);
         }
@@ -179,7 +182,12 @@ impl EventsApi {
             id: id.0.clone(),
             event_type: event.get("type").cloned().unwrap_or_default(),
             data: body.get("data").cloned().unwrap_or_default(),
-            created_at: rfc3339_ms(event.get("created").and_then(|c| c.parse().ok()).unwrap_or(0)),
+            created_at: rfc3339_ms(
+                event
+                    .get("created")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0),
+            ),
             deliveries: all,
         }))
     }

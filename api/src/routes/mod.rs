@@ -1,8 +1,8 @@
 //! The API's operations, one file per resource. Each file's `*Api` struct is
 //! a poem-openapi service; [`all`] combines them into one spec.
 
-pub mod event_types;
 pub mod deliveries;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod tenants;

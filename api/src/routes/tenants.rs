@@ -164,7 +164,11 @@ impl TenantsApi {
         let _: () = conn
             .hset_multiple(
                 self.state.keys.tenant(&id),
-                &[("id", id.clone()), ("name", name.clone()), ("created", now.to_string())],
+                &[
+                    ("id", id.clone()),
+                    ("name", name.clone()),
+                    ("created", now.to_string()),
+                ],
             )
             .await?;
         let _: () = conn.zadd(self.state.keys.tenants(), &id, now).await?;
@@ -196,7 +200,11 @@ impl TenantsApi {
     /// Get a tenant
     ///
     /// Admin key only.
-    #[oai(path = "/tenants/:tenant_id", method = "get", operation_id = "get_tenant")]
+    #[oai(
+        path = "/tenants/:tenant_id",
+        method = "get",
+        operation_id = "get_tenant"
+    )]
     async fn get_tenant(
         &self,
         auth: ApiKeyAuth,
@@ -212,7 +220,11 @@ impl TenantsApi {
     /// Creates a key that acts for this tenant. The key is in this answer
     /// only; Hookfleet stores its SHA-256 hash. Send `{}` for an unnamed key.
     /// Admin key only.
-    #[oai(path = "/tenants/:tenant_id/api-keys", method = "post", operation_id = "create_api_key")]
+    #[oai(
+        path = "/tenants/:tenant_id/api-keys",
+        method = "post",
+        operation_id = "create_api_key"
+    )]
     async fn create_api_key(
         &self,
         auth: ApiKeyAuth,
@@ -262,7 +274,11 @@ impl TenantsApi {
     /// List API keys
     ///
     /// The tenant's keys, without the keys themselves. Admin key only.
-    #[oai(path = "/tenants/:tenant_id/api-keys", method = "get", operation_id = "list_api_keys")]
+    #[oai(
+        path = "/tenants/:tenant_id/api-keys",
+        method = "get",
+        operation_id = "list_api_keys"
+    )]
     async fn list_api_keys(
         &self,
         auth: ApiKeyAuth,

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use hookfleet_common::catalog::TEST_EVENT_TYPE;
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::model::EndpointRecord;
+use hookfleet_common::scripts;
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use hookfleet_common::scripts;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
@@ -235,7 +235,8 @@ pub enum TestQueued {
 impl WebhooksApi {
     /// The tenant's endpoint, or 404 (also for other tenants' ids).
     async fn load(&self, tenant: &TenantCtx, id: &str) -> Result<EndpointRecord, ApiError> {
-        let p = ids::partition_of(IdKind::Endpoint, id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let p = ids::partition_of(IdKind::Endpoint, id)
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
         let mut conn = self.state.conn().await?;
         let map: HashMap<String, String> = conn.hgetall(self.state.keys.endpoint(p, id)).await?;
         match EndpointRecord::from_hash(&map) {
@@ -244,7 +245,10 @@ impl WebhooksApi {
         }
     }
 
-    async fn known_type_checker(&self, tenant: &TenantCtx) -> Result<impl Fn(&str) -> bool, ApiError> {
+    async fn known_type_checker(
+        &self,
+        tenant: &TenantCtx,
+    ) -> Result<impl Fn(&str) -> bool, ApiError> {
         let names: Vec<String> = event_types::available(&self.state, &tenant.tenant_id)
             .await?
             .into_iter()
@@ -272,11 +276,14 @@ impl WebhooksApi {
         let url = EndpointUrl::parse(&body.url)?;
         let is_known = self.known_type_checker(&tenant).await?;
         let events = input::events(&body.events, is_known)?;
-        let description = input::description("description", body.description.as_deref().unwrap_or(""))?;
+        let description =
+            input::description("description", body.description.as_deref().unwrap_or(""))?;
         let headers = HeaderList::parse(&body.headers.unwrap_or_default())?;
         let rate_limit = body.rate_limit.map(input::rate_limit).transpose()?;
         let secret = match &body.secret {
-            Some(text) => SigningSecret::parse(text).map_err(|reason| ApiError::invalid("secret", reason))?,
+            Some(text) => {
+                SigningSecret::parse(text).map_err(|reason| ApiError::invalid("secret", reason))?
+            }
             None => SigningSecret::generate(),
         };
 
@@ -310,7 +317,10 @@ impl WebhooksApi {
             .hset_multiple(self.state.keys.endpoint(p, &record.id), &fields)
             .await?;
         tracing::info!(endpoint_id = %record.id, tenant_id = %tenant.tenant_id, "endpoint created");
-        Ok(WebhookCreated::Created(Json(Webhook::from_record(record, Some(exposed)))))
+        Ok(WebhookCreated::Created(Json(Webhook::from_record(
+            record,
+            Some(exposed),
+        ))))
     }
 
     /// List webhooks
@@ -357,14 +367,21 @@ impl WebhooksApi {
         id: Path<String>,
     ) -> Result<Json<Webhook>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        Ok(Json(Webhook::from_record(self.load(&tenant, &id.0).await?, None)))
+        Ok(Json(Webhook::from_record(
+            self.load(&tenant, &id.0).await?,
+            None,
+        )))
     }
 
     /// Update a webhook
     ///
     /// Changes the fields given; the rest stay. Disabling holds new and
     /// queued deliveries; re-enabling (`"active": true`) releases them.
-    #[oai(path = "/webhooks/:id", method = "patch", operation_id = "update_webhook")]
+    #[oai(
+        path = "/webhooks/:id",
+        method = "patch",
+        operation_id = "update_webhook"
+    )]
     async fn update(
         &self,
         auth: ApiKeyAuth,
@@ -416,7 +433,8 @@ impl WebhooksApi {
         }
         record.updated_at = now_ms();
 
-        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id)
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
         let keys = &self.state.keys;
         let mut invocation = scripts::UPDATE_ENDPOINT.prepare_invoke();
         invocation
@@ -452,7 +470,11 @@ impl WebhooksApi {
     /// Deletes the endpoint and cancels its deliveries that have not ended
     /// (they show as `cancelled`). Delivered and failed ones stay readable
     /// through their events until retention ends.
-    #[oai(path = "/webhooks/:id", method = "delete", operation_id = "delete_webhook")]
+    #[oai(
+        path = "/webhooks/:id",
+        method = "delete",
+        operation_id = "delete_webhook"
+    )]
     async fn delete(
         &self,
         auth: ApiKeyAuth,
@@ -461,7 +483,8 @@ impl WebhooksApi {
     ) -> Result<WebhookDeleted, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let record = self.load(&tenant, &id.0).await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id)
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
         let keys = &self.state.keys;
         let mut conn = self.state.conn().await?;
         let cancelled: i64 = scripts::DELETE_ENDPOINT
@@ -496,7 +519,11 @@ impl WebhooksApi {
     /// subscribes to: by default of type `webhook.test` with data
     /// `{"test": true}`. Follow it with `GET /api/v1/events/{event_id}`.
     /// 409 if the endpoint is disabled.
-    #[oai(path = "/webhooks/:id/test", method = "post", operation_id = "test_webhook")]
+    #[oai(
+        path = "/webhooks/:id/test",
+        method = "post",
+        operation_id = "test_webhook"
+    )]
     async fn test(
         &self,
         auth: ApiKeyAuth,
@@ -509,20 +536,29 @@ impl WebhooksApi {
         let event_type = match &body.event_type {
             Some(name) => {
                 let name = input::event_type_name("event_type", name)?;
-                if name != TEST_EVENT_TYPE && !event_types::exists(&self.state, &tenant.tenant_id, &name).await? {
-                    return Err(ApiError::invalid("event_type", format!("unknown event type `{name}`")));
+                if name != TEST_EVENT_TYPE
+                    && !event_types::exists(&self.state, &tenant.tenant_id, &name).await?
+                {
+                    return Err(ApiError::invalid(
+                        "event_type",
+                        format!("unknown event type `{name}`"),
+                    ));
                 }
                 name
             }
             None => TEST_EVENT_TYPE.to_string(),
         };
-        let data = body.data.unwrap_or_else(|| serde_json::json!({"test": true}));
+        let data = body
+            .data
+            .unwrap_or_else(|| serde_json::json!({"test": true}));
         if !data.is_object() {
             return Err(ApiError::invalid("data", "must be a JSON object"));
         }
         let record = self.load(&tenant, &id.0).await?;
         if !record.active {
-            return Err(ApiError::conflict("the webhook is disabled; enable it to send a test"));
+            return Err(ApiError::conflict(
+                "the webhook is disabled; enable it to send a test",
+            ));
         }
         let published = publish::publish(
             &self.state,
@@ -533,7 +569,8 @@ impl WebhooksApi {
             Target::Endpoint(record.id.clone()),
         )
         .await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id)
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
         Ok(TestQueued::Accepted(Json(TestSent {
             delivery_id: ids::delivery_id(&published.event_id, &record.id, p),
             event_id: published.event_id,
@@ -543,7 +580,11 @@ impl WebhooksApi {
     /// List a webhook's deliveries
     ///
     /// The endpoint's most recent deliveries, newest first.
-    #[oai(path = "/webhooks/:id/deliveries", method = "get", operation_id = "list_webhook_deliveries")]
+    #[oai(
+        path = "/webhooks/:id/deliveries",
+        method = "get",
+        operation_id = "list_webhook_deliveries"
+    )]
     async fn deliveries(
         &self,
         auth: ApiKeyAuth,
@@ -556,10 +597,15 @@ impl WebhooksApi {
         let tenant = self.state.tenant(&auth).await?;
         let limit = limit.0.unwrap_or(50).clamp(1, 250);
         let record = self.load(&tenant, &id.0).await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id)
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
         let mut conn = self.state.conn().await?;
         let ids: Vec<String> = conn
-            .zrevrange(self.state.keys.endpoint_deliveries(p, &record.id), 0, limit as isize - 1)
+            .zrevrange(
+                self.state.keys.endpoint_deliveries(p, &record.id),
+                0,
+                limit as isize - 1,
+            )
             .await?;
         drop(conn);
         let data = deliveries::load_many(&self.state, p, &ids).await?;
@@ -569,7 +615,11 @@ impl WebhooksApi {
     /// Get a webhook's statistics
     ///
     /// Counters kept as attempts happen (no scan of the log).
-    #[oai(path = "/webhooks/:id/stats", method = "get", operation_id = "get_webhook_stats")]
+    #[oai(
+        path = "/webhooks/:id/stats",
+        method = "get",
+        operation_id = "get_webhook_stats"
+    )]
     async fn stats(
         &self,
         auth: ApiKeyAuth,
@@ -578,14 +628,27 @@ impl WebhooksApi {
     ) -> Result<Json<WebhookStats>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let record = self.load(&tenant, &id.0).await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id).ok_or_else(|| ApiError::not_found("webhook"))?;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id)
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
         let mut conn = self.state.conn().await?;
         let counters: HashMap<String, String> = conn
             .hgetall(self.state.keys.endpoint_stats(p, &record.id))
             .await?;
-        let backlog: u64 = conn.scard(self.state.keys.endpoint_open(p, &record.id)).await?;
-        let n = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).unwrap_or(0u64);
-        let t = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).map(rfc3339_ms);
+        let backlog: u64 = conn
+            .scard(self.state.keys.endpoint_open(p, &record.id))
+            .await?;
+        let n = |name: &str| {
+            counters
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0u64)
+        };
+        let t = |name: &str| {
+            counters
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .map(rfc3339_ms)
+        };
         Ok(Json(WebhookStats {
             attempts: n("attempts"),
             attempts_2xx: n("attempts_2xx"),
@@ -599,7 +662,9 @@ impl WebhooksApi {
             backlog,
             last_success_at: t("last_success_at"),
             last_failure_at: t("last_failure_at"),
-            last_failure_code: counters.get("last_failure_code").and_then(|v| v.parse().ok()),
+            last_failure_code: counters
+                .get("last_failure_code")
+                .and_then(|v| v.parse().ok()),
         }))
     }
 }

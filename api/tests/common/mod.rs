@@ -48,16 +48,18 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("HOOKFLEET_POLL_INTERVAL".into(), "200ms".into()),
         ("HOOKFLEET_SHUTDOWN_GRACE".into(), "5s".into()),
         ("HOOKFLEET_PARTITIONS".into(), "8".into()),
-        ("HOOKFLEET_LOG".into(), std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into())),
+        (
+            "HOOKFLEET_LOG".into(),
+            std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
     ];
     for (k, v) in overrides {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    let config = Config::from_lookup(|name| {
-        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    })
-    .expect("test configuration is valid");
+    let config =
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("test configuration is valid");
     if std::env::var("HOOKFLEET_TEST_LOG").is_ok() {
         hookfleet_common::telemetry::init(&config.log_filter);
     }
@@ -96,11 +98,19 @@ impl TestApp {
     pub async fn snapshot(&self) -> Vec<(String, String)> {
         let mut conn = self.redis().await;
         let pattern = format!("{}:*", self.config.redis_prefix);
-        let mut keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.expect("KEYS");
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
         keys.sort();
         let mut out = Vec::new();
         for key in keys {
-            let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.expect("DUMP");
+            let dump: Option<Vec<u8>> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("DUMP");
             out.push((key, format!("{:?}", dump)));
         }
         out
@@ -114,7 +124,9 @@ impl TestApp {
         let config = self.config.clone();
         let rx = self.shutdown.subscribe();
         self.worker = Some(tokio::spawn(async move {
-            hookfleet_worker::run(config, rx).await.expect("worker runs");
+            hookfleet_worker::run(config, rx)
+                .await
+                .expect("worker runs");
         }));
     }
 
@@ -138,7 +150,13 @@ impl TestApp {
         read(response).await
     }
 
-    pub async fn post_raw(&self, path: &str, key: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> (u16, Value) {
         let response = self
             .http
             .post(self.url(path))
@@ -164,19 +182,33 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).bearer_auth(key).send().await.expect("request");
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
         read(response).await
     }
 
     pub async fn delete(&self, path: &str, key: &str) -> (u16, Value) {
-        let response = self.http.delete(self.url(path)).bearer_auth(key).send().await.expect("request");
+        let response = self
+            .http
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
         read(response).await
     }
 
     /// Creates a tenant and an API key for it: (tenant id, key).
     pub async fn tenant(&self, name: &str) -> (String, String) {
         let admin = self.admin_key();
-        let (status, tenant) = self.post("/api/v1/tenants", &admin, json!({"name": name})).await;
+        let (status, tenant) = self
+            .post("/api/v1/tenants", &admin, json!({"name": name}))
+            .await;
         assert_eq!(status, 201, "{tenant}");
         let id = tenant["id"].as_str().expect("tenant id").to_string();
         let (status, key) = self
@@ -195,7 +227,11 @@ impl TestApp {
 
     pub async fn publish(&self, key: &str, event_type: &str, data: Value) -> Value {
         let (status, event) = self
-            .post("/api/v1/events", key, json!({"event_type": event_type, "data": data}))
+            .post(
+                "/api/v1/events",
+                key,
+                json!({"event_type": event_type, "data": data}),
+            )
             .await;
         assert_eq!(status, 202, "{event}");
         event
@@ -226,7 +262,8 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
     let value = if text.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("response is not JSON ({status}): {text}"))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("response is not JSON ({status}): {text}"))
     };
     (status, value)
 }
@@ -235,7 +272,9 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
 pub async fn spawn_app(with_worker: bool, overrides: &[(&str, &str)]) -> TestApp {
     init_tls();
     let config = test_config(overrides);
-    let app = hookfleet_api::build(config.clone()).await.expect("api builds");
+    let app = hookfleet_api::build(config.clone())
+        .await
+        .expect("api builds");
     let base = format!("http://{}", app.addr());
     let (shutdown, _) = watch::channel(false);
     let mut rx = shutdown.subscribe();
@@ -359,8 +398,14 @@ impl Receiver {
 pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
     let received: Arc<Mutex<Vec<Received>>> = Arc::default();
     let queue = Arc::new(Mutex::new(VecDeque::from(replies)));
-    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind receiver");
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("receiver addr");
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind receiver");
+    let addr = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .copied()
+        .expect("receiver addr");
     let log = received.clone();
     let endpoint = poem::endpoint::make(move |req: poem::Request| {
         let log = log.clone();
@@ -379,7 +424,11 @@ pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
                 body,
                 at: Instant::now(),
             });
-            let reply = queue.lock().expect("receiver lock").pop_front().unwrap_or(fallback);
+            let reply = queue
+                .lock()
+                .expect("receiver lock")
+                .pop_front()
+                .unwrap_or(fallback);
             if !reply.delay.is_zero() {
                 tokio::time::sleep(reply.delay).await;
             }
@@ -392,7 +441,9 @@ pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
         }
     });
     tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor).run(endpoint).await;
+        let _ = poem::Server::new_with_acceptor(acceptor)
+            .run(endpoint)
+            .await;
     });
     Receiver {
         url: format!("http://{addr}/hook"),

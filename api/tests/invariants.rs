@@ -1,0 +1,279 @@
+//! Design invariants that the spine already carries: one payload per event
+//! (2), at-least-once through a dead worker's lease (1), an interrupted
+//! fan-out finished by the idempotent retry (1), and lease ownership.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{spawn_app, spawn_receiver, Reply};
+use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::time_util::now_ms;
+use hookfleet_common::{scripts, Keys};
+use serde_json::json;
+
+fn keys(app: &common::TestApp) -> Keys {
+    Keys::new(app.config.redis_prefix.clone())
+}
+
+/// How many stored values (string, hash field, stream field) contain `marker`.
+async fn occurrences(app: &common::TestApp, marker: &str) -> usize {
+    let mut conn = app.redis().await;
+    let pattern = format!("{}:*", app.config.redis_prefix);
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut found = 0;
+    for key in all {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let values: Vec<String> = match kind.as_str() {
+            "string" => vec![redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap()],
+            "hash" => {
+                let map: HashMap<String, String> = redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                map.into_values().collect()
+            }
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "stream" => {
+                let raw: redis::Value = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                vec![format!("{raw:?}")]
+            }
+            _ => Vec::new(),
+        };
+        found += values.iter().filter(|v| v.contains(marker)).count();
+    }
+    found
+}
+
+#[tokio::test]
+async fn fan_out_to_many_endpoints_stores_the_body_once() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let mut partitions = std::collections::BTreeSet::new();
+    for i in 0..60 {
+        let endpoint = app
+            .endpoint(
+                &key,
+                json!({"url": format!("https://example.com/{i}"), "events": ["*"]}),
+            )
+            .await;
+        partitions
+            .insert(ids::partition_of(IdKind::Endpoint, endpoint["id"].as_str().unwrap()).unwrap());
+    }
+    assert!(partitions.len() > 1, "endpoints spread over partitions");
+    let marker = format!("marker-{}", common::random_suffix());
+    let event = app
+        .publish(
+            &key,
+            "user.created",
+            json!({"note": marker, "pad": "x".repeat(2000)}),
+        )
+        .await;
+    assert_eq!(event["deliveries"], 60);
+    assert_eq!(
+        occurrences(&app, &marker).await,
+        1,
+        "the payload is stored exactly once"
+    );
+
+    // Each partition's due set holds exactly its endpoints' deliveries.
+    let mut conn = app.redis().await;
+    let mut queued = 0;
+    for p in app.config.all_partitions() {
+        let n: usize = redis::cmd("ZCARD")
+            .arg(keys(&app).due(p))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        queued += n;
+    }
+    assert_eq!(queued, 60);
+    let (_, detail) = app
+        .get(
+            &format!("/api/v1/events/{}", event["id"].as_str().unwrap()),
+            &key,
+        )
+        .await;
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 60);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
+    let mut app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let p = ids::partition_of(IdKind::Endpoint, endpoint["id"].as_str().unwrap()).unwrap();
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+
+    // A worker claims the delivery with a short lease, then "dies": it never
+    // attempts or records anything.
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let claimed = hookfleet_worker::claim::claim(&pool, &keys(&app), p, 10, 300, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(claimed.jobs.len(), 1);
+    let dead_job = claimed.jobs[0].clone();
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(detail["deliveries"][0]["status"], "in_flight");
+
+    // A live worker takes it over once the lease has expired.
+    app.start_worker();
+    let detail = app
+        .wait_for_deliveries(&key, &event_id, &["delivered"])
+        .await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(detail["deliveries"][0]["attempts"], 1);
+
+    // The dead worker coming back late cannot overwrite the outcome.
+    let late = hookfleet_worker::deliver::AttemptResult {
+        status: Some(500),
+        ..Default::default()
+    };
+    let held = hookfleet_worker::attempt::record(
+        &pool,
+        &keys(&app),
+        &dead_job,
+        &late,
+        hookfleet_worker::attempt::Decision::RetryAt(now_ms() + 60_000),
+        now_ms(),
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(!held, "a lost lease is reported");
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(detail["deliveries"][0]["status"], "delivered");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
+    let mut app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "4")]).await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    // Endpoints in at least two partitions.
+    let mut by_partition: HashMap<Partition, String> = HashMap::new();
+    while by_partition.len() < 2 {
+        let endpoint = app
+            .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+            .await;
+        let id = endpoint["id"].as_str().unwrap().to_string();
+        by_partition.insert(ids::partition_of(IdKind::Endpoint, &id).unwrap(), id);
+    }
+    let all_endpoints: usize = app
+        .get("/api/v1/webhooks", &key)
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+
+    // Simulate an API that ran publish.lua for the home partition and then
+    // crashed before the other partitions' fan-out: no 202 was sent.
+    let idem = "crash-1";
+    let k = keys(&app);
+    let home = ids::partition_for(&format!("{tenant_id}\n{idem}"), app.config.partitions);
+    let event_id = ids::new_id(IdKind::Event, home, now_ms());
+    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+    let mut conn = app.redis().await;
+    let _: redis::Value = scripts::PUBLISH
+        .key(k.event(home, &event_id))
+        .key(k.idempotency(home, &tenant_id, idem))
+        .key(k.due(home))
+        .key(k.event_deliveries(home, &event_id))
+        .arg(k.partition_prefix(home))
+        .arg(now_ms())
+        .arg(86_400_000u64)
+        .arg(86_400_000u64)
+        .arg("1")
+        .arg(&event_id)
+        .arg(&tenant_id)
+        .arg("user.created")
+        .arg(&body)
+        .arg("0")
+        .arg(home.0)
+        .arg(k.wake_channel())
+        .arg(all_endpoints)
+        .arg("")
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+
+    // The client retries with the same key: the fan-out is completed.
+    let response = app
+        .http
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", idem)
+        .json(&json!({"event_type": "user.created", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let retried: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(retried["id"], event_id.as_str());
+    assert_eq!(retried["deliveries"], all_endpoints);
+    app.start_worker();
+    receiver.wait_for(all_endpoints).await;
+    let detail = app
+        .wait_for_deliveries(&key, &event_id, &["delivered"])
+        .await;
+    assert_eq!(
+        detail["deliveries"].as_array().unwrap().len(),
+        all_endpoints
+    );
+    // A further retry changes nothing.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let again = app
+        .http
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", idem)
+        .json(&json!({"event_type": "user.created", "data": {}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(again["id"], event_id.as_str());
+    assert_eq!(again["deliveries"], all_endpoints);
+    app.stop().await;
+    assert_eq!(receiver.count(), all_endpoints);
+}
