@@ -3,12 +3,36 @@
 
 /// A built-in event type: (name, description, example `data`).
 pub const BUILT_IN: &[(&str, &str, &str)] = &[
-    ("match.found", "A match was found for a search the tenant registered.", r#"{"match_id":"m_123","score":0.97}"#),
-    ("video.processed", "A video finished processing and is ready to stream.", r#"{"video_id":"v_123","duration_s":93}"#),
-    ("job.failed", "A background job failed after its own retries.", r#"{"job_id":"j_123","error":"timeout"}"#),
-    ("user.created", "A user account was created.", r#"{"user_id":"u_123","email":"ada@example.com"}"#),
-    ("subscription.updated", "A subscription changed plan or status.", r#"{"subscription_id":"s_123","plan":"pro"}"#),
-    ("api_limit.reached", "The tenant reached an API usage limit.", r#"{"limit":"requests_per_day","value":10000}"#),
+    (
+        "match.found",
+        "A match was found for a search the tenant registered.",
+        r#"{"match_id":"m_123","score":0.97}"#,
+    ),
+    (
+        "video.processed",
+        "A video finished processing and is ready to stream.",
+        r#"{"video_id":"v_123","duration_s":93}"#,
+    ),
+    (
+        "job.failed",
+        "A background job failed after its own retries.",
+        r#"{"job_id":"j_123","error":"timeout"}"#,
+    ),
+    (
+        "user.created",
+        "A user account was created.",
+        r#"{"user_id":"u_123","email":"ada@example.com"}"#,
+    ),
+    (
+        "subscription.updated",
+        "A subscription changed plan or status.",
+        r#"{"subscription_id":"s_123","plan":"pro"}"#,
+    ),
+    (
+        "api_limit.reached",
+        "The tenant reached an API usage limit.",
+        r#"{"limit":"requests_per_day","value":10000}"#,
+    ),
 ];
 
 /// The type of the events sent by `POST /api/v1/webhooks/{id}/test`. It is
@@ -111,7 +135,9 @@ mod tests {
         assert!(video.matches("video.a.b"));
         assert!(!video.matches("video"));
         assert!(!video.matches("videos.processed"));
-        assert!(Pattern::parse("user.created").unwrap().matches("user.created"));
+        assert!(Pattern::parse("user.created")
+            .unwrap()
+            .matches("user.created"));
         assert!(Pattern::parse("us*er").is_err());
         assert!(Pattern::parse(".*").is_err());
     }

@@ -113,12 +113,13 @@ impl Config {
                 reason: format!("must be 1..={MAX_PARTITIONS}"),
             });
         }
-        let retry_schedule = parse_duration_list(&get("HOOKFLEET_RETRY_SCHEDULE")).map_err(
-            |reason| ConfigError {
-                variable: "HOOKFLEET_RETRY_SCHEDULE",
-                reason,
-            },
-        )?;
+        let retry_schedule =
+            parse_duration_list(&get("HOOKFLEET_RETRY_SCHEDULE")).map_err(|reason| {
+                ConfigError {
+                    variable: "HOOKFLEET_RETRY_SCHEDULE",
+                    reason,
+                }
+            })?;
         if retry_schedule.is_empty() {
             return Err(ConfigError {
                 variable: "HOOKFLEET_RETRY_SCHEDULE",
@@ -222,9 +223,16 @@ mod tests {
 
     #[test]
     fn lease_must_outlive_the_request_timeout() {
-        let err = load(&[("HOOKFLEET_REQUEST_TIMEOUT", "30s"), ("HOOKFLEET_LEASE", "30s")])
-            .unwrap_err();
+        let err = load(&[
+            ("HOOKFLEET_REQUEST_TIMEOUT", "30s"),
+            ("HOOKFLEET_LEASE", "30s"),
+        ])
+        .unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_LEASE");
-        assert!(load(&[("HOOKFLEET_REQUEST_TIMEOUT", "1s"), ("HOOKFLEET_LEASE", "6s")]).is_ok());
+        assert!(load(&[
+            ("HOOKFLEET_REQUEST_TIMEOUT", "1s"),
+            ("HOOKFLEET_LEASE", "6s")
+        ])
+        .is_ok());
     }
 }

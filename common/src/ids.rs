@@ -152,7 +152,14 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in ["", "evt_", "evt_short", "ep_0123456789abcdefghjkmnpq", "evt_0123456789abcdefghjkmnpi", "evt_0123456789abcdefghjkmnpqr"] {
+        for bad in [
+            "",
+            "evt_",
+            "evt_short",
+            "ep_0123456789abcdefghjkmnpq",
+            "evt_0123456789abcdefghjkmnpi",
+            "evt_0123456789abcdefghjkmnpqr",
+        ] {
             assert_eq!(partition_of(IdKind::Event, bad), None, "{bad}");
         }
     }

@@ -190,7 +190,10 @@ mod tests {
             active: false,
             ..record
         };
-        assert!(!summary_wants(&inactive.subscription_summary(), "video.processed"));
+        assert!(!summary_wants(
+            &inactive.subscription_summary(),
+            "video.processed"
+        ));
     }
 
     #[test]

@@ -31,6 +31,12 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("claim.lua", include_str!("scripts/claim.lua")),
     ("finish.lua", include_str!("scripts/finish.lua")),
     ("reschedule.lua", include_str!("scripts/reschedule.lua")),
-    ("update_endpoint.lua", include_str!("scripts/update_endpoint.lua")),
-    ("delete_endpoint.lua", include_str!("scripts/delete_endpoint.lua")),
+    (
+        "update_endpoint.lua",
+        include_str!("scripts/update_endpoint.lua"),
+    ),
+    (
+        "delete_endpoint.lua",
+        include_str!("scripts/delete_endpoint.lua"),
+    ),
 ];

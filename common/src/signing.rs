@@ -128,8 +128,20 @@ mod tests {
             secret.sign(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes()),
             SPEC_SIGNATURE
         );
-        assert!(verify(&secret, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes(), SPEC_SIGNATURE));
-        assert!(!verify(&secret, SPEC_ID, SPEC_TIMESTAMP + 1, SPEC_BODY.as_bytes(), SPEC_SIGNATURE));
+        assert!(verify(
+            &secret,
+            SPEC_ID,
+            SPEC_TIMESTAMP,
+            SPEC_BODY.as_bytes(),
+            SPEC_SIGNATURE
+        ));
+        assert!(!verify(
+            &secret,
+            SPEC_ID,
+            SPEC_TIMESTAMP + 1,
+            SPEC_BODY.as_bytes(),
+            SPEC_SIGNATURE
+        ));
     }
 
     #[test]

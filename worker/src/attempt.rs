@@ -101,7 +101,10 @@ pub async fn record(
         (field::RESPONSE_HEADERS, headers),
         (field::RESPONSE_BODY, result.response_body.clone()),
         (field::NEXT_ATTEMPT_AT, next),
-        (field::WEBHOOK_TIMESTAMP, result.webhook_timestamp.to_string()),
+        (
+            field::WEBHOOK_TIMESTAMP,
+            result.webhook_timestamp.to_string(),
+        ),
     ];
     let mut conn = pool.get().await?;
     let mut invocation = match decision {
@@ -164,24 +167,46 @@ mod tests {
     }
 
     fn schedule() -> Vec<Duration> {
-        vec![Duration::ZERO, Duration::from_secs(5), Duration::from_secs(300)]
+        vec![
+            Duration::ZERO,
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        ]
     }
 
     #[test]
     fn outcomes_by_status() {
         let max = Duration::from_secs(3600);
-        assert_eq!(decide(&answered(200), 1, &schedule(), max, 0), Decision::Delivered);
-        assert_eq!(decide(&answered(204), 1, &schedule(), max, 0), Decision::Delivered);
-        assert_eq!(decide(&answered(400), 1, &schedule(), max, 0), Decision::Failed);
-        assert_eq!(decide(&answered(410), 1, &schedule(), max, 0), Decision::Failed);
+        assert_eq!(
+            decide(&answered(200), 1, &schedule(), max, 0),
+            Decision::Delivered
+        );
+        assert_eq!(
+            decide(&answered(204), 1, &schedule(), max, 0),
+            Decision::Delivered
+        );
+        assert_eq!(
+            decide(&answered(400), 1, &schedule(), max, 0),
+            Decision::Failed
+        );
+        assert_eq!(
+            decide(&answered(410), 1, &schedule(), max, 0),
+            Decision::Failed
+        );
         for retryable in [301, 408, 429, 500, 503] {
-            assert!(matches!(decide(&answered(retryable), 1, &schedule(), max, 0), Decision::RetryAt(_)));
+            assert!(matches!(
+                decide(&answered(retryable), 1, &schedule(), max, 0),
+                Decision::RetryAt(_)
+            ));
         }
         let no_answer = AttemptResult {
             error: Some("connect error".into()),
             ..AttemptResult::default()
         };
-        assert!(matches!(decide(&no_answer, 1, &schedule(), max, 0), Decision::RetryAt(_)));
+        assert!(matches!(
+            decide(&no_answer, 1, &schedule(), max, 0),
+            Decision::RetryAt(_)
+        ));
     }
 
     #[test]
@@ -191,19 +216,27 @@ mod tests {
             panic!("expected a retry");
         };
         assert!((1_004_500..=1_005_500).contains(&at), "{at}");
-        assert!(matches!(decide(&answered(500), 2, &schedule(), max, 0), Decision::RetryAt(_)));
-        assert_eq!(decide(&answered(500), 3, &schedule(), max, 0), Decision::Failed);
+        assert!(matches!(
+            decide(&answered(500), 2, &schedule(), max, 0),
+            Decision::RetryAt(_)
+        ));
+        assert_eq!(
+            decide(&answered(500), 3, &schedule(), max, 0),
+            Decision::Failed
+        );
     }
 
     #[test]
     fn retry_after_is_honoured_and_capped() {
         let mut result = answered(429);
         result.retry_after = Some(Duration::from_secs(60));
-        let Decision::RetryAt(at) = decide(&result, 1, &schedule(), Duration::from_secs(3600), 0) else {
+        let Decision::RetryAt(at) = decide(&result, 1, &schedule(), Duration::from_secs(3600), 0)
+        else {
             panic!("expected a retry");
         };
         assert_eq!(at, 60_000);
-        let Decision::RetryAt(capped) = decide(&result, 1, &schedule(), Duration::from_secs(10), 0) else {
+        let Decision::RetryAt(capped) = decide(&result, 1, &schedule(), Duration::from_secs(10), 0)
+        else {
             panic!("expected a retry");
         };
         assert_eq!(capped, 10_000);

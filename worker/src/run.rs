@@ -83,7 +83,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let p = partitions[(start + offset) % partitions.len()];
             let now = now_ms();
             let lease_ms = ctx.config.lease.as_millis() as u64;
-            match claim::claim(&ctx.pool, &ctx.keys, p, free.min(ctx.config.claim_batch), lease_ms, now).await {
+            match claim::claim(
+                &ctx.pool,
+                &ctx.keys,
+                p,
+                free.min(ctx.config.claim_batch),
+                lease_ms,
+                now,
+            )
+            .await
+            {
                 Ok(claimed) => {
                     if let Some(due) = claimed.next_due_ms {
                         next_due = Some(next_due.map_or(due, |n: u64| n.min(due)));
@@ -156,7 +165,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
     }
 
-    tracing::info!(in_flight = tasks.len(), "shutting down; finishing attempts in flight");
+    tracing::info!(
+        in_flight = tasks.len(),
+        "shutting down; finishing attempts in flight"
+    );
     let drained = tokio::time::timeout(ctx.config.shutdown_grace, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -241,7 +253,9 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
             }
         }
     }
-    tracing::error!("could not record the attempt; the lease will expire and the delivery will be retried");
+    tracing::error!(
+        "could not record the attempt; the lease will expire and the delivery will be retried"
+    );
 }
 
 /// Reads an event's body from its home partition (when it is not the
