@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use hookfleet_common::catalog::{self, Pattern};
+use hookfleet_common::net_policy::AddressPolicy;
 use poem::http::{HeaderName, HeaderValue};
 
 use crate::error::ApiError;
@@ -48,7 +49,9 @@ pub const RESERVED_HEADERS: &[&str] = &[
 pub struct EndpointUrl(String);
 
 impl EndpointUrl {
-    pub fn parse(text: &str) -> Result<Self, ApiError> {
+    /// Parses and checks a URL against the destination policy (scheme,
+    /// restricted literal addresses, `localhost` names).
+    pub fn parse(text: &str, policy: &AddressPolicy) -> Result<Self, ApiError> {
         let field = "url";
         if text.is_empty() {
             return Err(ApiError::invalid(field, "must not be empty"));
@@ -61,12 +64,12 @@ impl EndpointUrl {
         }
         let url = url::Url::parse(text)
             .map_err(|err| ApiError::invalid(field, format!("not a valid absolute URL ({err})")))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(ApiError::invalid(field, "the scheme must be http or https"));
-        }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(ApiError::invalid(field, "must have a host"));
         }
+        policy
+            .check_url(&url)
+            .map_err(|reason| ApiError::invalid(field, reason))?;
         if url.fragment().is_some() {
             return Err(ApiError::invalid(field, "must not have a #fragment"));
         }
@@ -219,8 +222,18 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(EndpointUrl::parse("https://example.com/hook").is_ok());
-        assert!(EndpointUrl::parse("http://127.0.0.1:9000/x?y=1").is_ok());
+        let open = AddressPolicy::new(
+            AddressPolicy::parse_allow_list("127.0.0.0/8").unwrap(),
+            false,
+        );
+        let strict = AddressPolicy::default();
+        assert!(EndpointUrl::parse("https://example.com/hook", &strict).is_ok());
+        assert!(EndpointUrl::parse("http://127.0.0.1:9000/x?y=1", &open).is_ok());
+        assert_eq!(
+            field_of(EndpointUrl::parse("http://127.0.0.1:9000/x", &strict).unwrap_err())
+                .as_deref(),
+            Some("url")
+        );
         for bad in [
             "",
             "example.com/hook",
@@ -230,12 +243,12 @@ mod tests {
             "https://example.com/#x",
         ] {
             assert_eq!(
-                field_of(EndpointUrl::parse(bad).unwrap_err()).as_deref(),
+                field_of(EndpointUrl::parse(bad, &open).unwrap_err()).as_deref(),
                 Some("url"),
                 "{bad}"
             );
         }
-        assert!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))).is_err());
+        assert!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(3000)), &open).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::duration::{parse_duration, parse_duration_list};
 use crate::ids::MAX_PARTITIONS;
+use crate::net_policy::AddressPolicy;
 
 /// (name, default, meaning) of every variable either binary reads.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
@@ -23,6 +24,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_LEASE", "60s", "How long a claimed delivery stays claimed before another worker may take it over. Must exceed the request timeout by at least 5s."),
     ("HOOKFLEET_RETRY_AFTER_MAX", "1h", "Longest `Retry-After` (on 429/503) that is honoured."),
     ("HOOKFLEET_MAX_PAYLOAD", "262144", "Largest request body the API accepts, in bytes (larger gets 413)."),
+    ("HOOKFLEET_ALLOW_CIDRS", "(none)", "Comma-separated CIDRs that endpoints may reach although private, loopback or otherwise restricted (e.g. `10.0.0.0/8` for receivers on your own network)."),
+    ("HOOKFLEET_HTTPS_ONLY", "false", "`true` refuses endpoint URLs that are not https."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept."),
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
@@ -64,6 +67,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
     pub log_filter: String,
+    /// Where deliveries may go (SSRF protection).
+    pub address_policy: AddressPolicy,
 }
 
 fn default_of(name: &str) -> &'static str {
@@ -157,7 +162,25 @@ impl Config {
             Ok(value)
         };
 
+        let allow =
+            AddressPolicy::parse_allow_list(&lookup("HOOKFLEET_ALLOW_CIDRS").unwrap_or_default())
+                .map_err(|reason| ConfigError {
+                variable: "HOOKFLEET_ALLOW_CIDRS",
+                reason,
+            })?;
+        let https_only = match get("HOOKFLEET_HTTPS_ONLY").trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => {
+                return Err(ConfigError {
+                    variable: "HOOKFLEET_HTTPS_ONLY",
+                    reason: format!("`{other}` is not true or false"),
+                })
+            }
+        };
+
         Ok(Self {
+            address_policy: AddressPolicy::new(allow, https_only),
             redis_url: get("HOOKFLEET_REDIS_URL"),
             redis_prefix,
             redis_pool: positive("HOOKFLEET_REDIS_POOL")? as usize,
@@ -217,6 +240,10 @@ mod tests {
         assert_eq!(err.variable, "HOOKFLEET_LISTEN");
         let err = load(&[("HOOKFLEET_PARTITIONS", "0")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_PARTITIONS");
+        let err = load(&[("HOOKFLEET_ALLOW_CIDRS", "10.0.0.0/99")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_ALLOW_CIDRS");
+        let err = load(&[("HOOKFLEET_HTTPS_ONLY", "maybe")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_HTTPS_ONLY");
         let err = load(&[("HOOKFLEET_MAX_PAYLOAD", "-1")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_MAX_PAYLOAD");
     }

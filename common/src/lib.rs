@@ -12,6 +12,7 @@ pub mod duration;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod net_policy;
 pub mod redis_pool;
 pub mod scripts;
 pub mod signing;

@@ -45,7 +45,7 @@ pub fn decide(
     if let Some(200..=299) = result.status {
         return Decision::Delivered;
     }
-    if !is_retryable(result.status) {
+    if result.refused || !is_retryable(result.status) {
         return Decision::Failed;
     }
     let Some(&delay) = schedule.get(attempt_number as usize) else {

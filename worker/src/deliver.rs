@@ -2,7 +2,12 @@
 //! Nothing else in Hookfleet builds outbound requests, so timeouts, redirect
 //! policy and header rules live here.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use hookfleet_common::net_policy::AddressPolicy;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use hookfleet_common::model::RESPONSE_EXCERPT_MAX;
 use hookfleet_common::signing::{signature_header, SigningSecret};
@@ -13,11 +18,39 @@ use crate::claim::Job;
 /// `User-Agent` of every delivery.
 pub const USER_AGENT_VALUE: &str = concat!("Hookfleet/", env!("CARGO_PKG_VERSION"));
 
+/// Resolves names for deliveries and drops every address the policy
+/// refuses, at connect time, so a public-looking name that resolves to an
+/// internal address (DNS rebinding included) never gets a connection.
+struct PolicyResolver {
+    policy: AddressPolicy,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> =
+                resolved.filter(|addr| policy.allows(addr.ip())).collect();
+            if allowed.is_empty() {
+                let refusal: Box<dyn std::error::Error + Send + Sync> = format!(
+                    "refused: {host} resolves only to private, loopback or otherwise restricted addresses"
+                )
+                .into();
+                return Err(refusal);
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 /// Builds the client shared by every attempt of this process: connection
-/// reuse across deliveries, no redirects (a 3xx is the receiver's answer, and
-/// following it could lead a request somewhere the tenant never registered),
-/// no proxies from the environment.
-pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+/// reuse across deliveries, the SSRF-checking resolver, no redirects (a 3xx
+/// is the receiver's answer, and following it could lead a request
+/// somewhere the tenant never registered), no proxies from the environment.
+pub fn build_client(policy: &AddressPolicy) -> Result<reqwest::Client, reqwest::Error> {
     // reqwest is built without a default crypto provider (ring is much
     // lighter to build than aws-lc-rs); install ring once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -28,6 +61,9 @@ pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
+        .dns_resolver(Arc::new(PolicyResolver {
+            policy: policy.clone(),
+        }))
         .build()
 }
 
@@ -45,6 +81,26 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
     /// The `webhook-timestamp` that was sent.
     pub webhook_timestamp: u64,
+    /// The destination was refused by the address policy before any
+    /// connection (a literal restricted address): retrying cannot help.
+    pub refused: bool,
+}
+
+/// Checks a URL whose host is a literal IP (the resolver only sees names).
+pub fn check_destination(url: &str, policy: &AddressPolicy) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|err| format!("invalid URL: {err}"))?;
+    policy
+        .check_url(&parsed)
+        .map_err(|reason| format!("refused: the URL {reason}"))?;
+    let literal = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    match literal {
+        Some(ip) if !policy.allows(ip) => Err("refused: restricted address".into()),
+        _ => Ok(()),
+    }
 }
 
 /// The signature headers of one attempt, in the order they are sent.
@@ -76,6 +132,7 @@ pub fn signed_headers(
 /// Sends one attempt and reads at most a few KiB of the answer.
 pub async fn send(
     client: &reqwest::Client,
+    policy: &AddressPolicy,
     job: &Job,
     body: &str,
     default_timeout: Duration,
@@ -86,6 +143,12 @@ pub async fn send(
         webhook_timestamp: timestamp,
         ..AttemptResult::default()
     };
+    if let Err(reason) = check_destination(&job.url, policy) {
+        tracing::warn!(reason = %reason, "delivery refused by the address policy");
+        result.error = Some(reason);
+        result.refused = true;
+        return result;
+    }
     let signed = match signed_headers(job, body, timestamp, now_ms) {
         Ok(signed) => signed,
         Err(err) => {
@@ -201,6 +264,38 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_resolver_drops_restricted_addresses() {
+        use std::str::FromStr;
+        let strict = PolicyResolver {
+            policy: AddressPolicy::default(),
+        };
+        let refused = strict.resolve(Name::from_str("localhost").unwrap()).await;
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("refused"), "{message}");
+        let open = PolicyResolver {
+            policy: AddressPolicy::new(
+                AddressPolicy::parse_allow_list("127.0.0.0/8,::1/128").unwrap(),
+                false,
+            ),
+        };
+        let addrs: Vec<SocketAddr> = open
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn literal_destinations_are_checked() {
+        let strict = AddressPolicy::default();
+        assert!(check_destination("http://127.0.0.1:1/", &strict).is_err());
+        assert!(check_destination("http://[::ffff:10.0.0.1]/", &strict).is_err());
+        assert!(check_destination("https://93.184.216.34/", &strict).is_ok());
+        assert!(check_destination("https://example.com/", &strict).is_ok());
+    }
 
     #[test]
     fn retry_after_seconds() {

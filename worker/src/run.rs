@@ -39,7 +39,7 @@ struct Context {
 /// flight get up to `HOOKFLEET_SHUTDOWN_GRACE` to finish and record.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
     let pool = redis_pool::create_pool(&config).map_err(WorkerError::Config)?;
-    let client = deliver::build_client()?;
+    let client = deliver::build_client(&config.address_policy)?;
     let keys = Keys::new(config.redis_prefix.clone());
     let notify = Arc::new(Notify::new());
     let listener = tokio::spawn(crate::wake::listen(
@@ -197,6 +197,7 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
         Ok(Some(body)) => {
             let result = deliver::send(
                 &ctx.client,
+                &ctx.config.address_policy,
                 &job,
                 &body,
                 ctx.config.request_timeout,

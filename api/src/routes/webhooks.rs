@@ -273,7 +273,7 @@ impl WebhooksApi {
     ) -> Result<WebhookCreated, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let body = body.0;
-        let url = EndpointUrl::parse(&body.url)?;
+        let url = EndpointUrl::parse(&body.url, &self.state.config.address_policy)?;
         let is_known = self.known_type_checker(&tenant).await?;
         let events = input::events(&body.events, is_known)?;
         let description =
@@ -392,7 +392,12 @@ impl WebhooksApi {
         let tenant = self.state.tenant(&auth).await?;
         let body = body.0;
         // Validate everything before touching the record: all or nothing.
-        let url = body.url.as_deref().map(EndpointUrl::parse).transpose()?;
+        let policy = &self.state.config.address_policy;
+        let url = body
+            .url
+            .as_deref()
+            .map(|url| EndpointUrl::parse(url, policy))
+            .transpose()?;
         let events = match &body.events {
             Some(events) => {
                 let is_known = self.known_type_checker(&tenant).await?;

@@ -48,6 +48,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("HOOKFLEET_POLL_INTERVAL".into(), "200ms".into()),
         ("HOOKFLEET_SHUTDOWN_GRACE".into(), "5s".into()),
         ("HOOKFLEET_PARTITIONS".into(), "8".into()),
+        ("HOOKFLEET_ALLOW_CIDRS".into(), "127.0.0.0/8".into()),
         (
             "HOOKFLEET_LOG".into(),
             std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -128,6 +129,49 @@ impl TestApp {
                 .await
                 .expect("worker runs");
         }));
+    }
+
+    /// Starts a worker with a configuration of its own (e.g. a different
+    /// address policy than the API's).
+    pub fn start_worker_with(&mut self, config: Config) {
+        let rx = self.shutdown.subscribe();
+        self.worker = Some(tokio::spawn(async move {
+            hookfleet_worker::run(config, rx)
+                .await
+                .expect("worker runs");
+        }));
+    }
+
+    /// The attempt log entries of an endpoint, as field maps.
+    pub async fn attempts(
+        &self,
+        endpoint_id: &str,
+    ) -> Vec<std::collections::HashMap<String, String>> {
+        let keys = hookfleet_common::Keys::new(self.config.redis_prefix.clone());
+        let p = hookfleet_common::ids::partition_of(
+            hookfleet_common::ids::IdKind::Endpoint,
+            endpoint_id,
+        )
+        .expect("endpoint id");
+        let mut conn = self.redis().await;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(keys.attempts(p, endpoint_id))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("XRANGE");
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                entry
+                    .map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                    .collect()
+            })
+            .collect()
     }
 
     /// Stops API and worker; returns once the worker has drained.
