@@ -5,6 +5,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use governor::clock::{Clock, DefaultClock};
 use hookfleet_common::signing::constant_time_eq;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
@@ -49,6 +50,7 @@ async fn resolve_key(req: &poem::Request, bearer: Bearer) -> poem::Result<Princi
     let key = bearer.token.as_str();
     if let Some(admin) = &state.config.admin_key {
         if constant_time_eq(admin.as_bytes(), key.as_bytes()) {
+            check_budget(state, "admin")?;
             return Ok(Principal::Admin);
         }
     }
@@ -64,10 +66,24 @@ async fn resolve_key(req: &poem::Request, bearer: Bearer) -> poem::Result<Princi
     let (tenant_id, key_id) = found
         .split_once(' ')
         .ok_or_else(|| reject(ApiError::unauthorized()))?;
+    check_budget(state, key_id)?;
     Ok(Principal::Tenant(TenantCtx {
         tenant_id: tenant_id.to_string(),
         key_id: key_id.to_string(),
     }))
+}
+
+/// Spends one request of the key's budget, or 429 with `Retry-After`.
+/// Only known keys have a budget, so garbage keys cannot fill the limiter.
+fn check_budget(state: &AppState, key_id: &str) -> poem::Result<()> {
+    match state.limiter.check_key(&key_id.to_string()) {
+        Ok(()) => Ok(()),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            Err(reject(ApiError::too_many_requests(seconds.max(1))))
+        }
+    }
 }
 
 /// Prefix of tenant API keys, so leaked keys are recognisable by scanners.

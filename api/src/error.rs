@@ -62,6 +62,15 @@ pub enum ApiError {
     /// invalid; `field` names it. Nothing was written.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
+    /// This API key has used its request budget (`HOOKFLEET_API_RATE_LIMIT`
+    /// per second); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// Redis is unreachable; nothing was written. Retry later (with the same
     /// `Idempotency-Key` when publishing).
     #[oai(status = 503)]
@@ -118,6 +127,17 @@ impl ApiError {
         ))
     }
 
+    pub fn too_many_requests(retry_after_s: u64) -> Self {
+        ApiError::TooManyRequests(
+            body(
+                "rate_limited",
+                format!("too many requests for this API key; retry after {retry_after_s}s"),
+                None,
+            ),
+            retry_after_s,
+        )
+    }
+
     pub fn unavailable() -> Self {
         ApiError::Unavailable(body(
             "unavailable",
@@ -134,6 +154,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

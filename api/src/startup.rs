@@ -3,8 +3,10 @@
 //! key prefix.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use governor::{Quota, RateLimiter};
 use hookfleet_common::{redis_pool, Config, Keys};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, IntoEndpoint, Route};
@@ -39,10 +41,28 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
 /// Reads nothing from the environment: everything comes from `config`.
 pub async fn build(config: Config) -> Result<Application, String> {
     let pool = redis_pool::create_pool(&config)?;
+    let per_second = NonZeroU32::new(config.api_rate_limit).unwrap_or(NonZeroU32::MIN);
+    let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+    let limiter = Arc::new(RateLimiter::keyed(
+        Quota::per_second(per_second).allow_burst(burst),
+    ));
+    // Forget idle keys now and then, so the limiter's memory stays bounded.
+    let sweeper = Arc::downgrade(&limiter);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match sweeper.upgrade() {
+                Some(limiter) => limiter.retain_recent(),
+                None => return,
+            }
+        }
+    });
     let state = AppState {
         keys: Keys::new(config.redis_prefix.clone()),
         config: Arc::new(config),
         pool,
+        limiter,
     };
     let acceptor = TcpListener::bind(state.config.listen)
         .into_acceptor()

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use deadpool_redis::{Connection, Pool};
+use governor::DefaultKeyedRateLimiter;
 use hookfleet_common::{Config, Keys};
 
 use crate::error::ApiError;
@@ -13,6 +14,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub keys: Keys,
     pub pool: Pool,
+    /// Request budget per API key (in-process: each API instance grants
+    /// the full budget, which is the usual trade-off for an edge limit).
+    pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl AppState {

@@ -147,3 +147,39 @@ async fn a_tenant_cannot_see_or_touch_another_tenants_data() {
     assert_eq!(receiver.count(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn each_api_key_has_a_request_budget() {
+    // 2 per second, bursts of 4.
+    let app = spawn_app(false, &[("HOOKFLEET_API_RATE_LIMIT", "2")]).await;
+    let (_, busy) = app.tenant("busy").await;
+    let (_, calm) = app.tenant("calm").await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let response = app
+            .http
+            .get(app.url("/api/v1/webhooks"))
+            .bearer_auth(&busy)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 200);
+    }
+    let response = limited.expect("the budget runs out within 10 quick requests");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Another key is not affected.
+    let (status, _) = app.get("/api/v1/webhooks", &calm).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}

@@ -26,6 +26,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_MAX_PAYLOAD", "262144", "Largest request body the API accepts, in bytes (larger gets 413)."),
     ("HOOKFLEET_ALLOW_CIDRS", "(none)", "Comma-separated CIDRs that endpoints may reach although private, loopback or otherwise restricted (e.g. `10.0.0.0/8` for receivers on your own network)."),
     ("HOOKFLEET_HTTPS_ONLY", "false", "`true` refuses endpoint URLs that are not https."),
+    ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept."),
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
@@ -67,6 +68,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
     pub log_filter: String,
+    /// Requests per second per API key.
+    pub api_rate_limit: u32,
     /// Where deliveries may go (SSRF protection).
     pub address_policy: AddressPolicy,
 }
@@ -181,6 +184,12 @@ impl Config {
 
         Ok(Self {
             address_policy: AddressPolicy::new(allow, https_only),
+            api_rate_limit: u32::try_from(positive("HOOKFLEET_API_RATE_LIMIT")?).map_err(|_| {
+                ConfigError {
+                    variable: "HOOKFLEET_API_RATE_LIMIT",
+                    reason: "too large".into(),
+                }
+            })?,
             redis_url: get("HOOKFLEET_REDIS_URL"),
             redis_prefix,
             redis_pool: positive("HOOKFLEET_REDIS_POOL")? as usize,

@@ -49,6 +49,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("HOOKFLEET_SHUTDOWN_GRACE".into(), "5s".into()),
         ("HOOKFLEET_PARTITIONS".into(), "8".into()),
         ("HOOKFLEET_ALLOW_CIDRS".into(), "127.0.0.0/8".into()),
+        ("HOOKFLEET_API_RATE_LIMIT".into(), "10000".into()),
         (
             "HOOKFLEET_LOG".into(),
             std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -3,8 +3,13 @@
 -- KEYS[1] due zset       hf:{pN}:due
 -- KEYS[2] inflight zset  hf:{pN}:inflight
 -- ARGV[1] partition key prefix  hf:{pN}:
--- ARGV[2] now (ms)  ARGV[3] max deliveries to claim  ARGV[4] lease (ms)
--- ARGV[5] this partition's number  ARGV[6] max expired leases to reclaim
+-- ARGV[2] (unused; kept for argument positions)  ARGV[3] max deliveries to claim
+-- ARGV[4] lease (ms)  ARGV[5] this partition's number
+-- ARGV[6] max expired leases to reclaim
+--
+-- Time comes from Redis (TIME), not from the worker: every worker of the
+-- fleet then agrees on due times, lease deadlines and the rate limit's
+-- theoretical arrival time, whatever their own clocks say.
 --
 -- Returns {next_due_ms or -1, job, job, ...}; each job is
 -- {delivery id, endpoint id, event id, attempts so far, lease token,
@@ -21,7 +26,8 @@
 -- refuse a worker whose lease was taken over.
 
 local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local max_jobs = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local partition = ARGV[5]

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] due zset              hf:{pN}:due
 -- KEYS[2] event deliveries set  hf:{pN}:event_dlv:<evid>
--- ARGV[1] partition key prefix  ARGV[2] now (ms)  ARGV[3] retention (ms)
+-- ARGV[1] partition key prefix  ARGV[2] (unused: the time is Redis's own)  ARGV[3] retention (ms)
 -- ARGV[4] event id  ARGV[5] tenant id  ARGV[6] event type
 -- ARGV[7] the event's home partition (where its body lives)
 -- ARGV[8] this partition's number  ARGV[9] wake channel
@@ -14,7 +14,9 @@
 -- re-run an interrupted fan-out.
 
 local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
+-- Due times use Redis's clock, the one claim.lua compares them with.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local retention = tonumber(ARGV[3])
 local tenant = ARGV[5]
 local created = 0

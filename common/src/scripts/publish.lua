@@ -7,7 +7,7 @@
 -- KEYS[3] due zset              hf:{pN}:due
 -- KEYS[4] event deliveries set  hf:{pN}:event_dlv:<evid>
 -- ARGV[1] partition key prefix  hf:{pN}:
--- ARGV[2] now (epoch ms)       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
+-- ARGV[2] (unused: the time is Redis's own, see below)       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
 -- ARGV[5] '1' if an idempotency key is given
 -- ARGV[6] event id   ARGV[7] tenant id   ARGV[8] event type   ARGV[9] body (signed JSON)
 -- ARGV[10] '1' if every delivery is in this partition (the event is complete)
@@ -26,7 +26,9 @@
 -- endpoint), so a retried fan-out never duplicates a delivery.
 
 local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
+-- Due times use Redis's clock, the one claim.lua compares them with.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local retention = tonumber(ARGV[3])
 
 if ARGV[5] == '1' then
