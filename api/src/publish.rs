@@ -52,8 +52,9 @@ pub async fn publish(
     let now = now_ms();
     let keys = &state.keys;
     let config = &state.config;
-    let mut conn = state.conn().await?;
 
+    // A request holds at most one pooled connection at a time: holding one
+    // while waiting for another deadlocks the pool under load.
     let groups = match target {
         Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
         Target::Endpoint(id) => group_by_partition(vec![id]),
@@ -111,8 +112,10 @@ pub async fn publish(
             .arg(endpoint_id)
             .arg(ids::delivery_id(&event_id, endpoint_id, home));
     }
-    let (fresh, id, count, first_complete): (i64, String, u64, String) =
-        invocation.invoke_async(&mut *conn).await?;
+    let (fresh, id, count, first_complete): (i64, String, u64, String) = {
+        let mut conn = state.conn().await?;
+        invocation.invoke_async(&mut *conn).await?
+    };
 
     if fresh == 0 {
         // Seen before. If that request's fan-out was interrupted, finish it.
@@ -155,6 +158,7 @@ pub async fn publish(
             .await?;
         }
     }
+    let mut conn = state.conn().await?;
     let _: () = conn
         .hset_multiple(
             keys.event(home, &event_id),
@@ -237,8 +241,10 @@ async fn fanout(
 /// marks it complete. Returns its delivery count.
 async fn finish_fanout(state: &AppState, tenant_id: &str, event_id: &str) -> Result<u64, ApiError> {
     let home = ids::partition_of(IdKind::Event, event_id).ok_or_else(ApiError::unavailable)?;
-    let mut conn = state.conn().await?;
-    let event_type: Option<String> = conn.hget(state.keys.event(home, event_id), "type").await?;
+    let event_type: Option<String> = {
+        let mut conn = state.conn().await?;
+        conn.hget(state.keys.event(home, event_id), "type").await?
+    };
     let event_type = event_type.ok_or_else(|| ApiError::not_found("event"))?;
     let groups = matching_endpoints(state, tenant_id, &event_type).await?;
     let mut total = 0;
@@ -259,6 +265,7 @@ async fn finish_fanout(state: &AppState, tenant_id: &str, event_id: &str) -> Res
         .map(|p| p.0.to_string())
         .collect::<Vec<_>>()
         .join(",");
+    let mut conn = state.conn().await?;
     let _: () = conn
         .hset_multiple(
             state.keys.event(home, event_id),

@@ -7,59 +7,13 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{spawn_receiver, wait_until, Reply};
+use common::{
+    free_port, sigterm, spawn, spawn_receiver, wait_exit, wait_until, worker_binary, Reply,
+};
 use serde_json::{json, Value};
-
-fn worker_binary() -> PathBuf {
-    let api = PathBuf::from(env!("CARGO_BIN_EXE_hookfleet-api"));
-    let worker = api.with_file_name(format!("hookfleet-worker{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        worker.exists(),
-        "{} is missing: build it first (`cargo build --bins`, as scripts/test does)",
-        worker.display()
-    );
-    worker
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(binary: PathBuf, env: &[(&str, String)]) -> Child {
-    let mut command = Command::new(binary);
-    command.stdout(Stdio::null()).stderr(Stdio::inherit());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.spawn().expect("start binary")
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
-async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    wait_until(Duration::from_secs(20), || {
-        let status = child.try_wait().expect("try_wait");
-        async move { status }
-    })
-    .await
-    .expect("process exits after SIGTERM")
-}
 
 #[tokio::test]
 async fn binaries_deliver_and_stop_cleanly_on_sigterm() {

@@ -495,3 +495,89 @@ pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
         received,
     }
 }
+
+// ---- the real binaries as processes -----------------------------------
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// `hookfleet-api`, built by cargo for these tests.
+pub fn api_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hookfleet-api"))
+}
+
+/// `hookfleet-worker`, next to `hookfleet-api` (scripts/test builds it).
+pub fn worker_binary() -> PathBuf {
+    let api = api_binary();
+    let worker = api.with_file_name(format!("hookfleet-worker{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        worker.exists(),
+        "{} is missing: build it first (`cargo build --bins`, as scripts/test does)",
+        worker.display()
+    );
+    worker
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn spawn(binary: PathBuf, env: &[(&str, String)]) -> Child {
+    let mut command = Command::new(binary);
+    command.stdout(Stdio::null()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().expect("start binary")
+}
+
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+pub async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    wait_until(Duration::from_secs(20), || {
+        let status = child.try_wait().expect("try_wait");
+        async move { status }
+    })
+    .await
+    .expect("process exits after SIGTERM")
+}
+
+/// The environment a worker process needs to join this app's fleet.
+pub fn worker_env(config: &Config, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("HOOKFLEET_REDIS_URL", config.redis_url.clone()),
+        ("HOOKFLEET_REDIS_PREFIX", config.redis_prefix.clone()),
+        ("HOOKFLEET_PARTITIONS", config.partitions.to_string()),
+        ("HOOKFLEET_ALLOW_CIDRS", "127.0.0.0/8".to_string()),
+        ("HOOKFLEET_RETRY_SCHEDULE", "0s,50ms,100ms".to_string()),
+        ("HOOKFLEET_POLL_INTERVAL", "200ms".to_string()),
+        ("HOOKFLEET_LOG", "warn".to_string()),
+    ];
+    for (k, v) in extra {
+        let name: &'static str = Box::leak(k.to_string().into_boxed_str());
+        env.retain(|(n, _)| *n != name);
+        env.push((name, v.to_string()));
+    }
+    env
+}
+
+/// Kills a child process when dropped, so a failing test leaves none behind.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,78 @@
+//! Invariant 3: an endpoint's rate limit holds at the receiver whatever the
+//! number of worker processes, because the decision is made in Redis when
+//! deliveries are claimed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn, spawn_app, spawn_receiver, worker_binary, worker_env, ChildGuard, Reply};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_limit_of_20_per_second_holds_across_four_worker_processes() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(
+        &key,
+        json!({"url": receiver.url, "events": ["*"], "rate_limit": 20}),
+    )
+    .await;
+
+    let env = worker_env(&app.config, &[]);
+    let _workers: Vec<ChildGuard> = (0..4)
+        .map(|_| ChildGuard(spawn(worker_binary(), &env)))
+        .collect();
+
+    // 200 events, published as fast as the API takes them.
+    let mut publishes = Vec::new();
+    for i in 0..200 {
+        let http = app.http.clone();
+        let url = app.url("/api/v1/events");
+        let key = key.clone();
+        publishes.push(tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(key)
+                .json(&json!({"event_type": "user.created", "data": {"n": i}}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for publish in publishes {
+        assert_eq!(publish.await.unwrap().unwrap(), 202);
+    }
+
+    let got = common::wait_until(Duration::from_secs(40), || async {
+        let got = receiver.requests();
+        (got.len() >= 200).then_some(got)
+    })
+    .await
+    .unwrap_or_else(|| panic!("only {} of 200 arrived", receiver.count()));
+    let mut times: Vec<_> = got.iter().map(|r| r.at).collect();
+    times.sort();
+    // The busiest one-second window at the receiver.
+    let busiest = (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t - times[i] < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let span = times[times.len() - 1] - times[0];
+    eprintln!("busiest second: {busiest} deliveries; first to last: {span:?}");
+    // Burst is 1 (evenly spaced): 20 per window, plus one for network jitter
+    // at the window's edge.
+    assert!(busiest <= 21, "busiest second had {busiest} deliveries");
+    // 200 at 20/s: about 10 s from first to last.
+    assert!(span >= Duration::from_millis(9_000), "span {span:?}");
+    assert!(span <= Duration::from_millis(14_000), "span {span:?}");
+    let mut ids: Vec<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "every event arrived");
+    app.stop().await;
+}
