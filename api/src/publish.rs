@@ -1,46 +1,25 @@
-//! Publishing: one event in, one delivery per matching endpoint out.
-//!
-//! The event's body is stored once, in its *home* partition, by
-//! `publish.lua`, which also queues the deliveries of the endpoints living in
-//! that partition — for the common case of a tenant whose matching endpoints
-//! share a partition, publishing is one atomic Lua call. Endpoints in other
-//! partitions get theirs from one `fanout.lua` call per partition (each one
-//! atomic; separate because a Redis Cluster cannot run one script across
-//! slots). Until the last of those calls succeeds the event is marked
-//! incomplete; the API answers 202 only after all of them, and repeating the
-//! request with the same `Idempotency-Key` finishes an interrupted fan-out
-//! (delivery ids are derived from event and endpoint, so nothing doubles).
+//! Publishing from the API: the shared fan-out (see
+//! `hookfleet_common::publish`) with its errors mapped to HTTP.
 
-use std::collections::{BTreeMap, HashMap};
-
-use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::model::summary_wants;
-use hookfleet_common::scripts;
-use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use redis::AsyncCommands;
+use hookfleet_common::publish::{self as shared, PublishError, Store};
+pub use hookfleet_common::publish::{Published, Target};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Who receives an event.
-pub enum Target {
-    /// Every active endpoint of the tenant whose patterns match the type.
-    Subscribers,
-    /// One endpoint only, whatever it subscribes to (test sends).
-    Endpoint(String),
+impl From<PublishError> for ApiError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Expired => ApiError::not_found("event"),
+            other => {
+                tracing::warn!(error = %other, "publish failed");
+                ApiError::unavailable()
+            }
+        }
+    }
 }
 
-/// What a publish did.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub event_id: String,
-    pub deliveries: u64,
-    pub created_at: u64,
-    /// True when the idempotency key was seen before and nothing was created.
-    pub duplicate: bool,
-}
-
-/// Publishes one event. The caller has validated `event_type` and `data`.
+/// Publishes one event for a tenant. The caller has validated the input.
 pub async fn publish(
     state: &AppState,
     tenant_id: &str,
@@ -49,232 +28,10 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, ApiError> {
-    let now = now_ms();
-    let keys = &state.keys;
-    let config = &state.config;
-
-    // A request holds at most one pooled connection at a time: holding one
-    // while waiting for another deadlocks the pool under load.
-    let groups = match target {
-        Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
-        Target::Endpoint(id) => group_by_partition(vec![id]),
+    let store = Store {
+        pool: &state.pool,
+        keys: &state.keys,
+        config: &state.config,
     };
-    let home = match idempotency_key {
-        Some(key) => ids::partition_for(&format!("{tenant_id}\n{key}"), config.partitions),
-        None => groups
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or_else(|| ids::random_partition(config.partitions)),
-    };
-    let event_id = ids::new_id(IdKind::Event, home, now);
-    let body = serde_json::json!({
-        "id": event_id,
-        "type": event_type,
-        "timestamp": rfc3339_ms(now),
-        "data": data,
-    })
-    .to_string();
-    let complete = groups.keys().all(|p| *p == home);
-    let matched: usize = groups.values().map(Vec::len).sum();
-    let partitions_csv = groups
-        .keys()
-        .map(|p| p.0.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let retention = config.retention.as_millis() as u64;
-    let idem_key = idempotency_key
-        .map(|key| keys.idempotency(home, tenant_id, key))
-        .unwrap_or_else(|| keys.event(home, &event_id));
-
-    let mut invocation = scripts::PUBLISH.prepare_invoke();
-    invocation
-        .key(keys.event(home, &event_id))
-        .key(idem_key)
-        .key(keys.due(home))
-        .key(keys.event_deliveries(home, &event_id))
-        .arg(keys.partition_prefix(home))
-        .arg(now)
-        .arg(retention)
-        .arg(config.idempotency_ttl.as_millis() as u64)
-        .arg(if idempotency_key.is_some() { "1" } else { "0" })
-        .arg(&event_id)
-        .arg(tenant_id)
-        .arg(event_type)
-        .arg(&body)
-        .arg(if complete { "1" } else { "0" })
-        .arg(home.0)
-        .arg(keys.wake_channel())
-        .arg(matched)
-        .arg(&partitions_csv);
-    for endpoint_id in groups.get(&home).into_iter().flatten() {
-        invocation
-            .arg(endpoint_id)
-            .arg(ids::delivery_id(&event_id, endpoint_id, home));
-    }
-    let (fresh, id, count, first_complete): (i64, String, u64, String) = {
-        let mut conn = state.conn().await?;
-        invocation.invoke_async(&mut *conn).await?
-    };
-
-    if fresh == 0 {
-        // Seen before. If that request's fan-out was interrupted, finish it.
-        if first_complete != "1" {
-            let deliveries = finish_fanout(state, tenant_id, &id).await?;
-            return Ok(Published {
-                event_id: id,
-                deliveries,
-                created_at: now,
-                duplicate: true,
-            });
-        }
-        return Ok(Published {
-            event_id: id,
-            deliveries: count,
-            created_at: now,
-            duplicate: true,
-        });
-    }
-    if complete {
-        return Ok(Published {
-            event_id,
-            deliveries: count,
-            created_at: now,
-            duplicate: false,
-        });
-    }
-    let mut total = count;
-    for (p, endpoint_ids) in &groups {
-        if *p != home {
-            total += fanout(
-                state,
-                tenant_id,
-                event_type,
-                &event_id,
-                home,
-                *p,
-                endpoint_ids,
-            )
-            .await?;
-        }
-    }
-    let mut conn = state.conn().await?;
-    let _: () = conn
-        .hset_multiple(
-            keys.event(home, &event_id),
-            &[
-                ("complete", "1".to_string()),
-                ("deliveries", total.to_string()),
-            ],
-        )
-        .await?;
-    Ok(Published {
-        event_id,
-        deliveries: total,
-        created_at: now,
-        duplicate: false,
-    })
-}
-
-/// The tenant's active endpoints that want `event_type`, by partition.
-async fn matching_endpoints(
-    state: &AppState,
-    tenant_id: &str,
-    event_type: &str,
-) -> Result<BTreeMap<Partition, Vec<String>>, ApiError> {
-    let mut conn = state.conn().await?;
-    let index: HashMap<String, String> =
-        conn.hgetall(state.keys.tenant_endpoints(tenant_id)).await?;
-    let mut wanted: Vec<String> = index
-        .into_iter()
-        .filter(|(_, summary)| summary_wants(summary, event_type))
-        .map(|(id, _)| id)
-        .collect();
-    wanted.sort();
-    Ok(group_by_partition(wanted))
-}
-
-fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<String>> {
-    let mut groups: BTreeMap<Partition, Vec<String>> = BTreeMap::new();
-    for id in endpoint_ids {
-        if let Some(p) = ids::partition_of(IdKind::Endpoint, &id) {
-            groups.entry(p).or_default().push(id);
-        }
-    }
-    groups
-}
-
-/// Queues the deliveries of one non-home partition (idempotent).
-async fn fanout(
-    state: &AppState,
-    tenant_id: &str,
-    event_type: &str,
-    event_id: &str,
-    home: Partition,
-    p: Partition,
-    endpoint_ids: &[String],
-) -> Result<u64, ApiError> {
-    let keys = &state.keys;
-    let mut conn = state.conn().await?;
-    let mut invocation = scripts::FANOUT.prepare_invoke();
-    invocation
-        .key(keys.due(p))
-        .key(keys.event_deliveries(p, event_id))
-        .arg(keys.partition_prefix(p))
-        .arg(now_ms())
-        .arg(state.config.retention.as_millis() as u64)
-        .arg(event_id)
-        .arg(tenant_id)
-        .arg(event_type)
-        .arg(home.0)
-        .arg(p.0)
-        .arg(keys.wake_channel());
-    for endpoint_id in endpoint_ids {
-        invocation
-            .arg(endpoint_id)
-            .arg(ids::delivery_id(event_id, endpoint_id, p));
-    }
-    Ok(invocation.invoke_async(&mut *conn).await?)
-}
-
-/// Re-runs the fan-out of an event whose publish was interrupted, then
-/// marks it complete. Returns its delivery count.
-async fn finish_fanout(state: &AppState, tenant_id: &str, event_id: &str) -> Result<u64, ApiError> {
-    let home = ids::partition_of(IdKind::Event, event_id).ok_or_else(ApiError::unavailable)?;
-    let event_type: Option<String> = {
-        let mut conn = state.conn().await?;
-        conn.hget(state.keys.event(home, event_id), "type").await?
-    };
-    let event_type = event_type.ok_or_else(|| ApiError::not_found("event"))?;
-    let groups = matching_endpoints(state, tenant_id, &event_type).await?;
-    let mut total = 0;
-    for (p, endpoint_ids) in &groups {
-        total += fanout(
-            state,
-            tenant_id,
-            &event_type,
-            event_id,
-            home,
-            *p,
-            endpoint_ids,
-        )
-        .await?;
-    }
-    let partitions_csv = groups
-        .keys()
-        .map(|p| p.0.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut conn = state.conn().await?;
-    let _: () = conn
-        .hset_multiple(
-            state.keys.event(home, event_id),
-            &[
-                ("complete", "1".to_string()),
-                ("deliveries", total.to_string()),
-                ("partitions", partitions_csv),
-            ],
-        )
-        .await?;
-    Ok(total)
+    Ok(shared::publish(store, tenant_id, event_type, data, idempotency_key, target).await?)
 }

@@ -168,15 +168,15 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     let held = hookfleet_worker::attempt::record(
         &pool,
         &keys(&app),
+        &app.config,
         &dead_job,
         &late,
         hookfleet_worker::attempt::Decision::RetryAt(now_ms() + 60_000),
         now_ms(),
-        100,
     )
     .await
     .unwrap();
-    assert!(!held, "a lost lease is reported");
+    assert!(!held.held, "a lost lease is reported");
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
     assert_eq!(detail["deliveries"][0]["status"], "delivered");
     app.stop().await;

@@ -35,6 +35,20 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Operational event types: Hookfleet itself publishes them to the tenant's
+/// endpoints that subscribe to them by exact name (`*` and `prefix.*` do
+/// not match them, so a catch-all receiver is not surprised by them).
+/// Tenants cannot publish them.
+pub const OPERATIONAL: &[(&str, &str, &str)] = &[
+    ("endpoint.disabled", "An endpoint was disabled: it answered 410 Gone, or failed without any success for HOOKFLEET_DISABLE_AFTER. Its queued deliveries are held until it is enabled again.", r#"{"endpoint_id":"ep_…","url":"https://example.com/hook","reason":"failing","failing_since":"2026-01-01T00:00:00.000Z"}"#),
+    ("message.attempt.exhausted", "A delivery ended failed: its schedule of retries ran out, or the endpoint answered with a non-retryable 4xx.", r#"{"event_id":"evt_…","delivery_id":"dlv_…","endpoint_id":"ep_…","event_type":"user.created","attempts":8,"last_status_code":503}"#),
+];
+
+/// Whether `name` is an operational type (see [`OPERATIONAL`]).
+pub fn is_operational(name: &str) -> bool {
+    OPERATIONAL.iter().any(|(n, _, _)| *n == name)
+}
+
 /// The type of the events sent by `POST /api/v1/webhooks/{id}/test`. It is
 /// always deliverable to the endpoint under test, whatever it subscribes to.
 pub const TEST_EVENT_TYPE: &str = "webhook.test";
@@ -42,9 +56,9 @@ pub const TEST_EVENT_TYPE: &str = "webhook.test";
 /// The longest event type name.
 pub const MAX_NAME_LEN: usize = 128;
 
-/// Whether `name` is a built-in type.
+/// Whether `name` is a built-in type (operational types included).
 pub fn is_built_in(name: &str) -> bool {
-    BUILT_IN.iter().any(|(n, _, _)| *n == name)
+    BUILT_IN.iter().any(|(n, _, _)| *n == name) || is_operational(name)
 }
 
 /// Checks an event type name: 1..=128 chars of `[A-Za-z0-9_-]` in
@@ -97,6 +111,9 @@ impl Pattern {
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
+        if is_operational(event_type) {
+            return matches!(self, Pattern::Exact(name) if name == event_type);
+        }
         match self {
             Pattern::All => true,
             Pattern::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
@@ -139,6 +156,13 @@ mod tests {
             .unwrap()
             .matches("user.created"));
         assert!(Pattern::parse("us*er").is_err());
+        assert!(!Pattern::parse("*").unwrap().matches("endpoint.disabled"));
+        assert!(!Pattern::parse("endpoint.*")
+            .unwrap()
+            .matches("endpoint.disabled"));
+        assert!(Pattern::parse("endpoint.disabled")
+            .unwrap()
+            .matches("endpoint.disabled"));
         assert!(Pattern::parse(".*").is_err());
     }
 }

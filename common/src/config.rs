@@ -26,6 +26,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_MAX_PAYLOAD", "262144", "Largest request body the API accepts, in bytes (larger gets 413)."),
     ("HOOKFLEET_ALLOW_CIDRS", "(none)", "Comma-separated CIDRs that endpoints may reach although private, loopback or otherwise restricted (e.g. `10.0.0.0/8` for receivers on your own network)."),
     ("HOOKFLEET_HTTPS_ONLY", "false", "`true` refuses endpoint URLs that are not https."),
+    ("HOOKFLEET_DISABLE_AFTER", "5d", "Circuit breaker: an endpoint failing without any success for this long is disabled (and `endpoint.disabled` is sent). A 410 Gone disables it at once."),
     ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept."),
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered."),
@@ -68,6 +69,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
     pub log_filter: String,
+    /// Circuit breaker window.
+    pub disable_after: Duration,
     /// Requests per second per API key.
     pub api_rate_limit: u32,
     /// Where deliveries may go (SSRF protection).
@@ -184,6 +187,7 @@ impl Config {
 
         Ok(Self {
             address_policy: AddressPolicy::new(allow, https_only),
+            disable_after: duration("HOOKFLEET_DISABLE_AFTER")?,
             api_rate_limit: u32::try_from(positive("HOOKFLEET_API_RATE_LIMIT")?).map_err(|_| {
                 ConfigError {
                     variable: "HOOKFLEET_API_RATE_LIMIT",

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod net_policy;
+pub mod publish;
 pub mod redis_pool;
 pub mod scripts;
 pub mod signing;

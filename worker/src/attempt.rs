@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use deadpool_redis::Pool;
 use hookfleet_common::model::attempt_field as field;
-use hookfleet_common::{scripts, Keys};
+use hookfleet_common::{scripts, Config, Keys};
 use rand::Rng;
 
 use crate::claim::Job;
@@ -70,17 +70,29 @@ pub fn class_field(status: Option<u16>) -> &'static str {
     }
 }
 
-/// Records the attempt and moves the delivery. Returns whether this worker
-/// still held the lease (false: the state belongs to someone else now).
+/// What recording an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// This worker still held the lease, so the delivery moved (false: the
+    /// attempt is logged, the state belongs to someone else now).
+    pub held: bool,
+    /// This attempt tripped the circuit breaker: the endpoint is disabled.
+    pub disabled: bool,
+}
+
+/// Records the attempt and moves the delivery, and runs the endpoint's
+/// circuit breaker (`disable_after` without a success, or a 410 Gone).
 pub async fn record(
     pool: &Pool,
     keys: &Keys,
+    config: &Config,
     job: &Job,
     result: &AttemptResult,
     decision: Decision,
     now_ms: u64,
-    maxlen: u64,
-) -> Result<bool, RecordError> {
+) -> Result<Recorded, RecordError> {
+    let maxlen = config.attempt_log_maxlen;
+    let disable_after = config.disable_after;
     let p = job.partition;
     let status = result.status.map(|s| s.to_string()).unwrap_or_default();
     let (outcome, next) = match decision {
@@ -133,16 +145,24 @@ pub async fn record(
             inv
         }
     };
+    let succeeded = decision == Decision::Delivered;
     invocation
+        .key(keys.endpoint(p, &job.endpoint_id))
         .arg(now_ms)
         .arg(maxlen)
         .arg(status)
-        .arg(class_field(result.status));
+        .arg(class_field(result.status))
+        .arg(if succeeded { "1" } else { "0" })
+        .arg(disable_after.as_millis() as u64)
+        .arg(if result.status == Some(410) { "1" } else { "0" });
     for (name, value) in fields {
         invocation.arg(name).arg(value);
     }
-    let (held, _entry): (i64, String) = invocation.invoke_async(&mut *conn).await?;
-    Ok(held == 1)
+    let (held, _entry, disabled): (i64, String, i64) = invocation.invoke_async(&mut *conn).await?;
+    Ok(Recorded {
+        held: held == 1,
+        disabled: disabled == 1,
+    })
 }
 
 /// Redis trouble while recording; the caller retries, and if Redis stays

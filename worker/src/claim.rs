@@ -25,6 +25,8 @@ pub struct Job {
     pub body: Option<String>,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<u64>,
+    pub tenant_id: String,
+    pub event_type: String,
 }
 
 impl std::fmt::Debug for Job {
@@ -96,10 +98,10 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     for item in items {
         let fields: Vec<String> =
             redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
-        let [delivery_id, endpoint_id, event_id, attempts, token, url, secret, headers, timeout, body, previous_secret, previous_until]: [String; 12] =
+        let [delivery_id, endpoint_id, event_id, attempts, token, url, secret, headers, timeout, body, previous_secret, previous_until, tenant_id, event_type]: [String; 14] =
             fields
                 .try_into()
-                .map_err(|_| ClaimError::Reply("a job needs 12 fields".into()))?;
+                .map_err(|_| ClaimError::Reply("a job needs 14 fields".into()))?;
         let headers: Vec<(String, String)> = serde_json::from_str(&headers).unwrap_or_default();
         jobs.push(Job {
             partition: p,
@@ -115,6 +117,8 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             body: (!body.is_empty()).then_some(body),
             previous_secret: (!previous_secret.is_empty()).then_some(previous_secret),
             previous_secret_until: previous_until.parse().ok(),
+            tenant_id,
+            event_type,
         });
     }
     Ok(Claimed { jobs, next_due_ms })

@@ -20,6 +20,7 @@
 pub mod attempt;
 pub mod claim;
 pub mod deliver;
+pub mod operational;
 pub mod run;
 pub mod shutdown;
 pub mod wake;

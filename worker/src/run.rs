@@ -17,6 +17,8 @@ use tracing::Instrument;
 use crate::attempt::{self, Decision};
 use crate::claim::{self, Job};
 use crate::deliver::{self, AttemptResult};
+use crate::operational;
+use hookfleet_common::publish::Store;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,16 @@ struct Context {
     keys: Keys,
     pool: Pool,
     client: reqwest::Client,
+}
+
+impl Context {
+    fn store(&self) -> Store<'_> {
+        Store {
+            pool: &self.pool,
+            keys: &self.keys,
+            config: &self.config,
+        }
+    }
 }
 
 /// Runs a worker until `shutdown` turns true, then drains: attempts in
@@ -234,17 +246,26 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
         match attempt::record(
             &ctx.pool,
             &ctx.keys,
+            &ctx.config,
             &job,
             &result,
             decision,
             now_ms(),
-            ctx.config.attempt_log_maxlen,
         )
         .await
         {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::info!("lease was taken over or delivery cancelled; attempt logged only");
+            Ok(recorded) => {
+                if !recorded.held {
+                    tracing::info!(
+                        "lease was taken over or delivery cancelled; attempt logged only"
+                    );
+                }
+                if recorded.disabled {
+                    operational::endpoint_disabled(&ctx.store(), &job, &result).await;
+                }
+                if recorded.held && decision == Decision::Failed {
+                    operational::attempts_exhausted(&ctx.store(), &job, &result).await;
+                }
                 return;
             }
             Err(err) => {

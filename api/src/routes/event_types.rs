@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use hookfleet_common::catalog::{self, BUILT_IN};
+use hookfleet_common::catalog::{self, BUILT_IN, OPERATIONAL};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -37,6 +37,12 @@ pub struct EventType {
     pub example: Option<serde_json::Value>,
     /// True for the types every tenant has; false for the tenant's own.
     pub built_in: bool,
+    /// True for Hookfleet's operational types (`endpoint.disabled`,
+    /// `message.attempt.exhausted`): Hookfleet publishes them about your
+    /// endpoints; you cannot. Subscribe to them by exact name (`*` and
+    /// `prefix.*` do not match them).
+    #[serde(default)]
+    pub operational: bool,
     /// When a tenant-defined type was created (RFC 3339).
     #[oai(skip_serializing_if_is_none)]
     #[serde(default)]
@@ -84,13 +90,16 @@ pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventTyp
     let own: HashMap<String, String> = conn
         .hgetall(state.keys.tenant_event_types(tenant_id))
         .await?;
-    let mut out: Vec<EventType> = BUILT_IN
-        .iter()
-        .map(|(name, description, example)| EventType {
+    let built_in = BUILT_IN.iter().map(|entry| (entry, false));
+    let operational = OPERATIONAL.iter().map(|entry| (entry, true));
+    let mut out: Vec<EventType> = built_in
+        .chain(operational)
+        .map(|((name, description, example), operational)| EventType {
             name: name.to_string(),
             description: description.to_string(),
             example: serde_json::from_str(example).ok(),
             built_in: true,
+            operational,
             created_at: None,
         })
         .collect();
@@ -177,6 +186,7 @@ impl EventTypesApi {
             description,
             example: body.example,
             built_in: false,
+            operational: false,
             created_at: Some(rfc3339_ms(now)),
         };
         let json = serde_json::to_string(&event_type).map_err(|_| ApiError::unavailable())?;

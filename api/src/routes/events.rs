@@ -109,6 +109,12 @@ impl EventsApi {
         if !body.data.is_object() {
             return Err(ApiError::invalid("data", "must be a JSON object"));
         }
+        if hookfleet_common::catalog::is_operational(&event_type) {
+            return Err(ApiError::invalid(
+                "event_type",
+                format!("`{event_type}` is an operational type that only Hookfleet publishes"),
+            ));
+        }
         if !event_types::exists(&self.state, &tenant.tenant_id, &event_type).await? {
             return Err(ApiError::invalid(
                 "event_type",

@@ -14,7 +14,7 @@
 -- Returns {next_due_ms or -1, job, job, ...}; each job is
 -- {delivery id, endpoint id, event id, attempts so far, lease token,
 --  url, secret, headers json, timeout ms, body or '', previous secret,
---  previous secret valid until (ms)}.
+--  previous secret valid until (ms), tenant id, event type}.
 --
 -- In one atomic step it:
 --  1. puts deliveries whose lease expired (their worker died) back in due;
@@ -47,7 +47,7 @@ local deferred = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max_jobs)
 for _, delivery_id in ipairs(due) do
   local delivery = prefix .. 'delivery:' .. delivery_id
-  local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant')
+  local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type')
   if not d[1] then
     -- Expired by retention: nothing left to deliver.
     redis.call('ZREM', KEYS[1], delivery_id)
@@ -95,7 +95,7 @@ for _, delivery_id in ipairs(due) do
         end
         jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', tostring(token),
           endpoint[3] or '', endpoint[4] or '', endpoint[5] or '', endpoint[6] or '',
-          body, endpoint[8] or '', endpoint[9] or ''}
+          body, endpoint[8] or '', endpoint[9] or '', d[5], d[6] or ''}
       end
     end
   end

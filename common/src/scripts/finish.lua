@@ -5,25 +5,53 @@
 -- KEYS[3] endpoint open set    hf:{pN}:ep_open:<eid>
 -- KEYS[4] attempt stream       hf:{pN}:attempts:<eid>
 -- KEYS[5] endpoint counters    hf:{pN}:ep_stats:<eid>
+-- KEYS[6] endpoint hash        hf:{pN}:endpoint:<eid>
 -- ARGV[1] delivery id  ARGV[2] lease token  ARGV[3] 'delivered' or 'failed'
 -- ARGV[4] now (ms)  ARGV[5] stream MAXLEN (approximate)
 -- ARGV[6] response status ('' when there was none)
 -- ARGV[7] counter field for this attempt's class (e.g. attempts_2xx)
--- ARGV[8..] attempt fields, as name/value pairs, for the stream entry
+-- ARGV[8] '1' if the attempt succeeded (2xx)
+-- ARGV[9] circuit breaker: disable the endpoint after failing without a
+--         success for this long (ms)
+-- ARGV[10] '1' to disable the endpoint now (it answered 410 Gone)
+-- ARGV[11..] attempt fields, as name/value pairs, for the stream entry
 --
--- Returns {1, attempt entry id} or {0, attempt entry id} when the lease was
--- lost (another worker reclaimed the delivery, or it was cancelled): the
--- attempt is still logged, because it happened, but the state is left alone.
+-- Returns {held, attempt entry id, disabled}: held is 0 when the lease was
+-- lost (another worker reclaimed the delivery, or it was cancelled) - the
+-- attempt is still logged, because it happened, but the state is left
+-- alone; disabled is 1 when this attempt tripped the circuit breaker.
 
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[5]), '*', unpack(fields))
 redis.call('HINCRBY', KEYS[5], 'attempts', 1)
 redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
 
+-- The circuit breaker: the endpoint's failing streak starts at its first
+-- failure after a success; past HOOKFLEET_DISABLE_AFTER (or on 410 Gone)
+-- the endpoint is disabled and its queued deliveries will be held.
+local disabled = 0
+if ARGV[8] == '1' then
+  redis.call('HDEL', KEYS[5], 'failing_since')
+else
+  local now = tonumber(ARGV[4])
+  local since = tonumber(redis.call('HGET', KEYS[5], 'failing_since') or '')
+  if not since then
+    since = now
+    redis.call('HSET', KEYS[5], 'failing_since', now)
+  end
+  if (ARGV[10] == '1' or now - since >= tonumber(ARGV[9]))
+      and redis.call('HGET', KEYS[6], 'active') == '1' then
+    local reason = 'failing'
+    if ARGV[10] == '1' then reason = 'gone' end
+    redis.call('HSET', KEYS[6], 'active', '0', 'disabled_reason', reason, 'updated', now)
+    disabled = 1
+  end
+end
+
 local d = redis.call('HMGET', KEYS[2], 'claims', 'status', 'attempt_ids', 'attempts')
 if d[1] ~= ARGV[2] or d[2] ~= 'in_flight' then
-  return {0, entry}
+  return {0, entry, disabled}
 end
 local ids = entry
 if d[3] and d[3] ~= '' then ids = d[3] .. ',' .. entry end
@@ -37,4 +65,4 @@ if ARGV[3] == 'delivered' then
 else
   redis.call('HSET', KEYS[5], 'last_failure_at', ARGV[4], 'last_failure_code', ARGV[6])
 end
-return {1, entry}
+return {1, entry, disabled}

@@ -1,0 +1,193 @@
+//! The circuit breaker and operational events: a 410 Gone, or failing
+//! without a success for HOOKFLEET_DISABLE_AFTER, disables an endpoint; its
+//! queued deliveries are held (not lost) until it is enabled again; the
+//! tenant hears about it through signed operational events.
+
+mod common;
+
+use common::{spawn_app, spawn_receiver, Reply};
+use hookfleet_common::signing::{verify, SigningSecret};
+use serde_json::{json, Value};
+
+fn body(request: &common::Received) -> Value {
+    serde_json::from_str(&request.body).unwrap()
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint_and_the_tenant_is_told() {
+    let app = spawn_app(true, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let ops = spawn_receiver(vec![], Reply::status(200)).await;
+    let gone = spawn_receiver(vec![], Reply::status(410)).await;
+    let catch_all = spawn_receiver(vec![], Reply::status(200)).await;
+    let ops_endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": ops.url, "events": ["endpoint.disabled", "message.attempt.exhausted"]}),
+        )
+        .await;
+    let gone_endpoint = app
+        .endpoint(&key, json!({"url": gone.url, "events": ["user.created"]}))
+        .await;
+    app.endpoint(&key, json!({"url": catch_all.url, "events": ["*"]}))
+        .await;
+    let gone_id = gone_endpoint["id"].as_str().unwrap();
+
+    let event = app.publish(&key, "user.created", json!({"n": 1})).await;
+    let detail = app
+        .wait_for_deliveries(
+            &key,
+            event["id"].as_str().unwrap(),
+            &["delivered", "failed"],
+        )
+        .await;
+    let gone_delivery = detail["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["endpoint_id"] == gone_id)
+        .unwrap()
+        .clone();
+    assert_eq!(gone_delivery["status"], "failed");
+    assert_eq!(gone_delivery["attempts"], 1);
+    let (_, endpoint) = app.get(&format!("/api/v1/webhooks/{gone_id}"), &key).await;
+    assert_eq!(endpoint["active"], false);
+
+    let got = ops.wait_for(2).await;
+    let mut types: Vec<String> = got
+        .iter()
+        .map(|r| body(r)["type"].as_str().unwrap().to_string())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["endpoint.disabled", "message.attempt.exhausted"]);
+    let secret = SigningSecret::parse(ops_endpoint["secret"].as_str().unwrap()).unwrap();
+    for request in &got {
+        let timestamp: u64 = request
+            .header("webhook-timestamp")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(verify(
+            &secret,
+            request.header("webhook-id").unwrap(),
+            timestamp,
+            request.body.as_bytes(),
+            request.header("webhook-signature").unwrap()
+        ));
+        let data = &body(request)["data"];
+        assert_eq!(data["endpoint_id"], gone_id);
+        if body(request)["type"] == "endpoint.disabled" {
+            assert_eq!(data["reason"], "gone");
+        } else {
+            assert_eq!(data["delivery_id"], gone_delivery["id"]);
+            assert_eq!(data["last_status_code"], 410);
+        }
+    }
+    // `*` does not match operational types.
+    assert_eq!(catch_all.count(), 1);
+    // A disabled endpoint receives nothing new.
+    let next = app.publish(&key, "user.created", json!({"n": 2})).await;
+    assert_eq!(next["deliveries"], 1);
+    // Tenants cannot publish operational types.
+    let (status, error) = app
+        .post(
+            "/api/v1/events",
+            &key,
+            json!({"event_type": "endpoint.disabled", "data": {}}),
+        )
+        .await;
+    assert_eq!((status, error["field"].as_str()), (422, Some("event_type")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failing_past_the_window_disables_holds_and_resumes_on_enable() {
+    let app = spawn_app(
+        true,
+        &[
+            ("HOOKFLEET_DISABLE_AFTER", "300ms"),
+            (
+                "HOOKFLEET_RETRY_SCHEDULE",
+                "0s,200ms,200ms,200ms,200ms,200ms,200ms",
+            ),
+        ],
+    )
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    let ops = spawn_receiver(vec![], Reply::status(200)).await;
+    let flaky = spawn_receiver(
+        vec![Reply::status(500), Reply::status(500), Reply::status(500)],
+        Reply::status(200),
+    )
+    .await;
+    app.endpoint(
+        &key,
+        json!({"url": ops.url, "events": ["endpoint.disabled"]}),
+    )
+    .await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": flaky.url, "events": ["job.failed"]}))
+        .await;
+    let path = format!("/api/v1/webhooks/{}", endpoint["id"].as_str().unwrap());
+    let event = app.publish(&key, "job.failed", json!({})).await;
+    let event_id = event["id"].as_str().unwrap();
+
+    let notice = ops.wait_for(1).await;
+    let notice = body(&notice[0]);
+    assert_eq!(notice["type"], "endpoint.disabled");
+    assert_eq!(notice["data"]["reason"], "failing");
+    assert!(notice["data"]["failing_since"].is_string());
+    let (_, current) = app.get(&path, &key).await;
+    assert_eq!(current["active"], false);
+    // The delivery is not lost: it waits, held, while the endpoint is off.
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(detail["deliveries"][0]["status"], "scheduled");
+    assert_eq!(flaky.count(), 3);
+
+    let (status, _) = app.patch(&path, &key, json!({"active": true})).await;
+    assert_eq!(status, 200);
+    let detail = app
+        .wait_for_deliveries(&key, event_id, &["delivered"])
+        .await;
+    assert_eq!(detail["deliveries"][0]["attempts"], 4);
+    assert_eq!(flaky.count(), 4);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_exhausted_schedule_sends_message_attempt_exhausted() {
+    let app = spawn_app(true, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let ops = spawn_receiver(vec![], Reply::status(500)).await;
+    let broken = spawn_receiver(vec![], Reply::status(502)).await;
+    app.endpoint(
+        &key,
+        json!({"url": ops.url, "events": ["message.attempt.exhausted"]}),
+    )
+    .await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": broken.url, "events": ["video.processed"]}),
+        )
+        .await;
+    let event = app.publish(&key, "video.processed", json!({})).await;
+    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["failed"])
+        .await;
+    // The operations endpoint fails too: its own exhausted delivery must not
+    // produce another operational event (no loop).
+    let got = ops.wait_for(3).await;
+    let first = body(&got[0]);
+    assert_eq!(first["data"]["endpoint_id"], endpoint["id"]);
+    assert_eq!(first["data"]["attempts"], 3);
+    assert_eq!(first["data"]["last_status_code"], 502);
+    let ids: std::collections::HashSet<&str> =
+        got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 1, "one operational event, retried");
+    common::wait_until(std::time::Duration::from_millis(800), || async {
+        (ops.count() > 3).then_some(())
+    })
+    .await
+    .map(|_| panic!("an operational event's failure produced another event"));
+    app.stop().await;
+}
