@@ -581,3 +581,137 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A child process whose stderr is collected, to check what it logged.
+pub struct LoggedChild {
+    pub child: Child,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl LoggedChild {
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary` with `env`, collecting its stderr.
+pub fn spawn_logged(binary: PathBuf, env: &[(&str, String)]) -> LoggedChild {
+    let mut command = Command::new(binary);
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start binary");
+    let log: Arc<Mutex<String>> = Arc::default();
+    if let Some(stderr) = child.stderr.take() {
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if std::env::var("HOOKFLEET_TEST_LOG").is_ok() {
+                    eprintln!("{line}");
+                }
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
+    LoggedChild { child, log }
+}
+
+/// A private redis-server on a free port with AOF on, for tests that stop
+/// and restart Redis.
+pub struct OwnRedis {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("hookfleet-redis-{}", random_suffix()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = OwnRedis {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and data folder; waits for PING.
+    pub fn restart(&mut self) {
+        let binary =
+            std::env::var("HOOKFLEET_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(binary)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut conn) = client.get_connection() {
+                    if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// Stops gracefully (SIGTERM: Redis flushes its AOF) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
