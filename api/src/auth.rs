@@ -16,21 +16,21 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `Authorization: Bearer <key>`: a tenant API key (`hf_…`) for tenant
-/// routes, or the admin key for `/api/v1/tenants`.
+/// `Authorization: Bearer <key>` with a tenant API key (`hf_…`): every
+/// route except tenant management.
 ///
-/// The key is resolved while the request is extracted, before its body is
-/// read, so a request without a valid key gets 401 whatever its body holds.
+/// Keys are resolved while the request is extracted, before its body is
+/// read, so a request without a valid key of the right kind gets 401
+/// whatever its body holds.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "resolve_key")]
-pub struct ApiKeyAuth(pub Principal);
+#[oai(ty = "bearer", rename = "ApiKey", checker = "resolve_tenant")]
+pub struct ApiKeyAuth(pub TenantCtx);
 
-/// Who a request acts as.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    Admin,
-    Tenant(TenantCtx),
-}
+/// `Authorization: Bearer <admin key>` (`HOOKFLEET_ADMIN_KEY`): tenant
+/// management under `/api/v1/tenants`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", rename = "AdminKey", checker = "resolve_admin")]
+pub struct AdminAuth(pub ());
 
 /// The tenant a request acts for.
 #[derive(Debug, Clone)]
@@ -43,17 +43,24 @@ fn reject(error: ApiError) -> poem::Error {
     poem::Error::from_response(poem::IntoResponse::into_response(error))
 }
 
-async fn resolve_key(req: &poem::Request, bearer: Bearer) -> poem::Result<Principal> {
-    let state = req
-        .data::<AppState>()
-        .ok_or_else(|| reject(ApiError::unavailable()))?;
-    let key = bearer.token.as_str();
-    if let Some(admin) = &state.config.admin_key {
-        if constant_time_eq(admin.as_bytes(), key.as_bytes()) {
-            check_budget(state, "admin")?;
-            return Ok(Principal::Admin);
+fn state_of(req: &poem::Request) -> poem::Result<&AppState> {
+    req.data::<AppState>()
+        .ok_or_else(|| reject(ApiError::unavailable()))
+}
+
+async fn resolve_admin(req: &poem::Request, bearer: Bearer) -> poem::Result<()> {
+    let state = state_of(req)?;
+    match &state.config.admin_key {
+        Some(admin) if constant_time_eq(admin.as_bytes(), bearer.token.as_bytes()) => {
+            check_budget(state, "admin")
         }
+        _ => Err(reject(ApiError::unauthorized())),
     }
+}
+
+async fn resolve_tenant(req: &poem::Request, bearer: Bearer) -> poem::Result<TenantCtx> {
+    let state = state_of(req)?;
+    let key = bearer.token.as_str();
     if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
         return Err(reject(ApiError::unauthorized()));
     }
@@ -67,10 +74,10 @@ async fn resolve_key(req: &poem::Request, bearer: Bearer) -> poem::Result<Princi
         .split_once(' ')
         .ok_or_else(|| reject(ApiError::unauthorized()))?;
     check_budget(state, key_id)?;
-    Ok(Principal::Tenant(TenantCtx {
+    Ok(TenantCtx {
         tenant_id: tenant_id.to_string(),
         key_id: key_id.to_string(),
-    }))
+    })
 }
 
 /// Spends one request of the key's budget, or 429 with `Retry-After`.
@@ -107,20 +114,15 @@ pub fn hash_key(key: &str) -> String {
 }
 
 impl AppState {
-    /// The tenant of a tenant API key, or 401 (the admin key is not one).
+    /// The tenant the request's API key belongs to.
     pub async fn tenant(&self, auth: &ApiKeyAuth) -> Result<TenantCtx, ApiError> {
-        match &auth.0 {
-            Principal::Tenant(tenant) => Ok(tenant.clone()),
-            Principal::Admin => Err(ApiError::unauthorized()),
-        }
+        Ok(auth.0.clone())
     }
 
-    /// Checks the request used the admin key, or 401.
-    pub fn admin(&self, auth: &ApiKeyAuth) -> Result<(), ApiError> {
-        match &auth.0 {
-            Principal::Admin => Ok(()),
-            Principal::Tenant(_) => Err(ApiError::unauthorized()),
-        }
+    /// The admin key was checked when the request was extracted; this keeps
+    /// the check visible in every admin handler.
+    pub fn admin(&self, _auth: &AdminAuth) -> Result<(), ApiError> {
+        Ok(())
     }
 }
 

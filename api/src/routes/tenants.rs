@@ -14,7 +14,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use super::ApiTags;
-use crate::auth::{generate_api_key, hash_key, ApiKeyAuth};
+use crate::auth::{generate_api_key, hash_key, AdminAuth};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -153,7 +153,7 @@ impl TenantsApi {
     #[oai(path = "/tenants", method = "post", operation_id = "create_tenant")]
     async fn create_tenant(
         &self,
-        auth: ApiKeyAuth,
+        auth: AdminAuth,
         body: JsonBody<CreateTenant>,
     ) -> Result<TenantCreated, ApiError> {
         self.state.admin(&auth)?;
@@ -183,7 +183,7 @@ impl TenantsApi {
     ///
     /// Every tenant, oldest first. Admin key only.
     #[oai(path = "/tenants", method = "get", operation_id = "list_tenants")]
-    async fn list_tenants(&self, auth: ApiKeyAuth) -> Result<Json<Vec<Tenant>>, ApiError> {
+    async fn list_tenants(&self, auth: AdminAuth) -> Result<Json<Vec<Tenant>>, ApiError> {
         self.state.admin(&auth)?;
         let mut conn = self.state.conn().await?;
         let ids: Vec<String> = conn.zrange(self.state.keys.tenants(), 0, -1).await?;
@@ -207,7 +207,7 @@ impl TenantsApi {
     )]
     async fn get_tenant(
         &self,
-        auth: ApiKeyAuth,
+        auth: AdminAuth,
         /// The tenant's id (`ten_…`).
         tenant_id: Path<String>,
     ) -> Result<Json<Tenant>, ApiError> {
@@ -227,7 +227,7 @@ impl TenantsApi {
     )]
     async fn create_api_key(
         &self,
-        auth: ApiKeyAuth,
+        auth: AdminAuth,
         /// The tenant's id (`ten_…`).
         tenant_id: Path<String>,
         body: JsonBody<CreateApiKey>,
@@ -281,7 +281,7 @@ impl TenantsApi {
     )]
     async fn list_api_keys(
         &self,
-        auth: ApiKeyAuth,
+        auth: AdminAuth,
         /// The tenant's id (`ten_…`).
         tenant_id: Path<String>,
     ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
@@ -309,7 +309,7 @@ impl TenantsApi {
     )]
     async fn revoke_api_key(
         &self,
-        auth: ApiKeyAuth,
+        auth: AdminAuth,
         /// The tenant's id (`ten_…`).
         tenant_id: Path<String>,
         /// The key's id (`key_…`).
