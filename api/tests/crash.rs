@@ -228,5 +228,8 @@ async fn a_redis_restart_loses_no_accepted_event() {
     // The worker backed off while Redis was away instead of spinning: a busy
     // loop would have failed thousands of claims in those seconds.
     let failed_claims = worker.log().matches("claim failed").count();
-    assert!(failed_claims < 100, "{failed_claims} failed claims: not backing off");
+    assert!(
+        failed_claims < 100,
+        "{failed_claims} failed claims: not backing off"
+    );
 }
