@@ -192,6 +192,20 @@ pub fn rate_limit(value: i64) -> Result<u32, ApiError> {
     Ok(value as u32)
 }
 
+/// A per-endpoint attempt timeout: 1 s up to the lease minus 5 s, so a
+/// lease always outlives its attempt (else a slow receiver would get the
+/// event twice).
+pub fn timeout_ms(seconds: i64, config: &hookfleet_common::Config) -> Result<u64, ApiError> {
+    let max = config.lease.as_secs().saturating_sub(5).max(1);
+    if seconds < 1 || seconds as u64 > max {
+        return Err(ApiError::invalid(
+            "timeout_s",
+            format!("must be between 1 and {max} seconds"),
+        ));
+    }
+    Ok(seconds as u64 * 1000)
+}
+
 /// An event type name for a new tenant-defined type.
 pub fn event_type_name(field: &str, name: &str) -> Result<String, ApiError> {
     catalog::validate_name(name).map_err(|reason| ApiError::invalid(field, reason))?;

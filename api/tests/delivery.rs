@@ -448,3 +448,43 @@ async fn a_test_send_reaches_only_that_endpoint() {
     assert_eq!(bystander.count(), 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_endpoints_own_timeout_and_the_initial_delay_apply() {
+    let app = spawn_app(true, &[("HOOKFLEET_RETRY_SCHEDULE", "300ms,50ms")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let slow = spawn_receiver(
+        vec![Reply::status(200).with_delay(Duration::from_secs(3))],
+        Reply::status(200),
+    )
+    .await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": slow.url, "events": ["*"], "timeout_s": 1}),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let first = slow.wait_for(1).await;
+    assert!(
+        first[0].at - started >= Duration::from_millis(280),
+        "the first attempt waited for the initial delay"
+    );
+    let detail = app
+        .wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
+        .await;
+    assert_eq!(detail["deliveries"][0]["attempts"], 2);
+    let attempts = app.attempts(endpoint["id"].as_str().unwrap()).await;
+    assert!(
+        attempts[0]["error"].starts_with("timeout"),
+        "{:?}",
+        attempts[0]
+    );
+    let duration: u64 = attempts[0]["duration_ms"].parse().unwrap();
+    assert!(
+        (900..2900).contains(&duration),
+        "timed out after {duration} ms"
+    );
+    app.stop().await;
+}

@@ -18,7 +18,8 @@ async fn create_read_list_update_delete() {
                 "events": ["video.*", "user.created"],
                 "description": "prod receiver",
                 "headers": {"X-Team": "blue"},
-                "rate_limit": 50
+                "rate_limit": 50,
+                "timeout_s": 3
             }),
         )
         .await;
@@ -27,6 +28,7 @@ async fn create_read_list_update_delete() {
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(created["active"], true);
     assert_eq!(created["rate_limit"], 50);
+    assert_eq!(created["timeout_s"], 3);
     assert_eq!(created["headers"], json!({"x-team": "blue"}));
 
     let (status, fetched) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
@@ -64,12 +66,13 @@ async fn create_read_list_update_delete() {
         .patch(
             &format!("/api/v1/webhooks/{id}"),
             &key,
-            json!({"url": "https://example.com/v2", "rate_limit": null, "active": false, "headers": {}}),
+            json!({"url": "https://example.com/v2", "rate_limit": null, "timeout_s": null, "active": false, "headers": {}}),
         )
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["url"], "https://example.com/v2");
     assert!(updated.get("rate_limit").is_none());
+    assert!(updated.get("timeout_s").is_none());
     assert_eq!(updated["active"], false);
     assert_eq!(updated["headers"], json!({}));
     assert_eq!(
@@ -277,6 +280,9 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
         (with("rate_limit", json!(1e30)), 422, Some("rate_limit")),
         (with("rate_limit", json!("fast")), 422, Some("rate_limit")),
         (with("active", json!("yes")), 422, Some("active")),
+        (with("timeout_s", json!(0)), 422, Some("timeout_s")),
+        (with("timeout_s", json!(6)), 422, Some("timeout_s")),
+        (with("timeout_s", json!(2.5)), 422, Some("timeout_s")),
         (with("secret", json!("not-a-secret")), 422, Some("secret")),
         (with("unknown_field", json!(1)), 422, Some("unknown_field")),
         (json!([1, 2]), 422, Some("body")),

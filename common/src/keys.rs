@@ -23,6 +23,9 @@
 //! | `hf:{pN}:attempts:<eid>` | stream | the endpoint's attempt log (capped) |
 //! | `hf:{pN}:ep_stats:<eid>` | hash | the endpoint's counters |
 //! | `hf:{pN}:rate:<eid>` | string | GCRA state (theoretical arrival time) |
+//! | `hf:{pN}:ep_b5:<eid>:<start>` | hash | 5-minute stats bucket (counters, latency bins) |
+//! | `hf:{pN}:ep_bh:<eid>:<start>` | hash | hourly stats bucket |
+//! | `hf:{pN}:replay:<rid>` | hash | a replay job's progress |
 //!
 //! Everything in `{pN}` shares one hash slot, so the scripts that move a
 //! delivery (publish, claim, finish, reschedule) run on one node even on a
@@ -53,6 +56,8 @@ pub const ATTEMPTS_PART: &str = "attempts:";
 pub const ENDPOINT_STATS_PART: &str = "ep_stats:";
 /// Key fragment: an endpoint's rate-limit (GCRA) state.
 pub const RATE_PART: &str = "rate:";
+/// Key fragment: an endpoint's replay jobs.
+pub const REPLAY_PART: &str = "replay:";
 
 /// Builds every key name from the configured prefix.
 #[derive(Clone, Debug)]
@@ -167,6 +172,27 @@ impl Keys {
     pub fn rate(&self, p: Partition, endpoint_id: &str) -> String {
         self.in_partition(p, RATE_PART, endpoint_id)
     }
+
+    /// The 5-minute stats bucket of an endpoint starting at `start_ms`.
+    pub fn stats_fine(&self, p: Partition, endpoint_id: &str, start_ms: u64) -> String {
+        format!(
+            "{}:{{p{}}}:ep_b5:{endpoint_id}:{start_ms}",
+            self.prefix, p.0
+        )
+    }
+
+    /// The hourly stats bucket of an endpoint starting at `start_ms`.
+    pub fn stats_coarse(&self, p: Partition, endpoint_id: &str, start_ms: u64) -> String {
+        format!(
+            "{}:{{p{}}}:ep_bh:{endpoint_id}:{start_ms}",
+            self.prefix, p.0
+        )
+    }
+
+    /// A replay job of an endpoint (in the endpoint's partition).
+    pub fn replay(&self, p: Partition, replay_id: &str) -> String {
+        self.in_partition(p, REPLAY_PART, replay_id)
+    }
 }
 
 /// The Redis Cluster hash tag of a key (the text inside the first `{...}`),
@@ -205,6 +231,9 @@ mod tests {
             keys.attempts(p, "ep_1"),
             keys.endpoint_stats(p, "ep_1"),
             keys.rate(p, "ep_1"),
+            keys.stats_fine(p, "ep_1", 0),
+            keys.stats_coarse(p, "ep_1", 0),
+            keys.replay(p, "rpl_1"),
         ];
         for key in &all {
             assert_eq!(hash_tag(key), "p7", "{key}");

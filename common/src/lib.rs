@@ -17,6 +17,7 @@ pub mod publish;
 pub mod redis_pool;
 pub mod scripts;
 pub mod signing;
+pub mod stats;
 pub mod telemetry;
 pub mod time_util;
 

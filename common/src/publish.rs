@@ -121,7 +121,7 @@ pub async fn publish(
         .key(keys.due(home))
         .key(keys.event_deliveries(home, &event_id))
         .arg(keys.partition_prefix(home))
-        .arg(now)
+        .arg(initial_delay_ms(config))
         .arg(retention)
         .arg(config.idempotency_ttl.as_millis() as u64)
         .arg(if idempotency_key.is_some() { "1" } else { "0" })
@@ -248,7 +248,7 @@ async fn fanout(
         .key(keys.due(p))
         .key(keys.event_deliveries(p, event_id))
         .arg(keys.partition_prefix(p))
-        .arg(now_ms())
+        .arg(initial_delay_ms(state.config))
         .arg(state.config.retention.as_millis() as u64)
         .arg(event_id)
         .arg(tenant_id)
@@ -308,4 +308,13 @@ async fn finish_fanout(
         )
         .await?;
     Ok(total)
+}
+
+/// The retry schedule's first entry: the delay before the first attempt.
+fn initial_delay_ms(config: &Config) -> u64 {
+    config
+        .retry_schedule
+        .first()
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -53,6 +53,10 @@ pub struct Webhook {
     /// Most deliveries per second, fleet-wide; absent for no limit.
     #[oai(skip_serializing_if_is_none)]
     pub rate_limit: Option<u32>,
+    /// Timeout of one delivery attempt in seconds; absent for the server's
+    /// default (`HOOKFLEET_REQUEST_TIMEOUT`, 30 s).
+    #[oai(skip_serializing_if_is_none)]
+    pub timeout_s: Option<u64>,
     /// Inactive endpoints receive nothing new; deliveries already queued
     /// wait until the endpoint is active again.
     pub active: bool,
@@ -75,6 +79,7 @@ impl Webhook {
             description: record.description,
             headers: record.headers.into_iter().collect(),
             rate_limit: record.rate_limit,
+            timeout_s: record.timeout_ms.map(|ms| ms / 1000),
             active: record.active,
             secret,
             created_at: rfc3339_ms(record.created_at),
@@ -110,6 +115,11 @@ pub struct CreateWebhook {
     #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
     #[serde(default)]
     pub rate_limit: Option<i64>,
+    /// Timeout of one attempt in seconds, 1 up to the server's lease minus
+    /// 5 s (55 by default); omit for the server default (30 s).
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
+    #[serde(default)]
+    pub timeout_s: Option<i64>,
     /// Whether it receives events now (default true).
     #[serde(default)]
     pub active: Option<bool>,
@@ -143,7 +153,12 @@ pub struct UpdateWebhook {
     #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
     #[serde(default)]
     pub rate_limit: MaybeUndefined<i64>,
-    /// Enable or disable. Re-enabling releases deliveries held meanwhile.
+    /// New attempt timeout in seconds; `null` returns to the server default.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
+    #[serde(default)]
+    pub timeout_s: MaybeUndefined<i64>,
+    /// Enable or disable. Re-enabling releases deliveries held meanwhile
+    /// and resets the circuit breaker.
     #[serde(default)]
     pub active: Option<bool>,
 }
@@ -280,6 +295,10 @@ impl WebhooksApi {
             input::description("description", body.description.as_deref().unwrap_or(""))?;
         let headers = HeaderList::parse(&body.headers.unwrap_or_default())?;
         let rate_limit = body.rate_limit.map(input::rate_limit).transpose()?;
+        let timeout_ms = body
+            .timeout_s
+            .map(|t| input::timeout_ms(t, &self.state.config))
+            .transpose()?;
         let secret = match &body.secret {
             Some(text) => {
                 SigningSecret::parse(text).map_err(|reason| ApiError::invalid("secret", reason))?
@@ -297,7 +316,7 @@ impl WebhooksApi {
             description,
             headers: headers.into_vec(),
             rate_limit,
-            timeout_ms: None,
+            timeout_ms,
             active: body.active.unwrap_or(true),
             created_at: now,
             updated_at: now,
@@ -417,7 +436,15 @@ impl WebhooksApi {
             MaybeUndefined::Value(v) => Some(Some(input::rate_limit(v)?)),
         };
 
+        let timeout_ms = match body.timeout_s {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(v) => Some(Some(input::timeout_ms(v, &self.state.config)?)),
+        };
         let mut record = self.load(&tenant, &id.0).await?;
+        if let Some(timeout_ms) = timeout_ms {
+            record.timeout_ms = timeout_ms;
+        }
         if let Some(url) = url {
             record.url = url.into_string();
         }
@@ -446,6 +473,7 @@ impl WebhooksApi {
             .key(keys.endpoint(p, &record.id))
             .key(keys.endpoint_held(p, &record.id))
             .key(keys.due(p))
+            .key(keys.endpoint_stats(p, &record.id))
             .arg(&tenant.tenant_id)
             .arg(record.updated_at)
             .arg(keys.wake_channel())

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] due zset              hf:{pN}:due
 -- KEYS[2] event deliveries set  hf:{pN}:event_dlv:<evid>
--- ARGV[1] partition key prefix  ARGV[2] (unused: the time is Redis's own)  ARGV[3] retention (ms)
+-- ARGV[1] partition key prefix  ARGV[2] initial delay (ms)  ARGV[3] retention (ms)
 -- ARGV[4] event id  ARGV[5] tenant id  ARGV[6] event type
 -- ARGV[7] the event's home partition (where its body lives)
 -- ARGV[8] this partition's number  ARGV[9] wake channel
@@ -17,6 +17,7 @@ local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local first_attempt = now + (tonumber(ARGV[2]) or 0)
 local retention = tonumber(ARGV[3])
 local tenant = ARGV[5]
 local created = 0
@@ -30,9 +31,9 @@ for i = 10, #ARGV, 2 do
       redis.call('HSET', delivery,
         'id', delivery_id, 'event', ARGV[4], 'evp', ARGV[7], 'endpoint', endpoint_id,
         'tenant', tenant, 'type', ARGV[6], 'status', 'pending', 'attempts', 0,
-        'created', now, 'next', now, 'claims', 0)
+        'created', now, 'next', first_attempt, 'claims', 0)
       redis.call('PEXPIRE', delivery, retention)
-      redis.call('ZADD', KEYS[1], now, delivery_id)
+      redis.call('ZADD', KEYS[1], first_attempt, delivery_id)
       local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id
       redis.call('ZADD', by_endpoint, now, delivery_id)
       redis.call('ZREMRANGEBYSCORE', by_endpoint, '-inf', now - retention)

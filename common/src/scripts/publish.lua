@@ -7,7 +7,7 @@
 -- KEYS[3] due zset              hf:{pN}:due
 -- KEYS[4] event deliveries set  hf:{pN}:event_dlv:<evid>
 -- ARGV[1] partition key prefix  hf:{pN}:
--- ARGV[2] (unused: the time is Redis's own, see below)       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
+-- ARGV[2] initial delay (ms): the retry schedule's first entry       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
 -- ARGV[5] '1' if an idempotency key is given
 -- ARGV[6] event id   ARGV[7] tenant id   ARGV[8] event type   ARGV[9] body (signed JSON)
 -- ARGV[10] '1' if every delivery is in this partition (the event is complete)
@@ -29,6 +29,7 @@ local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local first_attempt = now + (tonumber(ARGV[2]) or 0)
 local retention = tonumber(ARGV[3])
 
 if ARGV[5] == '1' then
@@ -60,9 +61,9 @@ for i = 15, #ARGV, 2 do
       redis.call('HSET', delivery,
         'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
         'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', 0,
-        'created', now, 'next', now, 'claims', 0)
+        'created', now, 'next', first_attempt, 'claims', 0)
       redis.call('PEXPIRE', delivery, retention)
-      redis.call('ZADD', KEYS[3], now, delivery_id)
+      redis.call('ZADD', KEYS[3], first_attempt, delivery_id)
       local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id
       redis.call('ZADD', by_endpoint, now, delivery_id)
       redis.call('ZREMRANGEBYSCORE', by_endpoint, '-inf', now - retention)

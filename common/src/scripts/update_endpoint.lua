@@ -4,6 +4,7 @@
 -- KEYS[1] endpoint hash   hf:{pN}:endpoint:<eid>
 -- KEYS[2] held zset       hf:{pN}:ep_held:<eid>
 -- KEYS[3] due zset        hf:{pN}:due
+-- KEYS[4] endpoint counters hf:{pN}:ep_stats:<eid>
 -- ARGV[1] tenant id  ARGV[2] now (ms)  ARGV[3] wake channel  ARGV[4] partition
 -- ARGV[5..] field/value pairs to set
 --
@@ -20,6 +21,10 @@ if #fields > 0 then
 end
 local released = 0
 if redis.call('HGET', KEYS[1], 'active') == '1' then
+  -- A fresh start for the circuit breaker: the failing streak that disabled
+  -- the endpoint does not count against it again.
+  redis.call('HDEL', KEYS[4], 'failing_since')
+  redis.call('HDEL', KEYS[1], 'disabled_reason')
   local held = redis.call('ZRANGE', KEYS[2], 0, -1)
   for _, delivery_id in ipairs(held) do
     redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), delivery_id)
