@@ -97,6 +97,13 @@ impl ApiError {
         ApiError::BadRequest(body("bad_request", message, None))
     }
 
+    /// 400 for a bad query or path parameter, naming it.
+    pub fn bad_param(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        ApiError::BadRequest(body("invalid_parameter", message, Some(field)))
+    }
+
     pub fn bad_header(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("{field}: {}", message.into());

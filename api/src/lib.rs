@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod delivery_log;
 pub mod error;
 pub mod input;
 pub mod publish;

@@ -20,6 +20,13 @@ async fn every_route_is_closed_to_strangers_and_other_tenants() {
         )
         .await;
     let event = app.publish(&alice, "user.created", json!({})).await;
+    let (_, detail) = app
+        .get(
+            &format!("/api/v1/events/{}", event["id"].as_str().unwrap()),
+            &alice,
+        )
+        .await;
+    let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap().to_string();
     let (status, _) = app
         .post(
             "/api/v1/event-types",
@@ -47,10 +54,13 @@ async fn every_route_is_closed_to_strangers_and_other_tenants() {
             let path = template
                 .replace("{tenant_id}", &alice_id)
                 .replace("{key_id}", "key_0000000000000000000000zz")
+                .replace("{replay_id}", "rpl_0000000000000000000000zz")
                 .replace(
                     "{id}",
                     if template.starts_with("/api/v1/events") {
                         event["id"].as_str().unwrap()
+                    } else if template.starts_with("/api/v1/deliveries") {
+                        &delivery_id
                     } else {
                         endpoint["id"].as_str().unwrap()
                     },
@@ -63,7 +73,12 @@ async fn every_route_is_closed_to_strangers_and_other_tenants() {
                 if let Some(key) = key {
                     request = request.bearer_auth(key);
                 }
-                if method == "post" || method == "patch" {
+                if template.ends_with("/replay") {
+                    request =
+                        request.json(&json!({"since": hookfleet_common::time_util::rfc3339_ms(
+                            hookfleet_common::time_util::now_ms() - 3_600_000,
+                        )}));
+                } else if method == "post" || method == "patch" {
                     request = request.json(&json!({}));
                 }
                 request.send()

@@ -30,6 +30,7 @@ pub enum IdKind {
     Endpoint,
     Event,
     Delivery,
+    Replay,
 }
 
 impl IdKind {
@@ -40,6 +41,7 @@ impl IdKind {
             IdKind::Endpoint => "ep",
             IdKind::Event => "evt",
             IdKind::Delivery => "dlv",
+            IdKind::Replay => "rpl",
         }
     }
 }

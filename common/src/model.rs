@@ -61,6 +61,8 @@ pub mod attempt_field {
     pub const RESPONSE_BODY: &str = "response_body";
     pub const NEXT_ATTEMPT_AT: &str = "next";
     pub const WEBHOOK_TIMESTAMP: &str = "webhook_timestamp";
+    pub const REQUEST_HEADERS: &str = "request_headers";
+    pub const TEST: &str = "test";
 }
 
 /// The most response body kept per attempt.

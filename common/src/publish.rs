@@ -53,8 +53,9 @@ pub enum PublishError {
 pub enum Target {
     /// Every active endpoint of the tenant whose patterns match the type.
     Subscribers,
-    /// One endpoint only, whatever it subscribes to (test sends).
-    Endpoint(String),
+    /// A test send: one endpoint only, whatever it subscribes to; a single
+    /// attempt, kept out of the endpoint's statistics.
+    Test(String),
 }
 
 /// What a publish did.
@@ -82,9 +83,10 @@ pub async fn publish(
 
     // A request holds at most one pooled connection at a time: holding one
     // while waiting for another deadlocks the pool under load.
+    let test = matches!(target, Target::Test(_));
     let groups = match target {
         Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
-        Target::Endpoint(id) => group_by_partition(vec![id]),
+        Target::Test(id) => group_by_partition(vec![id]),
     };
     let home = match idempotency_key {
         Some(key) => ids::partition_for(&format!("{tenant_id}\n{key}"), config.partitions),
@@ -133,7 +135,8 @@ pub async fn publish(
         .arg(home.0)
         .arg(keys.wake_channel())
         .arg(matched)
-        .arg(&partitions_csv);
+        .arg(&partitions_csv)
+        .arg(if test { "1" } else { "0" });
     for endpoint_id in groups.get(&home).into_iter().flatten() {
         invocation
             .arg(endpoint_id)
@@ -170,19 +173,17 @@ pub async fn publish(
             duplicate: false,
         });
     }
+    let event_ref = EventRef {
+        tenant_id,
+        event_type,
+        event_id: &event_id,
+        home,
+        test,
+    };
     let mut total = count;
     for (p, endpoint_ids) in &groups {
         if *p != home {
-            total += fanout(
-                state,
-                tenant_id,
-                event_type,
-                &event_id,
-                home,
-                *p,
-                endpoint_ids,
-            )
-            .await?;
+            total += fanout(state, &event_ref, *p, endpoint_ids).await?;
         }
     }
     let mut conn = state.conn().await?;
@@ -201,6 +202,16 @@ pub async fn publish(
         created_at: now,
         duplicate: false,
     })
+}
+
+/// The event a fan-out call queues deliveries for.
+#[derive(Clone, Copy)]
+struct EventRef<'a> {
+    tenant_id: &'a str,
+    event_type: &'a str,
+    event_id: &'a str,
+    home: Partition,
+    test: bool,
 }
 
 /// The tenant's active endpoints that want `event_type`, by partition.
@@ -234,13 +245,17 @@ fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<Stri
 /// Queues the deliveries of one non-home partition (idempotent).
 async fn fanout(
     state: Store<'_>,
-    tenant_id: &str,
-    event_type: &str,
-    event_id: &str,
-    home: Partition,
+    event: &EventRef<'_>,
     p: Partition,
     endpoint_ids: &[String],
 ) -> Result<u64, PublishError> {
+    let EventRef {
+        tenant_id,
+        event_type,
+        event_id,
+        home,
+        test,
+    } = *event;
     let keys = state.keys;
     let mut conn = state.conn().await?;
     let mut invocation = scripts::FANOUT.prepare_invoke();
@@ -255,7 +270,8 @@ async fn fanout(
         .arg(event_type)
         .arg(home.0)
         .arg(p.0)
-        .arg(keys.wake_channel());
+        .arg(keys.wake_channel())
+        .arg(if test { "1" } else { "0" });
     for endpoint_id in endpoint_ids {
         invocation
             .arg(endpoint_id)
@@ -278,18 +294,16 @@ async fn finish_fanout(
     };
     let event_type = event_type.ok_or(PublishError::Expired)?;
     let groups = matching_endpoints(state, tenant_id, &event_type).await?;
+    let event_ref = EventRef {
+        tenant_id,
+        event_type: &event_type,
+        event_id,
+        home,
+        test: false,
+    };
     let mut total = 0;
     for (p, endpoint_ids) in &groups {
-        total += fanout(
-            state,
-            tenant_id,
-            &event_type,
-            event_id,
-            home,
-            *p,
-            endpoint_ids,
-        )
-        .await?;
+        total += fanout(state, &event_ref, *p, endpoint_ids).await?;
     }
     let partitions_csv = groups
         .keys()

@@ -23,6 +23,8 @@ script!(FINISH, "finish.lua");
 script!(RESCHEDULE, "reschedule.lua");
 script!(UPDATE_ENDPOINT, "update_endpoint.lua");
 script!(DELETE_ENDPOINT, "delete_endpoint.lua");
+script!(RETRY, "retry.lua");
+script!(ROTATE_SECRET, "rotate_secret.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[

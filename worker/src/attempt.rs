@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use deadpool_redis::Pool;
 use hookfleet_common::model::attempt_field as field;
-use hookfleet_common::{scripts, Config, Keys};
+use hookfleet_common::{scripts, stats, Config, Keys};
 use rand::Rng;
 
 use crate::claim::Job;
@@ -38,6 +38,7 @@ pub fn is_retryable(status: Option<u16>) -> bool {
 pub fn decide(
     result: &AttemptResult,
     attempt_number: u32,
+    max_attempts: Option<u32>,
     schedule: &[Duration],
     retry_after_max: Duration,
     now_ms: u64,
@@ -46,6 +47,9 @@ pub fn decide(
         return Decision::Delivered;
     }
     if result.refused || !is_retryable(result.status) {
+        return Decision::Failed;
+    }
+    if max_attempts.is_some_and(|max| attempt_number >= max) {
         return Decision::Failed;
     }
     let Some(&delay) = schedule.get(attempt_number as usize) else {
@@ -101,7 +105,8 @@ pub async fn record(
         Decision::RetryAt(at) => ("retry", at.to_string()),
     };
     let headers = serde_json::to_string(&result.response_headers).unwrap_or_default();
-    let fields: [(&str, String); 12] = [
+    let request_headers = serde_json::to_string(&result.request_headers).unwrap_or_default();
+    let fields: [(&str, String); 14] = [
         (field::DELIVERY, job.delivery_id.clone()),
         (field::EVENT, job.event_id.clone()),
         (field::ATTEMPT, (job.attempts_before + 1).to_string()),
@@ -117,6 +122,8 @@ pub async fn record(
             field::WEBHOOK_TIMESTAMP,
             result.webhook_timestamp.to_string(),
         ),
+        (field::REQUEST_HEADERS, request_headers),
+        (field::TEST, if job.test { "1" } else { "0" }.to_string()),
     ];
     let mut conn = pool.get().await?;
     let mut invocation = match decision {
@@ -146,15 +153,27 @@ pub async fn record(
         }
     };
     let succeeded = decision == Decision::Delivered;
+    let fine = now_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS;
+    let coarse = now_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS;
+    let oldest_kept = now_ms.saturating_sub(config.retention.as_millis() as u64);
     invocation
         .key(keys.endpoint(p, &job.endpoint_id))
+        .key(keys.stats_fine(p, &job.endpoint_id, fine))
+        .key(keys.stats_coarse(p, &job.endpoint_id, coarse))
         .arg(now_ms)
         .arg(maxlen)
         .arg(status)
         .arg(class_field(result.status))
         .arg(if succeeded { "1" } else { "0" })
         .arg(disable_after.as_millis() as u64)
-        .arg(if result.status == Some(410) { "1" } else { "0" });
+        .arg(if result.status == Some(410) { "1" } else { "0" })
+        .arg(if job.test { "1" } else { "0" })
+        .arg(stats::latency_field(stats::latency_bin(
+            result.duration.as_millis() as u64,
+        )))
+        .arg(format!("{oldest_kept}-0"))
+        .arg(stats::FINE_TTL_MS)
+        .arg(stats::COARSE_TTL_MS);
     for (name, value) in fields {
         invocation.arg(name).arg(value);
     }
@@ -198,24 +217,24 @@ mod tests {
     fn outcomes_by_status() {
         let max = Duration::from_secs(3600);
         assert_eq!(
-            decide(&answered(200), 1, &schedule(), max, 0),
+            decide(&answered(200), 1, None, &schedule(), max, 0),
             Decision::Delivered
         );
         assert_eq!(
-            decide(&answered(204), 1, &schedule(), max, 0),
+            decide(&answered(204), 1, None, &schedule(), max, 0),
             Decision::Delivered
         );
         assert_eq!(
-            decide(&answered(400), 1, &schedule(), max, 0),
+            decide(&answered(400), 1, None, &schedule(), max, 0),
             Decision::Failed
         );
         assert_eq!(
-            decide(&answered(410), 1, &schedule(), max, 0),
+            decide(&answered(410), 1, None, &schedule(), max, 0),
             Decision::Failed
         );
         for retryable in [301, 408, 429, 500, 503] {
             assert!(matches!(
-                decide(&answered(retryable), 1, &schedule(), max, 0),
+                decide(&answered(retryable), 1, None, &schedule(), max, 0),
                 Decision::RetryAt(_)
             ));
         }
@@ -224,7 +243,7 @@ mod tests {
             ..AttemptResult::default()
         };
         assert!(matches!(
-            decide(&no_answer, 1, &schedule(), max, 0),
+            decide(&no_answer, 1, None, &schedule(), max, 0),
             Decision::RetryAt(_)
         ));
     }
@@ -232,16 +251,17 @@ mod tests {
     #[test]
     fn schedule_runs_out() {
         let max = Duration::from_secs(3600);
-        let Decision::RetryAt(at) = decide(&answered(500), 1, &schedule(), max, 1_000_000) else {
+        let Decision::RetryAt(at) = decide(&answered(500), 1, None, &schedule(), max, 1_000_000)
+        else {
             panic!("expected a retry");
         };
         assert!((1_004_500..=1_005_500).contains(&at), "{at}");
         assert!(matches!(
-            decide(&answered(500), 2, &schedule(), max, 0),
+            decide(&answered(500), 2, None, &schedule(), max, 0),
             Decision::RetryAt(_)
         ));
         assert_eq!(
-            decide(&answered(500), 3, &schedule(), max, 0),
+            decide(&answered(500), 3, None, &schedule(), max, 0),
             Decision::Failed
         );
     }
@@ -250,12 +270,14 @@ mod tests {
     fn retry_after_is_honoured_and_capped() {
         let mut result = answered(429);
         result.retry_after = Some(Duration::from_secs(60));
-        let Decision::RetryAt(at) = decide(&result, 1, &schedule(), Duration::from_secs(3600), 0)
+        let Decision::RetryAt(at) =
+            decide(&result, 1, None, &schedule(), Duration::from_secs(3600), 0)
         else {
             panic!("expected a retry");
         };
         assert_eq!(at, 60_000);
-        let Decision::RetryAt(capped) = decide(&result, 1, &schedule(), Duration::from_secs(10), 0)
+        let Decision::RetryAt(capped) =
+            decide(&result, 1, None, &schedule(), Duration::from_secs(10), 0)
         else {
             panic!("expected a retry");
         };

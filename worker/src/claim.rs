@@ -27,6 +27,11 @@ pub struct Job {
     pub previous_secret_until: Option<u64>,
     pub tenant_id: String,
     pub event_type: String,
+    /// Attempts after which the delivery fails whatever the schedule says
+    /// (a manual retry or a test send is a single attempt).
+    pub max_attempts: Option<u32>,
+    /// A test send: logged, kept out of statistics and the circuit breaker.
+    pub test: bool,
 }
 
 impl std::fmt::Debug for Job {
@@ -98,10 +103,10 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     for item in items {
         let fields: Vec<String> =
             redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
-        let [delivery_id, endpoint_id, event_id, attempts, token, url, secret, headers, timeout, body, previous_secret, previous_until, tenant_id, event_type]: [String; 14] =
+        let [delivery_id, endpoint_id, event_id, attempts, token, url, secret, headers, timeout, body, previous_secret, previous_until, tenant_id, event_type, max_attempts, test]: [String; 16] =
             fields
                 .try_into()
-                .map_err(|_| ClaimError::Reply("a job needs 14 fields".into()))?;
+                .map_err(|_| ClaimError::Reply("a job needs 16 fields".into()))?;
         let headers: Vec<(String, String)> = serde_json::from_str(&headers).unwrap_or_default();
         jobs.push(Job {
             partition: p,
@@ -119,6 +124,8 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             previous_secret_until: previous_until.parse().ok(),
             tenant_id,
             event_type,
+            max_attempts: max_attempts.parse().ok(),
+            test: test == "1",
         });
     }
     Ok(Claimed { jobs, next_due_ms })

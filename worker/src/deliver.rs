@@ -84,6 +84,8 @@ pub struct AttemptResult {
     /// The destination was refused by the address policy before any
     /// connection (a literal restricted address): retrying cannot help.
     pub refused: bool,
+    /// The request headers as sent.
+    pub request_headers: Vec<(String, String)>,
 }
 
 /// Checks a URL whose host is a literal IP (the resolver only sees names).
@@ -173,6 +175,15 @@ pub async fn send(
             headers.insert(name, value);
         }
     }
+    result.request_headers = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let timeout = job
         .timeout_ms
         .map(Duration::from_millis)

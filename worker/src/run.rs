@@ -219,6 +219,7 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
             let decision = attempt::decide(
                 &result,
                 job.attempts_before + 1,
+                job.max_attempts,
                 &ctx.config.retry_schedule,
                 ctx.config.retry_after_max,
                 now_ms(),
@@ -263,7 +264,7 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
                 if recorded.disabled {
                     operational::endpoint_disabled(&ctx.store(), &job, &result).await;
                 }
-                if recorded.held && decision == Decision::Failed {
+                if recorded.held && decision == Decision::Failed && !job.test {
                     operational::attempts_exhausted(&ctx.store(), &job, &result).await;
                 }
                 return;

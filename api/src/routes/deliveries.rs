@@ -1,12 +1,21 @@
-//! How a delivery is shown: the summary used by the event view and the
-//! endpoint's delivery log, read from the delivery's hash.
+//! Deliveries: the tenant-wide delivery log, one delivery with every
+//! attempt, and manual retries. Also how a delivery is shown everywhere
+//! (the summary used by events, endpoints' logs and replays).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use hookfleet_common::ids::Partition;
+use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::model::attempt_field as field;
+use hookfleet_common::scripts;
 use hookfleet_common::time_util::rfc3339_ms;
-use poem_openapi::Object;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use redis::AsyncCommands;
 
+use super::ApiTags;
+use crate::auth::ApiKeyAuth;
+use crate::delivery_log::{self, Cursor, Filter};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,6 +48,9 @@ pub struct DeliverySummary {
     /// When the next attempt is due (RFC 3339), while pending or scheduled.
     #[oai(skip_serializing_if_is_none)]
     pub next_attempt_at: Option<String>,
+    /// True for a test send (`POST /api/v1/webhooks/{id}/test`): one
+    /// attempt, not counted in the endpoint's statistics.
+    pub test: bool,
 }
 
 impl DeliverySummary {
@@ -59,6 +71,7 @@ impl DeliverySummary {
             last_attempt_at: time("last_at"),
             last_status_code: get("last_code").parse().ok(),
             next_attempt_at: if waiting { time("next") } else { None },
+            test: get("test") == "1",
             status,
         })
     }
@@ -81,4 +94,338 @@ pub async fn load_many(
     let mut conn = state.conn().await?;
     let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
     Ok(maps.iter().filter_map(DeliverySummary::from_hash).collect())
+}
+
+/// One attempt, as logged.
+#[derive(Object, Debug, Clone)]
+pub struct Attempt {
+    /// The attempt's id in the log.
+    pub id: String,
+    /// 1 for the first attempt of the delivery, 2 for the next, …
+    pub attempt: u32,
+    /// When it ended (RFC 3339).
+    pub at: String,
+    /// `delivered`, `retry` (another attempt was scheduled) or `failed`.
+    pub outcome: String,
+    /// HTTP status of the answer; absent when there was none.
+    #[oai(skip_serializing_if_is_none)]
+    pub status_code: Option<u16>,
+    /// How long the request took, in ms.
+    pub duration_ms: u64,
+    /// Why it failed without an answer (timeout, connection refused,
+    /// refused by the SSRF policy, …).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+    /// The request headers as sent, signature included.
+    pub request_headers: BTreeMap<String, String>,
+    /// The response headers.
+    pub response_headers: BTreeMap<String, String>,
+    /// The first 4 KiB of the response body.
+    pub response_body: String,
+    /// When the next attempt was scheduled for, after this one (RFC 3339).
+    #[oai(skip_serializing_if_is_none)]
+    pub next_attempt_at: Option<String>,
+    /// True for a test send.
+    pub test: bool,
+}
+
+impl Attempt {
+    fn from_fields(id: String, fields: &HashMap<String, String>) -> Self {
+        let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+        let pairs = |name: &str| -> BTreeMap<String, String> {
+            serde_json::from_str::<Vec<(String, String)>>(get(name))
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        Self {
+            id,
+            attempt: get(field::ATTEMPT).parse().unwrap_or(0),
+            at: get(field::AT).parse().map(rfc3339_ms).unwrap_or_default(),
+            outcome: get(field::OUTCOME).to_string(),
+            status_code: get(field::STATUS_CODE).parse().ok(),
+            duration_ms: get(field::DURATION_MS).parse().unwrap_or(0),
+            error: Some(get(field::ERROR).to_string()).filter(|e| !e.is_empty()),
+            request_headers: pairs(field::REQUEST_HEADERS),
+            response_headers: pairs(field::RESPONSE_HEADERS),
+            response_body: get(field::RESPONSE_BODY).to_string(),
+            next_attempt_at: get(field::NEXT_ATTEMPT_AT).parse().ok().map(rfc3339_ms),
+            test: get(field::TEST) == "1",
+        }
+    }
+}
+
+/// A delivery with its request and every attempt.
+#[derive(Object)]
+pub struct DeliveryDetail {
+    /// The delivery.
+    pub delivery: DeliverySummary,
+    /// The body POSTed on every attempt (the same bytes each time).
+    #[oai(skip_serializing_if_is_none)]
+    pub request_body: Option<String>,
+    /// Every attempt, oldest first. Attempts beyond the endpoint's log cap
+    /// (`HOOKFLEET_ATTEMPT_LOG_MAXLEN`) or retention are no longer listed.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A page of deliveries, newest first.
+#[derive(Object)]
+pub struct DeliveryPage {
+    /// The deliveries. A selective filter may leave a page short of
+    /// `limit`, even empty; keep following `next`.
+    pub data: Vec<DeliverySummary>,
+    /// Pass as `cursor` to get the next (older) page; absent at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
+}
+
+/// The outcome of a manual retry.
+#[derive(Object)]
+pub struct RetryQueued {
+    /// The delivery.
+    pub delivery_id: String,
+    /// Its state before the retry.
+    pub previous_status: String,
+    /// `queued`, or `already_queued` for a pending delivery.
+    pub result: String,
+}
+
+#[derive(ApiResponse)]
+pub enum RetryResponse {
+    /// A new attempt is queued for now (same `webhook-id`).
+    #[oai(status = 202)]
+    Accepted(Json<RetryQueued>),
+}
+
+pub struct DeliveriesApi {
+    pub state: AppState,
+}
+
+/// Loads a tenant's delivery hash, or 404 (also across tenants).
+pub async fn load_delivery(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(Partition, HashMap<String, String>), ApiError> {
+    let not_found = || ApiError::not_found("delivery (or it expired after the retention period)");
+    let p = ids::partition_of(IdKind::Delivery, id).ok_or_else(not_found)?;
+    let mut conn = state.conn().await?;
+    let map: HashMap<String, String> = conn.hgetall(state.keys.delivery(p, id)).await?;
+    if map.get("tenant").map(String::as_str) != Some(tenant_id) {
+        return Err(not_found());
+    }
+    Ok((p, map))
+}
+
+/// The attempts of a delivery, oldest first.
+pub async fn load_attempts(
+    state: &AppState,
+    p: Partition,
+    delivery: &HashMap<String, String>,
+) -> Result<Vec<Attempt>, ApiError> {
+    let endpoint_id = delivery.get("endpoint").cloned().unwrap_or_default();
+    let entry_ids: Vec<&str> = delivery
+        .get("attempt_ids")
+        .map(|ids| ids.split(',').filter(|id| !id.is_empty()).collect())
+        .unwrap_or_default();
+    if entry_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stream = state.keys.attempts(p, &endpoint_id);
+    let mut pipe = redis::pipe();
+    for id in &entry_ids {
+        pipe.cmd("XRANGE").arg(&stream).arg(*id).arg(*id);
+    }
+    let mut conn = state.conn().await?;
+    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut *conn).await?;
+    Ok(replies
+        .into_iter()
+        .flat_map(|reply| reply.ids)
+        .map(|entry| {
+            let fields: HashMap<String, String> = entry
+                .map
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        redis::from_redis_value_ref::<String>(v).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            Attempt::from_fields(entry.id, &fields)
+        })
+        .collect())
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Deliveries")]
+impl DeliveriesApi {
+    /// List deliveries
+    ///
+    /// Deliveries across all the tenant's endpoints, newest first, with
+    /// the same filters and paging as `GET /api/v1/webhooks/{id}/deliveries`.
+    /// Deliveries of deleted endpoints are not listed here (read them by id
+    /// or through their event).
+    #[oai(path = "/deliveries", method = "get", operation_id = "list_deliveries")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        /// Only deliveries in this state.
+        status: Query<Option<String>>,
+        /// Only deliveries of this event type.
+        event_type: Query<Option<String>>,
+        /// Only deliveries created at or after this time (RFC 3339).
+        since: Query<Option<String>>,
+        /// Only deliveries created at or before this time (RFC 3339).
+        until: Query<Option<String>>,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<DeliveryPage>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let filter = Filter::parse(
+            status.0.as_deref(),
+            event_type.0.as_deref(),
+            since.0.as_deref(),
+            until.0.as_deref(),
+        )?;
+        let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
+        let mut conn = self.state.conn().await?;
+        let endpoint_ids: Vec<String> = conn
+            .hkeys(self.state.keys.tenant_endpoints(&tenant.tenant_id))
+            .await?;
+        drop(conn);
+        let sources: Vec<(Partition, String)> = endpoint_ids
+            .into_iter()
+            .filter_map(|id| ids::partition_of(IdKind::Endpoint, &id).map(|p| (p, id)))
+            .collect();
+        let limit = limit.0.unwrap_or(50).clamp(1, 250) as usize;
+        let page =
+            delivery_log::page(&self.state, &sources, &filter, cursor.as_ref(), limit).await?;
+        Ok(Json(DeliveryPage {
+            data: page.data,
+            next: page.next.map(|c| c.encode()),
+        }))
+    }
+
+    /// Get a delivery
+    ///
+    /// The delivery, the exact body sent, and every attempt: time, request
+    /// headers as sent, response status, headers and body excerpt, duration,
+    /// error, and the next attempt time while one is scheduled. Deliveries
+    /// expire after the retention period (`HOOKFLEET_RETENTION`, 30 days by
+    /// default) and then answer 404.
+    #[oai(
+        path = "/deliveries/:id",
+        method = "get",
+        operation_id = "get_delivery"
+    )]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        /// The delivery's id (`dlv_…`).
+        id: Path<String>,
+    ) -> Result<Json<DeliveryDetail>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let (p, map) = load_delivery(&self.state, &tenant.tenant_id, &id.0).await?;
+        let summary =
+            DeliverySummary::from_hash(&map).ok_or_else(|| ApiError::not_found("delivery"))?;
+        let attempts = load_attempts(&self.state, p, &map).await?;
+        let request_body = match ids::partition_of(IdKind::Event, &summary.event_id) {
+            Some(home) => {
+                let mut conn = self.state.conn().await?;
+                conn.hget(self.state.keys.event(home, &summary.event_id), "body")
+                    .await?
+            }
+            None => None,
+        };
+        Ok(Json(DeliveryDetail {
+            delivery: summary,
+            request_body,
+            attempts,
+        }))
+    }
+
+    /// Retry a delivery
+    ///
+    /// Queues a new attempt now, with the same `webhook-id`: for a failed or
+    /// delivered delivery one more attempt; for a scheduled one its next
+    /// attempt moves to now (the rest of its schedule stays). 409 when it was
+    /// cancelled, is being attempted right now, or its endpoint is disabled.
+    #[oai(
+        path = "/deliveries/:id/retry",
+        method = "post",
+        operation_id = "retry_delivery"
+    )]
+    async fn retry(
+        &self,
+        auth: ApiKeyAuth,
+        /// The delivery's id (`dlv_…`).
+        id: Path<String>,
+    ) -> Result<RetryResponse, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let (p, map) = load_delivery(&self.state, &tenant.tenant_id, &id.0).await?;
+        let endpoint_id = map.get("endpoint").cloned().unwrap_or_default();
+        let (code, previous) = retry_one(
+            &self.state,
+            &tenant.tenant_id,
+            p,
+            &id.0,
+            &endpoint_id,
+            "failed,delivered,scheduled",
+        )
+        .await?;
+        let result = match code {
+            1 => "queued",
+            0 => "already_queued",
+            -2 => {
+                return Err(ApiError::conflict(
+                    "the delivery was cancelled (its endpoint was deleted)",
+                ))
+            }
+            -3 => {
+                return Err(ApiError::conflict(
+                    "the endpoint is disabled or deleted; enable it first",
+                ))
+            }
+            -4 => {
+                return Err(ApiError::conflict(
+                    "the delivery is being attempted right now",
+                ))
+            }
+            _ => return Err(ApiError::not_found("delivery")),
+        };
+        Ok(RetryResponse::Accepted(Json(RetryQueued {
+            delivery_id: id.0.clone(),
+            previous_status: previous,
+            result: result.into(),
+        })))
+    }
+}
+
+/// Runs `retry.lua` for one delivery; returns (code, status before).
+pub async fn retry_one(
+    state: &AppState,
+    tenant_id: &str,
+    p: Partition,
+    delivery_id: &str,
+    endpoint_id: &str,
+    allowed: &str,
+) -> Result<(i64, String), ApiError> {
+    let keys = &state.keys;
+    let mut conn = state.conn().await?;
+    Ok(scripts::RETRY
+        .key(keys.delivery(p, delivery_id))
+        .key(keys.due(p))
+        .key(keys.endpoint_open(p, endpoint_id))
+        .key(keys.endpoint(p, endpoint_id))
+        .arg(tenant_id)
+        .arg(delivery_id)
+        .arg(keys.wake_channel())
+        .arg(p.0)
+        .arg(allowed)
+        .invoke_async(&mut *conn)
+        .await?)
 }

@@ -6,6 +6,7 @@ pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod tenants;
+pub mod webhook_ops;
 pub mod webhooks;
 
 use poem_openapi::Tags;
@@ -23,6 +24,8 @@ pub enum ApiTags {
     EventTypes,
     /// Publishing events and following their deliveries.
     Events,
+    /// The delivery log: find, inspect and retry deliveries.
+    Deliveries,
     /// Liveness and readiness probes.
     Health,
 }
@@ -33,8 +36,10 @@ pub fn all(
 ) -> (
     tenants::TenantsApi,
     webhooks::WebhooksApi,
+    webhook_ops::WebhookOpsApi,
     event_types::EventTypesApi,
     events::EventsApi,
+    deliveries::DeliveriesApi,
     health::HealthApi,
 ) {
     (
@@ -44,10 +49,16 @@ pub fn all(
         webhooks::WebhooksApi {
             state: state.clone(),
         },
+        webhook_ops::WebhookOpsApi {
+            state: state.clone(),
+        },
         event_types::EventTypesApi {
             state: state.clone(),
         },
         events::EventsApi {
+            state: state.clone(),
+        },
+        deliveries::DeliveriesApi {
             state: state.clone(),
         },
         health::HealthApi {

@@ -10,27 +10,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hookfleet_common::catalog::TEST_EVENT_TYPE;
-use hookfleet_common::ids::{self, IdKind};
+use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::EndpointRecord;
 use hookfleet_common::scripts;
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use redis::AsyncCommands;
 use serde::Deserialize;
 
-use super::deliveries::{self, DeliverySummary};
 use super::event_types;
 use super::ApiTags;
 use crate::auth::{ApiKeyAuth, TenantCtx};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input::{self, EndpointUrl, HeaderList};
-use crate::publish::{self, Target};
 use crate::state::AppState;
 
 pub struct WebhooksApi {
@@ -163,69 +160,6 @@ pub struct UpdateWebhook {
     pub active: Option<bool>,
 }
 
-/// A test event to send.
-#[derive(Object, Deserialize, Default)]
-#[oai(deny_unknown_fields)]
-#[serde(deny_unknown_fields)]
-pub struct TestWebhook {
-    /// The event type to send; default `webhook.test`.
-    #[serde(default)]
-    pub event_type: Option<String>,
-    /// The event's `data` (a JSON object); default `{"test": true}`.
-    #[serde(default)]
-    pub data: Option<serde_json::Value>,
-}
-
-/// The test event that was queued.
-#[derive(Object)]
-pub struct TestSent {
-    /// The event's id (`evt_…`), also its `webhook-id`.
-    pub event_id: String,
-    /// The delivery to this endpoint (`dlv_…`).
-    pub delivery_id: String,
-}
-
-/// A page of the endpoint's deliveries, newest first.
-#[derive(Object)]
-pub struct DeliveryPage {
-    /// The deliveries.
-    pub data: Vec<DeliverySummary>,
-}
-
-/// An endpoint's counters since it was created.
-#[derive(Object)]
-pub struct WebhookStats {
-    /// Attempts made.
-    pub attempts: u64,
-    /// Attempts answered 2xx.
-    pub attempts_2xx: u64,
-    /// Attempts answered 3xx (redirects are not followed).
-    pub attempts_3xx: u64,
-    /// Attempts answered 4xx.
-    pub attempts_4xx: u64,
-    /// Attempts answered 5xx.
-    pub attempts_5xx: u64,
-    /// Attempts with no answer (connection error, timeout).
-    pub attempts_error: u64,
-    /// Deliveries that ended `delivered`.
-    pub delivered: u64,
-    /// Deliveries that ended `failed`.
-    pub failed: u64,
-    /// Retries scheduled.
-    pub retries: u64,
-    /// Deliveries not yet ended (pending, in flight or scheduled).
-    pub backlog: u64,
-    /// The last successful attempt (RFC 3339).
-    #[oai(skip_serializing_if_is_none)]
-    pub last_success_at: Option<String>,
-    /// The last failed attempt (RFC 3339).
-    #[oai(skip_serializing_if_is_none)]
-    pub last_failure_at: Option<String>,
-    /// The HTTP status of the last failed attempt, if it had one.
-    #[oai(skip_serializing_if_is_none)]
-    pub last_failure_code: Option<u16>,
-}
-
 #[derive(ApiResponse)]
 pub enum WebhookCreated {
     /// Created. The answer holds the signing secret; it is not shown again.
@@ -240,24 +174,26 @@ pub enum WebhookDeleted {
     NoContent,
 }
 
-#[derive(ApiResponse)]
-pub enum TestQueued {
-    /// The test event is queued for this endpoint alone.
-    #[oai(status = 202)]
-    Accepted(Json<TestSent>),
+/// The tenant's endpoint and its partition, or 404 (also for other
+/// tenants' ids).
+pub async fn load_endpoint(
+    state: &AppState,
+    tenant: &TenantCtx,
+    id: &str,
+) -> Result<(Partition, EndpointRecord), ApiError> {
+    let p =
+        ids::partition_of(IdKind::Endpoint, id).ok_or_else(|| ApiError::not_found("webhook"))?;
+    let mut conn = state.conn().await?;
+    let map: HashMap<String, String> = conn.hgetall(state.keys.endpoint(p, id)).await?;
+    match EndpointRecord::from_hash(&map) {
+        Some(record) if record.tenant_id == tenant.tenant_id => Ok((p, record)),
+        _ => Err(ApiError::not_found("webhook")),
+    }
 }
 
 impl WebhooksApi {
-    /// The tenant's endpoint, or 404 (also for other tenants' ids).
     async fn load(&self, tenant: &TenantCtx, id: &str) -> Result<EndpointRecord, ApiError> {
-        let p = ids::partition_of(IdKind::Endpoint, id)
-            .ok_or_else(|| ApiError::not_found("webhook"))?;
-        let mut conn = self.state.conn().await?;
-        let map: HashMap<String, String> = conn.hgetall(self.state.keys.endpoint(p, id)).await?;
-        match EndpointRecord::from_hash(&map) {
-            Some(record) if record.tenant_id == tenant.tenant_id => Ok(record),
-            _ => Err(ApiError::not_found("webhook")),
-        }
+        Ok(load_endpoint(&self.state, tenant, id).await?.1)
     }
 
     async fn known_type_checker(
@@ -544,160 +480,5 @@ impl WebhooksApi {
             .await?;
         tracing::info!(endpoint_id = %record.id, cancelled, "endpoint deleted");
         Ok(WebhookDeleted::NoContent)
-    }
-
-    /// Send a test event
-    ///
-    /// Queues one signed event for this endpoint alone, whatever it
-    /// subscribes to: by default of type `webhook.test` with data
-    /// `{"test": true}`. Follow it with `GET /api/v1/events/{event_id}`.
-    /// 409 if the endpoint is disabled.
-    #[oai(
-        path = "/webhooks/:id/test",
-        method = "post",
-        operation_id = "test_webhook"
-    )]
-    async fn test(
-        &self,
-        auth: ApiKeyAuth,
-        /// The endpoint's id (`ep_…`).
-        id: Path<String>,
-        body: JsonBody<TestWebhook>,
-    ) -> Result<TestQueued, ApiError> {
-        let tenant = self.state.tenant(&auth).await?;
-        let body = body.0;
-        let event_type = match &body.event_type {
-            Some(name) => {
-                let name = input::event_type_name("event_type", name)?;
-                if name != TEST_EVENT_TYPE
-                    && !event_types::exists(&self.state, &tenant.tenant_id, &name).await?
-                {
-                    return Err(ApiError::invalid(
-                        "event_type",
-                        format!("unknown event type `{name}`"),
-                    ));
-                }
-                name
-            }
-            None => TEST_EVENT_TYPE.to_string(),
-        };
-        let data = body
-            .data
-            .unwrap_or_else(|| serde_json::json!({"test": true}));
-        if !data.is_object() {
-            return Err(ApiError::invalid("data", "must be a JSON object"));
-        }
-        let record = self.load(&tenant, &id.0).await?;
-        if !record.active {
-            return Err(ApiError::conflict(
-                "the webhook is disabled; enable it to send a test",
-            ));
-        }
-        let published = publish::publish(
-            &self.state,
-            &tenant.tenant_id,
-            &event_type,
-            &data,
-            None,
-            Target::Endpoint(record.id.clone()),
-        )
-        .await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id)
-            .ok_or_else(|| ApiError::not_found("webhook"))?;
-        Ok(TestQueued::Accepted(Json(TestSent {
-            delivery_id: ids::delivery_id(&published.event_id, &record.id, p),
-            event_id: published.event_id,
-        })))
-    }
-
-    /// List a webhook's deliveries
-    ///
-    /// The endpoint's most recent deliveries, newest first.
-    #[oai(
-        path = "/webhooks/:id/deliveries",
-        method = "get",
-        operation_id = "list_webhook_deliveries"
-    )]
-    async fn deliveries(
-        &self,
-        auth: ApiKeyAuth,
-        /// The endpoint's id (`ep_…`).
-        id: Path<String>,
-        /// How many to return, 1 to 250 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
-        limit: Query<Option<u32>>,
-    ) -> Result<Json<DeliveryPage>, ApiError> {
-        let tenant = self.state.tenant(&auth).await?;
-        let limit = limit.0.unwrap_or(50).clamp(1, 250);
-        let record = self.load(&tenant, &id.0).await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id)
-            .ok_or_else(|| ApiError::not_found("webhook"))?;
-        let mut conn = self.state.conn().await?;
-        let ids: Vec<String> = conn
-            .zrevrange(
-                self.state.keys.endpoint_deliveries(p, &record.id),
-                0,
-                limit as isize - 1,
-            )
-            .await?;
-        drop(conn);
-        let data = deliveries::load_many(&self.state, p, &ids).await?;
-        Ok(Json(DeliveryPage { data }))
-    }
-
-    /// Get a webhook's statistics
-    ///
-    /// Counters kept as attempts happen (no scan of the log).
-    #[oai(
-        path = "/webhooks/:id/stats",
-        method = "get",
-        operation_id = "get_webhook_stats"
-    )]
-    async fn stats(
-        &self,
-        auth: ApiKeyAuth,
-        /// The endpoint's id (`ep_…`).
-        id: Path<String>,
-    ) -> Result<Json<WebhookStats>, ApiError> {
-        let tenant = self.state.tenant(&auth).await?;
-        let record = self.load(&tenant, &id.0).await?;
-        let p = ids::partition_of(IdKind::Endpoint, &record.id)
-            .ok_or_else(|| ApiError::not_found("webhook"))?;
-        let mut conn = self.state.conn().await?;
-        let counters: HashMap<String, String> = conn
-            .hgetall(self.state.keys.endpoint_stats(p, &record.id))
-            .await?;
-        let backlog: u64 = conn
-            .scard(self.state.keys.endpoint_open(p, &record.id))
-            .await?;
-        let n = |name: &str| {
-            counters
-                .get(name)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0u64)
-        };
-        let t = |name: &str| {
-            counters
-                .get(name)
-                .and_then(|v| v.parse().ok())
-                .map(rfc3339_ms)
-        };
-        Ok(Json(WebhookStats {
-            attempts: n("attempts"),
-            attempts_2xx: n("attempts_2xx"),
-            attempts_3xx: n("attempts_3xx"),
-            attempts_4xx: n("attempts_4xx"),
-            attempts_5xx: n("attempts_5xx"),
-            attempts_error: n("attempts_error"),
-            delivered: n("delivered"),
-            failed: n("failed"),
-            retries: n("retries"),
-            backlog,
-            last_success_at: t("last_success_at"),
-            last_failure_at: t("last_failure_at"),
-            last_failure_code: counters
-                .get("last_failure_code")
-                .and_then(|v| v.parse().ok()),
-        }))
     }
 }

@@ -14,7 +14,9 @@
 -- Returns {next_due_ms or -1, job, job, ...}; each job is
 -- {delivery id, endpoint id, event id, attempts so far, lease token,
 --  url, secret, headers json, timeout ms, body or '', previous secret,
---  previous secret valid until (ms), tenant id, event type}.
+--  previous secret valid until (ms), tenant id, event type,
+--  max attempts or '' (a manual retry or a test send is one attempt),
+--  '1' for a test send}.
 --
 -- In one atomic step it:
 --  1. puts deliveries whose lease expired (their worker died) back in due;
@@ -47,7 +49,8 @@ local deferred = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max_jobs)
 for _, delivery_id in ipairs(due) do
   local delivery = prefix .. 'delivery:' .. delivery_id
-  local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type')
+  local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
+    'max_attempts', 'test')
   if not d[1] then
     -- Expired by retention: nothing left to deliver.
     redis.call('ZREM', KEYS[1], delivery_id)
@@ -95,7 +98,7 @@ for _, delivery_id in ipairs(due) do
         end
         jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', tostring(token),
           endpoint[3] or '', endpoint[4] or '', endpoint[5] or '', endpoint[6] or '',
-          body, endpoint[8] or '', endpoint[9] or '', d[5], d[6] or ''}
+          body, endpoint[8] or '', endpoint[9] or '', d[5], d[6] or '', d[7] or '', d[8] or ''}
       end
     end
   end

@@ -7,7 +7,8 @@
 -- ARGV[4] event id  ARGV[5] tenant id  ARGV[6] event type
 -- ARGV[7] the event's home partition (where its body lives)
 -- ARGV[8] this partition's number  ARGV[9] wake channel
--- ARGV[10..] pairs: endpoint id, delivery id
+-- ARGV[10] '1' for a test send (one attempt, outside the statistics)
+-- ARGV[11..] pairs: endpoint id, delivery id
 --
 -- Returns the number of deliveries that exist for these endpoints after the
 -- call. Idempotent: a delivery id that exists is left alone, so the API can
@@ -21,7 +22,7 @@ local first_attempt = now + (tonumber(ARGV[2]) or 0)
 local retention = tonumber(ARGV[3])
 local tenant = ARGV[5]
 local created = 0
-for i = 10, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   local endpoint_id = ARGV[i]
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
@@ -32,6 +33,9 @@ for i = 10, #ARGV, 2 do
         'id', delivery_id, 'event', ARGV[4], 'evp', ARGV[7], 'endpoint', endpoint_id,
         'tenant', tenant, 'type', ARGV[6], 'status', 'pending', 'attempts', 0,
         'created', now, 'next', first_attempt, 'claims', 0)
+      if ARGV[10] == '1' then
+        redis.call('HSET', delivery, 'test', '1', 'max_attempts', 1)
+      end
       redis.call('PEXPIRE', delivery, retention)
       redis.call('ZADD', KEYS[1], first_attempt, delivery_id)
       local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id

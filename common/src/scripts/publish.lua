@@ -14,7 +14,8 @@
 -- ARGV[11] this partition's number   ARGV[12] wake channel
 -- ARGV[13] number of matching endpoints (the event's delivery count)
 -- ARGV[14] the partitions holding the event's deliveries (comma-separated)
--- ARGV[15..] pairs: endpoint id, delivery id (endpoints of this partition)
+-- ARGV[15] '1' for a test send (one attempt, outside the statistics)
+-- ARGV[16..] pairs: endpoint id, delivery id (endpoints of this partition)
 --
 -- Returns {1, event id, deliveries created here, complete} for a new event,
 -- or {0, first event id, its delivery count, its complete flag} when the
@@ -51,7 +52,7 @@ end
 
 local tenant = ARGV[7]
 local created = 0
-for i = 15, #ARGV, 2 do
+for i = 16, #ARGV, 2 do
   local endpoint_id = ARGV[i]
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
@@ -62,6 +63,9 @@ for i = 15, #ARGV, 2 do
         'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
         'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', 0,
         'created', now, 'next', first_attempt, 'claims', 0)
+      if ARGV[15] == '1' then
+        redis.call('HSET', delivery, 'test', '1', 'max_attempts', 1)
+      end
       redis.call('PEXPIRE', delivery, retention)
       redis.call('ZADD', KEYS[3], first_attempt, delivery_id)
       local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id

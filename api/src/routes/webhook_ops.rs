@@ -1,0 +1,715 @@
+//! What a tenant does with an endpoint when a receiver misbehaves: send a
+//! test event and see the answer, read its delivery log, read its
+//! statistics, rotate its secret, and replay a window of its deliveries.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hookfleet_common::catalog::TEST_EVENT_TYPE;
+use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::scripts;
+use hookfleet_common::signing::SigningSecret;
+use hookfleet_common::stats::{self, LATENCY_BINS};
+use hookfleet_common::time_util::{now_ms, parse_rfc3339_ms, rfc3339_ms};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use redis::AsyncCommands;
+use serde::Deserialize;
+
+use super::deliveries::{self, Attempt, DeliveryPage};
+use super::event_types;
+use super::webhooks::load_endpoint;
+use super::ApiTags;
+use crate::auth::ApiKeyAuth;
+use crate::body::JsonBody;
+use crate::delivery_log::{self, Cursor, Filter};
+use crate::error::ApiError;
+use crate::input;
+use crate::publish::{self, Target};
+use crate::state::AppState;
+
+/// The longest window one replay may cover.
+pub const MAX_REPLAY_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// The longest grace period of a secret rotation (7 days).
+pub const MAX_GRACE_PERIOD_S: i64 = 604_800;
+/// A running replay that has not reported progress for this long is shown
+/// as `interrupted` (its API process stopped); post it again to finish it.
+const REPLAY_STALE_MS: u64 = 30_000;
+
+pub struct WebhookOpsApi {
+    pub state: AppState,
+}
+
+/// A test event to send.
+#[derive(Object, Deserialize, Default)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct TestWebhook {
+    /// The event type to send; default `webhook.test` (any type the tenant
+    /// can use is allowed).
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// The event's `data` (a JSON object); default `{"test": true}`.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// What a test send did.
+#[derive(Object)]
+pub struct TestResult {
+    /// The event's id (`evt_…`), also its `webhook-id`.
+    pub event_id: String,
+    /// The delivery to this endpoint (`dlv_…`).
+    pub delivery_id: String,
+    /// `delivered`, `failed`, or `pending` when no worker attempted it
+    /// within the endpoint's timeout (follow it with
+    /// `GET /api/v1/deliveries/{delivery_id}`).
+    pub status: String,
+    /// The attempt, once made.
+    #[oai(skip_serializing_if_is_none)]
+    pub attempt: Option<Attempt>,
+}
+
+#[derive(ApiResponse)]
+pub enum TestResponse {
+    /// The attempt was made; `status` and `attempt` say how it went.
+    #[oai(status = 200)]
+    Done(Json<TestResult>),
+    /// Queued, but not attempted within the endpoint's timeout.
+    #[oai(status = 202)]
+    Queued(Json<TestResult>),
+}
+
+/// Latency percentiles, in ms (upper edges of log-scale bins: within 41%).
+#[derive(Object)]
+pub struct Latency {
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+}
+
+/// The time and HTTP status of an attempt.
+#[derive(Object)]
+pub struct LastAttempt {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The HTTP status; absent when there was no answer.
+    #[oai(skip_serializing_if_is_none)]
+    pub status_code: Option<u16>,
+}
+
+/// An endpoint's statistics over a window (test sends excluded).
+#[derive(Object)]
+pub struct WebhookStats {
+    /// `1h`, `24h` or `7d`.
+    pub window: String,
+    /// Attempts made in the window.
+    pub attempts: u64,
+    /// Attempts answered 2xx.
+    pub attempts_succeeded: u64,
+    /// Attempts that failed (non-2xx or no answer).
+    pub attempts_failed: u64,
+    /// `attempts_succeeded / attempts`; absent without attempts.
+    #[oai(skip_serializing_if_is_none)]
+    pub success_rate: Option<f64>,
+    /// Attempt latency; absent without attempts.
+    #[oai(skip_serializing_if_is_none)]
+    pub latency_ms: Option<Latency>,
+    /// Deliveries that ended `delivered` in the window.
+    pub delivered: u64,
+    /// Deliveries that ended `failed` in the window.
+    pub failed: u64,
+    /// Deliveries not ended now (pending, in flight, scheduled, held).
+    pub backlog: u64,
+    /// The last successful attempt ever.
+    #[oai(skip_serializing_if_is_none)]
+    pub last_success: Option<LastAttempt>,
+    /// The last failed attempt ever.
+    #[oai(skip_serializing_if_is_none)]
+    pub last_failure: Option<LastAttempt>,
+}
+
+/// A secret rotation.
+#[derive(Object, Deserialize, Default)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps signing (both signatures are
+    /// sent, space-separated), 0 to 604800 seconds; default 86400.
+    #[oai(validator(minimum(value = "0"), maximum(value = "604800")))]
+    #[serde(default)]
+    pub grace_period_s: Option<i64>,
+}
+
+/// The new secret, shown once.
+#[derive(Object)]
+pub struct RotatedSecret {
+    /// The new signing secret (`whsec_…`). Store it now.
+    pub secret: String,
+    /// Until when deliveries are also signed with the previous secret.
+    pub previous_secret_expires_at: String,
+}
+
+/// A replay to start.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct StartReplay {
+    /// Replay deliveries created at or after this time (RFC 3339).
+    pub since: String,
+    /// … and at or before this time (RFC 3339); default now. The window is
+    /// at most 7 days.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// `failed` (default): only failed deliveries; `all`: failed and
+    /// delivered ones.
+    #[oai(validator(pattern = "^(failed|all)$"))]
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A replay's progress.
+#[derive(Object)]
+pub struct Replay {
+    /// The replay's id (`rpl_…`).
+    pub id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// `running`, `completed`, or `interrupted` (the API process running it
+    /// stopped; start it again: deliveries already queued are not doubled
+    /// in a harmful way, they are simply attempted again).
+    pub status: String,
+    /// The window's start (RFC 3339).
+    pub since: String,
+    /// The window's end (RFC 3339).
+    pub until: String,
+    /// `failed` or `all`.
+    pub filter: String,
+    /// Deliveries of the window looked at so far.
+    pub scanned: u64,
+    /// Deliveries queued again so far.
+    pub queued: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    #[oai(skip_serializing_if_is_none)]
+    pub finished_at: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum ReplayStarted {
+    /// The replay runs in the background; follow it with
+    /// `GET /api/v1/webhooks/{id}/replay/{replay_id}`.
+    #[oai(status = 202)]
+    Accepted(Json<Replay>),
+}
+
+impl Replay {
+    fn from_hash(map: &HashMap<String, String>, now: u64) -> Option<Self> {
+        let get = |name: &str| map.get(name).cloned().unwrap_or_default();
+        let time = |name: &str| get(name).parse::<u64>().ok();
+        let mut status = get("status");
+        if status == "running"
+            && time("heartbeat").is_some_and(|h| now.saturating_sub(h) > REPLAY_STALE_MS)
+        {
+            status = "interrupted".into();
+        }
+        Some(Self {
+            id: map.get("id")?.clone(),
+            endpoint_id: get("endpoint"),
+            status,
+            since: time("since").map(rfc3339_ms).unwrap_or_default(),
+            until: time("until").map(rfc3339_ms).unwrap_or_default(),
+            filter: get("filter"),
+            scanned: time("scanned").unwrap_or(0),
+            queued: time("queued").unwrap_or(0),
+            started_at: time("started").map(rfc3339_ms).unwrap_or_default(),
+            finished_at: time("finished").map(rfc3339_ms),
+        })
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Webhooks")]
+impl WebhookOpsApi {
+    /// Send a test event
+    ///
+    /// Sends one signed event to this endpoint alone, whatever it
+    /// subscribes to (default type `webhook.test`, data `{"test": true}`),
+    /// waits up to the endpoint's timeout for the attempt and returns it:
+    /// status, duration, response excerpt or error. One attempt, no retries;
+    /// it shows in the delivery log marked `test` and does not count in the
+    /// statistics or the circuit breaker. 409 if the endpoint is disabled.
+    #[oai(
+        path = "/webhooks/:id/test",
+        method = "post",
+        operation_id = "test_webhook"
+    )]
+    async fn test(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        body: JsonBody<TestWebhook>,
+    ) -> Result<TestResponse, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let body = body.0;
+        let event_type = match &body.event_type {
+            Some(name) => {
+                let name = input::event_type_name("event_type", name)?;
+                if name != TEST_EVENT_TYPE
+                    && !event_types::exists(&self.state, &tenant.tenant_id, &name).await?
+                {
+                    return Err(ApiError::invalid(
+                        "event_type",
+                        format!("unknown event type `{name}`"),
+                    ));
+                }
+                name
+            }
+            None => TEST_EVENT_TYPE.to_string(),
+        };
+        let data = body
+            .data
+            .unwrap_or_else(|| serde_json::json!({"test": true}));
+        if !data.is_object() {
+            return Err(ApiError::invalid("data", "must be a JSON object"));
+        }
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        if !record.active {
+            return Err(ApiError::conflict(
+                "the webhook is disabled; enable it to send a test",
+            ));
+        }
+        let published = publish::publish(
+            &self.state,
+            &tenant.tenant_id,
+            &event_type,
+            &data,
+            None,
+            Target::Test(record.id.clone()),
+        )
+        .await?;
+        let delivery_id = ids::delivery_id(&published.event_id, &record.id, p);
+        let timeout = record
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.state.config.request_timeout);
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(2);
+        loop {
+            let (_, map) =
+                deliveries::load_delivery(&self.state, &tenant.tenant_id, &delivery_id).await?;
+            let status = map.get("status").cloned().unwrap_or_default();
+            if status == "delivered" || status == "failed" {
+                let attempt = deliveries::load_attempts(&self.state, p, &map).await?.pop();
+                return Ok(TestResponse::Done(Json(TestResult {
+                    event_id: published.event_id,
+                    delivery_id,
+                    status,
+                    attempt,
+                })));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(TestResponse::Queued(Json(TestResult {
+                    event_id: published.event_id,
+                    delivery_id,
+                    status: "pending".into(),
+                    attempt: None,
+                })));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// List a webhook's deliveries
+    ///
+    /// The endpoint's deliveries, newest first, filtered by state, event
+    /// type and creation time. Pages are stable while new deliveries arrive:
+    /// pass `next` back as `cursor`. At most 1000 deliveries are examined per
+    /// page, so a selective filter may return a short (even empty) page with
+    /// a `next`; keep following it until it is absent.
+    #[oai(
+        path = "/webhooks/:id/deliveries",
+        method = "get",
+        operation_id = "list_webhook_deliveries"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn deliveries(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        /// Only deliveries in this state: pending, in_flight, scheduled,
+        /// delivered, failed or cancelled.
+        status: Query<Option<String>>,
+        /// Only deliveries of this event type.
+        event_type: Query<Option<String>>,
+        /// Only deliveries created at or after this time (RFC 3339).
+        since: Query<Option<String>>,
+        /// Only deliveries created at or before this time (RFC 3339).
+        until: Query<Option<String>>,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<DeliveryPage>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let filter = Filter::parse(
+            status.0.as_deref(),
+            event_type.0.as_deref(),
+            since.0.as_deref(),
+            until.0.as_deref(),
+        )?;
+        let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
+        let limit = limit.0.unwrap_or(50).clamp(1, 250) as usize;
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        let page = delivery_log::page(
+            &self.state,
+            &[(p, record.id)],
+            &filter,
+            cursor.as_ref(),
+            limit,
+        )
+        .await?;
+        Ok(Json(DeliveryPage {
+            data: page.data,
+            next: page.next.map(|c| c.encode()),
+        }))
+    }
+
+    /// Get a webhook's statistics
+    ///
+    /// Attempts, success rate, latency percentiles and ended deliveries in
+    /// the window (`1h`, `24h` — the default — or `7d`), the backlog now, and
+    /// the last success and failure. Kept as counters in 5-minute and hourly
+    /// buckets, so reading them never scans the log. Test sends are not
+    /// counted.
+    #[oai(
+        path = "/webhooks/:id/stats",
+        method = "get",
+        operation_id = "get_webhook_stats"
+    )]
+    async fn stats(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        /// `1h`, `24h` (default) or `7d`.
+        #[oai(validator(pattern = "^(1h|24h|7d)$"))]
+        window: Query<Option<String>>,
+    ) -> Result<Json<WebhookStats>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let window = window.0.unwrap_or_else(|| "24h".into());
+        let (window_ms, bucket_ms) = match window.as_str() {
+            "1h" => (stats::COARSE_BUCKET_MS, stats::FINE_BUCKET_MS),
+            "24h" => (24 * stats::COARSE_BUCKET_MS, stats::FINE_BUCKET_MS),
+            "7d" => (7 * 24 * stats::COARSE_BUCKET_MS, stats::COARSE_BUCKET_MS),
+            _ => return Err(ApiError::bad_param("window", "must be 1h, 24h or 7d")),
+        };
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        let keys = &self.state.keys;
+        let mut pipe = redis::pipe();
+        for start in stats::buckets(now_ms(), window_ms, bucket_ms) {
+            if bucket_ms == stats::FINE_BUCKET_MS {
+                pipe.hgetall(keys.stats_fine(p, &record.id, start));
+            } else {
+                pipe.hgetall(keys.stats_coarse(p, &record.id, start));
+            }
+        }
+        pipe.hgetall(keys.endpoint_stats(p, &record.id));
+        pipe.scard(keys.endpoint_open(p, &record.id));
+        let mut conn = self.state.conn().await?;
+        let mut replies: Vec<redis::Value> = pipe.query_async(&mut *conn).await?;
+        let backlog: u64 = replies
+            .pop()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .unwrap_or(0);
+        let totals: HashMap<String, String> = replies
+            .pop()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .unwrap_or_default();
+        let mut sums: HashMap<String, u64> = HashMap::new();
+        for reply in replies {
+            let bucket: HashMap<String, u64> = redis::from_redis_value(reply).unwrap_or_default();
+            for (field, n) in bucket {
+                *sums.entry(field).or_default() += n;
+            }
+        }
+        let n = |name: &str| sums.get(name).copied().unwrap_or(0);
+        let mut bins = [0u64; LATENCY_BINS];
+        for (bin, slot) in bins.iter_mut().enumerate() {
+            *slot = n(&stats::latency_field(bin));
+        }
+        let attempts = n("attempts");
+        let latency_ms = match (
+            stats::quantile(&bins, 0.5),
+            stats::quantile(&bins, 0.95),
+            stats::quantile(&bins, 0.99),
+        ) {
+            (Some(p50), Some(p95), Some(p99)) => Some(Latency { p50, p95, p99 }),
+            _ => None,
+        };
+        let last = |at: &str, code: &str| {
+            totals
+                .get(at)
+                .and_then(|v| v.parse().ok())
+                .map(|ms| LastAttempt {
+                    at: rfc3339_ms(ms),
+                    status_code: totals.get(code).and_then(|v| v.parse().ok()),
+                })
+        };
+        Ok(Json(WebhookStats {
+            window,
+            attempts,
+            attempts_succeeded: n("ok"),
+            attempts_failed: attempts.saturating_sub(n("ok")),
+            success_rate: (attempts > 0).then(|| n("ok") as f64 / attempts as f64),
+            latency_ms,
+            delivered: n("delivered"),
+            failed: n("failed"),
+            backlog,
+            last_success: last("last_success_at", "last_success_code"),
+            last_failure: last("last_failure_at", "last_failure_code"),
+        }))
+    }
+
+    /// Rotate a webhook's secret
+    ///
+    /// Returns a new signing secret, once. For the grace period (default
+    /// 86400 s, at most 604800) deliveries carry two signatures in
+    /// `webhook-signature`, space-separated: the new secret's and the
+    /// previous one's, so receivers can switch without dropping events;
+    /// after it, only the new one.
+    #[oai(
+        path = "/webhooks/:id/secret/rotate",
+        method = "post",
+        operation_id = "rotate_webhook_secret"
+    )]
+    async fn rotate(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        body: JsonBody<RotateSecret>,
+    ) -> Result<Json<RotatedSecret>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let grace = body.0.grace_period_s.unwrap_or(86_400);
+        if !(0..=MAX_GRACE_PERIOD_S).contains(&grace) {
+            return Err(ApiError::invalid(
+                "grace_period_s",
+                format!("must be between 0 and {MAX_GRACE_PERIOD_S} seconds"),
+            ));
+        }
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        let secret = SigningSecret::generate().expose();
+        let mut conn = self.state.conn().await?;
+        let until: i64 = scripts::ROTATE_SECRET
+            .key(self.state.keys.endpoint(p, &record.id))
+            .arg(&tenant.tenant_id)
+            .arg(&secret)
+            .arg(grace as u64 * 1000)
+            .invoke_async(&mut *conn)
+            .await?;
+        if until < 0 {
+            return Err(ApiError::not_found("webhook"));
+        }
+        tracing::info!(endpoint_id = %record.id, grace_period_s = grace, "secret rotated");
+        Ok(Json(RotatedSecret {
+            secret,
+            previous_secret_expires_at: rfc3339_ms(until as u64),
+        }))
+    }
+
+    /// Replay a webhook's deliveries
+    ///
+    /// Queues again, in the background, the endpoint's deliveries created
+    /// in a window of at most 7 days: only the failed ones (`status:
+    /// "failed"`, the default) or failed and delivered ones (`"all"`). Each
+    /// gets one more attempt with its original `webhook-id`. Answers at once
+    /// with the replay's id; follow its progress with
+    /// `GET /api/v1/webhooks/{id}/replay/{replay_id}`.
+    #[oai(
+        path = "/webhooks/:id/replay",
+        method = "post",
+        operation_id = "replay_webhook"
+    )]
+    async fn replay(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        body: JsonBody<StartReplay>,
+    ) -> Result<ReplayStarted, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let body = body.0;
+        let now = now_ms();
+        let since = parse_rfc3339_ms(&body.since)
+            .ok_or_else(|| ApiError::invalid("since", "must be an RFC 3339 time"))?;
+        let until = match &body.until {
+            Some(until) => parse_rfc3339_ms(until)
+                .ok_or_else(|| ApiError::invalid("until", "must be an RFC 3339 time"))?,
+            None => now,
+        };
+        if since > until {
+            return Err(ApiError::invalid("since", "must not be after `until`"));
+        }
+        if until - since > MAX_REPLAY_WINDOW_MS {
+            return Err(ApiError::invalid(
+                "until",
+                "the window may span at most 7 days",
+            ));
+        }
+        let filter = body.status.unwrap_or_else(|| "failed".into());
+        let allowed = match filter.as_str() {
+            "failed" => "failed",
+            "all" => "failed,delivered",
+            _ => return Err(ApiError::invalid("status", "must be `failed` or `all`")),
+        };
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        if !record.active {
+            return Err(ApiError::conflict(
+                "the webhook is disabled; enable it to replay",
+            ));
+        }
+        let replay_id = ids::new_id(IdKind::Replay, p, now);
+        let key = self.state.keys.replay(p, &replay_id);
+        let fields = [
+            ("id", replay_id.clone()),
+            ("endpoint", record.id.clone()),
+            ("tenant", tenant.tenant_id.clone()),
+            ("status", "running".into()),
+            ("since", since.to_string()),
+            ("until", until.to_string()),
+            ("filter", filter.clone()),
+            ("scanned", "0".into()),
+            ("queued", "0".into()),
+            ("started", now.to_string()),
+            ("heartbeat", now.to_string()),
+        ];
+        let mut conn = self.state.conn().await?;
+        let _: () = conn.hset_multiple(&key, &fields).await?;
+        let _: () = conn.pexpire(&key, MAX_REPLAY_WINDOW_MS as i64).await?;
+        drop(conn);
+        let job = ReplayJob {
+            state: self.state.clone(),
+            tenant_id: tenant.tenant_id.clone(),
+            p,
+            endpoint_id: record.id.clone(),
+            key,
+            since,
+            until,
+            allowed,
+        };
+        tokio::spawn(async move {
+            if let Err(err) = job.run().await {
+                tracing::warn!(error = ?err, "replay stopped early");
+            }
+        });
+        let map: HashMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let replay = Replay::from_hash(&map, now).ok_or_else(ApiError::unavailable)?;
+        Ok(ReplayStarted::Accepted(Json(replay)))
+    }
+
+    /// Get a replay
+    ///
+    /// A replay's progress: how many deliveries it looked at and queued.
+    /// Replays are kept 7 days.
+    #[oai(
+        path = "/webhooks/:id/replay/:replay_id",
+        method = "get",
+        operation_id = "get_replay"
+    )]
+    async fn get_replay(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        /// The replay's id (`rpl_…`).
+        replay_id: Path<String>,
+    ) -> Result<Json<Replay>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        if !ids::is_valid(IdKind::Replay, &replay_id.0) {
+            return Err(ApiError::not_found("replay"));
+        }
+        let mut conn = self.state.conn().await?;
+        let map: HashMap<String, String> = conn
+            .hgetall(self.state.keys.replay(p, &replay_id.0))
+            .await?;
+        if map.get("endpoint") != Some(&record.id) {
+            return Err(ApiError::not_found("replay"));
+        }
+        Ok(Json(
+            Replay::from_hash(&map, now_ms()).ok_or_else(|| ApiError::not_found("replay"))?,
+        ))
+    }
+}
+
+/// A replay running in the background of the API process that started it.
+struct ReplayJob {
+    state: AppState,
+    tenant_id: String,
+    p: Partition,
+    endpoint_id: String,
+    key: String,
+    since: u64,
+    until: u64,
+    allowed: &'static str,
+}
+
+impl ReplayJob {
+    async fn run(self) -> Result<(), ApiError> {
+        const CHUNK: usize = 200;
+        let keys = &self.state.keys;
+        let (mut scanned, mut queued, mut offset) = (0u64, 0u64, 0usize);
+        loop {
+            let ids: Vec<String> = {
+                let mut conn = self.state.conn().await?;
+                conn.zrangebyscore_limit(
+                    keys.endpoint_deliveries(self.p, &self.endpoint_id),
+                    self.since,
+                    self.until,
+                    offset as isize,
+                    CHUNK as isize,
+                )
+                .await?
+            };
+            offset += ids.len();
+            for id in &ids {
+                scanned += 1;
+                let (code, _) = deliveries::retry_one(
+                    &self.state,
+                    &self.tenant_id,
+                    self.p,
+                    id,
+                    &self.endpoint_id,
+                    self.allowed,
+                )
+                .await?;
+                if code == 1 {
+                    queued += 1;
+                }
+            }
+            let done = ids.len() < CHUNK;
+            let mut conn = self.state.conn().await?;
+            let mut fields = vec![
+                ("scanned", scanned.to_string()),
+                ("queued", queued.to_string()),
+                ("heartbeat", now_ms().to_string()),
+            ];
+            if done {
+                fields.push(("status", "completed".into()));
+                fields.push(("finished", now_ms().to_string()));
+            }
+            let _: () = conn.hset_multiple(&self.key, &fields).await?;
+            if done {
+                tracing::info!(endpoint_id = %self.endpoint_id, scanned, queued, "replay completed");
+                return Ok(());
+            }
+        }
+    }
+}

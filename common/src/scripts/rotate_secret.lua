@@ -1,0 +1,19 @@
+-- rotate_secret.lua: replace an endpoint's signing secret, keeping the old
+-- one valid for a grace period (deliveries then carry both signatures).
+--
+-- KEYS[1] endpoint hash  hf:{pN}:endpoint:<eid>
+-- ARGV[1] tenant id  ARGV[2] new secret (whsec_…)  ARGV[3] grace period (ms)
+--
+-- Returns the time (epoch ms) until which the previous secret still signs,
+-- or -1 when the endpoint does not exist or belongs to another tenant.
+
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
+  return -1
+end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local until_ms = now + tonumber(ARGV[3])
+local current = redis.call('HGET', KEYS[1], 'secret')
+redis.call('HSET', KEYS[1], 'secret', ARGV[2], 'old_secret', current,
+  'old_secret_until', until_ms, 'updated', now)
+return until_ms
