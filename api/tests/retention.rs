@@ -1,0 +1,68 @@
+//! Retention: events, deliveries and their logs expire after
+//! HOOKFLEET_RETENTION; their routes then answer 404 with a message that
+//! says so, and an expired delivery still queued is dropped, not attempted.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app, spawn_receiver, wait_until, Reply};
+use serde_json::json;
+
+#[tokio::test]
+async fn expired_events_and_deliveries_answer_404() {
+    let mut app = spawn_app(false, &[("HOOKFLEET_RETENTION", "1s")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let id = endpoint["id"].as_str().unwrap();
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let event_id = event["id"].as_str().unwrap();
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap().to_string();
+
+    let expired = wait_until(Duration::from_secs(10), || async {
+        let (status, body) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+        (status == 404).then_some(body)
+    })
+    .await
+    .expect("the event expires");
+    assert!(
+        expired["message"].as_str().unwrap().contains("retention"),
+        "{expired}"
+    );
+    let (status, body) = app
+        .get(&format!("/api/v1/deliveries/{delivery_id}"), &key)
+        .await;
+    assert_eq!(status, 404);
+    assert!(body["message"].as_str().unwrap().contains("retention"));
+    let (_, page) = app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), &key)
+        .await;
+    assert_eq!(page["data"], json!([]));
+
+    // The delivery expired while still queued: a worker drops it.
+    app.start_worker();
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, id).unwrap();
+    let due = hookfleet_common::Keys::new(app.config.redis_prefix.clone()).due(p);
+    let mut conn = app.redis().await;
+    wait_until(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let due = due.clone();
+        async move {
+            let n: u64 = redis::cmd("ZCARD")
+                .arg(&due)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            (n == 0).then_some(())
+        }
+    })
+    .await
+    .expect("the expired delivery leaves the queue");
+    assert_eq!(receiver.count(), 0);
+    app.stop().await;
+}
