@@ -48,7 +48,7 @@ async fn expired_events_and_deliveries_answer_404() {
     let p =
         hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, id).unwrap();
     let due = hookfleet_common::Keys::new(app.config.redis_prefix.clone()).due(p);
-    let mut conn = app.redis().await;
+    let conn = app.redis().await;
     wait_until(Duration::from_secs(10), || {
         let mut conn = conn.clone();
         let due = due.clone();
