@@ -639,16 +639,23 @@ pub fn spawn_logged(binary: PathBuf, env: &[(&str, String)]) -> LoggedChild {
 pub struct OwnRedis {
     pub port: u16,
     pub dir: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl OwnRedis {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("hookfleet-redis-{}", random_suffix()));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut redis = OwnRedis {
             port: free_port(),
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         redis.restart();
@@ -673,6 +680,7 @@ impl OwnRedis {
                 "",
             ])
             .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
