@@ -8,6 +8,7 @@ pub mod body;
 pub mod delivery_log;
 pub mod error;
 pub mod input;
+pub mod metrics;
 pub mod publish;
 pub mod routes;
 pub mod startup;

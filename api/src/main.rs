@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log_filter);
+    telemetry::init(&config.log_filter, config.log_json);
     if config.admin_key.is_none() {
         tracing::warn!("HOOKFLEET_ADMIN_KEY is not set: the tenant admin routes will answer 401");
     }

@@ -33,6 +33,8 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/metrics", poem::get(crate::metrics::render))
+        .around(crate::metrics::count)
         .data(state)
         .into_endpoint()
         .catch_all_error(json_error)
@@ -63,6 +65,9 @@ pub async fn build(config: Config) -> Result<Application, String> {
         config: Arc::new(config),
         pool,
         limiter,
+        metrics: Arc::new(
+            crate::metrics::ApiMetrics::new().map_err(|err| format!("metrics: {err}"))?,
+        ),
     };
     let acceptor = TcpListener::bind(state.config.listen)
         .into_acceptor()

@@ -17,6 +17,7 @@ pub struct AppState {
     /// Request budget per API key (in-process: each API instance grants
     /// the full budget, which is the usual trade-off for an edge limit).
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
 }
 
 impl AppState {

@@ -96,6 +96,7 @@ async fn a_redis_restart_loses_no_accepted_event() {
         ("HOOKFLEET_LISTEN", format!("127.0.0.1:{port}")),
         ("HOOKFLEET_ADMIN_KEY", admin.clone()),
         ("HOOKFLEET_ALLOW_CIDRS", "127.0.0.0/8".to_string()),
+        ("HOOKFLEET_METRICS_LISTEN", "127.0.0.1:0".to_string()),
         (
             "HOOKFLEET_RETRY_SCHEDULE",
             "0s,100ms,200ms,500ms,1s,2s,2s,2s".to_string(),

@@ -28,6 +28,7 @@ async fn binaries_deliver_and_stop_cleanly_on_sigterm() {
         ("HOOKFLEET_ADMIN_KEY", admin.clone()),
         ("HOOKFLEET_RETRY_SCHEDULE", "0s,50ms".to_string()),
         ("HOOKFLEET_ALLOW_CIDRS", "127.0.0.0/8".to_string()),
+        ("HOOKFLEET_METRICS_LISTEN", "127.0.0.1:0".to_string()),
         ("HOOKFLEET_LOG", "warn".to_string()),
     ];
     let mut api = spawn(PathBuf::from(env!("CARGO_BIN_EXE_hookfleet-api")), &env);

@@ -36,6 +36,9 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
     ("HOOKFLEET_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,hookfleet_worker=debug`)."),
+    ("HOOKFLEET_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines (one JSON object per line, ids as fields)."),
+    ("HOOKFLEET_METRICS_LISTEN", "127.0.0.1:9091", "Where a worker serves Prometheus `/metrics` (the API serves them on its own port)."),
+    ("HOOKFLEET_WORKER_TIMEOUT", "15s", "A worker that has not sent a heartbeat for this long is dropped from `GET /api/v1/admin/workers`."),
 ];
 
 /// Why the configuration was refused; the message names the variable.
@@ -69,6 +72,10 @@ pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
     pub log_filter: String,
+    /// `text` or `json`.
+    pub log_json: bool,
+    pub metrics_listen: SocketAddr,
+    pub worker_timeout: Duration,
     /// Circuit breaker window.
     pub disable_after: Duration,
     /// Requests per second per API key.
@@ -213,6 +220,23 @@ impl Config {
             poll_interval: duration("HOOKFLEET_POLL_INTERVAL")?,
             shutdown_grace: duration("HOOKFLEET_SHUTDOWN_GRACE")?,
             log_filter: get("HOOKFLEET_LOG"),
+            log_json: match get("HOOKFLEET_LOG_FORMAT").trim() {
+                "text" => false,
+                "json" => true,
+                other => {
+                    return Err(ConfigError {
+                        variable: "HOOKFLEET_LOG_FORMAT",
+                        reason: format!("`{other}` is not text or json"),
+                    })
+                }
+            },
+            metrics_listen: get("HOOKFLEET_METRICS_LISTEN")
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError {
+                    variable: "HOOKFLEET_METRICS_LISTEN",
+                    reason: "expected host:port, e.g. 0.0.0.0:9091".into(),
+                })?,
+            worker_timeout: duration("HOOKFLEET_WORKER_TIMEOUT")?,
         })
     }
 

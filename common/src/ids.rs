@@ -107,6 +107,16 @@ pub fn partition_of(kind: IdKind, id: &str) -> Option<Partition> {
     Some(Partition(high * 32 + low))
 }
 
+/// When an id made by [`new_id`] was created (epoch ms), read from its
+/// first ten characters. Used to measure publish-to-delivery latency.
+pub fn created_ms(kind: IdKind, id: &str) -> Option<u64> {
+    partition_of(kind, id)?;
+    let body = id.get(kind.prefix().len() + 1..)?.as_bytes();
+    body[..10].iter().try_fold(0u64, |acc, &c| {
+        decode_char(c).map(|v| (acc << 5) | u64::from(v))
+    })
+}
+
 /// Whether `id` is a well-formed id of `kind`.
 pub fn is_valid(kind: IdKind, id: &str) -> bool {
     partition_of(kind, id).is_some()
@@ -142,6 +152,13 @@ mod tests {
             assert_eq!(partition_of(IdKind::Event, &id), Some(Partition(p)));
             assert_eq!(partition_of(IdKind::Delivery, &id), None);
         }
+    }
+
+    #[test]
+    fn ids_tell_when_they_were_made() {
+        let id = new_id(IdKind::Event, Partition(5), 1_795_918_017_007);
+        assert_eq!(created_ms(IdKind::Event, &id), Some(1_795_918_017_007));
+        assert_eq!(created_ms(IdKind::Event, "evt_x"), None);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! | --- | --- | --- |
 //! | `hf:tenants` | zset | tenant ids by creation time (admin listing) |
 //! | `hf:api_key:<sha256>` | string | `<tenant id> <key id>` for a hashed API key |
+//! | `hf:workers` | hash | worker id → its last heartbeat (JSON) |
+//! | `hf:workers_seen` | zset | worker ids by last heartbeat time |
 //! | `hf:{t:<tid>}:tenant` | hash | the tenant |
 //! | `hf:{t:<tid>}:api_keys` | hash | key id → key metadata (never the key) |
 //! | `hf:{t:<tid>}:endpoints` | hash | endpoint id → subscription summary (publish's index) |
@@ -85,6 +87,16 @@ impl Keys {
     /// Lookup from the SHA-256 (hex) of an API key to its tenant and key id.
     pub fn api_key_lookup(&self, key_hash_hex: &str) -> String {
         format!("{}:api_key:{key_hash_hex}", self.prefix)
+    }
+
+    /// Live workers: worker id → JSON heartbeat.
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    /// Worker ids by last heartbeat (epoch ms), to drop silent ones.
+    pub fn workers_seen(&self) -> String {
+        format!("{}:workers_seen", self.prefix)
     }
 
     /// Channel on which publishers wake idle workers.

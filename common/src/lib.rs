@@ -11,6 +11,7 @@ pub mod config;
 pub mod duration;
 pub mod ids;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod net_policy;
 pub mod publish;

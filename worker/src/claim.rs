@@ -52,6 +52,8 @@ pub struct Claimed {
     pub jobs: Vec<Job>,
     /// When the partition's earliest waiting delivery or lease is due.
     pub next_due_ms: Option<u64>,
+    /// Deliveries pushed back by endpoint rate limits in this call.
+    pub rate_limited: u64,
 }
 
 /// Errors from claiming; all are Redis trouble or a reply we cannot read.
@@ -99,6 +101,10 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         Some(Value::Int(_)) => None,
         other => return Err(ClaimError::Reply(format!("bad next-due: {other:?}"))),
     };
+    let rate_limited = match items.next() {
+        Some(Value::Int(n)) => n.max(0) as u64,
+        other => return Err(ClaimError::Reply(format!("bad deferral count: {other:?}"))),
+    };
     let mut jobs = Vec::new();
     for item in items {
         let fields: Vec<String> =
@@ -128,5 +134,9 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             test: test == "1",
         });
     }
-    Ok(Claimed { jobs, next_due_ms })
+    Ok(Claimed {
+        jobs,
+        next_due_ms,
+        rate_limited,
+    })
 }

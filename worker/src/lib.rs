@@ -20,7 +20,9 @@
 pub mod attempt;
 pub mod claim;
 pub mod deliver;
+pub mod metrics;
 pub mod operational;
+pub mod registry;
 pub mod run;
 pub mod shutdown;
 pub mod wake;

@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log_filter);
+    telemetry::init(&config.log_filter, config.log_json);
     let (trigger, shutdown) = hookfleet_worker::shutdown::channel();
     tokio::spawn(async move {
         hookfleet_worker::shutdown::signal().await;

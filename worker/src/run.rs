@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::attempt::{self, Decision};
 use crate::claim::{self, Job};
 use crate::deliver::{self, AttemptResult};
+use crate::metrics::WorkerMetrics;
 use crate::operational;
 use hookfleet_common::publish::Store;
 
@@ -27,6 +28,10 @@ pub enum WorkerError {
     Config(String),
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("HOOKFLEET_METRICS_LISTEN: cannot listen: {0}")]
+    MetricsListen(std::io::Error),
 }
 
 /// What every attempt task shares.
@@ -35,6 +40,7 @@ struct Context {
     keys: Keys,
     pool: Pool,
     client: reqwest::Client,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl Context {
@@ -60,12 +66,26 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         notify.clone(),
         shutdown.clone(),
     ));
+    let metrics = Arc::new(WorkerMetrics::new()?);
+    let (metrics_addr, metrics_server) =
+        crate::metrics::bind(config.metrics_listen, metrics.clone())
+            .await
+            .map_err(WorkerError::MetricsListen)?;
+    let metrics_task = tokio::spawn(metrics_server);
+    let heartbeat = tokio::spawn(crate::registry::heartbeat(
+        pool.clone(),
+        keys.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let ctx = Arc::new(Context {
         config,
         keys,
         pool,
         client,
+        metrics,
     });
+    let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
     let semaphore = Arc::new(Semaphore::new(ctx.config.worker_concurrency));
     let mut tasks = JoinSet::new();
     let partitions: Vec<Partition> = ctx.config.all_partitions().collect();
@@ -74,6 +94,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!(
         partitions = partitions.len(),
         concurrency = ctx.config.worker_concurrency,
+        metrics = %metrics_addr,
         "worker started"
     );
 
@@ -95,6 +116,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let p = partitions[(start + offset) % partitions.len()];
             let now = now_ms();
             let lease_ms = ctx.config.lease.as_millis() as u64;
+            ctx.metrics.claims.inc();
             match claim::claim(
                 &ctx.pool,
                 &ctx.keys,
@@ -106,6 +128,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             .await
             {
                 Ok(claimed) => {
+                    ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
+                    ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
                     if let Some(due) = claimed.next_due_ms {
                         next_due = Some(next_due.map_or(due, |n: u64| n.min(due)));
                     }
@@ -127,6 +151,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     }
                 }
                 Err(err) => {
+                    ctx.metrics.redis_errors.inc();
                     redis_failed = true;
                     tracing::warn!(partition = p.0, error = %err, "claim failed");
                     break;
@@ -193,16 +218,25 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         tasks.abort_all();
     }
     listener.abort();
+    sampler.abort();
+    metrics_task.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
     tracing::info!("worker stopped");
     Ok(())
 }
 
 /// One attempt of one delivery: fetch the body if needed, POST, decide,
 /// record. Holds its concurrency permit until the attempt is recorded.
-async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit) {
+async fn process(ctx: Arc<Context>, job: Job, permit: OwnedSemaphorePermit) {
+    ctx.metrics.in_flight.inc();
+    attempt_one(&ctx, job, permit).await;
+    ctx.metrics.in_flight.dec();
+}
+
+async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit) {
     let body = match job.body.take() {
         Some(body) => Ok(Some(body)),
-        None => fetch_body(&ctx, &job).await,
+        None => fetch_body(ctx, &job).await,
     };
     let started_ms = now_ms();
     let (result, decision) = match body {
@@ -241,6 +275,26 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
         }
     };
     tracing::debug!(status = ?result.status, ?decision, "attempt done");
+    let metrics = &ctx.metrics;
+    metrics
+        .attempts
+        .with_label_values(&[attempt::class_field(result.status).trim_start_matches("attempts_")])
+        .inc();
+    metrics
+        .attempt_duration
+        .observe(result.duration.as_secs_f64());
+    let outcome = match decision {
+        Decision::Delivered => "delivered",
+        Decision::RetryAt(_) => "retry",
+        Decision::Failed => "failed",
+    };
+    metrics.outcomes.with_label_values(&[outcome]).inc();
+    if decision == Decision::Delivered && !job.test {
+        if let Some(published) = ids::created_ms(IdKind::Event, &job.event_id) {
+            let latency = now_ms().saturating_sub(published) as f64 / 1000.0;
+            metrics.delivery_latency.observe(latency);
+        }
+    }
 
     let mut backoff = Duration::from_millis(100);
     for _ in 0..6 {
@@ -270,6 +324,7 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
                 return;
             }
             Err(err) => {
+                ctx.metrics.redis_errors.inc();
                 tracing::warn!(error = %err, "recording the attempt failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(3));
@@ -279,6 +334,25 @@ async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit)
     tracing::error!(
         "could not record the attempt; the lease will expire and the delivery will be retried"
     );
+}
+
+/// Samples the queue gauges every few seconds (one pipelined round trip).
+async fn sample_queues(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = ctx
+            .metrics
+            .queue
+            .sample(&ctx.pool, &ctx.keys, &ctx.config)
+            .await
+        {
+            ctx.metrics.redis_errors.inc();
+            tracing::debug!(error = %err, "queue sampling failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = crate::shutdown::wait(&mut shutdown) => return,
+        }
+    }
 }
 
 /// Reads an event's body from its home partition (when it is not the

@@ -130,6 +130,9 @@ impl EventsApi {
             Target::Subscribers,
         )
         .await?;
+        if !published.duplicate {
+            self.state.metrics.published.inc();
+        }
         tracing::info!(
             event_id = %published.event_id,
             deliveries = published.deliveries,

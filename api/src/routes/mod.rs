@@ -1,6 +1,7 @@
 //! The API's operations, one file per resource. Each file's `*Api` struct is
 //! a poem-openapi service; [`all`] combines them into one spec.
 
+pub mod admin;
 pub mod deliveries;
 pub mod event_types;
 pub mod events;
@@ -28,6 +29,8 @@ pub enum ApiTags {
     Deliveries,
     /// Liveness and readiness probes.
     Health,
+    /// Operating the fleet (admin key only).
+    Admin,
 }
 
 /// Every API service, for `OpenApiService::new`.
@@ -41,6 +44,7 @@ pub fn all(
     events::EventsApi,
     deliveries::DeliveriesApi,
     health::HealthApi,
+    admin::AdminApi,
 ) {
     (
         tenants::TenantsApi {
@@ -62,6 +66,9 @@ pub fn all(
             state: state.clone(),
         },
         health::HealthApi {
+            state: state.clone(),
+        },
+        admin::AdminApi {
             state: state.clone(),
         },
     )

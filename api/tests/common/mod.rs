@@ -50,6 +50,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("HOOKFLEET_PARTITIONS".into(), "8".into()),
         ("HOOKFLEET_ALLOW_CIDRS".into(), "127.0.0.0/8".into()),
         ("HOOKFLEET_API_RATE_LIMIT".into(), "10000".into()),
+        ("HOOKFLEET_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
         (
             "HOOKFLEET_LOG".into(),
             std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -63,7 +64,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test configuration is valid");
     if std::env::var("HOOKFLEET_TEST_LOG").is_ok() {
-        hookfleet_common::telemetry::init(&config.log_filter);
+        hookfleet_common::telemetry::init(&config.log_filter, false);
     }
     config
 }
@@ -563,6 +564,7 @@ pub fn worker_env(config: &Config, extra: &[(&str, &str)]) -> Vec<(&'static str,
         ("HOOKFLEET_RETRY_SCHEDULE", "0s,50ms,100ms".to_string()),
         ("HOOKFLEET_POLL_INTERVAL", "200ms".to_string()),
         ("HOOKFLEET_LOG", "warn".to_string()),
+        ("HOOKFLEET_METRICS_LISTEN", "127.0.0.1:0".to_string()),
     ];
     for (k, v) in extra {
         let name: &'static str = Box::leak(k.to_string().into_boxed_str());

@@ -11,7 +11,7 @@
 -- fleet then agrees on due times, lease deadlines and the rate limit's
 -- theoretical arrival time, whatever their own clocks say.
 --
--- Returns {next_due_ms or -1, job, job, ...}; each job is
+-- Returns {next_due_ms or -1, deferred by rate limits, job, job, ...}; each job is
 -- {delivery id, endpoint id, event id, attempts so far, lease token,
 --  url, secret, headers json, timeout ms, body or '', previous secret,
 --  previous secret valid until (ms), tenant id, event type,
@@ -111,6 +111,8 @@ local first_lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
   next_due = tonumber(first_lease[2])
 end
-local result = {next_due}
+local deferred_count = 0
+for _, n in pairs(deferred) do deferred_count = deferred_count + n end
+local result = {next_due, deferred_count}
 for _, job in ipairs(jobs) do result[#result + 1] = job end
 return result

@@ -1,0 +1,75 @@
+//! The API's Prometheus metrics at `/metrics` (same port as the API):
+//! requests by status class, events published, and the queue gauges
+//! (depth, oldest due age and leases per partition), sampled on each scrape.
+
+use poem::{handler, web::Data, Endpoint, IntoResponse, Request, Response};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
+use hookfleet_common::metrics::QueueGauges;
+
+use crate::state::AppState;
+
+/// Everything the API counts.
+pub struct ApiMetrics {
+    pub registry: Registry,
+    /// Responses by status class (2xx, 4xx, 5xx, …).
+    pub responses: IntCounterVec,
+    /// Events accepted (202), duplicates by idempotency key excluded.
+    pub published: IntCounter,
+    pub queue: QueueGauges,
+}
+
+impl ApiMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let responses = IntCounterVec::new(
+            Opts::new(
+                "hookfleet_api_responses_total",
+                "API responses by status class.",
+            ),
+            &["class"],
+        )?;
+        let published = IntCounter::new(
+            "hookfleet_events_published_total",
+            "Events accepted for delivery.",
+        )?;
+        registry.register(Box::new(responses.clone()))?;
+        registry.register(Box::new(published.clone()))?;
+        let queue = QueueGauges::register(&registry)?;
+        Ok(Self {
+            registry,
+            responses,
+            published,
+            queue,
+        })
+    }
+}
+
+/// `GET /metrics`.
+#[handler]
+pub async fn render(Data(state): Data<&AppState>) -> String {
+    if let Err(err) = state
+        .metrics
+        .queue
+        .sample(&state.pool, &state.keys, &state.config)
+        .await
+    {
+        tracing::debug!(error = %err, "queue sampling failed");
+    }
+    hookfleet_common::metrics::encode(&state.metrics.registry)
+}
+
+/// Counts every response by status class.
+pub async fn count<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let state = req.data::<AppState>().cloned();
+    let result = next.call(req).await.map(IntoResponse::into_response);
+    if let Some(state) = state {
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(err) => err.status(),
+        };
+        let class = format!("{}xx", status.as_u16() / 100);
+        state.metrics.responses.with_label_values(&[&class]).inc();
+    }
+    result
+}

@@ -1,0 +1,89 @@
+//! Operator views (admin key): the live workers of the fleet.
+
+use std::collections::HashMap;
+
+use hookfleet_common::time_util::{now_ms, rfc3339_ms};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use redis::AsyncCommands;
+use serde::Deserialize;
+
+use super::ApiTags;
+use crate::auth::AdminAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub struct AdminApi {
+    pub state: AppState,
+}
+
+/// A live worker, from its last heartbeat (sent every 2 s).
+#[derive(Object, Deserialize)]
+pub struct Worker {
+    /// The worker's id: host, process id and a random suffix.
+    pub id: String,
+    /// The host (container) it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started (RFC 3339).
+    #[serde(skip)]
+    pub started: String,
+    /// When it last reported (RFC 3339).
+    #[serde(skip)]
+    pub last_heartbeat: String,
+    /// Attempts it is running now.
+    pub in_flight: i64,
+    /// Attempts per second it made over its last heartbeat interval.
+    pub deliveries_per_second: f64,
+    /// Its version.
+    pub version: String,
+    #[oai(skip)]
+    #[serde(rename = "started_at")]
+    pub started_ms: u64,
+    #[oai(skip)]
+    #[serde(rename = "last_heartbeat")]
+    pub heartbeat_ms: u64,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// List live workers
+    ///
+    /// Workers that sent a heartbeat within `HOOKFLEET_WORKER_TIMEOUT`
+    /// (15 s by default), oldest first; silent ones are dropped from the
+    /// registry. Admin key only.
+    #[oai(path = "/admin/workers", method = "get", operation_id = "list_workers")]
+    async fn workers(&self, auth: AdminAuth) -> Result<Json<Vec<Worker>>, ApiError> {
+        self.state.admin(&auth)?;
+        let keys = &self.state.keys;
+        let cutoff = now_ms().saturating_sub(self.state.config.worker_timeout.as_millis() as u64);
+        let mut conn = self.state.conn().await?;
+        let stale: Vec<String> = conn
+            .zrangebyscore(keys.workers_seen(), "-inf", format!("({cutoff}"))
+            .await?;
+        if !stale.is_empty() {
+            let _: () = redis::pipe()
+                .zrem(keys.workers_seen(), &stale)
+                .hdel(keys.workers(), &stale)
+                .query_async(&mut *conn)
+                .await?;
+        }
+        let live: Vec<String> = conn
+            .zrangebyscore(keys.workers_seen(), cutoff, "+inf")
+            .await?;
+        let beats: HashMap<String, String> = conn.hgetall(keys.workers()).await?;
+        let mut workers: Vec<Worker> = live
+            .iter()
+            .filter_map(|id| beats.get(id))
+            .filter_map(|json| serde_json::from_str::<Worker>(json).ok())
+            .map(|mut w| {
+                w.started = rfc3339_ms(w.started_ms);
+                w.last_heartbeat = rfc3339_ms(w.heartbeat_ms);
+                w
+            })
+            .collect();
+        workers.sort_by_key(|w| w.started_ms);
+        Ok(Json(workers))
+    }
+}

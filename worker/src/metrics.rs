@@ -1,0 +1,139 @@
+//! The worker's Prometheus metrics, served at `/metrics` on
+//! `HOOKFLEET_METRICS_LISTEN`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hookfleet_common::metrics::QueueGauges;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Everything the worker counts.
+pub struct WorkerMetrics {
+    pub registry: Registry,
+    /// Attempts by what they meant: delivered, retry, failed.
+    pub outcomes: IntCounterVec,
+    /// Attempts by status class: 2xx, 3xx, 4xx, 5xx, error.
+    pub attempts: IntCounterVec,
+    /// Wall time of one attempt (request and response excerpt).
+    pub attempt_duration: Histogram,
+    /// From publish to a successful delivery.
+    pub delivery_latency: Histogram,
+    /// Attempts running in this worker now.
+    pub in_flight: IntGauge,
+    /// Claim calls made.
+    pub claims: IntCounter,
+    /// Deliveries handed out by claims.
+    pub claimed: IntCounter,
+    /// Deliveries pushed back by endpoint rate limits.
+    pub rate_limited: IntCounter,
+    /// Failed Redis calls (claims, records).
+    pub redis_errors: IntCounter,
+    pub queue: QueueGauges,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 1800.0, 7200.0, 36000.0,
+];
+
+impl WorkerMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "hookfleet_attempt_outcomes_total",
+                "Attempts by outcome (delivered, retry, failed).",
+            ),
+            &["outcome"],
+        )?;
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "hookfleet_attempts_total",
+                "Attempts by HTTP status class (2xx … 5xx, error).",
+            ),
+            &["class"],
+        )?;
+        let attempt_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookfleet_attempt_duration_seconds",
+                "Duration of one delivery attempt.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookfleet_delivery_latency_seconds",
+                "Time from publishing an event to its successful delivery (retries included).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let in_flight = IntGauge::new(
+            "hookfleet_worker_in_flight",
+            "Attempts running in this worker.",
+        )?;
+        let claims = IntCounter::new("hookfleet_claims_total", "Claim calls made to Redis.")?;
+        let claimed = IntCounter::new(
+            "hookfleet_claimed_total",
+            "Deliveries handed to this worker.",
+        )?;
+        let rate_limited = IntCounter::new(
+            "hookfleet_rate_limited_total",
+            "Deliveries deferred because their endpoint's rate limit was reached.",
+        )?;
+        let redis_errors = IntCounter::new("hookfleet_redis_errors_total", "Failed Redis calls.")?;
+        for metric in [
+            Box::new(outcomes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(attempts.clone()),
+            Box::new(attempt_duration.clone()),
+            Box::new(delivery_latency.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(claims.clone()),
+            Box::new(claimed.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(redis_errors.clone()),
+        ] {
+            registry.register(metric)?;
+        }
+        let queue = QueueGauges::register(&registry)?;
+        Ok(Self {
+            registry,
+            outcomes,
+            attempts,
+            attempt_duration,
+            delivery_latency,
+            in_flight,
+            claims,
+            claimed,
+            rate_limited,
+            redis_errors,
+            queue,
+        })
+    }
+}
+
+/// Binds the metrics listener (so a bad address fails start-up) and
+/// returns the server future and the bound address.
+pub async fn bind(
+    addr: SocketAddr,
+    metrics: Arc<WorkerMetrics>,
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    use poem::{get, handler, web::Data, EndpointExt, Route};
+
+    #[handler]
+    fn render(Data(metrics): Data<&Arc<WorkerMetrics>>) -> String {
+        hookfleet_common::metrics::encode(&metrics.registry)
+    }
+
+    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let bound = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    let app = Route::new().at("/metrics", get(render)).data(metrics);
+    Ok((bound, poem::Server::new_with_acceptor(acceptor).run(app)))
+}
