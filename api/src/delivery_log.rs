@@ -189,7 +189,7 @@ pub async fn page(
         }
     }
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
-    let examinable = candidates.len().min(SCAN_LIMIT.max(limit + 1));
+    let examinable = candidates.len().min(per_source);
     if candidates.len() > examinable {
         maybe_more = true;
     }

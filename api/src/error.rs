@@ -71,8 +71,9 @@ pub enum ApiError {
         #[oai(header = "Retry-After")]
         u64,
     ),
-    /// Redis is unreachable; nothing was written. Retry later (with the same
-    /// `Idempotency-Key` when publishing).
+    /// Redis is unreachable. Retry later; when publishing, retry with the
+    /// same `Idempotency-Key`: an event whose fan-out was interrupted is then
+    /// completed, not created twice.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }
@@ -148,7 +149,7 @@ impl ApiError {
     pub fn unavailable() -> Self {
         ApiError::Unavailable(body(
             "unavailable",
-            "the store is unreachable; nothing was written, retry later",
+            "the store is unreachable; retry later (publish with an Idempotency-Key so a retry cannot create the event twice)",
             None,
         ))
     }

@@ -157,6 +157,18 @@ impl Config {
                 ),
             });
         }
+        let retention = duration("HOOKFLEET_RETENTION")?;
+        let schedule_total: Duration = retry_schedule.iter().sum();
+        // A delivery must not expire while it still has attempts to make.
+        if retention <= schedule_total {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_RETENTION",
+                reason: format!(
+                    "must be longer than the whole retry schedule ({}s)",
+                    schedule_total.as_secs()
+                ),
+            });
+        }
         let redis_prefix = get("HOOKFLEET_REDIS_PREFIX");
         if redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError {
@@ -212,7 +224,7 @@ impl Config {
             lease,
             retry_after_max: duration("HOOKFLEET_RETRY_AFTER_MAX")?,
             max_payload: positive("HOOKFLEET_MAX_PAYLOAD")? as usize,
-            retention: duration("HOOKFLEET_RETENTION")?,
+            retention,
             idempotency_ttl: duration("HOOKFLEET_IDEMPOTENCY_TTL")?,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,
@@ -283,6 +295,16 @@ mod tests {
         assert_eq!(err.variable, "HOOKFLEET_HTTPS_ONLY");
         let err = load(&[("HOOKFLEET_MAX_PAYLOAD", "-1")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_MAX_PAYLOAD");
+    }
+
+    #[test]
+    fn retention_must_outlive_the_schedule() {
+        let err = load(&[
+            ("HOOKFLEET_RETRY_SCHEDULE", "0s,1h"),
+            ("HOOKFLEET_RETENTION", "30m"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_RETENTION");
     }
 
     #[test]

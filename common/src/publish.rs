@@ -37,8 +37,9 @@ impl Store<'_> {
     }
 }
 
-/// Why a publish did not complete. Nothing is half-visible: an incomplete
-/// fan-out is finished by the idempotent retry.
+/// Why a publish did not complete. Part of the fan-out may already be
+/// queued: a retry with the same idempotency key finishes it instead of
+/// creating a second event.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("redis pool: {0}")]

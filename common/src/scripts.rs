@@ -41,4 +41,9 @@ pub const SOURCES: &[(&str, &str)] = &[
         "delete_endpoint.lua",
         include_str!("scripts/delete_endpoint.lua"),
     ),
+    ("retry.lua", include_str!("scripts/retry.lua")),
+    (
+        "rotate_secret.lua",
+        include_str!("scripts/rotate_secret.lua"),
+    ),
 ];

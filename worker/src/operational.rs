@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use hookfleet_common::catalog::is_operational;
 use hookfleet_common::ids::{self, IdKind};
-use hookfleet_common::model::EndpointRecord;
 use hookfleet_common::publish::{self, Store, Target};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use redis::AsyncCommands;
@@ -18,9 +17,14 @@ use serde_json::json;
 use crate::claim::Job;
 use crate::deliver::AttemptResult;
 
-/// The endpoint of `job` was just disabled by the circuit breaker: bring the
-/// tenant's endpoint index in step and publish `endpoint.disabled`.
+/// The endpoint of `job` was just disabled by the circuit breaker: publish
+/// `endpoint.disabled`.
 pub async fn endpoint_disabled(store: &Store<'_>, job: &Job, result: &AttemptResult) {
+    if is_operational(&job.event_type) {
+        // An operations endpoint that breaks is disabled, but says nothing
+        // about itself through itself.
+        return;
+    }
     let reason = if result.status == Some(410) {
         "gone"
     } else {
@@ -30,30 +34,16 @@ pub async fn endpoint_disabled(store: &Store<'_>, job: &Job, result: &AttemptRes
     let Some(p) = ids::partition_of(IdKind::Endpoint, &job.endpoint_id) else {
         return;
     };
+    // The tenant's endpoint index is left alone: publish re-checks `active`
+    // in the endpoint's own hash, and writing the index here could undo a
+    // re-enable that lands meanwhile.
     let stats: HashMap<String, String> = match store.pool.get().await {
-        Ok(mut conn) => {
-            let record: HashMap<String, String> = conn
-                .hgetall(store.keys.endpoint(p, &job.endpoint_id))
-                .await
-                .unwrap_or_default();
-            if let Some(record) = EndpointRecord::from_hash(&record) {
-                let refreshed: Result<(), _> = conn
-                    .hset(
-                        store.keys.tenant_endpoints(&record.tenant_id),
-                        &record.id,
-                        record.subscription_summary(),
-                    )
-                    .await;
-                if let Err(err) = refreshed {
-                    tracing::warn!(error = %err, "could not update the endpoint index");
-                }
-            }
-            conn.hgetall(store.keys.endpoint_stats(p, &job.endpoint_id))
-                .await
-                .unwrap_or_default()
-        }
+        Ok(mut conn) => conn
+            .hgetall(store.keys.endpoint_stats(p, &job.endpoint_id))
+            .await
+            .unwrap_or_default(),
         Err(err) => {
-            tracing::warn!(error = %err, "could not read the disabled endpoint");
+            tracing::warn!(error = %err, "could not read the disabled endpoint's counters");
             HashMap::new()
         }
     };

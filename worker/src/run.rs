@@ -241,6 +241,15 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
     let started_ms = now_ms();
     let (result, decision) = match body {
         Ok(Some(body)) => {
+            // An attempt never outlives its lease, whatever timeout an
+            // endpoint stored (the lease may have been shortened since).
+            let ceiling = ctx.config.lease.saturating_sub(Duration::from_secs(5));
+            if job
+                .timeout_ms
+                .is_some_and(|t| Duration::from_millis(t) > ceiling)
+            {
+                job.timeout_ms = Some(ceiling.as_millis() as u64);
+            }
             let result = deliver::send(
                 &ctx.client,
                 &ctx.config.address_policy,

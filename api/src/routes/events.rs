@@ -160,9 +160,12 @@ impl EventsApi {
         let tenant = self.state.tenant(&auth).await?;
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
         let home = ids::partition_of(IdKind::Event, &id.0).ok_or_else(not_found)?;
-        let mut conn = self.state.conn().await?;
-        let event: HashMap<String, String> =
-            conn.hgetall(self.state.keys.event(home, &id.0)).await?;
+        // One pooled connection at a time (holding one while waiting for
+        // another deadlocks the pool under load).
+        let event: HashMap<String, String> = {
+            let mut conn = self.state.conn().await?;
+            conn.hgetall(self.state.keys.event(home, &id.0)).await?
+        };
         if event.get("tenant") != Some(&tenant.tenant_id) {
             return Err(not_found());
         }
@@ -180,9 +183,11 @@ impl EventsApi {
             .collect();
         let mut all = Vec::new();
         for p in partitions {
-            let mut ids: Vec<String> = conn
-                .smembers(self.state.keys.event_deliveries(p, &id.0))
-                .await?;
+            let mut ids: Vec<String> = {
+                let mut conn = self.state.conn().await?;
+                conn.smembers(self.state.keys.event_deliveries(p, &id.0))
+                    .await?
+            };
             ids.sort();
             all.extend(deliveries::load_many(&self.state, p, &ids).await?);
         }

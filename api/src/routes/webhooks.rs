@@ -30,6 +30,10 @@ use crate::error::ApiError;
 use crate::input::{self, EndpointUrl, HeaderList};
 use crate::state::AppState;
 
+/// The most endpoints one tenant may have: it bounds what one publish
+/// fans out to and what one tenant-wide log page reads.
+pub const MAX_ENDPOINTS_PER_TENANT: u64 = 1000;
+
 pub struct WebhooksApi {
     pub state: AppState,
 }
@@ -242,6 +246,16 @@ impl WebhooksApi {
             None => SigningSecret::generate(),
         };
 
+        let count: u64 = {
+            let mut conn = self.state.conn().await?;
+            conn.hlen(self.state.keys.tenant_endpoints(&tenant.tenant_id))
+                .await?
+        };
+        if count >= MAX_ENDPOINTS_PER_TENANT {
+            return Err(ApiError::conflict(format!(
+                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
+            )));
+        }
         let now = now_ms();
         let p = ids::random_partition(self.state.config.partitions);
         let record = EndpointRecord {
@@ -377,29 +391,46 @@ impl WebhooksApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(input::timeout_ms(v, &self.state.config)?)),
         };
-        let mut record = self.load(&tenant, &id.0).await?;
-        if let Some(timeout_ms) = timeout_ms {
-            record.timeout_ms = timeout_ms;
-        }
+        let record = self.load(&tenant, &id.0).await?;
+        // Only the fields the request names are written, so a concurrent
+        // change of another field (the circuit breaker disabling the
+        // endpoint, another PATCH) is not overwritten with a stale value.
+        let mut fields: Vec<(&'static str, String)> = Vec::new();
         if let Some(url) = url {
-            record.url = url.into_string();
+            fields.push(("url", url.into_string()));
         }
-        if let Some(events) = events {
-            record.events = events;
+        if let Some(events) = &events {
+            fields.push((
+                "events",
+                serde_json::to_string(events).unwrap_or_else(|_| "[]".into()),
+            ));
         }
         if let Some(description) = description {
-            record.description = description;
+            fields.push(("description", description));
         }
         if let Some(headers) = headers {
-            record.headers = headers.into_vec();
+            let headers = headers.into_vec();
+            fields.push((
+                "headers",
+                serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
+            ));
         }
         if let Some(rate_limit) = rate_limit {
-            record.rate_limit = rate_limit;
+            fields.push((
+                "rate_limit",
+                rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+            ));
+        }
+        if let Some(timeout_ms) = timeout_ms {
+            fields.push((
+                "timeout_ms",
+                timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
+            ));
         }
         if let Some(active) = body.active {
-            record.active = active;
+            fields.push(("active", if active { "1" } else { "0" }.to_string()));
         }
-        record.updated_at = now_ms();
+        fields.push(("updated", now_ms().to_string()));
 
         let p = ids::partition_of(IdKind::Endpoint, &record.id)
             .ok_or_else(|| ApiError::not_found("webhook"))?;
@@ -411,19 +442,22 @@ impl WebhooksApi {
             .key(keys.due(p))
             .key(keys.endpoint_stats(p, &record.id))
             .arg(&tenant.tenant_id)
-            .arg(record.updated_at)
+            .arg(now_ms())
             .arg(keys.wake_channel())
             .arg(p.0);
-        for (name, value) in record.to_fields() {
-            if name != "id" && name != "tenant" && name != "created" {
-                invocation.arg(name).arg(value);
-            }
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
         }
-        let mut conn = self.state.conn().await?;
-        let released: i64 = invocation.invoke_async(&mut *conn).await?;
+        let released: i64 = {
+            let mut conn = self.state.conn().await?;
+            invocation.invoke_async(&mut *conn).await?
+        };
         if released < 0 {
             return Err(ApiError::not_found("webhook"));
         }
+        // Read back what is stored now, for the answer and the index.
+        let record = self.load(&tenant, &id.0).await?;
+        let mut conn = self.state.conn().await?;
         let _: () = conn
             .hset(
                 keys.tenant_endpoints(&tenant.tenant_id),

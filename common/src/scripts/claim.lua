@@ -8,8 +8,9 @@
 -- ARGV[6] max expired leases to reclaim
 --
 -- Time comes from Redis (TIME), not from the worker: every worker of the
--- fleet then agrees on due times, lease deadlines and the rate limit's
--- theoretical arrival time, whatever their own clocks say.
+-- fleet then agrees on what is due, on lease deadlines and on the rate
+-- limit's theoretical arrival time. (Retry times are set by the worker that
+-- made the attempt, from its own clock: keep hosts in sync with NTP.)
 --
 -- Returns {next_due_ms or -1, deferred by rate limits, job, job, ...}; each job is
 -- {delivery id, endpoint id, event id, attempts so far, lease token,

@@ -28,6 +28,12 @@
 -- attempt is still logged, because it happened, but the state is left
 -- alone; disabled is 1 when this attempt tripped the circuit breaker.
 
+-- The endpoint was deleted while this attempt ran: its delivery is already
+-- cancelled; write nothing that would outlive the endpoint.
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  return {0, '', 0}
+end
+
 local fields = {}
 for i = 16, #ARGV do fields[#fields + 1] = ARGV[i] end
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[5]), '*', unpack(fields))

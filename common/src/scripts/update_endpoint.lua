@@ -6,7 +6,9 @@
 -- KEYS[3] due zset        hf:{pN}:due
 -- KEYS[4] endpoint counters hf:{pN}:ep_stats:<eid>
 -- ARGV[1] tenant id  ARGV[2] now (ms)  ARGV[3] wake channel  ARGV[4] partition
--- ARGV[5..] field/value pairs to set
+-- ARGV[5..] field/value pairs to set (only the fields the request changes,
+--          so a concurrent change of another field, such as the circuit
+--          breaker disabling the endpoint, is not overwritten)
 --
 -- Returns -1 when the endpoint does not exist or belongs to another tenant
 -- (nothing written), else the number of held deliveries released.
@@ -14,13 +16,16 @@
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
   return -1
 end
+local before = redis.call('HGET', KEYS[1], 'active')
 local fields = {}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 if #fields > 0 then
   redis.call('HSET', KEYS[1], unpack(fields))
 end
 local released = 0
-if redis.call('HGET', KEYS[1], 'active') == '1' then
+-- Only a change from disabled to enabled resets the breaker and releases
+-- held deliveries (a PATCH of other fields leaves both alone).
+if before ~= '1' and redis.call('HGET', KEYS[1], 'active') == '1' then
   -- A fresh start for the circuit breaker: the failing streak that disabled
   -- the endpoint does not count against it again.
   redis.call('HDEL', KEYS[4], 'failing_since')
