@@ -27,7 +27,7 @@ USER hookfleet
 # Inside a container the API must listen on all interfaces to be reachable.
 ENV HOOKFLEET_LISTEN=0.0.0.0:8080
 EXPOSE 8080
-# Checks the API; docker-compose.yml turns it off for workers.
+# Checks the API; docker-compose.yml gives workers their own check (/metrics).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 CMD ["hookfleet-api"]

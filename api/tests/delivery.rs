@@ -492,3 +492,34 @@ async fn an_endpoints_own_timeout_and_the_initial_delay_apply() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_workers_outbound_cap_spaces_its_attempts() {
+    // 10 attempts per second for this worker, across all endpoints.
+    let app = spawn_app(true, &[("HOOKFLEET_WORKER_MAX_RATE", "10")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let first = spawn_receiver(vec![], Reply::status(200)).await;
+    let second = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&key, json!({"url": first.url, "events": ["user.created"]}))
+        .await;
+    app.endpoint(
+        &key,
+        json!({"url": second.url, "events": ["video.processed"]}),
+    )
+    .await;
+    for n in 0..15 {
+        app.publish(&key, "user.created", json!({"n": n})).await;
+        app.publish(&key, "video.processed", json!({"n": n})).await;
+    }
+    let mut times: Vec<std::time::Instant> =
+        first.wait_for(15).await.iter().map(|r| r.at).collect();
+    times.extend(second.wait_for(15).await.iter().map(|r| r.at));
+    times.sort();
+    // 30 attempts at 10/s (bursts of 10): at least two seconds end to end.
+    let span = times[times.len() - 1] - times[0];
+    assert!(
+        span >= Duration::from_millis(1800),
+        "30 attempts took {span:?}"
+    );
+    app.stop().await;
+}

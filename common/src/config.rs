@@ -32,6 +32,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
+    ("HOOKFLEET_WORKER_MAX_RATE", "0", "Most attempts per second one worker starts, across all endpoints (0: no limit). Protects the worker's host and network; per-endpoint limits are `rate_limit`."),
     ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
@@ -78,6 +79,8 @@ pub struct Config {
     pub worker_timeout: Duration,
     /// Circuit breaker window.
     pub disable_after: Duration,
+    /// Attempts per second one worker may start (0: unlimited).
+    pub worker_max_rate: u32,
     /// Requests per second per API key.
     pub api_rate_limit: u32,
     /// Where deliveries may go (SSRF protection).
@@ -207,6 +210,12 @@ impl Config {
         Ok(Self {
             address_policy: AddressPolicy::new(allow, https_only),
             disable_after: duration("HOOKFLEET_DISABLE_AFTER")?,
+            worker_max_rate: u32::try_from(number("HOOKFLEET_WORKER_MAX_RATE")?).map_err(|_| {
+                ConfigError {
+                    variable: "HOOKFLEET_WORKER_MAX_RATE",
+                    reason: "too large".into(),
+                }
+            })?,
             api_rate_limit: u32::try_from(positive("HOOKFLEET_API_RATE_LIMIT")?).map_err(|_| {
                 ConfigError {
                     variable: "HOOKFLEET_API_RATE_LIMIT",

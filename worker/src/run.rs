@@ -1,10 +1,12 @@
 //! The worker's main loop: claim, attempt, record, repeat; sleep only when
 //! nothing is due, and wake at once when a publisher says so.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::Pool;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hookfleet_common::ids::{IdKind, Partition};
 use hookfleet_common::time_util::now_ms;
 use hookfleet_common::{ids, redis_pool, Config, Keys};
@@ -41,6 +43,10 @@ struct Context {
     pool: Pool,
     client: reqwest::Client,
     metrics: Arc<WorkerMetrics>,
+    /// The worker's own outbound budget (`HOOKFLEET_WORKER_MAX_RATE`):
+    /// in-process, so governor's GCRA fits; fleet-wide per-endpoint limits
+    /// live in Redis instead.
+    outbound: Option<DefaultDirectRateLimiter>,
 }
 
 impl Context {
@@ -66,6 +72,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         notify.clone(),
         shutdown.clone(),
     ));
+    let config_max_rate = config.worker_max_rate;
     let metrics = Arc::new(WorkerMetrics::new()?);
     let (metrics_addr, metrics_server) =
         crate::metrics::bind(config.metrics_listen, metrics.clone())
@@ -84,16 +91,33 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         pool,
         client,
         metrics,
+        outbound: NonZeroU32::new(config_max_rate)
+            .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
     });
     let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
-    let semaphore = Arc::new(Semaphore::new(ctx.config.worker_concurrency));
+    // With an outbound cap, claim no more than can start before their
+    // leases run short: a claimed delivery waits its turn for at most
+    // concurrency / rate seconds, which must leave room for the attempt.
+    let mut concurrency = ctx.config.worker_concurrency;
+    if ctx.config.worker_max_rate > 0 {
+        let slack = ctx
+            .config
+            .lease
+            .saturating_sub(ctx.config.request_timeout)
+            .saturating_sub(Duration::from_secs(5))
+            .as_secs()
+            .max(1);
+        let fits = (u64::from(ctx.config.worker_max_rate) * slack).max(1);
+        concurrency = concurrency.min(fits as usize);
+    }
+    let semaphore = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let partitions: Vec<Partition> = ctx.config.all_partitions().collect();
     let mut start = rand::rng().random_range(0..partitions.len());
     let mut error_backoff = Duration::from_millis(50);
     tracing::info!(
         partitions = partitions.len(),
-        concurrency = ctx.config.worker_concurrency,
+        concurrency,
         metrics = %metrics_addr,
         "worker started"
     );
@@ -249,6 +273,9 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                 .is_some_and(|t| Duration::from_millis(t) > ceiling)
             {
                 job.timeout_ms = Some(ceiling.as_millis() as u64);
+            }
+            if let Some(outbound) = &ctx.outbound {
+                outbound.until_ready().await;
             }
             let result = deliver::send(
                 &ctx.client,

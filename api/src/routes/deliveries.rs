@@ -375,6 +375,7 @@ impl DeliveriesApi {
             &id.0,
             &endpoint_id,
             "failed,delivered,scheduled",
+            false,
         )
         .await?;
         let result = match code {
@@ -413,6 +414,7 @@ pub async fn retry_one(
     delivery_id: &str,
     endpoint_id: &str,
     allowed: &str,
+    skip_tests: bool,
 ) -> Result<(i64, String), ApiError> {
     let keys = &state.keys;
     let mut conn = state.conn().await?;
@@ -426,6 +428,7 @@ pub async fn retry_one(
         .arg(keys.wake_channel())
         .arg(p.0)
         .arg(allowed)
+        .arg(if skip_tests { "1" } else { "0" })
         .invoke_async(&mut *conn)
         .await?)
 }

@@ -163,7 +163,7 @@ pub struct StartReplay {
     #[serde(default)]
     pub until: Option<String>,
     /// `failed` (default): only failed deliveries; `all`: failed and
-    /// delivered ones.
+    /// delivered ones. Test sends are never replayed.
     #[oai(validator(pattern = "^(failed|all)$"))]
     #[serde(default)]
     pub status: Option<String>,
@@ -688,6 +688,7 @@ impl ReplayJob {
                     id,
                     &self.endpoint_id,
                     self.allowed,
+                    true,
                 )
                 .await?;
                 if code == 1 {

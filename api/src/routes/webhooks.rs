@@ -1,6 +1,7 @@
 //! Endpoints ("webhooks" in the API, as in the system Hookfleet replaces):
-//! create, list, read, change, delete, send a test event, read the delivery
-//! log and the counters.
+//! create, list, read, change and delete them. What a tenant does with an
+//! endpoint day to day (test sends, its log, stats, rotation, replay) is in
+//! `webhook_ops.rs`.
 //!
 //! The endpoint's hash in its partition is authoritative; the tenant's index
 //! (`{t:<tid>}:endpoints`) is what publish reads to find subscribers. Writes

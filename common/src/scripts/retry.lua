@@ -9,6 +9,7 @@
 -- ARGV[4] partition  ARGV[5] which states may be retried, comma-separated
 --         (the API allows failed,delivered,scheduled; a replay of failed
 --         deliveries allows failed only)
+-- ARGV[6] '1' to leave test sends alone (a replay re-sends real deliveries)
 --
 -- Returns {code, status before}: code 1 queued, 0 left alone (its state is
 -- not in ARGV[5]; pending ones are already queued), -1 no such delivery for
@@ -18,9 +19,10 @@
 -- webhook-id); a scheduled one has its next attempt moved to now and keeps
 -- the rest of its schedule.
 
-local d = redis.call('HMGET', KEYS[1], 'tenant', 'status', 'attempts')
+local d = redis.call('HMGET', KEYS[1], 'tenant', 'status', 'attempts', 'test')
 if d[1] ~= ARGV[1] then return {-1, ''} end
 local status = d[2]
+if ARGV[6] == '1' and d[4] == '1' then return {0, status} end
 if status == 'cancelled' then return {-2, status} end
 if status == 'in_flight' then return {-4, status} end
 if redis.call('HGET', KEYS[4], 'active') ~= '1' then return {-3, status} end
