@@ -570,36 +570,6 @@ async fn stats_sum_attempts_and_latency_in_the_window() {
     app.stop().await;
 }
 
-/// Runs the `standardwebhooks` verifier; true when it accepts.
-fn python_accepts(secret: &str, request: &common::Received) -> bool {
-    let python = std::env::var("HOOKFLEET_TEST_PYTHON")
-        .expect("HOOKFLEET_TEST_PYTHON (scripts/test sets it)");
-    let script = r#"
-import json, sys
-from standardwebhooks.webhooks import Webhook
-try:
-    Webhook(sys.argv[1]).verify(sys.argv[2], json.loads(sys.argv[3]))
-    print("valid")
-except Exception as err:
-    print("invalid", err)
-"#;
-    let headers = json!({
-        "webhook-id": request.header("webhook-id"),
-        "webhook-timestamp": request.header("webhook-timestamp"),
-        "webhook-signature": request.header("webhook-signature"),
-    });
-    let output = std::process::Command::new(python)
-        .args(["-c", script, secret, &request.body, &headers.to_string()])
-        .output()
-        .expect("run the verifier");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim() == "valid"
-}
-
 #[tokio::test]
 async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
     let app = spawn_app(true, &[]).await;
@@ -636,11 +606,11 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
         2
     );
     assert!(
-        python_accepts(&old, &during),
+        common::python_accepts(&old, &during),
         "old secret during the grace period"
     );
     assert!(
-        python_accepts(&new, &during),
+        common::python_accepts(&new, &during),
         "new secret during the grace period"
     );
 
@@ -658,11 +628,11 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
         1
     );
     assert!(
-        !python_accepts(&old, &after),
+        !common::python_accepts(&old, &after),
         "old secret after the grace period"
     );
     assert!(
-        python_accepts(&new, &after),
+        common::python_accepts(&new, &after),
         "new secret after the grace period"
     );
 
@@ -677,8 +647,8 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
     let newest = immediate["secret"].as_str().unwrap().to_string();
     app.publish(&key, "user.created", json!({"n": 3})).await;
     let third = receiver.wait_for(3).await.remove(2);
-    assert!(!python_accepts(&new, &third));
-    assert!(python_accepts(&newest, &third));
+    assert!(!common::python_accepts(&new, &third));
+    assert!(common::python_accepts(&newest, &third));
     let (_, default) = app
         .post(
             &format!("/api/v1/webhooks/{id}/secret/rotate"),

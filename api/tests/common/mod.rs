@@ -725,3 +725,33 @@ impl Drop for OwnRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Runs the `standardwebhooks` verifier; true when it accepts.
+pub fn python_accepts(secret: &str, request: &Received) -> bool {
+    let python = std::env::var("HOOKFLEET_TEST_PYTHON")
+        .expect("HOOKFLEET_TEST_PYTHON (scripts/test sets it)");
+    let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+try:
+    Webhook(sys.argv[1]).verify(sys.argv[2], json.loads(sys.argv[3]))
+    print("valid")
+except Exception as err:
+    print("invalid", err)
+"#;
+    let headers = json!({
+        "webhook-id": request.header("webhook-id"),
+        "webhook-timestamp": request.header("webhook-timestamp"),
+        "webhook-signature": request.header("webhook-signature"),
+    });
+    let output = std::process::Command::new(python)
+        .args(["-c", script, secret, &request.body, &headers.to_string()])
+        .output()
+        .expect("run the verifier");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim() == "valid"
+}
