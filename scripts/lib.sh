@@ -183,3 +183,57 @@ stop_pidfile() {
     fi
     rm -f "$file"
 }
+
+# free_cluster_port: prints a free TCP port for a cluster node: below 55536,
+# with the cluster bus port (the port + 10000) free as well.
+free_cluster_port() {
+    local port tries
+    for tries in $(seq 1 200); do
+        port=$((20000 + RANDOM % 25000))
+        if port_free "$port" && port_free "$((port + 10000))"; then
+            echo "$port"
+            return 0
+        fi
+    done
+    hf_die "no free cluster port pair found on 127.0.0.1 after $tries tries"
+}
+
+# start_redis_cluster DIR PORT...: starts one cluster-enabled redis-server per
+# PORT (files under DIR/<port>, pid in DIR/<port>/redis.pid), joins them into
+# a cluster of masters with redis-cli --cluster create, and waits until the
+# cluster reports ok. Stop it with stop_redis_cluster DIR. Call it in the
+# current shell, like start_redis.
+start_redis_cluster() {
+    local dir=$1 port
+    shift
+    local addresses=()
+    for port in "$@"; do
+        start_redis "$port" "$dir/$port" --cluster-enabled yes \
+            --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 5000
+        addresses+=("127.0.0.1:$port")
+    done
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$dir/create.log" 2>&1 || {
+        tail -n 20 "$dir/create.log" >&2 || true
+        hf_die "redis-cli --cluster create failed (log: $dir/create.log)"
+    }
+    local deadline=$((SECONDS + 20))
+    for port in "$@"; do
+        until redis-cli -p "$port" cluster info 2>/dev/null | tr -d '\r' |
+            grep -x 'cluster_state:ok' >/dev/null; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                hf_die "the Redis Cluster on ports $* did not reach cluster_state:ok within 20 s"
+            fi
+            sleep 0.1
+        done
+    done
+}
+
+# stop_redis_cluster DIR: stops every server start_redis_cluster started in DIR.
+stop_redis_cluster() {
+    local dir=$1 file
+    for file in "$dir"/*/redis.pid; do
+        [ -e "$file" ] || continue
+        stop_pidfile "$file"
+    done
+}

@@ -171,7 +171,7 @@ pub async fn page(
         Vec::new()
     } else {
         let mut conn = state.conn().await?;
-        pipe.query_async(&mut *conn).await?
+        pipe.query_async(&mut conn).await?
     };
     let mut maybe_more = false;
     let mut candidates: Vec<(u64, String, Partition)> = Vec::new();
@@ -237,7 +237,7 @@ async fn load_by_partition(
         pipe.hgetall(state.keys.delivery(*p, id));
     }
     let mut conn = state.conn().await?;
-    let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+    let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
     Ok(maps.iter().map(DeliverySummary::from_hash).collect())
 }
 

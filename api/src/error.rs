@@ -168,8 +168,8 @@ impl ApiError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for ApiError {
-    fn from(err: deadpool_redis::PoolError) -> Self {
+impl From<hookfleet_common::redis_pool::PoolError> for ApiError {
+    fn from(err: hookfleet_common::redis_pool::PoolError) -> Self {
         tracing::warn!(error = %err, "redis pool error");
         ApiError::unavailable()
     }

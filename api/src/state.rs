@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use deadpool_redis::{Connection, Pool};
 use governor::DefaultKeyedRateLimiter;
+use hookfleet_common::redis_pool::{RedisConn, RedisPool};
 use hookfleet_common::{Config, Keys};
 
 use crate::error::ApiError;
@@ -13,7 +13,7 @@ use crate::error::ApiError;
 pub struct AppState {
     pub config: Arc<Config>,
     pub keys: Keys,
-    pub pool: Pool,
+    pub pool: RedisPool,
     /// Request budget per API key (in-process: each API instance grants
     /// the full budget, which is the usual trade-off for an edge limit).
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
@@ -22,7 +22,7 @@ pub struct AppState {
 
 impl AppState {
     /// A pooled connection, or 503 when Redis is unreachable.
-    pub async fn conn(&self) -> Result<Connection, ApiError> {
+    pub async fn conn(&self) -> Result<RedisConn, ApiError> {
         Ok(self.pool.get().await?)
     }
 }

@@ -356,11 +356,12 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     )
     .unwrap();
     let held_key = keys.endpoint_held(p, endpoint["id"].as_str().unwrap());
-    let mut conn = app.redis().await;
+    let pool = app.redis_pool();
     wait_until(Duration::from_secs(10), || {
-        let mut conn = conn.clone();
+        let pool = pool.clone();
         let held_key = held_key.clone();
         async move {
+            let mut conn = pool.get().await.ok()?;
             let n: u64 = redis::cmd("ZCARD")
                 .arg(&held_key)
                 .query_async(&mut conn)
@@ -377,6 +378,7 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
         .await;
     assert_eq!(receiver.count(), 1);
+    let mut conn = app.redis().await;
     let n: u64 = redis::cmd("ZCARD")
         .arg(&held_key)
         .query_async(&mut conn)

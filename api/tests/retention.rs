@@ -48,11 +48,12 @@ async fn expired_events_and_deliveries_answer_404() {
     let p =
         hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, id).unwrap();
     let due = hookfleet_common::Keys::new(app.config.redis_prefix.clone()).due(p);
-    let conn = app.redis().await;
+    let pool = app.redis_pool();
     wait_until(Duration::from_secs(10), || {
-        let mut conn = conn.clone();
+        let pool = pool.clone();
         let due = due.clone();
         async move {
+            let mut conn = pool.get().await.ok()?;
             let n: u64 = redis::cmd("ZCARD")
                 .arg(&due)
                 .query_async(&mut conn)

@@ -14,6 +14,7 @@ use crate::net_policy::AddressPolicy;
 /// (name, default, meaning) of every variable either binary reads.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_REDIS_URL", "redis://127.0.0.1:6379", "Redis to use (the only store)."),
+    ("HOOKFLEET_REDIS_CLUSTER_NODES", "(none)", "Comma-separated `redis://host:port` addresses of some Redis Cluster nodes (the rest are discovered). When set, Hookfleet runs against the cluster and `HOOKFLEET_REDIS_URL` is not used."),
     ("HOOKFLEET_REDIS_PREFIX", "hf", "Prefix of every Redis key, so several installations (or test runs) can share one Redis."),
     ("HOOKFLEET_REDIS_POOL", "32", "Redis connections per process."),
     ("HOOKFLEET_LISTEN", "127.0.0.1:8080", "API listen address (Swagger UI at `/docs`, spec at `/openapi.json`)."),
@@ -54,6 +55,8 @@ pub struct ConfigError {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub redis_url: String,
+    /// Comma-separated cluster node URLs; empty for a single Redis.
+    pub redis_cluster_nodes: String,
     pub redis_prefix: String,
     pub redis_pool: usize,
     pub listen: SocketAddr,
@@ -179,6 +182,15 @@ impl Config {
                 reason: "must not contain braces or spaces".into(),
             });
         }
+        let redis_cluster_nodes = lookup("HOOKFLEET_REDIS_CLUSTER_NODES").unwrap_or_default();
+        for node in redis_cluster_nodes.split(',').map(str::trim) {
+            if !node.is_empty() && !node.starts_with("redis://") && !node.starts_with("rediss://") {
+                return Err(ConfigError {
+                    variable: "HOOKFLEET_REDIS_CLUSTER_NODES",
+                    reason: format!("`{node}` is not a redis:// or rediss:// URL"),
+                });
+            }
+        }
         let positive = |name: &'static str| -> Result<u64, ConfigError> {
             let value = number(name)?;
             if value == 0 {
@@ -223,6 +235,7 @@ impl Config {
                 }
             })?,
             redis_url: get("HOOKFLEET_REDIS_URL"),
+            redis_cluster_nodes,
             redis_prefix,
             redis_pool: positive("HOOKFLEET_REDIS_POOL")? as usize,
             listen,
@@ -300,6 +313,8 @@ mod tests {
         assert_eq!(err.variable, "HOOKFLEET_PARTITIONS");
         let err = load(&[("HOOKFLEET_ALLOW_CIDRS", "10.0.0.0/99")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_ALLOW_CIDRS");
+        let err = load(&[("HOOKFLEET_REDIS_CLUSTER_NODES", "redis://a:7000,b:7001")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_REDIS_CLUSTER_NODES");
         let err = load(&[("HOOKFLEET_HTTPS_ONLY", "maybe")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_HTTPS_ONLY");
         let err = load(&[("HOOKFLEET_MAX_PAYLOAD", "-1")]).unwrap_err();

@@ -2,7 +2,7 @@
 //! its oldest due delivery per partition (sampled from Redis), and the text
 //! encoding of a registry.
 
-use deadpool_redis::Pool;
+use crate::redis_pool::RedisPool;
 use prometheus::{Encoder, GaugeVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::time_util::now_ms;
@@ -47,7 +47,12 @@ impl QueueGauges {
     }
 
     /// Reads every partition's due and lease sets in one round trip.
-    pub async fn sample(&self, pool: &Pool, keys: &Keys, config: &Config) -> Result<(), String> {
+    pub async fn sample(
+        &self,
+        pool: &RedisPool,
+        keys: &Keys,
+        config: &Config,
+    ) -> Result<(), String> {
         let mut pipe = redis::pipe();
         for p in config.all_partitions() {
             pipe.zcard(keys.due(p));
@@ -60,7 +65,7 @@ impl QueueGauges {
         }
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
         let replies: Vec<redis::Value> = pipe
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
         let now = now_ms();

@@ -19,20 +19,20 @@ use crate::scripts;
 use crate::time_util::{now_ms, rfc3339_ms};
 use redis::AsyncCommands;
 
-use deadpool_redis::Pool;
+use crate::redis_pool::RedisPool;
 
 use crate::{Config, Keys};
 
 /// What a publish needs: the pool, key names and configuration.
 #[derive(Clone, Copy)]
 pub struct Store<'a> {
-    pub pool: &'a Pool,
+    pub pool: &'a RedisPool,
     pub keys: &'a Keys,
     pub config: &'a Config,
 }
 
 impl Store<'_> {
-    async fn conn(&self) -> Result<deadpool_redis::Connection, PublishError> {
+    async fn conn(&self) -> Result<crate::redis_pool::RedisConn, PublishError> {
         Ok(self.pool.get().await?)
     }
 }
@@ -43,7 +43,7 @@ impl Store<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] crate::redis_pool::PoolError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("the event expired")]
@@ -145,7 +145,7 @@ pub async fn publish(
     }
     let (fresh, id, count, first_complete): (i64, String, u64, String) = {
         let mut conn = state.conn().await?;
-        invocation.invoke_async(&mut *conn).await?
+        invocation.invoke_async(&mut conn).await?
     };
 
     if fresh == 0 {
@@ -278,7 +278,7 @@ async fn fanout(
             .arg(endpoint_id)
             .arg(ids::delivery_id(event_id, endpoint_id, p));
     }
-    Ok(invocation.invoke_async(&mut *conn).await?)
+    Ok(invocation.invoke_async(&mut conn).await?)
 }
 
 /// Re-runs the fan-out of an event whose publish was interrupted, then

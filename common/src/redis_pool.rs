@@ -1,4 +1,14 @@
-//! The Redis connection pool both binaries use.
+//! The Redis connection pool both binaries use, for one Redis server or for
+//! a Redis Cluster (`HOOKFLEET_REDIS_CLUSTER_NODES`).
+//!
+//! Callers see one [`RedisPool`] and one connection type, [`RedisConn`],
+//! which implements [`redis::aio::ConnectionLike`]: commands, scripts and
+//! pipelines are written once and run against either. In cluster mode
+//! redis-rs routes each command and script call by its keys (every script's
+//! keys share one hash slot, invariant 4); a pipeline whose commands live
+//! in several slots (reading one record from each partition, say) is sent
+//! as separate concurrent commands, which is what a non-transactional
+//! pipeline promises anyway: no atomicity, replies in order.
 //!
 //! Timeouts are chosen so that a Redis outage surfaces quickly as an error
 //! the API can answer with 503, instead of requests piling up behind a pool
@@ -10,24 +20,180 @@
 
 use std::time::Duration;
 
-use deadpool_redis::{Manager, Pool, Runtime};
-use redis::AsyncConnectionConfig;
+use deadpool::managed::{self, Metrics, RecycleResult};
+use futures_util::future::try_join_all;
+use redis::aio::ConnectionLike;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 
 use crate::Config;
 
+/// Why a connection could not be had: Redis unreachable, or the pool's wait
+/// timed out. The same type for both modes.
+pub type PoolError = deadpool_redis::PoolError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const WAIT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A pool of connections to one Redis or to a Redis Cluster. Cheap to clone.
+#[derive(Clone)]
+pub enum RedisPool {
+    Single(deadpool_redis::Pool),
+    Cluster(managed::Pool<ClusterManager>),
+}
+
+impl std::fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisPool::Single(_) => f.write_str("RedisPool::Single"),
+            RedisPool::Cluster(_) => f.write_str("RedisPool::Cluster"),
+        }
+    }
+}
+
+impl RedisPool {
+    /// A pooled connection; fails within a few seconds when Redis is down.
+    pub async fn get(&self) -> Result<RedisConn, PoolError> {
+        Ok(match self {
+            RedisPool::Single(pool) => RedisConn::Single(pool.get().await?),
+            RedisPool::Cluster(pool) => RedisConn::Cluster(pool.get().await?),
+        })
+    }
+
+    /// True in cluster mode.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisPool::Cluster(_))
+    }
+}
+
+/// One pooled connection, returned to the pool on drop.
+pub enum RedisConn {
+    Single(deadpool_redis::Connection),
+    Cluster(managed::Object<ClusterManager>),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Single(conn) => conn.req_packed_command(cmd),
+            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(conn) => {
+                if pipeline.is_transaction() || pipeline.len() <= 1 {
+                    return conn.req_packed_commands(pipeline, offset, count);
+                }
+                // Commands of a plain pipeline may belong to different
+                // slots (and nodes): send each on its own, concurrently,
+                // over the multiplexed cluster connection.
+                let shared: ClusterConnection = (**conn).clone();
+                Box::pin(async move {
+                    try_join_all(pipeline.cmd_iter().map(|cmd| {
+                        let mut conn = shared.clone();
+                        async move { conn.req_packed_command(cmd).await }
+                    }))
+                    .await
+                })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Single(conn) => conn.get_db(),
+            RedisConn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Creates and checks cluster connections for the pool. A cluster
+/// connection is multiplexed and follows `MOVED`/`ASK` redirections and
+/// topology changes by itself.
+pub struct ClusterManager {
+    client: ClusterClient,
+}
+
+impl managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = redis::RedisError;
+
+    async fn create(&self) -> Result<ClusterConnection, redis::RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &Metrics,
+    ) -> RecycleResult<redis::RedisError> {
+        let _: String = redis::cmd("PING").query_async(conn).await?;
+        Ok(())
+    }
+}
+
+/// The nodes of `HOOKFLEET_REDIS_CLUSTER_NODES`, empty when not in
+/// cluster mode.
+pub fn cluster_nodes(config: &Config) -> Vec<String> {
+    config
+        .redis_cluster_nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Builds a pool; it connects lazily, so this succeeds while Redis is down.
-pub fn create_pool(config: &Config) -> Result<Pool, String> {
-    let connection = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(10)));
-    let manager = Manager::new_with_config(config.redis_url.as_str(), connection)
-        .map_err(|err| format!("HOOKFLEET_REDIS_URL: {err}"))?;
-    Pool::builder(manager)
+pub fn create_pool(config: &Config) -> Result<RedisPool, String> {
+    let nodes = cluster_nodes(config);
+    if nodes.is_empty() {
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let manager =
+            deadpool_redis::Manager::new_with_config(config.redis_url.as_str(), connection)
+                .map_err(|err| format!("HOOKFLEET_REDIS_URL: {err}"))?;
+        let pool = deadpool_redis::Pool::builder(manager)
+            .max_size(config.redis_pool)
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .create_timeout(Some(WAIT_TIMEOUT))
+            .recycle_timeout(Some(Duration::from_secs(2)))
+            .build()
+            .map_err(|err| format!("HOOKFLEET_REDIS_URL: cannot build a Redis pool: {err}"))?;
+        return Ok(RedisPool::Single(pool));
+    }
+    let client = ClusterClientBuilder::new(nodes)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        // A few quick retries ride out a failover or a resharding step;
+        // redis-rs' default (16, backing off for minutes) would hold a
+        // request far past the point where 503 is the honest answer.
+        .retries(3)
+        .min_retry_wait(100)
+        .max_retry_wait(1000)
+        .build()
+        .map_err(|err| format!("HOOKFLEET_REDIS_CLUSTER_NODES: {err}"))?;
+    let pool = managed::Pool::builder(ClusterManager { client })
         .max_size(config.redis_pool)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(3)))
-        .create_timeout(Some(Duration::from_secs(3)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(WAIT_TIMEOUT))
+        .create_timeout(Some(WAIT_TIMEOUT))
         .recycle_timeout(Some(Duration::from_secs(2)))
         .build()
-        .map_err(|err| format!("HOOKFLEET_REDIS_URL: cannot build a Redis pool: {err}"))
+        .map_err(|err| {
+            format!("HOOKFLEET_REDIS_CLUSTER_NODES: cannot build a Redis pool: {err}")
+        })?;
+    Ok(RedisPool::Cluster(pool))
 }

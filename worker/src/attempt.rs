@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use hookfleet_common::model::attempt_field as field;
+use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::{scripts, stats, Config, Keys};
 use rand::Rng;
 
@@ -87,7 +87,7 @@ pub struct Recorded {
 /// Records the attempt and moves the delivery, and runs the endpoint's
 /// circuit breaker (`disable_after` without a success, or a 410 Gone).
 pub async fn record(
-    pool: &Pool,
+    pool: &RedisPool,
     keys: &Keys,
     config: &Config,
     job: &Job,
@@ -177,7 +177,7 @@ pub async fn record(
     for (name, value) in fields {
         invocation.arg(name).arg(value);
     }
-    let (held, _entry, disabled): (i64, String, i64) = invocation.invoke_async(&mut *conn).await?;
+    let (held, _entry, disabled): (i64, String, i64) = invocation.invoke_async(&mut conn).await?;
     Ok(Recorded {
         held: held == 1,
         disabled: disabled == 1,
@@ -189,7 +189,7 @@ pub async fn record(
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] hookfleet_common::redis_pool::PoolError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
 }

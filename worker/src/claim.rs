@@ -1,8 +1,8 @@
 //! Claiming: one `claim.lua` call leases up to N due deliveries of one
 //! partition (see the script's header for everything it decides).
 
-use deadpool_redis::Pool;
 use hookfleet_common::ids::Partition;
+use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::{scripts, Keys};
 use redis::Value;
 
@@ -60,7 +60,7 @@ pub struct Claimed {
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] hookfleet_common::redis_pool::PoolError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("unexpected claim reply: {0}")]
@@ -69,7 +69,7 @@ pub enum ClaimError {
 
 /// Leases up to `max` due deliveries of partition `p`.
 pub async fn claim(
-    pool: &Pool,
+    pool: &RedisPool,
     keys: &Keys,
     p: Partition,
     max: usize,
@@ -86,7 +86,7 @@ pub async fn claim(
         .arg(lease_ms)
         .arg(p.0)
         .arg(max.max(16))
-        .invoke_async(&mut *conn)
+        .invoke_async(&mut conn)
         .await?;
     parse_reply(p, reply)
 }

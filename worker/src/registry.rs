@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_redis::Pool;
+use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::time_util::now_ms;
 use hookfleet_common::Keys;
 use rand::Rng;
@@ -43,7 +43,7 @@ pub fn worker_id() -> (String, String) {
 
 /// Heartbeats until shutdown, then removes this worker from the registry.
 pub async fn heartbeat(
-    pool: Pool,
+    pool: RedisPool,
     keys: Keys,
     metrics: Arc<WorkerMetrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -78,7 +78,7 @@ pub async fn heartbeat(
         let _: Result<(), _> = redis::pipe()
             .hdel(keys.workers(), &id)
             .zrem(keys.workers_seen(), &id)
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await;
     }
 }
@@ -90,13 +90,13 @@ fn delivered_total(metrics: &WorkerMetrics) -> u64 {
         .sum()
 }
 
-async fn write(pool: &Pool, keys: &Keys, beat: &Heartbeat) -> Result<(), String> {
+async fn write(pool: &RedisPool, keys: &Keys, beat: &Heartbeat) -> Result<(), String> {
     let json = serde_json::to_string(beat).map_err(|e| e.to_string())?;
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     redis::pipe()
         .hset(keys.workers(), &beat.id, json)
         .zadd(keys.workers_seen(), &beat.id, beat.last_heartbeat)
-        .query_async::<()>(&mut *conn)
+        .query_async::<()>(&mut conn)
         .await
         .map_err(|e| e.to_string())
 }

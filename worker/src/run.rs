@@ -5,9 +5,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hookfleet_common::ids::{IdKind, Partition};
+use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::time_util::now_ms;
 use hookfleet_common::{ids, redis_pool, Config, Keys};
 use rand::Rng;
@@ -40,7 +40,7 @@ pub enum WorkerError {
 struct Context {
     config: Config,
     keys: Keys,
-    pool: Pool,
+    pool: RedisPool,
     client: reqwest::Client,
     metrics: Arc<WorkerMetrics>,
     /// The worker's own outbound budget (`HOOKFLEET_WORKER_MAX_RATE`):
@@ -59,6 +59,18 @@ impl Context {
     }
 }
 
+/// Where to subscribe for wake-ups: the one Redis, or every configured
+/// cluster node in turn (a cluster forwards `PUBLISH` to all its nodes, so
+/// any one of them hears every wake-up).
+fn wake_addresses(config: &Config) -> Vec<String> {
+    let nodes = redis_pool::cluster_nodes(config);
+    if nodes.is_empty() {
+        vec![config.redis_url.clone()]
+    } else {
+        nodes
+    }
+}
+
 /// Runs a worker until `shutdown` turns true, then drains: attempts in
 /// flight get up to `HOOKFLEET_SHUTDOWN_GRACE` to finish and record.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
@@ -67,7 +79,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let keys = Keys::new(config.redis_prefix.clone());
     let notify = Arc::new(Notify::new());
     let listener = tokio::spawn(crate::wake::listen(
-        config.redis_url.clone(),
+        wake_addresses(&config),
         keys.wake_channel(),
         notify.clone(),
         shutdown.clone(),

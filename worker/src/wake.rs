@@ -12,19 +12,27 @@ use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 
 /// Subscribes to `channel` and notifies `notify` on every message until
-/// shutdown, reconnecting with backoff when Redis goes away.
+/// shutdown, reconnecting with backoff when Redis goes away. `addresses`
+/// holds the one Redis, or cluster nodes: after a lost or failed
+/// subscription the next address is tried.
 pub async fn listen(
-    redis_url: String,
+    addresses: Vec<String>,
     channel: String,
     notify: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut attempt = 0usize;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match subscribe(&redis_url, &channel).await {
+        let Some(redis_url) = addresses.get(attempt % addresses.len().max(1)) else {
+            tracing::error!("no Redis address to subscribe to for wake-ups");
+            return;
+        };
+        attempt = attempt.wrapping_add(1);
+        match subscribe(redis_url, &channel).await {
             Ok(mut pubsub) => {
                 backoff = Duration::from_millis(100);
                 // Anything published while we were away may be waiting.

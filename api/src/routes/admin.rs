@@ -66,7 +66,7 @@ impl AdminApi {
             let _: () = redis::pipe()
                 .zrem(keys.workers_seen(), &stale)
                 .hdel(keys.workers(), &stale)
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await?;
         }
         let live: Vec<String> = conn

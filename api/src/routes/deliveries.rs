@@ -92,7 +92,7 @@ pub async fn load_many(
         pipe.hgetall(state.keys.delivery(p, id));
     }
     let mut conn = state.conn().await?;
-    let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+    let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
     Ok(maps.iter().filter_map(DeliverySummary::from_hash).collect())
 }
 
@@ -237,7 +237,7 @@ pub async fn load_attempts(
         pipe.cmd("XRANGE").arg(&stream).arg(*id).arg(*id);
     }
     let mut conn = state.conn().await?;
-    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut *conn).await?;
+    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
     Ok(replies
         .into_iter()
         .flat_map(|reply| reply.ids)
@@ -429,6 +429,6 @@ pub async fn retry_one(
         .arg(p.0)
         .arg(allowed)
         .arg(if skip_tests { "1" } else { "0" })
-        .invoke_async(&mut *conn)
+        .invoke_async(&mut conn)
         .await?)
 }

@@ -47,7 +47,7 @@ impl HealthApi {
         let ping = async {
             let mut conn = self.state.pool.get().await.ok()?;
             redis::cmd("PING")
-                .query_async::<String>(&mut *conn)
+                .query_async::<String>(&mut conn)
                 .await
                 .ok()
         };

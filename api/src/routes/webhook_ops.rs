@@ -420,7 +420,7 @@ impl WebhookOpsApi {
         pipe.hgetall(keys.endpoint_stats(p, &record.id));
         pipe.scard(keys.endpoint_open(p, &record.id));
         let mut conn = self.state.conn().await?;
-        let mut replies: Vec<redis::Value> = pipe.query_async(&mut *conn).await?;
+        let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
         let backlog: u64 = replies
             .pop()
             .and_then(|v| redis::from_redis_value(v).ok())
@@ -509,7 +509,7 @@ impl WebhookOpsApi {
             .arg(&tenant.tenant_id)
             .arg(&secret)
             .arg(grace as u64 * 1000)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         if until < 0 {
             return Err(ApiError::not_found("webhook"));

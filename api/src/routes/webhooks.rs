@@ -315,7 +315,7 @@ impl WebhooksApi {
                 kept.push(id);
             }
         }
-        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
         let mut out: Vec<Webhook> = maps
             .iter()
             .filter_map(EndpointRecord::from_hash)
@@ -451,7 +451,7 @@ impl WebhooksApi {
         }
         let released: i64 = {
             let mut conn = self.state.conn().await?;
-            invocation.invoke_async(&mut *conn).await?
+            invocation.invoke_async(&mut conn).await?
         };
         if released < 0 {
             return Err(ApiError::not_found("webhook"));
@@ -505,7 +505,7 @@ impl WebhooksApi {
             .arg(&tenant.tenant_id)
             .arg(now_ms())
             .arg(self.state.config.retention.as_millis() as u64)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         if cancelled < 0 {
             return Err(ApiError::not_found("webhook"));

@@ -23,6 +23,12 @@ pub fn redis_url() -> String {
     })
 }
 
+/// The Redis Cluster nodes `scripts/test` started, when the suite (or part
+/// of it) runs in cluster mode; empty for a single Redis.
+pub fn cluster_nodes() -> String {
+    std::env::var("HOOKFLEET_TEST_REDIS_CLUSTER_NODES").unwrap_or_default()
+}
+
 pub fn random_suffix() -> String {
     let n: u64 = rand::rng().random();
     format!("{n:016x}")
@@ -39,6 +45,7 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     let admin = format!("admin-{}", random_suffix());
     let mut vars: Vec<(String, String)> = vec![
         ("HOOKFLEET_REDIS_URL".into(), redis_url()),
+        ("HOOKFLEET_REDIS_CLUSTER_NODES".into(), cluster_nodes()),
         ("HOOKFLEET_REDIS_PREFIX".into(), prefix),
         ("HOOKFLEET_LISTEN".into(), "127.0.0.1:0".into()),
         ("HOOKFLEET_ADMIN_KEY".into(), admin),
@@ -56,6 +63,10 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
             std::env::var("HOOKFLEET_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         ),
     ];
+    // A test that brings its own Redis runs against that one alone.
+    if overrides.iter().any(|(k, _)| *k == "HOOKFLEET_REDIS_URL") {
+        vars.retain(|(name, _)| name != "HOOKFLEET_REDIS_CLUSTER_NODES");
+    }
     for (k, v) in overrides {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.to_string()));
@@ -87,35 +98,53 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// A Redis connection to inspect what the API wrote.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.config.redis_url.as_str())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
+    /// A Redis connection to inspect what the API wrote (to the one Redis
+    /// or to the cluster, like the app's own).
+    pub async fn redis(&self) -> hookfleet_common::redis_pool::RedisConn {
+        self.redis_pool()
+            .get()
             .await
             .expect("connect to test redis")
     }
 
+    /// A pool like the app's own, for polling closures that need a
+    /// connection each time.
+    pub fn redis_pool(&self) -> hookfleet_common::redis_pool::RedisPool {
+        hookfleet_common::redis_pool::create_pool(&self.config).expect("redis pool")
+    }
+
     /// Every key under this test's prefix with its value, so a test can prove
-    /// a refused request wrote nothing.
+    /// a refused request wrote nothing. In cluster mode every node is read.
     pub async fn snapshot(&self) -> Vec<(String, String)> {
-        let mut conn = self.redis().await;
+        let mut nodes = hookfleet_common::redis_pool::cluster_nodes(&self.config);
+        if nodes.is_empty() {
+            nodes.push(self.config.redis_url.clone());
+        } else {
+            nodes = cluster_masters(&nodes[0]).await;
+        }
         let pattern = format!("{}:*", self.config.redis_prefix);
-        let mut keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-            .expect("KEYS");
-        keys.sort();
         let mut out = Vec::new();
-        for key in keys {
-            let dump: Option<Vec<u8>> = redis::cmd("DUMP")
-                .arg(&key)
+        for node in nodes {
+            let mut conn = redis::Client::open(node.as_str())
+                .expect("redis url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect to test redis");
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
                 .query_async(&mut conn)
                 .await
-                .expect("DUMP");
-            out.push((key, format!("{:?}", dump)));
+                .expect("KEYS");
+            for key in keys {
+                let dump: Option<Vec<u8>> = redis::cmd("DUMP")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("DUMP");
+                out.push((key, format!("{:?}", dump)));
+            }
         }
+        out.sort();
         out
     }
 
@@ -527,6 +556,84 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port for a Redis Cluster node: below 55536, with the cluster bus
+/// port (the port + 10000) free too.
+pub fn free_cluster_port() -> u16 {
+    for _ in 0..500 {
+        let port: u16 = rand::rng().random_range(20000..45000);
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10000) {
+            return port;
+        }
+    }
+    panic!("no free cluster port pair on 127.0.0.1");
+}
+
+/// A Redis Cluster of three masters on loopback, started for one test and
+/// stopped when dropped (redis-server and redis-cli from PATH, or
+/// HOOKFLEET_TEST_REDIS_SERVER).
+pub struct OwnCluster {
+    pub nodes: Vec<OwnRedis>,
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let mut nodes: Vec<OwnRedis> = Vec::new();
+        while nodes.len() < 3 {
+            let port = free_cluster_port();
+            if nodes.iter().any(|n| n.port == port) {
+                continue;
+            }
+            nodes.push(OwnRedis::start_on(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--appendonly",
+                    "no",
+                ],
+            ));
+        }
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let ok = redis::Client::open(node.url())
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"));
+                if ok {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not become ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        OwnCluster { nodes }
+    }
+
+    /// The value for HOOKFLEET_REDIS_CLUSTER_NODES.
+    pub fn nodes_var(&self) -> String {
+        self.nodes
+            .iter()
+            .map(OwnRedis::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 pub fn spawn(binary: PathBuf, env: &[(&str, String)]) -> Child {
     let mut command = Command::new(binary);
     command.stdout(Stdio::null()).stderr(Stdio::inherit());
@@ -554,10 +661,37 @@ pub async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     .expect("process exits after SIGTERM")
 }
 
+/// The `redis://` URLs of the masters of the cluster that `node` belongs
+/// to (from `CLUSTER NODES`).
+pub async fn cluster_masters(node: &str) -> Vec<String> {
+    let mut conn = redis::Client::open(node)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to a cluster node");
+    let text: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER NODES");
+    let mut masters: Vec<String> = text
+        .lines()
+        .filter(|line| line.split(' ').nth(2).is_some_and(|f| f.contains("master")))
+        .filter_map(|line| line.split(' ').nth(1))
+        .map(|addr| format!("redis://{}", addr.split('@').next().unwrap_or(addr)))
+        .collect();
+    masters.sort();
+    masters
+}
+
 /// The environment a worker process needs to join this app's fleet.
 pub fn worker_env(config: &Config, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("HOOKFLEET_REDIS_URL", config.redis_url.clone()),
+        (
+            "HOOKFLEET_REDIS_CLUSTER_NODES",
+            config.redis_cluster_nodes.clone(),
+        ),
         ("HOOKFLEET_REDIS_PREFIX", config.redis_prefix.clone()),
         ("HOOKFLEET_PARTITIONS", config.partitions.to_string()),
         ("HOOKFLEET_ALLOW_CIDRS", "127.0.0.0/8".to_string()),
@@ -652,10 +786,15 @@ impl OwnRedis {
 
     /// Starts with extra `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Starts on `port` with extra `redis-server` arguments.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("hookfleet-redis-{}", random_suffix()));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut redis = OwnRedis {
-            port: free_port(),
+            port,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
