@@ -843,6 +843,14 @@ impl OwnRedis {
         panic!("redis-server did not start on port {}", self.port);
     }
 
+    /// Kills the server at once (SIGKILL: no AOF flush), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops gracefully (SIGTERM: Redis flushes its AOF) and waits.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
