@@ -12,6 +12,7 @@ pub struct HealthApi {
 
 /// A probe's answer.
 #[derive(Object)]
+#[oai(example)]
 pub struct Health {
     /// `ok`, or `unavailable` when a dependency is down.
     pub status: String,
