@@ -18,7 +18,9 @@
 //!   timeout's maximum, which follows the configured lease.
 //! - **Enums.** A `pattern` that only lists words (`^(1h|24h|7d)$`) becomes
 //!   the `enum` it means, which Swagger UI shows as a choice and client
-//!   generators as an enum type; the validator still enforces it.
+//!   generators as an enum type. On parameters the validator still
+//!   enforces it; on response fields it documents the values the server
+//!   sends (schemathesis checks every response against them).
 //!
 //! Request bodies are parsed by serde ([`JsonBody`](crate::body::JsonBody)),
 //! so `#[oai(validator(...))]` on their fields only documents; the checks
@@ -510,5 +512,23 @@ mod tests {
         );
         assert_eq!(published.allow("/api/v1/webhooks"), Some("GET, POST, HEAD"));
         assert_eq!(published.allow("/api/v1/nope"), None);
+    }
+
+    #[test]
+    fn word_patterns_become_enums_and_others_stay() {
+        let mut doc = json!({
+            "a": {"type": "string", "pattern": "^(1h|24h|7d)$"},
+            "b": [{"pattern": "^(in_flight|failed)$"}],
+            "c": {"pattern": "^[!-~]+$"},
+            "d": {"pattern": "^(a|b.c)$"},
+        });
+        patterns_to_enums(&mut doc);
+        assert_eq!(
+            doc["a"],
+            json!({"type": "string", "enum": ["1h", "24h", "7d"]})
+        );
+        assert_eq!(doc["b"][0], json!({"enum": ["in_flight", "failed"]}));
+        assert_eq!(doc["c"], json!({"pattern": "^[!-~]+$"}));
+        assert_eq!(doc["d"], json!({"pattern": "^(a|b.c)$"}));
     }
 }

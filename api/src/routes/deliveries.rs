@@ -35,6 +35,7 @@ pub struct DeliverySummary {
     /// attempting it), `scheduled` (waiting for a retry), `delivered`,
     /// `failed` (answered with a non-retryable 4xx, or out of retries) or
     /// `cancelled` (its endpoint was deleted).
+    #[oai(validator(pattern = "^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
     pub status: String,
     /// Attempts made so far.
     pub attempts: u32,
@@ -108,6 +109,7 @@ pub struct Attempt {
     /// When it ended (RFC 3339).
     pub at: String,
     /// `delivered`, `retry` (another attempt was scheduled) or `failed`.
+    #[oai(validator(pattern = "^(delivered|retry|failed)$"))]
     pub outcome: String,
     /// HTTP status of the answer; absent when there was none.
     #[oai(skip_serializing_if_is_none)]
@@ -190,8 +192,10 @@ pub struct RetryQueued {
     /// The delivery.
     pub delivery_id: String,
     /// Its state before the retry.
+    #[oai(validator(pattern = "^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
     pub previous_status: String,
     /// `queued`, or `already_queued` for a pending delivery.
+    #[oai(validator(pattern = "^(queued|already_queued)$"))]
     pub result: String,
 }
 

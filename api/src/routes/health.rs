@@ -15,6 +15,7 @@ pub struct HealthApi {
 #[oai(example)]
 pub struct Health {
     /// `ok`, or `unavailable` when a dependency is down.
+    #[oai(validator(pattern = "^(ok|unavailable)$"))]
     pub status: String,
 }
 

@@ -75,6 +75,7 @@ pub struct TestResult {
     /// `delivered`, `failed`, or `pending` when no worker attempted it
     /// within the endpoint's timeout (follow it with
     /// `GET /api/v1/deliveries/{delivery_id}`).
+    #[oai(validator(pattern = "^(delivered|failed|pending)$"))]
     pub status: String,
     /// The attempt, once made.
     #[oai(skip_serializing_if_is_none)]
@@ -119,6 +120,7 @@ pub struct LastAttempt {
 #[oai(example)]
 pub struct WebhookStats {
     /// `1h`, `24h` or `7d`.
+    #[oai(validator(pattern = "^(1h|24h|7d)$"))]
     pub window: String,
     /// Attempts made in the window.
     pub attempts: u64,
@@ -198,12 +200,14 @@ pub struct Replay {
     /// `running`, `completed`, or `interrupted` (the API process running it
     /// stopped; start it again: deliveries already queued are not doubled
     /// in a harmful way, they are simply attempted again).
+    #[oai(validator(pattern = "^(running|completed|interrupted)$"))]
     pub status: String,
     /// The window's start (RFC 3339).
     pub since: String,
     /// The window's end (RFC 3339).
     pub until: String,
     /// `failed` or `all`.
+    #[oai(validator(pattern = "^(failed|all)$"))]
     pub filter: String,
     /// Deliveries of the window looked at so far.
     pub scanned: u64,
