@@ -9,6 +9,7 @@ openapi-python-client and installed by scripts/conformance.
 """
 
 import sys
+from datetime import datetime
 
 from hookfleet_client import AuthenticatedClient
 from hookfleet_client.api.events import get_event, publish_event
@@ -66,6 +67,7 @@ def main():
     event = get_event.sync_detailed(client=client, id=published.id)
     check(event.status_code == 200, f"get_event answered {event.status_code}")
     check(isinstance(event.parsed, EventDetail), f"get_event parsed as {type(event.parsed).__name__}")
+    check(isinstance(event.parsed.created_at, datetime), "created_at is not parsed as a time")
     check(
         any(d.endpoint_id == webhook.id for d in event.parsed.deliveries),
         "the event has no delivery to the new webhook",

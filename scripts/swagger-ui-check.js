@@ -35,6 +35,7 @@ async function main() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      '--disable-dev-shm-usage',
     ],
     viewport: { width: 1280, height: 1600 },
   });

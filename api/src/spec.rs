@@ -14,8 +14,9 @@
 //! - **Request bodies refuse unknown fields** (`additionalProperties:
 //!   false`), as their types do with `deny_unknown_fields`.
 //! - **Constraints checked by our own code** that poem-openapi has no
-//!   attribute for: JSON-object fields, RFC 3339 times, and the endpoint
-//!   timeout's maximum, which follows the configured lease.
+//!   attribute for: JSON-object fields, RFC 3339 times (`date-time`, in
+//!   requests and responses), and the endpoint timeout's maximum, which
+//!   follows the configured lease.
 //! - **Enums.** A `pattern` that only lists words (`^(1h|24h|7d)$`) becomes
 //!   the `enum` it means, which Swagger UI shows as a choice and client
 //!   generators as an enum type. On parameters the validator still
@@ -65,8 +66,32 @@ const OBJECT_FIELDS: &[(&str, &str)] = &[
     ("CreateEventType", "example"),
 ];
 
-/// Fields holding an RFC 3339 time, parsed by our own code.
-const TIME_FIELDS: &[(&str, &str)] = &[("StartReplay", "since"), ("StartReplay", "until")];
+/// Fields holding an RFC 3339 time: parsed by our own code in requests,
+/// written by `time_util::rfc3339_ms` in responses.
+const TIME_FIELDS: &[(&str, &str)] = &[
+    ("StartReplay", "since"),
+    ("StartReplay", "until"),
+    ("ApiKeyInfo", "created_at"),
+    ("Attempt", "at"),
+    ("Attempt", "next_attempt_at"),
+    ("CreatedApiKey", "created_at"),
+    ("DeliverySummary", "created_at"),
+    ("DeliverySummary", "last_attempt_at"),
+    ("DeliverySummary", "next_attempt_at"),
+    ("EventDetail", "created_at"),
+    ("EventType", "created_at"),
+    ("LastAttempt", "at"),
+    ("Replay", "since"),
+    ("Replay", "until"),
+    ("Replay", "started_at"),
+    ("Replay", "finished_at"),
+    ("RotatedSecret", "previous_secret_expires_at"),
+    ("Tenant", "created_at"),
+    ("Webhook", "created_at"),
+    ("Webhook", "updated_at"),
+    ("Worker", "started"),
+    ("Worker", "last_heartbeat"),
+];
 
 /// Query parameters holding an RFC 3339 time.
 const TIME_PARAMS: &[(&str, &str)] = &[

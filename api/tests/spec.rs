@@ -159,8 +159,12 @@ async fn every_schema_field_and_parameter_is_described_and_every_input_bounded()
             problems.push(format!("schema {name}: no description"));
         }
         for (field, property) in schema["properties"].as_object().into_iter().flatten() {
-            if property["description"].as_str().is_none_or(str::is_empty) {
+            let description = property["description"].as_str().unwrap_or("");
+            if description.is_empty() {
                 problems.push(format!("{name}.{field}: no description"));
+            }
+            if description.contains("RFC 3339") && property["format"] != "date-time" {
+                problems.push(format!("{name}.{field}: a time without format date-time"));
             }
         }
     }

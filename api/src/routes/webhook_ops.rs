@@ -166,7 +166,8 @@ pub struct RotateSecret {
 pub struct RotatedSecret {
     /// The new signing secret (`whsec_…`). Store it now.
     pub secret: String,
-    /// Until when deliveries are also signed with the previous secret.
+    /// Until when deliveries are also signed with the previous secret
+    /// (RFC 3339).
     pub previous_secret_expires_at: String,
 }
 
