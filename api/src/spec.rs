@@ -36,26 +36,47 @@ use serde_json::{json, Map, Value};
 
 use hookfleet_common::Config;
 
-/// Operations that can answer 409 Conflict, and why.
-pub const CONFLICTS: &[(&str, &str)] = &[
-    (
-        "create_webhook",
-        "The tenant already has the most webhooks allowed (1000).",
-    ),
-    ("test_webhook", "The webhook is disabled; enable it first."),
-    ("replay_webhook", "The webhook is disabled; enable it first."),
-    (
-        "retry_delivery",
-        "The delivery was cancelled, is being attempted right now, or its webhook is disabled or deleted.",
-    ),
-    (
-        "create_event_type",
-        "An event type of that name exists (built-in or the tenant's own).",
-    ),
-    (
-        "delete_event_type",
-        "Built-in event types cannot be deleted.",
-    ),
+/// An operation that can answer 409 Conflict.
+pub struct Conflict {
+    pub operation: &'static str,
+    /// When it does, for the response's description.
+    pub when: &'static str,
+    /// One of the messages it answers with, for the example.
+    pub message: &'static str,
+}
+
+/// Every operation whose handler reports a conflict.
+pub const CONFLICTS: &[Conflict] = &[
+    Conflict {
+        operation: "create_webhook",
+        when: "The tenant already has the most webhooks allowed (1000).",
+        message: "a tenant may have at most 1000 webhooks",
+    },
+    Conflict {
+        operation: "test_webhook",
+        when: "The webhook is disabled; enable it first.",
+        message: "the webhook is disabled; enable it to send a test",
+    },
+    Conflict {
+        operation: "replay_webhook",
+        when: "The webhook is disabled; enable it first.",
+        message: "the webhook is disabled; enable it to replay",
+    },
+    Conflict {
+        operation: "retry_delivery",
+        when: "The delivery was cancelled, is being attempted right now, or its webhook is disabled or deleted.",
+        message: "the delivery is being attempted right now",
+    },
+    Conflict {
+        operation: "create_event_type",
+        when: "An event type of that name exists (built-in or the tenant's own).",
+        message: "event type `invoice.paid` exists",
+    },
+    Conflict {
+        operation: "delete_event_type",
+        when: "Built-in event types cannot be deleted.",
+        message: "`user.created` is a built-in event type and cannot be deleted",
+    },
 ];
 
 /// Fields that must hold a JSON object (checked by the handlers); their
@@ -262,22 +283,24 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
             .insert("additionalProperties".into(), json!(false));
     }
     let mut conflicts_seen = Vec::new();
-    for (_, _, op) in operations_mut(doc) {
+    for (path, _, op) in operations_mut(doc) {
         let id = op
             .get("operationId")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let conflict = CONFLICTS.iter().find(|(op_id, _)| *op_id == id);
+        let conflict = CONFLICTS.iter().find(|c| c.operation == id);
         if conflict.is_some() {
             conflicts_seen.push(id.clone());
         }
-        keep_applicable_errors(op, conflict.map(|(_, why)| *why))
-            .map_err(|err| format!("{id}: {err}"))?;
+        keep_applicable_errors(op, &path, conflict).map_err(|err| format!("{id}: {err}"))?;
     }
-    for (op_id, _) in CONFLICTS {
-        if !conflicts_seen.iter().any(|seen| seen == op_id) {
-            return Err(format!("CONFLICTS names `{op_id}`, which is no operation"));
+    for conflict in CONFLICTS {
+        if !conflicts_seen.iter().any(|seen| seen == conflict.operation) {
+            return Err(format!(
+                "CONFLICTS names `{}`, which is no operation",
+                conflict.operation
+            ));
         }
     }
     Ok(())
@@ -371,8 +394,28 @@ fn param_schema_mut<'a>(
         .ok_or_else(|| format!("operation {operation} has no parameter `{param}`"))
 }
 
-/// An example body for each error status.
-fn error_example(status: &str) -> Value {
+/// What a 404 of the operation at `path` names: the resource of its
+/// first path parameter.
+fn missing_resource(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.split('/').collect();
+    let parent = segments
+        .iter()
+        .position(|s| s.starts_with('{'))
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| segments.get(i))
+        .copied()
+        .unwrap_or("");
+    match parent {
+        "tenants" => "tenant not found",
+        "events" => "event (or it expired after the retention period) not found",
+        "deliveries" => "delivery (or it expired after the retention period) not found",
+        "event-types" => "event type not found",
+        _ => "webhook not found",
+    }
+}
+
+/// An example body for an error status of the operation at `path`.
+fn error_example(status: &str, path: &str, conflict: Option<&Conflict>) -> Value {
     let (code, message, field) = match status {
         "400" => (
             "bad_request",
@@ -384,10 +427,10 @@ fn error_example(status: &str) -> Value {
             "missing, unknown or revoked API key (send `Authorization: Bearer <key>`)",
             None,
         ),
-        "404" => ("not_found", "webhook not found", None),
+        "404" => ("not_found", missing_resource(path), None),
         "409" => (
             "conflict",
-            "the webhook is disabled; enable it to send a test",
+            conflict.map_or("conflict", |c| c.message),
             None,
         ),
         "413" => (
@@ -425,7 +468,11 @@ fn error_example(status: &str) -> Value {
 
 /// Keeps the error responses `op` can answer with (see the module doc),
 /// adds 415 to operations with a body, and an example to each.
-fn keep_applicable_errors(op: &mut Value, conflict: Option<&str>) -> Result<(), String> {
+fn keep_applicable_errors(
+    op: &mut Value,
+    path: &str,
+    conflict: Option<&Conflict>,
+) -> Result<(), String> {
     let params: Vec<String> = op
         .get("parameters")
         .and_then(Value::as_array)
@@ -488,9 +535,9 @@ fn keep_applicable_errors(op: &mut Value, conflict: Option<&str>) -> Result<(), 
             }),
         );
     }
-    if let (Some(why), Some(response)) = (conflict, responses.get_mut("409")) {
+    if let (Some(conflict), Some(response)) = (conflict, responses.get_mut("409")) {
         if let Some(response) = response.as_object_mut() {
-            response.insert("description".into(), json!(why));
+            response.insert("description".into(), json!(conflict.when));
         }
     }
     for (status, response) in responses.iter_mut() {
@@ -501,7 +548,7 @@ fn keep_applicable_errors(op: &mut Value, conflict: Option<&str>) -> Result<(), 
             .pointer_mut("/content/application~1json; charset=utf-8")
             .and_then(Value::as_object_mut)
         {
-            media.insert("example".into(), error_example(status));
+            media.insert("example".into(), error_example(status, path, conflict));
         }
     }
     let mut sorted: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
