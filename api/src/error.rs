@@ -195,7 +195,10 @@ pub async fn json_error(err: poem::Error) -> Response {
         return response;
     }
     let (code, field) = match status {
-        StatusCode::BAD_REQUEST => ("bad_request", backticked(&text)),
+        StatusCode::BAD_REQUEST => match backticked(&text) {
+            Some(field) => ("invalid_parameter", Some(field)),
+            None => ("bad_request", None),
+        },
         StatusCode::UNAUTHORIZED => ("unauthorized", None),
         StatusCode::NOT_FOUND => ("not_found", None),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", None),

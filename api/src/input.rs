@@ -62,6 +62,22 @@ impl EndpointUrl {
                 format!("must be at most {MAX_URL_LEN} characters"),
             ));
         }
+        // The URL parser forgives a lot (missing slashes after the scheme,
+        // surrounding spaces, tabs and line breaks inside); refuse what it
+        // would silently repair, so the rules are the documented pattern.
+        let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return Err(ApiError::invalid(
+                field,
+                "must start with http:// or https://",
+            ));
+        }
+        if text.chars().any(|c| c <= ' ' || c == '\u{7f}') {
+            return Err(ApiError::invalid(
+                field,
+                "must not contain spaces or control characters (percent-encode them)",
+            ));
+        }
         let url = url::Url::parse(text)
             .map_err(|err| ApiError::invalid(field, format!("not a valid absolute URL ({err})")))?;
         if url.host_str().is_none_or(str::is_empty) {

@@ -7,10 +7,12 @@ pub mod auth;
 pub mod body;
 pub mod delivery_log;
 pub mod error;
+pub mod examples;
 pub mod input;
 pub mod metrics;
 pub mod publish;
 pub mod routes;
+pub mod spec;
 pub mod startup;
 pub mod state;
 

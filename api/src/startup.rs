@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use governor::{Quota, RateLimiter};
 use hookfleet_common::{redis_pool, Config, Keys};
+use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 
-use crate::error::json_error;
+use crate::error::{json_error, ApiError};
 use crate::routes;
+use crate::spec;
 use crate::state::AppState;
 
 /// A bound, not yet running, API server.
@@ -21,23 +23,70 @@ pub struct Application {
     addr: SocketAddr,
     acceptor: poem::listener::TcpAcceptor,
     state: AppState,
+    published: Arc<spec::Published>,
+}
+
+/// The API's operations as one poem-openapi service.
+fn service(state: &AppState) -> OpenApiService<impl poem_openapi::OpenApi + 'static, ()> {
+    OpenApiService::new(routes::all(state), "Hookfleet", env!("CARGO_PKG_VERSION"))
+        .description(include_str!("api_description.md"))
+}
+
+/// The published spec ([`spec::Published`]) for this configuration.
+pub fn published_spec(state: &AppState) -> Result<spec::Published, String> {
+    let api = service(state);
+    spec::Published::new(&api.spec(), &api.swagger_ui_html(), &state.config)
 }
 
 /// The whole HTTP surface: the API, its spec, Swagger UI, all errors JSON.
-pub fn app(state: AppState) -> impl poem::Endpoint {
-    let api = OpenApiService::new(routes::all(&state), "Hookfleet", env!("CARGO_PKG_VERSION"))
-        .description(include_str!("api_description.md"));
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+/// Two rules the framework leaves open are kept here: a 405 says which
+/// methods the path has (`Allow`), and a header parameter that is not text
+/// is refused (400) rather than taken as absent.
+pub fn app(state: AppState, published: Arc<spec::Published>) -> impl poem::Endpoint {
+    let spec_json = published.json.clone();
+    let swagger_ui = published.swagger_ui.clone();
     Route::new()
-        .nest("/", api)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .nest("/", service(&state))
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(spec_json.clone())
+            }),
+        )
+        .nest(
+            "/docs",
+            Route::new().at(
+                "/",
+                poem::endpoint::make_sync(move |_| poem::web::Html(swagger_ui.clone())),
+            ),
+        )
         .at("/metrics", poem::get(crate::metrics::render))
         .around(crate::metrics::count)
         .data(state)
         .into_endpoint()
         .catch_all_error(json_error)
+        .around(move |ep, req| {
+            let published = published.clone();
+            async move {
+                if let Some(name) = published.unreadable_header(req.headers()) {
+                    let error = ApiError::bad_header(name, "must be visible ASCII text");
+                    return Ok(error.into_response());
+                }
+                let path = req.uri().path().to_string();
+                let mut response = ep.get_response(req).await;
+                if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    if let Some(allow) = published
+                        .allow(&path)
+                        .and_then(|a| HeaderValue::from_str(a).ok())
+                    {
+                        response.headers_mut().insert(header::ALLOW, allow);
+                    }
+                }
+                Ok(response)
+            }
+        })
 }
 
 /// Reads nothing from the environment: everything comes from `config`.
@@ -83,10 +132,12 @@ pub async fn build(config: Config) -> Result<Application, String> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| "cannot read the bound address".to_string())?;
+    let published = Arc::new(published_spec(&state)?);
     Ok(Application {
         addr,
         acceptor,
         state,
+        published,
     })
 }
 
@@ -103,7 +154,7 @@ impl Application {
     ) -> std::io::Result<()> {
         poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                app(self.state),
+                app(self.state, self.published),
                 shutdown,
                 Some(std::time::Duration::from_secs(10)),
             )

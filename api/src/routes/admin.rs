@@ -19,6 +19,7 @@ pub struct AdminApi {
 
 /// A live worker, from its last heartbeat (sent every 2 s).
 #[derive(Object, Deserialize)]
+#[oai(example)]
 pub struct Worker {
     /// The worker's id: host, process id and a random suffix.
     pub id: String,

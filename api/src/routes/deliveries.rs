@@ -21,6 +21,7 @@ use crate::state::AppState;
 
 /// One event's delivery to one endpoint.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct DeliverySummary {
     /// The delivery's id (`dlv_…`).
     pub id: String,
@@ -34,6 +35,7 @@ pub struct DeliverySummary {
     /// attempting it), `scheduled` (waiting for a retry), `delivered`,
     /// `failed` (answered with a non-retryable 4xx, or out of retries) or
     /// `cancelled` (its endpoint was deleted).
+    #[oai(validator(pattern = "^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
     pub status: String,
     /// Attempts made so far.
     pub attempts: u32,
@@ -98,6 +100,7 @@ pub async fn load_many(
 
 /// One attempt, as logged.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct Attempt {
     /// The attempt's id in the log.
     pub id: String,
@@ -106,6 +109,7 @@ pub struct Attempt {
     /// When it ended (RFC 3339).
     pub at: String,
     /// `delivered`, `retry` (another attempt was scheduled) or `failed`.
+    #[oai(validator(pattern = "^(delivered|retry|failed)$"))]
     pub outcome: String,
     /// HTTP status of the answer; absent when there was none.
     #[oai(skip_serializing_if_is_none)]
@@ -157,6 +161,7 @@ impl Attempt {
 
 /// A delivery with its request and every attempt.
 #[derive(Object)]
+#[oai(example)]
 pub struct DeliveryDetail {
     /// The delivery.
     pub delivery: DeliverySummary,
@@ -170,6 +175,7 @@ pub struct DeliveryDetail {
 
 /// A page of deliveries, newest first.
 #[derive(Object)]
+#[oai(example)]
 pub struct DeliveryPage {
     /// The deliveries. A selective filter may leave a page short of
     /// `limit`, even empty; keep following `next`.
@@ -181,12 +187,15 @@ pub struct DeliveryPage {
 
 /// The outcome of a manual retry.
 #[derive(Object)]
+#[oai(example)]
 pub struct RetryQueued {
     /// The delivery.
     pub delivery_id: String,
     /// Its state before the retry.
+    #[oai(validator(pattern = "^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
     pub previous_status: String,
     /// `queued`, or `already_queued` for a pending delivery.
+    #[oai(validator(pattern = "^(queued|already_queued)$"))]
     pub result: String,
 }
 
@@ -270,9 +279,16 @@ impl DeliveriesApi {
     async fn list(
         &self,
         auth: ApiKeyAuth,
-        /// Only deliveries in this state.
+        /// Only deliveries in this state: pending, in_flight, scheduled,
+        /// delivered, failed or cancelled.
+        #[oai(validator(pattern = r"^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
         status: Query<Option<String>>,
         /// Only deliveries of this event type.
+        #[oai(validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+        ))]
         event_type: Query<Option<String>>,
         /// Only deliveries created at or after this time (RFC 3339).
         since: Query<Option<String>>,
@@ -282,6 +298,7 @@ impl DeliveriesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 200))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;

@@ -26,6 +26,7 @@ pub struct EventTypesApi {
 
 /// An event type the tenant can publish and subscribe to.
 #[derive(Object, Clone, Serialize, Deserialize)]
+#[oai(example)]
 pub struct EventType {
     /// Dot-separated name, e.g. `video.processed`.
     pub name: String,
@@ -51,7 +52,7 @@ pub struct EventType {
 
 /// A tenant-defined event type to create.
 #[derive(Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventType {
     /// 1 to 128 characters of letters, digits, `_` and `-`, in dot-separated
@@ -66,6 +67,7 @@ pub struct CreateEventType {
     #[oai(validator(max_length = 1024))]
     pub description: String,
     /// An example of the event's `data` (a JSON object).
+    #[oai(nullable)]
     #[serde(default)]
     pub example: Option<serde_json::Value>,
 }

@@ -31,7 +31,11 @@ pub struct EventsApi {
 pub struct PublishEvent {
     /// The event's type: a built-in type or one created with
     /// `POST /api/v1/event-types`.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    ))]
     pub event_type: String,
     /// The event's content, a JSON object. Receivers get it as `data` in
     /// `{"id", "type", "timestamp", "data"}`.
@@ -49,6 +53,7 @@ impl poem_openapi::types::Example for PublishEvent {
 
 /// The accepted event.
 #[derive(Object)]
+#[oai(example)]
 pub struct Published {
     /// The event's id (`evt_…`); receivers see it as `webhook-id`.
     pub id: String,
@@ -59,6 +64,7 @@ pub struct Published {
 
 /// An event and the state of each of its deliveries.
 #[derive(Object)]
+#[oai(example)]
 pub struct EventDetail {
     /// The event's id (`evt_…`).
     pub id: String,
@@ -94,7 +100,10 @@ impl EventsApi {
         &self,
         auth: ApiKeyAuth,
         /// Makes retries safe: 1 to 255 visible ASCII characters.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$")
+        )]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<PublishEvent>,
     ) -> Result<PublishResponse, ApiError> {

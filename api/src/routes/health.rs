@@ -12,8 +12,10 @@ pub struct HealthApi {
 
 /// A probe's answer.
 #[derive(Object)]
+#[oai(example)]
 pub struct Health {
     /// `ok`, or `unavailable` when a dependency is down.
+    #[oai(validator(pattern = "^(ok|unavailable)$"))]
     pub status: String,
 }
 

@@ -28,17 +28,23 @@ const MAX_NAME_LEN: usize = 200;
 
 /// A tenant to create.
 #[derive(Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
-    /// A name for people, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// A name for people, 1 to 200 characters without control characters;
+    /// surrounding spaces are trimmed.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    ))]
     pub name: String,
 }
 
 /// A tenant: an isolated customer account with its own endpoints, event
 /// types, events and API keys.
 #[derive(Object, Serialize, Deserialize)]
+#[oai(example)]
 pub struct Tenant {
     /// The tenant's id (`ten_…`).
     pub id: String,
@@ -50,17 +56,26 @@ pub struct Tenant {
 
 /// An API key to create.
 #[derive(Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// Optional label, up to 200 characters (e.g. `billing-service`).
-    #[oai(validator(max_length = 200))]
+    /// Optional label, 1 to 200 characters without control characters
+    /// (e.g. `billing-service`); surrounding spaces are trimmed.
+    #[oai(
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        ),
+        nullable
+    )]
     #[serde(default)]
     pub name: Option<String>,
 }
 
 /// A newly created API key. `key` is shown only here.
 #[derive(Object)]
+#[oai(example)]
 pub struct CreatedApiKey {
     /// The key's id (`key_…`), used to revoke it.
     pub id: String,
@@ -77,6 +92,7 @@ pub struct CreatedApiKey {
 
 /// An API key as listed (never the key itself).
 #[derive(Object, Serialize, Deserialize)]
+#[oai(example)]
 pub struct ApiKeyInfo {
     /// The key's id (`key_…`).
     pub id: String,
@@ -113,15 +129,16 @@ pub enum Revoked {
 }
 
 fn name(field: &str, value: &str) -> Result<String, ApiError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if trimmed.chars().count() > MAX_NAME_LEN || trimmed.chars().any(char::is_control) {
+    // Checked before trimming, so the limit is the documented `maxLength`.
+    if value.chars().count() > MAX_NAME_LEN || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             field,
             format!("must be at most {MAX_NAME_LEN} characters without control characters"),
         ));
+    }
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
     }
     Ok(trimmed.to_string())
 }

@@ -43,20 +43,30 @@ pub struct WebhookOpsApi {
 
 /// A test event to send.
 #[derive(Object, Deserialize, Default)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct TestWebhook {
     /// The event type to send; default `webhook.test` (any type the tenant
     /// can use is allowed).
+    #[oai(
+        validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+        ),
+        nullable
+    )]
     #[serde(default)]
     pub event_type: Option<String>,
     /// The event's `data` (a JSON object); default `{"test": true}`.
+    #[oai(nullable)]
     #[serde(default)]
     pub data: Option<serde_json::Value>,
 }
 
 /// What a test send did.
 #[derive(Object)]
+#[oai(example)]
 pub struct TestResult {
     /// The event's id (`evt_…`), also its `webhook-id`.
     pub event_id: String,
@@ -65,6 +75,7 @@ pub struct TestResult {
     /// `delivered`, `failed`, or `pending` when no worker attempted it
     /// within the endpoint's timeout (follow it with
     /// `GET /api/v1/deliveries/{delivery_id}`).
+    #[oai(validator(pattern = "^(delivered|failed|pending)$"))]
     pub status: String,
     /// The attempt, once made.
     #[oai(skip_serializing_if_is_none)]
@@ -83,14 +94,19 @@ pub enum TestResponse {
 
 /// Latency percentiles, in ms (upper edges of log-scale bins: within 41%).
 #[derive(Object)]
+#[oai(example)]
 pub struct Latency {
+    /// Half of the attempts took at most this long.
     pub p50: u64,
+    /// 95% of the attempts took at most this long.
     pub p95: u64,
+    /// 99% of the attempts took at most this long.
     pub p99: u64,
 }
 
 /// The time and HTTP status of an attempt.
 #[derive(Object)]
+#[oai(example)]
 pub struct LastAttempt {
     /// When (RFC 3339).
     pub at: String,
@@ -101,8 +117,10 @@ pub struct LastAttempt {
 
 /// An endpoint's statistics over a window (test sends excluded).
 #[derive(Object)]
+#[oai(example)]
 pub struct WebhookStats {
     /// `1h`, `24h` or `7d`.
+    #[oai(validator(pattern = "^(1h|24h|7d)$"))]
     pub window: String,
     /// Attempts made in the window.
     pub attempts: u64,
@@ -132,45 +150,49 @@ pub struct WebhookStats {
 
 /// A secret rotation.
 #[derive(Object, Deserialize, Default)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the previous secret keeps signing (both signatures are
     /// sent, space-separated), 0 to 604800 seconds; default 86400.
-    #[oai(validator(minimum(value = "0"), maximum(value = "604800")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "604800")), nullable)]
     #[serde(default)]
     pub grace_period_s: Option<i64>,
 }
 
 /// The new secret, shown once.
 #[derive(Object)]
+#[oai(example)]
 pub struct RotatedSecret {
     /// The new signing secret (`whsec_…`). Store it now.
     pub secret: String,
-    /// Until when deliveries are also signed with the previous secret.
+    /// Until when deliveries are also signed with the previous secret
+    /// (RFC 3339).
     pub previous_secret_expires_at: String,
 }
 
 /// A replay to start.
 #[derive(Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct StartReplay {
     /// Replay deliveries created at or after this time (RFC 3339).
     pub since: String,
     /// … and at or before this time (RFC 3339); default now. The window is
     /// at most 7 days.
+    #[oai(nullable)]
     #[serde(default)]
     pub until: Option<String>,
     /// `failed` (default): only failed deliveries; `all`: failed and
     /// delivered ones. Test sends are never replayed.
-    #[oai(validator(pattern = "^(failed|all)$"))]
+    #[oai(validator(pattern = "^(failed|all)$"), nullable)]
     #[serde(default)]
     pub status: Option<String>,
 }
 
 /// A replay's progress.
 #[derive(Object)]
+#[oai(example)]
 pub struct Replay {
     /// The replay's id (`rpl_…`).
     pub id: String,
@@ -179,12 +201,14 @@ pub struct Replay {
     /// `running`, `completed`, or `interrupted` (the API process running it
     /// stopped; start it again: deliveries already queued are not doubled
     /// in a harmful way, they are simply attempted again).
+    #[oai(validator(pattern = "^(running|completed|interrupted)$"))]
     pub status: String,
     /// The window's start (RFC 3339).
     pub since: String,
     /// The window's end (RFC 3339).
     pub until: String,
     /// `failed` or `all`.
+    #[oai(validator(pattern = "^(failed|all)$"))]
     pub filter: String,
     /// Deliveries of the window looked at so far.
     pub scanned: u64,
@@ -341,8 +365,14 @@ impl WebhookOpsApi {
         id: Path<String>,
         /// Only deliveries in this state: pending, in_flight, scheduled,
         /// delivered, failed or cancelled.
+        #[oai(validator(pattern = r"^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
         status: Query<Option<String>>,
         /// Only deliveries of this event type.
+        #[oai(validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+        ))]
         event_type: Query<Option<String>>,
         /// Only deliveries created at or after this time (RFC 3339).
         since: Query<Option<String>>,
@@ -352,6 +382,7 @@ impl WebhookOpsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 200))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;

@@ -41,6 +41,7 @@ pub struct WebhooksApi {
 
 /// An endpoint that receives events.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct Webhook {
     /// The endpoint's id (`ep_…`).
     pub id: String,
@@ -92,75 +93,121 @@ impl Webhook {
 
 /// An endpoint to create.
 #[derive(Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Where to POST events: an absolute http or https URL, up to 2048
-    /// characters, without a `#fragment`.
-    #[oai(validator(min_length = 1, max_length = 2048))]
+    /// Where to POST events: an absolute `http://` or `https://` URL, up to
+    /// 2048 bytes, without spaces, control characters or a `#fragment`.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f#]+$"
+    ))]
     pub url: String,
     /// Event types to receive (1 to 100): exact names from
     /// `GET /api/v1/webhooks/events`, `prefix.*` for a family, or `*`.
-    #[oai(validator(min_items = 1, max_items = 100))]
+    #[oai(validator(
+        min_items = 1,
+        max_items = 100,
+        max_length = 130,
+        pattern = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
+    ))]
     pub events: Vec<String>,
     /// A note for people, up to 1024 characters.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(max_length = 1024), nullable)]
     #[serde(default)]
     pub description: Option<String>,
     /// Up to 20 extra request headers. Names must be valid HTTP header
     /// names; `webhook-*`, `content-type`, `user-agent`, `host` and other
-    /// headers Hookfleet sets are refused. Values: visible ASCII, ≤ 1024 bytes.
+    /// headers Hookfleet sets are refused. Values: printable ASCII (spaces
+    /// allowed), up to 1024 characters.
+    #[oai(
+        validator(max_properties = 20, max_length = 1024, pattern = r"^[ -~]*$"),
+        nullable
+    )]
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
     /// Most deliveries per second to this endpoint (1 to 10000), enforced
     /// across all workers. Omit for no limit.
-    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")), nullable)]
     #[serde(default)]
     pub rate_limit: Option<i64>,
     /// Timeout of one attempt in seconds, 1 up to the server's lease minus
     /// 5 s (55 by default); omit for the server default (30 s).
-    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")), nullable)]
     #[serde(default)]
     pub timeout_s: Option<i64>,
     /// Whether it receives events now (default true).
+    #[oai(nullable)]
     #[serde(default)]
     pub active: Option<bool>,
-    /// A signing secret of your own (`whsec_` + base64 of 24 to 64 bytes);
-    /// omit to have one generated.
+    /// A signing secret of your own (`whsec_` + standard base64 of 24 to 64
+    /// bytes); omit to have one generated.
+    #[oai(
+        validator(
+            min_length = 38,
+            max_length = 94,
+            pattern = r"^whsec_[A-Za-z0-9+/]+={0,2}$"
+        ),
+        nullable
+    )]
     #[serde(default)]
     pub secret: Option<String>,
 }
 
-/// Changes to an endpoint; absent fields stay as they are.
+/// Changes to an endpoint; absent fields (and `null` ones, except
+/// `rate_limit` and `timeout_s`) stay as they are.
 #[derive(Object, Deserialize)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// New URL (same rules as on create).
-    #[oai(validator(min_length = 1, max_length = 2048))]
+    #[oai(
+        validator(
+            min_length = 1,
+            max_length = 2048,
+            pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f#]+$"
+        ),
+        nullable
+    )]
     #[serde(default)]
     pub url: Option<String>,
     /// New list of event types (same rules as on create).
-    #[oai(validator(min_items = 1, max_items = 100))]
+    #[oai(
+        validator(
+            min_items = 1,
+            max_items = 100,
+            max_length = 130,
+            pattern = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
+        ),
+        nullable
+    )]
     #[serde(default)]
     pub events: Option<Vec<String>>,
-    /// New description.
-    #[oai(validator(max_length = 1024))]
+    /// New description, up to 1024 characters.
+    #[oai(validator(max_length = 1024), nullable)]
     #[serde(default)]
     pub description: Option<String>,
-    /// New set of extra headers (replaces the old set).
+    /// New set of extra headers (replaces the old set; same rules as on
+    /// create).
+    #[oai(
+        validator(max_properties = 20, max_length = 1024, pattern = r"^[ -~]*$"),
+        nullable
+    )]
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
-    /// New rate limit; `null` removes the limit.
-    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    /// New rate limit (1 to 10000); `null` removes the limit.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")), nullable)]
     #[serde(default)]
     pub rate_limit: MaybeUndefined<i64>,
-    /// New attempt timeout in seconds; `null` returns to the server default.
-    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
+    /// New attempt timeout in seconds (same range as on create); `null`
+    /// returns to the server default.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")), nullable)]
     #[serde(default)]
     pub timeout_s: MaybeUndefined<i64>,
     /// Enable or disable. Re-enabling releases deliveries held meanwhile
     /// and resets the circuit breaker.
+    #[oai(nullable)]
     #[serde(default)]
     pub active: Option<bool>,
 }

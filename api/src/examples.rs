@@ -1,0 +1,405 @@
+//! The examples shown in the OpenAPI spec and Swagger UI, one per request
+//! and response type.
+//!
+//! They live together, not beside each type (except `PublishEvent`'s, in
+//! `routes/events.rs`), so that they tell one story:
+//! the same tenant, endpoint, event and delivery ids run through every
+//! example, as they would through a real session. Because each is a value
+//! of its type, an example cannot drift from the shape the API sends or
+//! accepts; request examples are also valid input (schemathesis sends them,
+//! and the conformance test expects them to be accepted).
+
+use std::collections::BTreeMap;
+
+use poem_openapi::types::{Example, MaybeUndefined};
+use serde_json::json;
+
+use crate::routes::admin::Worker;
+use crate::routes::deliveries::{
+    Attempt, DeliveryDetail, DeliveryPage, DeliverySummary, RetryQueued,
+};
+use crate::routes::event_types::{CreateEventType, EventType};
+use crate::routes::events::{EventDetail, Published};
+use crate::routes::health::Health;
+use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
+use crate::routes::webhook_ops::{
+    LastAttempt, Latency, Replay, RotateSecret, RotatedSecret, StartReplay, TestResult,
+    TestWebhook, WebhookStats,
+};
+use crate::routes::webhooks::{CreateWebhook, UpdateWebhook, Webhook};
+
+const TENANT_ID: &str = "ten_01m8jtd28xm1bp8vz820ax00";
+const KEY_ID: &str = "key_01m8jtd2jm4qz1b3c6x8ax00";
+const ENDPOINT_ID: &str = "ep_01m8jtd2w4fn1rcrvcvhhk05";
+const EVENT_ID: &str = "evt_01m8jthetzw12qegmcz5hc02";
+const DELIVERY_ID: &str = "dlv_5t0vq1g8h2kd3c9a7mfz0e4x05";
+const REPLAY_ID: &str = "rpl_01m8jw2k7c3a9x0d5t8e1q05";
+const URL: &str = "https://example.com/hooks/billing";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const CREATED: &str = "2026-01-31T12:00:00.000Z";
+const ATTEMPTED: &str = "2026-01-31T12:00:00.184Z";
+
+fn event_data() -> serde_json::Value {
+    json!({"user_id": "u_123", "email": "ada@example.com"})
+}
+
+fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Example for CreateTenant {
+    fn example() -> Self {
+        Self {
+            name: "acme".into(),
+        }
+    }
+}
+
+impl Example for Tenant {
+    fn example() -> Self {
+        Self {
+            id: TENANT_ID.into(),
+            name: "acme".into(),
+            created_at: CREATED.into(),
+        }
+    }
+}
+
+impl Example for CreateApiKey {
+    fn example() -> Self {
+        Self {
+            name: Some("billing-service".into()),
+        }
+    }
+}
+
+impl Example for CreatedApiKey {
+    fn example() -> Self {
+        Self {
+            id: KEY_ID.into(),
+            key: "hf_Xq3n8Vb1sK0aP7dR2tY6uW9zC4eF5gH8jL1mN3oQ5rS".into(),
+            name: "billing-service".into(),
+            prefix: "hf_Xq3n8Vb".into(),
+            created_at: CREATED.into(),
+        }
+    }
+}
+
+impl Example for ApiKeyInfo {
+    fn example() -> Self {
+        Self {
+            id: KEY_ID.into(),
+            name: "billing-service".into(),
+            prefix: "hf_Xq3n8Vb".into(),
+            created_at: CREATED.into(),
+            hash: String::new(),
+        }
+    }
+}
+
+impl Example for CreateWebhook {
+    fn example() -> Self {
+        Self {
+            url: URL.into(),
+            events: vec!["user.created".into(), "video.*".into()],
+            description: Some("Billing service".into()),
+            headers: Some(headers(&[("X-Team", "billing")])),
+            rate_limit: Some(50),
+            timeout_s: Some(10),
+            active: Some(true),
+            secret: None,
+        }
+    }
+}
+
+impl Example for UpdateWebhook {
+    fn example() -> Self {
+        Self {
+            url: None,
+            events: Some(vec!["user.created".into()]),
+            description: None,
+            headers: None,
+            rate_limit: MaybeUndefined::Null,
+            timeout_s: MaybeUndefined::Undefined,
+            active: Some(false),
+        }
+    }
+}
+
+impl Example for Webhook {
+    fn example() -> Self {
+        Self {
+            id: ENDPOINT_ID.into(),
+            url: URL.into(),
+            events: vec!["user.created".into(), "video.*".into()],
+            description: "Billing service".into(),
+            headers: headers(&[("x-team", "billing")]),
+            rate_limit: Some(50),
+            timeout_s: Some(10),
+            active: true,
+            secret: Some(SECRET.into()),
+            created_at: CREATED.into(),
+            updated_at: CREATED.into(),
+        }
+    }
+}
+
+impl Example for TestWebhook {
+    fn example() -> Self {
+        Self {
+            event_type: Some("webhook.test".into()),
+            data: Some(json!({"test": true})),
+        }
+    }
+}
+
+impl Example for Attempt {
+    fn example() -> Self {
+        Self {
+            id: "1769860800184-0".into(),
+            attempt: 1,
+            at: ATTEMPTED.into(),
+            outcome: "delivered".into(),
+            status_code: Some(204),
+            duration_ms: 184,
+            error: None,
+            request_headers: headers(&[
+                ("content-type", "application/json"),
+                ("webhook-id", EVENT_ID),
+                (
+                    "webhook-signature",
+                    "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                ),
+                ("webhook-timestamp", "1769860800"),
+                ("x-team", "billing"),
+            ]),
+            response_headers: headers(&[("date", "Sat, 31 Jan 2026 12:00:00 GMT")]),
+            response_body: String::new(),
+            next_attempt_at: None,
+            test: false,
+        }
+    }
+}
+
+impl Example for TestResult {
+    fn example() -> Self {
+        Self {
+            event_id: EVENT_ID.into(),
+            delivery_id: DELIVERY_ID.into(),
+            status: "delivered".into(),
+            attempt: Some(Attempt {
+                test: true,
+                ..Attempt::example()
+            }),
+        }
+    }
+}
+
+impl Example for Latency {
+    fn example() -> Self {
+        Self {
+            p50: 181,
+            p95: 512,
+            p99: 1024,
+        }
+    }
+}
+
+impl Example for LastAttempt {
+    fn example() -> Self {
+        Self {
+            at: ATTEMPTED.into(),
+            status_code: Some(204),
+        }
+    }
+}
+
+impl Example for WebhookStats {
+    fn example() -> Self {
+        Self {
+            window: "24h".into(),
+            attempts: 120,
+            attempts_succeeded: 117,
+            attempts_failed: 3,
+            success_rate: Some(0.975),
+            latency_ms: Some(Latency::example()),
+            delivered: 117,
+            failed: 1,
+            backlog: 2,
+            last_success: Some(LastAttempt::example()),
+            last_failure: Some(LastAttempt {
+                at: "2026-01-31T11:42:10.007Z".into(),
+                status_code: Some(503),
+            }),
+        }
+    }
+}
+
+impl Example for RotateSecret {
+    fn example() -> Self {
+        Self {
+            grace_period_s: Some(3600),
+        }
+    }
+}
+
+impl Example for RotatedSecret {
+    fn example() -> Self {
+        Self {
+            secret: "whsec_2Qd0m9Xv7c1bT4yK8nR3pL6sF0hJ5wE9".into(),
+            previous_secret_expires_at: "2026-01-31T13:00:00.000Z".into(),
+        }
+    }
+}
+
+impl Example for StartReplay {
+    fn example() -> Self {
+        Self {
+            since: "2026-01-30T12:00:00Z".into(),
+            until: Some("2026-01-31T12:00:00Z".into()),
+            status: Some("failed".into()),
+        }
+    }
+}
+
+impl Example for Replay {
+    fn example() -> Self {
+        Self {
+            id: REPLAY_ID.into(),
+            endpoint_id: ENDPOINT_ID.into(),
+            status: "running".into(),
+            since: "2026-01-30T12:00:00.000Z".into(),
+            until: "2026-01-31T12:00:00.000Z".into(),
+            filter: "failed".into(),
+            scanned: 200,
+            queued: 14,
+            started_at: "2026-01-31T12:05:00.000Z".into(),
+            finished_at: None,
+        }
+    }
+}
+
+impl Example for DeliverySummary {
+    fn example() -> Self {
+        Self {
+            id: DELIVERY_ID.into(),
+            event_id: EVENT_ID.into(),
+            endpoint_id: ENDPOINT_ID.into(),
+            event_type: "user.created".into(),
+            status: "delivered".into(),
+            attempts: 1,
+            created_at: CREATED.into(),
+            last_attempt_at: Some(ATTEMPTED.into()),
+            last_status_code: Some(204),
+            next_attempt_at: None,
+            test: false,
+        }
+    }
+}
+
+impl Example for DeliveryDetail {
+    fn example() -> Self {
+        let body = json!({
+            "id": EVENT_ID,
+            "type": "user.created",
+            "timestamp": CREATED,
+            "data": event_data(),
+        });
+        Self {
+            delivery: DeliverySummary::example(),
+            request_body: Some(body.to_string()),
+            attempts: vec![Attempt::example()],
+        }
+    }
+}
+
+impl Example for DeliveryPage {
+    fn example() -> Self {
+        Self {
+            data: vec![DeliverySummary::example()],
+            next: Some("MTc2OTg2MDgwMDAwMDpkbHZfNXQwdnExZzhoMmtkM2M5YTdtZnowZTR4MDU".into()),
+        }
+    }
+}
+
+impl Example for RetryQueued {
+    fn example() -> Self {
+        Self {
+            delivery_id: DELIVERY_ID.into(),
+            previous_status: "failed".into(),
+            result: "queued".into(),
+        }
+    }
+}
+
+impl Example for EventType {
+    fn example() -> Self {
+        Self {
+            name: "invoice.paid".into(),
+            description: "An invoice was paid in full.".into(),
+            example: Some(json!({"invoice_id": "inv_123", "amount_cents": 4200})),
+            built_in: false,
+            operational: false,
+            created_at: Some(CREATED.into()),
+        }
+    }
+}
+
+impl Example for CreateEventType {
+    fn example() -> Self {
+        Self {
+            name: "invoice.paid".into(),
+            description: "An invoice was paid in full.".into(),
+            example: Some(json!({"invoice_id": "inv_123", "amount_cents": 4200})),
+        }
+    }
+}
+
+impl Example for Published {
+    fn example() -> Self {
+        Self {
+            id: EVENT_ID.into(),
+            deliveries: 1,
+        }
+    }
+}
+
+impl Example for EventDetail {
+    fn example() -> Self {
+        Self {
+            id: EVENT_ID.into(),
+            event_type: "user.created".into(),
+            data: event_data(),
+            created_at: CREATED.into(),
+            deliveries: vec![DeliverySummary::example()],
+        }
+    }
+}
+
+impl Example for Worker {
+    fn example() -> Self {
+        Self {
+            id: "worker-1-7-3f9a2c1d".into(),
+            host: "worker-1".into(),
+            pid: 7,
+            started: "2026-01-31T08:00:00.000Z".into(),
+            last_heartbeat: "2026-01-31T12:00:00.000Z".into(),
+            in_flight: 3,
+            deliveries_per_second: 41.5,
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: 0,
+            heartbeat_ms: 0,
+        }
+    }
+}
+
+impl Example for Health {
+    fn example() -> Self {
+        Self {
+            status: "ok".into(),
+        }
+    }
+}
