@@ -48,8 +48,9 @@ pub enum ApiError {
     /// No API key, or one that is unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// No such resource for this tenant (resources of other tenants are
-    /// reported as not found too, so ids do not leak).
+    /// No such resource: unknown, deleted, past its retention period, or
+    /// (on tenant routes) another tenant's, which is reported the same way
+    /// so that ids do not leak.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// The request conflicts with the resource's state (e.g. it exists).
