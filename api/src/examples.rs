@@ -140,7 +140,9 @@ impl Example for Webhook {
             rate_limit: Some(50),
             timeout_s: Some(10),
             active: true,
-            secret: Some(SECRET.into()),
+            // Only `create_webhook` returns it; `spec::complete` shows it
+            // in that operation's example.
+            secret: None,
             created_at: CREATED.into(),
             updated_at: CREATED.into(),
         }
@@ -402,4 +404,13 @@ impl Example for Health {
             status: "ok".into(),
         }
     }
+}
+
+/// The answer of `create_webhook`: the one time the secret is shown.
+pub fn created_webhook() -> serde_json::Value {
+    let mut webhook = poem_openapi::types::ToJSON::to_json(&Webhook::example()).unwrap_or_default();
+    if let Some(map) = webhook.as_object_mut() {
+        map.insert("secret".into(), json!(SECRET));
+    }
+    webhook
 }

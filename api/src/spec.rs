@@ -264,6 +264,15 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
         param_schema_mut(doc, operation, param)?.insert("format".into(), json!("date-time"));
     }
     patterns_to_enums(doc);
+    let created = operations_mut(doc)
+        .into_iter()
+        .find(|(_, _, op)| op.get("operationId") == Some(&json!("create_webhook")))
+        .and_then(|(_, _, op)| op.pointer_mut("/responses/201/content"))
+        .and_then(Value::as_object_mut)
+        .ok_or("create_webhook has no 201 response")?;
+    for media in created.values_mut().filter_map(Value::as_object_mut) {
+        media.insert("example".into(), crate::examples::created_webhook());
+    }
     let mut request_schemas = Vec::new();
     for (_, _, op) in operations_mut(doc) {
         if let Some(name) = op

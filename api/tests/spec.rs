@@ -392,3 +392,20 @@ async fn documented_constraints_keep_the_apis_own_errors() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn only_the_create_example_shows_a_signing_secret() {
+    let (app, spec) = spec().await;
+    let created = &spec["paths"]["/api/v1/webhooks"]["post"]["responses"]["201"]["content"]
+        [JSON_TYPE]["example"];
+    assert!(
+        created["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{created}"
+    );
+    let webhook = &spec["components"]["schemas"]["Webhook"]["example"];
+    assert!(webhook.is_object(), "{webhook}");
+    assert!(webhook.get("secret").is_none(), "{webhook}");
+    app.stop().await;
+}
