@@ -6,7 +6,9 @@
 //! share a partition, publishing is one atomic Lua call. Endpoints in other
 //! partitions get theirs from one `fanout.lua` call per partition (each one
 //! atomic; separate because a Redis Cluster cannot run one script across
-//! slots). Until the last of those calls succeeds the event is marked
+//! slots), sent together in one pipelined round trip (a cluster client
+//! must route that pipeline per command, and load the script on every
+//! node). Until the last of those calls succeeds the event is marked
 //! incomplete; the API answers 202 only after all of them, and repeating the
 //! request with the same `Idempotency-Key` finishes an interrupted fan-out
 //! (delivery ids are derived from event and endpoint, so nothing doubles).
@@ -369,12 +371,9 @@ impl Prepared {
             home: self.home,
             test: self.test,
         };
-        let mut total = count;
-        for (p, endpoint_ids) in &self.groups {
-            if *p != self.home {
-                total += fanout(state, &event_ref, *p, endpoint_ids).await?;
-            }
-        }
+        let home = self.home;
+        let others = self.groups.iter().filter(|(p, _)| **p != home);
+        let total = count + fanout(state, &event_ref, others).await?;
         let mut conn = state.conn().await?;
         let _: () = conn
             .hset_multiple(
@@ -447,12 +446,14 @@ fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<Stri
     groups
 }
 
-/// Queues the deliveries of one non-home partition (idempotent).
-async fn fanout(
+/// Queues the deliveries of non-home partitions: one `fanout.lua` call per
+/// partition (each atomic and idempotent), all in one pipelined round trip
+/// led by a `SCRIPT LOAD` (a pipeline cannot retry EVALSHA on NOSCRIPT).
+/// Returns the number of deliveries they queued.
+async fn fanout<'g>(
     state: Store<'_>,
     event: &EventRef<'_>,
-    p: Partition,
-    endpoint_ids: &[String],
+    groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
 ) -> Result<u64, PublishError> {
     let EventRef {
         tenant_id,
@@ -462,27 +463,40 @@ async fn fanout(
         test,
     } = *event;
     let keys = state.keys;
-    let mut conn = state.conn().await?;
-    let mut invocation = scripts::FANOUT.prepare_invoke();
-    invocation
-        .key(keys.due(p))
-        .key(keys.event_deliveries(p, event_id))
-        .arg(keys.partition_prefix(p))
-        .arg(initial_delay_ms(state.config))
-        .arg(state.config.retention.as_millis() as u64)
-        .arg(event_id)
-        .arg(tenant_id)
-        .arg(event_type)
-        .arg(home.0)
-        .arg(p.0)
-        .arg(keys.wake_channel())
-        .arg(if test { "1" } else { "0" });
-    for endpoint_id in endpoint_ids {
+    let mut invocations = Vec::new();
+    for (&p, endpoint_ids) in groups {
+        let mut invocation = scripts::FANOUT.prepare_invoke();
         invocation
-            .arg(endpoint_id)
-            .arg(ids::delivery_id(event_id, endpoint_id, p));
+            .key(keys.due(p))
+            .key(keys.event_deliveries(p, event_id))
+            .arg(keys.partition_prefix(p))
+            .arg(initial_delay_ms(state.config))
+            .arg(state.config.retention.as_millis() as u64)
+            .arg(event_id)
+            .arg(tenant_id)
+            .arg(event_type)
+            .arg(home.0)
+            .arg(p.0)
+            .arg(keys.wake_channel())
+            .arg(if test { "1" } else { "0" });
+        for endpoint_id in endpoint_ids {
+            invocation
+                .arg(endpoint_id)
+                .arg(ids::delivery_id(event_id, endpoint_id, p));
+        }
+        invocations.push(invocation);
     }
-    Ok(invocation.invoke_async(&mut *conn).await?)
+    if invocations.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    pipe.load_script(&scripts::FANOUT).ignore();
+    for invocation in &invocations {
+        pipe.invoke_script(invocation);
+    }
+    let mut conn = state.conn().await?;
+    let counts: Vec<u64> = pipe.query_async(&mut *conn).await?;
+    Ok(counts.iter().sum())
 }
 
 /// Re-runs the fan-out of an event whose publish was interrupted, then
@@ -506,10 +520,7 @@ async fn finish_fanout(
         home,
         test: false,
     };
-    let mut total = 0;
-    for (p, endpoint_ids) in &groups {
-        total += fanout(state, &event_ref, *p, endpoint_ids).await?;
-    }
+    let total = fanout(state, &event_ref, groups.iter()).await?;
     let partitions_csv = groups
         .keys()
         .map(|p| p.0.to_string())

@@ -233,7 +233,9 @@ impl EventsApi {
         if !published.duplicate {
             self.state.metrics.published.inc();
         }
-        tracing::info!(
+        // Debug, not info: a formatted log line per event is hot-path work
+        // at high rates; `hookfleet_events_published_total` counts them.
+        tracing::debug!(
             event_id = %published.event_id,
             deliveries = published.deliveries,
             duplicate = published.duplicate,
