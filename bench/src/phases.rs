@@ -48,6 +48,60 @@ fn parse_pids(text: &str) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// CPU time of watched processes over a phase: `--pids name=pid,...`,
+/// and `--pid-files name=path,...` for processes that may start during
+/// the phase (read at the end; counted from 0 when absent at the start).
+struct CpuWatch {
+    pids: Vec<(String, u32)>,
+    before: Vec<Option<u64>>,
+    files: Vec<(String, String, u64)>,
+    clk_tck: f64,
+}
+
+fn pid_in(file: &str) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+impl CpuWatch {
+    fn start(args: &Args) -> Result<Self, String> {
+        let pids = parse_pids(&args.opt("pids").unwrap_or_default());
+        let before = pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
+        let files = args
+            .opt("pid-files")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|pair| {
+                let (name, file) = pair.split_once('=')?;
+                let before = pid_in(file).and_then(cpu_ticks).unwrap_or(0);
+                Some((name.to_string(), file.to_string(), before))
+            })
+            .collect();
+        Ok(CpuWatch {
+            pids,
+            before,
+            files,
+            clk_tck: args.num("clk-tck", 100.0)?,
+        })
+    }
+
+    /// CPU seconds per process since `start`.
+    fn seconds(&self) -> serde_json::Map<String, Value> {
+        let mut cpu = serde_json::Map::new();
+        for ((name, pid), before) in self.pids.iter().zip(&self.before) {
+            if let (Some(before), Some(after)) = (before, cpu_ticks(*pid)) {
+                cpu.insert(name.clone(), json!((after - before) as f64 / self.clk_tck));
+            }
+        }
+        for (name, file, before) in &self.files {
+            if let Some(after) = pid_in(file).and_then(cpu_ticks) {
+                let ticks = after.saturating_sub(*before);
+                cpu.insert(name.clone(), json!(ticks as f64 / self.clk_tck));
+            }
+        }
+        cpu
+    }
+}
+
 /// Phase 1: N events from C concurrent clients (batch size B, 0 for one
 /// event per request) to one endpoint; accepted events/s, deliveries/s from
 /// the first publish to the last receipt, CPU seconds and peak RSS of the
@@ -56,7 +110,6 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
     let events: u64 = args.num("events", 20_000)?;
     let clients: usize = args.num("clients", 16)?;
     let batch: usize = args.num("batch", 0)?;
-    let clk_tck: f64 = args.num("clk-tck", 100.0)?;
     let pids = parse_pids(&args.opt("pids").unwrap_or_default());
     let mut redis = match args.opt("redis") {
         Some(url) => Some(redis_conn(&url).await?),
@@ -71,7 +124,7 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         Some(conn) => command_stats(conn).await?,
         None => Vec::new(),
     };
-    let cpu_before: Vec<Option<u64>> = pids.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
+    let cpu = CpuWatch::start(args)?;
 
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
@@ -107,12 +160,9 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         .await?;
     let stats_latency = env.receiver.stats(true).await?;
 
-    let mut cpu = serde_json::Map::new();
+    let cpu = cpu.seconds();
     let mut peak_rss = serde_json::Map::new();
-    for ((name, pid), before) in pids.iter().zip(cpu_before) {
-        if let (Some(before), Some(after)) = (before, cpu_ticks(*pid)) {
-            cpu.insert(name.clone(), json!((after - before) as f64 / clk_tck));
-        }
+    for (name, pid) in &pids {
         if let Some(kb) = status_kb(*pid, "VmHWM") {
             peak_rss.insert(name.clone(), json!(kb as f64 / 1024.0));
         }
@@ -337,6 +387,7 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         .await?;
     env.receiver.reset().await?;
     let before = used_memory(&mut conn).await?;
+    let cpu = CpuWatch::start(args)?;
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
     let sample: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
@@ -367,6 +418,7 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         done.map_err(|e| e.to_string())??;
     }
     let queued = unix_nanos();
+    let cpu = cpu.seconds();
     let after = used_memory(&mut conn).await?;
     // The stored body of one event: every benchmark body has the same size.
     let sample_id = sample
@@ -391,6 +443,7 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         "clients": clients,
         "queue_s": secs(queued - start),
         "accepted_per_s": rate(deliveries, queued - start),
+        "cpu_s": cpu,
         "used_memory_before": before,
         "used_memory_after": after,
         "body_bytes": body_len,
@@ -479,6 +532,7 @@ async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> Result<u64
 pub async fn drain(env: &Env, args: &Args) -> Result<Value, String> {
     let expect: u64 = args.num("expect", 100_000)?;
     let workers: u64 = args.num("workers", 1)?;
+    let cpu = CpuWatch::start(args)?;
     let stats = env
         .receiver
         .wait_for(expect, env.timeout, Duration::from_millis(100))
@@ -486,6 +540,7 @@ pub async fn drain(env: &Env, args: &Args) -> Result<Value, String> {
     let span = stats.last_ns.saturating_sub(stats.first_ns);
     Ok(json!({
         "phase": "drain",
+        "cpu_s": cpu.seconds(),
         "workers": workers,
         "expect": expect,
         "received": stats.count,

@@ -225,18 +225,18 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             0 => "one event per request".to_string(),
             b => format!("batches of {b}"),
         };
-        let total: f64 = rows.iter().map(|row| num(&row["usec"])).sum();
         let _ = writeln!(
             out,
-            "\nRedis per delivery, {how} (`INFO commandstats`; a script's \
-             inner commands count as its EVALSHA): {} µs in total.\n",
-            f1(total)
+            "\nRedis per delivery, {how} (`INFO commandstats`; EVALSHA's time \
+             includes the commands its scripts run, which are also listed \
+             on their own; PING and UNWATCH are the connection pool's \
+             check on every checkout):\n"
         );
         let _ = writeln!(
             out,
             "| command | calls per delivery | µs per delivery |\n| --- | --- | --- |"
         );
-        for row in rows.iter().take(10) {
+        for row in rows {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} |",
@@ -343,14 +343,17 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
     );
     let _ = writeln!(
         out,
-        "| N | queued events/s | body bytes | bytes per delivery | beyond the payload |\n| --- | --- | --- | --- | --- |"
+        "| N | queued events/s | API CPU µs per event | Redis CPU µs per event | body bytes | bytes per delivery | beyond the payload |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
     for r in phase("backlog") {
+        let n = num(&r["deliveries"]);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
-            f0(num(&r["deliveries"])),
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            f0(n),
             f0(num(&r["accepted_per_s"])),
+            f1(num(&r["cpu_s"]["api"]) * 1e6 / n),
+            f1(num(&r["cpu_s"]["redis"]) * 1e6 / n),
             r["body_bytes"],
             f0(num(&r["bytes_per_delivery"])),
             f0(num(&r["bytes_per_delivery_beyond_payload"])),
@@ -358,16 +361,28 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
     }
     let _ = writeln!(
         out,
-        "\n| workers | deliveries | drain s | deliveries/s |\n| --- | --- | --- | --- |"
+        "\n| workers | deliveries | drain s | deliveries/s | worker CPU µs per delivery | Redis CPU µs per delivery |\n| --- | --- | --- | --- | --- | --- |"
     );
     for r in phase("drain") {
+        let n = num(&r["received"]);
+        let workers: f64 = r["cpu_s"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with("worker"))
+                    .map(|(_, v)| num(v))
+                    .sum()
+            })
+            .unwrap_or(f64::NAN);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             r["workers"],
-            f0(num(&r["received"])),
+            f0(n),
             f1(num(&r["seconds"])),
             f0(num(&r["deliveries_per_s"])),
+            f1(workers * 1e6 / n),
+            f1(num(&r["cpu_s"]["redis"]) * 1e6 / n),
         );
     }
 
