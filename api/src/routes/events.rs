@@ -151,6 +151,7 @@ pub struct BatchItemResult {
 
 /// The answer to a batch publish.
 #[derive(Object)]
+#[oai(example)]
 pub struct BatchPublished {
     /// Events accepted (new or duplicate).
     pub accepted: u64,
@@ -158,6 +159,31 @@ pub struct BatchPublished {
     pub failed: u64,
     /// One result per event, in the request's order.
     pub results: Vec<BatchItemResult>,
+}
+
+impl poem_openapi::types::Example for BatchPublished {
+    fn example() -> Self {
+        BatchPublished {
+            accepted: 2,
+            failed: 0,
+            results: vec![
+                BatchItemResult {
+                    index: 0,
+                    id: Some("evt_01jq8m2x3c4v5b6n7m8k9j02".into()),
+                    deliveries: Some(2),
+                    duplicate: Some(false),
+                    error: None,
+                },
+                BatchItemResult {
+                    index: 1,
+                    id: Some("evt_01jq8m2x3c4v5b6n7m8k9j03".into()),
+                    deliveries: Some(1),
+                    duplicate: Some(false),
+                    error: None,
+                },
+            ],
+        }
+    }
 }
 
 #[derive(ApiResponse)]
