@@ -155,6 +155,20 @@ impl ApiError {
         ))
     }
 
+    /// The error's JSON body (for per-item results of a batch).
+    pub fn into_body(self) -> ErrorBody {
+        match self {
+            ApiError::BadRequest(b)
+            | ApiError::Unauthorized(b)
+            | ApiError::NotFound(b)
+            | ApiError::Conflict(b)
+            | ApiError::PayloadTooLarge(b)
+            | ApiError::Invalid(b)
+            | ApiError::TooManyRequests(b, _)
+            | ApiError::Unavailable(b) => b.0,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -2,7 +2,7 @@
 //! `hookfleet_common::publish`) with its errors mapped to HTTP.
 
 use hookfleet_common::publish::{self as shared, PublishError, Store};
-pub use hookfleet_common::publish::{Published, Target};
+pub use hookfleet_common::publish::{BatchEvent, Published, Target};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -34,4 +34,24 @@ pub async fn publish(
         config: &state.config,
     };
     Ok(shared::publish(store, tenant_id, event_type, data, idempotency_key, target).await?)
+}
+
+/// Publishes validated events of one tenant in one go (see
+/// `hookfleet_common::publish::publish_many`): one result per event, in
+/// order; a Redis failure becomes that event's 503-style error.
+pub async fn publish_many(
+    state: &AppState,
+    tenant_id: &str,
+    events: &[BatchEvent<'_>],
+) -> Vec<Result<Published, ApiError>> {
+    let store = Store {
+        pool: &state.pool,
+        keys: &state.keys,
+        config: &state.config,
+    };
+    shared::publish_many(store, tenant_id, events)
+        .await
+        .into_iter()
+        .map(|result| result.map_err(ApiError::from))
+        .collect()
 }

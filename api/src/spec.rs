@@ -83,6 +83,7 @@ pub const CONFLICTS: &[Conflict] = &[
 /// Rust type is `serde_json::Value`, which poem-openapi leaves untyped.
 const OBJECT_FIELDS: &[(&str, &str)] = &[
     ("PublishEvent", "data"),
+    ("BatchEvent", "data"),
     ("TestWebhook", "data"),
     ("CreateEventType", "example"),
 ];

@@ -33,6 +33,8 @@ async fn fan_out_retries_and_the_log_span_the_nodes_of_a_cluster() {
         &[
             ("HOOKFLEET_REDIS_CLUSTER_NODES", nodes.as_str()),
             ("HOOKFLEET_PARTITIONS", "16"),
+            // Wake-ups, not polling, must bring the event to the worker.
+            ("HOOKFLEET_POLL_INTERVAL", "30s"),
         ],
     )
     .await;

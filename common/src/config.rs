@@ -16,7 +16,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_REDIS_URL", "redis://127.0.0.1:6379", "Redis to use (the only store)."),
     ("HOOKFLEET_REDIS_CLUSTER_NODES", "(none)", "Comma-separated `redis://host:port` addresses of some Redis Cluster nodes (the rest are discovered). When set, Hookfleet runs against the cluster and `HOOKFLEET_REDIS_URL` is not used."),
     ("HOOKFLEET_REDIS_PREFIX", "hf", "Prefix of every Redis key, so several installations (or test runs) can share one Redis."),
-    ("HOOKFLEET_REDIS_POOL", "32", "Redis connections per process."),
+    ("HOOKFLEET_REDIS_POOL", "32", "Redis connections per process (a single Redis; against a cluster each process shares one multiplexed connection per node)."),
     ("HOOKFLEET_LISTEN", "127.0.0.1:8080", "API listen address (Swagger UI at `/docs`, spec at `/openapi.json`)."),
     ("HOOKFLEET_ADMIN_KEY", "(none)", "Bearer key for the admin routes (tenants, API keys). Without it the admin routes answer 401."),
     ("HOOKFLEET_PARTITIONS", "16", "Queue partitions (Redis hash tags). May grow, never shrink, for the life of a dataset. At most 1024."),

@@ -6,7 +6,9 @@
 //! share a partition, publishing is one atomic Lua call. Endpoints in other
 //! partitions get theirs from one `fanout.lua` call per partition (each one
 //! atomic; separate because a Redis Cluster cannot run one script across
-//! slots). Until the last of those calls succeeds the event is marked
+//! slots), sent together in one pipelined round trip (a cluster client
+//! must route that pipeline per command, and load the script on every
+//! node). Until the last of those calls succeeds the event is marked
 //! incomplete; the API answers 202 only after all of them, and repeating the
 //! request with the same `Idempotency-Key` finishes an interrupted fan-out
 //! (delivery ids are derived from event and endpoint, so nothing doubles).
@@ -48,6 +50,9 @@ pub enum PublishError {
     Redis(#[from] redis::RedisError),
     #[error("the event expired")]
     Expired,
+    /// A Redis failure shared by several events of one batch.
+    #[error("{0}")]
+    Batch(String),
 }
 
 /// Who receives an event.
@@ -78,10 +83,6 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, PublishError> {
-    let now = now_ms();
-    let keys = state.keys;
-    let config = state.config;
-
     // A request holds at most one pooled connection at a time: holding one
     // while waiting for another deadlocks the pool under load.
     let test = matches!(target, Target::Test(_));
@@ -89,120 +90,307 @@ pub async fn publish(
         Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
         Target::Test(id) => group_by_partition(vec![id]),
     };
-    let home = match idempotency_key {
-        Some(key) => ids::partition_for(&format!("{tenant_id}\n{key}"), config.partitions),
-        None => groups
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or_else(|| ids::random_partition(config.partitions)),
-    };
-    let event_id = ids::new_id(IdKind::Event, home, now);
-    let body = serde_json::json!({
-        "id": event_id,
-        "type": event_type,
-        "timestamp": rfc3339_ms(now),
-        "data": data,
-    })
-    .to_string();
-    let complete = groups.keys().all(|p| *p == home);
-    let matched: usize = groups.values().map(Vec::len).sum();
-    let partitions_csv = groups
-        .keys()
-        .map(|p| p.0.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let retention = config.retention.as_millis() as u64;
-    let idem_key = idempotency_key
-        .map(|key| keys.idempotency(home, tenant_id, key))
-        .unwrap_or_else(|| keys.event(home, &event_id));
-
-    let mut invocation = scripts::PUBLISH.prepare_invoke();
-    invocation
-        .key(keys.event(home, &event_id))
-        .key(idem_key)
-        .key(keys.due(home))
-        .key(keys.event_deliveries(home, &event_id))
-        .arg(keys.partition_prefix(home))
-        .arg(initial_delay_ms(config))
-        .arg(retention)
-        .arg(config.idempotency_ttl.as_millis() as u64)
-        .arg(if idempotency_key.is_some() { "1" } else { "0" })
-        .arg(&event_id)
-        .arg(tenant_id)
-        .arg(event_type)
-        .arg(&body)
-        .arg(if complete { "1" } else { "0" })
-        .arg(home.0)
-        .arg(keys.wake_channel())
-        .arg(matched)
-        .arg(&partitions_csv)
-        .arg(if test { "1" } else { "0" });
-    for endpoint_id in groups.get(&home).into_iter().flatten() {
-        invocation
-            .arg(endpoint_id)
-            .arg(ids::delivery_id(&event_id, endpoint_id, home));
-    }
-    let (fresh, id, count, first_complete): (i64, String, u64, String) = {
+    let prepared = Prepared::new(
+        state,
+        tenant_id,
+        event_type,
+        data,
+        idempotency_key,
+        groups,
+        test,
+    );
+    let reply = {
         let mut conn = state.conn().await?;
-        invocation.invoke_async(&mut conn).await?
+        prepared.invocation().invoke_async(&mut conn).await?
     };
+    prepared.settle(state, tenant_id, reply).await
+}
 
-    if fresh == 0 {
-        // Seen before. If that request's fan-out was interrupted, finish it.
-        if first_complete != "1" {
-            let deliveries = finish_fanout(state, tenant_id, &id).await?;
+/// One event of [`publish_many`].
+pub struct BatchEvent<'a> {
+    pub event_type: &'a str,
+    pub data: &'a serde_json::Value,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// How many `publish.lua` calls go to Redis in one pipelined round trip.
+const PIPELINE_CHUNK: usize = 200;
+
+/// Publishes several events of one tenant to their subscribers: the tenant's
+/// endpoint index is read once, and the `publish.lua` calls (one per event,
+/// so each event stays atomic on its own) are pipelined, [`PIPELINE_CHUNK`]
+/// per round trip. Returns one result per event, in order. When Redis fails
+/// in a chunk, that chunk's events and all later ones get the error (each
+/// of them may or may not be stored: retrying with its idempotency key is
+/// safe), and the earlier ones keep their results.
+pub async fn publish_many(
+    state: Store<'_>,
+    tenant_id: &str,
+    events: &[BatchEvent<'_>],
+) -> Vec<Result<Published, PublishError>> {
+    let index = match endpoint_index(state, tenant_id).await {
+        Ok(index) => index,
+        Err(err) => return events.iter().map(|_| Err(err.clone_kind())).collect(),
+    };
+    let mut groups_by_type: HashMap<&str, BTreeMap<Partition, Vec<String>>> = HashMap::new();
+    for event in events {
+        groups_by_type
+            .entry(event.event_type)
+            .or_insert_with(|| wanted_by(&index, event.event_type));
+    }
+    let mut results = Vec::with_capacity(events.len());
+    let mut failed: Option<PublishError> = None;
+    for chunk in events.chunks(PIPELINE_CHUNK) {
+        if let Some(err) = &failed {
+            results.extend(chunk.iter().map(|_| Err(err.clone_kind())));
+            continue;
+        }
+        let prepared: Vec<Prepared> = chunk
+            .iter()
+            .map(|event| {
+                let groups = groups_by_type
+                    .get(event.event_type)
+                    .cloned()
+                    .unwrap_or_default();
+                Prepared::new(
+                    state,
+                    tenant_id,
+                    event.event_type,
+                    event.data,
+                    event.idempotency_key,
+                    groups,
+                    false,
+                )
+            })
+            .collect();
+        let invocations: Vec<_> = prepared.iter().map(Prepared::invocation).collect();
+        let mut pipe = redis::pipe();
+        // Loading first makes the EVALSHAs safe after a Redis restart or
+        // SCRIPT FLUSH (a pipeline cannot retry on NOSCRIPT); it is cheap.
+        pipe.load_script(&scripts::PUBLISH).ignore();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
+        let replies: Result<Vec<PublishReply>, PublishError> = async {
+            let mut conn = state.conn().await?;
+            Ok(pipe.query_async(&mut conn).await?)
+        }
+        .await;
+        match replies {
+            Ok(replies) => {
+                for (prepared, reply) in prepared.into_iter().zip(replies) {
+                    results.push(prepared.settle(state, tenant_id, reply).await);
+                }
+            }
+            Err(err) => {
+                results.extend(chunk.iter().map(|_| Err(err.clone_kind())));
+                failed = Some(err);
+            }
+        }
+    }
+    results
+}
+
+impl PublishError {
+    /// The same kind of error, for every event it affects (the Redis error
+    /// itself cannot be cloned).
+    fn clone_kind(&self) -> PublishError {
+        match self {
+            PublishError::Expired => PublishError::Expired,
+            other => PublishError::Batch(other.to_string()),
+        }
+    }
+}
+
+/// `publish.lua`'s answer: (fresh, event id, deliveries, complete).
+type PublishReply = (i64, String, u64, String);
+
+/// One event ready for `publish.lua`: its id, body and the endpoints it
+/// goes to, by partition.
+struct Prepared {
+    now: u64,
+    event_id: String,
+    event_type: String,
+    home: Partition,
+    body: String,
+    complete: bool,
+    matched: usize,
+    partitions_csv: String,
+    idem_key: String,
+    has_idempotency_key: bool,
+    groups: BTreeMap<Partition, Vec<String>>,
+    test: bool,
+    prefix: String,
+    due: String,
+    event_key: String,
+    event_deliveries: String,
+    wake: String,
+    initial_delay: u64,
+    retention: u64,
+    idempotency_ttl: u64,
+    tenant_id: String,
+}
+
+impl Prepared {
+    fn new(
+        state: Store<'_>,
+        tenant_id: &str,
+        event_type: &str,
+        data: &serde_json::Value,
+        idempotency_key: Option<&str>,
+        groups: BTreeMap<Partition, Vec<String>>,
+        test: bool,
+    ) -> Self {
+        let now = now_ms();
+        let keys = state.keys;
+        let config = state.config;
+        let home = match idempotency_key {
+            Some(key) => ids::partition_for(&format!("{tenant_id}\n{key}"), config.partitions),
+            None => groups
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or_else(|| ids::random_partition(config.partitions)),
+        };
+        let event_id = ids::new_id(IdKind::Event, home, now);
+        let body = serde_json::json!({
+            "id": event_id,
+            "type": event_type,
+            "timestamp": rfc3339_ms(now),
+            "data": data,
+        })
+        .to_string();
+        let complete = groups.keys().all(|p| *p == home);
+        let matched: usize = groups.values().map(Vec::len).sum();
+        let partitions_csv = groups
+            .keys()
+            .map(|p| p.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let idem_key = idempotency_key
+            .map(|key| keys.idempotency(home, tenant_id, key))
+            .unwrap_or_else(|| keys.event(home, &event_id));
+        Prepared {
+            now,
+            event_key: keys.event(home, &event_id),
+            event_deliveries: keys.event_deliveries(home, &event_id),
+            due: keys.due(home),
+            prefix: keys.partition_prefix(home),
+            wake: keys.wake_channel(),
+            event_id,
+            event_type: event_type.to_string(),
+            home,
+            body,
+            complete,
+            matched,
+            partitions_csv,
+            idem_key,
+            has_idempotency_key: idempotency_key.is_some(),
+            groups,
+            test,
+            initial_delay: initial_delay_ms(config),
+            retention: config.retention.as_millis() as u64,
+            idempotency_ttl: config.idempotency_ttl.as_millis() as u64,
+            tenant_id: tenant_id.to_string(),
+        }
+    }
+
+    /// The `publish.lua` call (see the script's header for the arguments).
+    fn invocation(&self) -> redis::ScriptInvocation<'static> {
+        let mut invocation = scripts::PUBLISH.prepare_invoke();
+        invocation
+            .key(&self.event_key)
+            .key(&self.idem_key)
+            .key(&self.due)
+            .key(&self.event_deliveries)
+            .arg(&self.prefix)
+            .arg(self.initial_delay)
+            .arg(self.retention)
+            .arg(self.idempotency_ttl)
+            .arg(if self.has_idempotency_key { "1" } else { "0" })
+            .arg(&self.event_id)
+            .arg(&self.tenant_id)
+            .arg(&self.event_type)
+            .arg(&self.body)
+            .arg(if self.complete { "1" } else { "0" })
+            .arg(self.home.0)
+            .arg(&self.wake)
+            .arg(self.matched)
+            .arg(&self.partitions_csv)
+            .arg(if self.test { "1" } else { "0" });
+        for endpoint_id in self.groups.get(&self.home).into_iter().flatten() {
+            invocation.arg(endpoint_id).arg(ids::delivery_id(
+                &self.event_id,
+                endpoint_id,
+                self.home,
+            ));
+        }
+        invocation
+    }
+
+    /// After `publish.lua`: finish an interrupted fan-out of a repeated
+    /// key, or queue the other partitions' deliveries of a new event.
+    async fn settle(
+        self,
+        state: Store<'_>,
+        tenant_id: &str,
+        reply: PublishReply,
+    ) -> Result<Published, PublishError> {
+        let (fresh, id, count, first_complete) = reply;
+        let now = self.now;
+        if fresh == 0 {
+            // Seen before. If that request's fan-out was interrupted, finish it.
+            if first_complete != "1" {
+                let deliveries = finish_fanout(state, tenant_id, &id).await?;
+                return Ok(Published {
+                    event_id: id,
+                    deliveries,
+                    created_at: now,
+                    duplicate: true,
+                });
+            }
             return Ok(Published {
                 event_id: id,
-                deliveries,
+                deliveries: count,
                 created_at: now,
                 duplicate: true,
             });
         }
-        return Ok(Published {
-            event_id: id,
-            deliveries: count,
-            created_at: now,
-            duplicate: true,
-        });
-    }
-    if complete {
-        return Ok(Published {
-            event_id,
-            deliveries: count,
+        if self.complete {
+            return Ok(Published {
+                event_id: self.event_id,
+                deliveries: count,
+                created_at: now,
+                duplicate: false,
+            });
+        }
+        let event_ref = EventRef {
+            tenant_id,
+            event_type: &self.event_type,
+            event_id: &self.event_id,
+            home: self.home,
+            test: self.test,
+        };
+        let home = self.home;
+        let others = self.groups.iter().filter(|(p, _)| **p != home);
+        let total = count + fanout(state, &event_ref, others).await?;
+        let mut conn = state.conn().await?;
+        let _: () = conn
+            .hset_multiple(
+                &self.event_key,
+                &[
+                    ("complete", "1".to_string()),
+                    ("deliveries", total.to_string()),
+                ],
+            )
+            .await?;
+        Ok(Published {
+            event_id: self.event_id,
+            deliveries: total,
             created_at: now,
             duplicate: false,
-        });
+        })
     }
-    let event_ref = EventRef {
-        tenant_id,
-        event_type,
-        event_id: &event_id,
-        home,
-        test,
-    };
-    let mut total = count;
-    for (p, endpoint_ids) in &groups {
-        if *p != home {
-            total += fanout(state, &event_ref, *p, endpoint_ids).await?;
-        }
-    }
-    let mut conn = state.conn().await?;
-    let _: () = conn
-        .hset_multiple(
-            keys.event(home, &event_id),
-            &[
-                ("complete", "1".to_string()),
-                ("deliveries", total.to_string()),
-            ],
-        )
-        .await?;
-    Ok(Published {
-        event_id,
-        deliveries: total,
-        created_at: now,
-        duplicate: false,
-    })
 }
 
 /// The event a fan-out call queues deliveries for.
@@ -221,16 +409,31 @@ async fn matching_endpoints(
     tenant_id: &str,
     event_type: &str,
 ) -> Result<BTreeMap<Partition, Vec<String>>, PublishError> {
+    let index = endpoint_index(state, tenant_id).await?;
+    Ok(wanted_by(&index, event_type))
+}
+
+/// The tenant's endpoint index: endpoint id → subscription summary.
+async fn endpoint_index(
+    state: Store<'_>,
+    tenant_id: &str,
+) -> Result<HashMap<String, String>, PublishError> {
     let mut conn = state.conn().await?;
-    let index: HashMap<String, String> =
-        conn.hgetall(state.keys.tenant_endpoints(tenant_id)).await?;
+    Ok(conn.hgetall(state.keys.tenant_endpoints(tenant_id)).await?)
+}
+
+/// The endpoints of `index` that want `event_type`, by partition.
+fn wanted_by(
+    index: &HashMap<String, String>,
+    event_type: &str,
+) -> BTreeMap<Partition, Vec<String>> {
     let mut wanted: Vec<String> = index
-        .into_iter()
+        .iter()
         .filter(|(_, summary)| summary_wants(summary, event_type))
-        .map(|(id, _)| id)
+        .map(|(id, _)| id.clone())
         .collect();
     wanted.sort();
-    Ok(group_by_partition(wanted))
+    group_by_partition(wanted)
 }
 
 fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<String>> {
@@ -243,12 +446,14 @@ fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<Stri
     groups
 }
 
-/// Queues the deliveries of one non-home partition (idempotent).
-async fn fanout(
+/// Queues the deliveries of non-home partitions: one `fanout.lua` call per
+/// partition (each atomic and idempotent), all in one pipelined round trip
+/// led by a `SCRIPT LOAD` (a pipeline cannot retry EVALSHA on NOSCRIPT).
+/// Returns the number of deliveries they queued.
+async fn fanout<'g>(
     state: Store<'_>,
     event: &EventRef<'_>,
-    p: Partition,
-    endpoint_ids: &[String],
+    groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
 ) -> Result<u64, PublishError> {
     let EventRef {
         tenant_id,
@@ -258,27 +463,40 @@ async fn fanout(
         test,
     } = *event;
     let keys = state.keys;
-    let mut conn = state.conn().await?;
-    let mut invocation = scripts::FANOUT.prepare_invoke();
-    invocation
-        .key(keys.due(p))
-        .key(keys.event_deliveries(p, event_id))
-        .arg(keys.partition_prefix(p))
-        .arg(initial_delay_ms(state.config))
-        .arg(state.config.retention.as_millis() as u64)
-        .arg(event_id)
-        .arg(tenant_id)
-        .arg(event_type)
-        .arg(home.0)
-        .arg(p.0)
-        .arg(keys.wake_channel())
-        .arg(if test { "1" } else { "0" });
-    for endpoint_id in endpoint_ids {
+    let mut invocations = Vec::new();
+    for (&p, endpoint_ids) in groups {
+        let mut invocation = scripts::FANOUT.prepare_invoke();
         invocation
-            .arg(endpoint_id)
-            .arg(ids::delivery_id(event_id, endpoint_id, p));
+            .key(keys.due(p))
+            .key(keys.event_deliveries(p, event_id))
+            .arg(keys.partition_prefix(p))
+            .arg(initial_delay_ms(state.config))
+            .arg(state.config.retention.as_millis() as u64)
+            .arg(event_id)
+            .arg(tenant_id)
+            .arg(event_type)
+            .arg(home.0)
+            .arg(p.0)
+            .arg(keys.wake_channel())
+            .arg(if test { "1" } else { "0" });
+        for endpoint_id in endpoint_ids {
+            invocation
+                .arg(endpoint_id)
+                .arg(ids::delivery_id(event_id, endpoint_id, p));
+        }
+        invocations.push(invocation);
     }
-    Ok(invocation.invoke_async(&mut conn).await?)
+    if invocations.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    pipe.load_script(&scripts::FANOUT).ignore();
+    for invocation in &invocations {
+        pipe.invoke_script(invocation);
+    }
+    let mut conn = state.conn().await?;
+    let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+    Ok(counts.iter().sum())
 }
 
 /// Re-runs the fan-out of an event whose publish was interrupted, then
@@ -302,10 +520,7 @@ async fn finish_fanout(
         home,
         test: false,
     };
-    let mut total = 0;
-    for (p, endpoint_ids) in &groups {
-        total += fanout(state, &event_ref, *p, endpoint_ids).await?;
-    }
+    let total = fanout(state, &event_ref, groups.iter()).await?;
     let partitions_csv = groups
         .keys()
         .map(|p| p.0.to_string())

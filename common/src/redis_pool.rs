@@ -3,12 +3,14 @@
 //!
 //! Callers see one [`RedisPool`] and one connection type, [`RedisConn`],
 //! which implements [`redis::aio::ConnectionLike`]: commands, scripts and
-//! pipelines are written once and run against either. In cluster mode
-//! redis-rs routes each command and script call by its keys (every script's
-//! keys share one hash slot, invariant 4); a pipeline whose commands live
-//! in several slots (reading one record from each partition, say) is sent
-//! as separate concurrent commands, which is what a non-transactional
-//! pipeline promises anyway: no atomicity, replies in order.
+//! pipelines are written once and run against either. In cluster mode (one
+//! shared, multiplexed cluster connection per process) redis-rs routes each
+//! command and script call by its keys (every script's keys share one hash
+//! slot, invariant 4); a pipeline whose commands live in several slots
+//! (reading one record from each partition, say) is sent as separate
+//! concurrent commands: replies come back in order, but the commands may
+//! run in any order, so no pipeline may rely on one command seeing
+//! another's write (none does: they are reads, or independent writes).
 //!
 //! Timeouts are chosen so that a Redis outage surfaces quickly as an error
 //! the API can answer with 503, instead of requests piling up behind a pool
@@ -18,14 +20,16 @@
 //! endpoint deletion) as a failure after Redis has applied it, and the
 //! caller would then do it again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, RecycleResult};
 use futures_util::future::try_join_all;
 use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+
+use tokio::sync::OnceCell;
 
 use crate::Config;
 
@@ -41,7 +45,7 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub enum RedisPool {
     Single(deadpool_redis::Pool),
-    Cluster(managed::Pool<ClusterManager>),
+    Cluster(Arc<SharedCluster>),
 }
 
 impl std::fmt::Debug for RedisPool {
@@ -58,7 +62,7 @@ impl RedisPool {
     pub async fn get(&self) -> Result<RedisConn, PoolError> {
         Ok(match self {
             RedisPool::Single(pool) => RedisConn::Single(pool.get().await?),
-            RedisPool::Cluster(pool) => RedisConn::Cluster(pool.get().await?),
+            RedisPool::Cluster(shared) => RedisConn::Cluster(shared.get().await?),
         })
     }
 
@@ -71,7 +75,7 @@ impl RedisPool {
 /// One pooled connection, returned to the pool on drop.
 pub enum RedisConn {
     Single(deadpool_redis::Connection),
-    Cluster(managed::Object<ClusterManager>),
+    Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for RedisConn {
@@ -96,14 +100,25 @@ impl ConnectionLike for RedisConn {
                 }
                 // Commands of a plain pipeline may belong to different
                 // slots (and nodes): send each on its own, concurrently,
-                // over the multiplexed cluster connection.
-                let shared: ClusterConnection = (**conn).clone();
+                // over the multiplexed cluster connection. A keyless admin
+                // command (`SCRIPT LOAD` before the `EVALSHA`s that need
+                // it) is a barrier: what precedes it finishes first, and
+                // what follows starts after it.
+                let shared: ClusterConnection = conn.clone();
                 Box::pin(async move {
-                    try_join_all(pipeline.cmd_iter().map(|cmd| {
-                        let mut conn = shared.clone();
-                        async move { conn.req_packed_command(cmd).await }
-                    }))
-                    .await
+                    let mut replies = Vec::with_capacity(pipeline.len());
+                    let mut group: Vec<&Cmd> = Vec::new();
+                    for cmd in pipeline.cmd_iter() {
+                        if is_barrier(cmd) {
+                            run_concurrently(&shared, &mut group, &mut replies).await?;
+                            let mut conn = shared.clone();
+                            replies.push(conn.req_packed_command(cmd).await?);
+                        } else {
+                            group.push(cmd);
+                        }
+                    }
+                    run_concurrently(&shared, &mut group, &mut replies).await?;
+                    Ok(replies)
                 })
             }
         }
@@ -117,28 +132,59 @@ impl ConnectionLike for RedisConn {
     }
 }
 
-/// Creates and checks cluster connections for the pool. A cluster
-/// connection is multiplexed and follows `MOVED`/`ASK` redirections and
-/// topology changes by itself.
-pub struct ClusterManager {
-    client: ClusterClient,
+/// Whether a pipelined command must run alone, in order, in cluster mode:
+/// `SCRIPT …` (redis-rs sends `SCRIPT LOAD` to every master).
+fn is_barrier(cmd: &Cmd) -> bool {
+    matches!(
+        cmd.args_iter().next(),
+        Some(redis::Arg::Simple(name)) if name.eq_ignore_ascii_case(b"SCRIPT")
+    )
 }
 
-impl managed::Manager for ClusterManager {
-    type Type = ClusterConnection;
-    type Error = redis::RedisError;
+/// Sends the commands of `group` concurrently, appends their replies in
+/// order, and empties `group`.
+async fn run_concurrently(
+    shared: &ClusterConnection,
+    group: &mut Vec<&Cmd>,
+    replies: &mut Vec<Value>,
+) -> redis::RedisResult<()> {
+    let done = try_join_all(group.drain(..).map(|cmd| {
+        let mut conn = shared.clone();
+        async move { conn.req_packed_command(cmd).await }
+    }))
+    .await?;
+    replies.extend(done);
+    Ok(())
+}
 
-    async fn create(&self) -> Result<ClusterConnection, redis::RedisError> {
-        self.client.get_async_connection().await
-    }
+/// The one cluster connection of a process, made on first use. A
+/// `ClusterConnection` multiplexes every request over one connection per
+/// node, follows `MOVED`/`ASK` redirections and topology changes, and
+/// reconnects to a node by itself; clones share it. (A pool of them would
+/// only add connections, and a pool's health check, a `PING` that redis-rs
+/// sends to every master, would make each checkout wait on the slowest or
+/// failed master.)
+pub struct SharedCluster {
+    client: ClusterClient,
+    connection: OnceCell<ClusterConnection>,
+}
 
-    async fn recycle(
-        &self,
-        conn: &mut ClusterConnection,
-        _: &Metrics,
-    ) -> RecycleResult<redis::RedisError> {
-        let _: String = redis::cmd("PING").query_async(conn).await?;
-        Ok(())
+impl SharedCluster {
+    async fn get(&self) -> Result<ClusterConnection, PoolError> {
+        let connection = self
+            .connection
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(WAIT_TIMEOUT, self.client.get_async_connection()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "timed out connecting to the Redis Cluster",
+                    ))),
+                }
+            })
+            .await
+            .map_err(PoolError::Backend)?;
+        Ok(connection.clone())
     }
 }
 
@@ -177,23 +223,20 @@ pub fn create_pool(config: &Config) -> Result<RedisPool, String> {
     let client = ClusterClientBuilder::new(nodes)
         .connection_timeout(CONNECT_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT)
-        // A few quick retries ride out a failover or a resharding step;
-        // redis-rs' default (16, backing off for minutes) would hold a
-        // request far past the point where 503 is the honest answer.
+        // One deadline for the whole request, retries included: a timed
+        // out script is not sent again (it may have run).
+        .overall_response_timeout(Some(RESPONSE_TIMEOUT))
+        // A few quick retries ride out a failover or a resharding step
+        // (MOVED, ASK, TRYAGAIN, CLUSTERDOWN); redis-rs' default (16,
+        // backing off for minutes) would hold a request far past the point
+        // where 503 is the honest answer.
         .retries(3)
         .min_retry_wait(100)
         .max_retry_wait(1000)
         .build()
         .map_err(|err| format!("HOOKFLEET_REDIS_CLUSTER_NODES: {err}"))?;
-    let pool = managed::Pool::builder(ClusterManager { client })
-        .max_size(config.redis_pool)
-        .runtime(deadpool::Runtime::Tokio1)
-        .wait_timeout(Some(WAIT_TIMEOUT))
-        .create_timeout(Some(WAIT_TIMEOUT))
-        .recycle_timeout(Some(Duration::from_secs(2)))
-        .build()
-        .map_err(|err| {
-            format!("HOOKFLEET_REDIS_CLUSTER_NODES: cannot build a Redis pool: {err}")
-        })?;
-    Ok(RedisPool::Cluster(pool))
+    Ok(RedisPool::Cluster(Arc::new(SharedCluster {
+        client,
+        connection: OnceCell::new(),
+    })))
 }

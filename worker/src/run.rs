@@ -78,10 +78,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let client = deliver::build_client(&config.address_policy)?;
     let keys = Keys::new(config.redis_prefix.clone());
     let notify = Arc::new(Notify::new());
+    let woken_partition = Arc::new(crate::wake::Woken::new());
     let listener = tokio::spawn(crate::wake::listen(
         wake_addresses(&config),
         keys.wake_channel(),
         notify.clone(),
+        woken_partition.clone(),
         shutdown.clone(),
     ));
     let config_max_rate = config.worker_max_rate;
@@ -141,6 +143,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         tokio::pin!(woken);
         woken.as_mut().enable();
 
+        // A partition that just got work is scanned first (see wake.rs).
+        if let Some(p) = woken_partition.take() {
+            if let Some(at) = partitions.iter().position(|q| q.0 == p) {
+                start = at;
+            }
+        }
         let mut claimed_any = false;
         let mut redis_failed = false;
         let mut next_due: Option<u64> = None;
@@ -272,7 +280,7 @@ async fn process(ctx: Arc<Context>, job: Job, permit: OwnedSemaphorePermit) {
 async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit) {
     let body = match job.body.take() {
         Some(body) => Ok(Some(body)),
-        None => fetch_body(ctx, &job).await,
+        None => Box::pin(fetch_body(ctx, &job)).await,
     };
     let started_ms = now_ms();
     let (result, decision) = match body {
@@ -346,7 +354,11 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
 
     let mut backoff = Duration::from_millis(100);
     for _ in 0..6 {
-        match attempt::record(
+        // Boxed, like the rare operational sends below: their futures are
+        // several KiB, and inline they would make every spawned attempt
+        // task that large, copied a few times per spawn (a fifth of the
+        // worker's CPU went to those copies).
+        match Box::pin(attempt::record(
             &ctx.pool,
             &ctx.keys,
             &ctx.config,
@@ -354,7 +366,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
             &result,
             decision,
             now_ms(),
-        )
+        ))
         .await
         {
             Ok(recorded) => {
@@ -364,10 +376,10 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                     );
                 }
                 if recorded.disabled {
-                    operational::endpoint_disabled(&ctx.store(), &job, &result).await;
+                    Box::pin(operational::endpoint_disabled(&ctx.store(), &job, &result)).await;
                 }
                 if recorded.held && decision == Decision::Failed && !job.test {
-                    operational::attempts_exhausted(&ctx.store(), &job, &result).await;
+                    Box::pin(operational::attempts_exhausted(&ctx.store(), &job, &result)).await;
                 }
                 return;
             }

@@ -15,7 +15,7 @@ use super::event_types;
 use super::ApiTags;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::input;
 use crate::publish::{self, Target};
 use crate::state::AppState;
@@ -76,6 +76,141 @@ pub struct EventDetail {
     pub created_at: String,
     /// Its deliveries, one per endpoint.
     pub deliveries: Vec<DeliverySummary>,
+}
+
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Events to publish in one request.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBatch {
+    /// 1 to 1,000 events, published in this order. The whole request body
+    /// obeys `HOOKFLEET_MAX_PAYLOAD` (256 KiB by default).
+    #[oai(validator(min_items = 1, max_items = 1000))]
+    pub events: Vec<BatchEvent>,
+}
+
+/// One event of a batch: the fields of `POST /api/v1/events`, with the
+/// idempotency key in the body instead of a header.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEvent {
+    /// The event's type: a built-in type or one created with
+    /// `POST /api/v1/event-types`.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    ))]
+    pub event_type: String,
+    /// The event's content, a JSON object; receivers get it as `data`.
+    pub data: serde_json::Value,
+    /// Makes a retry of this event safe, like the `Idempotency-Key` header
+    /// of a single publish (1 to 255 visible ASCII characters, per tenant,
+    /// for 24 hours): a key seen before returns the first event and
+    /// creates nothing. Events of one batch may repeat a key; the later
+    /// ones then get the first one's id.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$")
+    )]
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+impl poem_openapi::types::Example for PublishBatch {
+    fn example() -> Self {
+        PublishBatch {
+            events: vec![
+                BatchEvent {
+                    event_type: "user.created".into(),
+                    data: serde_json::json!({"user_id": "u_123", "email": "ada@example.com"}),
+                    idempotency_key: Some("signup-u_123".into()),
+                },
+                BatchEvent {
+                    event_type: "video.processed".into(),
+                    data: serde_json::json!({"video_id": "v_123", "duration_s": 93}),
+                    idempotency_key: None,
+                },
+            ],
+        }
+    }
+}
+
+/// The outcome of one event of a batch: `id` and `deliveries` when it was
+/// accepted, `error` when it was not.
+#[derive(Object)]
+pub struct BatchItemResult {
+    /// The event's position in the request's `events`, from 0.
+    pub index: u64,
+    /// The event's id (`evt_…`): the first event's id when its
+    /// `idempotency_key` was seen before.
+    #[oai(skip_serializing_if_is_none)]
+    pub id: Option<String>,
+    /// How many deliveries it fanned out to.
+    #[oai(skip_serializing_if_is_none)]
+    pub deliveries: Option<u64>,
+    /// True when its `idempotency_key` was seen before and nothing was
+    /// created.
+    #[oai(skip_serializing_if_is_none)]
+    pub duplicate: Option<bool>,
+    /// Why this event was not accepted (only `unavailable`: the store
+    /// failed midway; the event may or may not be stored, so retry it with
+    /// an `idempotency_key`).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<ErrorBody>,
+}
+
+/// The answer to a batch publish.
+#[derive(Object)]
+#[oai(example)]
+pub struct BatchPublished {
+    /// Events accepted (new or duplicate).
+    pub accepted: u64,
+    /// Events not accepted (see their `error`).
+    pub failed: u64,
+    /// One result per event, in the request's order.
+    pub results: Vec<BatchItemResult>,
+}
+
+impl poem_openapi::types::Example for BatchPublished {
+    fn example() -> Self {
+        BatchPublished {
+            accepted: 2,
+            failed: 0,
+            results: vec![
+                BatchItemResult {
+                    index: 0,
+                    id: Some("evt_01jq8m2x3c4v5b6n7m8k9j02".into()),
+                    deliveries: Some(2),
+                    duplicate: Some(false),
+                    error: None,
+                },
+                BatchItemResult {
+                    index: 1,
+                    id: Some("evt_01jq8m2x3c4v5b6n7m8k9j03".into()),
+                    deliveries: Some(1),
+                    duplicate: Some(false),
+                    error: None,
+                },
+            ],
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum BatchPublishResponse {
+    /// Accepted: every event is stored and its deliveries queued.
+    #[oai(status = 202)]
+    Accepted(Json<BatchPublished>),
+    /// Partly accepted: the store failed midway. Events with an `id` are
+    /// accepted; those with an `error` may or may not be stored: retry
+    /// them (with an `idempotency_key`, so none is published twice).
+    #[oai(status = 207)]
+    Partial(Json<BatchPublished>),
 }
 
 #[derive(ApiResponse)]
@@ -142,7 +277,9 @@ impl EventsApi {
         if !published.duplicate {
             self.state.metrics.published.inc();
         }
-        tracing::info!(
+        // Debug, not info: a formatted log line per event is hot-path work
+        // at high rates; `hookfleet_events_published_total` counts them.
+        tracing::debug!(
             event_id = %published.event_id,
             deliveries = published.deliveries,
             duplicate = published.duplicate,
@@ -152,6 +289,138 @@ impl EventsApi {
             id: published.event_id,
             deliveries: published.deliveries,
         })))
+    }
+
+    /// Publish a batch of events
+    ///
+    /// Publishes up to 1,000 events in one request, each exactly as
+    /// `POST /api/v1/events` would (stored once, one delivery per matching
+    /// active endpoint); each event is atomic on its own, the batch is not
+    /// a transaction. The whole batch is validated before anything is
+    /// written: one invalid event refuses the request with a 4xx naming it
+    /// (`events[3].event_type`) and nothing is published. The answer has
+    /// one result per event, in order. If the store fails midway, the
+    /// answer is 207 and the events not accepted carry an `error` (503 when
+    /// none was accepted).
+    #[oai(
+        path = "/events/batch",
+        method = "post",
+        operation_id = "publish_event_batch"
+    )]
+    async fn publish_batch(
+        &self,
+        auth: ApiKeyAuth,
+        body: JsonBody<PublishBatch>,
+    ) -> Result<BatchPublishResponse, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let batch = body.0;
+        if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
+            return Err(ApiError::invalid(
+                "events",
+                format!(
+                    "must hold 1 to {MAX_BATCH} events (got {})",
+                    batch.events.len()
+                ),
+            ));
+        }
+        // Validate everything before writing anything.
+        let mut known: HashMap<&str, bool> = HashMap::new();
+        for (i, event) in batch.events.iter().enumerate() {
+            let field = |name: &str| format!("events[{i}].{name}");
+            input::event_type_name(&field("event_type"), &event.event_type)?;
+            if !event.data.is_object() {
+                return Err(ApiError::invalid(field("data"), "must be a JSON object"));
+            }
+            if let Some(key) = &event.idempotency_key {
+                if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ApiError::invalid(
+                        field("idempotency_key"),
+                        "must be 1 to 255 visible ASCII characters",
+                    ));
+                }
+            }
+            let event_type = event.event_type.as_str();
+            if hookfleet_common::catalog::is_operational(event_type) {
+                return Err(ApiError::invalid(
+                    field("event_type"),
+                    format!("`{event_type}` is an operational type that only Hookfleet publishes"),
+                ));
+            }
+            let exists = match known.get(event_type) {
+                Some(exists) => *exists,
+                None => {
+                    let exists =
+                        event_types::exists(&self.state, &tenant.tenant_id, event_type).await?;
+                    known.insert(event_type, exists);
+                    exists
+                }
+            };
+            if !exists {
+                return Err(ApiError::invalid(
+                    field("event_type"),
+                    format!("unknown event type `{event_type}` (see GET /api/v1/webhooks/events)"),
+                ));
+            }
+        }
+
+        let events: Vec<publish::BatchEvent<'_>> = batch
+            .events
+            .iter()
+            .map(|event| publish::BatchEvent {
+                event_type: &event.event_type,
+                data: &event.data,
+                idempotency_key: event.idempotency_key.as_deref(),
+            })
+            .collect();
+        let outcomes = publish::publish_many(&self.state, &tenant.tenant_id, &events).await;
+        let mut accepted = 0;
+        let mut fresh = 0;
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            results.push(match outcome {
+                Ok(published) => {
+                    accepted += 1;
+                    if !published.duplicate {
+                        fresh += 1;
+                    }
+                    BatchItemResult {
+                        index: index as u64,
+                        id: Some(published.event_id),
+                        deliveries: Some(published.deliveries),
+                        duplicate: Some(published.duplicate),
+                        error: None,
+                    }
+                }
+                Err(err) => BatchItemResult {
+                    index: index as u64,
+                    id: None,
+                    deliveries: None,
+                    duplicate: None,
+                    error: Some(err.into_body()),
+                },
+            });
+        }
+        self.state.metrics.published.inc_by(fresh);
+        let failed = results.len() as u64 - accepted;
+        tracing::info!(
+            events = results.len(),
+            accepted,
+            failed,
+            "event batch published"
+        );
+        if accepted == 0 {
+            return Err(ApiError::unavailable());
+        }
+        let answer = Json(BatchPublished {
+            accepted,
+            failed,
+            results,
+        });
+        Ok(if failed == 0 {
+            BatchPublishResponse::Accepted(answer)
+        } else {
+            BatchPublishResponse::Partial(answer)
+        })
     }
 
     /// Get an event

@@ -1,0 +1,296 @@
+//! `POST /api/v1/events/batch`: many events in one request, each published
+//! exactly as `POST /api/v1/events` would, with per-item results; the whole
+//! batch is validated before anything is written.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{spawn_app, spawn_receiver, Reply};
+use serde_json::{json, Value};
+
+const BATCH: &str = "/api/v1/events/batch";
+
+fn events(n: usize, event_type: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"event_type": event_type, "data": {"n": i}}))
+        .collect()
+}
+
+fn ids(answer: &Value) -> Vec<String> {
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            r["id"]
+                .as_str()
+                .expect("an accepted item has an id")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_event_of_a_batch_is_delivered() {
+    let app = spawn_app(true, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let users = spawn_receiver(vec![], Reply::status(200)).await;
+    let everything = spawn_receiver(vec![], Reply::status(204)).await;
+    app.endpoint(&key, json!({"url": users.url, "events": ["user.created"]}))
+        .await;
+    app.endpoint(&key, json!({"url": everything.url, "events": ["*"]}))
+        .await;
+
+    let mut batch = events(40, "user.created");
+    batch.extend(events(10, "video.processed"));
+    let (status, answer) = app.post(BATCH, &key, json!({ "events": batch })).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 50);
+    assert_eq!(answer["failed"], 0);
+    let results = answer["results"].as_array().unwrap();
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["index"], i);
+        assert_eq!(result["duplicate"], false);
+        assert!(result.get("error").is_none(), "{result}");
+        let expected = if i < 40 { 2 } else { 1 };
+        assert_eq!(result["deliveries"], expected, "{result}");
+    }
+    let ids = ids(&answer);
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        50,
+        "ids are distinct"
+    );
+
+    let got = users.wait_for(40).await;
+    let to_users: BTreeSet<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!(to_users, ids[..40].iter().map(String::as_str).collect());
+    let got = everything.wait_for(50).await;
+    let to_all: BTreeSet<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!(to_all, ids.iter().map(String::as_str).collect());
+    // Bodies are the same as a single publish's, data as sent.
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert!(body["data"]["n"].is_u64(), "{body}");
+
+    let event = app
+        .wait_for_deliveries(&key, &ids[45], &["delivered"])
+        .await;
+    assert_eq!(event["event_type"], "video.processed");
+    assert_eq!(event["data"], json!({"n": 5}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_work_per_event() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    app.endpoint(
+        &key,
+        json!({"url": "https://example.com/h", "events": ["*"]}),
+    )
+    .await;
+    let item = |k: &str, n: u64| json!({"event_type": "user.created", "data": {"n": n}, "idempotency_key": k});
+
+    let (status, first) = app
+        .post(
+            BATCH,
+            &key,
+            json!({"events": [item("a", 1), item("b", 2), item("a", 3)]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{first}");
+    let first_ids = ids(&first);
+    assert_ne!(first_ids[0], first_ids[1]);
+    assert_eq!(first_ids[2], first_ids[0], "a key repeated in one batch");
+    assert_eq!(first["results"][2]["duplicate"], true);
+    assert_eq!(first["results"][2]["deliveries"], 1);
+
+    let (status, second) = app
+        .post(BATCH, &key, json!({"events": [item("a", 4), item("c", 5)]}))
+        .await;
+    assert_eq!(status, 202, "{second}");
+    let second_ids = ids(&second);
+    assert_eq!(second_ids[0], first_ids[0]);
+    assert_eq!(second["results"][0]["duplicate"], true);
+    assert_eq!(second["results"][1]["duplicate"], false);
+    assert!(!first_ids.contains(&second_ids[1]));
+
+    // The batch's keys and the single route's header share one namespace.
+    let response = app
+        .http
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "b")
+        .json(&json!({"event_type": "user.created", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let single: Value = response.json().await.unwrap();
+    assert_eq!(single["id"].as_str(), Some(first_ids[1].as_str()));
+
+    // The first event kept its data: a repeat creates nothing.
+    let (_, event) = app
+        .get(&format!("/api/v1/events/{}", first_ids[0]), &key)
+        .await;
+    assert_eq!(event["data"], json!({"n": 1}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_event_refuses_the_whole_batch_and_writes_nothing() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    app.endpoint(
+        &key,
+        json!({"url": "https://example.com/h", "events": ["*"]}),
+    )
+    .await;
+    let good = || json!({"event_type": "user.created", "data": {}});
+    let with_bad = |bad: Value| json!({"events": [good(), good(), bad, good()]});
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (with_bad(json!({"data": {}})), 422, "events[2].event_type"),
+        (
+            with_bad(json!({"event_type": "user.created"})),
+            422,
+            "events[2].data",
+        ),
+        (
+            with_bad(json!({"event_type": "no.such", "data": {}})),
+            422,
+            "events[2].event_type",
+        ),
+        (
+            with_bad(json!({"event_type": "bad type", "data": {}})),
+            422,
+            "events[2].event_type",
+        ),
+        (
+            with_bad(json!({"event_type": "endpoint.disabled", "data": {}})),
+            422,
+            "events[2].event_type",
+        ),
+        (
+            with_bad(json!({"event_type": 7, "data": {}})),
+            422,
+            "events[2].event_type",
+        ),
+        (
+            with_bad(json!({"event_type": "user.created", "data": [1]})),
+            422,
+            "events[2].data",
+        ),
+        (
+            with_bad(
+                json!({"event_type": "user.created", "data": {}, "idempotency_key": "has space"}),
+            ),
+            422,
+            "events[2].idempotency_key",
+        ),
+        (
+            with_bad(
+                json!({"event_type": "user.created", "data": {}, "idempotency_key": "k".repeat(256)}),
+            ),
+            422,
+            "events[2].idempotency_key",
+        ),
+        (with_bad(json!("x")), 422, "events[2]"),
+        (json!({"events": []}), 422, "events"),
+        (
+            json!({"events": events(1001, "user.created")}),
+            422,
+            "events",
+        ),
+        (json!({}), 422, "events"),
+        (json!({"events": {}}), 422, "events"),
+    ];
+    let before = app.snapshot().await;
+    for (body, status, field) in cases {
+        let (got, error) = app.post(BATCH, &key, body.clone()).await;
+        assert_eq!(got, status, "{error}");
+        assert_eq!(error["code"], "invalid_field", "{error}");
+        assert_eq!(error["field"].as_str(), Some(field), "{error}");
+        assert!(error["message"].is_string(), "{error}");
+    }
+    // An unknown field is named too (serde names the item it is in).
+    let (got, error) = app
+        .post(
+            BATCH,
+            &key,
+            with_bad(json!({"event_type": "user.created", "data": {}, "extra": 1})),
+        )
+        .await;
+    assert_eq!(got, 422, "{error}");
+    assert!(
+        error["field"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("events[2]"),
+        "{error}"
+    );
+    let (got, error) = app
+        .post_raw(BATCH, &key, b"{\"events\": [".to_vec(), "application/json")
+        .await;
+    assert_eq!(got, 400, "{error}");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused batch wrote something"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_whole_batch_obeys_the_payload_limit() {
+    let app = spawn_app(false, &[("HOOKFLEET_MAX_PAYLOAD", "4096")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let before = app.snapshot().await;
+    let (status, error) = app
+        .post(BATCH, &key, json!({"events": events(200, "user.created")}))
+        .await;
+    assert_eq!(status, 413, "{error}");
+    assert_eq!(error["code"], "payload_too_large");
+    assert_eq!(app.snapshot().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_sees_only_its_own_batch_events() {
+    let app = spawn_app(true, &[]).await;
+    let (_, alice) = app.tenant("alice").await;
+    let (_, bob) = app.tenant("bob").await;
+    let alices = spawn_receiver(vec![], Reply::status(200)).await;
+    let bobs = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&alice, json!({"url": alices.url, "events": ["*"]}))
+        .await;
+    app.endpoint(&bob, json!({"url": bobs.url, "events": ["*"]}))
+        .await;
+    let item = json!({"event_type": "user.created", "data": {}, "idempotency_key": "shared"});
+
+    let (status, answer) = app
+        .post(
+            BATCH,
+            &alice,
+            json!({"events": [item, {"event_type": "job.failed", "data": {}}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let alice_ids = ids(&answer);
+    alices.wait_for(2).await;
+    for id in &alice_ids {
+        let (status, _) = app.get(&format!("/api/v1/events/{id}"), &bob).await;
+        assert_eq!(status, 404, "bob reads alice's event {id}");
+    }
+    // Idempotency keys are per tenant: bob's "shared" is a new event.
+    let (status, answer) = app.post(BATCH, &bob, json!({"events": [item]})).await;
+    assert_eq!(status, 202, "{answer}");
+    let bob_ids = ids(&answer);
+    assert_ne!(bob_ids[0], alice_ids[0]);
+    assert_eq!(answer["results"][0]["duplicate"], false);
+    bobs.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(alices.count(), 2, "alice got only her own events");
+    assert_eq!(bobs.count(), 1, "bob got only his own event");
+    app.stop().await;
+}

@@ -1,0 +1,229 @@
+//! The driver's side of the Hookfleet API: creating a tenant, its key and
+//! endpoints for one phase, and publishing events (one per request, or in
+//! batches through `POST /api/v1/events/batch`).
+
+use std::time::Duration;
+
+use hookfleet_bench::{event_data, unix_nanos};
+use serde_json::{json, Value};
+
+/// The event type every benchmark event has (built in, so no setup).
+pub const EVENT_TYPE: &str = "user.created";
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A tenant made for one phase, with its API key and endpoint ids.
+pub struct Tenant {
+    pub key: String,
+    pub endpoints: Vec<String>,
+}
+
+impl Api {
+    pub fn new(base: &str, clients: usize) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients.max(1))
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        Ok(Api {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// POSTs JSON; returns the status and the parsed answer.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Result<(u16, Value), String> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("POST {path}: reading the answer: {e}"))?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    /// A fresh tenant with `endpoints` endpoints pointing at `hook_url`, all
+    /// subscribed to [`EVENT_TYPE`].
+    pub async fn tenant(
+        &self,
+        admin_key: &str,
+        hook_url: &str,
+        endpoints: usize,
+    ) -> Result<Tenant, String> {
+        let name = format!("bench-{}", unix_nanos());
+        let (status, tenant) = self
+            .post("/api/v1/tenants", admin_key, &json!({ "name": name }))
+            .await?;
+        if status != 201 {
+            return Err(format!("creating a tenant: {status} {tenant}"));
+        }
+        let id = tenant["id"].as_str().unwrap_or_default().to_string();
+        let (status, key) = self
+            .post(
+                &format!("/api/v1/tenants/{id}/api-keys"),
+                admin_key,
+                &json!({}),
+            )
+            .await?;
+        if status != 201 {
+            return Err(format!("creating an API key: {status} {key}"));
+        }
+        let key = key["key"].as_str().unwrap_or_default().to_string();
+        // Created 16 at a time: 1,000 endpoints take a second, not ten.
+        let mut ids = Vec::with_capacity(endpoints);
+        let mut created = 0;
+        while created < endpoints {
+            let n = (endpoints - created).min(16);
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..n {
+                let api = self.clone();
+                let key = key.clone();
+                let body = json!({"url": hook_url, "events": [EVENT_TYPE]});
+                set.spawn(async move { api.post("/api/v1/webhooks", &key, &body).await });
+            }
+            while let Some(done) = set.join_next().await {
+                let (status, endpoint) = done.map_err(|e| e.to_string())??;
+                if status != 201 {
+                    return Err(format!("creating an endpoint: {status} {endpoint}"));
+                }
+                ids.push(endpoint["id"].as_str().unwrap_or_default().to_string());
+            }
+            created += n;
+        }
+        Ok(Tenant {
+            key,
+            endpoints: ids,
+        })
+    }
+
+    /// Publishes one event carrying its send time; Ok(event id) on 202.
+    pub async fn publish(&self, key: &str, body_bytes: usize) -> Result<String, String> {
+        let body = json!({
+            "event_type": EVENT_TYPE,
+            "data": event_data(unix_nanos(), body_bytes),
+        });
+        let (status, answer) = self.post("/api/v1/events", key, &body).await?;
+        if status != 202 {
+            return Err(format!("publish: {status} {answer}"));
+        }
+        Ok(answer["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Publishes `n` events in one batch request; Ok(ids) when every item
+    /// was accepted.
+    pub async fn publish_batch(
+        &self,
+        key: &str,
+        n: usize,
+        body_bytes: usize,
+    ) -> Result<Vec<String>, String> {
+        let sent = unix_nanos();
+        let events: Vec<Value> = (0..n)
+            .map(|_| json!({"event_type": EVENT_TYPE, "data": event_data(sent, body_bytes)}))
+            .collect();
+        let (status, answer) = self
+            .post("/api/v1/events/batch", key, &json!({ "events": events }))
+            .await?;
+        if status != 202 {
+            return Err(format!("batch publish: {status} {answer}"));
+        }
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        let mut ids = Vec::with_capacity(n);
+        for item in &results {
+            match item["id"].as_str() {
+                Some(id) => ids.push(id.to_string()),
+                None => return Err(format!("batch item refused: {item}")),
+            }
+        }
+        if ids.len() != n {
+            return Err(format!("batch: {} results for {n} events", ids.len()));
+        }
+        Ok(ids)
+    }
+}
+
+/// The benchmark receiver's control routes.
+#[derive(Clone)]
+pub struct ReceiverControl {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl ReceiverControl {
+    pub fn new(base: &str) -> Self {
+        ReceiverControl {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Where endpoints should point.
+    pub fn hook_url(&self) -> String {
+        format!("{}/hook", self.base)
+    }
+
+    pub async fn reset(&self) -> Result<(), String> {
+        self.http
+            .post(format!("{}/reset", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("receiver reset: {e}"))?;
+        Ok(())
+    }
+
+    pub async fn stats(
+        &self,
+        with_latency: bool,
+    ) -> Result<hookfleet_bench::ReceiverStats, String> {
+        let query = if with_latency { "?latency=1" } else { "" };
+        let text = self
+            .http
+            .get(format!("{}/stats{query}", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("receiver stats: {e}"))?
+            .text()
+            .await
+            .map_err(|e| format!("receiver stats: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("receiver stats: {e}"))
+    }
+
+    /// Polls until `n` requests arrived; an error if `timeout` passes
+    /// first (a phase whose deliveries do not all arrive has no result).
+    pub async fn wait_for(
+        &self,
+        n: u64,
+        timeout: Duration,
+        every: Duration,
+    ) -> Result<hookfleet_bench::ReceiverStats, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stats = self.stats(false).await?;
+            if stats.count >= n {
+                return Ok(stats);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "only {} of {n} deliveries arrived within {} s",
+                    stats.count,
+                    timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
