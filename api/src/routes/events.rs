@@ -115,7 +115,8 @@ pub struct BatchEvent {
     /// ones then get the first one's id.
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$")
+        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+        nullable
     )]
     #[serde(default)]
     pub idempotency_key: Option<String>,
