@@ -277,3 +277,74 @@ async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
     app.stop().await;
     assert_eq!(receiver.count(), all_endpoints);
 }
+
+/// A record call that reaches Redis twice (the client lost the first reply
+/// and sent it again: the worker's own retry, or redis-rs' in cluster
+/// mode) logs and counts the attempt once and answers the same both times.
+#[tokio::test]
+async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let p = ids::partition_of(IdKind::Endpoint, &endpoint_id).unwrap();
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let k = keys(&app);
+    let record = |job: hookfleet_worker::claim::Job, status: u16, decision| {
+        let (pool, k, config) = (pool.clone(), k.clone(), app.config.clone());
+        async move {
+            let result = hookfleet_worker::deliver::AttemptResult {
+                status: Some(status),
+                ..Default::default()
+            };
+            hookfleet_worker::attempt::record(&pool, &k, &config, &job, &result, decision, now_ms())
+                .await
+                .unwrap()
+        }
+    };
+
+    // A failed attempt, rescheduled for now; the call arrives twice.
+    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms())
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    let retry = hookfleet_worker::attempt::Decision::RetryAt(now_ms());
+    let first = record(job.clone(), 500, retry).await;
+    let again = record(job, 500, retry).await;
+    assert!(first.held);
+    assert_eq!(again, first);
+    assert_eq!(app.attempts(&endpoint_id).await.len(), 1);
+
+    // The next attempt succeeds; that call arrives twice too.
+    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms() + 1)
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    let delivered = hookfleet_worker::attempt::Decision::Delivered;
+    let first = record(job.clone(), 200, delivered).await;
+    let again = record(job, 200, delivered).await;
+    assert!(first.held);
+    assert_eq!(again, first);
+    assert_eq!(app.attempts(&endpoint_id).await.len(), 2);
+
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(detail["deliveries"][0]["status"], "delivered");
+    assert_eq!(detail["deliveries"][0]["attempts"], 2);
+    let (_, stats) = app
+        .get(
+            &format!("/api/v1/webhooks/{endpoint_id}/stats?window=1h"),
+            &key,
+        )
+        .await;
+    assert_eq!(stats["attempts"], 2, "{stats}");
+    app.stop().await;
+}

@@ -28,6 +28,14 @@
 -- attempt is still logged, because it happened, but the state is left
 -- alone; disabled is 1 when this attempt tripped the circuit breaker.
 
+-- A repeat of a call that already moved this delivery (the client resent
+-- it after losing the reply): the same answer, nothing recorded twice.
+local rec = redis.call('HMGET', KEYS[2], 'recorded', 'attempt_ids')
+local mark = ARGV[2] .. ':'
+if rec[1] and string.sub(rec[1], 1, #mark) == mark then
+  return {1, string.match(rec[2] or '', '([^,]*)$'), tonumber(string.sub(rec[1], #mark + 1)) or 0}
+end
+
 -- The endpoint was deleted while this attempt ran: its delivery is already
 -- cancelled; write nothing that would outlive the endpoint.
 if redis.call('EXISTS', KEYS[6]) == 0 then
@@ -84,7 +92,8 @@ if d[3] and d[3] ~= '' then ids = d[3] .. ',' .. entry end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
 redis.call('HSET', KEYS[2], 'status', 'scheduled', 'attempts', (tonumber(d[4]) or 0) + 1,
-  'last_at', ARGV[4], 'last_code', ARGV[6], 'attempt_ids', ids, 'next', ARGV[3])
+  'last_at', ARGV[4], 'last_code', ARGV[6], 'attempt_ids', ids,
+  'recorded', ARGV[2] .. ':' .. disabled, 'next', ARGV[3])
 if counted then
   redis.call('HINCRBY', KEYS[5], 'retries', 1)
   redis.call('HSET', KEYS[5], 'last_failure_at', ARGV[4], 'last_failure_code', ARGV[6])
