@@ -14,6 +14,7 @@
 //! (delivery ids are derived from event and endpoint, so nothing doubles).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::ids::{self, IdKind, Partition};
 use crate::model::summary_wants;
@@ -96,7 +97,7 @@ pub async fn publish(
         event_type,
         data,
         idempotency_key,
-        groups,
+        Arc::new(groups),
         test,
     );
     let reply = {
@@ -132,11 +133,12 @@ pub async fn publish_many(
         Ok(index) => index,
         Err(err) => return events.iter().map(|_| Err(err.clone_kind())).collect(),
     };
-    let mut groups_by_type: HashMap<&str, BTreeMap<Partition, Vec<String>>> = HashMap::new();
+    // Shared by every event of a type: no copy of the endpoint list per event.
+    let mut groups_by_type: HashMap<&str, Arc<BTreeMap<Partition, Vec<String>>>> = HashMap::new();
     for event in events {
         groups_by_type
             .entry(event.event_type)
-            .or_insert_with(|| wanted_by(&index, event.event_type));
+            .or_insert_with(|| Arc::new(wanted_by(&index, event.event_type)));
     }
     let mut results = Vec::with_capacity(events.len());
     let mut failed: Option<PublishError> = None;
@@ -150,7 +152,7 @@ pub async fn publish_many(
             .map(|event| {
                 let groups = groups_by_type
                     .get(event.event_type)
-                    .cloned()
+                    .map(Arc::clone)
                     .unwrap_or_default();
                 Prepared::new(
                     state,
@@ -218,7 +220,7 @@ struct Prepared {
     partitions_csv: String,
     idem_key: String,
     has_idempotency_key: bool,
-    groups: BTreeMap<Partition, Vec<String>>,
+    groups: Arc<BTreeMap<Partition, Vec<String>>>,
     test: bool,
     prefix: String,
     due: String,
@@ -238,7 +240,7 @@ impl Prepared {
         event_type: &str,
         data: &serde_json::Value,
         idempotency_key: Option<&str>,
-        groups: BTreeMap<Partition, Vec<String>>,
+        groups: Arc<BTreeMap<Partition, Vec<String>>>,
         test: bool,
     ) -> Self {
         let now = now_ms();

@@ -17,8 +17,15 @@ use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 
 /// The partition most recently named by a wake-up, if any.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Woken(AtomicU32);
+
+impl Default for Woken {
+    /// None named yet (a derived default would name partition 0).
+    fn default() -> Self {
+        Woken::new()
+    }
+}
 
 impl Woken {
     const NONE: u32 = u32::MAX;
