@@ -228,9 +228,14 @@ pub fn event_type_name(field: &str, name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-/// An `Idempotency-Key` header: 1..=255 visible ASCII characters.
+/// Whether `key` may be an idempotency key: 1..=255 visible ASCII characters.
+pub fn is_idempotency_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// An `Idempotency-Key` header (see [`is_idempotency_key`]).
 pub fn idempotency_key(key: &str) -> Result<String, ApiError> {
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if !is_idempotency_key(key) {
         return Err(ApiError::bad_header(
             "Idempotency-Key",
             "must be 1 to 255 visible ASCII characters",

@@ -250,26 +250,14 @@ impl EventsApi {
             .as_deref()
             .map(input::idempotency_key)
             .transpose()?;
-        let event_type = input::event_type_name("event_type", &body.event_type)?;
-        if !body.data.is_object() {
-            return Err(ApiError::invalid("data", "must be a JSON object"));
-        }
-        if hookfleet_common::catalog::is_operational(&event_type) {
-            return Err(ApiError::invalid(
-                "event_type",
-                format!("`{event_type}` is an operational type that only Hookfleet publishes"),
-            ));
-        }
-        if !event_types::exists(&self.state, &tenant.tenant_id, &event_type).await? {
-            return Err(ApiError::invalid(
-                "event_type",
-                format!("unknown event type `{event_type}` (see GET /api/v1/webhooks/events)"),
-            ));
+        check_event("", &body.event_type, &body.data)?;
+        if !event_types::exists(&self.state, &tenant.tenant_id, &body.event_type).await? {
+            return Err(unknown_type("event_type", &body.event_type));
         }
         let published = publish::publish(
             &self.state,
             &tenant.tenant_id,
-            &event_type,
+            &body.event_type,
             &body.data,
             idempotency_key.as_deref(),
             Target::Subscribers,
@@ -327,26 +315,17 @@ impl EventsApi {
         // Validate everything before writing anything.
         let mut known: HashMap<&str, bool> = HashMap::new();
         for (i, event) in batch.events.iter().enumerate() {
-            let field = |name: &str| format!("events[{i}].{name}");
-            input::event_type_name(&field("event_type"), &event.event_type)?;
-            if !event.data.is_object() {
-                return Err(ApiError::invalid(field("data"), "must be a JSON object"));
-            }
+            let prefix = format!("events[{i}].");
+            check_event(&prefix, &event.event_type, &event.data)?;
             if let Some(key) = &event.idempotency_key {
-                if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                if !input::is_idempotency_key(key) {
                     return Err(ApiError::invalid(
-                        field("idempotency_key"),
+                        format!("{prefix}idempotency_key"),
                         "must be 1 to 255 visible ASCII characters",
                     ));
                 }
             }
             let event_type = event.event_type.as_str();
-            if hookfleet_common::catalog::is_operational(event_type) {
-                return Err(ApiError::invalid(
-                    field("event_type"),
-                    format!("`{event_type}` is an operational type that only Hookfleet publishes"),
-                ));
-            }
             let exists = match known.get(event_type) {
                 Some(exists) => *exists,
                 None => {
@@ -357,10 +336,7 @@ impl EventsApi {
                 }
             };
             if !exists {
-                return Err(ApiError::invalid(
-                    field("event_type"),
-                    format!("unknown event type `{event_type}` (see GET /api/v1/webhooks/events)"),
-                ));
+                return Err(unknown_type(&format!("{prefix}event_type"), event_type));
             }
         }
 
@@ -484,4 +460,32 @@ impl EventsApi {
             deliveries: all,
         }))
     }
+}
+
+/// The checks every published event passes before the store is asked
+/// whether its type exists; `prefix` places its fields (`""` for a single
+/// publish, `"events[3]."` in a batch).
+fn check_event(prefix: &str, event_type: &str, data: &serde_json::Value) -> Result<(), ApiError> {
+    input::event_type_name(&format!("{prefix}event_type"), event_type)?;
+    if !data.is_object() {
+        return Err(ApiError::invalid(
+            format!("{prefix}data"),
+            "must be a JSON object",
+        ));
+    }
+    if hookfleet_common::catalog::is_operational(event_type) {
+        return Err(ApiError::invalid(
+            format!("{prefix}event_type"),
+            format!("`{event_type}` is an operational type that only Hookfleet publishes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of an event type the tenant does not have.
+fn unknown_type(field: &str, event_type: &str) -> ApiError {
+    ApiError::invalid(
+        field,
+        format!("unknown event type `{event_type}` (see GET /api/v1/webhooks/events)"),
+    )
 }
