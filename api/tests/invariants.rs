@@ -348,3 +348,112 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     assert_eq!(stats["attempts"], 2, "{stats}");
     app.stop().await;
 }
+
+/// One `record.lua` call carrying several attempts (what the worker's
+/// recorder sends under load) treats each as if recorded alone: each
+/// delivery moves by its own outcome, a lost lease is logged but moves
+/// nothing, counters and stats buckets add up to one per attempt, and the
+/// whole call resent after a lost reply records nothing twice.
+#[tokio::test]
+async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
+    use hookfleet_worker::attempt::{record_many, Attempted, Decision};
+    use hookfleet_worker::deliver::AttemptResult;
+
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let p = ids::partition_of(IdKind::Endpoint, &endpoint_id).unwrap();
+    let mut event_ids = Vec::new();
+    for n in 0..4 {
+        let event = app.publish(&key, "user.created", json!({"n": n})).await;
+        event_ids.push(event["id"].as_str().unwrap().to_string());
+    }
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let k = keys(&app);
+    let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), 4);
+    jobs.sort_by_key(|job| event_ids.iter().position(|id| *id == job.event_id));
+    // The fourth attempt comes from a worker whose lease was taken over.
+    jobs[3].lease_token = "999".into();
+
+    let answered = |status: u16| AttemptResult {
+        status: Some(status),
+        ..Default::default()
+    };
+    let results = [answered(200), answered(500), answered(400), answered(200)];
+    let decisions = [
+        Decision::Delivered,
+        Decision::RetryAt(now_ms() + 60_000),
+        Decision::Failed,
+        Decision::Delivered,
+    ];
+    let at = now_ms();
+    let attempted: Vec<Attempted<'_>> = (0..4)
+        .map(|i| Attempted {
+            job: &jobs[i],
+            result: &results[i],
+            decision: decisions[i],
+            at_ms: at,
+        })
+        .collect();
+    let first = record_many(&pool, &k, &app.config, p, &attempted)
+        .await
+        .unwrap();
+    let held: Vec<bool> = first.iter().map(|r| r.held).collect();
+    assert_eq!(held, [true, true, true, false]);
+    let again = record_many(&pool, &k, &app.config, p, &attempted)
+        .await
+        .unwrap();
+    assert_eq!(
+        again[..3],
+        first[..3],
+        "a resent call gets the same answers"
+    );
+
+    let mut statuses = Vec::new();
+    for event_id in &event_ids {
+        let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+        statuses.push(
+            detail["deliveries"][0]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(statuses, ["delivered", "scheduled", "failed", "in_flight"]);
+    // Logged once each; the lost-lease attempt was logged by both calls
+    // (it happened twice as far as Redis can tell: no lease to tie it to).
+    let logged = app.attempts(&endpoint_id).await;
+    let per_delivery = |i: usize| {
+        logged
+            .iter()
+            .filter(|entry| entry.get("delivery") == Some(&jobs[i].delivery_id))
+            .count()
+    };
+    assert_eq!(
+        (per_delivery(0), per_delivery(1), per_delivery(2)),
+        (1, 1, 1)
+    );
+
+    let (_, stats) = app
+        .get(
+            &format!("/api/v1/webhooks/{endpoint_id}/stats?window=1h"),
+            &key,
+        )
+        .await;
+    let attempts = logged.len() as u64;
+    assert_eq!(stats["attempts"], attempts, "{stats}");
+    assert_eq!(stats["delivered"], 1, "{stats}");
+    assert_eq!(stats["failed"], 1, "{stats}");
+    assert_eq!(stats["last_failure"]["status_code"], 400, "{stats}");
+    app.stop().await;
+}

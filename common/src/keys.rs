@@ -58,6 +58,10 @@ pub const ATTEMPTS_PART: &str = "attempts:";
 pub const ENDPOINT_STATS_PART: &str = "ep_stats:";
 /// Key fragment: an endpoint's rate-limit (GCRA) state.
 pub const RATE_PART: &str = "rate:";
+/// Key fragment: an endpoint's 5-minute stats bucket (`<eid>:<start>`).
+pub const STATS_FINE_PART: &str = "ep_b5:";
+/// Key fragment: an endpoint's hourly stats bucket (`<eid>:<start>`).
+pub const STATS_COARSE_PART: &str = "ep_bh:";
 /// Key fragment: an endpoint's replay jobs.
 pub const REPLAY_PART: &str = "replay:";
 
@@ -187,18 +191,12 @@ impl Keys {
 
     /// The 5-minute stats bucket of an endpoint starting at `start_ms`.
     pub fn stats_fine(&self, p: Partition, endpoint_id: &str, start_ms: u64) -> String {
-        format!(
-            "{}:{{p{}}}:ep_b5:{endpoint_id}:{start_ms}",
-            self.prefix, p.0
-        )
+        self.in_partition(p, STATS_FINE_PART, &format!("{endpoint_id}:{start_ms}"))
     }
 
     /// The hourly stats bucket of an endpoint starting at `start_ms`.
     pub fn stats_coarse(&self, p: Partition, endpoint_id: &str, start_ms: u64) -> String {
-        format!(
-            "{}:{{p{}}}:ep_bh:{endpoint_id}:{start_ms}",
-            self.prefix, p.0
-        )
+        self.in_partition(p, STATS_COARSE_PART, &format!("{endpoint_id}:{start_ms}"))
     }
 
     /// A replay job of an endpoint (in the endpoint's partition).
@@ -268,6 +266,8 @@ mod tests {
             ATTEMPTS_PART,
             ENDPOINT_STATS_PART,
             RATE_PART,
+            STATS_FINE_PART,
+            STATS_COARSE_PART,
         ];
         for (name, source) in crate::scripts::SOURCES {
             // Every `prefix .. '<fragment>'` in a script must be a known fragment.

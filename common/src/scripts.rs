@@ -19,8 +19,7 @@ macro_rules! script {
 script!(PUBLISH, "publish.lua");
 script!(FANOUT, "fanout.lua");
 script!(CLAIM, "claim.lua");
-script!(FINISH, "finish.lua");
-script!(RESCHEDULE, "reschedule.lua");
+script!(RECORD, "record.lua");
 script!(UPDATE_ENDPOINT, "update_endpoint.lua");
 script!(DELETE_ENDPOINT, "delete_endpoint.lua");
 script!(RETRY, "retry.lua");
@@ -31,8 +30,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("publish.lua", include_str!("scripts/publish.lua")),
     ("fanout.lua", include_str!("scripts/fanout.lua")),
     ("claim.lua", include_str!("scripts/claim.lua")),
-    ("finish.lua", include_str!("scripts/finish.lua")),
-    ("reschedule.lua", include_str!("scripts/reschedule.lua")),
+    ("record.lua", include_str!("scripts/record.lua")),
     (
         "update_endpoint.lua",
         include_str!("scripts/update_endpoint.lua"),

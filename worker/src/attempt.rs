@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use hookfleet_common::ids::Partition;
 use hookfleet_common::model::attempt_field as field;
 use hookfleet_common::redis_pool::RedisPool;
-use hookfleet_common::{scripts, stats, Config, Keys};
+use hookfleet_common::{scripts, stats, time_util, Config, Keys};
 use rand::Rng;
 
 use crate::claim::Job;
@@ -84,8 +85,17 @@ pub struct Recorded {
     pub disabled: bool,
 }
 
-/// Records the attempt and moves the delivery, and runs the endpoint's
-/// circuit breaker (`disable_after` without a success, or a 410 Gone).
+/// One attempt to record: the job it was made for, what happened, what it
+/// means, and when it was made.
+#[derive(Clone, Copy)]
+pub struct Attempted<'a> {
+    pub job: &'a Job,
+    pub result: &'a AttemptResult,
+    pub decision: Decision,
+    pub at_ms: u64,
+}
+
+/// Records one attempt and moves its delivery (see [`record_many`]).
 pub async fn record(
     pool: &RedisPool,
     keys: &Keys,
@@ -95,93 +105,139 @@ pub async fn record(
     decision: Decision,
     now_ms: u64,
 ) -> Result<Recorded, RecordError> {
-    let maxlen = config.attempt_log_maxlen;
-    let disable_after = config.disable_after;
-    let p = job.partition;
+    let attempted = Attempted {
+        job,
+        result,
+        decision,
+        at_ms: now_ms,
+    };
+    let mut recorded = record_many(pool, keys, config, job.partition, &[attempted]).await?;
+    recorded
+        .pop()
+        .ok_or_else(|| RecordError::Reply("no answer for the attempt".into()))
+}
+
+/// The attempt-log fields every attempt writes, in the order `record.lua`
+/// receives their values.
+const LOG_FIELDS: [&str; 14] = [
+    field::DELIVERY,
+    field::EVENT,
+    field::ATTEMPT,
+    field::AT,
+    field::STATUS_CODE,
+    field::DURATION_MS,
+    field::ERROR,
+    field::OUTCOME,
+    field::RESPONSE_HEADERS,
+    field::RESPONSE_BODY,
+    field::NEXT_ATTEMPT_AT,
+    field::WEBHOOK_TIMESTAMP,
+    field::REQUEST_HEADERS,
+    field::TEST,
+];
+
+/// Records attempts of partition `p` in one `record.lua` call: each is
+/// appended to its endpoint's stream, moves its delivery (if this worker
+/// still holds the lease), its endpoint's counters and stats buckets, and
+/// runs the endpoint's circuit breaker (`disable_after` without a success,
+/// or a 410 Gone). Answers one [`Recorded`] per attempt, in order. Every
+/// attempt must belong to partition `p`.
+pub async fn record_many(
+    pool: &RedisPool,
+    keys: &Keys,
+    config: &Config,
+    p: Partition,
+    attempts: &[Attempted<'_>],
+) -> Result<Vec<Recorded>, RecordError> {
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let oldest_kept = time_util::now_ms().saturating_sub(config.retention.as_millis() as u64);
+    let mut invocation = scripts::RECORD.prepare_invoke();
+    invocation
+        .key(keys.inflight(p))
+        .key(keys.due(p))
+        .arg(keys.partition_prefix(p))
+        .arg(config.attempt_log_maxlen)
+        .arg(format!("{oldest_kept}-0"))
+        .arg(config.disable_after.as_millis() as u64)
+        .arg(stats::FINE_TTL_MS)
+        .arg(stats::COARSE_TTL_MS)
+        .arg(LOG_FIELDS.len())
+        .arg(&LOG_FIELDS[..]);
+    for attempted in attempts {
+        push_attempt(&mut invocation, attempted);
+    }
+    let mut conn = pool.get().await?;
+    let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+    if reply.len() != attempts.len() * 3 {
+        return Err(RecordError::Reply(format!(
+            "{} values for {} attempts",
+            reply.len(),
+            attempts.len()
+        )));
+    }
+    reply
+        .chunks(3)
+        .map(|answer| match (&answer[0], &answer[2]) {
+            (redis::Value::Int(held), redis::Value::Int(disabled)) => Ok(Recorded {
+                held: *held == 1,
+                disabled: *disabled == 1,
+            }),
+            other => Err(RecordError::Reply(format!("bad answer: {other:?}"))),
+        })
+        .collect()
+}
+
+/// Appends one attempt's values (see `record.lua`'s header for the order).
+fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attempted<'_>) {
+    let Attempted {
+        job,
+        result,
+        decision,
+        at_ms,
+    } = *attempted;
     let status = result.status.map(|s| s.to_string()).unwrap_or_default();
     let (outcome, next) = match decision {
         Decision::Delivered => ("delivered", String::new()),
         Decision::Failed => ("failed", String::new()),
         Decision::RetryAt(at) => ("retry", at.to_string()),
     };
-    let headers = serde_json::to_string(&result.response_headers).unwrap_or_default();
-    let request_headers = serde_json::to_string(&result.request_headers).unwrap_or_default();
-    let fields: [(&str, String); 14] = [
-        (field::DELIVERY, job.delivery_id.clone()),
-        (field::EVENT, job.event_id.clone()),
-        (field::ATTEMPT, (job.attempts_before + 1).to_string()),
-        (field::AT, now_ms.to_string()),
-        (field::STATUS_CODE, status.clone()),
-        (field::DURATION_MS, result.duration.as_millis().to_string()),
-        (field::ERROR, result.error.clone().unwrap_or_default()),
-        (field::OUTCOME, outcome.to_string()),
-        (field::RESPONSE_HEADERS, headers),
-        (field::RESPONSE_BODY, result.response_body.clone()),
-        (field::NEXT_ATTEMPT_AT, next),
-        (
-            field::WEBHOOK_TIMESTAMP,
-            result.webhook_timestamp.to_string(),
-        ),
-        (field::REQUEST_HEADERS, request_headers),
-        (field::TEST, if job.test { "1" } else { "0" }.to_string()),
-    ];
-    let mut conn = pool.get().await?;
-    let mut invocation = match decision {
-        Decision::RetryAt(at) => {
-            let mut inv = scripts::RESCHEDULE.prepare_invoke();
-            inv.key(keys.inflight(p))
-                .key(keys.delivery(p, &job.delivery_id))
-                .key(keys.due(p))
-                .key(keys.attempts(p, &job.endpoint_id))
-                .key(keys.endpoint_stats(p, &job.endpoint_id))
-                .arg(&job.delivery_id)
-                .arg(&job.lease_token)
-                .arg(at);
-            inv
-        }
-        Decision::Delivered | Decision::Failed => {
-            let mut inv = scripts::FINISH.prepare_invoke();
-            inv.key(keys.inflight(p))
-                .key(keys.delivery(p, &job.delivery_id))
-                .key(keys.endpoint_open(p, &job.endpoint_id))
-                .key(keys.attempts(p, &job.endpoint_id))
-                .key(keys.endpoint_stats(p, &job.endpoint_id))
-                .arg(&job.delivery_id)
-                .arg(&job.lease_token)
-                .arg(outcome);
-            inv
-        }
-    };
     let succeeded = decision == Decision::Delivered;
-    let fine = now_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS;
-    let coarse = now_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS;
-    let oldest_kept = now_ms.saturating_sub(config.retention.as_millis() as u64);
+    let duration_ms = result.duration.as_millis() as u64;
     invocation
-        .key(keys.endpoint(p, &job.endpoint_id))
-        .key(keys.stats_fine(p, &job.endpoint_id, fine))
-        .key(keys.stats_coarse(p, &job.endpoint_id, coarse))
-        .arg(now_ms)
-        .arg(maxlen)
-        .arg(status)
+        .arg(&job.delivery_id)
+        .arg(&job.endpoint_id)
+        .arg(&job.lease_token)
+        .arg(outcome)
+        .arg(&next)
+        .arg(at_ms)
+        .arg(&status)
         .arg(class_field(result.status))
         .arg(if succeeded { "1" } else { "0" })
-        .arg(disable_after.as_millis() as u64)
         .arg(if result.status == Some(410) { "1" } else { "0" })
         .arg(if job.test { "1" } else { "0" })
-        .arg(stats::latency_field(stats::latency_bin(
-            result.duration.as_millis() as u64,
-        )))
-        .arg(format!("{oldest_kept}-0"))
-        .arg(stats::FINE_TTL_MS)
-        .arg(stats::COARSE_TTL_MS);
-    for (name, value) in fields {
-        invocation.arg(name).arg(value);
-    }
-    let (held, _entry, disabled): (i64, String, i64) = invocation.invoke_async(&mut conn).await?;
-    Ok(Recorded {
-        held: held == 1,
-        disabled: disabled == 1,
-    })
+        .arg(stats::latency_field(stats::latency_bin(duration_ms)))
+        .arg(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS)
+        .arg(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS);
+    // The attempt-log values, in LOG_FIELDS' order.
+    let headers = serde_json::to_string(&result.response_headers).unwrap_or_default();
+    let request_headers = serde_json::to_string(&result.request_headers).unwrap_or_default();
+    invocation
+        .arg(&job.delivery_id)
+        .arg(&job.event_id)
+        .arg(job.attempts_before + 1)
+        .arg(at_ms)
+        .arg(&status)
+        .arg(duration_ms)
+        .arg(result.error.as_deref().unwrap_or_default())
+        .arg(outcome)
+        .arg(headers)
+        .arg(&result.response_body)
+        .arg(&next)
+        .arg(result.webhook_timestamp)
+        .arg(request_headers)
+        .arg(if job.test { "1" } else { "0" });
 }
 
 /// Redis trouble while recording; the caller retries, and if Redis stays
@@ -192,6 +248,8 @@ pub enum RecordError {
     Pool(#[from] hookfleet_common::redis_pool::PoolError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("unexpected record reply: {0}")]
+    Reply(String),
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 //!                                          leases a batch of due deliveries
 //!        ──> deliver.rs ── signs (Standard Webhooks) and POSTs with the one
 //!                          shared HTTP client
-//!        ──> attempt.rs ── decides delivered / retry at T / failed and
-//!                          records the attempt in the same Lua call that
-//!                          finishes or reschedules the delivery
+//!        ──> attempt.rs ── decides delivered / retry at T / failed
+//!        ──> recorder.rs ── records attempts, batched per partition, in
+//!                           the Lua call that moves their deliveries on
 //! ```
 //!
 //! Workers share nothing but Redis, so any number can run; a worker that dies
@@ -22,6 +22,7 @@ pub mod claim;
 pub mod deliver;
 pub mod metrics;
 pub mod operational;
+pub mod recorder;
 pub mod registry;
 pub mod run;
 pub mod shutdown;

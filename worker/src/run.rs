@@ -21,6 +21,7 @@ use crate::claim::{self, Job};
 use crate::deliver::{self, AttemptResult};
 use crate::metrics::WorkerMetrics;
 use crate::operational;
+use crate::recorder::{Attempt, Recorder};
 use hookfleet_common::publish::Store;
 
 /// Why the worker could not start.
@@ -43,6 +44,8 @@ struct Context {
     pool: RedisPool,
     client: reqwest::Client,
     metrics: Arc<WorkerMetrics>,
+    /// Records attempts, batched per partition (see recorder.rs).
+    recorder: Recorder,
     /// The worker's own outbound budget (`HOOKFLEET_WORKER_MAX_RATE`):
     /// in-process, so governor's GCRA fits; fleet-wide per-endpoint limits
     /// live in Redis instead.
@@ -99,12 +102,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         metrics.clone(),
         shutdown.clone(),
     ));
+    let (recorder, recorder_task) = Recorder::spawn(pool.clone(), keys.clone(), config.clone());
     let ctx = Arc::new(Context {
         config,
         keys,
         pool,
         client,
         metrics,
+        recorder,
         outbound: NonZeroU32::new(config_max_rate)
             .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
     });
@@ -263,6 +268,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     }
     listener.abort();
     sampler.abort();
+    recorder_task.abort();
     metrics_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
     tracing::info!("worker stopped");
@@ -352,34 +358,30 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
         }
     }
 
+    let attempt = Arc::new(Attempt {
+        job,
+        result,
+        decision,
+        at_ms: now_ms(),
+    });
     let mut backoff = Duration::from_millis(100);
     for _ in 0..6 {
-        // Boxed, like the rare operational sends below: their futures are
-        // several KiB, and inline they would make every spawned attempt
-        // task that large, copied a few times per spawn (a fifth of the
-        // worker's CPU went to those copies).
-        match Box::pin(attempt::record(
-            &ctx.pool,
-            &ctx.keys,
-            &ctx.config,
-            &job,
-            &result,
-            decision,
-            now_ms(),
-        ))
-        .await
-        {
+        match ctx.recorder.record(attempt.clone()).await {
             Ok(recorded) => {
                 if !recorded.held {
                     tracing::info!(
                         "lease was taken over or delivery cancelled; attempt logged only"
                     );
                 }
+                let Attempt { job, result, .. } = &*attempt;
+                // Boxed: these rare operational sends' futures are several
+                // KiB, and inline they would make every spawned attempt task
+                // that large, copied a few times per spawn.
                 if recorded.disabled {
-                    Box::pin(operational::endpoint_disabled(&ctx.store(), &job, &result)).await;
+                    Box::pin(operational::endpoint_disabled(&ctx.store(), job, result)).await;
                 }
                 if recorded.held && decision == Decision::Failed && !job.test {
-                    Box::pin(operational::attempts_exhausted(&ctx.store(), &job, &result)).await;
+                    Box::pin(operational::attempts_exhausted(&ctx.store(), job, result)).await;
                 }
                 return;
             }

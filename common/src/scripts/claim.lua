@@ -47,25 +47,36 @@ end
 
 local jobs = {}
 local deferred = {}
+-- Gathered writes: one variadic command each at the end.
+local leave_due = {}
+local leased = {}
+-- Read once per call: endpoints, event bodies, rate-limit state.
+local endpoints = {}
+local bodies = {}
+local rates = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max_jobs)
 for _, delivery_id in ipairs(due) do
   local delivery = prefix .. 'delivery:' .. delivery_id
   local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
-    'max_attempts', 'test')
+    'max_attempts', 'test', 'claims')
   if not d[1] then
     -- Expired by retention: nothing left to deliver.
-    redis.call('ZREM', KEYS[1], delivery_id)
+    leave_due[#leave_due + 1] = delivery_id
   else
     local endpoint_id = d[1]
-    local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
-      'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
-      'old_secret', 'old_secret_until')
+    local endpoint = endpoints[endpoint_id]
+    if not endpoint then
+      endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
+        'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
+        'old_secret', 'old_secret_until')
+      endpoints[endpoint_id] = endpoint
+    end
     if endpoint[1] ~= d[5] then
-      redis.call('ZREM', KEYS[1], delivery_id)
+      leave_due[#leave_due + 1] = delivery_id
       redis.call('HSET', delivery, 'status', 'cancelled', 'next', '')
       redis.call('SREM', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
     elseif endpoint[2] ~= '1' then
-      redis.call('ZREM', KEYS[1], delivery_id)
+      leave_due[#leave_due + 1] = delivery_id
       redis.call('ZADD', prefix .. 'ep_held:' .. endpoint_id, now, delivery_id)
     else
       local allowed = true
@@ -73,8 +84,13 @@ for _, delivery_id in ipairs(due) do
       if rate and rate > 0 then
         -- GCRA without burst: one delivery per 1/rate seconds, fleet-wide.
         local emission = 1000 / rate
-        local rate_key = prefix .. 'rate:' .. endpoint_id
-        local tat = tonumber(redis.call('GET', rate_key) or '0') or 0
+        local state = rates[endpoint_id]
+        if not state then
+          local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id)
+          state = {tat = tonumber(stored or '0') or 0, emission = emission, dirty = false}
+          rates[endpoint_id] = state
+        end
+        local tat = state.tat
         if tat < now then tat = now end
         if tat > now then
           -- Over the limit: move it to the time it becomes allowed, spreading
@@ -85,23 +101,41 @@ for _, delivery_id in ipairs(due) do
           redis.call('HSET', delivery, 'next', math.ceil(tat + slot * emission))
           allowed = false
         else
-          redis.call('SET', rate_key, tostring(tat + emission), 'PX', math.ceil(emission) + 1000)
+          state.tat = tat + emission
+          state.dirty = true
         end
       end
       if allowed then
-        redis.call('ZREM', KEYS[1], delivery_id)
-        redis.call('ZADD', KEYS[2], now + lease, delivery_id)
-        local token = redis.call('HINCRBY', delivery, 'claims', 1)
-        redis.call('HSET', delivery, 'status', 'in_flight')
+        leave_due[#leave_due + 1] = delivery_id
+        leased[#leased + 1] = now + lease
+        leased[#leased + 1] = delivery_id
+        local token = (tonumber(d[9]) or 0) + 1
+        redis.call('HSET', delivery, 'claims', token, 'status', 'in_flight')
         local body = ''
         if d[4] == partition then
-          body = redis.call('HGET', prefix .. 'event:' .. d[2], 'body') or ''
+          body = bodies[d[2]]
+          if not body then
+            body = redis.call('HGET', prefix .. 'event:' .. d[2], 'body') or ''
+            bodies[d[2]] = body
+          end
         end
         jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', tostring(token),
           endpoint[3] or '', endpoint[4] or '', endpoint[5] or '', endpoint[6] or '',
           body, endpoint[8] or '', endpoint[9] or '', d[5], d[6] or '', d[7] or '', d[8] or ''}
       end
     end
+  end
+end
+if #leave_due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(leave_due))
+end
+if #leased > 0 then
+  redis.call('ZADD', KEYS[2], unpack(leased))
+end
+for endpoint_id, state in pairs(rates) do
+  if state.dirty then
+    redis.call('SET', prefix .. 'rate:' .. endpoint_id, tostring(state.tat),
+      'PX', math.ceil(state.emission) + 1000)
   end
 end
 

@@ -1,0 +1,224 @@
+-- record.lua: record a batch of attempts of one partition, and move each
+-- delivery on: delivered, failed, or scheduled for its next attempt.
+--
+-- KEYS[1] inflight zset   hf:{pN}:inflight
+-- KEYS[2] due zset        hf:{pN}:due
+-- ARGV[1] partition key prefix  hf:{pN}:
+-- ARGV[2] stream MAXLEN (approximate)
+-- ARGV[3] oldest stream id to keep (retention)
+-- ARGV[4] circuit breaker: disable an endpoint after failing without a
+--         success for this long (ms)
+-- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
+-- ARGV[7] F, the number of attempt-log fields; ARGV[8 .. 7+F] their names
+-- then one group of 14 + F values per attempt:
+--   delivery id, endpoint id, lease token,
+--   outcome ('delivered', 'failed' or 'retry'), next attempt (ms, or ''),
+--   attempt time (ms), response status ('' when there was none),
+--   counter field of the attempt's class (e.g. attempts_2xx),
+--   '1' if it succeeded (2xx), '1' to disable the endpoint now (410 Gone),
+--   '1' for a test send (logged, outside statistics and circuit breaker),
+--   latency histogram field (lat_<bin>), 5-minute bucket start,
+--   hourly bucket start,
+--   then the F attempt-log values.
+--
+-- Returns three values per attempt, in order: held, attempt entry id,
+-- disabled. held is 0 when the lease was lost (another worker reclaimed
+-- the delivery, or it was cancelled): the attempt is still logged, because
+-- it happened, but the state is left alone. disabled is 1 when this attempt
+-- tripped the circuit breaker.
+--
+-- Every attempt is handled as if recorded on its own, in order; only the
+-- writes are gathered: counters and stats buckets move once per endpoint
+-- and field (HINCRBY by the batch's sum), streams are trimmed once per
+-- endpoint, and the inflight/due/open-set changes are one variadic command
+-- each. A repeat of a call whose reply was lost gets the same answers and
+-- records nothing twice (each delivery remembers `recorded` = token:disabled).
+
+local HEADER = 14
+local prefix = ARGV[1]
+local maxlen = tonumber(ARGV[2])
+local oldest = ARGV[3]
+local disable_after = tonumber(ARGV[4])
+local fine_ttl = tonumber(ARGV[5])
+local coarse_ttl = tonumber(ARGV[6])
+local nfields = tonumber(ARGV[7])
+local names = {}
+for f = 1, nfields do names[f] = ARGV[7 + f] end
+local first = 8 + nfields
+local stride = HEADER + nfields
+
+-- What this call knows and will write per endpoint, read at first use.
+local endpoints = {}
+local order = {}
+local function endpoint_of(eid)
+  local e = endpoints[eid]
+  if not e then
+    local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active')
+    e = {exists = h[1] ~= false, active = h[2], stats = {}, buckets = {}, bucket_ttl = {},
+      closed = {}, logged = false, since_known = false, since = nil, since_dirty = false}
+    endpoints[eid] = e
+    order[#order + 1] = eid
+  end
+  return e
+end
+local function add(counters, field, n)
+  counters[field] = (counters[field] or 0) + n
+end
+local function bucket(e, key, ttl)
+  local b = e.buckets[key]
+  if not b then
+    b = {}
+    e.buckets[key] = b
+    e.bucket_ttl[key] = ttl
+  end
+  return b
+end
+
+local reply = {}
+local leave_inflight = {}
+local requeue = {}
+for i = first, #ARGV, stride do
+  local delivery_id, eid, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local next_at, at, code, class = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local ok, gone, test, latency = ARGV[i + 8] == '1', ARGV[i + 9] == '1', ARGV[i + 10] == '1', ARGV[i + 11]
+  local delivery = prefix .. 'delivery:' .. delivery_id
+  local d = redis.call('HMGET', delivery, 'recorded', 'attempt_ids', 'claims', 'status', 'attempts')
+  local mark = token .. ':'
+  local e = endpoint_of(eid)
+  if d[1] and string.sub(d[1], 1, #mark) == mark then
+    -- Already recorded by an earlier run of this very call.
+    reply[#reply + 1] = 1
+    reply[#reply + 1] = string.match(d[2] or '', '([^,]*)$')
+    reply[#reply + 1] = tonumber(string.sub(d[1], #mark + 1)) or 0
+  elseif not e.exists then
+    -- The endpoint was deleted while this attempt ran: its delivery is
+    -- already cancelled; write nothing that would outlive the endpoint.
+    reply[#reply + 1] = 0
+    reply[#reply + 1] = ''
+    reply[#reply + 1] = 0
+  else
+    local fields = {}
+    for f = 1, nfields do
+      fields[2 * f - 1] = names[f]
+      fields[2 * f] = ARGV[i + HEADER - 1 + f]
+    end
+    local entry = redis.call('XADD', prefix .. 'attempts:' .. eid, 'MAXLEN', '~', maxlen, '*',
+      unpack(fields))
+    e.logged = true
+    local counted = not test
+    local buckets = {}
+    if counted then
+      add(e.stats, 'attempts', 1)
+      add(e.stats, class, 1)
+      buckets[1] = bucket(e, prefix .. 'ep_b5:' .. eid .. ':' .. ARGV[i + 12], fine_ttl)
+      buckets[2] = bucket(e, prefix .. 'ep_bh:' .. eid .. ':' .. ARGV[i + 13], coarse_ttl)
+      for _, b in ipairs(buckets) do
+        add(b, 'attempts', 1)
+        add(b, latency, 1)
+        if ok then add(b, 'ok', 1) end
+      end
+    end
+
+    -- The circuit breaker: the endpoint's failing streak starts at its first
+    -- failure after a success; past HOOKFLEET_DISABLE_AFTER (or on 410 Gone)
+    -- the endpoint is disabled and its queued deliveries will be held.
+    local disabled = 0
+    local now = tonumber(at)
+    if counted and ok then
+      e.since, e.since_known, e.since_dirty = nil, true, true
+    elseif counted then
+      if not e.since_known then
+        e.since = tonumber(redis.call('HGET', prefix .. 'ep_stats:' .. eid, 'failing_since') or '')
+        e.since_known = true
+      end
+      if not e.since then
+        e.since, e.since_dirty = now, true
+      end
+      if (gone or now - e.since >= disable_after) and e.active == '1' then
+        local reason = 'failing'
+        if gone then reason = 'gone' end
+        redis.call('HSET', prefix .. 'endpoint:' .. eid, 'active', '0', 'disabled_reason', reason,
+          'updated', now)
+        e.active = '0'
+        disabled = 1
+      end
+    end
+
+    if d[3] ~= token or d[4] ~= 'in_flight' then
+      reply[#reply + 1] = 0
+    else
+      local ids = entry
+      if d[2] and d[2] ~= '' then ids = d[2] .. ',' .. entry end
+      leave_inflight[#leave_inflight + 1] = delivery_id
+      local status = outcome
+      if outcome == 'retry' then
+        status = 'scheduled'
+        requeue[#requeue + 1] = tonumber(next_at)
+        requeue[#requeue + 1] = delivery_id
+      else
+        e.closed[#e.closed + 1] = delivery_id
+      end
+      redis.call('HSET', delivery, 'status', status, 'attempts', (tonumber(d[5]) or 0) + 1,
+        'last_at', at, 'last_code', code, 'attempt_ids', ids,
+        'recorded', token .. ':' .. disabled, 'next', next_at)
+      if counted then
+        if outcome == 'retry' then
+          add(e.stats, 'retries', 1)
+        else
+          add(e.stats, outcome, 1)
+          for _, b in ipairs(buckets) do add(b, outcome, 1) end
+        end
+        if outcome == 'delivered' then
+          e.last_success = {at, code}
+        else
+          e.last_failure = {at, code}
+        end
+      end
+      reply[#reply + 1] = 1
+    end
+    reply[#reply + 1] = entry
+    reply[#reply + 1] = disabled
+  end
+end
+
+if #leave_inflight > 0 then
+  redis.call('ZREM', KEYS[1], unpack(leave_inflight))
+end
+if #requeue > 0 then
+  redis.call('ZADD', KEYS[2], unpack(requeue))
+end
+for _, eid in ipairs(order) do
+  local e = endpoints[eid]
+  if e.logged then
+    redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', oldest)
+  end
+  if #e.closed > 0 then
+    redis.call('SREM', prefix .. 'ep_open:' .. eid, unpack(e.closed))
+  end
+  local stats = prefix .. 'ep_stats:' .. eid
+  for field, n in pairs(e.stats) do
+    redis.call('HINCRBY', stats, field, n)
+  end
+  for key, counters in pairs(e.buckets) do
+    for field, n in pairs(counters) do
+      redis.call('HINCRBY', key, field, n)
+    end
+    redis.call('PEXPIRE', key, e.bucket_ttl[key])
+  end
+  if e.since_dirty then
+    if e.since then
+      redis.call('HSET', stats, 'failing_since', e.since)
+    else
+      redis.call('HDEL', stats, 'failing_since')
+    end
+  end
+  if e.last_success then
+    redis.call('HSET', stats, 'last_success_at', e.last_success[1],
+      'last_success_code', e.last_success[2])
+  end
+  if e.last_failure then
+    redis.call('HSET', stats, 'last_failure_at', e.last_failure[1],
+      'last_failure_code', e.last_failure[2])
+  end
+end
+return reply
