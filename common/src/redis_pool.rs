@@ -20,11 +20,12 @@
 //! endpoint deletion) as a failure after Redis has applied it, and the
 //! caller would then do it again.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
-use redis::aio::ConnectionLike;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
@@ -44,7 +45,7 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pool of connections to one Redis or to a Redis Cluster. Cheap to clone.
 #[derive(Clone)]
 pub enum RedisPool {
-    Single(deadpool_redis::Pool),
+    Single(Arc<SharedSingle>),
     Cluster(Arc<SharedCluster>),
 }
 
@@ -61,7 +62,7 @@ impl RedisPool {
     /// A pooled connection; fails within a few seconds when Redis is down.
     pub async fn get(&self) -> Result<RedisConn, PoolError> {
         Ok(match self {
-            RedisPool::Single(pool) => RedisConn::Single(pool.get().await?),
+            RedisPool::Single(shared) => RedisConn::Single(shared.get().await?),
             RedisPool::Cluster(shared) => RedisConn::Cluster(shared.get().await?),
         })
     }
@@ -72,16 +73,20 @@ impl RedisPool {
     }
 }
 
-/// One pooled connection, returned to the pool on drop.
+/// A handle on one of the process's shared connections; cheap to drop.
 pub enum RedisConn {
-    Single(deadpool_redis::Connection),
+    Single(SingleConn),
     Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            RedisConn::Single(conn) => conn.req_packed_command(cmd),
+            RedisConn::Single(single) => Box::pin(async move {
+                let reply = single.conn.req_packed_command(cmd).await;
+                single.check(&reply).await;
+                reply
+            }),
             RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -93,7 +98,14 @@ impl ConnectionLike for RedisConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            RedisConn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConn::Single(single) => Box::pin(async move {
+                let reply = single
+                    .conn
+                    .req_packed_commands(pipeline, offset, count)
+                    .await;
+                single.check(&reply).await;
+                reply
+            }),
             RedisConn::Cluster(conn) => {
                 if pipeline.is_transaction() || pipeline.len() <= 1 {
                     return conn.req_packed_commands(pipeline, offset, count);
@@ -126,7 +138,7 @@ impl ConnectionLike for RedisConn {
 
     fn get_db(&self) -> i64 {
         match self {
-            RedisConn::Single(conn) => conn.get_db(),
+            RedisConn::Single(conn) => conn.conn.get_db(),
             RedisConn::Cluster(conn) => conn.get_db(),
         }
     }
@@ -155,6 +167,89 @@ async fn run_concurrently(
     .await?;
     replies.extend(done);
     Ok(())
+}
+
+/// A handle on one lane of a [`SharedSingle`]: a clone of its multiplexed
+/// connection, and where to report that connection broken.
+pub struct SingleConn {
+    conn: MultiplexedConnection,
+    lane: Arc<Lane>,
+    generation: u64,
+}
+
+impl SingleConn {
+    /// Gives the lane's connection up when `reply` says it is broken.
+    async fn check<T>(&self, reply: &redis::RedisResult<T>) {
+        if let Err(err) = reply {
+            if err.is_io_error() || err.is_connection_dropped() || err.is_unrecoverable_error() {
+                self.lane.give_up(self.generation).await;
+            }
+        }
+    }
+}
+
+/// The connections of a process to one Redis: `HOOKFLEET_REDIS_POOL` lanes,
+/// each one multiplexed connection checked out of deadpool-redis once and
+/// kept. Requests take the lanes in turn and share them: a multiplexed
+/// connection pipelines whatever its users send, so nobody waits for a free
+/// connection, and no request pays the pool's check on checkout (an
+/// `UNWATCH` + `PING` round trip per request). A lane whose connection
+/// fails (I/O error, dropped connection) gives it up (`Connection::take`:
+/// closed, not returned), and the next request on that lane checks a fresh
+/// one out of the pool, which connects and checks it; requests arriving on
+/// the lane meanwhile wait for that one instead of each asking the pool
+/// (the pool has one connection per lane, so they would wait in vain).
+/// Nothing here uses `WATCH`, `SELECT` or blocking commands, which a shared
+/// connection could not carry (a `MULTI`/`EXEC` pipeline is sent in one
+/// piece, so it can).
+pub struct SharedSingle {
+    pool: deadpool_redis::Pool,
+    lanes: Vec<Arc<Lane>>,
+    next: AtomicUsize,
+}
+
+impl SharedSingle {
+    async fn get(&self) -> Result<SingleConn, PoolError> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let lane = &self.lanes[index];
+        let mut slot = lane.slot.lock().await;
+        if slot.conn.is_none() {
+            slot.conn = Some(self.pool.get().await?);
+            slot.generation += 1;
+        }
+        match &slot.conn {
+            Some(conn) => Ok(SingleConn {
+                conn: MultiplexedConnection::clone(conn),
+                lane: lane.clone(),
+                generation: slot.generation,
+            }),
+            None => Err(PoolError::Closed),
+        }
+    }
+}
+
+/// One lane: its connection once checked out, and how many it has had (so
+/// a late error on an old connection cannot discard its replacement).
+#[derive(Default)]
+struct Lane {
+    slot: tokio::sync::Mutex<LaneSlot>,
+}
+
+#[derive(Default)]
+struct LaneSlot {
+    generation: u64,
+    conn: Option<deadpool_redis::Connection>,
+}
+
+impl Lane {
+    async fn give_up(&self, generation: u64) {
+        let mut slot = self.slot.lock().await;
+        if slot.generation == generation {
+            if let Some(conn) = slot.conn.take() {
+                drop(deadpool_redis::Connection::take(conn));
+            }
+        }
+    }
 }
 
 /// The one cluster connection of a process, made on first use. A
@@ -218,7 +313,14 @@ pub fn create_pool(config: &Config) -> Result<RedisPool, String> {
             .recycle_timeout(Some(Duration::from_secs(2)))
             .build()
             .map_err(|err| format!("HOOKFLEET_REDIS_URL: cannot build a Redis pool: {err}"))?;
-        return Ok(RedisPool::Single(pool));
+        let lanes = (0..config.redis_pool.max(1))
+            .map(|_| Arc::new(Lane::default()))
+            .collect();
+        return Ok(RedisPool::Single(Arc::new(SharedSingle {
+            pool,
+            lanes,
+            next: AtomicUsize::new(0),
+        })));
     }
     let client = ClusterClientBuilder::new(nodes)
         .connection_timeout(CONNECT_TIMEOUT)

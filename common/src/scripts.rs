@@ -1,18 +1,29 @@
 //! The Lua scripts that change queue state, one file per transition of a
 //! delivery's life (see each file's header for its KEYS, ARGV and
-//! guarantee). They are loaded once per process; `redis::Script` sends
-//! EVALSHA and reloads the script when Redis answers NOSCRIPT (after a
-//! restart or `SCRIPT FLUSH`).
+//! guarantee), each preceded by `prelude.lua`'s shared helpers. They are
+//! loaded once per process; `redis::Script` sends EVALSHA and reloads the
+//! script when Redis answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
+/// `prelude.lua`: helpers every script starts with.
+macro_rules! prelude {
+    () => {
+        include_str!("scripts/prelude.lua")
+    };
+}
+
 macro_rules! script {
     ($name:ident, $file:literal) => {
         #[doc = concat!("`", $file, "`; see the file's header.")]
-        pub static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!(concat!("scripts/", $file))));
+        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                prelude!(),
+                include_str!(concat!("scripts/", $file))
+            ))
+        });
     };
 }
 
@@ -27,6 +38,7 @@ script!(ROTATE_SECRET, "rotate_secret.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[
+    ("prelude.lua", prelude!()),
     ("publish.lua", include_str!("scripts/publish.lua")),
     ("fanout.lua", include_str!("scripts/fanout.lua")),
     ("claim.lua", include_str!("scripts/claim.lua")),

@@ -159,7 +159,7 @@ pub async fn record_many(
         .key(keys.due(p))
         .arg(keys.partition_prefix(p))
         .arg(config.attempt_log_maxlen)
-        .arg(format!("{oldest_kept}-0"))
+        .arg(oldest_kept)
         .arg(config.disable_after.as_millis() as u64)
         .arg(stats::FINE_TTL_MS)
         .arg(stats::COARSE_TTL_MS)

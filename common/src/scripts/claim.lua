@@ -29,8 +29,7 @@
 -- refuse a worker whose lease was taken over.
 
 local prefix = ARGV[1]
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redis_now_ms()
 local max_jobs = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local partition = ARGV[5]
@@ -127,10 +126,10 @@ for _, delivery_id in ipairs(due) do
   end
 end
 if #leave_due > 0 then
-  redis.call('ZREM', KEYS[1], unpack(leave_due))
+  in_slices('ZREM', KEYS[1], leave_due)
 end
 if #leased > 0 then
-  redis.call('ZADD', KEYS[2], unpack(leased))
+  in_slices('ZADD', KEYS[2], leased)
 end
 for endpoint_id, state in pairs(rates) do
   if state.dirty then

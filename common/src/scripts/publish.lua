@@ -28,8 +28,7 @@
 
 local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redis_now_ms()
 local first_attempt = now + (tonumber(ARGV[2]) or 0)
 local retention = tonumber(ARGV[3])
 
@@ -52,13 +51,17 @@ end
 
 local tenant = ARGV[7]
 local created = 0
+-- A new event has no deliveries yet; only a re-run must skip existing ones.
+local fresh = redis.call('SCARD', KEYS[4]) == 0
+local queued = {}
+local members = {}
 for i = 16, #ARGV, 2 do
   local endpoint_id = ARGV[i]
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
   if endpoint[1] == tenant and endpoint[2] == '1' then
     local delivery = prefix .. 'delivery:' .. delivery_id
-    if redis.call('EXISTS', delivery) == 0 then
+    if fresh or redis.call('EXISTS', delivery) == 0 then
       redis.call('HSET', delivery,
         'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
         'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', 0,
@@ -67,15 +70,19 @@ for i = 16, #ARGV, 2 do
         redis.call('HSET', delivery, 'test', '1', 'max_attempts', 1)
       end
       redis.call('PEXPIRE', delivery, retention)
-      redis.call('ZADD', KEYS[3], first_attempt, delivery_id)
-      local by_endpoint = prefix .. 'ep_dlv:' .. endpoint_id
-      redis.call('ZADD', by_endpoint, now, delivery_id)
-      redis.call('ZREMRANGEBYSCORE', by_endpoint, '-inf', now - retention)
+      queued[#queued + 1] = first_attempt
+      queued[#queued + 1] = delivery_id
+      members[#members + 1] = delivery_id
+      -- (record.lua trims this index to the retention window.)
+      redis.call('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, now, delivery_id)
       redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
-      redis.call('SADD', KEYS[4], delivery_id)
     end
     created = created + 1
   end
+end
+if #members > 0 then
+  in_slices('ZADD', KEYS[3], queued)
+  in_slices('SADD', KEYS[4], members)
 end
 if created > 0 then
   redis.call('PEXPIRE', KEYS[4], retention)

@@ -5,7 +5,8 @@
 -- KEYS[2] due zset        hf:{pN}:due
 -- ARGV[1] partition key prefix  hf:{pN}:
 -- ARGV[2] stream MAXLEN (approximate)
--- ARGV[3] oldest stream id to keep (retention)
+-- ARGV[3] retention cut-off (ms): older attempt-log entries and endpoint
+--         delivery-index entries go
 -- ARGV[4] circuit breaker: disable an endpoint after failing without a
 --         success for this long (ms)
 -- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
@@ -37,7 +38,7 @@
 local HEADER = 14
 local prefix = ARGV[1]
 local maxlen = tonumber(ARGV[2])
-local oldest = ARGV[3]
+local oldest = tonumber(ARGV[3])
 local disable_after = tonumber(ARGV[4])
 local fine_ttl = tonumber(ARGV[5])
 local coarse_ttl = tonumber(ARGV[6])
@@ -182,18 +183,22 @@ for i = first, #ARGV, stride do
 end
 
 if #leave_inflight > 0 then
-  redis.call('ZREM', KEYS[1], unpack(leave_inflight))
+  in_slices('ZREM', KEYS[1], leave_inflight)
 end
 if #requeue > 0 then
-  redis.call('ZADD', KEYS[2], unpack(requeue))
+  in_slices('ZADD', KEYS[2], requeue)
 end
 for _, eid in ipairs(order) do
   local e = endpoints[eid]
   if e.logged then
-    redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', oldest)
+    redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', oldest .. '-0')
+    -- The endpoint's delivery index (publish.lua adds to it) keeps the
+    -- retention window: trimmed here, once per endpoint and batch, rather
+    -- than on every publish.
+    redis.call('ZREMRANGEBYSCORE', prefix .. 'ep_dlv:' .. eid, '-inf', '(' .. oldest)
   end
   if #e.closed > 0 then
-    redis.call('SREM', prefix .. 'ep_open:' .. eid, unpack(e.closed))
+    in_slices('SREM', prefix .. 'ep_open:' .. eid, e.closed)
   end
   local stats = prefix .. 'ep_stats:' .. eid
   for field, n in pairs(e.stats) do

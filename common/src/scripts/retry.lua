@@ -32,8 +32,7 @@ for state in string.gmatch(ARGV[5], '[^,]+') do
 end
 if not allowed then return {0, status} end
 
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redis_now_ms()
 if status == 'scheduled' then
   redis.call('HSET', KEYS[1], 'next', now)
 else

@@ -10,8 +10,7 @@
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
   return -1
 end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = redis_now_ms()
 local until_ms = now + tonumber(ARGV[3])
 local current = redis.call('HGET', KEYS[1], 'secret')
 redis.call('HSET', KEYS[1], 'secret', ARGV[2], 'old_secret', current,

@@ -1,0 +1,20 @@
+-- prelude.lua: helpers every script starts with (scripts.rs puts this
+-- file in front of each script's own text).
+
+-- Runs a variadic command over `values` in slices: Lua's unpack() stops at
+-- a few thousand values. The step is even, so ZADD's score/member pairs
+-- stay whole.
+local function in_slices(command, key, values)
+  local step = 1000
+  for i = 1, #values, step do
+    redis.call(command, key, unpack(values, i, math.min(i + step - 1, #values)))
+  end
+end
+
+-- Redis's clock in epoch milliseconds: due times, leases and rate-limit
+-- state all use it, so every worker of the fleet agrees on them.
+local function redis_now_ms()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
+
