@@ -217,6 +217,7 @@ async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
         .key(k.idempotency(home, &tenant_id, idem))
         .key(k.due(home))
         .key(k.event_deliveries(home, &event_id))
+        .key(k.fanout_pending(home))
         .arg(k.partition_prefix(home))
         .arg(now_ms())
         .arg(86_400_000u64)
@@ -455,5 +456,123 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     assert_eq!(stats["delivered"], 1, "{stats}");
     assert_eq!(stats["failed"], 1, "{stats}");
     assert_eq!(stats["last_failure"]["status_code"], 400, "{stats}");
+    app.stop().await;
+}
+
+/// Endpoints of one tenant in at least two partitions, all on `url`.
+async fn endpoints_in_two_partitions(app: &common::TestApp, key: &str, url: &str) -> usize {
+    let mut partitions = std::collections::HashSet::new();
+    let mut count = 0;
+    while partitions.len() < 2 || count < 4 {
+        let endpoint = app
+            .endpoint(key, json!({"url": url, "events": ["*"]}))
+            .await;
+        let id = endpoint["id"].as_str().unwrap();
+        partitions.insert(ids::partition_of(IdKind::Endpoint, id).unwrap());
+        count += 1;
+    }
+    count
+}
+
+/// An API that dies after storing an event (publish.lua for the home
+/// partition) but before queuing the other partitions' deliveries leaves the
+/// event pending; with no client retry at all, a worker finishes the
+/// fan-out once it has been pending for HOOKFLEET_FANOUT_RECOVERY.
+#[tokio::test]
+async fn a_fan_out_left_incomplete_is_finished_by_a_worker() {
+    let mut app = spawn_app(
+        false,
+        &[
+            ("HOOKFLEET_PARTITIONS", "4"),
+            ("HOOKFLEET_FANOUT_RECOVERY", "1s"),
+        ],
+    )
+    .await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let all_endpoints = endpoints_in_two_partitions(&app, &key, &receiver.url).await;
+
+    let k = keys(&app);
+    let home = Partition(0);
+    let event_id = ids::new_id(IdKind::Event, home, now_ms());
+    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+    let mut conn = app.redis().await;
+    let _: redis::Value = scripts::PUBLISH
+        .key(k.event(home, &event_id))
+        .key(k.event(home, &event_id))
+        .key(k.due(home))
+        .key(k.event_deliveries(home, &event_id))
+        .key(k.fanout_pending(home))
+        .arg(k.partition_prefix(home))
+        .arg(0)
+        .arg(86_400_000u64)
+        .arg(86_400_000u64)
+        .arg("0")
+        .arg(&event_id)
+        .arg(&tenant_id)
+        .arg("user.created")
+        .arg(&body)
+        .arg("0")
+        .arg(home.0)
+        .arg(k.wake_channel())
+        .arg(all_endpoints)
+        .arg("")
+        .arg("0")
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    let pending: usize = redis::cmd("ZCARD")
+        .arg(k.fanout_pending(home))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pending, 1, "the stored event is listed as pending");
+
+    app.start_worker();
+    receiver.wait_for(all_endpoints).await;
+    let detail = app
+        .wait_for_deliveries(&key, &event_id, &["delivered"])
+        .await;
+    assert_eq!(
+        detail["deliveries"].as_array().unwrap().len(),
+        all_endpoints
+    );
+    let pending: usize = redis::cmd("ZCARD")
+        .arg(k.fanout_pending(home))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0, "the finished fan-out is no longer pending");
+    app.stop().await;
+    assert_eq!(receiver.count(), all_endpoints, "nothing was sent twice");
+}
+
+/// Past HOOKFLEET_FANOUT_INLINE deliveries, publish answers 202 once the
+/// event is stored and queues the other partitions right after: the answer
+/// counts every matching endpoint, and every one of them gets the event.
+#[tokio::test]
+async fn a_large_fan_out_is_answered_first_and_queued_in_full() {
+    let app = spawn_app(
+        true,
+        &[
+            ("HOOKFLEET_PARTITIONS", "4"),
+            ("HOOKFLEET_FANOUT_INLINE", "1"),
+        ],
+    )
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let all_endpoints = endpoints_in_two_partitions(&app, &key, &receiver.url).await;
+    let event = app.publish(&key, "user.created", json!({"n": 1})).await;
+    assert_eq!(event["deliveries"], all_endpoints);
+    let event_id = event["id"].as_str().unwrap();
+    receiver.wait_for(all_endpoints).await;
+    let detail = app
+        .wait_for_deliveries(&key, event_id, &["delivered"])
+        .await;
+    assert_eq!(
+        detail["deliveries"].as_array().unwrap().len(),
+        all_endpoints
+    );
     app.stop().await;
 }

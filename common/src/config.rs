@@ -16,7 +16,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_REDIS_URL", "redis://127.0.0.1:6379", "Redis to use (the only store)."),
     ("HOOKFLEET_REDIS_CLUSTER_NODES", "(none)", "Comma-separated `redis://host:port` addresses of some Redis Cluster nodes (the rest are discovered). When set, Hookfleet runs against the cluster and `HOOKFLEET_REDIS_URL` is not used."),
     ("HOOKFLEET_REDIS_PREFIX", "hf", "Prefix of every Redis key, so several installations (or test runs) can share one Redis."),
-    ("HOOKFLEET_REDIS_POOL", "32", "Redis connections per process (a single Redis; against a cluster each process shares one multiplexed connection per node)."),
+    ("HOOKFLEET_REDIS_POOL", "32", "Redis connections per process (a single Redis: multiplexed connections that requests share in turn; against a cluster each process shares one multiplexed connection per node)."),
     ("HOOKFLEET_LISTEN", "127.0.0.1:8080", "API listen address (Swagger UI at `/docs`, spec at `/openapi.json`)."),
     ("HOOKFLEET_ADMIN_KEY", "(none)", "Bearer key for the admin routes (tenants, API keys). Without it the admin routes answer 401."),
     ("HOOKFLEET_PARTITIONS", "16", "Queue partitions (Redis hash tags). May grow, never shrink, for the life of a dataset. At most 1024."),
@@ -35,6 +35,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
     ("HOOKFLEET_WORKER_MAX_RATE", "0", "Most attempts per second one worker starts, across all endpoints (0: no limit). Protects the worker's host and network; per-endpoint limits are `rate_limit`."),
     ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
+    ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
+    ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way)."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
     ("HOOKFLEET_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,hookfleet_worker=debug`)."),
@@ -70,6 +72,11 @@ pub struct Config {
     pub max_payload: usize,
     pub retention: Duration,
     pub idempotency_ttl: Duration,
+    /// Deliveries up to which a multi-partition fan-out completes before
+    /// the 202 (`HOOKFLEET_FANOUT_INLINE`).
+    pub fanout_inline: usize,
+    /// Age after which a worker finishes an incomplete fan-out.
+    pub fanout_recovery: Duration,
     pub attempt_log_maxlen: u64,
     pub worker_concurrency: usize,
     pub claim_batch: usize,
@@ -252,6 +259,8 @@ impl Config {
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,
             claim_batch: positive("HOOKFLEET_CLAIM_BATCH")? as usize,
             poll_interval: duration("HOOKFLEET_POLL_INTERVAL")?,
+            fanout_inline: number("HOOKFLEET_FANOUT_INLINE")? as usize,
+            fanout_recovery: duration("HOOKFLEET_FANOUT_RECOVERY")?,
             shutdown_grace: duration("HOOKFLEET_SHUTDOWN_GRACE")?,
             log_filter: get("HOOKFLEET_LOG"),
             log_json: match get("HOOKFLEET_LOG_FORMAT").trim() {

@@ -18,6 +18,7 @@
 //! | `hf:{pN}:event:<evid>` | hash | the event and its body, stored once |
 //! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → event id |
 //! | `hf:{pN}:event_dlv:<evid>` | set | the event's deliveries in this partition |
+//! | `hf:{pN}:fanout_pending` | zset | events (of this home partition) whose fan-out is not complete, score = publish time |
 //! | `hf:{pN}:delivery:<did>` | hash | one delivery's state |
 //! | `hf:{pN}:ep_dlv:<eid>` | zset | the endpoint's deliveries by creation time |
 //! | `hf:{pN}:ep_open:<eid>` | set | the endpoint's non-terminal deliveries |
@@ -139,6 +140,11 @@ impl Keys {
 
     pub fn due(&self, p: Partition) -> String {
         format!("{}:{{p{}}}:due", self.prefix, p.0)
+    }
+
+    /// Events of home partition `p` whose fan-out is not complete yet.
+    pub fn fanout_pending(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:fanout_pending", self.prefix, p.0)
     }
 
     pub fn inflight(&self, p: Partition) -> String {

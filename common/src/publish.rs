@@ -9,9 +9,14 @@
 //! slots), sent together in one pipelined round trip (a cluster client
 //! must route that pipeline per command, and load the script on every
 //! node). Until the last of those calls succeeds the event is marked
-//! incomplete; the API answers 202 only after all of them, and repeating the
-//! request with the same `Idempotency-Key` finishes an interrupted fan-out
-//! (delivery ids are derived from event and endpoint, so nothing doubles).
+//! incomplete and listed in its home partition's `fanout_pending` set.
+//! Up to `HOOKFLEET_FANOUT_INLINE` deliveries the API answers 202 only after
+//! all of them; a larger fan-out is answered once `publish.lua` has stored
+//! the event, and the API queues the other partitions right after. Either
+//! way an interrupted fan-out is finished by repeating the request with the
+//! same `Idempotency-Key`, or by a worker once it has been pending for
+//! `HOOKFLEET_FANOUT_RECOVERY` ([`recover_fanouts`]); delivery ids are
+//! derived from event and endpoint, so nothing doubles.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -226,6 +231,7 @@ struct Prepared {
     due: String,
     event_key: String,
     event_deliveries: String,
+    pending: String,
     wake: String,
     initial_delay: u64,
     retention: u64,
@@ -276,6 +282,7 @@ impl Prepared {
             now,
             event_key: keys.event(home, &event_id),
             event_deliveries: keys.event_deliveries(home, &event_id),
+            pending: keys.fanout_pending(home),
             due: keys.due(home),
             prefix: keys.partition_prefix(home),
             wake: keys.wake_channel(),
@@ -305,6 +312,7 @@ impl Prepared {
             .key(&self.idem_key)
             .key(&self.due)
             .key(&self.event_deliveries)
+            .key(&self.pending)
             .arg(&self.prefix)
             .arg(self.initial_delay)
             .arg(self.retention)
@@ -366,6 +374,56 @@ impl Prepared {
                 duplicate: false,
             });
         }
+        let home = self.home;
+        let others: usize = self
+            .groups
+            .iter()
+            .filter(|(p, _)| **p != home)
+            .map(|(_, ids)| ids.len())
+            .sum();
+        if self.matched > state.config.fanout_inline {
+            // A large fan-out: the event is stored, listed as pending and its
+            // home partition's deliveries are queued, so answer now and queue
+            // the rest right after. If this process dies first, a worker
+            // finishes it (`recover_fanouts`).
+            let owned = OwnedStore {
+                pool: state.pool.clone(),
+                keys: state.keys.clone(),
+                config: state.config.clone(),
+            };
+            let tenant_id = tenant_id.to_string();
+            let event_id = self.event_id.clone();
+            tokio::spawn(async move {
+                let store = owned.store();
+                if let Err(err) = self.fan_out_rest(store, &tenant_id, count).await {
+                    tracing::warn!(event_id = %self.event_id, error = %err,
+                        "background fan-out failed; a worker will finish it");
+                }
+            });
+            return Ok(Published {
+                event_id,
+                deliveries: count + others as u64,
+                created_at: now,
+                duplicate: false,
+            });
+        }
+        let total = self.fan_out_rest(state, tenant_id, count).await?;
+        Ok(Published {
+            event_id: self.event_id,
+            deliveries: total,
+            created_at: now,
+            duplicate: false,
+        })
+    }
+
+    /// Queues the other partitions' deliveries, then marks the event
+    /// complete. Returns the event's delivery count.
+    async fn fan_out_rest(
+        &self,
+        state: Store<'_>,
+        tenant_id: &str,
+        home_count: u64,
+    ) -> Result<u64, PublishError> {
         let event_ref = EventRef {
             tenant_id,
             event_type: &self.event_type,
@@ -375,24 +433,100 @@ impl Prepared {
         };
         let home = self.home;
         let others = self.groups.iter().filter(|(p, _)| **p != home);
-        let total = count + fanout(state, &event_ref, others).await?;
-        let mut conn = state.conn().await?;
-        let _: () = conn
-            .hset_multiple(
-                &self.event_key,
-                &[
-                    ("complete", "1".to_string()),
-                    ("deliveries", total.to_string()),
-                ],
-            )
-            .await?;
-        Ok(Published {
-            event_id: self.event_id,
-            deliveries: total,
-            created_at: now,
-            duplicate: false,
-        })
+        let total = home_count + fanout(state, &event_ref, others).await?;
+        mark_complete(state, home, &self.event_id, total, None).await?;
+        Ok(total)
     }
+}
+
+/// Marks an event's fan-out complete with its delivery count (and, when
+/// given, the partitions holding its deliveries), and takes it off the
+/// pending list: one pipelined round trip.
+async fn mark_complete(
+    state: Store<'_>,
+    home: Partition,
+    event_id: &str,
+    total: u64,
+    partitions_csv: Option<String>,
+) -> Result<(), PublishError> {
+    let mut fields = vec![
+        ("complete", "1".to_string()),
+        ("deliveries", total.to_string()),
+    ];
+    if let Some(csv) = partitions_csv {
+        fields.push(("partitions", csv));
+    }
+    let mut pipe = redis::pipe();
+    pipe.hset_multiple(state.keys.event(home, event_id), &fields)
+        .ignore()
+        .zrem(state.keys.fanout_pending(home), event_id)
+        .ignore();
+    let mut conn = state.conn().await?;
+    let _: () = pipe.query_async(&mut conn).await?;
+    Ok(())
+}
+
+/// An owned [`Store`], for work that outlives the request.
+struct OwnedStore {
+    pool: RedisPool,
+    keys: Keys,
+    config: Config,
+}
+
+impl OwnedStore {
+    fn store(&self) -> Store<'_> {
+        Store {
+            pool: &self.pool,
+            keys: &self.keys,
+            config: &self.config,
+        }
+    }
+}
+
+/// Finishes the fan-out of events of home partition `p` still pending
+/// `older_than` after publishing (their API process died before queuing
+/// every partition's deliveries; see `HOOKFLEET_FANOUT_RECOVERY`). At most
+/// `limit` events per call; returns how many it finished or dropped
+/// (expired by retention).
+pub async fn recover_fanouts(
+    state: Store<'_>,
+    p: Partition,
+    older_than: std::time::Duration,
+    limit: usize,
+) -> Result<usize, PublishError> {
+    let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
+    let pending: Vec<String> = {
+        let mut conn = state.conn().await?;
+        conn.zrangebyscore_limit(
+            state.keys.fanout_pending(p),
+            "-inf",
+            cutoff,
+            0,
+            limit as isize,
+        )
+        .await?
+    };
+    for event_id in &pending {
+        let tenant: Option<String> = {
+            let mut conn = state.conn().await?;
+            conn.hget(state.keys.event(p, event_id), "tenant").await?
+        };
+        let finished = match tenant {
+            Some(tenant_id) => finish_fanout(state, &tenant_id, event_id).await,
+            None => Err(PublishError::Expired),
+        };
+        match finished {
+            Ok(total) => {
+                tracing::info!(event_id = %event_id, deliveries = total, "finished an interrupted fan-out");
+            }
+            Err(PublishError::Expired) => {
+                let mut conn = state.conn().await?;
+                let _: () = conn.zrem(state.keys.fanout_pending(p), event_id).await?;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(pending.len())
 }
 
 /// The event a fan-out call queues deliveries for.
@@ -528,17 +662,7 @@ async fn finish_fanout(
         .map(|p| p.0.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let mut conn = state.conn().await?;
-    let _: () = conn
-        .hset_multiple(
-            state.keys.event(home, event_id),
-            &[
-                ("complete", "1".to_string()),
-                ("deliveries", total.to_string()),
-                ("partitions", partitions_csv),
-            ],
-        )
-        .await?;
+    mark_complete(state, home, event_id, total, Some(partitions_csv)).await?;
     Ok(total)
 }
 

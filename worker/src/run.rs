@@ -114,6 +114,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
     });
     let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
+    let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
     // With an outbound cap, claim no more than can start before their
     // leases run short: a claimed delivery waits its turn for at most
     // concurrency / rate seconds, which must leave room for the attempt.
@@ -268,6 +269,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     }
     listener.abort();
     sampler.abort();
+    fanouts.abort();
     recorder_task.abort();
     metrics_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
@@ -413,6 +415,36 @@ async fn sample_queues(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = crate::shutdown::wait(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Finishes fan-outs their API process left incomplete (it died between
+/// answering 202 and queuing every partition's deliveries): every few
+/// seconds, the events pending longer than `HOOKFLEET_FANOUT_RECOVERY` in
+/// each partition. Several workers may pick the same event; finishing a
+/// fan-out is idempotent (delivery ids derive from event and endpoint).
+async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let every =
+        (ctx.config.fanout_recovery / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = crate::shutdown::wait(&mut shutdown) => return,
+        }
+        for p in ctx.config.all_partitions() {
+            let recovered = hookfleet_common::publish::recover_fanouts(
+                ctx.store(),
+                p,
+                ctx.config.fanout_recovery,
+                16,
+            )
+            .await;
+            if let Err(err) = recovered {
+                ctx.metrics.redis_errors.inc();
+                tracing::warn!(partition = p.0, error = %err, "finishing interrupted fan-outs failed");
+                break;
+            }
         }
     }
 }

@@ -58,7 +58,9 @@ pub struct Published {
     /// The event's id (`evt_…`); receivers see it as `webhook-id`.
     pub id: String,
     /// How many deliveries it fanned out to (one per matching active
-    /// endpoint).
+    /// endpoint). For a fan-out larger than `HOOKFLEET_FANOUT_INLINE`
+    /// across partitions, answered before every delivery is queued: the
+    /// number of matching endpoints (one disabled meanwhile gets none).
     pub deliveries: u64,
 }
 
@@ -204,7 +206,8 @@ impl poem_openapi::types::Example for BatchPublished {
 
 #[derive(ApiResponse)]
 pub enum BatchPublishResponse {
-    /// Accepted: every event is stored and its deliveries queued.
+    /// Accepted: every event is stored and its deliveries queued (large
+    /// fan-outs: see the single publish route).
     #[oai(status = 202)]
     Accepted(Json<BatchPublished>),
     /// Partly accepted: the store failed midway. Events with an `id` are
@@ -216,9 +219,12 @@ pub enum BatchPublishResponse {
 
 #[derive(ApiResponse)]
 pub enum PublishResponse {
-    /// Accepted: every delivery is queued and will reach a final state.
-    /// A repeated `Idempotency-Key` answers with the first event, and
-    /// creates nothing.
+    /// Accepted: the event is stored and every delivery will reach a final
+    /// state. Deliveries are queued before this answer, except for a
+    /// fan-out larger than `HOOKFLEET_FANOUT_INLINE` across partitions,
+    /// whose other partitions are queued right after it (and finished by a
+    /// worker if the API stops first). A repeated `Idempotency-Key`
+    /// answers with the first event, and creates nothing.
     #[oai(status = 202)]
     Accepted(Json<Published>),
 }

@@ -6,6 +6,9 @@
 -- KEYS[2] idempotency key       hf:{pN}:idem:<tid>:<key> (any key of {pN} when ARGV[5] = '0')
 -- KEYS[3] due zset              hf:{pN}:due
 -- KEYS[4] event deliveries set  hf:{pN}:event_dlv:<evid>
+-- KEYS[5] pending fan-outs      hf:{pN}:fanout_pending (an incomplete event
+--         is listed there until its fan-out completes; workers finish the
+--         ones left behind)
 -- ARGV[1] partition key prefix  hf:{pN}:
 -- ARGV[2] initial delay (ms): the retry schedule's first entry       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
 -- ARGV[5] '1' if an idempotency key is given
@@ -91,5 +94,7 @@ end
 if ARGV[10] == '1' then
   -- Every delivery was decided here: record the exact count.
   redis.call('HSET', KEYS[1], 'deliveries', created)
+else
+  redis.call('ZADD', KEYS[5], now, ARGV[6])
 end
 return {1, ARGV[6], created, ARGV[10]}
