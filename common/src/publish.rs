@@ -89,8 +89,7 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, PublishError> {
-    // A request holds at most one pooled connection at a time: holding one
-    // while waiting for another deadlocks the pool under load.
+    // Each step takes its own connection handle (a shared lane, cheap).
     let test = matches!(target, Target::Test(_));
     let groups = match target {
         Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,

@@ -421,8 +421,7 @@ impl EventsApi {
         let tenant = self.state.tenant(&auth).await?;
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
         let home = ids::partition_of(IdKind::Event, &id.0).ok_or_else(not_found)?;
-        // One pooled connection at a time (holding one while waiting for
-        // another deadlocks the pool under load).
+        // Each step takes its own connection handle (a shared lane, cheap).
         let event: HashMap<String, String> = {
             let mut conn = self.state.conn().await?;
             conn.hgetall(self.state.keys.event(home, &id.0)).await?
