@@ -31,7 +31,7 @@
 //! | `hf:{pN}:replay:<rid>` | hash | a replay job's progress |
 //!
 //! Everything in `{pN}` shares one hash slot, so the scripts that move a
-//! delivery (publish, claim, finish, reschedule) run on one node even on a
+//! delivery (publish, fanout, claim, record) run on one node even on a
 //! Redis Cluster. Per-id keys that a script discovers while running (a
 //! delivery found in the due set) are built in Lua from
 //! [`Keys::partition_prefix`] and the `*_PART` fragments below; a test checks

@@ -522,7 +522,11 @@ pub async fn recover_fanouts(
                 let mut conn = state.conn().await?;
                 let _: () = conn.zrem(state.keys.fanout_pending(p), event_id).await?;
             }
-            Err(err) => return Err(err),
+            Err(err) => {
+                // Left pending: the next round tries it again; the others
+                // of this round go ahead.
+                tracing::warn!(event_id = %event_id, error = %err, "finishing an interrupted fan-out failed");
+            }
         }
     }
     Ok(pending.len())

@@ -181,7 +181,13 @@ impl SingleConn {
     /// Gives the lane's connection up when `reply` says it is broken.
     async fn check<T>(&self, reply: &redis::RedisResult<T>) {
         if let Err(err) = reply {
-            if err.is_io_error() || err.is_connection_dropped() || err.is_unrecoverable_error() {
+            // A timeout counts too: a connection whose peer vanished without
+            // closing it (a failover behind a virtual IP) only times out.
+            if err.is_io_error()
+                || err.is_connection_dropped()
+                || err.is_unrecoverable_error()
+                || err.is_timeout()
+            {
                 self.lane.give_up(self.generation).await;
             }
         }
@@ -194,7 +200,7 @@ impl SingleConn {
 /// connection pipelines whatever its users send, so nobody waits for a free
 /// connection, and no request pays the pool's check on checkout (an
 /// `UNWATCH` + `PING` round trip per request). A lane whose connection
-/// fails (I/O error, dropped connection) gives it up (`Connection::take`:
+/// fails (I/O error, dropped connection, timeout) gives it up (`Connection::take`:
 /// closed, not returned), and the next request on that lane checks a fresh
 /// one out of the pool, which connects and checks it; requests arriving on
 /// the lane meanwhile wait for that one instead of each asking the pool
@@ -212,19 +218,26 @@ impl SharedSingle {
     async fn get(&self) -> Result<SingleConn, PoolError> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
         let lane = &self.lanes[index];
-        let mut slot = lane.slot.lock().await;
-        if slot.conn.is_none() {
-            slot.conn = Some(self.pool.get().await?);
-            slot.generation += 1;
-        }
-        match &slot.conn {
-            Some(conn) => Ok(SingleConn {
-                conn: MultiplexedConnection::clone(conn),
-                lane: lane.clone(),
-                generation: slot.generation,
-            }),
-            None => Err(PoolError::Closed),
-        }
+        // Waiting for the lane (another request may be connecting it) and
+        // connecting share one deadline, so a request fails within
+        // WAIT_TIMEOUT when Redis is unreachable, however many wait.
+        let taken = tokio::time::timeout(WAIT_TIMEOUT, async {
+            let mut slot = lane.slot.lock().await;
+            if slot.conn.is_none() {
+                slot.conn = Some(self.pool.get().await?);
+                slot.generation += 1;
+            }
+            match &slot.conn {
+                Some(conn) => Ok(SingleConn {
+                    conn: MultiplexedConnection::clone(conn),
+                    lane: lane.clone(),
+                    generation: slot.generation,
+                }),
+                None => Err(PoolError::Closed),
+            }
+        })
+        .await;
+        taken.unwrap_or(Err(PoolError::Timeout(deadpool_redis::TimeoutType::Wait)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Recording attempts in batches. Attempt tasks hand what happened to the
 //! worker's one recorder task and wait for its answer; the recorder sends
-//! whatever has gathered since its last call as one `record.lua` call per
-//! partition (concurrently), then answers each attempt.
+//! what has gathered for a partition as one `record.lua` call, at most one
+//! call in flight per partition, then answers each attempt.
 //!
 //! Nothing waits to fill a batch: under light load every call carries one
 //! attempt, as soon as it arrives; under heavy load attempts gather while
@@ -9,14 +9,14 @@
 //! endpoint and field, and one stream trim per endpoint for the whole batch
 //! instead of per attempt (see `record.lua`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use futures_util::future::join_all;
 use hookfleet_common::ids::Partition;
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::{Config, Keys};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use crate::attempt::{self, Attempted, Decision, Recorded};
 use crate::claim::Job;
@@ -69,25 +69,80 @@ impl Recorder {
     }
 }
 
+/// What every record call needs.
+struct Shared {
+    pool: RedisPool,
+    keys: Keys,
+    config: Config,
+}
+
+/// Gathers attempts by partition and keeps at most one `record.lua` call in
+/// flight per partition: what arrives while a partition's call runs waits
+/// for it and goes in the next one (so batches grow with load), while other
+/// partitions' calls go ahead (a slow node of a cluster holds up only its
+/// own partitions).
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Request>,
     pool: RedisPool,
     keys: Keys,
     config: Config,
 ) {
-    let mut waiting = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
-        let mut by_partition: BTreeMap<Partition, Vec<Request>> = BTreeMap::new();
-        for request in waiting.drain(..) {
-            by_partition
-                .entry(request.attempt.job.partition)
-                .or_default()
-                .push(request);
+    let shared = Arc::new(Shared { pool, keys, config });
+    let mut waiting: BTreeMap<Partition, Vec<Request>> = BTreeMap::new();
+    // Partitions with a call in flight.
+    let mut busy: BTreeSet<Partition> = BTreeSet::new();
+    let mut calls: JoinSet<()> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, Partition> = HashMap::new();
+    let mut received = Vec::with_capacity(MAX_BATCH);
+    let mut open = true;
+    while open || !calls.is_empty() {
+        tokio::select! {
+            n = rx.recv_many(&mut received, MAX_BATCH), if open => {
+                if n == 0 {
+                    open = false;
+                }
+                for request in received.drain(..) {
+                    waiting
+                        .entry(request.attempt.job.partition)
+                        .or_default()
+                        .push(request);
+                }
+            }
+            Some(done) = calls.join_next_with_id(), if !calls.is_empty() => {
+                let id = match done {
+                    Ok((id, _)) => id,
+                    Err(err) => {
+                        // A panicked call dropped its replies: its attempts
+                        // see an error and try again.
+                        tracing::error!(error = %err, "record call failed");
+                        err.id()
+                    }
+                };
+                if let Some(p) = in_flight.remove(&id) {
+                    busy.remove(&p);
+                }
+            }
         }
-        let calls = by_partition
-            .into_iter()
-            .map(|(p, requests)| record_partition(&pool, &keys, &config, p, requests));
-        join_all(calls).await;
+        let ready: Vec<Partition> = waiting
+            .keys()
+            .filter(|p| !busy.contains(p))
+            .copied()
+            .collect();
+        for p in ready {
+            let Some(mut requests) = waiting.remove(&p) else {
+                continue;
+            };
+            if requests.len() > MAX_BATCH {
+                let rest = requests.split_off(MAX_BATCH);
+                waiting.insert(p, rest);
+            }
+            busy.insert(p);
+            let shared = shared.clone();
+            let call = calls.spawn(async move {
+                record_partition(&shared.pool, &shared.keys, &shared.config, p, requests).await;
+            });
+            in_flight.insert(call.id(), p);
+        }
     }
 }
 

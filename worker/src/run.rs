@@ -443,7 +443,6 @@ async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>)
             if let Err(err) = recovered {
                 ctx.metrics.redis_errors.inc();
                 tracing::warn!(partition = p.0, error = %err, "finishing interrupted fan-outs failed");
-                break;
             }
         }
     }

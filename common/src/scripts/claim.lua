@@ -25,8 +25,8 @@
 --     if the endpoint is disabled, defers it to the time the endpoint's
 --     rate limit (GCRA, fleet-wide because the state lives here) allows it,
 --     or moves it to inflight with lease deadline now + lease.
--- The lease token (a per-delivery claim counter) lets finish/reschedule
--- refuse a worker whose lease was taken over.
+-- The lease token (a per-delivery claim counter) lets record.lua refuse
+-- a worker whose lease was taken over.
 
 local prefix = ARGV[1]
 local now = redis_now_ms()

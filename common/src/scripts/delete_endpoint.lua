@@ -16,7 +16,8 @@
 -- Returns -1 when the endpoint does not exist or belongs to another tenant,
 -- else the number of deliveries cancelled. A delivery being attempted right
 -- now is cancelled too: bumping its claim counter makes the worker's
--- finish/reschedule a no-op for its state (the attempt is still logged).
+-- record.lua call a no-op for its state (and, the endpoint being gone, it
+-- logs nothing either).
 
 local prefix = ARGV[1]
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then
