@@ -64,11 +64,16 @@ async fn a_limit_of_20_per_second_holds_across_four_worker_processes() {
         .unwrap_or(0);
     let span = times[times.len() - 1] - times[0];
     eprintln!("busiest second: {busiest} deliveries; first to last: {span:?}");
-    // Burst is 1 (evenly spaced): 20 per window, plus one for network jitter
-    // at the window's edge.
-    assert!(busiest <= 21, "busiest second had {busiest} deliveries");
-    // 200 at 20/s: about 10 s from first to last.
-    assert!(span >= Duration::from_millis(9_000), "span {span:?}");
+    // Burst is 1: claims are at least 50 ms apart, fleet-wide. What the
+    // receiver sees adds each send's scheduling delay on a busy machine
+    // (debug builds of four workers, the API and Redis on two cores): a
+    // delivery sent some tens of ms late lands next to its successor, so
+    // a one-second window may hold one or two more than 20. A limiter that
+    // was not fleet-wide would let each of the four workers send 20/s.
+    assert!(busiest <= 22, "busiest second had {busiest} deliveries");
+    // 200 at 20/s: the 199 intervals take 9.95 s; the whole run is the
+    // check that the average rate holds.
+    assert!(span >= Duration::from_millis(9_800), "span {span:?}");
     assert!(span <= Duration::from_millis(14_000), "span {span:?}");
     let mut ids: Vec<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
     ids.sort();
