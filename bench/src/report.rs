@@ -229,8 +229,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             out,
             "\nRedis per delivery, {how} (`INFO commandstats`; EVALSHA's time \
              includes the commands its scripts run, which are also listed \
-             on their own; PING and UNWATCH are the connection pool's \
-             check on every checkout):\n"
+             on their own):\n"
         );
         let _ = writeln!(
             out,
