@@ -279,11 +279,9 @@ async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
     assert_eq!(receiver.count(), all_endpoints);
 }
 
-/// A record call that reaches Redis twice (the client lost the first reply
-/// and sent it again: the worker's own retry, or redis-rs' in cluster
-/// mode) logs and counts the attempt once and answers the same both times.
-#[tokio::test]
-async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
+/// An app without a worker, a tenant's key, and one endpoint (never
+/// reached: the tests drive claim and record by hand) with its partition.
+async fn app_with_one_endpoint() -> (common::TestApp, String, String, Partition) {
     let app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
     let endpoint = app
@@ -294,6 +292,15 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
         .await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
     let p = ids::partition_of(IdKind::Endpoint, &endpoint_id).unwrap();
+    (app, key, endpoint_id, p)
+}
+
+/// A record call that reaches Redis twice (the client lost the first reply
+/// and sent it again: the worker's own retry, or redis-rs' in cluster
+/// mode) logs and counts the attempt once and answers the same both times.
+#[tokio::test]
+async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
+    let (app, key, endpoint_id, p) = app_with_one_endpoint().await;
     let event = app.publish(&key, "user.created", json!({})).await;
     let event_id = event["id"].as_str().unwrap().to_string();
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
@@ -360,16 +367,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     use hookfleet_worker::attempt::{record_many, Attempted, Decision};
     use hookfleet_worker::deliver::AttemptResult;
 
-    let app = spawn_app(false, &[]).await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
-        )
-        .await;
-    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
-    let p = ids::partition_of(IdKind::Endpoint, &endpoint_id).unwrap();
+    let (app, key, endpoint_id, p) = app_with_one_endpoint().await;
     let mut event_ids = Vec::new();
     for n in 0..4 {
         let event = app.publish(&key, "user.created", json!({"n": n})).await;

@@ -125,12 +125,8 @@ for _, delivery_id in ipairs(due) do
     end
   end
 end
-if #leave_due > 0 then
-  in_slices('ZREM', KEYS[1], leave_due)
-end
-if #leased > 0 then
-  in_slices('ZADD', KEYS[2], leased)
-end
+in_slices('ZREM', KEYS[1], leave_due)
+in_slices('ZADD', KEYS[2], leased)
 for endpoint_id, state in pairs(rates) do
   if state.dirty then
     redis.call('SET', prefix .. 'rate:' .. endpoint_id, tostring(state.tat),

@@ -51,10 +51,8 @@ for i = 11, #ARGV, 2 do
     created = created + 1
   end
 end
-if #members > 0 then
-  in_slices('ZADD', KEYS[1], queued)
-  in_slices('SADD', KEYS[2], members)
-end
+in_slices('ZADD', KEYS[1], queued)
+in_slices('SADD', KEYS[2], members)
 if created > 0 then
   redis.call('PEXPIRE', KEYS[2], retention)
   redis.call('PUBLISH', ARGV[9], ARGV[8])

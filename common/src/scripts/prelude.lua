@@ -3,7 +3,7 @@
 
 -- Runs a variadic command over `values` in slices: Lua's unpack() stops at
 -- a few thousand values. The step is even, so ZADD's score/member pairs
--- stay whole.
+-- stay whole. Nothing is sent for an empty list.
 local function in_slices(command, key, values)
   local step = 1000
   for i = 1, #values, step do

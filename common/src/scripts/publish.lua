@@ -83,10 +83,8 @@ for i = 16, #ARGV, 2 do
     created = created + 1
   end
 end
-if #members > 0 then
-  in_slices('ZADD', KEYS[3], queued)
-  in_slices('SADD', KEYS[4], members)
-end
+in_slices('ZADD', KEYS[3], queued)
+in_slices('SADD', KEYS[4], members)
 if created > 0 then
   redis.call('PEXPIRE', KEYS[4], retention)
   redis.call('PUBLISH', ARGV[12], ARGV[11])

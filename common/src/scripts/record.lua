@@ -182,12 +182,8 @@ for i = first, #ARGV, stride do
   end
 end
 
-if #leave_inflight > 0 then
-  in_slices('ZREM', KEYS[1], leave_inflight)
-end
-if #requeue > 0 then
-  in_slices('ZADD', KEYS[2], requeue)
-end
+in_slices('ZREM', KEYS[1], leave_inflight)
+in_slices('ZADD', KEYS[2], requeue)
 for _, eid in ipairs(order) do
   local e = endpoints[eid]
   if e.logged then
