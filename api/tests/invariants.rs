@@ -574,3 +574,36 @@ async fn a_large_fan_out_is_answered_first_and_queued_in_full() {
     );
     app.stop().await;
 }
+
+/// The scripts' variadic writes (a fan-out's queue entries, a batch's
+/// lease changes) go through `prelude.lua`'s `in_slices`: Lua's `unpack`
+/// refuses a few thousand values, so a fan-out to thousands of endpoints
+/// of one partition would fail without the slicing.
+#[tokio::test]
+async fn variadic_script_writes_are_sliced_below_luas_unpack_limit() {
+    let app = spawn_app(false, &[]).await;
+    let prelude = scripts::SOURCES
+        .iter()
+        .find(|(name, _)| *name == "prelude.lua")
+        .map(|(_, source)| *source)
+        .unwrap();
+    let key = format!("{}:{{p0}}:slices-test", app.config.redis_prefix);
+    let members: Vec<String> = (0..10_000).map(|n| format!("m{n}")).collect();
+    let mut conn = app.redis().await;
+    let sliced = redis::Script::new(&format!(
+        "{prelude}\nin_slices('SADD', KEYS[1], ARGV)\nreturn redis.call('SCARD', KEYS[1])"
+    ));
+    let count: usize = sliced
+        .key(&key)
+        .arg(&members)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 10_000);
+    // What the slicing avoids: one unpack of them all.
+    let whole = redis::Script::new("return redis.call('SADD', KEYS[1], unpack(ARGV))");
+    let refused: redis::RedisResult<usize> =
+        whole.key(&key).arg(&members).invoke_async(&mut conn).await;
+    assert!(refused.is_err(), "unpack of 10,000 values should fail");
+    app.stop().await;
+}
