@@ -165,21 +165,41 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
         status: Some(500),
         ..Default::default()
     };
-    let held = hookfleet_worker::attempt::record(
+    let held = record_one(
         &pool,
         &keys(&app),
         &app.config,
         &dead_job,
         &late,
         hookfleet_worker::attempt::Decision::RetryAt(now_ms() + 60_000),
-        now_ms(),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(!held.held, "a lost lease is reported");
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
     assert_eq!(detail["deliveries"][0]["status"], "delivered");
     app.stop().await;
+}
+
+/// Records one attempt the way the worker's recorder does (a `record.lua`
+/// call carrying it alone), as of now.
+async fn record_one(
+    pool: &hookfleet_common::redis_pool::RedisPool,
+    k: &Keys,
+    config: &hookfleet_common::Config,
+    job: &hookfleet_worker::claim::Job,
+    result: &hookfleet_worker::deliver::AttemptResult,
+    decision: hookfleet_worker::attempt::Decision,
+) -> hookfleet_worker::attempt::Recorded {
+    let attempted = hookfleet_worker::attempt::Attempted {
+        job,
+        result,
+        decision,
+        at_ms: now_ms(),
+    };
+    hookfleet_worker::attempt::record_many(pool, k, config, job.partition, &[attempted])
+        .await
+        .unwrap()
+        .remove(0)
 }
 
 #[tokio::test]
@@ -187,54 +207,13 @@ async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
     let mut app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "4")]).await;
     let (tenant_id, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
-    // Endpoints in at least two partitions.
-    let mut by_partition: HashMap<Partition, String> = HashMap::new();
-    while by_partition.len() < 2 {
-        let endpoint = app
-            .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
-            .await;
-        let id = endpoint["id"].as_str().unwrap().to_string();
-        by_partition.insert(ids::partition_of(IdKind::Endpoint, &id).unwrap(), id);
-    }
-    let all_endpoints: usize = app
-        .get("/api/v1/webhooks", &key)
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .len();
+    let all_endpoints = endpoints_in_two_partitions(&app, &key, &receiver.url).await;
 
     // Simulate an API that ran publish.lua for the home partition and then
     // crashed before the other partitions' fan-out: no 202 was sent.
     let idem = "crash-1";
-    let k = keys(&app);
     let home = ids::partition_for(&format!("{tenant_id}\n{idem}"), app.config.partitions);
-    let event_id = ids::new_id(IdKind::Event, home, now_ms());
-    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
-    let mut conn = app.redis().await;
-    let _: redis::Value = scripts::PUBLISH
-        .key(k.event(home, &event_id))
-        .key(k.idempotency(home, &tenant_id, idem))
-        .key(k.due(home))
-        .key(k.event_deliveries(home, &event_id))
-        .key(k.fanout_pending(home))
-        .arg(k.partition_prefix(home))
-        .arg(now_ms())
-        .arg(86_400_000u64)
-        .arg(86_400_000u64)
-        .arg("1")
-        .arg(&event_id)
-        .arg(&tenant_id)
-        .arg("user.created")
-        .arg(&body)
-        .arg("0")
-        .arg(home.0)
-        .arg(k.wake_channel())
-        .arg(all_endpoints)
-        .arg("")
-        .invoke_async(&mut conn)
-        .await
-        .unwrap();
+    let event_id = store_event_then_die(&app, &tenant_id, home, Some(idem), all_endpoints).await;
 
     // The client retries with the same key: the fan-out is completed.
     let response = app
@@ -312,9 +291,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
                 status: Some(status),
                 ..Default::default()
             };
-            hookfleet_worker::attempt::record(&pool, &k, &config, &job, &result, decision, now_ms())
-                .await
-                .unwrap()
+            record_one(&pool, &k, &config, &job, &result, decision).await
         }
     };
 
@@ -472,6 +449,52 @@ async fn endpoints_in_two_partitions(app: &common::TestApp, key: &str, url: &str
     count
 }
 
+/// Runs `publish.lua` alone, as an API would right before dying: the event
+/// is stored (under `idempotency_key` if given), marked incomplete for
+/// `matched` endpoints and listed as pending; no partition's deliveries are
+/// queued and no 202 is sent. Returns the event id.
+async fn store_event_then_die(
+    app: &common::TestApp,
+    tenant_id: &str,
+    home: Partition,
+    idempotency_key: Option<&str>,
+    matched: usize,
+) -> String {
+    let k = keys(app);
+    let event_id = ids::new_id(IdKind::Event, home, now_ms());
+    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+    let idem_key = match idempotency_key {
+        Some(idem) => k.idempotency(home, tenant_id, idem),
+        None => k.event(home, &event_id),
+    };
+    let mut conn = app.redis().await;
+    let _: redis::Value = scripts::PUBLISH
+        .key(k.event(home, &event_id))
+        .key(idem_key)
+        .key(k.due(home))
+        .key(k.event_deliveries(home, &event_id))
+        .key(k.fanout_pending(home))
+        .arg(k.partition_prefix(home))
+        .arg(0)
+        .arg(86_400_000u64)
+        .arg(86_400_000u64)
+        .arg(if idempotency_key.is_some() { "1" } else { "0" })
+        .arg(&event_id)
+        .arg(tenant_id)
+        .arg("user.created")
+        .arg(&body)
+        .arg("0")
+        .arg(home.0)
+        .arg(k.wake_channel())
+        .arg(matched)
+        .arg("")
+        .arg("0")
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    event_id
+}
+
 /// An API that dies after storing an event (publish.lua for the home
 /// partition) but before queuing the other partitions' deliveries leaves the
 /// event pending; with no client retry at all, a worker finishes the
@@ -492,33 +515,8 @@ async fn a_fan_out_left_incomplete_is_finished_by_a_worker() {
 
     let k = keys(&app);
     let home = Partition(0);
-    let event_id = ids::new_id(IdKind::Event, home, now_ms());
-    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+    let event_id = store_event_then_die(&app, &tenant_id, home, None, all_endpoints).await;
     let mut conn = app.redis().await;
-    let _: redis::Value = scripts::PUBLISH
-        .key(k.event(home, &event_id))
-        .key(k.event(home, &event_id))
-        .key(k.due(home))
-        .key(k.event_deliveries(home, &event_id))
-        .key(k.fanout_pending(home))
-        .arg(k.partition_prefix(home))
-        .arg(0)
-        .arg(86_400_000u64)
-        .arg(86_400_000u64)
-        .arg("0")
-        .arg(&event_id)
-        .arg(&tenant_id)
-        .arg("user.created")
-        .arg(&body)
-        .arg("0")
-        .arg(home.0)
-        .arg(k.wake_channel())
-        .arg(all_endpoints)
-        .arg("")
-        .arg("0")
-        .invoke_async(&mut conn)
-        .await
-        .unwrap();
     let pending: usize = redis::cmd("ZCARD")
         .arg(k.fanout_pending(home))
         .query_async(&mut conn)

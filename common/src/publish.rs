@@ -373,18 +373,18 @@ impl Prepared {
                 duplicate: false,
             });
         }
-        let home = self.home;
-        let others: usize = self
-            .groups
-            .iter()
-            .filter(|(p, _)| **p != home)
-            .map(|(_, ids)| ids.len())
-            .sum();
         if self.matched > state.config.fanout_inline {
             // A large fan-out: the event is stored, listed as pending and its
             // home partition's deliveries are queued, so answer now and queue
             // the rest right after. If this process dies first, a worker
             // finishes it (`recover_fanouts`).
+            let home = self.home;
+            let others: usize = self
+                .groups
+                .iter()
+                .filter(|(p, _)| **p != home)
+                .map(|(_, ids)| ids.len())
+                .sum();
             let owned = OwnedStore {
                 pool: state.pool.clone(),
                 keys: state.keys.clone(),
@@ -485,8 +485,8 @@ impl OwnedStore {
 /// Finishes the fan-out of events of home partition `p` still pending
 /// `older_than` after publishing (their API process died before queuing
 /// every partition's deliveries; see `HOOKFLEET_FANOUT_RECOVERY`). At most
-/// `limit` events per call; returns how many it finished or dropped
-/// (expired by retention).
+/// `limit` events per call; returns how many it took up (finished, dropped
+/// as expired by retention, or left for the next round after an error).
 pub async fn recover_fanouts(
     state: Store<'_>,
     p: Partition,

@@ -95,28 +95,6 @@ pub struct Attempted<'a> {
     pub at_ms: u64,
 }
 
-/// Records one attempt and moves its delivery (see [`record_many`]).
-pub async fn record(
-    pool: &RedisPool,
-    keys: &Keys,
-    config: &Config,
-    job: &Job,
-    result: &AttemptResult,
-    decision: Decision,
-    now_ms: u64,
-) -> Result<Recorded, RecordError> {
-    let attempted = Attempted {
-        job,
-        result,
-        decision,
-        at_ms: now_ms,
-    };
-    let mut recorded = record_many(pool, keys, config, job.partition, &[attempted]).await?;
-    recorded
-        .pop()
-        .ok_or_else(|| RecordError::Reply("no answer for the attempt".into()))
-}
-
 /// The attempt-log fields every attempt writes, in the order `record.lua`
 /// receives their values.
 const LOG_FIELDS: [&str; 14] = [
