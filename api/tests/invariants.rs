@@ -474,6 +474,7 @@ async fn store_event_then_die(
         .key(k.due(home))
         .key(k.event_deliveries(home, &event_id))
         .key(k.fanout_pending(home))
+        .key(k.event_body(home, &event_id))
         .arg(k.partition_prefix(home))
         .arg(0)
         .arg(86_400_000u64)

@@ -427,12 +427,11 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         .and_then(|s| s.clone())
         .unwrap_or_default();
     let body_len: u64 = match ids::partition_of(IdKind::Event, &sample_id) {
-        Some(p) => redis::cmd("HSTRLEN")
-            .arg(hookfleet_common::Keys::new(prefix).event(p, &sample_id))
-            .arg("body")
+        Some(p) => redis::cmd("STRLEN")
+            .arg(hookfleet_common::Keys::new(prefix).event_body(p, &sample_id))
             .query_async(&mut conn)
             .await
-            .map_err(|e| format!("redis HSTRLEN: {e}"))?,
+            .map_err(|e| format!("redis STRLEN: {e}"))?,
         None => 0,
     };
     let growth = after.saturating_sub(before);

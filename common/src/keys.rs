@@ -15,9 +15,10 @@
 //! | `hf:{pN}:due` | zset | deliveries waiting, score = next attempt (epoch ms) |
 //! | `hf:{pN}:inflight` | zset | deliveries claimed, score = lease deadline |
 //! | `hf:{pN}:endpoint:<eid>` | hash | the endpoint (authoritative record) |
-//! | `hf:{pN}:event:<evid>` | hash | the event and its body, stored once |
+//! | `hf:{pN}:event:<evid>` | hash | the event (small fields; a listpack) and, when all its deliveries are in `{pN}` and there are at most two, their ids (`dlv`) |
+//! | `hf:{pN}:event_body:<evid>` | string | the event's body (signed JSON), stored once |
 //! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → event id |
-//! | `hf:{pN}:event_dlv:<evid>` | set | the event's deliveries in this partition |
+//! | `hf:{pN}:event_dlv:<evid>` | set | the event's deliveries in this partition (not kept for an event listing them in its `dlv` field) |
 //! | `hf:{pN}:fanout_pending` | zset | events (of this home partition) whose fan-out is not complete, score = publish time |
 //! | `hf:{pN}:delivery:<did>` | hash | one delivery's state |
 //! | `hf:{pN}:ep_dlv:<eid>` | zset | the endpoint's deliveries by creation time |
@@ -45,6 +46,8 @@ pub const DELIVERY_PART: &str = "delivery:";
 pub const ENDPOINT_PART: &str = "endpoint:";
 /// Key fragment: an event's hash.
 pub const EVENT_PART: &str = "event:";
+/// Key fragment: an event's body.
+pub const EVENT_BODY_PART: &str = "event_body:";
 /// Key fragment: the set of an event's deliveries in one partition.
 pub const EVENT_DELIVERIES_PART: &str = "event_dlv:";
 /// Key fragment: an endpoint's deliveries by creation time.
@@ -159,6 +162,11 @@ impl Keys {
         self.in_partition(p, EVENT_PART, event_id)
     }
 
+    /// The event's body (signed JSON), a string beside the event's hash.
+    pub fn event_body(&self, p: Partition, event_id: &str) -> String {
+        self.in_partition(p, EVENT_BODY_PART, event_id)
+    }
+
     pub fn idempotency(&self, p: Partition, tenant_id: &str, key: &str) -> String {
         format!("{}:{{p{}}}:idem:{tenant_id}:{key}", self.prefix, p.0)
     }
@@ -238,6 +246,7 @@ mod tests {
             keys.inflight(p),
             keys.endpoint(p, "ep_1"),
             keys.event(p, "evt_1"),
+            keys.event_body(p, "evt_1"),
             keys.idempotency(p, "ten_1", "abc"),
             keys.event_deliveries(p, "evt_1"),
             keys.delivery(p, "dlv_1"),
@@ -265,6 +274,7 @@ mod tests {
             DELIVERY_PART,
             ENDPOINT_PART,
             EVENT_PART,
+            EVENT_BODY_PART,
             EVENT_DELIVERIES_PART,
             ENDPOINT_DELIVERIES_PART,
             ENDPOINT_OPEN_PART,

@@ -19,6 +19,7 @@ pub mod redis_pool;
 pub mod scripts;
 pub mod signing;
 pub mod stats;
+pub mod stored_event;
 pub mod telemetry;
 pub mod time_util;
 

@@ -229,6 +229,7 @@ struct Prepared {
     prefix: String,
     due: String,
     event_key: String,
+    event_body: String,
     event_deliveries: String,
     pending: String,
     wake: String,
@@ -280,6 +281,7 @@ impl Prepared {
         Prepared {
             now,
             event_key: keys.event(home, &event_id),
+            event_body: keys.event_body(home, &event_id),
             event_deliveries: keys.event_deliveries(home, &event_id),
             pending: keys.fanout_pending(home),
             due: keys.due(home),
@@ -312,6 +314,7 @@ impl Prepared {
             .key(&self.due)
             .key(&self.event_deliveries)
             .key(&self.pending)
+            .key(&self.event_body)
             .arg(&self.prefix)
             .arg(self.initial_delay)
             .arg(self.retention)

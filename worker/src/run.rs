@@ -9,9 +9,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hookfleet_common::ids::{IdKind, Partition};
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::time_util::now_ms;
-use hookfleet_common::{ids, redis_pool, Config, Keys};
+use hookfleet_common::{ids, redis_pool, stored_event, Config, Keys};
 use rand::Rng;
-use redis::AsyncCommands;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -454,7 +453,7 @@ async fn fetch_body(ctx: &Context, job: &Job) -> Result<Option<String>, String> 
     let home = ids::partition_of(IdKind::Event, &job.event_id)
         .ok_or_else(|| format!("malformed event id {}", job.event_id))?;
     let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
-    conn.hget(ctx.keys.event(home, &job.event_id), "body")
+    stored_event::body(&mut conn, &ctx.keys, home, &job.event_id)
         .await
-        .map_err(|e: redis::RedisError| e.to_string())
+        .map_err(|e| e.to_string())
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::attempt_field as field;
-use hookfleet_common::scripts;
 use hookfleet_common::time_util::rfc3339_ms;
+use hookfleet_common::{scripts, stored_event};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -353,8 +353,7 @@ impl DeliveriesApi {
         let request_body = match ids::partition_of(IdKind::Event, &summary.event_id) {
             Some(home) => {
                 let mut conn = self.state.conn().await?;
-                conn.hget(self.state.keys.event(home, &summary.event_id), "body")
-                    .await?
+                stored_event::body(&mut conn, &self.state.keys, home, &summary.event_id).await?
             }
             None => None,
         };

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
@@ -424,7 +425,7 @@ impl EventsApi {
         // Each step takes its own connection handle (a shared lane, cheap).
         let event: HashMap<String, String> = {
             let mut conn = self.state.conn().await?;
-            conn.hgetall(self.state.keys.event(home, &id.0)).await?
+            stored_event::load(&mut conn, &self.state.keys, home, &id.0).await?
         };
         if event.get("tenant") != Some(&tenant.tenant_id) {
             return Err(not_found());
@@ -448,7 +449,11 @@ impl EventsApi {
                 conn.smembers(self.state.keys.event_deliveries(p, &id.0))
                     .await?
             };
+            if p == home {
+                ids.extend(stored_event::listed_deliveries(&event));
+            }
             ids.sort();
+            ids.dedup();
             all.extend(deliveries::load_many(&self.state, p, &ids).await?);
         }
         all.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));

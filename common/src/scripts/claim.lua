@@ -114,7 +114,10 @@ for _, delivery_id in ipairs(due) do
         if d[4] == partition then
           body = bodies[d[2]]
           if not body then
-            body = redis.call('HGET', prefix .. 'event:' .. d[2], 'body') or ''
+            -- (Events stored before the body had its own key keep it in
+            -- their hash.)
+            body = redis.call('GET', prefix .. 'event_body:' .. d[2])
+              or redis.call('HGET', prefix .. 'event:' .. d[2], 'body') or ''
             bodies[d[2]] = body
           end
         end

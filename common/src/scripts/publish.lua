@@ -9,6 +9,8 @@
 -- KEYS[5] pending fan-outs      hf:{pN}:fanout_pending (an incomplete event
 --         is listed there until its fan-out completes; workers finish the
 --         ones left behind)
+-- KEYS[6] event body            hf:{pN}:event_body:<evid> (a string of its
+--         own, so the event's hash stays small enough for a listpack)
 -- ARGV[1] partition key prefix  hf:{pN}:
 -- ARGV[2] initial delay (ms): the retry schedule's first entry       ARGV[3] retention (ms)   ARGV[4] idempotency TTL (ms)
 -- ARGV[5] '1' if an idempotency key is given
@@ -28,6 +30,13 @@
 -- it; a delivery is created only for an endpoint that exists here, belongs
 -- to the tenant and is active; delivery ids are derived from (event,
 -- endpoint), so a retried fan-out never duplicates a delivery.
+--
+-- Where the event's deliveries are listed: a complete event with at most
+-- two deliveries (the common case) lists them in its hash's `dlv` field
+-- (comma-separated; two ids still fit a listpack value) instead of an
+-- `event_dlv` set, which would cost a key, a TTL and a hash table of its
+-- own. Every other event uses the set (fanout.lua re-runs read it).
+-- Readers take the union of both.
 
 local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
@@ -44,20 +53,29 @@ if ARGV[5] == '1' then
   end
 end
 
+local complete = ARGV[10] == '1'
+-- A new event has no deliveries yet; only a re-run must skip existing ones.
+local fresh
+if complete then
+  fresh = redis.call('EXISTS', KEYS[1]) == 0
+else
+  fresh = redis.call('SCARD', KEYS[4]) == 0
+end
 redis.call('HSET', KEYS[1],
-  'id', ARGV[6], 'tenant', ARGV[7], 'type', ARGV[8], 'body', ARGV[9],
+  'id', ARGV[6], 'tenant', ARGV[7], 'type', ARGV[8],
   'created', now, 'complete', ARGV[10], 'deliveries', ARGV[13], 'partitions', ARGV[14])
 redis.call('PEXPIRE', KEYS[1], retention)
+redis.call('SET', KEYS[6], ARGV[9], 'PX', retention)
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[2], ARGV[6], 'PX', tonumber(ARGV[4]))
 end
 
 local tenant = ARGV[7]
 local created = 0
--- A new event has no deliveries yet; only a re-run must skip existing ones.
-local fresh = redis.call('SCARD', KEYS[4]) == 0
 local queued = {}
+-- Deliveries created by this call, and every delivery of the event here.
 local members = {}
+local listed = {}
 for i = 16, #ARGV, 2 do
   local endpoint_id = ARGV[i]
   local delivery_id = ARGV[i + 1]
@@ -81,18 +99,26 @@ for i = 16, #ARGV, 2 do
       redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
     end
     created = created + 1
+    listed[#listed + 1] = delivery_id
   end
 end
 in_slices('ZADD', KEYS[3], queued)
-in_slices('SADD', KEYS[4], members)
+if complete and #listed <= 2 then
+  -- Every delivery was decided here: record the exact count, and the ids.
+  redis.call('HSET', KEYS[1], 'deliveries', created, 'dlv', table.concat(listed, ','))
+else
+  in_slices('SADD', KEYS[4], members)
+  if #members > 0 then
+    redis.call('PEXPIRE', KEYS[4], retention)
+  end
+  if complete then
+    redis.call('HSET', KEYS[1], 'deliveries', created)
+  end
+end
 if created > 0 then
-  redis.call('PEXPIRE', KEYS[4], retention)
   redis.call('PUBLISH', ARGV[12], ARGV[11])
 end
-if ARGV[10] == '1' then
-  -- Every delivery was decided here: record the exact count.
-  redis.call('HSET', KEYS[1], 'deliveries', created)
-else
+if not complete then
   redis.call('ZADD', KEYS[5], now, ARGV[6])
 end
 return {1, ARGV[6], created, ARGV[10]}
