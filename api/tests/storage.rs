@@ -114,8 +114,9 @@ async fn a_small_event_is_one_listpack_hash_and_its_body() {
 }
 
 /// An event written the way earlier versions wrote it (body in the hash,
-/// deliveries in an `event_dlv` set, no body key) is delivered with its
-/// body and signature, and its detail and delivery show it.
+/// deliveries in an `event_dlv` set, no body key, attempts logged one
+/// stream field per value) is delivered with its body and signature, and
+/// its detail and delivery show it with both attempts.
 #[tokio::test]
 async fn an_event_stored_by_the_previous_layout_is_delivered_and_shown() {
     let mut app = spawn_app(false, &[]).await;
@@ -169,6 +170,30 @@ async fn an_event_stored_by_the_previous_layout_is_delivered_and_shown() {
             ],
         )
         .zadd(k.due(p), &delivery_id, now)
+        // Its first attempt, logged one stream field per value.
+        .cmd("XADD")
+        .arg(k.attempts(p, endpoint_id))
+        .arg("1-1")
+        .arg(&[
+            ("delivery", delivery_id.as_str()),
+            ("event", &event_id),
+            ("attempt", "1"),
+            ("at", &(now - 1000).to_string()),
+            ("code", "503"),
+            ("duration_ms", "12"),
+            ("error", ""),
+            ("outcome", "retry"),
+            ("response_headers", r#"[["retry-after","1"]]"#),
+            ("response_body", "busy"),
+            ("next", &now.to_string()),
+            ("webhook_timestamp", "1700000000"),
+            ("request_headers", r#"[["webhook-id","msg_old"]]"#),
+            ("test", "0"),
+        ])
+        .hset_multiple(
+            k.delivery(p, &delivery_id),
+            &[("attempts", "1"), ("attempt_ids", "1-1")],
+        )
         .zadd(k.endpoint_deliveries(p, endpoint_id), &delivery_id, now)
         .sadd(k.endpoint_open(p, endpoint_id), &delivery_id)
         .query_async(&mut conn)
@@ -194,5 +219,33 @@ async fn an_event_stored_by_the_previous_layout_is_delivered_and_shown() {
         .await;
     assert_eq!(status, 200, "{delivery}");
     assert_eq!(delivery["request_body"], body);
+    // Both attempts read alike: the old entry's fields, the new packed one.
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{delivery}");
+    assert_eq!(attempts[0]["status_code"], 503);
+    assert_eq!(attempts[0]["outcome"], "retry");
+    assert_eq!(attempts[0]["response_body"], "busy");
+    assert_eq!(attempts[0]["request_headers"]["webhook-id"], "msg_old");
+    assert_eq!(attempts[1]["attempt"], 2);
+    assert_eq!(attempts[1]["status_code"], 200);
+    assert_eq!(attempts[1]["outcome"], "delivered");
+    assert_eq!(
+        attempts[1]["request_headers"]["webhook-id"],
+        received[0].header("webhook-id").unwrap()
+    );
+    // The new attempt is one stream field, the packed entry.
+    let mut conn = app.redis().await;
+    let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(k.attempts(p, endpoint_id))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let names: Vec<Vec<&String>> = log.ids.iter().map(|e| e.map.keys().collect()).collect();
+    assert_eq!(names.len(), 2);
+    assert_eq!(names[0].len(), 14);
+    assert_eq!(names[1], vec!["entry"]);
+    drop(conn);
     app.stop().await;
 }

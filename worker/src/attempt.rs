@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use hookfleet_common::ids::Partition;
-use hookfleet_common::model::attempt_field as field;
+use hookfleet_common::model::{attempt_field as field, AttemptEntry};
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::{scripts, stats, time_util, Config, Keys};
 use rand::Rng;
@@ -96,23 +96,8 @@ pub struct Attempted<'a> {
 }
 
 /// The attempt-log fields every attempt writes, in the order `record.lua`
-/// receives their values.
-const LOG_FIELDS: [&str; 14] = [
-    field::DELIVERY,
-    field::EVENT,
-    field::ATTEMPT,
-    field::AT,
-    field::STATUS_CODE,
-    field::DURATION_MS,
-    field::ERROR,
-    field::OUTCOME,
-    field::RESPONSE_HEADERS,
-    field::RESPONSE_BODY,
-    field::NEXT_ATTEMPT_AT,
-    field::WEBHOOK_TIMESTAMP,
-    field::REQUEST_HEADERS,
-    field::TEST,
-];
+/// receives their values: one, the packed entry ([`AttemptEntry`]).
+const LOG_FIELDS: [&str; 1] = [field::PACKED];
 
 /// Records attempts of partition `p` in one `record.lua` call: each is
 /// appended to its endpoint's stream, moves its delivery (if this worker
@@ -199,23 +184,23 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
         .arg(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS)
         .arg(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS);
     // The attempt-log values, in LOG_FIELDS' order.
-    let headers = serde_json::to_string(&result.response_headers).unwrap_or_default();
-    let request_headers = serde_json::to_string(&result.request_headers).unwrap_or_default();
-    invocation
-        .arg(&job.delivery_id)
-        .arg(&job.event_id)
-        .arg(job.attempts_before + 1)
-        .arg(at_ms)
-        .arg(&status)
-        .arg(duration_ms)
-        .arg(result.error.as_deref().unwrap_or_default())
-        .arg(outcome)
-        .arg(headers)
-        .arg(&result.response_body)
-        .arg(&next)
-        .arg(result.webhook_timestamp)
-        .arg(request_headers)
-        .arg(if job.test { "1" } else { "0" });
+    let entry = AttemptEntry {
+        delivery: &job.delivery_id,
+        event: &job.event_id,
+        attempt: job.attempts_before + 1,
+        at: at_ms,
+        code: &status,
+        duration_ms,
+        error: result.error.as_deref().unwrap_or_default(),
+        outcome,
+        response_headers: &result.response_headers,
+        response_body: &result.response_body,
+        next: &next,
+        webhook_timestamp: result.webhook_timestamp,
+        request_headers: &result.request_headers,
+        test: if job.test { "1" } else { "0" },
+    };
+    invocation.arg(entry.packed());
 }
 
 /// Redis trouble while recording; the caller retries, and if Redis stays

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::model::attempt_field as field;
+use hookfleet_common::model::{attempt_field as field, attempt_fields};
 use hookfleet_common::time_util::rfc3339_ms;
 use hookfleet_common::{scripts, stored_event};
 use poem_openapi::param::{Path, Query};
@@ -251,7 +251,7 @@ pub async fn load_attempts(
         .into_iter()
         .flat_map(|reply| reply.ids)
         .map(|entry| {
-            let fields: HashMap<String, String> = entry
+            let stored: HashMap<String, String> = entry
                 .map
                 .iter()
                 .map(|(k, v)| {
@@ -261,7 +261,7 @@ pub async fn load_attempts(
                     )
                 })
                 .collect();
-            Attempt::from_fields(entry.id, &fields)
+            Attempt::from_fields(entry.id, &attempt_fields(stored))
         })
         .collect())
 }

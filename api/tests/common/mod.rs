@@ -196,11 +196,13 @@ impl TestApp {
             .ids
             .into_iter()
             .map(|entry| {
-                entry
-                    .map
-                    .into_iter()
-                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
-                    .collect()
+                hookfleet_common::model::attempt_fields(
+                    entry
+                        .map
+                        .into_iter()
+                        .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                        .collect(),
+                )
             })
             .collect()
     }
