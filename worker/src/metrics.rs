@@ -22,6 +22,9 @@ pub struct WorkerMetrics {
     pub in_flight: IntGauge,
     /// Claim calls made.
     pub claims: IntCounter,
+    /// Claim calls that found nothing due (the loop then sets the
+    /// partition aside until something is).
+    pub empty_claims: IntCounter,
     /// Deliveries handed out by claims.
     pub claimed: IntCounter,
     /// Deliveries pushed back by endpoint rate limits.
@@ -72,6 +75,10 @@ impl WorkerMetrics {
             "Attempts running in this worker.",
         )?;
         let claims = IntCounter::new("hookfleet_claims_total", "Claim calls made to Redis.")?;
+        let empty_claims = IntCounter::new(
+            "hookfleet_claims_empty_total",
+            "Claim calls that found nothing due in their partition.",
+        )?;
         let claimed = IntCounter::new(
             "hookfleet_claimed_total",
             "Deliveries handed to this worker.",
@@ -88,6 +95,7 @@ impl WorkerMetrics {
             Box::new(delivery_latency.clone()),
             Box::new(in_flight.clone()),
             Box::new(claims.clone()),
+            Box::new(empty_claims.clone()),
             Box::new(claimed.clone()),
             Box::new(rate_limited.clone()),
             Box::new(redis_errors.clone()),
@@ -103,6 +111,7 @@ impl WorkerMetrics {
             delivery_latency,
             in_flight,
             claims,
+            empty_claims,
             claimed,
             rate_limited,
             redis_errors,

@@ -2,51 +2,77 @@
 //! script, and this task turns each message into a [`Notify`] permit, so an
 //! idle worker claims a new event at once instead of on its next poll.
 //!
-//! Each message names the partition that got work; the claim loop scans
-//! the last one named first, instead of reaching it after up to P − 1
-//! empty claims (one Redis round trip each) in its rotation.
+//! Each message names the partition that got work. The claim loop skips
+//! a partition its last claim found empty until something is due there
+//! (or the poll interval passes); a wake-up for the partition ends that at
+//! once, and the loop scans it first.
 //!
 //! Messages can be lost (while reconnecting, say); the claim loop's poll
-//! interval is the safety net, not the latency path.
+//! interval is the safety net, not the latency path. After (re)subscribing
+//! every partition counts as woken: anything may have been published while
+//! the subscription was away.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 
-/// The partition most recently named by a wake-up, if any.
+/// The most partitions a configuration may have (`HOOKFLEET_PARTITIONS`).
+const MAX_PARTITIONS: usize = hookfleet_common::ids::MAX_PARTITIONS as usize;
+
+/// The partitions named by wake-ups since the claim loop last looked: one
+/// bit per partition.
 #[derive(Debug)]
-pub struct Woken(AtomicU32);
+pub struct Woken([AtomicU64; MAX_PARTITIONS.div_ceil(64)]);
 
 impl Default for Woken {
-    /// None named yet (a derived default would name partition 0).
     fn default() -> Self {
         Woken::new()
     }
 }
 
 impl Woken {
-    const NONE: u32 = u32::MAX;
-
     pub fn new() -> Self {
-        Woken(AtomicU32::new(Self::NONE))
+        Woken(std::array::from_fn(|_| AtomicU64::new(0)))
     }
 
-    fn set(&self, partition: u16) {
-        self.0.store(u32::from(partition), Ordering::Relaxed);
+    /// Marks `partition` as having new work.
+    pub fn set(&self, partition: u16) {
+        let index = usize::from(partition);
+        if let Some(word) = self.0.get(index / 64) {
+            word.fetch_or(1 << (index % 64), Ordering::Relaxed);
+        }
     }
 
-    /// Takes the partition named last (and forgets it).
-    pub fn take(&self) -> Option<u16> {
-        u16::try_from(self.0.swap(Self::NONE, Ordering::Relaxed)).ok()
+    /// Marks every partition (a wake-up may have been missed).
+    pub fn set_all(&self) {
+        for word in &self.0 {
+            word.store(u64::MAX, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the marked partitions, lowest first, and clears them.
+    pub fn take(&self) -> Vec<u16> {
+        let mut taken = Vec::new();
+        for (w, word) in self.0.iter().enumerate() {
+            let mut bits = word.swap(0, Ordering::Relaxed);
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Ok(p) = u16::try_from(w * 64 + bit) {
+                    taken.push(p);
+                }
+            }
+        }
+        taken
     }
 }
 
 /// Subscribes to `channel` and notifies `notify` on every message until
 /// shutdown, reconnecting with backoff when Redis goes away; a message's
-/// partition number goes to `woken`. `addresses` holds the one Redis, or
+/// partition number is marked in `woken`. `addresses` holds the one Redis, or
 /// cluster nodes: after a lost or failed subscription the next is tried.
 pub async fn listen(
     addresses: Vec<String>,
@@ -71,6 +97,7 @@ pub async fn listen(
             Ok(mut pubsub) => {
                 backoff = Duration::from_millis(100);
                 // Anything published while we were away may be waiting.
+                woken.set_all();
                 notify.notify_one();
                 let mut messages = pubsub.on_message();
                 loop {
@@ -110,4 +137,23 @@ async fn subscribe(redis_url: &str, channel: &str) -> redis::RedisResult<redis::
         })??;
     pubsub.subscribe(channel).await?;
     Ok(pubsub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn woken_partitions_are_taken_once_lowest_first() {
+        let woken = Woken::new();
+        assert!(woken.take().is_empty());
+        for p in [700, 3, 64, 3, 1023] {
+            woken.set(p);
+        }
+        woken.set(1024); // beyond the limit: ignored
+        assert_eq!(woken.take(), vec![3, 64, 700, 1023]);
+        assert!(woken.take().is_empty());
+        woken.set_all();
+        assert_eq!(woken.take().len(), MAX_PARTITIONS);
+    }
 }

@@ -1,0 +1,122 @@
+//! The worker's claim loop sets aside a partition whose last claim found
+//! nothing due, instead of claiming every partition on every round; a
+//! wake-up, the partition's next due time or the poll interval brings it
+//! back. Both tests run a worker process with a poll interval far longer
+//! than their deadlines, so only those mechanisms can deliver in time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    free_port, spawn_app, spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env,
+    Reply,
+};
+use serde_json::json;
+
+/// The value of one unlabelled counter in a Prometheus scrape.
+async fn counter(metrics_listen: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{metrics_listen}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// 300 deliveries queued in one partition of 16 are drained with about one
+/// empty claim per partition, not 15 per round of claims.
+#[tokio::test]
+async fn a_busy_partition_is_drained_without_claiming_the_empty_ones() {
+    const EVENTS: usize = 300;
+    let app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "16")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let events: Vec<_> = (0..EVENTS)
+        .map(|n| json!({"event_type": "user.created", "data": {"n": n}}))
+        .collect();
+    let (status, answer) = app
+        .post("/api/v1/events/batch", &key, json!({ "events": events }))
+        .await;
+    assert_eq!((status, &answer["accepted"]), (202, &json!(EVENTS)));
+
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let env = worker_env(
+        &app.config,
+        &[
+            ("HOOKFLEET_POLL_INTERVAL", "60s"),
+            ("HOOKFLEET_METRICS_LISTEN", &metrics_listen),
+        ],
+    );
+    let worker = spawn_logged(worker_binary(), &env);
+    let received = wait_until(Duration::from_secs(30), || async {
+        (receiver.count() >= EVENTS).then_some(())
+    })
+    .await;
+    assert!(
+        received.is_some(),
+        "received {} of {EVENTS}",
+        receiver.count()
+    );
+    let claims = counter(&metrics_listen, "hookfleet_claims_total")
+        .await
+        .unwrap();
+    let empty = counter(&metrics_listen, "hookfleet_claims_empty_total")
+        .await
+        .unwrap();
+    // At least ceil(300 / 64) = 5 rounds claimed the busy partition; with
+    // every partition claimed on every round that alone is 75 empty claims.
+    assert!(
+        empty <= 32.0,
+        "{empty} empty claims of {claims}; log:\n{}",
+        worker.log()
+    );
+    assert!(claims >= 5.0, "{claims}");
+    drop(worker);
+    app.stop().await;
+}
+
+/// A retry recorded into a partition the loop had set aside as empty is
+/// attempted at its due time, not at the next poll.
+#[tokio::test]
+async fn a_retry_brings_its_partition_back_before_the_poll_interval() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    // The first answer is slow, so the loop has found the partition empty
+    // (the delivery in flight) and set it aside before the retry exists.
+    let receiver = spawn_receiver(
+        vec![Reply::status(503).with_delay(Duration::from_millis(500))],
+        Reply::status(200),
+    )
+    .await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let env = worker_env(
+        &app.config,
+        &[
+            ("HOOKFLEET_POLL_INTERVAL", "60s"),
+            ("HOOKFLEET_RETRY_SCHEDULE", "0s,300ms"),
+        ],
+    );
+    let worker = spawn_logged(worker_binary(), &env);
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let done = wait_until(Duration::from_secs(20), || async {
+        (receiver.count() >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "received {} of 2 attempts; log:\n{}",
+        receiver.count(),
+        worker.log()
+    );
+    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
+        .await;
+    drop(worker);
+    app.stop().await;
+}
