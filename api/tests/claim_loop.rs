@@ -120,3 +120,63 @@ async fn a_retry_brings_its_partition_back_before_the_poll_interval() {
     drop(worker);
     app.stop().await;
 }
+
+/// A burst published while the worker waits (one batch request: 300
+/// `publish.lua` calls, each with its wake-up) is delivered, with many
+/// deliveries per claim rather than a claim per wake-up.
+#[tokio::test]
+async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
+    const EVENTS: usize = 300;
+    let app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "16")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let env = worker_env(
+        &app.config,
+        &[
+            ("HOOKFLEET_POLL_INTERVAL", "60s"),
+            ("HOOKFLEET_METRICS_LISTEN", &metrics_listen),
+        ],
+    );
+    let worker = spawn_logged(worker_binary(), &env);
+    // The worker is up (and has looked at every partition) once its
+    // metrics answer with a first round of claims.
+    wait_until(Duration::from_secs(10), || async {
+        counter(&metrics_listen, "hookfleet_claims_total")
+            .await
+            .filter(|c| *c >= 16.0)
+    })
+    .await
+    .expect("the worker starts");
+    let before = counter(&metrics_listen, "hookfleet_claims_total")
+        .await
+        .unwrap();
+    let events: Vec<_> = (0..EVENTS)
+        .map(|n| json!({"event_type": "user.created", "data": {"n": n}}))
+        .collect();
+    let (status, answer) = app
+        .post("/api/v1/events/batch", &key, json!({ "events": events }))
+        .await;
+    assert_eq!((status, &answer["accepted"]), (202, &json!(EVENTS)));
+    let received = wait_until(Duration::from_secs(30), || async {
+        (receiver.count() >= EVENTS).then_some(())
+    })
+    .await;
+    assert!(
+        received.is_some(),
+        "received {} of {EVENTS}",
+        receiver.count()
+    );
+    let claims = counter(&metrics_listen, "hookfleet_claims_total")
+        .await
+        .unwrap()
+        - before;
+    assert!(
+        claims <= (EVENTS / 6) as f64,
+        "{claims} claims for {EVENTS}"
+    );
+    drop(worker);
+    app.stop().await;
+}

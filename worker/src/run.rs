@@ -76,6 +76,10 @@ fn wake_addresses(config: &Config) -> Vec<String> {
     }
 }
 
+/// How soon after its last claim a wake-up may have a partition claimed
+/// again (see the claim loop).
+const WAKE_SPACING_MS: u64 = 1;
+
 /// Runs a worker until `shutdown` turns true, then drains: attempts in
 /// flight get up to `HOOKFLEET_SHUTDOWN_GRACE` to finish and record.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
@@ -139,12 +143,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let partitions: Vec<Partition> = ctx.config.all_partitions().collect();
     let mut start = rand::rng().random_range(0..partitions.len());
     // Per partition (by index): until when (epoch ms) not to claim it,
-    // because its last claim found nothing due; 0 = claim it. Set to the
+    // because its last claim took everything due; 0 = claim it. Set to the
     // partition's next due time or lease deadline, at most one poll
-    // interval ahead; a wake-up for the partition clears it. With one busy
-    // partition of 16 this saves 15 empty claims per round, which cost
-    // more than the busy partition's own claim.
+    // interval ahead; a wake-up for the partition brings it back. With one
+    // busy partition of 16 this saves 15 empty claims per round, which
+    // cost more than the busy partition's own claim.
     let mut idle_until: Vec<u64> = vec![0; partitions.len()];
+    // When (epoch ms) each partition was last claimed: wake-ups bring a
+    // partition back no sooner than WAKE_SPACING_MS after it, so that under
+    // a stream of publishes one claim takes what a millisecond brought
+    // instead of one claim per event.
+    let mut last_claim: Vec<u64> = vec![0; partitions.len()];
     let poll_ms = ctx.config.poll_interval.as_millis() as u64;
     let mut error_backoff = Duration::from_millis(50);
     tracing::info!(
@@ -165,7 +174,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         // first (see wake.rs).
         for (n, p) in ctx.woken.take().into_iter().enumerate() {
             if let Some(at) = partitions.iter().position(|q| q.0 == p) {
-                idle_until[at] = 0;
+                idle_until[at] = last_claim[at] + WAKE_SPACING_MS;
                 if n == 0 {
                     start = at;
                 }
@@ -186,21 +195,18 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
             let lease_ms = ctx.config.lease.as_millis() as u64;
             ctx.metrics.claims.inc();
-            match claim::claim(
-                &ctx.pool,
-                &ctx.keys,
-                p,
-                free.min(ctx.config.claim_batch),
-                lease_ms,
-                now,
-            )
-            .await
-            {
+            last_claim[at] = now;
+            let asked = free.min(ctx.config.claim_batch);
+            match claim::claim(&ctx.pool, &ctx.keys, p, asked, lease_ms, now).await {
                 Ok(claimed) => {
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
                     ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
-                    idle_until[at] = if claimed.jobs.is_empty() {
+                    if claimed.jobs.is_empty() {
                         ctx.metrics.empty_claims.inc();
+                    }
+                    // Fewer than asked: nothing else was due (or what was
+                    // is deferred), so set the partition aside.
+                    idle_until[at] = if claimed.jobs.len() < asked {
                         let recheck = now + poll_ms.max(1);
                         claimed
                             .next_due_ms
