@@ -30,17 +30,19 @@
 
 local prefix = ARGV[1]
 local now = redis_now_ms()
+local now_s = int(now)
 local max_jobs = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
+local deadline = int(now + lease)
 local partition = ARGV[5]
 
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0', ARGV[6])
 for _, delivery_id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], delivery_id)
   local delivery = prefix .. 'delivery:' .. delivery_id
   if redis.call('HGET', delivery, 'status') == 'in_flight' then
-    redis.call('HSET', delivery, 'status', 'pending', 'next', now)
-    redis.call('ZADD', KEYS[1], now, delivery_id)
+    redis.call('HSET', delivery, 'status', 'pending', 'next', now_s)
+    redis.call('ZADD', KEYS[1], now_s, delivery_id)
   end
 end
 
@@ -53,7 +55,7 @@ local leased = {}
 local endpoints = {}
 local bodies = {}
 local rates = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max_jobs)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', '0', ARGV[3])
 for _, delivery_id in ipairs(due) do
   local delivery = prefix .. 'delivery:' .. delivery_id
   local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
@@ -76,7 +78,7 @@ for _, delivery_id in ipairs(due) do
       redis.call('SREM', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
     elseif endpoint[2] ~= '1' then
       leave_due[#leave_due + 1] = delivery_id
-      redis.call('ZADD', prefix .. 'ep_held:' .. endpoint_id, now, delivery_id)
+      redis.call('ZADD', prefix .. 'ep_held:' .. endpoint_id, now_s, delivery_id)
     else
       local allowed = true
       local rate = tonumber(endpoint[7] or '')
@@ -96,8 +98,9 @@ for _, delivery_id in ipairs(due) do
           -- a backlog over successive slots instead of retrying all at once.
           local slot = (deferred[endpoint_id] or 0)
           deferred[endpoint_id] = slot + 1
-          redis.call('ZADD', KEYS[1], math.ceil(tat + slot * emission), delivery_id)
-          redis.call('HSET', delivery, 'next', math.ceil(tat + slot * emission))
+          local allowed_at = int(math.ceil(tat + slot * emission))
+          redis.call('ZADD', KEYS[1], allowed_at, delivery_id)
+          redis.call('HSET', delivery, 'next', allowed_at)
           allowed = false
         else
           state.tat = tat + emission
@@ -106,9 +109,9 @@ for _, delivery_id in ipairs(due) do
       end
       if allowed then
         leave_due[#leave_due + 1] = delivery_id
-        leased[#leased + 1] = now + lease
+        leased[#leased + 1] = deadline
         leased[#leased + 1] = delivery_id
-        local token = (tonumber(d[9]) or 0) + 1
+        local token = int((tonumber(d[9]) or 0) + 1)
         redis.call('HSET', delivery, 'claims', token, 'status', 'in_flight')
         local body = ''
         if d[4] == partition then
@@ -121,7 +124,7 @@ for _, delivery_id in ipairs(due) do
             bodies[d[2]] = body
           end
         end
-        jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', tostring(token),
+        jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', token,
           endpoint[3] or '', endpoint[4] or '', endpoint[5] or '', endpoint[6] or '',
           body, endpoint[8] or '', endpoint[9] or '', d[5], d[6] or '', d[7] or '', d[8] or ''}
       end

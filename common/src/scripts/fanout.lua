@@ -16,9 +16,10 @@
 
 local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
-local now = redis_now_ms()
-local first_attempt = now + (tonumber(ARGV[2]) or 0)
-local retention = tonumber(ARGV[3])
+local now_ms = redis_now_ms()
+local now = int(now_ms)
+local first_attempt = int(now_ms + (tonumber(ARGV[2]) or 0))
+local retention = ARGV[3]
 local tenant = ARGV[5]
 local created = 0
 -- A first run finds no deliveries of the event here; only a re-run must
@@ -35,10 +36,10 @@ for i = 11, #ARGV, 2 do
     if fresh or redis.call('EXISTS', delivery) == 0 then
       redis.call('HSET', delivery,
         'id', delivery_id, 'event', ARGV[4], 'evp', ARGV[7], 'endpoint', endpoint_id,
-        'tenant', tenant, 'type', ARGV[6], 'status', 'pending', 'attempts', 0,
-        'created', now, 'next', first_attempt, 'claims', 0)
+        'tenant', tenant, 'type', ARGV[6], 'status', 'pending', 'attempts', '0',
+        'created', now, 'next', first_attempt, 'claims', '0')
       if ARGV[10] == '1' then
-        redis.call('HSET', delivery, 'test', '1', 'max_attempts', 1)
+        redis.call('HSET', delivery, 'test', '1', 'max_attempts', '1')
       end
       redis.call('PEXPIRE', delivery, retention)
       queued[#queued + 1] = first_attempt

@@ -40,9 +40,10 @@
 
 local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
-local now = redis_now_ms()
-local first_attempt = now + (tonumber(ARGV[2]) or 0)
-local retention = tonumber(ARGV[3])
+local now_ms = redis_now_ms()
+local now = int(now_ms)
+local first_attempt = int(now_ms + (tonumber(ARGV[2]) or 0))
+local retention = ARGV[3]
 
 if ARGV[5] == '1' then
   local existing = redis.call('GET', KEYS[2])
@@ -53,68 +54,61 @@ if ARGV[5] == '1' then
   end
 end
 
+-- The event is new: its id was made for this request (a repeated
+-- idempotency key returned above), so none of its deliveries exist yet.
+-- (fanout.lua, which an interrupted fan-out re-runs, checks instead.)
 local complete = ARGV[10] == '1'
--- A new event has no deliveries yet; only a re-run must skip existing ones.
-local fresh
-if complete then
-  fresh = redis.call('EXISTS', KEYS[1]) == 0
-else
-  fresh = redis.call('SCARD', KEYS[4]) == 0
-end
-redis.call('HSET', KEYS[1],
-  'id', ARGV[6], 'tenant', ARGV[7], 'type', ARGV[8],
-  'created', now, 'complete', ARGV[10], 'deliveries', ARGV[13], 'partitions', ARGV[14])
-redis.call('PEXPIRE', KEYS[1], retention)
 redis.call('SET', KEYS[6], ARGV[9], 'PX', retention)
 if ARGV[5] == '1' then
-  redis.call('SET', KEYS[2], ARGV[6], 'PX', tonumber(ARGV[4]))
+  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[4])
 end
 
 local tenant = ARGV[7]
 local created = 0
 local queued = {}
--- Deliveries created by this call, and every delivery of the event here.
 local members = {}
-local listed = {}
 for i = 16, #ARGV, 2 do
   local endpoint_id = ARGV[i]
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
   if endpoint[1] == tenant and endpoint[2] == '1' then
     local delivery = prefix .. 'delivery:' .. delivery_id
-    if fresh or redis.call('EXISTS', delivery) == 0 then
-      redis.call('HSET', delivery,
-        'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
-        'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', 0,
-        'created', now, 'next', first_attempt, 'claims', 0)
-      if ARGV[15] == '1' then
-        redis.call('HSET', delivery, 'test', '1', 'max_attempts', 1)
-      end
-      redis.call('PEXPIRE', delivery, retention)
-      queued[#queued + 1] = first_attempt
-      queued[#queued + 1] = delivery_id
-      members[#members + 1] = delivery_id
-      -- (record.lua trims this index to the retention window.)
-      redis.call('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, now, delivery_id)
-      redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
+    redis.call('HSET', delivery,
+      'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
+      'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', '0',
+      'created', now, 'next', first_attempt, 'claims', '0')
+    if ARGV[15] == '1' then
+      redis.call('HSET', delivery, 'test', '1', 'max_attempts', '1')
     end
+    redis.call('PEXPIRE', delivery, retention)
+    queued[#queued + 1] = first_attempt
+    queued[#queued + 1] = delivery_id
+    members[#members + 1] = delivery_id
+    -- (record.lua trims this index to the retention window.)
+    redis.call('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, now, delivery_id)
+    redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
     created = created + 1
-    listed[#listed + 1] = delivery_id
   end
 end
 in_slices('ZADD', KEYS[3], queued)
-if complete and #listed <= 2 then
-  -- Every delivery was decided here: record the exact count, and the ids.
-  redis.call('HSET', KEYS[1], 'deliveries', created, 'dlv', table.concat(listed, ','))
+-- A complete event's deliveries were all decided here: its exact count.
+local count = ARGV[13]
+if complete then count = int(created) end
+if complete and created <= 2 then
+  redis.call('HSET', KEYS[1],
+    'id', ARGV[6], 'tenant', ARGV[7], 'type', ARGV[8], 'created', now,
+    'complete', ARGV[10], 'deliveries', count, 'partitions', ARGV[14],
+    'dlv', table.concat(members, ','))
 else
+  redis.call('HSET', KEYS[1],
+    'id', ARGV[6], 'tenant', ARGV[7], 'type', ARGV[8], 'created', now,
+    'complete', ARGV[10], 'deliveries', count, 'partitions', ARGV[14])
   in_slices('SADD', KEYS[4], members)
   if #members > 0 then
     redis.call('PEXPIRE', KEYS[4], retention)
   end
-  if complete then
-    redis.call('HSET', KEYS[1], 'deliveries', created)
-  end
 end
+redis.call('PEXPIRE', KEYS[1], retention)
 if created > 0 then
   redis.call('PUBLISH', ARGV[12], ARGV[11])
 end

@@ -37,11 +37,10 @@
 
 local HEADER = 14
 local prefix = ARGV[1]
-local maxlen = tonumber(ARGV[2])
-local oldest = tonumber(ARGV[3])
+local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
-local fine_ttl = tonumber(ARGV[5])
-local coarse_ttl = tonumber(ARGV[6])
+local fine_ttl = ARGV[5]
+local coarse_ttl = ARGV[6]
 local nfields = tonumber(ARGV[7])
 local names = {}
 for f = 1, nfields do names[f] = ARGV[7 + f] end
@@ -154,12 +153,12 @@ for i = first, #ARGV, stride do
       local status = outcome
       if outcome == 'retry' then
         status = 'scheduled'
-        requeue[#requeue + 1] = tonumber(next_at)
+        requeue[#requeue + 1] = next_at
         requeue[#requeue + 1] = delivery_id
       else
         e.closed[#e.closed + 1] = delivery_id
       end
-      redis.call('HSET', delivery, 'status', status, 'attempts', (tonumber(d[5]) or 0) + 1,
+      redis.call('HSET', delivery, 'status', status, 'attempts', int((tonumber(d[5]) or 0) + 1),
         'last_at', at, 'last_code', code, 'attempt_ids', ids,
         'recorded', token .. ':' .. disabled, 'next', next_at)
       if counted then
@@ -187,22 +186,22 @@ in_slices('ZADD', KEYS[2], requeue)
 for _, eid in ipairs(order) do
   local e = endpoints[eid]
   if e.logged then
-    redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', oldest .. '-0')
+    redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', ARGV[3] .. '-0')
     -- The endpoint's delivery index (publish.lua adds to it) keeps the
     -- retention window: trimmed here, once per endpoint and batch, rather
     -- than on every publish.
-    redis.call('ZREMRANGEBYSCORE', prefix .. 'ep_dlv:' .. eid, '-inf', '(' .. oldest)
+    redis.call('ZREMRANGEBYSCORE', prefix .. 'ep_dlv:' .. eid, '-inf', '(' .. ARGV[3])
   end
   if #e.closed > 0 then
     in_slices('SREM', prefix .. 'ep_open:' .. eid, e.closed)
   end
   local stats = prefix .. 'ep_stats:' .. eid
   for field, n in pairs(e.stats) do
-    redis.call('HINCRBY', stats, field, n)
+    redis.call('HINCRBY', stats, field, int(n))
   end
   for key, counters in pairs(e.buckets) do
     for field, n in pairs(counters) do
-      redis.call('HINCRBY', key, field, n)
+      redis.call('HINCRBY', key, field, int(n))
     end
     redis.call('PEXPIRE', key, e.bucket_ttl[key])
   end
