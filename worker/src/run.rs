@@ -76,10 +76,6 @@ fn wake_addresses(config: &Config) -> Vec<String> {
     }
 }
 
-/// How soon after its last claim a wake-up may have a partition claimed
-/// again (see the claim loop).
-const WAKE_SPACING_MS: u64 = 1;
-
 /// Runs a worker until `shutdown` turns true, then drains: attempts in
 /// flight get up to `HOOKFLEET_SHUTDOWN_GRACE` to finish and record.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
@@ -149,11 +145,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     // busy partition of 16 this saves 15 empty claims per round, which
     // cost more than the busy partition's own claim.
     let mut idle_until: Vec<u64> = vec![0; partitions.len()];
-    // When (epoch ms) each partition was last claimed: wake-ups bring a
-    // partition back no sooner than WAKE_SPACING_MS after it, so that under
-    // a stream of publishes one claim takes what a millisecond brought
-    // instead of one claim per event.
-    let mut last_claim: Vec<u64> = vec![0; partitions.len()];
     let poll_ms = ctx.config.poll_interval.as_millis() as u64;
     let mut error_backoff = Duration::from_millis(50);
     tracing::info!(
@@ -174,7 +165,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         // first (see wake.rs).
         for (n, p) in ctx.woken.take().into_iter().enumerate() {
             if let Some(at) = partitions.iter().position(|q| q.0 == p) {
-                idle_until[at] = last_claim[at] + WAKE_SPACING_MS;
+                idle_until[at] = 0;
                 if n == 0 {
                     start = at;
                 }
@@ -195,7 +186,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
             let lease_ms = ctx.config.lease.as_millis() as u64;
             ctx.metrics.claims.inc();
-            last_claim[at] = now;
             let asked = free.min(ctx.config.claim_batch);
             match claim::claim(&ctx.pool, &ctx.keys, p, asked, lease_ms, now).await {
                 Ok(claimed) => {
