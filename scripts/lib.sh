@@ -49,6 +49,15 @@ ensure_redis() {
     command -v redis-cli >/dev/null 2>&1 || hf_die "redis-cli is still not on PATH"
 }
 
+# ensure_cc: makes sure a C compiler is on PATH (the mimalloc allocator
+# is C, built by cargo; a Rust toolchain usually brings one for linking).
+ensure_cc() {
+    if ! command -v cc >/dev/null 2>&1; then
+        apt_install gcc libc6-dev
+    fi
+    command -v cc >/dev/null 2>&1 || hf_die "cc (a C compiler) is still not on PATH"
+}
+
 # ensure_curl: makes sure curl is on PATH.
 ensure_curl() {
     if ! command -v curl >/dev/null 2>&1; then
