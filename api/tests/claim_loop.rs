@@ -27,6 +27,42 @@ async fn counter(metrics_listen: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Publishes `n` events in one batch request.
+async fn publish_batch(app: &common::TestApp, key: &str, n: usize) {
+    let events: Vec<_> = (0..n)
+        .map(|i| json!({"event_type": "user.created", "data": {"n": i}}))
+        .collect();
+    let (status, answer) = app
+        .post("/api/v1/events/batch", key, json!({ "events": events }))
+        .await;
+    assert_eq!((status, &answer["accepted"]), (202, &json!(n)));
+}
+
+/// Starts a worker process of `app`'s fleet that polls only every 60 s;
+/// returns it and where it serves its metrics.
+fn spawn_slow_polling_worker(
+    app: &common::TestApp,
+    extra: &[(&str, &str)],
+) -> (common::LoggedChild, String) {
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let mut settings = vec![
+        ("HOOKFLEET_POLL_INTERVAL", "60s"),
+        ("HOOKFLEET_METRICS_LISTEN", metrics_listen.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    let worker = spawn_logged(worker_binary(), &worker_env(&app.config, &settings));
+    (worker, metrics_listen)
+}
+
+/// Waits until `receiver` has `n` requests.
+async fn wait_for_requests(receiver: &common::Receiver, n: usize) {
+    let received = wait_until(Duration::from_secs(30), || async {
+        (receiver.count() >= n).then_some(())
+    })
+    .await;
+    assert!(received.is_some(), "received {} of {n}", receiver.count());
+}
+
 /// 300 deliveries queued in one partition of 16 are drained with about one
 /// empty claim per partition, not 15 per round of claims.
 #[tokio::test]
@@ -37,32 +73,9 @@ async fn a_busy_partition_is_drained_without_claiming_the_empty_ones() {
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
-    let events: Vec<_> = (0..EVENTS)
-        .map(|n| json!({"event_type": "user.created", "data": {"n": n}}))
-        .collect();
-    let (status, answer) = app
-        .post("/api/v1/events/batch", &key, json!({ "events": events }))
-        .await;
-    assert_eq!((status, &answer["accepted"]), (202, &json!(EVENTS)));
-
-    let metrics_listen = format!("127.0.0.1:{}", free_port());
-    let env = worker_env(
-        &app.config,
-        &[
-            ("HOOKFLEET_POLL_INTERVAL", "60s"),
-            ("HOOKFLEET_METRICS_LISTEN", &metrics_listen),
-        ],
-    );
-    let worker = spawn_logged(worker_binary(), &env);
-    let received = wait_until(Duration::from_secs(30), || async {
-        (receiver.count() >= EVENTS).then_some(())
-    })
-    .await;
-    assert!(
-        received.is_some(),
-        "received {} of {EVENTS}",
-        receiver.count()
-    );
+    publish_batch(&app, &key, EVENTS).await;
+    let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
+    wait_for_requests(&receiver, EVENTS).await;
     let claims = counter(&metrics_listen, "hookfleet_claims_total")
         .await
         .unwrap();
@@ -96,14 +109,7 @@ async fn a_retry_brings_its_partition_back_before_the_poll_interval() {
     .await;
     app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
-    let env = worker_env(
-        &app.config,
-        &[
-            ("HOOKFLEET_POLL_INTERVAL", "60s"),
-            ("HOOKFLEET_RETRY_SCHEDULE", "0s,300ms"),
-        ],
-    );
-    let worker = spawn_logged(worker_binary(), &env);
+    let (worker, _) = spawn_slow_polling_worker(&app, &[("HOOKFLEET_RETRY_SCHEDULE", "0s,300ms")]);
     let event = app.publish(&key, "user.created", json!({})).await;
     let done = wait_until(Duration::from_secs(20), || async {
         (receiver.count() >= 2).then_some(())
@@ -132,15 +138,7 @@ async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
-    let metrics_listen = format!("127.0.0.1:{}", free_port());
-    let env = worker_env(
-        &app.config,
-        &[
-            ("HOOKFLEET_POLL_INTERVAL", "60s"),
-            ("HOOKFLEET_METRICS_LISTEN", &metrics_listen),
-        ],
-    );
-    let worker = spawn_logged(worker_binary(), &env);
+    let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
     // The worker is up (and has looked at every partition) once its
     // metrics answer with a first round of claims.
     wait_until(Duration::from_secs(10), || async {
@@ -153,22 +151,8 @@ async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
     let before = counter(&metrics_listen, "hookfleet_claims_total")
         .await
         .unwrap();
-    let events: Vec<_> = (0..EVENTS)
-        .map(|n| json!({"event_type": "user.created", "data": {"n": n}}))
-        .collect();
-    let (status, answer) = app
-        .post("/api/v1/events/batch", &key, json!({ "events": events }))
-        .await;
-    assert_eq!((status, &answer["accepted"]), (202, &json!(EVENTS)));
-    let received = wait_until(Duration::from_secs(30), || async {
-        (receiver.count() >= EVENTS).then_some(())
-    })
-    .await;
-    assert!(
-        received.is_some(),
-        "received {} of {EVENTS}",
-        receiver.count()
-    );
+    publish_batch(&app, &key, EVENTS).await;
+    wait_for_requests(&receiver, EVENTS).await;
     let claims = counter(&metrics_listen, "hookfleet_claims_total")
         .await
         .unwrap()

@@ -21,6 +21,8 @@ local now = int(now_ms)
 local first_attempt = int(now_ms + (tonumber(ARGV[2]) or 0))
 local retention = ARGV[3]
 local tenant = ARGV[5]
+local event = {prefix = prefix, id = ARGV[4], home = ARGV[7], tenant = tenant, type = ARGV[6],
+  now = now, first_attempt = first_attempt, retention = retention, test = ARGV[10] == '1'}
 local created = 0
 -- A first run finds no deliveries of the event here; only a re-run must
 -- skip existing ones.
@@ -32,22 +34,11 @@ for i = 11, #ARGV, 2 do
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
   if endpoint[1] == tenant and endpoint[2] == '1' then
-    local delivery = prefix .. 'delivery:' .. delivery_id
-    if fresh or redis.call('EXISTS', delivery) == 0 then
-      redis.call('HSET', delivery,
-        'id', delivery_id, 'event', ARGV[4], 'evp', ARGV[7], 'endpoint', endpoint_id,
-        'tenant', tenant, 'type', ARGV[6], 'status', 'pending', 'attempts', '0',
-        'created', now, 'next', first_attempt, 'claims', '0')
-      if ARGV[10] == '1' then
-        redis.call('HSET', delivery, 'test', '1', 'max_attempts', '1')
-      end
-      redis.call('PEXPIRE', delivery, retention)
+    if fresh or redis.call('EXISTS', prefix .. 'delivery:' .. delivery_id) == 0 then
+      create_delivery(event, endpoint_id, delivery_id)
       queued[#queued + 1] = first_attempt
       queued[#queued + 1] = delivery_id
       members[#members + 1] = delivery_id
-      -- (record.lua trims this index to the retention window.)
-      redis.call('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, now, delivery_id)
-      redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
     end
     created = created + 1
   end

@@ -18,6 +18,25 @@ local function int(n)
   return string.format('%d', n)
 end
 
+-- Creates one pending delivery of an event (publish.lua, fanout.lua) and
+-- adds it to its endpoint's indexes; the caller queues it in due.
+-- `event`: prefix, id, home (partition), tenant, type, now and
+-- first_attempt (epoch ms, as strings), retention (ms), test (boolean).
+local function create_delivery(event, endpoint_id, delivery_id)
+  local delivery = event.prefix .. 'delivery:' .. delivery_id
+  redis.call('HSET', delivery,
+    'id', delivery_id, 'event', event.id, 'evp', event.home, 'endpoint', endpoint_id,
+    'tenant', event.tenant, 'type', event.type, 'status', 'pending', 'attempts', '0',
+    'created', event.now, 'next', event.first_attempt, 'claims', '0')
+  if event.test then
+    redis.call('HSET', delivery, 'test', '1', 'max_attempts', '1')
+  end
+  redis.call('PEXPIRE', delivery, event.retention)
+  -- (record.lua trims this index to the retention window.)
+  redis.call('ZADD', event.prefix .. 'ep_dlv:' .. endpoint_id, event.now, delivery_id)
+  redis.call('SADD', event.prefix .. 'ep_open:' .. endpoint_id, delivery_id)
+end
+
 -- Redis's clock in epoch milliseconds: due times, leases and rate-limit
 -- state all use it, so every worker of the fleet agrees on them.
 local function redis_now_ms()

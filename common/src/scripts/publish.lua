@@ -64,6 +64,8 @@ if ARGV[5] == '1' then
 end
 
 local tenant = ARGV[7]
+local event = {prefix = prefix, id = ARGV[6], home = ARGV[11], tenant = tenant, type = ARGV[8],
+  now = now, first_attempt = first_attempt, retention = retention, test = ARGV[15] == '1'}
 local created = 0
 local queued = {}
 local members = {}
@@ -72,21 +74,10 @@ for i = 16, #ARGV, 2 do
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
   if endpoint[1] == tenant and endpoint[2] == '1' then
-    local delivery = prefix .. 'delivery:' .. delivery_id
-    redis.call('HSET', delivery,
-      'id', delivery_id, 'event', ARGV[6], 'evp', ARGV[11], 'endpoint', endpoint_id,
-      'tenant', tenant, 'type', ARGV[8], 'status', 'pending', 'attempts', '0',
-      'created', now, 'next', first_attempt, 'claims', '0')
-    if ARGV[15] == '1' then
-      redis.call('HSET', delivery, 'test', '1', 'max_attempts', '1')
-    end
-    redis.call('PEXPIRE', delivery, retention)
+    create_delivery(event, endpoint_id, delivery_id)
     queued[#queued + 1] = first_attempt
     queued[#queued + 1] = delivery_id
     members[#members + 1] = delivery_id
-    -- (record.lua trims this index to the retention window.)
-    redis.call('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, now, delivery_id)
-    redis.call('SADD', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
     created = created + 1
   end
 end
