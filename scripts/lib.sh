@@ -49,7 +49,7 @@ ensure_redis() {
     command -v redis-cli >/dev/null 2>&1 || hf_die "redis-cli is still not on PATH"
 }
 
-# ensure_cc: makes sure a C compiler is on PATH (the mimalloc allocator
+# ensure_cc: makes sure a C compiler is on PATH (the API's mimalloc allocator
 # is C, built by cargo; a Rust toolchain usually brings one for linking).
 ensure_cc() {
     if ! command -v cc >/dev/null 2>&1; then

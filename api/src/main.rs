@@ -3,9 +3,11 @@
 
 use hookfleet_common::{telemetry, Config};
 
-/// mimalloc instead of the system allocator: a request or an attempt
-/// allocates and frees many small buffers, and glibc's malloc and free
-/// took about a fifth of the process's CPU under load (perf).
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small buffers, and glibc's malloc and free took about a fifth of
+/// the API's CPU under load (perf); with mimalloc the API uses ~18% less
+/// CPU per event. (The worker keeps the system allocator: mimalloc saved it
+/// ~15% of its CPU but tripled its peak RSS, 18 MB to 52-60 MB.)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

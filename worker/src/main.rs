@@ -3,12 +3,6 @@
 
 use hookfleet_common::{telemetry, Config};
 
-/// mimalloc instead of the system allocator: a request or an attempt
-/// allocates and frees many small buffers, and glibc's malloc and free
-/// took about a fifth of the process's CPU under load (perf).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = match Config::from_env() {
