@@ -274,6 +274,82 @@ async fn app_with_one_endpoint() -> (common::TestApp, String, String, Partition)
     (app, key, endpoint_id, p)
 }
 
+/// A publish.lua call that reaches Redis twice (the client lost the first
+/// reply and sent it again, as redis-rs' cluster client does after a
+/// dropped connection) answers the same and writes nothing again: the
+/// delivery it created keeps the state it has reached since.
+#[tokio::test]
+async fn a_resent_publish_call_writes_nothing_twice() {
+    let (app, _key, endpoint_id, p) = app_with_one_endpoint().await;
+    let k = keys(&app);
+    let tenant_id: String = {
+        let mut conn = app.redis().await;
+        redis::cmd("HGET")
+            .arg(k.endpoint(p, &endpoint_id))
+            .arg("tenant")
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    let event_id = ids::new_id(IdKind::Event, p, now_ms());
+    let delivery_id = ids::delivery_id(&event_id, &endpoint_id, p);
+    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+    let invoke = || async {
+        let mut conn = app.redis().await;
+        let reply: (i64, String, u64, String) = scripts::PUBLISH
+            .key(k.event(p, &event_id))
+            .key(k.event(p, &event_id))
+            .key(k.due(p))
+            .key(k.event_deliveries(p, &event_id))
+            .key(k.fanout_pending(p))
+            .key(k.event_body(p, &event_id))
+            .arg(k.partition_prefix(p))
+            .arg(0)
+            .arg(86_400_000u64)
+            .arg(86_400_000u64)
+            .arg("0")
+            .arg(&event_id)
+            .arg(&tenant_id)
+            .arg("user.created")
+            .arg(&body)
+            .arg("1")
+            .arg(p.0)
+            .arg(k.wake_channel())
+            .arg(1)
+            .arg(p.0.to_string())
+            .arg("0")
+            .arg(&endpoint_id)
+            .arg(&delivery_id)
+            .invoke_async(&mut conn)
+            .await
+            .unwrap();
+        reply
+    };
+    let first = invoke().await;
+    assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
+    // The delivery moves on (as if attempted and delivered).
+    let mut conn = app.redis().await;
+    let _: () = redis::pipe()
+        .hset(k.delivery(p, &delivery_id), "status", "delivered")
+        .zrem(k.due(p), &delivery_id)
+        .srem(k.endpoint_open(p, &endpoint_id), &delivery_id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let before = app.snapshot().await;
+    let again = invoke().await;
+    assert_eq!(again, first);
+    let after = app.snapshot().await;
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|entry| !before.contains(entry))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(changed.is_empty(), "the resend changed {changed:?}");
+    assert_eq!(after.len(), before.len());
+    app.stop().await;
+}
+
 /// A record call that reaches Redis twice (the client lost the first reply
 /// and sent it again: the worker's own retry, or redis-rs' in cluster
 /// mode) logs and counts the attempt once and answers the same both times.

@@ -260,8 +260,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
         // Until the first partition needs another look.
         let first_look = idle_until.iter().copied().min().unwrap_or(0);
+        // (At least 1 ms even with a zero poll interval: set-aside
+        // partitions wait at least that long, so no busy loop.)
         let sleep_for = Duration::from_millis(first_look.saturating_sub(now_ms()))
-            .min(ctx.config.poll_interval);
+            .min(ctx.config.poll_interval.max(Duration::from_millis(1)));
         if sleep_for.is_zero() {
             continue;
         }

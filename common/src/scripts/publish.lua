@@ -22,7 +22,8 @@
 -- ARGV[15] '1' for a test send (one attempt, outside the statistics)
 -- ARGV[16..] pairs: endpoint id, delivery id (endpoints of this partition)
 --
--- Returns {1, event id, deliveries created here, complete} for a new event,
+-- Returns {1, event id, deliveries created here, complete} for a new event
+-- (and the same for a resend of the call that created it),
 -- or {0, first event id, its delivery count, its complete flag} when the
 -- idempotency key was seen before (nothing is written then).
 --
@@ -54,10 +55,20 @@ if ARGV[5] == '1' then
   end
 end
 
--- The event is new: its id was made for this request (a repeated
--- idempotency key returned above), so none of its deliveries exist yet.
--- (fanout.lua, which an interrupted fan-out re-runs, checks instead.)
+-- The event's id was made for this request (a repeated idempotency key
+-- returned above), so it is new, unless this very call is a resend by the
+-- Redis client after a lost reply (the cluster client retries a dropped
+-- connection): then it has run, and answers as it did, writing nothing.
 local complete = ARGV[10] == '1'
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  local here
+  if complete then
+    here = tonumber(redis.call('HGET', KEYS[1], 'deliveries') or '0') or 0
+  else
+    here = redis.call('SCARD', KEYS[4])
+  end
+  return {1, ARGV[6], here, ARGV[10]}
+end
 redis.call('SET', KEYS[6], ARGV[9], 'PX', retention)
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[4])
