@@ -63,16 +63,23 @@ async fn wait_for_requests(receiver: &common::Receiver, n: usize) {
     assert!(received.is_some(), "received {} of {n}", receiver.count());
 }
 
-/// 300 deliveries queued in one partition of 16 are drained with about one
-/// empty claim per partition, not 15 per round of claims.
-#[tokio::test]
-async fn a_busy_partition_is_drained_without_claiming_the_empty_ones() {
-    const EVENTS: usize = 300;
+/// An app of 16 partitions (no worker) with one tenant (its key) and one
+/// endpoint on a receiver answering 200.
+async fn app_with_one_endpoint() -> (common::TestApp, String, common::Receiver) {
     let app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "16")]).await;
     let (_, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
+    (app, key, receiver)
+}
+
+/// 300 deliveries queued in one partition of 16 are drained with about one
+/// empty claim per partition, not 15 per round of claims.
+#[tokio::test]
+async fn a_busy_partition_is_drained_without_claiming_the_empty_ones() {
+    const EVENTS: usize = 300;
+    let (app, key, receiver) = app_with_one_endpoint().await;
     publish_batch(&app, &key, EVENTS).await;
     let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
     wait_for_requests(&receiver, EVENTS).await;
@@ -133,11 +140,7 @@ async fn a_retry_brings_its_partition_back_before_the_poll_interval() {
 #[tokio::test]
 async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
     const EVENTS: usize = 300;
-    let app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "16")]).await;
-    let (_, key) = app.tenant("acme").await;
-    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
-    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
-        .await;
+    let (app, key, receiver) = app_with_one_endpoint().await;
     let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
     // The worker is up (and has looked at every partition) once its
     // metrics answer with a first round of claims.
@@ -161,6 +164,44 @@ async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
         claims <= (EVENTS / 6) as f64,
         "{claims} claims for {EVENTS}"
     );
+    drop(worker);
+    app.stop().await;
+}
+
+/// Invariant 1 through a set-aside partition: a delivery claimed by a
+/// worker that then dies (here, claimed by the test and never recorded) is
+/// reclaimed when its lease expires, because the empty claim that set the
+/// partition aside reported the lease deadline.
+#[tokio::test]
+async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline() {
+    let (app, key, receiver) = app_with_one_endpoint().await;
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let event_id = event["id"].as_str().unwrap();
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Event, event_id)
+        .unwrap();
+    let claimed = hookfleet_worker::claim::claim(
+        &pool,
+        &keys,
+        p,
+        10,
+        1_500,
+        hookfleet_common::time_util::now_ms(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed.jobs.len(), 1, "the dead worker's claim");
+    let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
+    wait_for_requests(&receiver, 1).await;
+    app.wait_for_deliveries(&key, event_id, &["delivered"])
+        .await;
+    // The worker had set the partition aside (found it empty) before the
+    // lease ran out.
+    let empty = counter(&metrics_listen, "hookfleet_claims_empty_total")
+        .await
+        .unwrap();
+    assert!(empty >= 1.0, "{empty}");
     drop(worker);
     app.stop().await;
 }

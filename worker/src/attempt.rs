@@ -95,10 +95,6 @@ pub struct Attempted<'a> {
     pub at_ms: u64,
 }
 
-/// The attempt-log fields every attempt writes, in the order `record.lua`
-/// receives their values: one, the packed entry ([`AttemptEntry`]).
-const LOG_FIELDS: [&str; 1] = [field::PACKED];
-
 /// Records attempts of partition `p` in one `record.lua` call: each is
 /// appended to its endpoint's stream, moves its delivery (if this worker
 /// still holds the lease), its endpoint's counters and stats buckets, and
@@ -126,8 +122,7 @@ pub async fn record_many(
         .arg(config.disable_after.as_millis() as u64)
         .arg(stats::FINE_TTL_MS)
         .arg(stats::COARSE_TTL_MS)
-        .arg(LOG_FIELDS.len())
-        .arg(&LOG_FIELDS[..]);
+        .arg(field::PACKED);
     for attempted in attempts {
         push_attempt(&mut invocation, attempted);
     }
@@ -183,7 +178,7 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
         .arg(stats::latency_field(stats::latency_bin(duration_ms)))
         .arg(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS)
         .arg(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS);
-    // The attempt-log values, in LOG_FIELDS' order.
+    // The attempt-log entry, last.
     let entry = AttemptEntry {
         delivery: &job.delivery_id,
         event: &job.event_id,

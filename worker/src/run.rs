@@ -398,19 +398,16 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                     );
                 }
                 let Attempt { job, result, .. } = &*attempt;
-                // Boxed: these rare operational sends' futures are several
-                // KiB, and inline they would make every spawned attempt task
-                // that large, copied a few times per spawn.
-                if let (true, Some(p)) = (
-                    matches!(decision, Decision::RetryAt(_)),
-                    ids::partition_of(IdKind::Delivery, &job.delivery_id),
-                ) {
+                if matches!(decision, Decision::RetryAt(_)) {
                     // The retry is due in a partition the claim loop may
                     // have set aside as empty: have it look again (it then
                     // waits for the retry's due time).
-                    ctx.woken.set(p.0);
+                    ctx.woken.set(job.partition.0);
                     ctx.notify.notify_one();
                 }
+                // Boxed: these rare operational sends' futures are several
+                // KiB, and inline they would make every spawned attempt task
+                // that large, copied a few times per spawn.
                 if recorded.disabled {
                     Box::pin(operational::endpoint_disabled(&ctx.store(), job, result)).await;
                 }

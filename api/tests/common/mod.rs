@@ -148,6 +148,22 @@ impl TestApp {
         out
     }
 
+    /// The keys added, changed or removed since `before` (a [`snapshot`]).
+    ///
+    /// [`snapshot`]: TestApp::snapshot
+    pub async fn changed_since(&self, before: &[(String, String)]) -> Vec<String> {
+        let after = self.snapshot().await;
+        let mut changed: Vec<String> = after
+            .iter()
+            .filter(|entry| !before.contains(entry))
+            .chain(before.iter().filter(|entry| !after.contains(entry)))
+            .map(|(key, _)| key.clone())
+            .collect();
+        changed.sort();
+        changed.dedup();
+        changed
+    }
+
     /// Starts a worker for this app's configuration (if none runs).
     pub fn start_worker(&mut self) {
         if self.worker.is_some() {

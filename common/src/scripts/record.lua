@@ -10,8 +10,8 @@
 -- ARGV[4] circuit breaker: disable an endpoint after failing without a
 --         success for this long (ms)
 -- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
--- ARGV[7] F, the number of attempt-log fields; ARGV[8 .. 7+F] their names
--- then one group of 14 + F values per attempt:
+-- ARGV[7] the attempt-log entry's field name (`entry`)
+-- then one group of 15 values per attempt:
 --   delivery id, endpoint id, lease token,
 --   outcome ('delivered', 'failed' or 'retry'), next attempt (ms, or ''),
 --   attempt time (ms), response status ('' when there was none),
@@ -20,7 +20,7 @@
 --   '1' for a test send (logged, outside statistics and circuit breaker),
 --   latency histogram field (lat_<bin>), 5-minute bucket start,
 --   hourly bucket start,
---   then the F attempt-log values.
+--   the attempt-log entry (the attempt's values packed as one JSON array).
 --
 -- Returns three values per attempt, in order: held, attempt entry id,
 -- disabled. held is 0 when the lease was lost (another worker reclaimed
@@ -35,17 +35,14 @@
 -- each. A repeat of a call whose reply was lost gets the same answers and
 -- records nothing twice (each delivery remembers `recorded` = token:disabled).
 
-local HEADER = 14
+local STRIDE = 15
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
 local fine_ttl = ARGV[5]
 local coarse_ttl = ARGV[6]
-local nfields = tonumber(ARGV[7])
-local names = {}
-for f = 1, nfields do names[f] = ARGV[7 + f] end
-local first = 8 + nfields
-local stride = HEADER + nfields
+local entry_field = ARGV[7]
+local first = 8
 
 -- What this call knows and will write per endpoint, read at first use.
 local endpoints = {}
@@ -77,7 +74,7 @@ end
 local reply = {}
 local leave_inflight = {}
 local requeue = {}
-for i = first, #ARGV, stride do
+for i = first, #ARGV, STRIDE do
   local delivery_id, eid, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local next_at, at, code, class = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local ok, gone, test, latency = ARGV[i + 8] == '1', ARGV[i + 9] == '1', ARGV[i + 10] == '1', ARGV[i + 11]
@@ -97,13 +94,8 @@ for i = first, #ARGV, stride do
     reply[#reply + 1] = ''
     reply[#reply + 1] = 0
   else
-    local fields = {}
-    for f = 1, nfields do
-      fields[2 * f - 1] = names[f]
-      fields[2 * f] = ARGV[i + HEADER - 1 + f]
-    end
     local entry = redis.call('XADD', prefix .. 'attempts:' .. eid, 'MAXLEN', '~', maxlen, '*',
-      unpack(fields))
+      entry_field, ARGV[i + 14])
     e.logged = true
     local counted = not test
     local buckets = {}
