@@ -59,6 +59,9 @@ pub enum PublishError {
     /// A Redis failure shared by several events of one batch.
     #[error("{0}")]
     Batch(String),
+    /// `publish.lua` answered something other than one reply per event.
+    #[error("unexpected publish.lua reply: {0}")]
+    Reply(&'static str),
 }
 
 /// Who receives an event.
@@ -104,10 +107,14 @@ pub async fn publish(
         Arc::new(groups),
         test,
     );
-    let reply = {
+    let replies: Vec<PublishReply> = {
         let mut conn = state.conn().await?;
-        prepared.invocation().invoke_async(&mut conn).await?
+        invocation(&[&prepared]).invoke_async(&mut conn).await?
     };
+    let reply = replies
+        .into_iter()
+        .next()
+        .ok_or(PublishError::Reply("no answer for the event"))?;
     prepared.settle(state, tenant_id, reply).await
 }
 
@@ -118,12 +125,18 @@ pub struct BatchEvent<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// How many `publish.lua` calls go to Redis in one pipelined round trip.
+/// How many events go to Redis in one pipelined round trip.
 const PIPELINE_CHUNK: usize = 200;
 
+/// At most this many events share one `publish.lua` call: enough to spread
+/// a call's fixed cost thin, few enough that one call holds Redis for only
+/// a millisecond or two.
+const EVENTS_PER_CALL: usize = 40;
+
 /// Publishes several events of one tenant to their subscribers: the tenant's
-/// endpoint index is read once, and the `publish.lua` calls (one per event,
-/// so each event stays atomic on its own) are pipelined, [`PIPELINE_CHUNK`]
+/// endpoint index is read once, events sharing a home partition share a
+/// `publish.lua` call (up to [`EVENTS_PER_CALL`]; each event is atomic, and
+/// so is the call), and the calls are pipelined, [`PIPELINE_CHUNK`] events
 /// per round trip. Returns one result per event, in order. When Redis fails
 /// in a chunk, that chunk's events and all later ones get the error (each
 /// of them may or may not be stored: retrying with its idempotency key is
@@ -169,29 +182,49 @@ pub async fn publish_many(
                 )
             })
             .collect();
-        let invocations: Vec<_> = prepared.iter().map(Prepared::invocation).collect();
+        // The chunk's events by home partition (positions in the chunk),
+        // then in calls of at most EVENTS_PER_CALL.
+        let mut by_home: BTreeMap<Partition, Vec<usize>> = BTreeMap::new();
+        for (position, event) in prepared.iter().enumerate() {
+            by_home.entry(event.home).or_default().push(position);
+        }
+        let calls: Vec<&[usize]> = by_home
+            .values()
+            .flat_map(|positions| positions.chunks(EVENTS_PER_CALL))
+            .collect();
         let mut pipe = redis::pipe();
         // Loading first makes the EVALSHAs safe after a Redis restart or
         // SCRIPT FLUSH (a pipeline cannot retry on NOSCRIPT); it is cheap.
         pipe.load_script(&scripts::PUBLISH).ignore();
-        for invocation in &invocations {
-            pipe.invoke_script(invocation);
+        for call in &calls {
+            let group: Vec<&Prepared> = call.iter().map(|&i| &prepared[i]).collect();
+            pipe.invoke_script(&invocation(&group));
         }
-        let replies: Result<Vec<PublishReply>, PublishError> = async {
+        let replies: Result<Vec<Vec<PublishReply>>, PublishError> = async {
             let mut conn = state.conn().await?;
             Ok(pipe.query_async(&mut conn).await?)
         }
         .await;
-        match replies {
-            Ok(replies) => {
-                for (prepared, reply) in prepared.into_iter().zip(replies) {
-                    results.push(prepared.settle(state, tenant_id, reply).await);
-                }
-            }
+        let replies = match replies {
+            Ok(replies) => replies,
             Err(err) => {
                 results.extend(chunk.iter().map(|_| Err(err.clone_kind())));
                 failed = Some(err);
+                continue;
             }
+        };
+        // Back to the chunk's order.
+        let mut by_position: Vec<Option<PublishReply>> = vec![None; prepared.len()];
+        for (call, call_replies) in calls.iter().zip(replies) {
+            for (&position, reply) in call.iter().zip(call_replies) {
+                by_position[position] = Some(reply);
+            }
+        }
+        for (prepared, reply) in prepared.into_iter().zip(by_position) {
+            results.push(match reply {
+                Some(reply) => prepared.settle(state, tenant_id, reply).await,
+                None => Err(PublishError::Reply("no answer for the event")),
+            });
         }
     }
     results
@@ -203,6 +236,7 @@ impl PublishError {
     fn clone_kind(&self) -> PublishError {
         match self {
             PublishError::Expired => PublishError::Expired,
+            PublishError::Reply(what) => PublishError::Reply(what),
             other => PublishError::Batch(other.to_string()),
         }
     }
@@ -305,41 +339,6 @@ impl Prepared {
         }
     }
 
-    /// The `publish.lua` call (see the script's header for the arguments).
-    fn invocation(&self) -> redis::ScriptInvocation<'static> {
-        let mut invocation = scripts::PUBLISH.prepare_invoke();
-        invocation
-            .key(&self.event_key)
-            .key(&self.idem_key)
-            .key(&self.due)
-            .key(&self.event_deliveries)
-            .key(&self.pending)
-            .key(&self.event_body)
-            .arg(&self.prefix)
-            .arg(self.initial_delay)
-            .arg(self.retention)
-            .arg(self.idempotency_ttl)
-            .arg(if self.has_idempotency_key { "1" } else { "0" })
-            .arg(&self.event_id)
-            .arg(&self.tenant_id)
-            .arg(&self.event_type)
-            .arg(&self.body)
-            .arg(if self.complete { "1" } else { "0" })
-            .arg(self.home.0)
-            .arg(&self.wake)
-            .arg(self.matched)
-            .arg(&self.partitions_csv)
-            .arg(if self.test { "1" } else { "0" });
-        for endpoint_id in self.groups.get(&self.home).into_iter().flatten() {
-            invocation.arg(endpoint_id).arg(ids::delivery_id(
-                &self.event_id,
-                endpoint_id,
-                self.home,
-            ));
-        }
-        invocation
-    }
-
     /// After `publish.lua`: finish an interrupted fan-out of a repeated
     /// key, or queue the other partitions' deliveries of a new event.
     async fn settle(
@@ -439,6 +438,57 @@ impl Prepared {
         mark_complete(state, home, &self.event_id, total, None).await?;
         Ok(total)
     }
+}
+
+/// The `publish.lua` call for events of one tenant sharing a home
+/// partition and a test flag (see the script's header for the arguments).
+fn invocation(group: &[&Prepared]) -> redis::ScriptInvocation<'static> {
+    let mut invocation = scripts::PUBLISH.prepare_invoke();
+    let Some(first) = group.first() else {
+        return invocation;
+    };
+    invocation.key(&first.due).key(&first.pending);
+    for event in group {
+        invocation
+            .key(&event.event_key)
+            .key(&event.idem_key)
+            .key(&event.event_deliveries)
+            .key(&event.event_body);
+    }
+    invocation
+        .arg(&first.prefix)
+        .arg(first.initial_delay)
+        .arg(first.retention)
+        .arg(first.idempotency_ttl)
+        .arg(&first.tenant_id)
+        .arg(first.home.0)
+        .arg(&first.wake)
+        .arg(if first.test { "1" } else { "0" })
+        .arg(group.len());
+    for event in group {
+        let here = event
+            .groups
+            .get(&event.home)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        invocation
+            .arg(if event.has_idempotency_key { "1" } else { "0" })
+            .arg(&event.event_id)
+            .arg(&event.event_type)
+            .arg(&event.body)
+            .arg(if event.complete { "1" } else { "0" })
+            .arg(event.matched)
+            .arg(&event.partitions_csv)
+            .arg(here.len());
+        for endpoint_id in here {
+            invocation.arg(endpoint_id).arg(ids::delivery_id(
+                &event.event_id,
+                endpoint_id,
+                event.home,
+            ));
+        }
+    }
+    invocation
 }
 
 /// Marks an event's fan-out complete with its delivery count (and, when
