@@ -77,7 +77,19 @@ async fn every_event_of_a_batch_is_delivered() {
         .wait_for_deliveries(&key, &ids[45], &["delivered"])
         .await;
     assert_eq!(event["event_type"], "video.processed");
-    assert_eq!(event["data"], json!({"n": 5}));
+    // Each result names its own event, across the publish.lua calls the
+    // batch was split into (at most 40 events per call).
+    for (i, id) in ids.iter().enumerate() {
+        let (status, event) = app.get(&format!("/api/v1/events/{id}"), &key).await;
+        assert_eq!(status, 200, "{event}");
+        let (event_type, n) = if i < 40 {
+            ("user.created", i)
+        } else {
+            ("video.processed", i - 40)
+        };
+        assert_eq!(event["event_type"], event_type, "item {i}");
+        assert_eq!(event["data"], json!({ "n": n }), "item {i}");
+    }
     app.stop().await;
 }
 
