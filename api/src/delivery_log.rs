@@ -7,9 +7,11 @@
 //! several endpoints by (time, id), and reads the candidates' hashes to
 //! apply the status and type filters. The cursor is the last delivery
 //! examined, so new deliveries (always newer) never shift a page: nothing
-//! is lost or repeated while they arrive. A selective filter may leave a
-//! page short (at most [`SCAN_LIMIT`] candidates are examined per request,
-//! so a request's cost is bounded); `next` is present while more may exist.
+//! is lost or repeated while they arrive. A request's cost is bounded: at
+//! most [`FETCH_BUDGET`] index entries over all endpoints and
+//! [`SCAN_LIMIT`] candidates examined, so a selective filter, or a tenant
+//! with many endpoints, may get a short page; `next` is present while more
+//! may exist.
 
 use std::collections::HashMap;
 
@@ -130,8 +132,24 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// Index entries fetched at most per request over all endpoints: a
+/// tenant-wide page over many endpoints asks each for fewer.
+pub const FETCH_BUDGET: usize = 10_000;
+
+/// Entries sharing the cursor's millisecond fetched per endpoint (one
+/// `publish.lua` call gives up to 40 events the same creation time).
+const TIES_LIMIT: usize = 1000;
+
 /// A page of deliveries of `endpoints` (partition, endpoint id), newest
 /// first.
+///
+/// Each endpoint's index is read from the cursor down, at most
+/// `per_source` entries (fewer when many endpoints share
+/// [`FETCH_BUDGET`]); entries created in the cursor's own millisecond are
+/// read apart and kept when their id sorts below the cursor's, so a run of
+/// deliveries sharing a millisecond is paged through, not skipped. The
+/// merged candidates are exact only down to the oldest entry of an
+/// endpoint that may have more: they are cut there, and `next` goes on.
 pub async fn page(
     state: &AppState,
     endpoints: &[(Partition, String)],
@@ -139,14 +157,21 @@ pub async fn page(
     cursor: Option<&Cursor>,
     limit: usize,
 ) -> Result<Page, ApiError> {
-    let per_source = if filter.is_selective() {
+    let examinable_max = if filter.is_selective() {
         SCAN_LIMIT
     } else {
         limit + 1
     };
+    let per_source = (FETCH_BUDGET / endpoints.len().max(1)).clamp(1, examinable_max);
+    // Entries at the cursor's millisecond need their own read when it is
+    // inside the window; everything else is strictly older than it.
+    let ties_ms = cursor
+        .map(|c| c.created_ms)
+        .filter(|ms| filter.until_ms.is_none_or(|until| *ms <= until))
+        .filter(|ms| filter.since_ms.is_none_or(|since| *ms >= since));
     let max = match (cursor, filter.until_ms) {
-        (Some(c), Some(until)) => c.created_ms.min(until).to_string(),
-        (Some(c), None) => c.created_ms.to_string(),
+        (Some(c), Some(until)) if until < c.created_ms => until.to_string(),
+        (Some(c), _) => format!("({}", c.created_ms),
         (None, Some(until)) => until.to_string(),
         (None, None) => "+inf".to_string(),
     };
@@ -158,8 +183,19 @@ pub async fn page(
     // Candidates from every source, fetched in one round trip.
     let mut pipe = redis::pipe();
     for (p, endpoint_id) in endpoints {
+        let key = state.keys.endpoint_deliveries(*p, endpoint_id);
+        if let Some(ms) = ties_ms {
+            pipe.cmd("ZREVRANGEBYSCORE")
+                .arg(&key)
+                .arg(ms)
+                .arg(ms)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(TIES_LIMIT);
+        }
         pipe.cmd("ZREVRANGEBYSCORE")
-            .arg(state.keys.endpoint_deliveries(*p, endpoint_id))
+            .arg(&key)
             .arg(&max)
             .arg(&min)
             .arg("WITHSCORES")
@@ -167,33 +203,48 @@ pub async fn page(
             .arg(0)
             .arg(per_source);
     }
-    let replies: Vec<Vec<(String, u64)>> = if endpoints.is_empty() {
-        Vec::new()
+    let mut replies: std::vec::IntoIter<Vec<(String, u64)>> = if endpoints.is_empty() {
+        Vec::new().into_iter()
     } else {
         let mut conn = state.conn().await?;
-        pipe.query_async(&mut conn).await?
+        let replies: Vec<Vec<(String, u64)>> = pipe.query_async(&mut conn).await?;
+        replies.into_iter()
     };
     let mut maybe_more = false;
     let mut candidates: Vec<(u64, String, Partition)> = Vec::new();
-    for ((p, _), reply) in endpoints.iter().zip(replies) {
-        if reply.len() >= per_source {
-            maybe_more = true;
+    // The newest of the oldest entries of the endpoints that may have more:
+    // candidates older than it might be preceded by entries not fetched.
+    let mut exact_down_to: Option<(u64, String)> = None;
+    for (p, _) in endpoints {
+        if ties_ms.is_some() {
+            let ties = replies.next().unwrap_or_default();
+            let below = |id: &String| cursor.is_some_and(|c| *id < c.delivery_id);
+            candidates.extend(
+                ties.into_iter()
+                    .filter(|(id, _)| below(id))
+                    .map(|(id, score)| (score, id, *p)),
+            );
         }
-        for (id, score) in reply {
-            let after_cursor = cursor.is_none_or(|c| {
-                score < c.created_ms || (score == c.created_ms && id < c.delivery_id)
-            });
-            if after_cursor {
-                candidates.push((score, id, *p));
+        let older = replies.next().unwrap_or_default();
+        if older.len() >= per_source {
+            maybe_more = true;
+            if let Some((id, score)) = older.last() {
+                let last = (*score, id.clone());
+                if exact_down_to.as_ref().is_none_or(|bound| last > *bound) {
+                    exact_down_to = Some(last);
+                }
             }
         }
+        candidates.extend(older.into_iter().map(|(id, score)| (score, id, *p)));
     }
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
-    let examinable = candidates.len().min(per_source);
-    if candidates.len() > examinable {
-        maybe_more = true;
+    if let Some((score, id)) = &exact_down_to {
+        candidates.retain(|(s, i, _)| (*s, i) >= (*score, id));
     }
-    candidates.truncate(examinable);
+    if candidates.len() > examinable_max {
+        maybe_more = true;
+        candidates.truncate(examinable_max);
+    }
 
     // Read them in order, in chunks, until the page is full.
     let mut data = Vec::with_capacity(limit);

@@ -177,8 +177,9 @@ pub struct DeliveryDetail {
 #[derive(Object)]
 #[oai(example)]
 pub struct DeliveryPage {
-    /// The deliveries. A selective filter may leave a page short of
-    /// `limit`, even empty; keep following `next`.
+    /// The deliveries. A selective filter, or a tenant-wide list over many
+    /// webhooks, may leave a page short of `limit`, even empty; keep
+    /// following `next`.
     pub data: Vec<DeliverySummary>,
     /// Pass as `cursor` to get the next (older) page; absent at the end.
     #[oai(skip_serializing_if_is_none)]
@@ -272,8 +273,10 @@ impl DeliveriesApi {
     ///
     /// Deliveries across all the tenant's endpoints, newest first, with
     /// the same filters and paging as `GET /api/v1/webhooks/{id}/deliveries`.
-    /// Deliveries of deleted endpoints are not listed here (read them by id
-    /// or through their event).
+    /// A page reads at most 10,000 index entries, shared among the
+    /// endpoints, so with many endpoints it may end early; keep following
+    /// `next`. Deliveries of deleted endpoints are not listed here (read
+    /// them by id or through their event).
     #[oai(path = "/deliveries", method = "get", operation_id = "list_deliveries")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
