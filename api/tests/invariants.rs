@@ -681,3 +681,117 @@ async fn variadic_script_writes_are_sliced_below_luas_unpack_limit() {
     assert!(refused.is_err(), "unpack of 10,000 values should fail");
     app.stop().await;
 }
+
+/// A fan-out that fails in another partition after `publish.lua` stored
+/// the event is answered 202 all the same, and a worker finishes it: the
+/// event is stored and listed as pending, so it will be delivered, while
+/// an error would have the client publish it again under a new id, which
+/// receivers cannot tell from the first.
+#[tokio::test]
+async fn a_fan_out_failing_after_the_event_is_stored_is_accepted_and_finished() {
+    let mut app = spawn_app(
+        false,
+        &[
+            ("HOOKFLEET_PARTITIONS", "4"),
+            ("HOOKFLEET_FANOUT_RECOVERY", "1s"),
+        ],
+    )
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let mut partitions = std::collections::BTreeSet::new();
+    let mut count = 0;
+    while partitions.len() < 2 {
+        let endpoint = app
+            .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+            .await;
+        let id = endpoint["id"].as_str().unwrap();
+        partitions.insert(ids::partition_of(IdKind::Endpoint, id).unwrap());
+        count += 1;
+    }
+    // The event's home is the lowest partition; every other one's queue
+    // is made unusable (a value of the wrong type), so fanout.lua fails.
+    let k = keys(&app);
+    let others: Vec<Partition> = partitions.iter().skip(1).copied().collect();
+    let mut conn = app.redis().await;
+    for p in &others {
+        let _: () = redis::pipe()
+            .del(k.due(*p))
+            .set(k.due(*p), "broken")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let (status, event) = app
+        .post(
+            "/api/v1/events",
+            &key,
+            json!({"event_type": "user.created", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{event}");
+    assert_eq!(event["deliveries"], count);
+    let event_id = event["id"].as_str().unwrap().to_string();
+
+    for p in &others {
+        let _: () = redis::cmd("DEL")
+            .arg(k.due(*p))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    app.start_worker();
+    receiver.wait_for(count).await;
+    let detail = app
+        .wait_for_deliveries(&key, &event_id, &["delivered"])
+        .await;
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), count);
+    app.stop().await;
+}
+
+/// A rotate_secret.lua call that reaches Redis twice (a resend after a lost
+/// reply) rotates once: the secret before the call stays the previous one,
+/// so receivers still verifying with it keep working through the grace
+/// period, and both runs answer the same deadline.
+#[tokio::test]
+async fn a_resent_rotation_keeps_the_previous_secret() {
+    let (app, _key, endpoint_id, p) = app_with_one_endpoint().await;
+    let k = keys(&app);
+    let mut conn = app.redis().await;
+    let (tenant_id, before): (String, String) = redis::cmd("HMGET")
+        .arg(k.endpoint(p, &endpoint_id))
+        .arg("tenant")
+        .arg("secret")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let new_secret = hookfleet_common::signing::SigningSecret::generate().expose();
+    let rotate = || async {
+        let until: i64 = scripts::ROTATE_SECRET
+            .key(k.endpoint(p, &endpoint_id))
+            .arg(&tenant_id)
+            .arg(&new_secret)
+            .arg(60_000u64)
+            .invoke_async(&mut app.redis().await)
+            .await
+            .unwrap();
+        until
+    };
+    let first = rotate().await;
+    let second = rotate().await;
+    assert!(first > 0);
+    assert_eq!(second, first);
+    let (secret, old_secret): (String, String) = redis::cmd("HMGET")
+        .arg(k.endpoint(p, &endpoint_id))
+        .arg("secret")
+        .arg("old_secret")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(secret, new_secret);
+    assert_eq!(
+        old_secret, before,
+        "the secret before the rotation signs on"
+    );
+    app.stop().await;
+}

@@ -408,13 +408,28 @@ impl Prepared {
                 duplicate: false,
             });
         }
-        let total = self.fan_out_rest(state, tenant_id, count).await?;
-        Ok(Published {
-            event_id: self.event_id,
-            deliveries: total,
-            created_at: now,
-            duplicate: false,
-        })
+        match self.fan_out_rest(state, tenant_id, count).await {
+            Ok(total) => Ok(Published {
+                event_id: self.event_id,
+                deliveries: total,
+                created_at: now,
+                duplicate: false,
+            }),
+            // The event is stored and listed as pending, so it will be
+            // delivered (a worker finishes the fan-out): accept it. An error
+            // here would have the client publish it again under a new id,
+            // which receivers could not tell from the first.
+            Err(err) => {
+                tracing::warn!(event_id = %self.event_id, error = %err,
+                    "fan-out to other partitions failed; a worker will finish it");
+                Ok(Published {
+                    event_id: self.event_id,
+                    deliveries: self.matched as u64,
+                    created_at: now,
+                    duplicate: false,
+                })
+            }
+        }
     }
 
     /// Queues the other partitions' deliveries, then marks the event
