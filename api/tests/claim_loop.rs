@@ -12,6 +12,7 @@ use common::{
     free_port, spawn_app, spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env,
     Reply,
 };
+use hookfleet_common::ids::{self, IdKind, Partition};
 use serde_json::json;
 
 /// The value of one unlabelled counter in a Prometheus scrape.
@@ -134,9 +135,9 @@ async fn a_retry_brings_its_partition_back_before_the_poll_interval() {
     app.stop().await;
 }
 
-/// A burst published while the worker waits (one batch request: 300
-/// `publish.lua` calls, each with its wake-up) is delivered, with many
-/// deliveries per claim rather than a claim per wake-up.
+/// A burst published while the worker waits (one batch request: a
+/// pipeline of `publish.lua` calls, each with its wake-up) is delivered,
+/// with many deliveries per claim rather than a claim per wake-up.
 #[tokio::test]
 async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
     const EVENTS: usize = 300;
@@ -202,6 +203,49 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
         .await
         .unwrap();
     assert!(empty >= 1.0, "{empty}");
+    drop(worker);
+    app.stop().await;
+}
+
+/// A partition whose claims fail (its Redis Cluster node away; here, its
+/// queue holds a value of the wrong type) is set aside with a back-off of
+/// its own, and the other partitions go on being claimed: one claim per
+/// delivery (a claim batch of 1) drains at once. When a failing claim ended
+/// the round and backed the whole loop off, 40 deliveries took minutes.
+#[tokio::test]
+async fn a_failing_partition_does_not_hold_up_the_others() {
+    const EVENTS: usize = 40;
+    let app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "2")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let healthy = ids::partition_of(IdKind::Endpoint, endpoint_id).unwrap();
+    let broken = Partition(1 - healthy.0);
+    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("SET")
+        .arg(keys.due(broken))
+        .arg("not a queue")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    publish_batch(&app, &key, EVENTS).await;
+    let (worker, metrics_listen) =
+        spawn_slow_polling_worker(&app, &[("HOOKFLEET_CLAIM_BATCH", "1")]);
+    let received = wait_until(Duration::from_secs(20), || async {
+        (receiver.count() >= EVENTS).then_some(())
+    })
+    .await;
+    let errors = counter(&metrics_listen, "hookfleet_redis_errors_total").await;
+    assert!(
+        received.is_some(),
+        "received {} of {EVENTS}; claim errors {errors:?}; log:\n{}",
+        receiver.count(),
+        worker.log()
+    );
     drop(worker);
     app.stop().await;
 }

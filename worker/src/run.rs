@@ -147,6 +147,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let mut idle_until: Vec<u64> = vec![0; partitions.len()];
     let poll_ms = ctx.config.poll_interval.as_millis() as u64;
     let mut error_backoff = Duration::from_millis(50);
+    // Claims failed in a row, per partition: a failing partition (its
+    // cluster node away) is set aside with its own back-off while the
+    // others go on.
+    let mut failures: Vec<u32> = vec![0; partitions.len()];
     tracing::info!(
         partitions = partitions.len(),
         concurrency,
@@ -165,7 +169,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         // first (see wake.rs).
         for (n, p) in ctx.woken.take().into_iter().enumerate() {
             if let Some(at) = partitions.iter().position(|q| q.0 == p) {
-                idle_until[at] = 0;
+                if failures[at] == 0 {
+                    idle_until[at] = 0;
+                }
                 if n == 0 {
                     start = at;
                 }
@@ -173,6 +179,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
         let mut claimed_any = false;
         let mut redis_failed = false;
+        let mut redis_answered = false;
         for offset in 0..partitions.len() {
             let free = semaphore.available_permits();
             if free == 0 {
@@ -189,6 +196,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let asked = free.min(ctx.config.claim_batch);
             match claim::claim(&ctx.pool, &ctx.keys, p, asked, lease_ms, now).await {
                 Ok(claimed) => {
+                    redis_answered = true;
+                    failures[at] = 0;
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
                     ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
                     if claimed.jobs.is_empty() {
@@ -225,7 +234,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     ctx.metrics.redis_errors.inc();
                     redis_failed = true;
                     tracing::warn!(partition = p.0, error = %err, "claim failed");
-                    break;
+                    failures[at] = failures[at].saturating_add(1);
+                    idle_until[at] = now + partition_backoff_ms(failures[at]);
                 }
             }
         }
@@ -236,7 +246,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
         }
 
-        if redis_failed {
+        if redis_failed && !redis_answered {
             // Redis is away: back off instead of spinning, then try again.
             tokio::select! {
                 _ = tokio::time::sleep(error_backoff) => {}
@@ -245,7 +255,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
             continue;
         }
-        error_backoff = Duration::from_millis(50);
+        if !redis_failed {
+            error_backoff = Duration::from_millis(50);
+        }
 
         if semaphore.available_permits() == 0 {
             // Full: wait until an attempt finishes before claiming more.
@@ -486,4 +498,12 @@ async fn fetch_body(ctx: &Context, job: &Job) -> Result<Option<String>, String> 
     stored_event::body(&mut conn, &ctx.keys, home, &job.event_id)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// How long a partition whose claim failed `failures` times in a row is
+/// set aside: 50 ms, doubling, at most 5 s.
+fn partition_backoff_ms(failures: u32) -> u64 {
+    50u64
+        .saturating_mul(1 << failures.saturating_sub(1).min(7))
+        .min(5_000)
 }
