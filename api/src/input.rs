@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use hookfleet_common::catalog::{self, Pattern};
 use hookfleet_common::net_policy::AddressPolicy;
-use poem::http::{HeaderName, HeaderValue};
+use poem::http::HeaderName;
 
 use crate::error::ApiError;
 
@@ -181,10 +181,19 @@ impl HeaderList {
                     format!("the value must be at most {MAX_HEADER_VALUE_LEN} bytes"),
                 ));
             }
-            if HeaderValue::from_str(value).is_err() || value.chars().any(|c| c.is_control()) {
+            // Visible ASCII and spaces, as the OpenAPI pattern says: bytes
+            // past 0x7f are legal on the wire but read differently by
+            // different receivers.
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(ApiError::invalid(
                     &field,
                     "the value must be visible ASCII (no control characters or line breaks)",
+                ));
+            }
+            if out.iter().any(|(name, _)| name == parsed.as_str()) {
+                return Err(ApiError::invalid(
+                    &field,
+                    "names another header of the list again (header names ignore case)",
                 ));
             }
             out.push((parsed.as_str().to_string(), value.clone()));

@@ -206,6 +206,63 @@ async fn refused(
 }
 
 #[tokio::test]
+async fn bad_event_type_input_is_refused_and_writes_nothing() {
+    let app = spawn_app(false, &[]).await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let with = |field: &str, value: Value| {
+        let mut body = json!({"name": "invoice.paid", "description": ""});
+        body[field] = value;
+        body
+    };
+    let cases: Vec<(Value, u16, Option<&str>)> = vec![
+        (with("name", json!("")), 422, Some("name")),
+        (with("name", json!("bad name")), 422, Some("name")),
+        (with("example", json!([1, 2])), 422, Some("example")),
+        (
+            with("example", json!({"text": "x".repeat(9000)})),
+            422,
+            Some("example"),
+        ),
+        (with("unknown_field", json!(1)), 422, Some("unknown_field")),
+    ];
+    for (body, status, field) in cases {
+        refused(
+            &app,
+            &key,
+            "POST",
+            "/api/v1/event-types",
+            body,
+            status,
+            field,
+        )
+        .await;
+    }
+    // A tenant with 1000 types of its own gets no more.
+    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let mut pipe = redis::pipe();
+    for n in 0..1000 {
+        pipe.hset(
+            keys.tenant_event_types(&tenant_id),
+            format!("t.n{n}"),
+            json!({"name": format!("t.n{n}"), "description": "", "built_in": false, "operational": false}).to_string(),
+        )
+        .ignore();
+    }
+    let _: () = pipe.query_async(&mut app.redis().await).await.unwrap();
+    refused(
+        &app,
+        &key,
+        "POST",
+        "/api/v1/event-types",
+        with("name", json!("one.more")),
+        409,
+        None,
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bad_endpoint_input_is_refused_and_writes_nothing() {
     let app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
@@ -274,6 +331,16 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
             with("headers", json!({"X-Num": 5})),
             422,
             Some("headers.X-Num"),
+        ),
+        (
+            with("headers", json!({"X-Accent": "caf\u{e9}"})),
+            422,
+            Some("headers.X-Accent"),
+        ),
+        (
+            with("headers", json!({"X-Team": "a", "x-team": "b"})),
+            422,
+            Some("headers.x-team"),
         ),
         (with("rate_limit", json!(0)), 422, Some("rate_limit")),
         (with("rate_limit", json!(-5)), 422, Some("rate_limit")),

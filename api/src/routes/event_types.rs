@@ -66,11 +66,19 @@ pub struct CreateEventType {
     /// What the event means, up to 1024 characters.
     #[oai(validator(max_length = 1024))]
     pub description: String,
-    /// An example of the event's `data` (a JSON object).
+    /// An example of the event's `data` (a JSON object, at most 8 KiB as
+    /// JSON).
     #[oai(nullable)]
     #[serde(default)]
     pub example: Option<serde_json::Value>,
 }
+
+/// Event types a tenant may define: every webhook create and type list
+/// reads them all.
+pub const MAX_EVENT_TYPES_PER_TENANT: u64 = 1000;
+
+/// Size of an event type's `example`, as JSON.
+pub const MAX_EXAMPLE_BYTES: usize = 8 * 1024;
 
 #[derive(ApiResponse)]
 pub enum EventTypeCreated {
@@ -112,6 +120,17 @@ pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventTyp
     own.sort_by(|a, b| a.name.cmp(&b.name));
     out.extend(own);
     Ok(out)
+}
+
+/// The names of every type the tenant can use (as [`available`], without
+/// reading the types' descriptions and examples).
+pub async fn names(state: &AppState, tenant_id: &str) -> Result<Vec<String>, ApiError> {
+    let mut conn = state.conn().await?;
+    let own: Vec<String> = conn
+        .hkeys(state.keys.tenant_event_types(tenant_id))
+        .await?;
+    let fixed = BUILT_IN.iter().chain(OPERATIONAL.iter());
+    Ok(fixed.map(|(name, _, _)| name.to_string()).chain(own).collect())
 }
 
 /// Whether the tenant can publish `name`.
@@ -157,7 +176,8 @@ impl EventTypesApi {
     /// Create an event type
     ///
     /// Defines a tenant-specific event type. 409 if the name is taken
-    /// (built-in or the tenant's own).
+    /// (built-in or the tenant's own), or if the tenant already has
+    /// 1000 event types of its own.
     #[oai(
         path = "/event-types",
         method = "post",
@@ -176,10 +196,26 @@ impl EventTypesApi {
             if !example.is_object() {
                 return Err(ApiError::invalid("example", "must be a JSON object"));
             }
+            if example.to_string().len() > MAX_EXAMPLE_BYTES {
+                return Err(ApiError::invalid(
+                    "example",
+                    format!("must be at most {MAX_EXAMPLE_BYTES} bytes as JSON"),
+                ));
+            }
         }
         if catalog::is_built_in(&name) {
             return Err(ApiError::conflict(format!(
                 "`{name}` is a built-in event type"
+            )));
+        }
+        let count: u64 = {
+            let mut conn = self.state.conn().await?;
+            conn.hlen(self.state.keys.tenant_event_types(&tenant.tenant_id))
+                .await?
+        };
+        if count >= MAX_EVENT_TYPES_PER_TENANT {
+            return Err(ApiError::conflict(format!(
+                "a tenant may define at most {MAX_EVENT_TYPES_PER_TENANT} event types"
             )));
         }
         let now = now_ms();

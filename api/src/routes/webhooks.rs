@@ -252,11 +252,7 @@ impl WebhooksApi {
         &self,
         tenant: &TenantCtx,
     ) -> Result<impl Fn(&str) -> bool, ApiError> {
-        let names: Vec<String> = event_types::available(&self.state, &tenant.tenant_id)
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let names = event_types::names(&self.state, &tenant.tenant_id).await?;
         Ok(move |name: &str| names.iter().any(|n| n == name))
     }
 }
