@@ -9,24 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    free_port, spawn_app, spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env,
-    Reply,
+    counter, free_port, spawn_app, spawn_logged, spawn_receiver, wait_until, worker_binary,
+    worker_env, Reply,
 };
 use hookfleet_common::ids::{self, IdKind, Partition};
 use serde_json::json;
-
-/// The value of one unlabelled counter in a Prometheus scrape.
-async fn counter(metrics_listen: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://{metrics_listen}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
 
 /// Publishes `n` events in one batch request.
 async fn publish_batch(app: &common::TestApp, key: &str, n: usize) {

@@ -126,11 +126,12 @@ pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventTyp
 /// reading the types' descriptions and examples).
 pub async fn names(state: &AppState, tenant_id: &str) -> Result<Vec<String>, ApiError> {
     let mut conn = state.conn().await?;
-    let own: Vec<String> = conn
-        .hkeys(state.keys.tenant_event_types(tenant_id))
-        .await?;
+    let own: Vec<String> = conn.hkeys(state.keys.tenant_event_types(tenant_id)).await?;
     let fixed = BUILT_IN.iter().chain(OPERATIONAL.iter());
-    Ok(fixed.map(|(name, _, _)| name.to_string()).chain(own).collect())
+    Ok(fixed
+        .map(|(name, _, _)| name.to_string())
+        .chain(own)
+        .collect())
 }
 
 /// Whether the tenant can publish `name`.

@@ -920,3 +920,16 @@ except Exception as err:
     );
     String::from_utf8_lossy(&output.stdout).trim() == "valid"
 }
+
+/// The value of one unlabelled counter in a Prometheus scrape.
+pub async fn counter(metrics_listen: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{metrics_listen}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}

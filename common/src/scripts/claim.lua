@@ -22,8 +22,8 @@
 -- In one atomic step it:
 --  1. puts deliveries whose lease expired (their worker died) back in due;
 --  2. for each due delivery: cancels it if its endpoint is gone, holds it
---     if the endpoint is disabled, defers it to the time the endpoint's
---     rate limit (GCRA, fleet-wide because the state lives here) allows it,
+--     if the endpoint is disabled, defers it to the next free slot of the
+--     endpoint's rate limit (GCRA, fleet-wide because the state lives here),
 --     or moves it to inflight with lease deadline now + lease.
 -- The lease token (a per-delivery claim counter) lets record.lua refuse
 -- a worker whose lease was taken over.
@@ -83,27 +83,38 @@ for _, delivery_id in ipairs(due) do
       local allowed = true
       local rate = tonumber(endpoint[7] or '')
       if rate and rate > 0 then
-        -- GCRA without burst: one delivery per 1/rate seconds, fleet-wide.
+        -- GCRA, fleet-wide: one delivery per 1/rate seconds. The state is
+        -- "<tat> <horizon>": the theoretical arrival time, and the slot
+        -- after the last one given to a deferred delivery.
         local emission = 1000 / rate
         local state = rates[endpoint_id]
         if not state then
-          local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id)
-          state = {tat = tonumber(stored or '0') or 0, emission = emission, dirty = false}
+          local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id) or ''
+          local tat, horizon = string.match(stored, '^(%S+) (%S+)$')
+          if not tat then tat = stored end
+          state = {tat = tonumber(tat) or 0, horizon = tonumber(horizon) or 0,
+            emission = emission, dirty = false}
           rates[endpoint_id] = state
         end
-        local tat = state.tat
-        if tat < now then tat = now end
-        if tat > now then
-          -- Over the limit: move it to the time it becomes allowed, spreading
-          -- a backlog over successive slots instead of retrying all at once.
-          local slot = (deferred[endpoint_id] or 0)
-          deferred[endpoint_id] = slot + 1
-          local allowed_at = int(math.ceil(tat + slot * emission))
+        -- A claim is a few ms late now and then (the worker wakes at the
+        -- due time, not before): that much earliness is forgiven, so a
+        -- delivery given a slot is sent in it instead of being pushed back.
+        local tolerance = math.min(emission / 4, 10)
+        if state.tat - tolerance > now then
+          -- Over the limit: give it the next free slot. Slots are handed out
+          -- past those of earlier deferrals (the horizon), so a backlog is
+          -- spread over successive slots once, not rescheduled on every
+          -- claim until its turn comes.
+          local slot = math.max(state.tat, state.horizon)
+          state.horizon = slot + emission
+          state.dirty = true
+          deferred[endpoint_id] = (deferred[endpoint_id] or 0) + 1
+          local allowed_at = int(math.ceil(slot))
           redis.call('ZADD', KEYS[1], allowed_at, delivery_id)
           redis.call('HSET', delivery, 'next', allowed_at)
           allowed = false
         else
-          state.tat = tat + emission
+          state.tat = math.max(state.tat, now) + emission
           state.dirty = true
         end
       end
@@ -135,8 +146,11 @@ in_slices('ZREM', KEYS[1], leave_due)
 in_slices('ZADD', KEYS[2], leased)
 for endpoint_id, state in pairs(rates) do
   if state.dirty then
-    redis.call('SET', prefix .. 'rate:' .. endpoint_id, tostring(state.tat),
-      'PX', math.ceil(state.emission) + 1000)
+    -- Kept while a slot it describes lies ahead.
+    local last = math.max(state.tat, state.horizon)
+    redis.call('SET', prefix .. 'rate:' .. endpoint_id,
+      string.format('%.3f %.3f', state.tat, state.horizon),
+      'PX', int(math.ceil(math.max(last - now, 0) + state.emission) + 1000))
   end
 end
 
