@@ -333,6 +333,7 @@ fn bare_job(event_id: &str, url: &str, secret: &str) -> Job {
         event_type: EVENT_TYPE.to_string(),
         max_attempts: None,
         test: false,
+        claimed_at: std::time::Instant::now(),
     }
 }
 

@@ -171,14 +171,18 @@ impl Config {
             });
         }
         let retention = duration("HOOKFLEET_RETENTION")?;
+        // A delivery must not expire while it still has attempts to make:
+        // the schedule with its jitter (up to +10% each). (A retry that
+        // `Retry-After`, a rate limit or a lease pushes later ends the
+        // delivery as failed, see the worker's `attempt::within_retention`.)
         let schedule_total: Duration = retry_schedule.iter().sum();
-        // A delivery must not expire while it still has attempts to make.
-        if retention <= schedule_total {
+        let needed = schedule_total.mul_f64(1.1);
+        if retention <= needed {
             return Err(ConfigError {
                 variable: "HOOKFLEET_RETENTION",
                 reason: format!(
-                    "must be longer than the whole retry schedule ({}s)",
-                    schedule_total.as_secs()
+                    "must be longer than the whole retry schedule with its jitter ({}s)",
+                    needed.as_secs()
                 ),
             });
         }
@@ -338,6 +342,19 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_RETENTION");
+        // Longer than the schedule, but not than its jitter: a last retry
+        // 10% late would find its delivery expired.
+        let err = load(&[
+            ("HOOKFLEET_RETRY_SCHEDULE", "0s,10h"),
+            ("HOOKFLEET_RETENTION", "630m"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_RETENTION");
+        assert!(load(&[
+            ("HOOKFLEET_RETRY_SCHEDULE", "0s,10h"),
+            ("HOOKFLEET_RETENTION", "690m"),
+        ])
+        .is_ok());
     }
 
     #[test]

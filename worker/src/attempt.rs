@@ -64,6 +64,31 @@ pub fn decide(
     Decision::RetryAt(now_ms + delay.as_millis() as u64)
 }
 
+/// A retry that could not be attempted and recorded before the delivery
+/// expires (retention counts from the event's creation; the attempt needs
+/// up to a lease) ends the delivery as failed instead: otherwise the claim
+/// would find it gone and drop it, with no final state and no
+/// `message.attempt.exhausted`. Jitter, `Retry-After` and rate-limit waits
+/// can push a late retry past a retention close to the schedule's length.
+pub fn within_retention(
+    decision: Decision,
+    event_created_ms: u64,
+    retention: Duration,
+    lease: Duration,
+) -> Decision {
+    match decision {
+        Decision::RetryAt(at) => {
+            let expires = event_created_ms.saturating_add(retention.as_millis() as u64);
+            if at.saturating_add(lease.as_millis() as u64) >= expires {
+                Decision::Failed
+            } else {
+                decision
+            }
+        }
+        other => other,
+    }
+}
+
 /// The counter an attempt adds to (`attempts_2xx`, …, `attempts_error`).
 pub fn class_field(status: Option<u16>) -> &'static str {
     match status {
@@ -227,6 +252,29 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_secs(300),
         ]
+    }
+
+    #[test]
+    fn a_retry_past_retention_fails_the_delivery() {
+        let (day, minute) = (Duration::from_secs(86_400), Duration::from_secs(60));
+        let created = 1_000_000;
+        let day_ms = day.as_millis() as u64;
+        let early = Decision::RetryAt(created + day_ms / 2);
+        assert_eq!(within_retention(early, created, day, minute), early);
+        // Within a lease of the end: it could expire mid-attempt.
+        let late = Decision::RetryAt(created + day_ms - 30_000);
+        assert_eq!(
+            within_retention(late, created, day, minute),
+            Decision::Failed
+        );
+        let after = Decision::RetryAt(created + day_ms + 1);
+        assert_eq!(
+            within_retention(after, created, day, minute),
+            Decision::Failed
+        );
+        for other in [Decision::Delivered, Decision::Failed] {
+            assert_eq!(within_retention(other, created, day, minute), other);
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Job {
     pub max_attempts: Option<u32>,
     /// A test send: logged, kept out of statistics and the circuit breaker.
     pub test: bool,
+    /// When the claim answered: the lease runs from about then, and the
+    /// attempt's timeout is cut to what is left of it.
+    pub claimed_at: std::time::Instant,
 }
 
 impl std::fmt::Debug for Job {
@@ -106,6 +109,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         other => return Err(ClaimError::Reply(format!("bad deferral count: {other:?}"))),
     };
     let mut jobs = Vec::new();
+    let claimed_at = std::time::Instant::now();
     for item in items {
         let fields: Vec<String> =
             redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
@@ -132,6 +136,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             event_type,
             max_attempts: max_attempts.parse().ok(),
             test: test == "1",
+            claimed_at,
         });
     }
     Ok(Claimed {

@@ -67,6 +67,25 @@ pub fn build_client(policy: &AddressPolicy) -> Result<reqwest::Client, reqwest::
         .build()
 }
 
+/// The timeout of an attempt whose lease (`lease` long) started `since_claim`
+/// ago: the endpoint's own (or the default), cut so that the attempt ends
+/// 5 s before the lease does. `None` when less than a second would be left:
+/// better not to send, and let the delivery be claimed again.
+pub fn attempt_timeout(
+    lease: Duration,
+    since_claim: Duration,
+    endpoint_timeout: Option<Duration>,
+    default_timeout: Duration,
+) -> Option<Duration> {
+    let left = lease
+        .saturating_sub(since_claim)
+        .saturating_sub(Duration::from_secs(5));
+    if left < Duration::from_secs(1) {
+        return None;
+    }
+    Some(endpoint_timeout.unwrap_or(default_timeout).min(left))
+}
+
 /// What happened on the wire for one attempt.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptResult {
@@ -275,6 +294,29 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_ends_before_its_lease() {
+        let s = Duration::from_secs;
+        // Plenty of lease left: the endpoint's timeout, or the default.
+        assert_eq!(
+            attempt_timeout(s(60), s(1), Some(s(10)), s(30)),
+            Some(s(10))
+        );
+        assert_eq!(attempt_timeout(s(60), s(1), None, s(30)), Some(s(30)));
+        // A long wait since the claim cuts it to end 5 s before the lease.
+        assert_eq!(
+            attempt_timeout(s(60), s(25), Some(s(55)), s(30)),
+            Some(s(30))
+        );
+        assert_eq!(attempt_timeout(s(60), s(40), None, s(30)), Some(s(15)));
+        // Under a second left: not sent at all.
+        assert_eq!(
+            attempt_timeout(s(60), s(54) + Duration::from_millis(500), None, s(30)),
+            None
+        );
+        assert_eq!(attempt_timeout(s(60), s(90), None, s(30)), None);
+    }
 
     #[tokio::test]
     async fn the_resolver_drops_restricted_addresses() {

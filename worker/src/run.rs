@@ -327,18 +327,25 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
     let started_ms = now_ms();
     let (result, decision) = match body {
         Ok(Some(body)) => {
-            // An attempt never outlives its lease, whatever timeout an
-            // endpoint stored (the lease may have been shortened since).
-            let ceiling = ctx.config.lease.saturating_sub(Duration::from_secs(5));
-            if job
-                .timeout_ms
-                .is_some_and(|t| Duration::from_millis(t) > ceiling)
-            {
-                job.timeout_ms = Some(ceiling.as_millis() as u64);
-            }
             if let Some(outbound) = &ctx.outbound {
                 outbound.until_ready().await;
             }
+            // An attempt never outlives its lease, whatever timeout an
+            // endpoint stored and however long fetching the body and the
+            // outbound limiter took: past the lease another worker may
+            // claim the delivery and send it at the same time.
+            let Some(timeout) = deliver::attempt_timeout(
+                ctx.config.lease,
+                job.claimed_at.elapsed(),
+                job.timeout_ms.map(Duration::from_millis),
+                ctx.config.request_timeout,
+            ) else {
+                tracing::warn!(
+                    "the lease is nearly over before sending; the delivery will be claimed again"
+                );
+                return;
+            };
+            job.timeout_ms = Some(timeout.as_millis() as u64);
             let result = deliver::send(
                 &ctx.client,
                 &ctx.config.address_policy,
@@ -356,6 +363,15 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                 ctx.config.retry_after_max,
                 now_ms(),
             );
+            let decision = match ids::created_ms(IdKind::Event, &job.event_id) {
+                Some(created) => attempt::within_retention(
+                    decision,
+                    created,
+                    ctx.config.retention,
+                    ctx.config.lease,
+                ),
+                None => decision,
+            };
             (result, decision)
         }
         Ok(None) => {
