@@ -291,59 +291,67 @@ async fn a_resent_publish_call_writes_nothing_twice() {
             .await
             .unwrap()
     };
-    let event_id = ids::new_id(IdKind::Event, p, now_ms());
-    let delivery_id = ids::delivery_id(&event_id, &endpoint_id, p);
-    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
-    let invoke = || async {
+    // Without an idempotency key, and with one (which the first run stored:
+    // the resend must not take its own key for an earlier event's).
+    for idempotency_key in [None, Some("order-1")] {
+        let event_id = ids::new_id(IdKind::Event, p, now_ms());
+        let delivery_id = ids::delivery_id(&event_id, &endpoint_id, p);
+        let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+        let idem_key = match idempotency_key {
+            Some(idem) => k.idempotency(p, &tenant_id, idem),
+            None => k.event(p, &event_id),
+        };
+        let invoke = || async {
+            let mut conn = app.redis().await;
+            let replies: Vec<(i64, String, u64, String)> = scripts::PUBLISH
+                .key(k.due(p))
+                .key(k.fanout_pending(p))
+                .key(k.event(p, &event_id))
+                .key(&idem_key)
+                .key(k.event_deliveries(p, &event_id))
+                .key(k.event_body(p, &event_id))
+                .arg(k.partition_prefix(p))
+                .arg(0)
+                .arg(86_400_000u64)
+                .arg(86_400_000u64)
+                .arg(&tenant_id)
+                .arg(p.0)
+                .arg(k.wake_channel())
+                .arg("0")
+                .arg(1)
+                .arg(if idempotency_key.is_some() { "1" } else { "0" })
+                .arg(&event_id)
+                .arg("user.created")
+                .arg(&body)
+                .arg("1")
+                .arg(1)
+                .arg(p.0.to_string())
+                .arg(1)
+                .arg(&endpoint_id)
+                .arg(&delivery_id)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(replies.len(), 1);
+            replies[0].clone()
+        };
+        let first = invoke().await;
+        assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
+        // The delivery moves on (as if attempted and delivered).
         let mut conn = app.redis().await;
-        let replies: Vec<(i64, String, u64, String)> = scripts::PUBLISH
-            .key(k.due(p))
-            .key(k.fanout_pending(p))
-            .key(k.event(p, &event_id))
-            .key(k.event(p, &event_id))
-            .key(k.event_deliveries(p, &event_id))
-            .key(k.event_body(p, &event_id))
-            .arg(k.partition_prefix(p))
-            .arg(0)
-            .arg(86_400_000u64)
-            .arg(86_400_000u64)
-            .arg(&tenant_id)
-            .arg(p.0)
-            .arg(k.wake_channel())
-            .arg("0")
-            .arg(1)
-            .arg("0")
-            .arg(&event_id)
-            .arg("user.created")
-            .arg(&body)
-            .arg("1")
-            .arg(1)
-            .arg(p.0.to_string())
-            .arg(1)
-            .arg(&endpoint_id)
-            .arg(&delivery_id)
-            .invoke_async(&mut conn)
+        let _: () = redis::pipe()
+            .hset(k.delivery(p, &delivery_id), "status", "delivered")
+            .zrem(k.due(p), &delivery_id)
+            .srem(k.endpoint_open(p, &endpoint_id), &delivery_id)
+            .query_async(&mut conn)
             .await
             .unwrap();
-        assert_eq!(replies.len(), 1);
-        replies[0].clone()
-    };
-    let first = invoke().await;
-    assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
-    // The delivery moves on (as if attempted and delivered).
-    let mut conn = app.redis().await;
-    let _: () = redis::pipe()
-        .hset(k.delivery(p, &delivery_id), "status", "delivered")
-        .zrem(k.due(p), &delivery_id)
-        .srem(k.endpoint_open(p, &endpoint_id), &delivery_id)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let before = app.snapshot().await;
-    let again = invoke().await;
-    assert_eq!(again, first);
-    let changed = app.changed_since(&before).await;
-    assert!(changed.is_empty(), "the resend changed {changed:?}");
+        let before = app.snapshot().await;
+        let again = invoke().await;
+        assert_eq!(again, first, "idempotency key {idempotency_key:?}");
+        let changed = app.changed_since(&before).await;
+        assert!(changed.is_empty(), "the resend changed {changed:?}");
+    }
     app.stop().await;
 }
 
@@ -793,5 +801,124 @@ async fn a_resent_rotation_keeps_the_previous_secret() {
         old_secret, before,
         "the secret before the rotation signs on"
     );
+    app.stop().await;
+}
+
+/// Finishing an interrupted fan-out keeps the deliveries made before the
+/// interruption: an endpoint that matched at publish time and is disabled
+/// by the time a worker finishes the fan-out still has its delivery listed
+/// under the event, and counted.
+#[tokio::test]
+async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted() {
+    let mut app = spawn_app(
+        false,
+        &[
+            ("HOOKFLEET_PARTITIONS", "4"),
+            ("HOOKFLEET_FANOUT_RECOVERY", "1s"),
+        ],
+    )
+    .await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let mut endpoints: Vec<(String, Partition)> = Vec::new();
+    while endpoints
+        .iter()
+        .map(|(_, p)| *p)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        < 2
+    {
+        let endpoint = app
+            .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+            .await;
+        let id = endpoint["id"].as_str().unwrap().to_string();
+        let p = ids::partition_of(IdKind::Endpoint, &id).unwrap();
+        endpoints.push((id, p));
+    }
+    let home = endpoints.iter().map(|(_, p)| *p).min().unwrap();
+    let partitions: std::collections::BTreeSet<u16> = endpoints.iter().map(|(_, p)| p.0).collect();
+    let csv = partitions
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    // publish.lua ran for the home partition (its deliveries are queued),
+    // then the API died before the other partitions.
+    let k = keys(&app);
+    let event_id = ids::new_id(IdKind::Event, home, now_ms());
+    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+    let here: Vec<&(String, Partition)> = endpoints.iter().filter(|(_, p)| *p == home).collect();
+    let mut invocation = scripts::PUBLISH.prepare_invoke();
+    invocation
+        .key(k.due(home))
+        .key(k.fanout_pending(home))
+        .key(k.event(home, &event_id))
+        .key(k.event(home, &event_id))
+        .key(k.event_deliveries(home, &event_id))
+        .key(k.event_body(home, &event_id))
+        .arg(k.partition_prefix(home))
+        .arg(0)
+        .arg(86_400_000u64)
+        .arg(86_400_000u64)
+        .arg(&tenant_id)
+        .arg(home.0)
+        .arg(k.wake_channel())
+        .arg("0")
+        .arg(1)
+        .arg("0")
+        .arg(&event_id)
+        .arg("user.created")
+        .arg(&body)
+        .arg("0")
+        .arg(endpoints.len())
+        .arg(&csv)
+        .arg(here.len());
+    for (id, _) in &here {
+        invocation
+            .arg(id)
+            .arg(ids::delivery_id(&event_id, id, home));
+    }
+    let _: redis::Value = invocation
+        .invoke_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    // Meanwhile the home partition's endpoints are disabled.
+    for (id, _) in &here {
+        let (status, _) = app
+            .patch(
+                &format!("/api/v1/webhooks/{id}"),
+                &key,
+                json!({"active": false}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+
+    app.start_worker();
+    let others = endpoints.len() - here.len();
+    receiver.wait_for(others).await;
+    let finished = common::wait_until(Duration::from_secs(20), || async {
+        let pending: usize = redis::cmd("ZCARD")
+            .arg(k.fanout_pending(home))
+            .query_async(&mut app.redis().await)
+            .await
+            .unwrap();
+        (pending == 0).then_some(())
+    })
+    .await;
+    assert!(finished.is_some(), "a worker finishes the fan-out");
+    let (_, event) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(
+        event["deliveries"].as_array().map_or(0, Vec::len),
+        endpoints.len(),
+        "the event lists every delivery made for it: {event}"
+    );
+    let count: u64 = redis::cmd("HGET")
+        .arg(k.event(home, &event_id))
+        .arg("deliveries")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(count, endpoints.len() as u64);
     app.stop().await;
 }

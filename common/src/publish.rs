@@ -714,9 +714,14 @@ async fn finish_fanout(
     event_id: &str,
 ) -> Result<u64, PublishError> {
     let home = ids::partition_of(IdKind::Event, event_id).ok_or(PublishError::Expired)?;
-    let event_type: Option<String> = {
+    let (event_type, stored_partitions): (Option<String>, Option<String>) = {
         let mut conn = state.conn().await?;
-        conn.hget(state.keys.event(home, event_id), "type").await?
+        redis::cmd("HMGET")
+            .arg(state.keys.event(home, event_id))
+            .arg("type")
+            .arg("partitions")
+            .query_async(&mut conn)
+            .await?
     };
     let event_type = event_type.ok_or(PublishError::Expired)?;
     let groups = matching_endpoints(state, tenant_id, &event_type).await?;
@@ -727,9 +732,28 @@ async fn finish_fanout(
         home,
         test: false,
     };
-    let total = fanout(state, &event_ref, groups.iter()).await?;
-    let partitions_csv = groups
-        .keys()
+    fanout(state, &event_ref, groups.iter()).await?;
+    // The event's partitions: those matched now and those it was published
+    // to (an endpoint matched then may be disabled or gone now, but the
+    // delivery made for it stays the event's). Its count: what they hold.
+    let mut partitions: std::collections::BTreeSet<Partition> = groups.keys().copied().collect();
+    partitions.extend(
+        stored_partitions
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|p| p.parse().ok().map(Partition)),
+    );
+    let total: u64 = {
+        let mut pipe = redis::pipe();
+        for p in &partitions {
+            pipe.scard(state.keys.event_deliveries(*p, event_id));
+        }
+        let mut conn = state.conn().await?;
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        counts.iter().sum()
+    };
+    let partitions_csv = partitions
+        .iter()
         .map(|p| p.0.to_string())
         .collect::<Vec<_>>()
         .join(",");

@@ -93,7 +93,8 @@ for n = 1, tonumber(ARGV[9]) or 0 do
   local reply
   if has_idempotency_key then
     local existing = redis.call('GET', idem_key)
-    if existing then
+    -- (Its own id: this call is a resend, answered below.)
+    if existing and existing ~= event_id then
       local info = redis.call('HMGET', prefix .. 'event:' .. existing, 'deliveries', 'complete')
       reply = {0, existing, tonumber(info[1] or '0'), info[2] or '1'}
     end
