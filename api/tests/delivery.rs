@@ -491,3 +491,158 @@ async fn a_workers_outbound_cap_spaces_its_attempts() {
     );
     app.stop().await;
 }
+
+/// Queues `n` events for `key`'s endpoints (batches of 1000, no worker
+/// needed) and returns the endpoint's partition.
+async fn queue_events(app: &common::TestApp, key: &str, n: usize) {
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(1000);
+        let events: Vec<Value> = (0..batch)
+            .map(|i| json!({"event_type": "user.created", "data": {"n": i}}))
+            .collect();
+        let (status, answer) = app
+            .post("/api/v1/events/batch", key, json!({ "events": events }))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        left -= batch;
+    }
+}
+
+/// Counts of a few Redis values about one endpoint's queue.
+async fn zcard(app: &common::TestApp, key: &str) -> u64 {
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap()
+}
+
+/// Re-enabling an endpoint with more held deliveries than one script step
+/// (1000) releases one step at once and marks the rest in due; the workers'
+/// claims release them a step at a time, so no script call handles them
+/// all (a hold of millions blocked Redis for seconds). Every one of them is
+/// delivered.
+#[tokio::test]
+async fn re_enabling_releases_a_large_hold_in_steps() {
+    const EVENTS: usize = 1500;
+    let mut app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let path = format!("/api/v1/webhooks/{endpoint_id}");
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
+            .unwrap();
+    let keys = app_keys(&app);
+    queue_events(&app, &key, EVENTS).await;
+    let (status, _) = app.patch(&path, &key, json!({"active": false})).await;
+    assert_eq!(status, 200);
+    // Claims (as a worker's) hold every one of them.
+    let pool = app.redis_pool();
+    while zcard(&app, &keys.due(p)).await > 0 {
+        let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 500, 60_000, 0)
+            .await
+            .unwrap();
+        assert!(claimed.jobs.is_empty());
+    }
+    assert_eq!(
+        zcard(&app, &keys.endpoint_held(p, endpoint_id)).await,
+        EVENTS as u64
+    );
+
+    let (status, _) = app.patch(&path, &key, json!({"active": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(zcard(&app, &keys.endpoint_held(p, endpoint_id)).await, 500);
+    assert_eq!(
+        zcard(&app, &keys.due(p)).await,
+        1001,
+        "one step and the marker"
+    );
+
+    app.start_worker();
+    let got = receiver.wait_for(EVENTS).await;
+    let ids: std::collections::HashSet<&str> =
+        got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), EVENTS);
+    let done = wait_until(Duration::from_secs(10), || async {
+        let held = zcard(&app, &keys.endpoint_held(p, endpoint_id)).await;
+        let due = zcard(&app, &keys.due(p)).await;
+        (held == 0 && due == 0).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "nothing left held, no marker left in due");
+    app.stop().await;
+}
+
+/// Deleting an endpoint with more open deliveries than one script step
+/// cancels one step at once and marks the rest in due, which the workers'
+/// claims cancel a step at a time; in the end every delivery is cancelled,
+/// none is sent, and nothing of the endpoint's queue is left.
+#[tokio::test]
+async fn deleting_cancels_a_large_backlog_in_steps() {
+    const EVENTS: usize = 1500;
+    let mut app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
+            .unwrap();
+    let keys = app_keys(&app);
+    queue_events(&app, &key, EVENTS).await;
+    let (status, _) = app
+        .delete(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
+        .await;
+    assert_eq!(status, 204);
+    let open = keys.endpoint_open(p, endpoint_id);
+    let still_open: u64 = redis::cmd("SCARD")
+        .arg(&open)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(still_open, 500);
+    assert_eq!(
+        zcard(&app, &keys.due(p)).await,
+        501,
+        "the rest and the marker"
+    );
+
+    app.start_worker();
+    let done = wait_until(Duration::from_secs(10), || async {
+        (zcard(&app, &keys.due(p)).await == 0).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "the marker is gone once all are cancelled");
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(&open)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys.endpoint_deliveries(p, endpoint_id))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), EVENTS);
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.hget(keys.delivery(p, id), "status");
+    }
+    let statuses: Vec<String> = pipe.query_async(&mut app.redis().await).await.unwrap();
+    assert!(
+        statuses.iter().all(|s| s == "cancelled"),
+        "every delivery is cancelled"
+    );
+    assert_eq!(receiver.count(), 0);
+    app.stop().await;
+}

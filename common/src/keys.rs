@@ -68,6 +68,11 @@ pub const STATS_FINE_PART: &str = "ep_b5:";
 pub const STATS_COARSE_PART: &str = "ep_bh:";
 /// Key fragment: an endpoint's replay jobs.
 pub const REPLAY_PART: &str = "replay:";
+/// Starts a release marker in `due` (claim.lua reads the word before `:`;
+/// a delivery id starts with `dlv_`).
+pub const RELEASE_MARKER: &str = "release:";
+/// Starts a cancel marker in `due`.
+pub const CANCEL_MARKER: &str = "cancel:";
 
 /// Builds every key name from the configured prefix.
 #[derive(Clone, Debug)]
@@ -189,6 +194,18 @@ impl Keys {
 
     pub fn endpoint_held(&self, p: Partition, endpoint_id: &str) -> String {
         self.in_partition(p, ENDPOINT_HELD_PART, endpoint_id)
+    }
+
+    /// Not a key: the member of an endpoint's `due` set that asks the
+    /// claims to release the rest of its held deliveries (see claim.lua).
+    pub fn release_marker(&self, endpoint_id: &str) -> String {
+        format!("{RELEASE_MARKER}{endpoint_id}")
+    }
+
+    /// Not a key: the member of a deleted endpoint's `due` set that asks
+    /// the claims to cancel the rest of its open deliveries.
+    pub fn cancel_marker(&self, endpoint_id: &str) -> String {
+        format!("{CANCEL_MARKER}{endpoint_id}")
     }
 
     pub fn attempts(&self, p: Partition, endpoint_id: &str) -> String {

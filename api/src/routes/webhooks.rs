@@ -488,7 +488,8 @@ impl WebhooksApi {
             .arg(&tenant.tenant_id)
             .arg(now_ms())
             .arg(keys.wake_channel())
-            .arg(p.0);
+            .arg(p.0)
+            .arg(keys.release_marker(&record.id));
         for (name, value) in fields {
             invocation.arg(name).arg(value);
         }
@@ -548,6 +549,7 @@ impl WebhooksApi {
             .arg(&tenant.tenant_id)
             .arg(now_ms())
             .arg(self.state.config.retention.as_millis() as u64)
+            .arg(keys.cancel_marker(&record.id))
             .invoke_async(&mut conn)
             .await?;
         if cancelled < 0 {

@@ -58,9 +58,37 @@ local rates = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', '0', ARGV[3])
 for _, delivery_id in ipairs(due) do
   local delivery = prefix .. 'delivery:' .. delivery_id
-  local d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
-    'max_attempts', 'test', 'claims')
-  if not d[1] then
+  local d
+  if string.byte(delivery_id, 1) ~= 100 then
+    -- Not a delivery id ("dlv_…") but a marker left by update_endpoint.lua
+    -- or delete_endpoint.lua: release (or cancel) the next STEP of an
+    -- endpoint's held (or open) deliveries; the marker stays while any are
+    -- left, so the next claim goes on.
+    local kind, endpoint_id = string.match(delivery_id, '^(%a+):(.+)$')
+    local left = 0
+    if kind == 'release' then
+      if redis.call('HGET', prefix .. 'endpoint:' .. endpoint_id, 'active') == '1' then
+        local _
+        _, left = release_held(prefix .. 'ep_held:' .. endpoint_id, KEYS[1], now_s)
+      end
+    elseif kind == 'cancel' then
+      local open_key = prefix .. 'ep_open:' .. endpoint_id
+      local _
+      _, left = cancel_open(prefix, open_key, KEYS[1], KEYS[2], now_s)
+      if left == 0 then
+        redis.call('DEL', open_key, prefix .. 'ep_held:' .. endpoint_id)
+      end
+    end
+    if left == 0 then
+      leave_due[#leave_due + 1] = delivery_id
+    end
+  else
+    d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
+      'max_attempts', 'test', 'claims')
+  end
+  if not d then
+    -- (A marker, handled above.)
+  elseif not d[1] then
     -- Expired by retention: nothing left to deliver.
     leave_due[#leave_due + 1] = delivery_id
   else

@@ -12,28 +12,30 @@
 -- ARGV[1] partition key prefix  ARGV[2] tenant id  ARGV[3] now (ms)
 -- ARGV[4] retention (ms): the log of a deleted endpoint stays readable
 -- through its deliveries until then.
+-- ARGV[5] the endpoint's cancel marker (keys.rs: `cancel:<eid>`)
 --
 -- Returns -1 when the endpoint does not exist or belongs to another tenant,
 -- else the number of deliveries cancelled. A delivery being attempted right
 -- now is cancelled too: bumping its claim counter makes the worker's
 -- record.lua call a no-op for its state (and, the endpoint being gone, it
--- logs nothing either).
+-- logs nothing either). At most STEP are cancelled here; when more are
+-- open, the cancel marker goes into due and the workers' claims cancel the
+-- rest, STEP at a time (see claim.lua); the open and held sets expire with
+-- the retention in any case.
 
 local prefix = ARGV[1]
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then
   return -1
 end
-local open = redis.call('SMEMBERS', KEYS[2])
-for _, delivery_id in ipairs(open) do
-  redis.call('ZREM', KEYS[4], delivery_id)
-  redis.call('ZREM', KEYS[5], delivery_id)
-  local delivery = prefix .. 'delivery:' .. delivery_id
-  if redis.call('EXISTS', delivery) == 1 then
-    redis.call('HINCRBY', delivery, 'claims', 1)
-    redis.call('HSET', delivery, 'status', 'cancelled', 'next', '', 'last_at', ARGV[3])
-  end
+local cancelled, left = cancel_open(prefix, KEYS[2], KEYS[4], KEYS[5], ARGV[3])
+redis.call('DEL', KEYS[1], KEYS[6], KEYS[7])
+if left > 0 then
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+else
+  redis.call('DEL', KEYS[2], KEYS[3])
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[7])
-redis.call('PEXPIRE', KEYS[8], tonumber(ARGV[4]))
-redis.call('PEXPIRE', KEYS[9], tonumber(ARGV[4]))
-return #open
+redis.call('PEXPIRE', KEYS[8], ARGV[4])
+redis.call('PEXPIRE', KEYS[9], ARGV[4])
+return cancelled
