@@ -646,3 +646,48 @@ async fn deleting_cancels_a_large_backlog_in_steps() {
     assert_eq!(receiver.count(), 0);
     app.stop().await;
 }
+
+/// A delivery that finds its way back into due after it ended (a retried
+/// delivery that a stepped release of held deliveries queues again) is
+/// dropped by the claim, not sent a second time.
+#[tokio::test]
+async fn an_ended_delivery_queued_again_is_not_sent_again() {
+    let app = spawn_app(true, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
+            .unwrap();
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let detail = app
+        .wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
+        .await;
+    let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(receiver.count(), 1);
+
+    let keys = app_keys(&app);
+    let _: () = redis::cmd("ZADD")
+        .arg(keys.due(p))
+        .arg(hookfleet_common::time_util::now_ms())
+        .arg(&delivery_id)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let settled = wait_until(Duration::from_secs(10), || async {
+        let queued = zcard(&app, &keys.due(p)).await + zcard(&app, &keys.inflight(p)).await;
+        (queued == 0).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "the claim takes it out of due");
+    assert_eq!(receiver.count(), 1, "not sent again");
+    let (_, after) = app
+        .get(&format!("/api/v1/deliveries/{delivery_id}"), &key)
+        .await;
+    assert_eq!(after["delivery"]["status"], "delivered", "{after}");
+    assert_eq!(after["delivery"]["attempts"], 1, "{after}");
+    app.stop().await;
+}

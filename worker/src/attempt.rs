@@ -68,8 +68,9 @@ pub fn decide(
 /// expires (retention counts from the event's creation; the attempt needs
 /// up to a lease) ends the delivery as failed instead: otherwise the claim
 /// would find it gone and drop it, with no final state and no
-/// `message.attempt.exhausted`. Jitter, `Retry-After` and rate-limit waits
-/// can push a late retry past a retention close to the schedule's length.
+/// `message.attempt.exhausted`. Jitter and `Retry-After` can push a late
+/// retry past a retention close to the schedule's length. (A rate limit's
+/// wait comes later, in the claim, and is not seen here.)
 pub fn within_retention(
     decision: Decision,
     event_created_ms: u64,

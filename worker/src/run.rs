@@ -146,7 +146,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     // cost more than the busy partition's own claim.
     let mut idle_until: Vec<u64> = vec![0; partitions.len()];
     let poll_ms = ctx.config.poll_interval.as_millis() as u64;
-    let mut error_backoff = Duration::from_millis(50);
     // Claims failed in a row, per partition: a failing partition (its
     // cluster node away) is set aside with its own back-off while the
     // others go on.
@@ -178,8 +177,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
         }
         let mut claimed_any = false;
-        let mut redis_failed = false;
-        let mut redis_answered = false;
         for offset in 0..partitions.len() {
             let free = semaphore.available_permits();
             if free == 0 {
@@ -196,7 +193,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let asked = free.min(ctx.config.claim_batch);
             match claim::claim(&ctx.pool, &ctx.keys, p, asked, lease_ms, now).await {
                 Ok(claimed) => {
-                    redis_answered = true;
                     failures[at] = 0;
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
                     ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
@@ -232,7 +228,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 }
                 Err(err) => {
                     ctx.metrics.redis_errors.inc();
-                    redis_failed = true;
                     tracing::warn!(partition = p.0, error = %err, "claim failed");
                     failures[at] = failures[at].saturating_add(1);
                     idle_until[at] = now + partition_backoff_ms(failures[at]);
@@ -246,18 +241,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
         }
 
-        if redis_failed && !redis_answered {
-            // Redis is away: back off instead of spinning, then try again.
-            tokio::select! {
-                _ = tokio::time::sleep(error_backoff) => {}
-                _ = crate::shutdown::wait(&mut shutdown) => {}
-            }
-            error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
-            continue;
-        }
-        if !redis_failed {
-            error_backoff = Duration::from_millis(50);
-        }
+        // (A failed claim set its partition aside with its own back-off, so
+        // with Redis away the loop below sleeps until the first partition's
+        // back-off ends, still listening for wake-ups: no spinning, and no
+        // stall of the partitions that work.)
 
         if semaphore.available_permits() == 0 {
             // Full: wait until an attempt finishes before claiming more.

@@ -84,10 +84,16 @@ for _, delivery_id in ipairs(due) do
     end
   else
     d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
-      'max_attempts', 'test', 'claims')
+      'max_attempts', 'test', 'claims', 'status')
   end
+  local status = d and d[10]
   if not d then
     -- (A marker, handled above.)
+  elseif status == 'delivered' or status == 'failed' or status == 'cancelled'
+      or status == 'in_flight' then
+    -- Already ended, or leased (a delivery retried by hand while a stepped
+    -- release still held it comes back later): nothing to hand out.
+    leave_due[#leave_due + 1] = delivery_id
   elseif not d[1] then
     -- Expired by retention: nothing left to deliver.
     leave_due[#leave_due + 1] = delivery_id
@@ -112,16 +118,19 @@ for _, delivery_id in ipairs(due) do
       local rate = tonumber(endpoint[7] or '')
       if rate and rate > 0 then
         -- GCRA, fleet-wide: one delivery per 1/rate seconds. The state is
-        -- "<tat> <horizon>": the theoretical arrival time, and the slot
-        -- after the last one given to a deferred delivery.
+        -- "<tat> <horizon> <interval>": the theoretical arrival time, the
+        -- slot after the last one given to a deferred delivery, and the
+        -- interval those slots were spaced by (a changed rate starts the
+        -- horizon afresh).
         local emission = 1000 / rate
         local state = rates[endpoint_id]
         if not state then
           local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id) or ''
-          local tat, horizon = string.match(stored, '^(%S+) (%S+)$')
-          if not tat then tat = stored end
-          state = {tat = tonumber(tat) or 0, horizon = tonumber(horizon) or 0,
-            emission = emission, dirty = false}
+          local values = {}
+          for value in string.gmatch(stored, '%S+') do values[#values + 1] = tonumber(value) end
+          local horizon = values[2] or 0
+          if values[3] and math.abs(values[3] - emission) > 0.001 then horizon = 0 end
+          state = {tat = values[1] or 0, horizon = horizon, emission = emission, dirty = false}
           rates[endpoint_id] = state
         end
         -- A claim is a few ms late now and then (the worker wakes at the
@@ -177,7 +186,7 @@ for endpoint_id, state in pairs(rates) do
     -- Kept while a slot it describes lies ahead.
     local last = math.max(state.tat, state.horizon)
     redis.call('SET', prefix .. 'rate:' .. endpoint_id,
-      string.format('%.3f %.3f', state.tat, state.horizon),
+      string.format('%.3f %.3f %.3f', state.tat, state.horizon, state.emission),
       'PX', int(math.ceil(math.max(last - now, 0) + state.emission) + 1000))
   end
 end
