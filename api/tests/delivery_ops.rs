@@ -760,3 +760,78 @@ async fn a_tenant_wide_page_over_many_endpoints_skips_nothing() {
     assert_eq!(busy, 200, "the busy endpoint's deliveries are the newest");
     app.stop().await;
 }
+
+/// One replay per webhook runs at a time (each walks up to 7 days of its
+/// log): a second one is refused with 409 and writes nothing, and the
+/// webhook can be replayed again once the first has ended.
+#[tokio::test]
+async fn a_webhook_runs_one_replay_at_a_time() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "https://example.com/h", "events": ["*"]}),
+        )
+        .await;
+    let id = endpoint["id"].as_str().unwrap();
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, id).unwrap();
+    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let running = keys.replay_running(p, id);
+    let path = format!("/api/v1/webhooks/{id}/replay");
+    let body = json!({"since": rfc3339_ms(now_ms() - 60_000)});
+
+    // Another replay holds the webhook (as one running in another API
+    // process would).
+    let _: () = redis::cmd("SET")
+        .arg(&running)
+        .arg("rpl_0000000000000000000000zz")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let before = app.snapshot().await;
+    let (status, error) = app.post(&path, &key, body.clone()).await;
+    assert_eq!(status, 409, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("rpl_0000000000000000000000zz"),
+        "{error}"
+    );
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused replay writes nothing"
+    );
+
+    let _: () = redis::cmd("DEL")
+        .arg(&running)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (status, replay) = app.post(&path, &key, body.clone()).await;
+        assert_eq!(status, 202, "{replay}");
+        let replay_id = replay["id"].as_str().unwrap().to_string();
+        let done = common::wait_until(Duration::from_secs(20), || async {
+            let (_, replay) = app.get(&format!("{path}/{replay_id}"), &key).await;
+            (replay["status"] == "completed").then_some(())
+        })
+        .await;
+        assert!(done.is_some(), "the replay completes");
+        // Its hold ends with it, so the next one may start.
+        let released = common::wait_until(Duration::from_secs(5), || async {
+            let exists: u64 = redis::cmd("EXISTS")
+                .arg(&running)
+                .query_async(&mut app.redis().await)
+                .await
+                .unwrap();
+            (exists == 0).then_some(())
+        })
+        .await;
+        assert!(released.is_some(), "the running replay's hold is released");
+    }
+    app.stop().await;
+}

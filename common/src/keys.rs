@@ -30,6 +30,7 @@
 //! | `hf:{pN}:ep_b5:<eid>:<start>` | hash | 5-minute stats bucket (counters, latency bins) |
 //! | `hf:{pN}:ep_bh:<eid>:<start>` | hash | hourly stats bucket |
 //! | `hf:{pN}:replay:<rid>` | hash | a replay job's progress |
+//! | `hf:{pN}:replay_running:<eid>` | string | the id of the endpoint's running replay (one at a time) |
 //!
 //! Everything in `{pN}` shares one hash slot, so the scripts that move a
 //! delivery (publish, fanout, claim, record) run on one node even on a
@@ -68,6 +69,7 @@ pub const STATS_FINE_PART: &str = "ep_b5:";
 pub const STATS_COARSE_PART: &str = "ep_bh:";
 /// Key fragment: an endpoint's replay jobs.
 pub const REPLAY_PART: &str = "replay:";
+pub const REPLAY_RUNNING_PART: &str = "replay_running:";
 /// Starts a release marker in `due` (claim.lua reads the word before `:`;
 /// a delivery id starts with `dlv_`).
 pub const RELEASE_MARKER: &str = "release:";
@@ -233,6 +235,12 @@ impl Keys {
     /// A replay job of an endpoint (in the endpoint's partition).
     pub fn replay(&self, p: Partition, replay_id: &str) -> String {
         self.in_partition(p, REPLAY_PART, replay_id)
+    }
+
+    /// The endpoint's running replay, if any: one replay per endpoint at a
+    /// time (each walks up to 7 days of the log).
+    pub fn replay_running(&self, p: Partition, endpoint_id: &str) -> String {
+        self.in_partition(p, REPLAY_RUNNING_PART, endpoint_id)
     }
 }
 

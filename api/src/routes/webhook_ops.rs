@@ -559,7 +559,8 @@ impl WebhookOpsApi {
     /// "failed"`, the default) or failed and delivered ones (`"all"`). Each
     /// gets one more attempt with its original `webhook-id`. Answers at once
     /// with the replay's id; follow its progress with
-    /// `GET /api/v1/webhooks/{id}/replay/{replay_id}`.
+    /// `GET /api/v1/webhooks/{id}/replay/{replay_id}`. One replay per
+    /// webhook runs at a time: 409 while another is running.
     #[oai(
         path = "/webhooks/:id/replay",
         method = "post",
@@ -605,6 +606,26 @@ impl WebhookOpsApi {
         }
         let replay_id = ids::new_id(IdKind::Replay, p, now);
         let key = self.state.keys.replay(p, &replay_id);
+        // One replay per endpoint at a time: the running one holds this key,
+        // refreshed as it goes (it expires with a replay's heartbeat if the
+        // API process running it dies).
+        let running = self.state.keys.replay_running(p, &record.id);
+        let mut conn = self.state.conn().await?;
+        let locked: Option<String> = redis::cmd("SET")
+            .arg(&running)
+            .arg(&replay_id)
+            .arg("NX")
+            .arg("PX")
+            .arg(REPLAY_STALE_MS)
+            .query_async(&mut conn)
+            .await?;
+        if locked.is_none() {
+            let other: Option<String> = conn.get(&running).await?;
+            return Err(ApiError::conflict(format!(
+                "a replay of this webhook is running ({}); wait for it to end",
+                other.unwrap_or_default()
+            )));
+        }
         let fields = [
             ("id", replay_id.clone()),
             ("endpoint", record.id.clone()),
@@ -618,7 +639,6 @@ impl WebhookOpsApi {
             ("started", now.to_string()),
             ("heartbeat", now.to_string()),
         ];
-        let mut conn = self.state.conn().await?;
         let _: () = conn.hset_multiple(&key, &fields).await?;
         let _: () = conn.pexpire(&key, MAX_REPLAY_WINDOW_MS as i64).await?;
         drop(conn);
@@ -627,7 +647,9 @@ impl WebhookOpsApi {
             tenant_id: tenant.tenant_id.clone(),
             p,
             endpoint_id: record.id.clone(),
+            replay_id: replay_id.clone(),
             key,
+            running,
             since,
             until,
             allowed,
@@ -686,14 +708,28 @@ struct ReplayJob {
     tenant_id: String,
     p: Partition,
     endpoint_id: String,
+    replay_id: String,
     key: String,
+    /// The endpoint's running-replay key, held while this runs.
+    running: String,
     since: u64,
     until: u64,
     allowed: &'static str,
 }
 
 impl ReplayJob {
+    /// Runs the replay, then lets the endpoint have another.
     async fn run(self) -> Result<(), ApiError> {
+        let result = self.scan().await;
+        let mut conn = self.state.conn().await?;
+        let holder: Option<String> = conn.get(&self.running).await?;
+        if holder.as_deref() == Some(self.replay_id.as_str()) {
+            let _: () = conn.del(&self.running).await?;
+        }
+        result
+    }
+
+    async fn scan(&self) -> Result<(), ApiError> {
         const CHUNK: usize = 200;
         let keys = &self.state.keys;
         let (mut scanned, mut queued, mut offset) = (0u64, 0u64, 0usize);
@@ -738,6 +774,7 @@ impl ReplayJob {
                 fields.push(("finished", now_ms().to_string()));
             }
             let _: () = conn.hset_multiple(&self.key, &fields).await?;
+            let _: () = conn.pexpire(&self.running, REPLAY_STALE_MS as i64).await?;
             if done {
                 tracing::info!(endpoint_id = %self.endpoint_id, scanned, queued, "replay completed");
                 return Ok(());
