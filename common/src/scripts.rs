@@ -15,30 +15,36 @@ macro_rules! prelude {
     };
 }
 
+/// A script: `prelude.lua`, the helper files it uses (`deliveries.lua`,
+/// `steps.lua`), then its own file. Helpers are closures made anew on
+/// every call, so a script carries only those it uses.
 macro_rules! script {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $file:literal $(, $helpers:literal)*) => {
         #[doc = concat!("`", $file, "`; see the file's header.")]
         pub static $name: LazyLock<Script> = LazyLock::new(|| {
             Script::new(concat!(
                 prelude!(),
+                $(include_str!(concat!("scripts/", $helpers)),)*
                 include_str!(concat!("scripts/", $file))
             ))
         });
     };
 }
 
-script!(PUBLISH, "publish.lua");
-script!(FANOUT, "fanout.lua");
-script!(CLAIM, "claim.lua");
+script!(PUBLISH, "publish.lua", "deliveries.lua");
+script!(FANOUT, "fanout.lua", "deliveries.lua");
+script!(CLAIM, "claim.lua", "steps.lua");
 script!(RECORD, "record.lua");
-script!(UPDATE_ENDPOINT, "update_endpoint.lua");
-script!(DELETE_ENDPOINT, "delete_endpoint.lua");
+script!(UPDATE_ENDPOINT, "update_endpoint.lua", "steps.lua");
+script!(DELETE_ENDPOINT, "delete_endpoint.lua", "steps.lua");
 script!(RETRY, "retry.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[
     ("prelude.lua", prelude!()),
+    ("deliveries.lua", include_str!("scripts/deliveries.lua")),
+    ("steps.lua", include_str!("scripts/steps.lua")),
     ("publish.lua", include_str!("scripts/publish.lua")),
     ("fanout.lua", include_str!("scripts/fanout.lua")),
     ("claim.lua", include_str!("scripts/claim.lua")),

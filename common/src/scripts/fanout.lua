@@ -29,14 +29,13 @@ local created = 0
 local fresh = redis.call('SCARD', KEYS[2]) == 0
 local queued = {}
 local members = {}
-local indexes = new_delivery_indexes()
 for i = 11, #ARGV, 2 do
   local endpoint_id = ARGV[i]
   local delivery_id = ARGV[i + 1]
   local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
   if endpoint[1] == tenant and endpoint[2] == '1' then
     if fresh or redis.call('EXISTS', prefix .. 'delivery:' .. delivery_id) == 0 then
-      create_delivery(event, endpoint_id, delivery_id, indexes)
+      create_delivery(event, endpoint_id, delivery_id, nil)
       queued[#queued + 1] = first_attempt
       queued[#queued + 1] = delivery_id
       members[#members + 1] = delivery_id
@@ -45,7 +44,6 @@ for i = 11, #ARGV, 2 do
   end
 end
 in_slices('ZADD', KEYS[1], queued)
-write_delivery_indexes(prefix, indexes)
 in_slices('SADD', KEYS[2], members)
 if created > 0 then
   redis.call('PEXPIRE', KEYS[2], retention)
