@@ -563,6 +563,34 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
         "one step and the marker"
     );
 
+    // A delivery still held (one that had failed once, so it can be
+    // retried) is retried by hand: the retry queues it and takes it out of
+    // the hold, so the release does not queue it again.
+    let held: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys.endpoint_held(p, endpoint_id))
+        .arg(0)
+        .arg(0)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let retried = &held[0];
+    let _: () = redis::cmd("HSET")
+        .arg(keys.delivery(p, retried))
+        .arg("status")
+        .arg("scheduled")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let (status, answer) = app
+        .post(
+            &format!("/api/v1/deliveries/{retried}/retry"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(zcard(&app, &keys.endpoint_held(p, endpoint_id)).await, 499);
+
     app.start_worker();
     let got = receiver.wait_for(EVENTS).await;
     let ids: std::collections::HashSet<&str> =
@@ -570,11 +598,12 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
     assert_eq!(ids.len(), EVENTS);
     let done = wait_until(Duration::from_secs(10), || async {
         let held = zcard(&app, &keys.endpoint_held(p, endpoint_id)).await;
-        let due = zcard(&app, &keys.due(p)).await;
-        (held == 0 && due == 0).then_some(())
+        let queued = zcard(&app, &keys.due(p)).await + zcard(&app, &keys.inflight(p)).await;
+        (held == 0 && queued == 0).then_some(())
     })
     .await;
     assert!(done.is_some(), "nothing left held, no marker left in due");
+    assert_eq!(receiver.count(), EVENTS, "none sent twice");
     app.stop().await;
 }
 

@@ -442,6 +442,7 @@ pub async fn retry_one(
         .key(keys.due(p))
         .key(keys.endpoint_open(p, endpoint_id))
         .key(keys.endpoint(p, endpoint_id))
+        .key(keys.endpoint_held(p, endpoint_id))
         .arg(tenant_id)
         .arg(delivery_id)
         .arg(keys.wake_channel())

@@ -5,6 +5,10 @@
 -- KEYS[2] due zset            hf:{pN}:due
 -- KEYS[3] endpoint open set   hf:{pN}:ep_open:<eid>
 -- KEYS[4] endpoint hash       hf:{pN}:endpoint:<eid>
+-- KEYS[5] endpoint held zset  hf:{pN}:ep_held:<eid> (a delivery still held
+--         after its endpoint was re-enabled, waiting for a step of the
+--         release, is taken out: the retry queues it, the release must not
+--         queue it again)
 -- ARGV[1] tenant id  ARGV[2] delivery id  ARGV[3] wake channel
 -- ARGV[4] partition  ARGV[5] which states may be retried, comma-separated
 --         (the API allows failed,delivered,scheduled; a replay of failed
@@ -41,5 +45,6 @@ else
   redis.call('SADD', KEYS[3], ARGV[2])
 end
 redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, status}
