@@ -59,7 +59,7 @@ pub const CONFLICTS: &[Conflict] = &[
     },
     Conflict {
         operation: "replay_webhook",
-        when: "The webhook is disabled; enable it first.",
+        when: "The webhook is disabled (enable it first), or another replay of it is running.",
         message: "the webhook is disabled; enable it to replay",
     },
     Conflict {

@@ -805,6 +805,24 @@ async fn a_webhook_runs_one_replay_at_a_time() {
         before,
         "a refused replay writes nothing"
     );
+    // A replay that lost its hold (stalled past it) neither renews nor
+    // releases the new holder's.
+    for action in ["renew", "release"] {
+        let held: i64 = hookfleet_common::scripts::REPLAY_LOCK
+            .key(&running)
+            .arg("rpl_0000000000000000000000yy")
+            .arg(action)
+            .arg(30_000)
+            .invoke_async(&mut app.redis().await)
+            .await
+            .unwrap();
+        assert_eq!(held, 0, "{action}");
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "the other replay's hold stays"
+    );
 
     let _: () = redis::cmd("DEL")
         .arg(&running)

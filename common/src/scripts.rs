@@ -39,6 +39,7 @@ script!(UPDATE_ENDPOINT, "update_endpoint.lua", "steps.lua");
 script!(DELETE_ENDPOINT, "delete_endpoint.lua", "steps.lua");
 script!(RETRY, "retry.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
+script!(REPLAY_LOCK, "replay_lock.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -62,4 +63,5 @@ pub const SOURCES: &[(&str, &str)] = &[
         "rotate_secret.lua",
         include_str!("scripts/rotate_secret.lua"),
     ),
+    ("replay_lock.lua", include_str!("scripts/replay_lock.lua")),
 ];

@@ -639,8 +639,18 @@ impl WebhookOpsApi {
             ("started", now.to_string()),
             ("heartbeat", now.to_string()),
         ];
-        let _: () = conn.hset_multiple(&key, &fields).await?;
-        let _: () = conn.pexpire(&key, MAX_REPLAY_WINDOW_MS as i64).await?;
+        let stored: redis::RedisResult<()> = redis::pipe()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .pexpire(&key, MAX_REPLAY_WINDOW_MS as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        if let Err(err) = stored {
+            // Let the webhook have a replay again at once, not in 30 s.
+            let _ = replay_lock(&mut conn, &running, &replay_id, "release").await;
+            return Err(err.into());
+        }
         drop(conn);
         let job = ReplayJob {
             state: self.state.clone(),
@@ -722,10 +732,7 @@ impl ReplayJob {
     async fn run(self) -> Result<(), ApiError> {
         let result = self.scan().await;
         let mut conn = self.state.conn().await?;
-        let holder: Option<String> = conn.get(&self.running).await?;
-        if holder.as_deref() == Some(self.replay_id.as_str()) {
-            let _: () = conn.del(&self.running).await?;
-        }
+        replay_lock(&mut conn, &self.running, &self.replay_id, "release").await?;
         result
     }
 
@@ -774,11 +781,35 @@ impl ReplayJob {
                 fields.push(("finished", now_ms().to_string()));
             }
             let _: () = conn.hset_multiple(&self.key, &fields).await?;
-            let _: () = conn.pexpire(&self.running, REPLAY_STALE_MS as i64).await?;
+            if !done && !replay_lock(&mut conn, &self.running, &self.replay_id, "renew").await? {
+                // Stalled past its hold, and another replay of the endpoint
+                // has started: leave the rest to that one.
+                let _: () = conn.hset(&self.key, "status", "interrupted").await?;
+                tracing::warn!(endpoint_id = %self.endpoint_id, "replay lost its hold; stopped");
+                return Ok(());
+            }
             if done {
                 tracing::info!(endpoint_id = %self.endpoint_id, scanned, queued, "replay completed");
                 return Ok(());
             }
         }
     }
+}
+
+/// Renews (`"renew"`) or releases (`"release"`) a replay's hold on its
+/// endpoint, only while the replay still holds it; false when it does not.
+async fn replay_lock(
+    conn: &mut hookfleet_common::redis_pool::RedisConn,
+    running: &str,
+    replay_id: &str,
+    action: &str,
+) -> Result<bool, ApiError> {
+    let held: i64 = scripts::REPLAY_LOCK
+        .key(running)
+        .arg(replay_id)
+        .arg(action)
+        .arg(REPLAY_STALE_MS)
+        .invoke_async(conn)
+        .await?;
+    Ok(held == 1)
 }

@@ -91,8 +91,9 @@ for _, delivery_id in ipairs(due) do
     -- (A marker, handled above.)
   elseif status == 'delivered' or status == 'failed' or status == 'cancelled'
       or status == 'in_flight' then
-    -- Already ended, or leased (a delivery retried by hand while a stepped
-    -- release still held it comes back later): nothing to hand out.
+    -- Already ended, or leased: nothing to hand out. (A safety net: a
+    -- delivery should not be in due then; retry.lua takes a retried one
+    -- out of a stepped release's held set.)
     leave_due[#leave_due + 1] = delivery_id
   elseif not d[1] then
     -- Expired by retention: nothing left to deliver.
