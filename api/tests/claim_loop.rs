@@ -166,7 +166,7 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
     let event = app.publish(&key, "user.created", json!({})).await;
     let event_id = event["id"].as_str().unwrap();
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let keys = app.keys();
     let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Event, event_id)
         .unwrap();
     let claimed = hookfleet_worker::claim::claim(
@@ -211,7 +211,7 @@ async fn a_failing_partition_does_not_hold_up_the_others() {
     let endpoint_id = endpoint["id"].as_str().unwrap();
     let healthy = ids::partition_of(IdKind::Endpoint, endpoint_id).unwrap();
     let broken = Partition(1 - healthy.0);
-    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let keys = app.keys();
     let mut conn = app.redis().await;
     let _: () = redis::cmd("SET")
         .arg(keys.due(broken))

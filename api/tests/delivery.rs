@@ -311,26 +311,11 @@ async fn deleting_an_endpoint_cancels_its_pending_deliveries() {
         .get(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
         .await;
     assert_eq!(status, 404);
-    let mut conn = app.redis().await;
-    let due: u64 = redis::cmd("ZCARD")
-        .arg(
-            app_keys(&app).due(
-                hookfleet_common::ids::partition_of(
-                    hookfleet_common::ids::IdKind::Endpoint,
-                    endpoint_id,
-                )
-                .unwrap(),
-            ),
-        )
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let due = app
+        .zcard(&app.keys().due(common::endpoint_partition(endpoint_id)))
+        .await;
     assert_eq!(due, 0, "nothing left in the due set");
     app.stop().await;
-}
-
-fn app_keys(app: &common::TestApp) -> hookfleet_common::Keys {
-    hookfleet_common::Keys::new(app.config.redis_prefix.clone())
 }
 
 #[tokio::test]
@@ -349,12 +334,8 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     let mut app = app;
     app.start_worker();
     // The worker claims it, sees the endpoint disabled and holds it.
-    let keys = app_keys(&app);
-    let p = hookfleet_common::ids::partition_of(
-        hookfleet_common::ids::IdKind::Endpoint,
-        endpoint["id"].as_str().unwrap(),
-    )
-    .unwrap();
+    let keys = app.keys();
+    let p = common::endpoint_partition(endpoint["id"].as_str().unwrap());
     let held_key = keys.endpoint_held(p, endpoint["id"].as_str().unwrap());
     let pool = app.redis_pool();
     wait_until(Duration::from_secs(10), || {
@@ -378,12 +359,7 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
         .await;
     assert_eq!(receiver.count(), 1);
-    let mut conn = app.redis().await;
-    let n: u64 = redis::cmd("ZCARD")
-        .arg(&held_key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let n = app.zcard(&held_key).await;
     assert_eq!(n, 0);
     app.stop().await;
 }
@@ -509,15 +485,6 @@ async fn queue_events(app: &common::TestApp, key: &str, n: usize) {
     }
 }
 
-/// Counts of a few Redis values about one endpoint's queue.
-async fn zcard(app: &common::TestApp, key: &str) -> u64 {
-    redis::cmd("ZCARD")
-        .arg(key)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap()
-}
-
 /// Re-enabling an endpoint with more held deliveries than one script step
 /// (1000) releases one step at once and marks the rest in due; the workers'
 /// claims release them a step at a time, so no script call handles them
@@ -534,31 +501,29 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
         .await;
     let endpoint_id = endpoint["id"].as_str().unwrap();
     let path = format!("/api/v1/webhooks/{endpoint_id}");
-    let p =
-        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
-            .unwrap();
-    let keys = app_keys(&app);
+    let p = common::endpoint_partition(endpoint_id);
+    let keys = app.keys();
     queue_events(&app, &key, EVENTS).await;
     let (status, _) = app.patch(&path, &key, json!({"active": false})).await;
     assert_eq!(status, 200);
     // Claims (as a worker's) hold every one of them.
     let pool = app.redis_pool();
-    while zcard(&app, &keys.due(p)).await > 0 {
+    while app.zcard(&keys.due(p)).await > 0 {
         let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 500, 60_000, 0)
             .await
             .unwrap();
         assert!(claimed.jobs.is_empty());
     }
     assert_eq!(
-        zcard(&app, &keys.endpoint_held(p, endpoint_id)).await,
+        app.zcard(&keys.endpoint_held(p, endpoint_id)).await,
         EVENTS as u64
     );
 
     let (status, _) = app.patch(&path, &key, json!({"active": true})).await;
     assert_eq!(status, 200);
-    assert_eq!(zcard(&app, &keys.endpoint_held(p, endpoint_id)).await, 500);
+    assert_eq!(app.zcard(&keys.endpoint_held(p, endpoint_id)).await, 500);
     assert_eq!(
-        zcard(&app, &keys.due(p)).await,
+        app.zcard(&keys.due(p)).await,
         1001,
         "one step and the marker"
     );
@@ -589,7 +554,7 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
         )
         .await;
     assert_eq!(status, 202, "{answer}");
-    assert_eq!(zcard(&app, &keys.endpoint_held(p, endpoint_id)).await, 499);
+    assert_eq!(app.zcard(&keys.endpoint_held(p, endpoint_id)).await, 499);
 
     app.start_worker();
     let got = receiver.wait_for(EVENTS).await;
@@ -597,8 +562,8 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
         got.iter().filter_map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), EVENTS);
     let done = wait_until(Duration::from_secs(10), || async {
-        let held = zcard(&app, &keys.endpoint_held(p, endpoint_id)).await;
-        let queued = zcard(&app, &keys.due(p)).await + zcard(&app, &keys.inflight(p)).await;
+        let held = app.zcard(&keys.endpoint_held(p, endpoint_id)).await;
+        let queued = app.zcard(&keys.due(p)).await + app.zcard(&keys.inflight(p)).await;
         (held == 0 && queued == 0).then_some(())
     })
     .await;
@@ -621,10 +586,8 @@ async fn deleting_cancels_a_large_backlog_in_steps() {
         .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
     let endpoint_id = endpoint["id"].as_str().unwrap();
-    let p =
-        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
-            .unwrap();
-    let keys = app_keys(&app);
+    let p = common::endpoint_partition(endpoint_id);
+    let keys = app.keys();
     queue_events(&app, &key, EVENTS).await;
     let (status, _) = app
         .delete(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
@@ -638,14 +601,14 @@ async fn deleting_cancels_a_large_backlog_in_steps() {
         .unwrap();
     assert_eq!(still_open, 500);
     assert_eq!(
-        zcard(&app, &keys.due(p)).await,
+        app.zcard(&keys.due(p)).await,
         501,
         "the rest and the marker"
     );
 
     app.start_worker();
     let done = wait_until(Duration::from_secs(10), || async {
-        (zcard(&app, &keys.due(p)).await == 0).then_some(())
+        (app.zcard(&keys.due(p)).await == 0).then_some(())
     })
     .await;
     assert!(done.is_some(), "the marker is gone once all are cancelled");
@@ -688,9 +651,7 @@ async fn an_ended_delivery_queued_again_is_not_sent_again() {
         .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
     let endpoint_id = endpoint["id"].as_str().unwrap();
-    let p =
-        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
-            .unwrap();
+    let p = common::endpoint_partition(endpoint_id);
     let event = app.publish(&key, "user.created", json!({})).await;
     let detail = app
         .wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
@@ -698,7 +659,7 @@ async fn an_ended_delivery_queued_again_is_not_sent_again() {
     let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(receiver.count(), 1);
 
-    let keys = app_keys(&app);
+    let keys = app.keys();
     let _: () = redis::cmd("ZADD")
         .arg(keys.due(p))
         .arg(hookfleet_common::time_util::now_ms())
@@ -707,7 +668,7 @@ async fn an_ended_delivery_queued_again_is_not_sent_again() {
         .await
         .unwrap();
     let settled = wait_until(Duration::from_secs(10), || async {
-        let queued = zcard(&app, &keys.due(p)).await + zcard(&app, &keys.inflight(p)).await;
+        let queued = app.zcard(&keys.due(p)).await + app.zcard(&keys.inflight(p)).await;
         (queued == 0).then_some(())
     })
     .await;

@@ -775,9 +775,8 @@ async fn a_webhook_runs_one_replay_at_a_time() {
         )
         .await;
     let id = endpoint["id"].as_str().unwrap();
-    let p =
-        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, id).unwrap();
-    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let p = common::endpoint_partition(id);
+    let keys = app.keys();
     let running = keys.replay_running(p, id);
     let path = format!("/api/v1/webhooks/{id}/replay");
     let body = json!({"since": rfc3339_ms(now_ms() - 60_000)});

@@ -13,10 +13,6 @@ use hookfleet_common::time_util::now_ms;
 use hookfleet_common::{scripts, Keys};
 use serde_json::json;
 
-fn keys(app: &common::TestApp) -> Keys {
-    Keys::new(app.config.redis_prefix.clone())
-}
-
 /// How many stored values (string, hash field, stream field) contain `marker`.
 async fn occurrences(app: &common::TestApp, marker: &str) -> usize {
     let mut conn = app.redis().await;
@@ -108,14 +104,9 @@ async fn fan_out_to_many_endpoints_stores_the_body_once() {
     );
 
     // Each partition's due set holds exactly its endpoints' deliveries.
-    let mut conn = app.redis().await;
     let mut queued = 0;
     for p in app.config.all_partitions() {
-        let n: usize = redis::cmd("ZCARD")
-            .arg(keys(&app).due(p))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let n = app.zcard(&app.keys().due(p)).await;
         queued += n;
     }
     assert_eq!(queued, 60);
@@ -144,7 +135,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     // A worker claims the delivery with a short lease, then "dies": it never
     // attempts or records anything.
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let claimed = hookfleet_worker::claim::claim(&pool, &keys(&app), p, 10, 300, now_ms())
+    let claimed = hookfleet_worker::claim::claim(&pool, &app.keys(), p, 10, 300, now_ms())
         .await
         .unwrap();
     assert_eq!(claimed.jobs.len(), 1);
@@ -167,7 +158,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     };
     let held = record_one(
         &pool,
-        &keys(&app),
+        &app.keys(),
         &app.config,
         &dead_job,
         &late,
@@ -281,7 +272,7 @@ async fn app_with_one_endpoint() -> (common::TestApp, String, String, Partition)
 #[tokio::test]
 async fn a_resent_publish_call_writes_nothing_twice() {
     let (app, _key, endpoint_id, p) = app_with_one_endpoint().await;
-    let k = keys(&app);
+    let k = app.keys();
     let tenant_id: String = {
         let mut conn = app.redis().await;
         redis::cmd("HGET")
@@ -296,45 +287,16 @@ async fn a_resent_publish_call_writes_nothing_twice() {
     for idempotency_key in [None, Some("order-1")] {
         let event_id = ids::new_id(IdKind::Event, p, now_ms());
         let delivery_id = ids::delivery_id(&event_id, &endpoint_id, p);
-        let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
-        let idem_key = match idempotency_key {
-            Some(idem) => k.idempotency(p, &tenant_id, idem),
-            None => k.event(p, &event_id),
+        let call = RawPublish {
+            tenant_id: &tenant_id,
+            home: p,
+            event_id: &event_id,
+            idempotency_key,
+            matched: 1,
+            partitions: &p.0.to_string(),
+            here: std::slice::from_ref(&endpoint_id),
         };
-        let invoke = || async {
-            let mut conn = app.redis().await;
-            let replies: Vec<(i64, String, u64, String)> = scripts::PUBLISH
-                .key(k.due(p))
-                .key(k.fanout_pending(p))
-                .key(k.event(p, &event_id))
-                .key(&idem_key)
-                .key(k.event_deliveries(p, &event_id))
-                .key(k.event_body(p, &event_id))
-                .arg(k.partition_prefix(p))
-                .arg(0)
-                .arg(86_400_000u64)
-                .arg(86_400_000u64)
-                .arg(&tenant_id)
-                .arg(p.0)
-                .arg(k.wake_channel())
-                .arg("0")
-                .arg(1)
-                .arg(if idempotency_key.is_some() { "1" } else { "0" })
-                .arg(&event_id)
-                .arg("user.created")
-                .arg(&body)
-                .arg("1")
-                .arg(1)
-                .arg(p.0.to_string())
-                .arg(1)
-                .arg(&endpoint_id)
-                .arg(&delivery_id)
-                .invoke_async(&mut conn)
-                .await
-                .unwrap();
-            assert_eq!(replies.len(), 1);
-            replies[0].clone()
-        };
+        let invoke = || call.run(&app);
         let first = invoke().await;
         assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
         // The delivery moves on (as if attempted and delivered).
@@ -364,7 +326,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     let event = app.publish(&key, "user.created", json!({})).await;
     let event_id = event["id"].as_str().unwrap().to_string();
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let k = keys(&app);
+    let k = app.keys();
     let record = |job: hookfleet_worker::claim::Job, status: u16, decision| {
         let (pool, k, config) = (pool.clone(), k.clone(), app.config.clone());
         async move {
@@ -432,7 +394,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
         event_ids.push(event["id"].as_str().unwrap().to_string());
     }
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let k = keys(&app);
+    let k = app.keys();
     let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms())
         .await
         .unwrap()
@@ -530,6 +492,71 @@ async fn endpoints_in_two_partitions(app: &common::TestApp, key: &str, url: &str
     count
 }
 
+/// One event of type `user.created` as a direct `publish.lua` call for its
+/// home partition, as the API makes it: `matched` endpoints in the
+/// partitions `partitions` (comma-separated), of which those in `here`
+/// (endpoint ids of `home`) get their deliveries in this call.
+struct RawPublish<'a> {
+    tenant_id: &'a str,
+    home: Partition,
+    event_id: &'a str,
+    idempotency_key: Option<&'a str>,
+    matched: usize,
+    partitions: &'a str,
+    here: &'a [String],
+}
+
+impl RawPublish<'_> {
+    /// Runs the call; returns `publish.lua`'s answer for the event.
+    async fn run(&self, app: &common::TestApp) -> (i64, String, u64, String) {
+        let (k, home, event_id) = (app.keys(), self.home, self.event_id);
+        let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+        let idem_key = match self.idempotency_key {
+            Some(idem) => k.idempotency(home, self.tenant_id, idem),
+            None => k.event(home, event_id),
+        };
+        let complete = self.partitions == home.0.to_string();
+        let mut invocation = scripts::PUBLISH.prepare_invoke();
+        invocation
+            .key(k.due(home))
+            .key(k.fanout_pending(home))
+            .key(k.event(home, event_id))
+            .key(idem_key)
+            .key(k.event_deliveries(home, event_id))
+            .key(k.event_body(home, event_id))
+            .arg(k.partition_prefix(home))
+            .arg(0)
+            .arg(86_400_000u64)
+            .arg(86_400_000u64)
+            .arg(self.tenant_id)
+            .arg(home.0)
+            .arg(k.wake_channel())
+            .arg("0")
+            .arg(1)
+            .arg(if self.idempotency_key.is_some() {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(event_id)
+            .arg("user.created")
+            .arg(body)
+            .arg(if complete { "1" } else { "0" })
+            .arg(self.matched)
+            .arg(self.partitions)
+            .arg(self.here.len());
+        for id in self.here {
+            invocation.arg(id).arg(ids::delivery_id(event_id, id, home));
+        }
+        let replies: Vec<(i64, String, u64, String)> = invocation
+            .invoke_async(&mut app.redis().await)
+            .await
+            .unwrap();
+        assert_eq!(replies.len(), 1);
+        replies[0].clone()
+    }
+}
+
 /// Runs `publish.lua` alone, as an API would right before dying: the event
 /// is stored (under `idempotency_key` if given), marked incomplete for
 /// `matched` endpoints and listed as pending; no partition's deliveries are
@@ -541,41 +568,18 @@ async fn store_event_then_die(
     idempotency_key: Option<&str>,
     matched: usize,
 ) -> String {
-    let k = keys(app);
     let event_id = ids::new_id(IdKind::Event, home, now_ms());
-    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
-    let idem_key = match idempotency_key {
-        Some(idem) => k.idempotency(home, tenant_id, idem),
-        None => k.event(home, &event_id),
-    };
-    let mut conn = app.redis().await;
-    let _: redis::Value = scripts::PUBLISH
-        .key(k.due(home))
-        .key(k.fanout_pending(home))
-        .key(k.event(home, &event_id))
-        .key(idem_key)
-        .key(k.event_deliveries(home, &event_id))
-        .key(k.event_body(home, &event_id))
-        .arg(k.partition_prefix(home))
-        .arg(0)
-        .arg(86_400_000u64)
-        .arg(86_400_000u64)
-        .arg(tenant_id)
-        .arg(home.0)
-        .arg(k.wake_channel())
-        .arg("0")
-        .arg(1)
-        .arg(if idempotency_key.is_some() { "1" } else { "0" })
-        .arg(&event_id)
-        .arg("user.created")
-        .arg(&body)
-        .arg("0")
-        .arg(matched)
-        .arg("")
-        .arg(0)
-        .invoke_async(&mut conn)
-        .await
-        .unwrap();
+    RawPublish {
+        tenant_id,
+        home,
+        event_id: &event_id,
+        idempotency_key,
+        matched,
+        partitions: "",
+        here: &[],
+    }
+    .run(app)
+    .await;
     event_id
 }
 
@@ -597,15 +601,10 @@ async fn a_fan_out_left_incomplete_is_finished_by_a_worker() {
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     let all_endpoints = endpoints_in_two_partitions(&app, &key, &receiver.url).await;
 
-    let k = keys(&app);
+    let k = app.keys();
     let home = Partition(0);
     let event_id = store_event_then_die(&app, &tenant_id, home, None, all_endpoints).await;
-    let mut conn = app.redis().await;
-    let pending: usize = redis::cmd("ZCARD")
-        .arg(k.fanout_pending(home))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pending = app.zcard(&k.fanout_pending(home)).await;
     assert_eq!(pending, 1, "the stored event is listed as pending");
 
     app.start_worker();
@@ -617,11 +616,7 @@ async fn a_fan_out_left_incomplete_is_finished_by_a_worker() {
         detail["deliveries"].as_array().unwrap().len(),
         all_endpoints
     );
-    let pending: usize = redis::cmd("ZCARD")
-        .arg(k.fanout_pending(home))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pending = app.zcard(&k.fanout_pending(home)).await;
     assert_eq!(pending, 0, "the finished fan-out is no longer pending");
     app.stop().await;
     assert_eq!(receiver.count(), all_endpoints, "nothing was sent twice");
@@ -719,7 +714,7 @@ async fn a_fan_out_failing_after_the_event_is_stored_is_accepted_and_finished() 
     }
     // The event's home is the lowest partition; every other one's queue
     // is made unusable (a value of the wrong type), so fanout.lua fails.
-    let k = keys(&app);
+    let k = app.keys();
     let others: Vec<Partition> = partitions.iter().skip(1).copied().collect();
     let mut conn = app.redis().await;
     for p in &others {
@@ -764,7 +759,7 @@ async fn a_fan_out_failing_after_the_event_is_stored_is_accepted_and_finished() 
 #[tokio::test]
 async fn a_resent_rotation_keeps_the_previous_secret() {
     let (app, _key, endpoint_id, p) = app_with_one_endpoint().await;
-    let k = keys(&app);
+    let k = app.keys();
     let mut conn = app.redis().await;
     let (tenant_id, before): (String, String) = redis::cmd("HMGET")
         .arg(k.endpoint(p, &endpoint_id))
@@ -844,46 +839,26 @@ async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted(
         .join(",");
     // publish.lua ran for the home partition (its deliveries are queued),
     // then the API died before the other partitions.
-    let k = keys(&app);
+    let k = app.keys();
     let event_id = ids::new_id(IdKind::Event, home, now_ms());
-    let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
-    let here: Vec<&(String, Partition)> = endpoints.iter().filter(|(_, p)| *p == home).collect();
-    let mut invocation = scripts::PUBLISH.prepare_invoke();
-    invocation
-        .key(k.due(home))
-        .key(k.fanout_pending(home))
-        .key(k.event(home, &event_id))
-        .key(k.event(home, &event_id))
-        .key(k.event_deliveries(home, &event_id))
-        .key(k.event_body(home, &event_id))
-        .arg(k.partition_prefix(home))
-        .arg(0)
-        .arg(86_400_000u64)
-        .arg(86_400_000u64)
-        .arg(&tenant_id)
-        .arg(home.0)
-        .arg(k.wake_channel())
-        .arg("0")
-        .arg(1)
-        .arg("0")
-        .arg(&event_id)
-        .arg("user.created")
-        .arg(&body)
-        .arg("0")
-        .arg(endpoints.len())
-        .arg(&csv)
-        .arg(here.len());
-    for (id, _) in &here {
-        invocation
-            .arg(id)
-            .arg(ids::delivery_id(&event_id, id, home));
+    let here: Vec<String> = endpoints
+        .iter()
+        .filter(|(_, p)| *p == home)
+        .map(|(id, _)| id.clone())
+        .collect();
+    RawPublish {
+        tenant_id: &tenant_id,
+        home,
+        event_id: &event_id,
+        idempotency_key: None,
+        matched: endpoints.len(),
+        partitions: &csv,
+        here: &here,
     }
-    let _: redis::Value = invocation
-        .invoke_async(&mut app.redis().await)
-        .await
-        .unwrap();
+    .run(&app)
+    .await;
     // Meanwhile the home partition's endpoints are disabled.
-    for (id, _) in &here {
+    for id in &here {
         let (status, _) = app
             .patch(
                 &format!("/api/v1/webhooks/{id}"),
@@ -898,11 +873,7 @@ async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted(
     let others = endpoints.len() - here.len();
     receiver.wait_for(others).await;
     let finished = common::wait_until(Duration::from_secs(20), || async {
-        let pending: usize = redis::cmd("ZCARD")
-            .arg(k.fanout_pending(home))
-            .query_async(&mut app.redis().await)
-            .await
-            .unwrap();
+        let pending = app.zcard(&k.fanout_pending(home)).await;
         (pending == 0).then_some(())
     })
     .await;

@@ -45,9 +45,8 @@ async fn expired_events_and_deliveries_answer_404() {
 
     // The delivery expired while still queued: a worker drops it.
     app.start_worker();
-    let p =
-        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, id).unwrap();
-    let due = hookfleet_common::Keys::new(app.config.redis_prefix.clone()).due(p);
+    let p = common::endpoint_partition(id);
+    let due = app.keys().due(p);
     let pool = app.redis_pool();
     wait_until(Duration::from_secs(10), || {
         let pool = pool.clone();

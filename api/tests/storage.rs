@@ -9,12 +9,7 @@ mod common;
 use common::{python_accepts, spawn_app, spawn_receiver, Reply};
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::time_util::now_ms;
-use hookfleet_common::Keys;
 use serde_json::{json, Value};
-
-fn keys(app: &common::TestApp) -> Keys {
-    Keys::new(app.config.redis_prefix.clone())
-}
 
 async fn encoding(app: &common::TestApp, key: &str) -> String {
     let mut conn = app.redis().await;
@@ -70,7 +65,7 @@ fn delivery_ids(event_id: &str, endpoints: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn a_small_event_is_one_listpack_hash_and_its_body() {
     let app = spawn_app(false, &[("HOOKFLEET_PARTITIONS", "1")]).await;
-    let k = keys(&app);
+    let k = app.keys();
     let (_, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     let mut endpoints = Vec::new();
@@ -120,7 +115,7 @@ async fn a_small_event_is_one_listpack_hash_and_its_body() {
 #[tokio::test]
 async fn an_event_stored_by_the_previous_layout_is_delivered_and_shown() {
     let mut app = spawn_app(false, &[]).await;
-    let k = keys(&app);
+    let k = app.keys();
     let (tenant_id, key) = app.tenant("acme").await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     let endpoint = app

@@ -238,7 +238,7 @@ async fn bad_event_type_input_is_refused_and_writes_nothing() {
         .await;
     }
     // A tenant with 1000 types of its own gets no more.
-    let keys = hookfleet_common::Keys::new(app.config.redis_prefix.clone());
+    let keys = app.keys();
     let mut pipe = redis::pipe();
     for n in 0..1000 {
         pipe.hset(

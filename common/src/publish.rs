@@ -109,7 +109,9 @@ pub async fn publish(
     );
     let replies: Vec<PublishReply> = {
         let mut conn = state.conn().await?;
-        invocation(&[&prepared]).invoke_async(&mut conn).await?
+        invocation(state, tenant_id, &[&prepared])
+            .invoke_async(&mut conn)
+            .await?
     };
     let reply = replies
         .into_iter()
@@ -198,7 +200,7 @@ pub async fn publish_many(
         pipe.load_script(&scripts::PUBLISH).ignore();
         for call in &calls {
             let group: Vec<&Prepared> = call.iter().map(|&i| &prepared[i]).collect();
-            pipe.invoke_script(&invocation(&group));
+            pipe.invoke_script(&invocation(state, tenant_id, &group));
         }
         let replies: Result<Vec<Vec<PublishReply>>, PublishError> = async {
             let mut conn = state.conn().await?;
@@ -256,21 +258,9 @@ struct Prepared {
     complete: bool,
     matched: usize,
     partitions_csv: String,
-    idem_key: String,
-    has_idempotency_key: bool,
+    idempotency_key: Option<String>,
     groups: Arc<BTreeMap<Partition, Vec<String>>>,
     test: bool,
-    prefix: String,
-    due: String,
-    event_key: String,
-    event_body: String,
-    event_deliveries: String,
-    pending: String,
-    wake: String,
-    initial_delay: u64,
-    retention: u64,
-    idempotency_ttl: u64,
-    tenant_id: String,
 }
 
 impl Prepared {
@@ -284,7 +274,6 @@ impl Prepared {
         test: bool,
     ) -> Self {
         let now = now_ms();
-        let keys = state.keys;
         let config = state.config;
         let home = match idempotency_key {
             Some(key) => ids::partition_for(&format!("{tenant_id}\n{key}"), config.partitions),
@@ -309,18 +298,8 @@ impl Prepared {
             .map(|p| p.0.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let idem_key = idempotency_key
-            .map(|key| keys.idempotency(home, tenant_id, key))
-            .unwrap_or_else(|| keys.event(home, &event_id));
         Prepared {
             now,
-            event_key: keys.event(home, &event_id),
-            event_body: keys.event_body(home, &event_id),
-            event_deliveries: keys.event_deliveries(home, &event_id),
-            pending: keys.fanout_pending(home),
-            due: keys.due(home),
-            prefix: keys.partition_prefix(home),
-            wake: keys.wake_channel(),
             event_id,
             event_type: event_type.to_string(),
             home,
@@ -328,14 +307,9 @@ impl Prepared {
             complete,
             matched,
             partitions_csv,
-            idem_key,
-            has_idempotency_key: idempotency_key.is_some(),
+            idempotency_key: idempotency_key.map(str::to_string),
             groups,
             test,
-            initial_delay: initial_delay_ms(config),
-            retention: config.retention.as_millis() as u64,
-            idempotency_ttl: config.idempotency_ttl.as_millis() as u64,
-            tenant_id: tenant_id.to_string(),
         }
     }
 
@@ -457,27 +431,39 @@ impl Prepared {
 
 /// The `publish.lua` call for events of one tenant sharing a home
 /// partition and a test flag (see the script's header for the arguments).
-fn invocation(group: &[&Prepared]) -> redis::ScriptInvocation<'static> {
+fn invocation(
+    state: Store<'_>,
+    tenant_id: &str,
+    group: &[&Prepared],
+) -> redis::ScriptInvocation<'static> {
     let mut invocation = scripts::PUBLISH.prepare_invoke();
     let Some(first) = group.first() else {
         return invocation;
     };
-    invocation.key(&first.due).key(&first.pending);
+    let (keys, config, home) = (state.keys, state.config, first.home);
+    invocation
+        .key(keys.due(home))
+        .key(keys.fanout_pending(home));
     for event in group {
+        let event_key = keys.event(home, &event.event_id);
+        let idem_key = match &event.idempotency_key {
+            Some(key) => keys.idempotency(home, tenant_id, key),
+            None => event_key.clone(),
+        };
         invocation
-            .key(&event.event_key)
-            .key(&event.idem_key)
-            .key(&event.event_deliveries)
-            .key(&event.event_body);
+            .key(event_key)
+            .key(idem_key)
+            .key(keys.event_deliveries(home, &event.event_id))
+            .key(keys.event_body(home, &event.event_id));
     }
     invocation
-        .arg(&first.prefix)
-        .arg(first.initial_delay)
-        .arg(first.retention)
-        .arg(first.idempotency_ttl)
-        .arg(&first.tenant_id)
-        .arg(first.home.0)
-        .arg(&first.wake)
+        .arg(keys.partition_prefix(home))
+        .arg(initial_delay_ms(config))
+        .arg(config.retention.as_millis() as u64)
+        .arg(config.idempotency_ttl.as_millis() as u64)
+        .arg(tenant_id)
+        .arg(home.0)
+        .arg(keys.wake_channel())
         .arg(if first.test { "1" } else { "0" })
         .arg(group.len());
     for event in group {
@@ -487,7 +473,11 @@ fn invocation(group: &[&Prepared]) -> redis::ScriptInvocation<'static> {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         invocation
-            .arg(if event.has_idempotency_key { "1" } else { "0" })
+            .arg(if event.idempotency_key.is_some() {
+                "1"
+            } else {
+                "0"
+            })
             .arg(&event.event_id)
             .arg(&event.event_type)
             .arg(&event.body)

@@ -107,6 +107,20 @@ impl TestApp {
             .expect("connect to test redis")
     }
 
+    /// The app's key names (its prefix).
+    pub fn keys(&self) -> hookfleet_common::Keys {
+        hookfleet_common::Keys::new(self.config.redis_prefix.clone())
+    }
+
+    /// The number of members of one of the app's sorted sets.
+    pub async fn zcard(&self, key: &str) -> u64 {
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("ZCARD")
+    }
+
     /// A pool like the app's own, for polling closures that need a
     /// connection each time.
     pub fn redis_pool(&self) -> hookfleet_common::redis_pool::RedisPool {
@@ -932,4 +946,10 @@ pub async fn counter(metrics_listen: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The partition an endpoint id names.
+pub fn endpoint_partition(endpoint_id: &str) -> hookfleet_common::ids::Partition {
+    hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
+        .expect("an endpoint id")
 }
