@@ -262,6 +262,109 @@ async fn bad_event_type_input_is_refused_and_writes_nothing() {
     app.stop().await;
 }
 
+/// Fills a tenant's capped hash (`endpoints` or `event_types`) up to
+/// `count` fields with `filler(n)`.
+async fn fill(
+    app: &common::TestApp,
+    key: &str,
+    count: usize,
+    filler: impl Fn(usize) -> (String, String),
+) {
+    let mut pipe = redis::pipe();
+    for n in 0..count {
+        let (field, value) = filler(n);
+        pipe.hset(key, field, value).ignore();
+    }
+    let _: () = pipe.query_async(&mut app.redis().await).await.unwrap();
+}
+
+async fn hlen(app: &common::TestApp, key: &str) -> usize {
+    redis::cmd("HLEN")
+        .arg(key)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap()
+}
+
+/// The caps of 1,000 webhooks and 1,000 event types per tenant hold under
+/// concurrent creates: the check and the write are one step
+/// (`capped_add.lua`), so 20 creates at once with 5 places left make
+/// exactly 5, and the rest get 409 (an `HLEN` check before a separate
+/// write let all 20 through).
+#[tokio::test]
+async fn caps_hold_under_concurrent_creates() {
+    let app = spawn_app(false, &[]).await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let keys = app.keys();
+
+    let endpoints = keys.tenant_endpoints(&tenant_id);
+    fill(&app, &endpoints, 995, |n| {
+        (format!("ep_filler{n}"), "user.created".to_string())
+    })
+    .await;
+    let bodies = (0..20)
+        .map(|n| json!({"url": format!("https://example.com/h{n}"), "events": ["user.created"]}))
+        .collect();
+    let answers = app.post_all("/api/v1/webhooks", &key, bodies).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(created.len(), 5, "{answers:?}");
+    for (status, body) in &answers {
+        assert!(*status == 201 || *status == 409, "{status} {body}");
+        if *status == 409 {
+            assert_eq!(body["code"], "conflict", "{body}");
+            assert!(
+                body["message"].as_str().unwrap().contains("1000 webhooks"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(hlen(&app, &endpoints).await, 1000);
+    // Each created webhook is whole: readable, in the list.
+    for webhook in &created {
+        let id = webhook["id"].as_str().unwrap();
+        let (status, read) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
+        assert_eq!(status, 200, "{read}");
+    }
+    let (_, listed) = app.get("/api/v1/webhooks", &key).await;
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    // A full tenant's next create writes nothing.
+    refused(
+        &app,
+        &key,
+        "POST",
+        "/api/v1/webhooks",
+        json!({"url": "https://example.com/more", "events": ["user.created"]}),
+        409,
+        None,
+    )
+    .await;
+
+    let event_types = keys.tenant_event_types(&tenant_id);
+    fill(&app, &event_types, 995, |n| {
+        (
+            format!("t.n{n}"),
+            json!({"name": format!("t.n{n}"), "description": "", "built_in": false, "operational": false}).to_string(),
+        )
+    })
+    .await;
+    // Ten new names twice each: a name is created once, and only five fit.
+    let bodies = (0..20)
+        .map(|n| json!({"name": format!("order.n{}", n % 10), "description": ""}))
+        .collect();
+    let answers = app.post_all("/api/v1/event-types", &key, bodies).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 5, "{answers:?}");
+    for (status, body) in &answers {
+        assert!(*status == 201 || *status == 409, "{status} {body}");
+    }
+    assert_eq!(hlen(&app, &event_types).await, 1000);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn bad_endpoint_input_is_refused_and_writes_nothing() {
     let app = spawn_app(false, &[]).await;

@@ -40,6 +40,7 @@ script!(DELETE_ENDPOINT, "delete_endpoint.lua", "steps.lua");
 script!(RETRY, "retry.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
 script!(REPLAY_LOCK, "replay_lock.lua");
+script!(CAPPED_ADD, "capped_add.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -64,4 +65,5 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("scripts/rotate_secret.lua"),
     ),
     ("replay_lock.lua", include_str!("scripts/replay_lock.lua")),
+    ("capped_add.lua", include_str!("scripts/capped_add.lua")),
 ];

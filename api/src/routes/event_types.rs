@@ -18,7 +18,7 @@ use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input;
-use crate::state::AppState;
+use crate::state::{AppState, CappedAdd};
 
 pub struct EventTypesApi {
     pub state: AppState,
@@ -209,16 +209,6 @@ impl EventTypesApi {
                 "`{name}` is a built-in event type"
             )));
         }
-        let count: u64 = {
-            let mut conn = self.state.conn().await?;
-            conn.hlen(self.state.keys.tenant_event_types(&tenant.tenant_id))
-                .await?
-        };
-        if count >= MAX_EVENT_TYPES_PER_TENANT {
-            return Err(ApiError::conflict(format!(
-                "a tenant may define at most {MAX_EVENT_TYPES_PER_TENANT} event types"
-            )));
-        }
         let now = now_ms();
         let event_type = EventType {
             name: name.clone(),
@@ -229,16 +219,25 @@ impl EventTypesApi {
             created_at: Some(rfc3339_ms(now)),
         };
         let json = serde_json::to_string(&event_type).map_err(|_| ApiError::unavailable())?;
-        let mut conn = self.state.conn().await?;
-        let created: bool = conn
-            .hset_nx(
+        match self
+            .state
+            .capped_add(
                 self.state.keys.tenant_event_types(&tenant.tenant_id),
+                MAX_EVENT_TYPES_PER_TENANT,
                 &name,
-                json,
+                &json,
             )
-            .await?;
-        if !created {
-            return Err(ApiError::conflict(format!("event type `{name}` exists")));
+            .await?
+        {
+            CappedAdd::Added => {}
+            CappedAdd::Exists => {
+                return Err(ApiError::conflict(format!("event type `{name}` exists")))
+            }
+            CappedAdd::Full => {
+                return Err(ApiError::conflict(format!(
+                    "a tenant may define at most {MAX_EVENT_TYPES_PER_TENANT} event types"
+                )))
+            }
         }
         Ok(EventTypeCreated::Created(Json(event_type)))
     }

@@ -29,7 +29,7 @@ use crate::auth::{ApiKeyAuth, TenantCtx};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input::{self, EndpointUrl, HeaderList};
-use crate::state::AppState;
+use crate::state::{AppState, CappedAdd};
 
 /// The most endpoints one tenant may have: it bounds what one publish
 /// fans out to and what one tenant-wide log page reads.
@@ -290,16 +290,6 @@ impl WebhooksApi {
             None => SigningSecret::generate(),
         };
 
-        let count: u64 = {
-            let mut conn = self.state.conn().await?;
-            conn.hlen(self.state.keys.tenant_endpoints(&tenant.tenant_id))
-                .await?
-        };
-        if count >= MAX_ENDPOINTS_PER_TENANT {
-            return Err(ApiError::conflict(format!(
-                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
-            )));
-        }
         let now = now_ms();
         let p = ids::random_partition(self.state.config.partitions);
         let record = EndpointRecord {
@@ -318,17 +308,39 @@ impl WebhooksApi {
         let exposed = secret.expose();
         let mut fields = record.to_fields();
         fields.push(("secret", exposed.clone()));
-        let mut conn = self.state.conn().await?;
-        let _: () = conn
-            .hset(
-                self.state.keys.tenant_endpoints(&tenant.tenant_id),
+        // The tenant's index entry takes a place under the cap first (in
+        // one step with the check); the endpoint's own hash follows, and
+        // the place is given back if writing it fails.
+        let index = self.state.keys.tenant_endpoints(&tenant.tenant_id);
+        match self
+            .state
+            .capped_add(
+                index.clone(),
+                MAX_ENDPOINTS_PER_TENANT,
                 &record.id,
-                record.subscription_summary(),
+                &record.subscription_summary(),
             )
-            .await?;
-        let _: () = conn
+            .await?
+        {
+            CappedAdd::Added => {}
+            // A fresh id never exists; both mean no place is left.
+            CappedAdd::Exists | CappedAdd::Full => {
+                return Err(ApiError::conflict(format!(
+                    "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
+                )))
+            }
+        }
+        let mut conn = self.state.conn().await?;
+        let written: redis::RedisResult<()> = conn
             .hset_multiple(self.state.keys.endpoint(p, &record.id), &fields)
-            .await?;
+            .await;
+        if let Err(err) = written {
+            let undone: redis::RedisResult<()> = conn.hdel(&index, &record.id).await;
+            if let Err(undo) = undone {
+                tracing::warn!(endpoint_id = %record.id, error = %undo, "could not give back the place of an endpoint not created");
+            }
+            return Err(err.into());
+        }
         tracing::info!(endpoint_id = %record.id, tenant_id = %tenant.tenant_id, "endpoint created");
         Ok(WebhookCreated::Created(Json(Webhook::from_record(
             record,
