@@ -11,6 +11,13 @@ impl From<PublishError> for ApiError {
     fn from(err: PublishError) -> Self {
         match err {
             PublishError::Expired => ApiError::not_found("event"),
+            PublishError::TooManyDeliveries(deliveries) => ApiError::invalid(
+                "events",
+                format!(
+                    "the batch would create {deliveries} deliveries among its events (at most {}); send fewer events per batch",
+                    shared::MAX_BATCH_DELIVERIES
+                ),
+            ),
             other => {
                 tracing::warn!(error = %other, "publish failed");
                 ApiError::unavailable()
@@ -38,20 +45,22 @@ pub async fn publish(
 
 /// Publishes validated events of one tenant in one go (see
 /// `hookfleet_common::publish::publish_many`): one result per event, in
-/// order; a Redis failure becomes that event's 503-style error.
+/// order; a Redis failure becomes that event's 503-style error. A batch
+/// refused as a whole (its deliveries over the cap: 422; the tenant's
+/// endpoints unreadable: 503) writes nothing.
 pub async fn publish_many(
     state: &AppState,
     tenant_id: &str,
     events: &[BatchEvent<'_>],
-) -> Vec<Result<Published, ApiError>> {
+) -> Result<Vec<Result<Published, ApiError>>, ApiError> {
     let store = Store {
         pool: &state.pool,
         keys: &state.keys,
         config: &state.config,
     };
-    shared::publish_many(store, tenant_id, events)
-        .await
+    Ok(shared::publish_many(store, tenant_id, events)
+        .await?
         .into_iter()
         .map(|result| result.map_err(ApiError::from))
-        .collect()
+        .collect())
 }

@@ -253,6 +253,84 @@ async fn a_bad_event_refuses_the_whole_batch_and_writes_nothing() {
     app.stop().await;
 }
 
+/// A batch may create at most 100,000 deliveries among its events: with
+/// 1,000 webhooks wanting `user.created`, 101 such events are refused
+/// (422 naming `events`, nothing written) and 100 are published.
+#[tokio::test]
+async fn a_batch_creates_at_most_100000_deliveries() {
+    let app = spawn_app(false, &[]).await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let real = app
+        .endpoint(
+            &key,
+            json!({"url": "https://example.com/h", "events": ["user.created"]}),
+        )
+        .await;
+    // 999 more entries in the tenant's index (publish.lua skips those with
+    // no endpoint hash, but the batch counts every entry that matches).
+    let keys = app.keys();
+    let mut pipe = redis::pipe();
+    for n in 0..999u16 {
+        let id = hookfleet_common::ids::new_id(
+            hookfleet_common::ids::IdKind::Endpoint,
+            hookfleet_common::ids::Partition(n % app.config.partitions),
+            1,
+        );
+        pipe.hset(keys.tenant_endpoints(&tenant_id), id, "1 user.*")
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut app.redis().await).await.unwrap();
+
+    let before = app.snapshot().await;
+    let (status, error) = app
+        .post(BATCH, &key, json!({"events": events(101, "user.created")}))
+        .await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["code"], "invalid_field", "{error}");
+    assert_eq!(error["field"], "events", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("101000 deliveries"),
+        "{error}"
+    );
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused batch wrote something"
+    );
+
+    // Events of a type no webhook wants count nothing: 100 events that
+    // match 1,000 entries and 900 that match none are published.
+    let mut mixed = events(100, "user.created");
+    mixed.extend(events(900, "video.processed"));
+    let (status, answer) = app.post(BATCH, &key, json!({"events": mixed})).await;
+    assert_eq!(status, 202, "{}", answer["failed"]);
+    assert_eq!(answer["accepted"], 1000);
+    let results = answer["results"].as_array().unwrap();
+    // (The entries without an endpoint hash are skipped when queued.)
+    assert!(results[..100]
+        .iter()
+        .all(|r| r["deliveries"].as_u64() >= Some(1)));
+    assert!(results[100..].iter().all(|r| r["deliveries"] == 0));
+    let (status, event) = app
+        .get(
+            &format!("/api/v1/events/{}", results[0]["id"].as_str().unwrap()),
+            &key,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let endpoints: Vec<&str> = event["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["endpoint_id"].as_str())
+        .collect();
+    assert_eq!(endpoints, [real["id"].as_str().unwrap()], "{event}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_whole_batch_obeys_the_payload_limit() {
     let app = spawn_app(false, &[("HOOKFLEET_MAX_PAYLOAD", "4096")]).await;

@@ -62,6 +62,10 @@ pub enum PublishError {
     /// `publish.lua` answered something other than one reply per event.
     #[error("unexpected publish.lua reply: {0}")]
     Reply(&'static str),
+    /// A batch whose events would create more than
+    /// [`MAX_BATCH_DELIVERIES`] deliveries among them (nothing written).
+    #[error("the batch would create {0} deliveries")]
+    TooManyDeliveries(usize),
 }
 
 /// Who receives an event.
@@ -127,6 +131,11 @@ pub struct BatchEvent<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
+/// Most deliveries one batch may create among its events: 100 events to
+/// a tenant's 1,000 webhooks. It bounds what one request can queue
+/// (1,000 events to 1,000 `*` webhooks would be a million deliveries).
+pub const MAX_BATCH_DELIVERIES: usize = 100_000;
+
 /// How many events go to Redis in one pipelined round trip.
 const PIPELINE_CHUNK: usize = 200;
 
@@ -143,21 +152,28 @@ const EVENTS_PER_CALL: usize = 40;
 /// in a chunk, that chunk's events and all later ones get the error (each
 /// of them may or may not be stored: retrying with its idempotency key is
 /// safe), and the earlier ones keep their results.
+///
+/// Fails as a whole, writing nothing, when the tenant's endpoints cannot
+/// be read or when the events would create more than
+/// [`MAX_BATCH_DELIVERIES`] deliveries (counting every event, also those
+/// whose idempotency key turns out to be seen).
 pub async fn publish_many(
     state: Store<'_>,
     tenant_id: &str,
     events: &[BatchEvent<'_>],
-) -> Vec<Result<Published, PublishError>> {
-    let index = match endpoint_index(state, tenant_id).await {
-        Ok(index) => index,
-        Err(err) => return events.iter().map(|_| Err(err.clone_kind())).collect(),
-    };
+) -> Result<Vec<Result<Published, PublishError>>, PublishError> {
+    let index = endpoint_index(state, tenant_id).await?;
     // Shared by every event of a type: no copy of the endpoint list per event.
     let mut groups_by_type: HashMap<&str, Arc<BTreeMap<Partition, Vec<String>>>> = HashMap::new();
+    let mut deliveries = 0;
     for event in events {
-        groups_by_type
+        let groups = groups_by_type
             .entry(event.event_type)
             .or_insert_with(|| Arc::new(wanted_by(&index, event.event_type)));
+        deliveries += groups.values().map(Vec::len).sum::<usize>();
+    }
+    if deliveries > MAX_BATCH_DELIVERIES {
+        return Err(PublishError::TooManyDeliveries(deliveries));
     }
     let mut results = Vec::with_capacity(events.len());
     let mut failed: Option<PublishError> = None;
@@ -229,7 +245,7 @@ pub async fn publish_many(
             });
         }
     }
-    results
+    Ok(results)
 }
 
 impl PublishError {
@@ -239,6 +255,7 @@ impl PublishError {
         match self {
             PublishError::Expired => PublishError::Expired,
             PublishError::Reply(what) => PublishError::Reply(what),
+            PublishError::TooManyDeliveries(n) => PublishError::TooManyDeliveries(*n),
             other => PublishError::Batch(other.to_string()),
         }
     }

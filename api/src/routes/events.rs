@@ -89,8 +89,9 @@ pub const MAX_BATCH: usize = 1000;
 #[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBatch {
-    /// 1 to 1,000 events, published in this order. The whole request body
-    /// obeys `HOOKFLEET_MAX_PAYLOAD` (256 KiB by default).
+    /// 1 to 1,000 events, published in this order, creating at most
+    /// 100,000 deliveries among them. The whole request body obeys
+    /// `HOOKFLEET_MAX_PAYLOAD` (256 KiB by default).
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub events: Vec<BatchEvent>,
 }
@@ -294,7 +295,9 @@ impl EventsApi {
     /// active endpoint); each event is atomic on its own, the batch is not
     /// a transaction. The whole batch is validated before anything is
     /// written: one invalid event refuses the request with a 4xx naming it
-    /// (`events[3].event_type`) and nothing is published. The answer has
+    /// (`events[3].event_type`) and nothing is published. So does a batch
+    /// whose events would create more than 100,000 deliveries among them
+    /// (say 101 events to 1,000 webhooks): 422 naming `events`. The answer has
     /// one result per event, in order. If the store fails midway, the
     /// answer is 207 and the events not accepted carry an `error` (503 when
     /// none was accepted).
@@ -356,7 +359,7 @@ impl EventsApi {
                 idempotency_key: event.idempotency_key.as_deref(),
             })
             .collect();
-        let outcomes = publish::publish_many(&self.state, &tenant.tenant_id, &events).await;
+        let outcomes = publish::publish_many(&self.state, &tenant.tenant_id, &events).await?;
         let mut accepted = 0;
         let mut fresh = 0;
         let mut results = Vec::with_capacity(outcomes.len());
