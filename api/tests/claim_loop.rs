@@ -1,8 +1,9 @@
 //! The worker's claim loop sets aside a partition whose last claim found
 //! nothing due, instead of claiming every partition on every round; a
 //! wake-up, the partition's next due time or the poll interval brings it
-//! back. Both tests run a worker process with a poll interval far longer
-//! than their deadlines, so only those mechanisms can deliver in time.
+//! back; a wake subscription that goes silent is replaced. The tests run a
+//! worker process with a poll interval far longer than their deadlines, so
+//! only those mechanisms can deliver in time.
 
 mod common;
 
@@ -233,6 +234,158 @@ async fn a_failing_partition_does_not_hold_up_the_others() {
         receiver.count(),
         worker.log()
     );
+    drop(worker);
+    app.stop().await;
+}
+
+/// A TCP proxy to Redis that can silence the subscriber connections it
+/// carries (those that sent `SUBSCRIBE`): their bytes are dropped both
+/// ways while both sockets stay open, as when a NAT or load balancer
+/// forgets an idle flow. Other connections, and subscriber connections
+/// opened after the silencing, pass through.
+struct SilencingProxy {
+    url: String,
+    /// Connections with a number below this are silenced.
+    silenced_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    next_connection: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    subscribers: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SilencingProxy {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let silenced_below = Arc::new(AtomicU64::new(0));
+        let next_connection = Arc::new(AtomicU64::new(1));
+        let subscribers = Arc::new(AtomicU64::new(0));
+        let (below, next, subs) = (
+            silenced_below.clone(),
+            next_connection.clone(),
+            subscribers.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let number = next.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let subscriber = Arc::new(AtomicBool::new(false));
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let silent = {
+                    let (below, subscriber) = (below.clone(), subscriber.clone());
+                    move || {
+                        subscriber.load(Ordering::SeqCst) && number < below.load(Ordering::SeqCst)
+                    }
+                };
+                let silent_up = silent.clone();
+                let (subscriber_up, subs) = (subscriber.clone(), subs.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buffer[..n];
+                        if !subscriber_up.load(Ordering::SeqCst)
+                            && chunk
+                                .windows(9)
+                                .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+                        {
+                            subscriber_up.store(true, Ordering::SeqCst);
+                            subs.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if !silent_up() && server_write.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = server_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if !silent() && client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        SilencingProxy {
+            url,
+            silenced_below,
+            next_connection,
+            subscribers,
+        }
+    }
+
+    /// Silences every subscriber connection open now.
+    fn silence_subscribers(&self) {
+        use std::sync::atomic::Ordering;
+        let next = self.next_connection.load(Ordering::SeqCst);
+        self.silenced_below.store(next, Ordering::SeqCst);
+    }
+
+    /// Subscriber connections opened so far.
+    fn subscribers(&self) -> u64 {
+        self.subscribers.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A wake subscription whose connection goes silent (dropped on the way
+/// without a reset, so it never ends) is noticed by its keepalive ping and
+/// replaced: the worker subscribes again and wake-ups deliver at once
+/// again, with the poll interval at 60 s. Without the ping, the worker
+/// never resubscribes and delivers only at its next poll.
+#[tokio::test]
+async fn a_silently_dropped_wake_subscription_is_replaced() {
+    let upstream = common::redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_string();
+    let proxy = SilencingProxy::start(upstream).await;
+    let app = spawn_app(false, &[("HOOKFLEET_REDIS_URL", proxy.url.as_str())]).await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let (worker, _) = spawn_slow_polling_worker(&app, &[("HOOKFLEET_WAKE_KEEPALIVE", "500ms")]);
+    let subscribed = wait_until(Duration::from_secs(10), || async {
+        (proxy.subscribers() >= 1).then_some(())
+    })
+    .await;
+    assert!(subscribed.is_some(), "log:\n{}", worker.log());
+    app.publish(&key, "user.created", json!({"n": 1})).await;
+    wait_for_requests(&receiver, 1).await;
+
+    proxy.silence_subscribers();
+    let replaced = wait_until(Duration::from_secs(10), || async {
+        (proxy.subscribers() >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        replaced.is_some(),
+        "no new subscription; log:\n{}",
+        worker.log()
+    );
+    assert!(
+        worker.log().contains("wake subscription silent"),
+        "{}",
+        worker.log()
+    );
+    // The new subscription carries wake-ups: delivered long before a poll.
+    app.publish(&key, "user.created", json!({"n": 2})).await;
+    let delivered = wait_until(Duration::from_secs(10), || async {
+        (receiver.count() >= 2).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "log:\n{}", worker.log());
     drop(worker);
     app.stop().await;
 }

@@ -38,6 +38,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
     ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way)."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
+    ("HOOKFLEET_WAKE_KEEPALIVE", "15s", "A worker pings its wake-up subscription after this long without a message, and replaces it when the ping gets no answer within the same time (a connection a NAT or load balancer dropped silently)."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
     ("HOOKFLEET_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,hookfleet_worker=debug`)."),
     ("HOOKFLEET_LOG_FORMAT", "text", "`text` for people, `json` for log pipelines (one JSON object per line, ids as fields)."),
@@ -81,6 +82,9 @@ pub struct Config {
     pub worker_concurrency: usize,
     pub claim_batch: usize,
     pub poll_interval: Duration,
+    /// Quiet time after which the wake subscription is pinged, and how
+    /// long the ping may take (`HOOKFLEET_WAKE_KEEPALIVE`).
+    pub wake_keepalive: Duration,
     pub shutdown_grace: Duration,
     pub log_filter: String,
     /// `text` or `json`.
@@ -212,6 +216,16 @@ impl Config {
             }
             Ok(value)
         };
+        let nonzero_duration = |name: &'static str| -> Result<Duration, ConfigError> {
+            let value = duration(name)?;
+            if value.is_zero() {
+                return Err(ConfigError {
+                    variable: name,
+                    reason: "must be longer than 0s".into(),
+                });
+            }
+            Ok(value)
+        };
 
         let allow =
             AddressPolicy::parse_allow_list(&lookup("HOOKFLEET_ALLOW_CIDRS").unwrap_or_default())
@@ -263,6 +277,7 @@ impl Config {
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,
             claim_batch: positive("HOOKFLEET_CLAIM_BATCH")? as usize,
             poll_interval: duration("HOOKFLEET_POLL_INTERVAL")?,
+            wake_keepalive: nonzero_duration("HOOKFLEET_WAKE_KEEPALIVE")?,
             fanout_inline: number("HOOKFLEET_FANOUT_INLINE")? as usize,
             fanout_recovery: duration("HOOKFLEET_FANOUT_RECOVERY")?,
             shutdown_grace: duration("HOOKFLEET_SHUTDOWN_GRACE")?,
@@ -330,6 +345,8 @@ mod tests {
         assert_eq!(err.variable, "HOOKFLEET_REDIS_CLUSTER_NODES");
         let err = load(&[("HOOKFLEET_HTTPS_ONLY", "maybe")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_HTTPS_ONLY");
+        let err = load(&[("HOOKFLEET_WAKE_KEEPALIVE", "0s")]).unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_WAKE_KEEPALIVE");
         let err = load(&[("HOOKFLEET_MAX_PAYLOAD", "-1")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_MAX_PAYLOAD");
     }

@@ -87,6 +87,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let listener = tokio::spawn(crate::wake::listen(
         wake_addresses(&config),
         keys.wake_channel(),
+        config.wake_keepalive,
         notify.clone(),
         woken.clone(),
         shutdown.clone(),

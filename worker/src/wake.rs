@@ -11,6 +11,12 @@
 //! interval is the safety net, not the latency path. After (re)subscribing
 //! every partition counts as woken: anything may have been published while
 //! the subscription was away.
+//!
+//! A subscription only reads, so a connection dropped silently on the way
+//! (a NAT or load balancer forgetting an idle flow, a node gone without a
+//! reset) would never end it: wake-ups would stop and the worker would
+//! fall back to polling for good. After `keepalive` without a message the
+//! subscription is pinged, and replaced when the answer takes longer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 /// The most partitions a configuration may have (`HOOKFLEET_PARTITIONS`).
 const MAX_PARTITIONS: usize = hookfleet_common::ids::MAX_PARTITIONS as usize;
@@ -71,12 +78,14 @@ impl Woken {
 }
 
 /// Subscribes to `channel` and notifies `notify` on every message until
-/// shutdown, reconnecting with backoff when Redis goes away; a message's
+/// shutdown, reconnecting with backoff when Redis goes away or a ping after
+/// `keepalive` of quiet gets no answer within `keepalive`; a message's
 /// partition number is marked in `woken`. `addresses` holds the one Redis, or
 /// cluster nodes: after a lost or failed subscription the next is tried.
 pub async fn listen(
     addresses: Vec<String>,
     channel: String,
+    keepalive: Duration,
     notify: Arc<Notify>,
     woken: Arc<Woken>,
     mut shutdown: watch::Receiver<bool>,
@@ -94,27 +103,39 @@ pub async fn listen(
         };
         attempt = attempt.wrapping_add(1);
         match subscribe(redis_url, &channel).await {
-            Ok(mut pubsub) => {
+            Ok(pubsub) => {
                 backoff = Duration::from_millis(100);
                 // Anything published while we were away may be waiting.
                 woken.set_all();
                 notify.notify_one();
-                let mut messages = pubsub.on_message();
-                loop {
+                let (mut sink, mut messages) = pubsub.split();
+                let mut heard = Instant::now();
+                let lost = loop {
                     tokio::select! {
                         message = messages.next() => match message {
                             Some(message) => {
+                                heard = Instant::now();
                                 if let Ok(partition) = message.get_payload::<u16>() {
                                     woken.set(partition);
                                 }
                                 notify.notify_one();
                             }
-                            None => break,
+                            None => break "lost",
                         },
+                        _ = tokio::time::sleep_until(heard + keepalive) => {
+                            match tokio::time::timeout(keepalive, sink.ping::<redis::Value>()).await {
+                                Ok(Ok(_)) => heard = Instant::now(),
+                                Ok(Err(_)) => break "lost",
+                                Err(_) => break "silent",
+                            }
+                        }
                         _ = crate::shutdown::wait(&mut shutdown) => return,
                     }
-                }
-                tracing::warn!("wake subscription lost; reconnecting");
+                };
+                tracing::warn!(
+                    subscription = lost,
+                    "wake subscription {lost}; reconnecting"
+                );
             }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot subscribe to wake-ups; retrying");
