@@ -5,8 +5,13 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{spawn_app, spawn_receiver, Reply};
+use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::signing::{verify, SigningSecret};
+use hookfleet_common::time_util::now_ms;
+use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 fn body(request: &common::Received) -> Value {
@@ -192,5 +197,100 @@ async fn an_exhausted_schedule_sends_message_attempt_exhausted() {
         another.is_none(),
         "an operational event's failure produced another event"
     );
+    app.stop().await;
+}
+
+/// Operational events are sent at least once: a worker that dies after
+/// recording the attempt that ended a delivery `failed`, before publishing
+/// `message.attempt.exhausted`, leaves a notice in the partition (written
+/// in the same step as the failure), and another worker's sweep publishes
+/// it. Published a second time (a sweep racing the worker that recorded
+/// it), the notice makes no second event.
+#[tokio::test]
+async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
+    let mut app = spawn_app(false, &[("HOOKFLEET_FANOUT_RECOVERY", "1s")]).await;
+    let (_, key) = app.tenant("acme").await;
+    let ops = spawn_receiver(vec![], Reply::status(200)).await;
+    let ops_endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": ops.url, "events": ["message.attempt.exhausted"]}),
+        )
+        .await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "https://example.com/h", "events": ["video.processed"]}),
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let p = ids::partition_of(IdKind::Endpoint, endpoint_id).unwrap();
+    let event = app.publish(&key, "video.processed", json!({})).await;
+    let event_id = event["id"].as_str().unwrap();
+
+    // The dying worker: claims the delivery, gets a 400 (not retried),
+    // records the delivery failed, and stops before publishing.
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let keys = app.keys();
+    let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 10, 60_000, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(claimed.jobs.len(), 1);
+    let job = &claimed.jobs[0];
+    let result = hookfleet_worker::deliver::AttemptResult {
+        status: Some(400),
+        ..Default::default()
+    };
+    let recorded = common::record_one(
+        &pool,
+        &keys,
+        &app.config,
+        job,
+        &result,
+        hookfleet_worker::attempt::Decision::Failed,
+    )
+    .await;
+    assert!(recorded.held);
+    assert_eq!(recorded.notices.len(), 1, "{recorded:?}");
+    app.wait_for_deliveries(&key, event_id, &["failed"]).await;
+    assert_eq!(app.zcard(&keys.notices(p)).await, 1);
+
+    // Another worker publishes what the dead one left.
+    app.start_worker();
+    let got = ops.wait_for(1).await;
+    let sent = body(&got[0]);
+    assert_eq!(sent["type"], "message.attempt.exhausted");
+    assert_eq!(sent["data"]["event_id"], event_id);
+    assert_eq!(sent["data"]["delivery_id"], job.delivery_id.as_str());
+    assert_eq!(sent["data"]["endpoint_id"], endpoint_id);
+    assert_eq!(sent["data"]["attempts"], 1);
+    assert_eq!(sent["data"]["last_status_code"], 400);
+    let emptied = common::wait_until(Duration::from_secs(10), || async {
+        (app.zcard(&keys.notices(p)).await == 0).then_some(())
+    })
+    .await;
+    assert!(emptied.is_some(), "the published notice was not removed");
+
+    // The same notice published again creates nothing.
+    let mut conn = app.redis().await;
+    let _: () = conn
+        .zadd(
+            keys.notices(p),
+            &recorded.notices[0],
+            now_ms().saturating_sub(5_000),
+        )
+        .await
+        .unwrap();
+    let emptied = common::wait_until(Duration::from_secs(10), || async {
+        (app.zcard(&keys.notices(p)).await == 0).then_some(())
+    })
+    .await;
+    assert!(emptied.is_some(), "the sweep did not take the notice");
+    let ops_id = ops_endpoint["id"].as_str().unwrap();
+    let (status, page) = app
+        .get(&format!("/api/v1/webhooks/{ops_id}/deliveries"), &key)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
     app.stop().await;
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{spawn_app, spawn_receiver, Reply};
 use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::scripts;
 use hookfleet_common::time_util::now_ms;
-use hookfleet_common::{scripts, Keys};
 use serde_json::json;
 
 /// How many stored values (string, hash field, stream field) contain `marker`.
@@ -156,7 +156,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
         status: Some(500),
         ..Default::default()
     };
-    let held = record_one(
+    let held = common::record_one(
         &pool,
         &app.keys(),
         &app.config,
@@ -169,28 +169,6 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
     assert_eq!(detail["deliveries"][0]["status"], "delivered");
     app.stop().await;
-}
-
-/// Records one attempt the way the worker's recorder does (a `record.lua`
-/// call carrying it alone), as of now.
-async fn record_one(
-    pool: &hookfleet_common::redis_pool::RedisPool,
-    k: &Keys,
-    config: &hookfleet_common::Config,
-    job: &hookfleet_worker::claim::Job,
-    result: &hookfleet_worker::deliver::AttemptResult,
-    decision: hookfleet_worker::attempt::Decision,
-) -> hookfleet_worker::attempt::Recorded {
-    let attempted = hookfleet_worker::attempt::Attempted {
-        job,
-        result,
-        decision,
-        at_ms: now_ms(),
-    };
-    hookfleet_worker::attempt::record_many(pool, k, config, job.partition, &[attempted])
-        .await
-        .unwrap()
-        .remove(0)
 }
 
 #[tokio::test]
@@ -334,7 +312,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
                 status: Some(status),
                 ..Default::default()
             };
-            record_one(&pool, &k, &config, &job, &result, decision).await
+            common::record_one(&pool, &k, &config, &job, &result, decision).await
         }
     };
 
@@ -432,11 +410,19 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     let again = record_many(&pool, &k, &app.config, p, &attempted)
         .await
         .unwrap();
+    let moved = |answers: &[hookfleet_worker::attempt::Recorded]| -> Vec<(bool, bool)> {
+        answers[..3].iter().map(|r| (r.held, r.disabled)).collect()
+    };
     assert_eq!(
-        again[..3],
-        first[..3],
+        moved(&again),
+        moved(&first),
         "a resent call gets the same answers"
     );
+    // The failed delivery's notice is written once; the resent call leaves
+    // it to the sweep instead of answering it again.
+    assert_eq!(first[2].notices.len(), 1, "{first:?}");
+    assert!(again.iter().all(|r| r.notices.is_empty()), "{again:?}");
+    assert_eq!(app.zcard(&k.notices(p)).await, 1);
 
     let mut statuses = Vec::new();
     for event_id in &event_ids {

@@ -36,7 +36,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_WORKER_MAX_RATE", "0", "Most attempts per second one worker starts, across all endpoints (0: no limit). Protects the worker's host and network; per-endpoint limits are `rate_limit`."),
     ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
     ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
-    ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way)."),
+    ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way), and publishes an operational event (`endpoint.disabled`, `message.attempt.exhausted`) still unpublished this long after it was recorded (its worker died first)."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_WAKE_KEEPALIVE", "15s", "A worker pings its wake-up subscription after this long without a message, and replaces it when the ping gets no answer within the same time (a connection a NAT or load balancer dropped silently)."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),

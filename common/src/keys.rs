@@ -157,6 +157,12 @@ impl Keys {
         format!("{}:{{p{}}}:fanout_pending", self.prefix, p.0)
     }
 
+    /// `hf:{pN}:notices`: operational events recorded by `record.lua` and
+    /// not yet published (zset, score = when recorded, ms).
+    pub fn notices(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:notices", self.prefix, p.0)
+    }
+
     pub fn inflight(&self, p: Partition) -> String {
         format!("{}:{{p{}}}:inflight", self.prefix, p.0)
     }

@@ -102,13 +102,17 @@ pub fn class_field(status: Option<u16>) -> &'static str {
 }
 
 /// What recording an attempt did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     /// This worker still held the lease, so the delivery moved (false: the
     /// attempt is logged, the state belongs to someone else now).
     pub held: bool,
     /// This attempt tripped the circuit breaker: the endpoint is disabled.
     pub disabled: bool,
+    /// The operational events this attempt caused, recorded in its
+    /// partition's notices set in the same step (see
+    /// [`crate::operational`]); the worker publishes them next.
+    pub notices: Vec<String>,
 }
 
 /// One attempt to record: the job it was made for, what happened, what it
@@ -142,6 +146,7 @@ pub async fn record_many(
     invocation
         .key(keys.inflight(p))
         .key(keys.due(p))
+        .key(keys.notices(p))
         .arg(keys.partition_prefix(p))
         .arg(config.attempt_log_maxlen)
         .arg(oldest_kept)
@@ -154,7 +159,7 @@ pub async fn record_many(
     }
     let mut conn = pool.get().await?;
     let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
-    if reply.len() != attempts.len() * 3 {
+    if reply.len() != attempts.len() * 4 {
         return Err(RecordError::Reply(format!(
             "{} values for {} attempts",
             reply.len(),
@@ -162,11 +167,13 @@ pub async fn record_many(
         )));
     }
     reply
-        .chunks(3)
-        .map(|answer| match (&answer[0], &answer[2]) {
-            (redis::Value::Int(held), redis::Value::Int(disabled)) => Ok(Recorded {
+        .chunks(4)
+        .map(|answer| match (&answer[0], &answer[2], &answer[3]) {
+            (redis::Value::Int(held), redis::Value::Int(disabled), notices) => Ok(Recorded {
                 held: *held == 1,
                 disabled: *disabled == 1,
+                notices: redis::from_redis_value_ref(notices)
+                    .map_err(|err| RecordError::Reply(format!("bad notices: {err}")))?,
             }),
             other => Err(RecordError::Reply(format!("bad answer: {other:?}"))),
         })
@@ -222,6 +229,12 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
         test: if job.test { "1" } else { "0" },
     };
     invocation.arg(entry.packed());
+    // Only a failed attempt can trip the breaker or end the delivery.
+    if decision == Decision::Delivered {
+        invocation.arg("");
+    } else {
+        invocation.arg(crate::operational::notice(job, result));
+    }
 }
 
 /// Redis trouble while recording; the caller retries, and if Redis stays

@@ -4,100 +4,246 @@
 //! signed and retried like any event. Deliveries of operational events never
 //! produce operational events themselves, so a broken operations endpoint
 //! cannot start a loop.
-
-use std::collections::HashMap;
+//!
+//! They are sent at least once. `record.lua` adds a *notice* to its
+//! partition's `notices` set in the same step as the state change it
+//! reports (the breaker tripping, a delivery ending failed); the worker that
+//! recorded it then publishes it and removes it. A notice left behind (the
+//! worker died in between, or Redis failed the publish) is published by any
+//! worker's sweep once it is `HOOKFLEET_FANOUT_RECOVERY` old. Each notice
+//! publishes under an idempotency key of its own, so a notice published
+//! twice (a sweep racing its worker) makes one event.
 
 use hookfleet_common::catalog::is_operational;
-use hookfleet_common::ids::{self, IdKind};
+use hookfleet_common::ids::Partition;
 use hookfleet_common::publish::{self, Store, Target};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::claim::Job;
 use crate::deliver::AttemptResult;
 
-/// The endpoint of `job` was just disabled by the circuit breaker: publish
-/// `endpoint.disabled`.
-pub async fn endpoint_disabled(store: &Store<'_>, job: &Job, result: &AttemptResult) {
-    if is_operational(&job.event_type) {
-        // An operations endpoint that breaks is disabled, but says nothing
-        // about itself through itself.
-        return;
+/// What the worker knows of a failed attempt that an operational event may
+/// report; `record.lua` stores it in a notice when one is due.
+#[derive(Debug, Serialize, Deserialize)]
+struct Facts {
+    tenant_id: String,
+    event_id: String,
+    delivery_id: String,
+    endpoint_id: String,
+    event_type: String,
+    url: String,
+    attempts: u32,
+    last_status_code: Option<u16>,
+    last_error: Option<String>,
+}
+
+/// The notice value `record.lua` takes with a failed attempt: the facts as
+/// JSON, or empty when the attempt may not cause operational events (a test
+/// send, or a delivery of an operational event: an operations endpoint that
+/// breaks is disabled, but says nothing about itself through itself).
+pub fn notice(job: &Job, result: &AttemptResult) -> String {
+    if job.test || is_operational(&job.event_type) {
+        return String::new();
     }
-    let reason = if result.status == Some(410) {
-        "gone"
-    } else {
-        "failing"
+    let facts = Facts {
+        tenant_id: job.tenant_id.clone(),
+        event_id: job.event_id.clone(),
+        delivery_id: job.delivery_id.clone(),
+        endpoint_id: job.endpoint_id.clone(),
+        event_type: job.event_type.clone(),
+        url: job.url.clone(),
+        attempts: job.attempts_before + 1,
+        last_status_code: result.status,
+        last_error: result.error.clone(),
     };
-    tracing::warn!(reason, "endpoint disabled by the circuit breaker");
-    let Some(p) = ids::partition_of(IdKind::Endpoint, &job.endpoint_id) else {
-        return;
-    };
-    // The tenant's endpoint index is left alone: publish re-checks `active`
-    // in the endpoint's own hash, and writing the index here could undo a
-    // re-enable that lands meanwhile.
-    let stats: HashMap<String, String> = match store.pool.get().await {
-        Ok(mut conn) => conn
-            .hgetall(store.keys.endpoint_stats(p, &job.endpoint_id))
-            .await
-            .unwrap_or_default(),
-        Err(err) => {
-            tracing::warn!(error = %err, "could not read the disabled endpoint's counters");
-            HashMap::new()
+    serde_json::to_string(&facts).unwrap_or_default()
+}
+
+/// An operational event ready to publish.
+#[derive(Debug, PartialEq)]
+struct Operational {
+    tenant_id: String,
+    event_type: &'static str,
+    data: serde_json::Value,
+    /// Makes publishing the same notice twice create one event. It has a
+    /// space, which tenants' keys (visible ASCII) cannot.
+    idempotency_key: String,
+}
+
+/// Reads a notice written by `record.lua` (see its header for the forms).
+fn parse(member: &str) -> Option<Operational> {
+    let (kind, rest) = member.split_once(' ')?;
+    match kind {
+        "endpoint.disabled" => {
+            let mut parts = rest.splitn(4, ' ');
+            let disabled_at: u64 = parts.next()?.parse().ok()?;
+            let failing_since: u64 = parts.next()?.parse().ok()?;
+            let reason = parts.next()?;
+            let facts: Facts = serde_json::from_str(parts.next()?).ok()?;
+            Some(Operational {
+                idempotency_key: format!("notice {kind} {} {disabled_at}", facts.endpoint_id),
+                event_type: "endpoint.disabled",
+                data: json!({
+                    "endpoint_id": facts.endpoint_id,
+                    "url": facts.url,
+                    "reason": reason,
+                    "failing_since": rfc3339_ms(failing_since),
+                    "disabled_at": rfc3339_ms(disabled_at),
+                    "last_status_code": facts.last_status_code,
+                }),
+                tenant_id: facts.tenant_id,
+            })
         }
-    };
-    let failing_since = stats
-        .get("failing_since")
-        .and_then(|v| v.parse().ok())
-        .map(rfc3339_ms);
-    let data = json!({
-        "endpoint_id": job.endpoint_id,
-        "url": job.url,
-        "reason": reason,
-        "failing_since": failing_since,
-        "disabled_at": rfc3339_ms(now_ms()),
-        "last_status_code": result.status,
-    });
-    send(store, &job.tenant_id, "endpoint.disabled", &data).await;
-}
-
-/// A delivery ended `failed`: publish `message.attempt.exhausted`.
-pub async fn attempts_exhausted(store: &Store<'_>, job: &Job, result: &AttemptResult) {
-    if is_operational(&job.event_type) {
-        return;
+        "message.attempt.exhausted" => {
+            let facts: Facts = serde_json::from_str(rest).ok()?;
+            Some(Operational {
+                idempotency_key: format!("notice {kind} {} {}", facts.delivery_id, facts.attempts),
+                event_type: "message.attempt.exhausted",
+                data: json!({
+                    "event_id": facts.event_id,
+                    "delivery_id": facts.delivery_id,
+                    "endpoint_id": facts.endpoint_id,
+                    "event_type": facts.event_type,
+                    "attempts": facts.attempts,
+                    "last_status_code": facts.last_status_code,
+                    "last_error": facts.last_error,
+                }),
+                tenant_id: facts.tenant_id,
+            })
+        }
+        _ => None,
     }
-    let data = json!({
-        "event_id": job.event_id,
-        "delivery_id": job.delivery_id,
-        "endpoint_id": job.endpoint_id,
-        "event_type": job.event_type,
-        "attempts": job.attempts_before + 1,
-        "last_status_code": result.status,
-        "last_error": result.error,
-    });
-    send(store, &job.tenant_id, "message.attempt.exhausted", &data).await;
 }
 
-async fn send(store: &Store<'_>, tenant_id: &str, event_type: &str, data: &serde_json::Value) {
+/// Publishes the notice `member` of partition `p` and removes it. A notice
+/// that cannot be read is dropped with a warning; one whose publishing
+/// fails stays for the sweep.
+pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
+    let Some(event) = parse(member) else {
+        tracing::warn!(partition = p.0, "dropping an unreadable notice");
+        remove(store, p, member).await;
+        return;
+    };
     match publish::publish(
         *store,
-        tenant_id,
-        event_type,
-        data,
-        None,
+        &event.tenant_id,
+        event.event_type,
+        &event.data,
+        Some(&event.idempotency_key),
         Target::Subscribers,
     )
     .await
     {
-        Ok(published) => tracing::info!(
-            event_id = %published.event_id,
-            event_type,
-            deliveries = published.deliveries,
-            "operational event published"
-        ),
-        Err(err) => {
-            tracing::warn!(error = %err, event_type, "could not publish an operational event")
+        Ok(published) => {
+            tracing::info!(
+                event_id = %published.event_id,
+                event_type = event.event_type,
+                deliveries = published.deliveries,
+                duplicate = published.duplicate,
+                "operational event published"
+            );
+            remove(store, p, member).await;
         }
+        Err(err) => {
+            tracing::warn!(error = %err, event_type = event.event_type, "could not publish an operational event; a sweep will");
+        }
+    }
+}
+
+async fn remove(store: &Store<'_>, p: Partition, member: &str) {
+    let removed: Result<(), String> = async {
+        let mut conn = store.pool.get().await.map_err(|e| e.to_string())?;
+        conn.zrem(store.keys.notices(p), member)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(err) = removed {
+        // Published already: the sweep publishes it again under the same
+        // idempotency key, which creates nothing.
+        tracing::warn!(error = %err, "could not remove a published notice");
+    }
+}
+
+/// Publishes the notices of partition `p` recorded more than `older_than`
+/// ago (their worker died before publishing them, or its publish failed),
+/// at most `limit`; returns how many it took up.
+pub async fn recover_notices(
+    store: &Store<'_>,
+    p: Partition,
+    older_than: std::time::Duration,
+    limit: usize,
+) -> Result<usize, redis::RedisError> {
+    let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
+    let members: Vec<String> = {
+        let Ok(mut conn) = store.pool.get().await else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no Redis connection",
+            )));
+        };
+        conn.zrangebyscore_limit(store.keys.notices(p), "-inf", cutoff, 0, limit as isize)
+            .await?
+    };
+    for member in &members {
+        publish_notice(store, p, member).await;
+    }
+    Ok(members.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> String {
+        serde_json::to_string(&Facts {
+            tenant_id: "ten_1".into(),
+            event_id: "evt_1".into(),
+            delivery_id: "dlv_1".into(),
+            endpoint_id: "ep_1".into(),
+            event_type: "user.created".into(),
+            url: "https://example.com/a b".into(),
+            attempts: 8,
+            last_status_code: Some(503),
+            last_error: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn notices_read_back_into_their_events() {
+        let disabled = parse(&format!(
+            "endpoint.disabled 1700000000000 1699990000000 gone {}",
+            facts()
+        ))
+        .unwrap();
+        assert_eq!(disabled.event_type, "endpoint.disabled");
+        assert_eq!(disabled.tenant_id, "ten_1");
+        assert_eq!(disabled.data["reason"], "gone");
+        assert_eq!(disabled.data["url"], "https://example.com/a b");
+        assert_eq!(disabled.data["disabled_at"], rfc3339_ms(1_700_000_000_000));
+        assert_eq!(
+            disabled.data["failing_since"],
+            rfc3339_ms(1_699_990_000_000)
+        );
+        assert_eq!(
+            disabled.idempotency_key,
+            "notice endpoint.disabled ep_1 1700000000000"
+        );
+
+        let exhausted = parse(&format!("message.attempt.exhausted {}", facts())).unwrap();
+        assert_eq!(exhausted.data["attempts"], 8);
+        assert_eq!(exhausted.data["last_status_code"], 503);
+        assert_eq!(exhausted.data["delivery_id"], "dlv_1");
+        assert_eq!(
+            exhausted.idempotency_key,
+            "notice message.attempt.exhausted dlv_1 8"
+        );
+
+        assert_eq!(parse("endpoint.disabled 1 2"), None);
+        assert_eq!(parse("something.else {}"), None);
     }
 }

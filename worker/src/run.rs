@@ -413,7 +413,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                         "lease was taken over or delivery cancelled; attempt logged only"
                     );
                 }
-                let Attempt { job, result, .. } = &*attempt;
+                let job = &attempt.job;
                 if matches!(decision, Decision::RetryAt(_)) {
                     // The retry is due in a partition the claim loop may
                     // have set aside as empty: have it look again (it then
@@ -421,14 +421,19 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                     ctx.woken.set(job.partition.0);
                     ctx.notify.notify_one();
                 }
+                if recorded.disabled {
+                    tracing::warn!(endpoint_id = %job.endpoint_id, status = ?attempt.result.status, "endpoint disabled by the circuit breaker");
+                }
                 // Boxed: these rare operational sends' futures are several
                 // KiB, and inline they would make every spawned attempt task
                 // that large, copied a few times per spawn.
-                if recorded.disabled {
-                    Box::pin(operational::endpoint_disabled(&ctx.store(), job, result)).await;
-                }
-                if recorded.held && decision == Decision::Failed && !job.test {
-                    Box::pin(operational::attempts_exhausted(&ctx.store(), job, result)).await;
+                for notice in &recorded.notices {
+                    Box::pin(operational::publish_notice(
+                        &ctx.store(),
+                        job.partition,
+                        notice,
+                    ))
+                    .await;
                 }
                 return;
             }
@@ -469,6 +474,8 @@ async fn sample_queues(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
 /// seconds, the events pending longer than `HOOKFLEET_FANOUT_RECOVERY` in
 /// each partition. Several workers may pick the same event; finishing a
 /// fan-out is idempotent (delivery ids derive from event and endpoint).
+/// The same round publishes operational events whose worker left them
+/// unpublished as long (see [`operational`]; idempotent too).
 async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     let every =
         (ctx.config.fanout_recovery / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
@@ -488,6 +495,12 @@ async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>)
             if let Err(err) = recovered {
                 ctx.metrics.redis_errors.inc();
                 tracing::warn!(partition = p.0, error = %err, "finishing interrupted fan-outs failed");
+            }
+            let notices =
+                operational::recover_notices(&ctx.store(), p, ctx.config.fanout_recovery, 16).await;
+            if let Err(err) = notices {
+                ctx.metrics.redis_errors.inc();
+                tracing::warn!(partition = p.0, error = %err, "publishing left-behind operational events failed");
             }
         }
     }

@@ -970,3 +970,27 @@ pub fn endpoint_partition(endpoint_id: &str) -> hookfleet_common::ids::Partition
     hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
         .expect("an endpoint id")
 }
+
+/// Records one attempt the way the worker's recorder does (a `record.lua`
+/// call carrying it alone), as of now: a test can then play a worker that
+/// dies right after recording.
+#[allow(dead_code)]
+pub async fn record_one(
+    pool: &hookfleet_common::redis_pool::RedisPool,
+    keys: &hookfleet_common::Keys,
+    config: &Config,
+    job: &hookfleet_worker::claim::Job,
+    result: &hookfleet_worker::deliver::AttemptResult,
+    decision: hookfleet_worker::attempt::Decision,
+) -> hookfleet_worker::attempt::Recorded {
+    let attempted = hookfleet_worker::attempt::Attempted {
+        job,
+        result,
+        decision,
+        at_ms: hookfleet_common::time_util::now_ms(),
+    };
+    hookfleet_worker::attempt::record_many(pool, keys, config, job.partition, &[attempted])
+        .await
+        .unwrap()
+        .remove(0)
+}

@@ -3,6 +3,7 @@
 --
 -- KEYS[1] inflight zset   hf:{pN}:inflight
 -- KEYS[2] due zset        hf:{pN}:due
+-- KEYS[3] notices zset    hf:{pN}:notices (operational events to publish)
 -- ARGV[1] partition key prefix  hf:{pN}:
 -- ARGV[2] stream MAXLEN (approximate)
 -- ARGV[3] retention cut-off (ms): older attempt-log entries and endpoint
@@ -11,7 +12,7 @@
 --         success for this long (ms)
 -- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
 -- ARGV[7] the attempt-log entry's field name (`entry`)
--- then one group of 15 values per attempt:
+-- then one group of 16 values per attempt:
 --   delivery id, endpoint id, lease token,
 --   outcome ('delivered', 'failed' or 'retry'), next attempt (ms, or ''),
 --   attempt time (ms), response status ('' when there was none),
@@ -20,13 +21,22 @@
 --   '1' for a test send (logged, outside statistics and circuit breaker),
 --   latency histogram field (lat_<bin>), 5-minute bucket start,
 --   hourly bucket start,
---   the attempt-log entry (the attempt's values packed as one JSON array).
+--   the attempt-log entry (the attempt's values packed as one JSON array),
+--   the notice: '' when the attempt may not cause operational events (it
+--   succeeded, or it is a test send, or of an operational event itself),
+--   else a JSON object the worker publishes them from.
 --
--- Returns three values per attempt, in order: held, attempt entry id,
--- disabled. held is 0 when the lease was lost (another worker reclaimed
--- the delivery, or it was cancelled): the attempt is still logged, because
--- it happened, but the state is left alone. disabled is 1 when this attempt
--- tripped the circuit breaker.
+-- Returns four values per attempt, in order: held, attempt entry id,
+-- disabled, notices. held is 0 when the lease was lost (another worker
+-- reclaimed the delivery, or it was cancelled): the attempt is still
+-- logged, because it happened, but the state is left alone. disabled is 1
+-- when this attempt tripped the circuit breaker. notices lists the members
+-- this attempt added to KEYS[3], written in the same step as the state
+-- change they report, so none is lost if the worker dies before
+-- publishing them (another worker publishes what is left):
+--   'endpoint.disabled <disabled at> <failing since> <reason> <notice>'
+--     when the attempt tripped the breaker;
+--   'message.attempt.exhausted <notice>' when it ended the delivery failed.
 --
 -- Every attempt is handled as if recorded on its own, in order; only the
 -- writes are gathered: counters and stats buckets move once per endpoint
@@ -35,7 +45,7 @@
 -- each. A repeat of a call whose reply was lost gets the same answers and
 -- records nothing twice (each delivery remembers `recorded` = token:disabled).
 
-local STRIDE = 15
+local STRIDE = 16
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
@@ -84,16 +94,22 @@ for i = first, #ARGV, STRIDE do
   local e = endpoint_of(eid)
   if d[1] and string.sub(d[1], 1, #mark) == mark then
     -- Already recorded by an earlier run of this very call.
+    -- (Its notices, if any, were written then; a worker's sweep of
+    -- KEYS[3] publishes them.)
     reply[#reply + 1] = 1
     reply[#reply + 1] = string.match(d[2] or '', '([^,]*)$')
     reply[#reply + 1] = tonumber(string.sub(d[1], #mark + 1)) or 0
+    reply[#reply + 1] = {}
   elseif not e.exists then
     -- The endpoint was deleted while this attempt ran: its delivery is
     -- already cancelled; write nothing that would outlive the endpoint.
     reply[#reply + 1] = 0
     reply[#reply + 1] = ''
     reply[#reply + 1] = 0
+    reply[#reply + 1] = {}
   else
+    local notice = ARGV[i + 15]
+    local notices = {}
     local entry = redis.call('XADD', prefix .. 'attempts:' .. eid, 'MAXLEN', '~', maxlen, '*',
       entry_field, ARGV[i + 14])
     e.logged = true
@@ -133,6 +149,10 @@ for i = first, #ARGV, STRIDE do
           'updated', now)
         e.active = '0'
         disabled = 1
+        if notice ~= '' then
+          notices[#notices + 1] = 'endpoint.disabled ' .. at .. ' ' .. int(e.since) .. ' ' .. reason ..
+            ' ' .. notice
+        end
       end
     end
 
@@ -153,6 +173,9 @@ for i = first, #ARGV, STRIDE do
       redis.call('HSET', delivery, 'status', status, 'attempts', int((tonumber(d[5]) or 0) + 1),
         'last_at', at, 'last_code', code, 'attempt_ids', ids,
         'recorded', token .. ':' .. disabled, 'next', next_at)
+      if outcome == 'failed' and notice ~= '' then
+        notices[#notices + 1] = 'message.attempt.exhausted ' .. notice
+      end
       if counted then
         if outcome == 'retry' then
           add(e.stats, 'retries', 1)
@@ -170,6 +193,10 @@ for i = first, #ARGV, STRIDE do
     end
     reply[#reply + 1] = entry
     reply[#reply + 1] = disabled
+    for _, member in ipairs(notices) do
+      redis.call('ZADD', KEYS[3], at, member)
+    end
+    reply[#reply + 1] = notices
   end
 end
 
