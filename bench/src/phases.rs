@@ -11,7 +11,7 @@ use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::net_policy::AddressPolicy;
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::time_util::rfc3339_ms;
-use hookfleet_worker::claim::Job;
+use hookfleet_worker::claim::{ClaimedEndpoint, Job};
 use serde_json::{json, Value};
 
 use crate::api_client::{Api, ReceiverControl, EVENT_TYPE};
@@ -258,15 +258,19 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     let client = hookfleet_worker::deliver::build_client(&policy)
         .map_err(|e| format!("http client: {e}"))?;
     let secret = SigningSecret::generate().expose();
-    let url = env.receiver.hook_url();
+    let endpoint = Arc::new(ClaimedEndpoint::new(
+        "ep_bare",
+        "ten_bare",
+        &env.receiver.hook_url(),
+        &secret,
+    ));
     env.receiver.reset().await?;
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, policy, secret, url) =
-            (client.clone(), policy.clone(), secret.clone(), url.clone());
+        let (client, policy, endpoint) = (client.clone(), policy.clone(), endpoint.clone());
         let (next, failures) = (next.clone(), failures.clone());
         let body_bytes = env.body_bytes;
         set.spawn(async move {
@@ -280,7 +284,7 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
                     "data": event_data(unix_nanos(), body_bytes),
                 })
                 .to_string();
-                let job = bare_job(&event_id, &url, &secret);
+                let job = bare_job(&event_id, &endpoint);
                 let result = hookfleet_worker::deliver::send(
                     &client,
                     &policy,
@@ -313,23 +317,19 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     }))
 }
 
-/// A job as `claim.lua` would hand it out, for the bare loop.
-fn bare_job(event_id: &str, url: &str, secret: &str) -> Job {
+/// A job as `claim.lua` would hand it out, for the bare loop: like the
+/// worker's jobs, those of one endpoint share its parsed settings.
+fn bare_job(event_id: &str, endpoint: &Arc<ClaimedEndpoint>) -> Job {
     Job {
         partition: Partition(0),
         delivery_id: String::new(),
-        endpoint_id: String::new(),
+        endpoint_id: endpoint.id.clone(),
         event_id: event_id.to_string(),
         attempts_before: 0,
         lease_token: String::new(),
-        url: url.to_string(),
-        secret: secret.to_string(),
-        headers: Vec::new(),
+        endpoint: endpoint.clone(),
         timeout_ms: None,
         body: None,
-        previous_secret: None,
-        previous_secret_until: None,
-        tenant_id: String::new(),
         event_type: EVENT_TYPE.to_string(),
         max_attempts: None,
         test: false,

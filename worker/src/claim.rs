@@ -1,10 +1,51 @@
 //! Claiming: one `claim.lua` call leases up to N due deliveries of one
 //! partition (see the script's header for everything it decides).
 
+use std::sync::Arc;
+
 use hookfleet_common::ids::Partition;
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::{scripts, Keys};
 use redis::Value;
+
+/// The endpoint jobs of one claim go to, as that claim read it: shared by
+/// those jobs, so its settings are read, parsed and held once per claim.
+#[derive(Clone)]
+pub struct ClaimedEndpoint {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    /// `url` parsed (once per claim; the attempt reports a URL that does
+    /// not parse).
+    pub parsed_url: Result<url::Url, String>,
+    pub secret: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: Option<u64>,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<u64>,
+}
+
+impl ClaimedEndpoint {
+    /// An endpoint with only a URL and a secret (tests and the benchmark's
+    /// bare loop).
+    pub fn new(id: &str, tenant_id: &str, url: &str, secret: &str) -> Self {
+        ClaimedEndpoint {
+            id: id.to_string(),
+            tenant_id: tenant_id.to_string(),
+            url: url.to_string(),
+            parsed_url: parse_url(url),
+            secret: secret.to_string(),
+            headers: Vec::new(),
+            timeout_ms: None,
+            previous_secret: None,
+            previous_secret_until: None,
+        }
+    }
+}
+
+fn parse_url(url: &str) -> Result<url::Url, String> {
+    url::Url::parse(url).map_err(|err| format!("invalid URL: {err}"))
+}
 
 /// One leased delivery, with everything needed to attempt it.
 #[derive(Clone)]
@@ -17,15 +58,13 @@ pub struct Job {
     pub attempts_before: u32,
     /// Proves this worker still holds the lease when it records the result.
     pub lease_token: String,
-    pub url: String,
-    pub secret: String,
-    pub headers: Vec<(String, String)>,
+    /// Where it goes, and how it is signed.
+    pub endpoint: Arc<ClaimedEndpoint>,
+    /// The attempt's timeout: the endpoint's own, cut to what is left of
+    /// the lease when the attempt starts.
     pub timeout_ms: Option<u64>,
     /// The signed body, when it lives in this partition (else fetched).
     pub body: Option<String>,
-    pub previous_secret: Option<String>,
-    pub previous_secret_until: Option<u64>,
-    pub tenant_id: String,
     pub event_type: String,
     /// Attempts after which the delivery fails whatever the schedule says
     /// (a manual retry or a test send is a single attempt).
@@ -108,16 +147,44 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         Some(Value::Int(n)) => n.max(0) as u64,
         other => return Err(ClaimError::Reply(format!("bad deferral count: {other:?}"))),
     };
+    let endpoint_count = match items.next() {
+        Some(Value::Int(n)) => n.max(0) as usize,
+        other => return Err(ClaimError::Reply(format!("bad endpoint count: {other:?}"))),
+    };
+    let mut endpoints: Vec<Arc<ClaimedEndpoint>> = Vec::with_capacity(endpoint_count);
+    for item in items.by_ref().take(endpoint_count) {
+        let fields: Vec<String> =
+            redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
+        let [id, tenant_id, url, secret, headers, timeout, previous_secret, previous_until]: [String; 8] =
+            fields
+                .try_into()
+                .map_err(|_| ClaimError::Reply("an endpoint needs 8 fields".into()))?;
+        endpoints.push(Arc::new(ClaimedEndpoint {
+            parsed_url: parse_url(&url),
+            id,
+            tenant_id,
+            url,
+            secret,
+            headers: serde_json::from_str(&headers).unwrap_or_default(),
+            timeout_ms: timeout.parse().ok(),
+            previous_secret: (!previous_secret.is_empty()).then_some(previous_secret),
+            previous_secret_until: previous_until.parse().ok(),
+        }));
+    }
     let mut jobs = Vec::new();
     let claimed_at = std::time::Instant::now();
     for item in items {
         let fields: Vec<String> =
             redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
-        let [delivery_id, endpoint_id, event_id, attempts, token, url, secret, headers, timeout, body, previous_secret, previous_until, tenant_id, event_type, max_attempts, test]: [String; 16] =
+        let [delivery_id, endpoint_id, event_id, attempts, token, body, event_type, max_attempts, test]: [String; 9] =
             fields
                 .try_into()
-                .map_err(|_| ClaimError::Reply("a job needs 16 fields".into()))?;
-        let headers: Vec<(String, String)> = serde_json::from_str(&headers).unwrap_or_default();
+                .map_err(|_| ClaimError::Reply("a job needs 9 fields".into()))?;
+        let endpoint = endpoints
+            .iter()
+            .find(|endpoint| endpoint.id == endpoint_id)
+            .cloned()
+            .ok_or_else(|| ClaimError::Reply(format!("no endpoint {endpoint_id} in the reply")))?;
         jobs.push(Job {
             partition: p,
             delivery_id,
@@ -125,14 +192,9 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             event_id,
             attempts_before: attempts.parse().unwrap_or(0),
             lease_token: token,
-            url,
-            secret,
-            headers,
-            timeout_ms: timeout.parse().ok(),
+            timeout_ms: endpoint.timeout_ms,
+            endpoint,
             body: (!body.is_empty()).then_some(body),
-            previous_secret: (!previous_secret.is_empty()).then_some(previous_secret),
-            previous_secret_until: previous_until.parse().ok(),
-            tenant_id,
             event_type,
             max_attempts: max_attempts.parse().ok(),
             test: test == "1",

@@ -110,8 +110,13 @@ pub struct AttemptResult {
 /// Checks a URL whose host is a literal IP (the resolver only sees names).
 pub fn check_destination(url: &str, policy: &AddressPolicy) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("invalid URL: {err}"))?;
+    check_parsed_destination(&parsed, policy)
+}
+
+/// [`check_destination`] of a URL parsed already.
+pub fn check_parsed_destination(parsed: &url::Url, policy: &AddressPolicy) -> Result<(), String> {
     policy
-        .check_url(&parsed)
+        .check_url(parsed)
         .map_err(|reason| format!("refused: the URL {reason}"))?;
     let literal = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -131,8 +136,9 @@ pub fn signed_headers(
     timestamp: u64,
     now_ms: u64,
 ) -> Result<[(&'static str, String); 3], String> {
-    let secret = SigningSecret::parse(&job.secret)?;
-    let previous = match (&job.previous_secret, job.previous_secret_until) {
+    let endpoint = &job.endpoint;
+    let secret = SigningSecret::parse(&endpoint.secret)?;
+    let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
         (Some(previous), Some(until)) if until > now_ms => SigningSecret::parse(previous).ok(),
         _ => None,
     };
@@ -164,7 +170,16 @@ pub async fn send(
         webhook_timestamp: timestamp,
         ..AttemptResult::default()
     };
-    if let Err(reason) = check_destination(&job.url, policy) {
+    let url = match &job.endpoint.parsed_url {
+        Ok(url) => url,
+        Err(reason) => {
+            tracing::warn!(reason = %reason, "delivery refused: the endpoint URL does not parse");
+            result.error = Some(reason.clone());
+            result.refused = true;
+            return result;
+        }
+    };
+    if let Err(reason) = check_parsed_destination(url, policy) {
         tracing::warn!(reason = %reason, "delivery refused by the address policy");
         result.error = Some(reason);
         result.refused = true;
@@ -177,9 +192,9 @@ pub async fn send(
             return result;
         }
     };
-    let mut headers = HeaderMap::with_capacity(job.headers.len() + 5);
+    let mut headers = HeaderMap::with_capacity(job.endpoint.headers.len() + 5);
     // Custom headers first, so the protocol headers below always win.
-    for (name, value) in &job.headers {
+    for (name, value) in &job.endpoint.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
@@ -210,7 +225,7 @@ pub async fn send(
 
     let started = Instant::now();
     let response = client
-        .post(&job.url)
+        .post(url.clone())
         .headers(headers)
         .timeout(timeout)
         .body(body.to_owned())

@@ -49,12 +49,12 @@ pub fn notice(job: &Job, result: &AttemptResult) -> String {
         return String::new();
     }
     let facts = Facts {
-        tenant_id: job.tenant_id.clone(),
+        tenant_id: job.endpoint.tenant_id.clone(),
         event_id: job.event_id.clone(),
         delivery_id: job.delivery_id.clone(),
         endpoint_id: job.endpoint_id.clone(),
         event_type: job.event_type.clone(),
-        url: job.url.clone(),
+        url: job.endpoint.url.clone(),
         attempts: job.attempts_before + 1,
         last_status_code: result.status,
         last_error: result.error.clone(),

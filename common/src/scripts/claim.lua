@@ -12,10 +12,14 @@
 -- limit's theoretical arrival time. (Retry times are set by the worker that
 -- made the attempt, from its own clock: keep hosts in sync with NTP.)
 --
--- Returns {next_due_ms or -1, deferred by rate limits, job, job, ...}; each job is
+-- Returns {next_due_ms or -1, deferred by rate limits, E, endpoint x E,
+-- job, job, ...}: each endpoint the jobs go to once (a claim's jobs mostly
+-- share a few endpoints, so their settings are sent and read once), as
+-- {endpoint id, tenant id, url, secret, headers json, timeout ms,
+--  previous secret, previous secret valid until (ms)};
+-- and each job as
 -- {delivery id, endpoint id, event id, attempts so far, lease token,
---  url, secret, headers json, timeout ms, body or '', previous secret,
---  previous secret valid until (ms), tenant id, event type,
+--  body or '', event type,
 --  max attempts or '' (a manual retry or a test send is one attempt),
 --  '1' for a test send}.
 --
@@ -53,6 +57,8 @@ local leave_due = {}
 local leased = {}
 -- Read once per call: endpoints, event bodies, rate-limit state.
 local endpoints = {}
+-- The endpoints jobs go to, in order of their first job.
+local used = {}
 local bodies = {}
 local rates = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', '0', ARGV[3])
@@ -173,9 +179,12 @@ for _, delivery_id in ipairs(due) do
             bodies[d[2]] = body
           end
         end
-        jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', token,
-          endpoint[3] or '', endpoint[4] or '', endpoint[5] or '', endpoint[6] or '',
-          body, endpoint[8] or '', endpoint[9] or '', d[5], d[6] or '', d[7] or '', d[8] or ''}
+        if not endpoint.used then
+          endpoint.used = true
+          used[#used + 1] = endpoint_id
+        end
+        jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', token, body,
+          d[6] or '', d[7] or '', d[8] or ''}
       end
     end
   end
@@ -201,6 +210,11 @@ if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
 end
 local deferred_count = 0
 for _, n in pairs(deferred) do deferred_count = deferred_count + n end
-local result = {next_due, deferred_count}
+local result = {next_due, deferred_count, #used}
+for _, endpoint_id in ipairs(used) do
+  local e = endpoints[endpoint_id]
+  result[#result + 1] = {endpoint_id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',
+    e[8] or '', e[9] or ''}
+end
 for _, job in ipairs(jobs) do result[#result + 1] = job end
 return result
