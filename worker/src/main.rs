@@ -3,6 +3,11 @@
 
 use hookfleet_common::{telemetry, Config};
 
+/// mimalloc: glibc's `malloc`/`free` took about a sixth of the worker's
+/// instructions per delivery (callgrind); mimalloc's fast paths cost less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = match Config::from_env() {
