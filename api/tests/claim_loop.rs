@@ -363,6 +363,17 @@ async fn a_silently_dropped_wake_subscription_is_replaced() {
     assert!(subscribed.is_some(), "log:\n{}", worker.log());
     app.publish(&key, "user.created", json!({"n": 1})).await;
     wait_for_requests(&receiver, 1).await;
+    // A subscription that answers its pings is kept: no new one over four
+    // keepalive periods.
+    let replaced_early = wait_until(Duration::from_secs(2), || async {
+        (proxy.subscribers() >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        replaced_early.is_none(),
+        "a healthy subscription was replaced; log:\n{}",
+        worker.log()
+    );
 
     proxy.silence_subscribers();
     let replaced = wait_until(Duration::from_secs(10), || async {

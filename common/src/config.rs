@@ -30,7 +30,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_DISABLE_AFTER", "5d", "Circuit breaker: an endpoint failing without any success for this long is disabled (and `endpoint.disabled` is sent). A 410 Gone disables it at once."),
     ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept."),
-    ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered."),
+    ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered (more than twice `HOOKFLEET_FANOUT_RECOVERY`: operational events use keys of their own too)."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
     ("HOOKFLEET_WORKER_MAX_RATE", "0", "Most attempts per second one worker starts, across all endpoints (0: no limit). Protects the worker's host and network; per-endpoint limits are `rate_limit`."),
@@ -190,6 +190,17 @@ impl Config {
                 ),
             });
         }
+        // An operational event left unpublished is published by a sweep
+        // after HOOKFLEET_FANOUT_RECOVERY under the same idempotency key as
+        // its first try, which must still be remembered then.
+        let idempotency_ttl = duration("HOOKFLEET_IDEMPOTENCY_TTL")?;
+        let fanout_recovery = duration("HOOKFLEET_FANOUT_RECOVERY")?;
+        if idempotency_ttl <= fanout_recovery * 2 {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_IDEMPOTENCY_TTL",
+                reason: "must be more than twice HOOKFLEET_FANOUT_RECOVERY".into(),
+            });
+        }
         let redis_prefix = get("HOOKFLEET_REDIS_PREFIX");
         if redis_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError {
@@ -272,14 +283,14 @@ impl Config {
             retry_after_max: duration("HOOKFLEET_RETRY_AFTER_MAX")?,
             max_payload: positive("HOOKFLEET_MAX_PAYLOAD")? as usize,
             retention,
-            idempotency_ttl: duration("HOOKFLEET_IDEMPOTENCY_TTL")?,
+            idempotency_ttl,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,
             claim_batch: positive("HOOKFLEET_CLAIM_BATCH")? as usize,
             poll_interval: duration("HOOKFLEET_POLL_INTERVAL")?,
             wake_keepalive: nonzero_duration("HOOKFLEET_WAKE_KEEPALIVE")?,
             fanout_inline: number("HOOKFLEET_FANOUT_INLINE")? as usize,
-            fanout_recovery: duration("HOOKFLEET_FANOUT_RECOVERY")?,
+            fanout_recovery,
             shutdown_grace: duration("HOOKFLEET_SHUTDOWN_GRACE")?,
             log_filter: get("HOOKFLEET_LOG"),
             log_json: match get("HOOKFLEET_LOG_FORMAT").trim() {
@@ -345,6 +356,12 @@ mod tests {
         assert_eq!(err.variable, "HOOKFLEET_REDIS_CLUSTER_NODES");
         let err = load(&[("HOOKFLEET_HTTPS_ONLY", "maybe")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_HTTPS_ONLY");
+        let err = load(&[
+            ("HOOKFLEET_IDEMPOTENCY_TTL", "1m"),
+            ("HOOKFLEET_FANOUT_RECOVERY", "30s"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "HOOKFLEET_IDEMPOTENCY_TTL");
         let err = load(&[("HOOKFLEET_WAKE_KEEPALIVE", "0s")]).unwrap_err();
         assert_eq!(err.variable, "HOOKFLEET_WAKE_KEEPALIVE");
         let err = load(&[("HOOKFLEET_MAX_PAYLOAD", "-1")]).unwrap_err();

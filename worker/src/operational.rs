@@ -16,7 +16,7 @@
 
 use hookfleet_common::catalog::is_operational;
 use hookfleet_common::ids::Partition;
-use hookfleet_common::publish::{self, Store, Target};
+use hookfleet_common::publish::{self, PublishError, Store, Target};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,11 @@ use crate::claim::Job;
 use crate::deliver::AttemptResult;
 
 /// What the worker knows of a failed attempt that an operational event may
-/// report; `record.lua` stores it in a notice when one is due.
-#[derive(Debug, Serialize, Deserialize)]
+/// report; `record.lua` stores it in a notice when one is due. Every field
+/// has a default, so notices written by another version of the worker (a
+/// rolling upgrade) still read.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Facts {
     tenant_id: String,
     event_id: String,
@@ -120,7 +123,8 @@ fn parse(member: &str) -> Option<Operational> {
 
 /// Publishes the notice `member` of partition `p` and removes it. A notice
 /// that cannot be read is dropped with a warning; one whose publishing
-/// fails stays for the sweep.
+/// fails stays for the sweep, its score moved to now so that notices that
+/// keep failing do not hold up the others (the sweep takes the oldest).
 pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
     let Some(event) = parse(member) else {
         tracing::warn!(partition = p.0, "dropping an unreadable notice");
@@ -147,8 +151,27 @@ pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
             );
             remove(store, p, member).await;
         }
+        Err(PublishError::Expired) => {
+            // Published before under this key, and that event is gone.
+            remove(store, p, member).await;
+        }
         Err(err) => {
             tracing::warn!(error = %err, event_type = event.event_type, "could not publish an operational event; a sweep will");
+            let moved: Result<(), String> = async {
+                let mut conn = store.pool.get().await.map_err(|e| e.to_string())?;
+                redis::cmd("ZADD")
+                    .arg(store.keys.notices(p))
+                    .arg("XX")
+                    .arg(now_ms())
+                    .arg(member)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(err) = moved {
+                tracing::warn!(error = %err, "could not move a failed notice back in line");
+            }
         }
     }
 }
@@ -242,6 +265,13 @@ mod tests {
             exhausted.idempotency_key,
             "notice message.attempt.exhausted dlv_1 8"
         );
+
+        // Fields another version did not write read as their defaults.
+        let older =
+            parse(r#"message.attempt.exhausted {"tenant_id":"ten_1","delivery_id":"dlv_2"}"#)
+                .unwrap();
+        assert_eq!(older.data["delivery_id"], "dlv_2");
+        assert_eq!(older.data["attempts"], 0);
 
         assert_eq!(parse("endpoint.disabled 1 2"), None);
         assert_eq!(parse("something.else {}"), None);

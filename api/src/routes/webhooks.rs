@@ -308,20 +308,31 @@ impl WebhooksApi {
         let exposed = secret.expose();
         let mut fields = record.to_fields();
         fields.push(("secret", exposed.clone()));
-        // The tenant's index entry takes a place under the cap first (in
-        // one step with the check); the endpoint's own hash follows, and
-        // the place is given back if writing it fails.
-        let index = self.state.keys.tenant_endpoints(&tenant.tenant_id);
-        match self
+        // The endpoint's own hash first, then its entry in the tenant's
+        // index, which takes a place under the cap in one step with the
+        // check (`capped_add.lua`). Without a place the hash is deleted
+        // again. Until the index entry exists nothing reaches the endpoint
+        // (publishing reads the index), so a crash in between leaves only
+        // an unreachable hash, never a place taken by no endpoint.
+        let hash = self.state.keys.endpoint(p, &record.id);
+        let mut conn = self.state.conn().await?;
+        let _: () = conn.hset_multiple(&hash, &fields).await?;
+        let placed = self
             .state
             .capped_add(
-                index.clone(),
+                self.state.keys.tenant_endpoints(&tenant.tenant_id),
                 MAX_ENDPOINTS_PER_TENANT,
                 &record.id,
                 &record.subscription_summary(),
             )
-            .await?
-        {
+            .await;
+        if !matches!(placed, Ok(CappedAdd::Added)) {
+            let undone: redis::RedisResult<()> = conn.del(&hash).await;
+            if let Err(err) = undone {
+                tracing::warn!(endpoint_id = %record.id, error = %err, "could not delete the hash of an endpoint not created");
+            }
+        }
+        match placed? {
             CappedAdd::Added => {}
             // A fresh id never exists; both mean no place is left.
             CappedAdd::Exists | CappedAdd::Full => {
@@ -329,17 +340,6 @@ impl WebhooksApi {
                     "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
                 )))
             }
-        }
-        let mut conn = self.state.conn().await?;
-        let written: redis::RedisResult<()> = conn
-            .hset_multiple(self.state.keys.endpoint(p, &record.id), &fields)
-            .await;
-        if let Err(err) = written {
-            let undone: redis::RedisResult<()> = conn.hdel(&index, &record.id).await;
-            if let Err(undo) = undone {
-                tracing::warn!(endpoint_id = %record.id, error = %undo, "could not give back the place of an endpoint not created");
-            }
-            return Err(err.into());
         }
         tracing::info!(endpoint_id = %record.id, tenant_id = %tenant.tenant_id, "endpoint created");
         Ok(WebhookCreated::Created(Json(Webhook::from_record(
