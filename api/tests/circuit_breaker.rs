@@ -294,3 +294,83 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
     assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
     app.stop().await;
 }
+
+/// A notice whose publishing fails stays, moved to the back of the sweep's
+/// line (the sweep takes the oldest, so notices that keep failing would
+/// otherwise hold up the rest), and is sent once publishing works again.
+#[tokio::test]
+async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
+    let mut app = spawn_app(false, &[("HOOKFLEET_FANOUT_RECOVERY", "1s")]).await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let ops = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(
+        &key,
+        json!({"url": ops.url, "events": ["message.attempt.exhausted"]}),
+    )
+    .await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "https://example.com/h", "events": ["video.processed"]}),
+        )
+        .await;
+    let p = ids::partition_of(IdKind::Endpoint, endpoint["id"].as_str().unwrap()).unwrap();
+    app.publish(&key, "video.processed", json!({})).await;
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let keys = app.keys();
+    let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 10, 60_000, now_ms())
+        .await
+        .unwrap();
+    let result = hookfleet_worker::deliver::AttemptResult {
+        status: Some(400),
+        ..Default::default()
+    };
+    let recorded = common::record_one(
+        &pool,
+        &keys,
+        &app.config,
+        &claimed.jobs[0],
+        &result,
+        hookfleet_worker::attempt::Decision::Failed,
+    )
+    .await;
+    let notice = recorded.notices[0].clone();
+    let mut conn = app.redis().await;
+    let score = || async {
+        let score: Option<f64> = pool
+            .get()
+            .await
+            .unwrap()
+            .zscore(keys.notices(p), &notice)
+            .await
+            .unwrap();
+        score
+    };
+    let recorded_at = score().await.unwrap();
+
+    // Publishing for this tenant fails: its endpoint index is unreadable.
+    let index = keys.tenant_endpoints(&tenant_id);
+    let saved: Vec<(String, String)> = conn.hgetall(&index).await.unwrap();
+    let _: () = conn.del(&index).await.unwrap();
+    let _: () = conn.set(&index, "not a hash").await.unwrap();
+    app.start_worker();
+    let moved = common::wait_until(Duration::from_secs(10), || async {
+        let now = score().await;
+        now.filter(|at| *at > recorded_at).map(|_| ())
+    })
+    .await;
+    assert!(moved.is_some(), "the failed notice was not moved back");
+    assert_eq!(ops.count(), 0);
+
+    // Publishing works again: the notice is sent and removed.
+    let _: () = conn.del(&index).await.unwrap();
+    let _: () = conn.hset_multiple(&index, &saved).await.unwrap();
+    let got = ops.wait_for(1).await;
+    assert_eq!(body(&got[0])["type"], "message.attempt.exhausted");
+    let emptied = common::wait_until(Duration::from_secs(10), || async {
+        (app.zcard(&keys.notices(p)).await == 0).then_some(())
+    })
+    .await;
+    assert!(emptied.is_some());
+    app.stop().await;
+}
