@@ -328,7 +328,6 @@ fn bare_job(event_id: &str, endpoint: &Arc<ClaimedEndpoint>) -> Job {
         attempts_before: 0,
         lease_token: String::new(),
         endpoint: endpoint.clone(),
-        timeout_ms: None,
         body: None,
         event_type: EVENT_TYPE.to_string(),
         max_attempts: None,

@@ -31,6 +31,7 @@
 //! | `hf:{pN}:ep_bh:<eid>:<start>` | hash | hourly stats bucket |
 //! | `hf:{pN}:replay:<rid>` | hash | a replay job's progress |
 //! | `hf:{pN}:replay_running:<eid>` | string | the id of the endpoint's running replay (one at a time) |
+//! | `hf:{pN}:notices` | zset | operational events recorded by `record.lua`, not yet published (score: the attempt's time) |
 //!
 //! Everything in `{pN}` shares one hash slot, so the scripts that move a
 //! delivery (publish, fanout, claim, record) run on one node even on a
@@ -69,6 +70,7 @@ pub const STATS_FINE_PART: &str = "ep_b5:";
 pub const STATS_COARSE_PART: &str = "ep_bh:";
 /// Key fragment: an endpoint's replay jobs.
 pub const REPLAY_PART: &str = "replay:";
+/// Key fragment: the id of an endpoint's running replay.
 pub const REPLAY_RUNNING_PART: &str = "replay_running:";
 /// Starts a release marker in `due` (claim.lua reads the word before `:`;
 /// a delivery id starts with `dlv_`).
@@ -158,7 +160,8 @@ impl Keys {
     }
 
     /// `hf:{pN}:notices`: operational events recorded by `record.lua` and
-    /// not yet published (zset, score = when recorded, ms).
+    /// not yet published (zset, score = the attempt's time, ms; pushed to
+    /// now when publishing fails).
     pub fn notices(&self, p: Partition) -> String {
         format!("{}:{{p{}}}:notices", self.prefix, p.0)
     }

@@ -255,7 +255,6 @@ impl PublishError {
         match self {
             PublishError::Expired => PublishError::Expired,
             PublishError::Reply(what) => PublishError::Reply(what),
-            PublishError::TooManyDeliveries(n) => PublishError::TooManyDeliveries(*n),
             other => PublishError::Batch(other.to_string()),
         }
     }

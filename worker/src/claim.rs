@@ -60,9 +60,6 @@ pub struct Job {
     pub lease_token: String,
     /// Where it goes, and how it is signed.
     pub endpoint: Arc<ClaimedEndpoint>,
-    /// The attempt's timeout: the endpoint's own, cut to what is left of
-    /// the lease when the attempt starts.
-    pub timeout_ms: Option<u64>,
     /// The signed body, when it lives in this partition (else fetched).
     pub body: Option<String>,
     pub event_type: String,
@@ -192,7 +189,6 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             event_id,
             attempts_before: attempts.parse().unwrap_or(0),
             lease_token: token,
-            timeout_ms: endpoint.timeout_ms,
             endpoint,
             body: (!body.is_empty()).then_some(body),
             event_type,

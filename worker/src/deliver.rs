@@ -108,13 +108,7 @@ pub struct AttemptResult {
 }
 
 /// Checks a URL whose host is a literal IP (the resolver only sees names).
-pub fn check_destination(url: &str, policy: &AddressPolicy) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|err| format!("invalid URL: {err}"))?;
-    check_parsed_destination(&parsed, policy)
-}
-
-/// [`check_destination`] of a URL parsed already.
-pub fn check_parsed_destination(parsed: &url::Url, policy: &AddressPolicy) -> Result<(), String> {
+pub fn check_destination(parsed: &url::Url, policy: &AddressPolicy) -> Result<(), String> {
     policy
         .check_url(parsed)
         .map_err(|reason| format!("refused: the URL {reason}"))?;
@@ -156,13 +150,14 @@ pub fn signed_headers(
     ])
 }
 
-/// Sends one attempt and reads at most a few KiB of the answer.
+/// Sends one attempt, given at most `timeout` (see [`attempt_timeout`]),
+/// and reads at most a few KiB of the answer.
 pub async fn send(
     client: &reqwest::Client,
     policy: &AddressPolicy,
     job: &Job,
     body: &str,
-    default_timeout: Duration,
+    timeout: Duration,
     now_ms: u64,
 ) -> AttemptResult {
     let timestamp = now_ms / 1000;
@@ -179,7 +174,7 @@ pub async fn send(
             return result;
         }
     };
-    if let Err(reason) = check_parsed_destination(url, policy) {
+    if let Err(reason) = check_destination(url, policy) {
         tracing::warn!(reason = %reason, "delivery refused by the address policy");
         result.error = Some(reason);
         result.refused = true;
@@ -218,11 +213,6 @@ pub async fn send(
             )
         })
         .collect();
-    let timeout = job
-        .timeout_ms
-        .map(Duration::from_millis)
-        .unwrap_or(default_timeout);
-
     let started = Instant::now();
     let response = client
         .post(url.clone())
@@ -359,10 +349,11 @@ mod tests {
     #[test]
     fn literal_destinations_are_checked() {
         let strict = AddressPolicy::default();
-        assert!(check_destination("http://127.0.0.1:1/", &strict).is_err());
-        assert!(check_destination("http://[::ffff:10.0.0.1]/", &strict).is_err());
-        assert!(check_destination("https://93.184.216.34/", &strict).is_ok());
-        assert!(check_destination("https://example.com/", &strict).is_ok());
+        let check = |url: &str| check_destination(&url::Url::parse(url).unwrap(), &strict);
+        assert!(check("http://127.0.0.1:1/").is_err());
+        assert!(check("http://[::ffff:10.0.0.1]/").is_err());
+        assert!(check("https://93.184.216.34/").is_ok());
+        assert!(check("https://example.com/").is_ok());
     }
 
     #[test]

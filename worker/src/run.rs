@@ -325,7 +325,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
             let Some(timeout) = deliver::attempt_timeout(
                 ctx.config.lease,
                 job.claimed_at.elapsed(),
-                job.timeout_ms.map(Duration::from_millis),
+                job.endpoint.timeout_ms.map(Duration::from_millis),
                 ctx.config.request_timeout,
             ) else {
                 tracing::warn!(
@@ -333,13 +333,12 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                 );
                 return;
             };
-            job.timeout_ms = Some(timeout.as_millis() as u64);
             let result = deliver::send(
                 &ctx.client,
                 &ctx.config.address_policy,
                 &job,
                 &body,
-                ctx.config.request_timeout,
+                timeout,
                 started_ms,
             )
             .await;

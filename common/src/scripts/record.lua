@@ -82,6 +82,9 @@ local function bucket(e, key, ttl)
 end
 
 local reply = {}
+-- The notices of an attempt that wrote none (most): one shared empty
+-- list, not a table per attempt.
+local NO_NOTICES = {}
 local leave_inflight = {}
 local requeue = {}
 for i = first, #ARGV, STRIDE do
@@ -99,17 +102,17 @@ for i = first, #ARGV, STRIDE do
     reply[#reply + 1] = 1
     reply[#reply + 1] = string.match(d[2] or '', '([^,]*)$')
     reply[#reply + 1] = tonumber(string.sub(d[1], #mark + 1)) or 0
-    reply[#reply + 1] = {}
+    reply[#reply + 1] = NO_NOTICES
   elseif not e.exists then
     -- The endpoint was deleted while this attempt ran: its delivery is
     -- already cancelled; write nothing that would outlive the endpoint.
     reply[#reply + 1] = 0
     reply[#reply + 1] = ''
     reply[#reply + 1] = 0
-    reply[#reply + 1] = {}
+    reply[#reply + 1] = NO_NOTICES
   else
     local notice = ARGV[i + 15]
-    local notices = {}
+    local notices = NO_NOTICES
     local entry = redis.call('XADD', prefix .. 'attempts:' .. eid, 'MAXLEN', '~', maxlen, '*',
       entry_field, ARGV[i + 14])
     e.logged = true
@@ -150,8 +153,8 @@ for i = first, #ARGV, STRIDE do
         e.active = '0'
         disabled = 1
         if notice ~= '' then
-          notices[#notices + 1] = 'endpoint.disabled ' .. at .. ' ' .. int(e.since) .. ' ' .. reason ..
-            ' ' .. notice
+          notices = {'endpoint.disabled ' .. at .. ' ' .. int(e.since) .. ' ' .. reason ..
+            ' ' .. notice}
         end
       end
     end
@@ -174,6 +177,7 @@ for i = first, #ARGV, STRIDE do
         'last_at', at, 'last_code', code, 'attempt_ids', ids,
         'recorded', token .. ':' .. disabled, 'next', next_at)
       if outcome == 'failed' and notice ~= '' then
+        if notices == NO_NOTICES then notices = {} end
         notices[#notices + 1] = 'message.attempt.exhausted ' .. notice
       end
       if counted then
