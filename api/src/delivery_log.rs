@@ -2,10 +2,11 @@
 //! cursor, over one endpoint or all of a tenant's endpoints, and the
 //! attempts of one delivery.
 //!
-//! Each endpoint keeps its deliveries in a sorted set scored by creation
-//! time (`ep_dlv`). A page walks those sets from the cursor down, merging
-//! several endpoints by (time, id), and reads the candidates' hashes to
-//! apply the status and type filters. The cursor is the last delivery
+//! Each endpoint keeps its deliveries in a sorted set of event ids scored
+//! by creation time in microseconds, unique per endpoint (`ep_dlv`). A
+//! page walks those sets from the cursor down, merging several endpoints
+//! by (time, delivery id), and reads the candidates (`delivery_view.rs`)
+//! to apply the status and type filters. The cursor is the last delivery
 //! examined, so new deliveries (always newer) never shift a page: nothing
 //! is lost or repeated while they arrive. A request's cost is bounded: at
 //! most [`FETCH_BUDGET`] index entries over all endpoints and
@@ -13,14 +14,13 @@
 //! with many endpoints, may get a short page; `next` is present while more
 //! may exist.
 
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::DeliveryStatus;
 use hookfleet_common::time_util::parse_rfc3339_ms;
 
+use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
 use crate::routes::deliveries::DeliverySummary;
 use crate::state::AppState;
@@ -99,16 +99,17 @@ impl Filter {
     }
 }
 
-/// A position in the log: the last delivery examined.
+/// A position in the log: the last delivery examined, by its log score.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    pub created_ms: u64,
+    /// The delivery's creation time, µs (its score in its endpoint's log).
+    pub created_us: u64,
     pub delivery_id: String,
 }
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_ms, self.delivery_id))
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_us, self.delivery_id))
     }
 
     pub fn decode(text: &str) -> Result<Self, ApiError> {
@@ -120,7 +121,7 @@ impl Cursor {
             return Err(bad());
         }
         Ok(Self {
-            created_ms: ms.parse().map_err(|_| bad())?,
+            created_us: ms.parse().map_err(|_| bad())?,
             delivery_id: id.to_string(),
         })
     }
@@ -136,22 +137,23 @@ pub struct Page {
 /// tenant-wide page over many endpoints asks each for fewer.
 pub const FETCH_BUDGET: usize = 10_000;
 
-/// Entries sharing the cursor's millisecond fetched per endpoint (one
-/// `publish.lua` call gives up to 40 events the same creation time).
-const TIES_LIMIT: usize = 1000;
+/// Entries sharing the cursor's score fetched per endpoint (scores are
+/// unique within an endpoint's log, so at most one; across endpoints two
+/// deliveries may share a microsecond).
+const TIES_LIMIT: usize = 10;
 
-/// A page of deliveries of `endpoints` (partition, endpoint id), newest
-/// first.
+/// A page of the deliveries of `endpoints` (partition, endpoint id) of
+/// `tenant_id`, newest first.
 ///
-/// Each endpoint's index is read from the cursor down, at most
-/// `per_source` entries (fewer when many endpoints share
-/// [`FETCH_BUDGET`]); entries created in the cursor's own millisecond are
-/// read apart and kept when their id sorts below the cursor's, so a run of
-/// deliveries sharing a millisecond is paged through, not skipped. The
-/// merged candidates are exact only down to the oldest entry of an
-/// endpoint that may have more: they are cut there, and `next` goes on.
+/// Each endpoint's log is read from the cursor down, at most `per_source`
+/// entries (fewer when many endpoints share [`FETCH_BUDGET`]); entries at
+/// the cursor's own score are read apart and kept when their delivery id
+/// sorts below the cursor's. The merged candidates are exact only down to
+/// the oldest entry of an endpoint that may have more: they are cut there,
+/// and `next` goes on.
 pub async fn page(
     state: &AppState,
+    tenant_id: &str,
     endpoints: &[(Partition, String)],
     filter: &Filter,
     cursor: Option<&Cursor>,
@@ -163,20 +165,24 @@ pub async fn page(
         limit + 1
     };
     let per_source = (FETCH_BUDGET / endpoints.len().max(1)).clamp(1, examinable_max);
-    // Entries at the cursor's millisecond need their own read when it is
-    // inside the window; everything else is strictly older than it.
-    let ties_ms = cursor
-        .map(|c| c.created_ms)
-        .filter(|ms| filter.until_ms.is_none_or(|until| *ms <= until))
-        .filter(|ms| filter.since_ms.is_none_or(|since| *ms >= since));
-    let max = match (cursor, filter.until_ms) {
-        (Some(c), Some(until)) if until < c.created_ms => until.to_string(),
-        (Some(c), _) => format!("({}", c.created_ms),
+    // The window in log scores (µs).
+    let since_us = filter.since_ms.map(|ms| ms.saturating_mul(1000));
+    let until_us = filter
+        .until_ms
+        .map(|ms| ms.saturating_mul(1000).saturating_add(999));
+    // Entries at the cursor's score need their own read when it is inside
+    // the window; everything else is strictly older than it.
+    let ties_us = cursor
+        .map(|c| c.created_us)
+        .filter(|us| until_us.is_none_or(|until| *us <= until))
+        .filter(|us| since_us.is_none_or(|since| *us >= since));
+    let max = match (cursor, until_us) {
+        (Some(c), Some(until)) if until < c.created_us => until.to_string(),
+        (Some(c), _) => format!("({}", c.created_us),
         (None, Some(until)) => until.to_string(),
         (None, None) => "+inf".to_string(),
     };
-    let min = filter
-        .since_ms
+    let min = since_us
         .map(|s| s.to_string())
         .unwrap_or_else(|| "-inf".into());
 
@@ -184,11 +190,11 @@ pub async fn page(
     let mut pipe = redis::pipe();
     for (p, endpoint_id) in endpoints {
         let key = state.keys.endpoint_deliveries(*p, endpoint_id);
-        if let Some(ms) = ties_ms {
+        if let Some(us) = ties_us {
             pipe.cmd("ZREVRANGEBYSCORE")
                 .arg(&key)
-                .arg(ms)
-                .arg(ms)
+                .arg(us)
+                .arg(us)
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(0)
@@ -211,35 +217,45 @@ pub async fn page(
         replies.into_iter()
     };
     let mut maybe_more = false;
-    let mut candidates: Vec<(u64, String, Partition)> = Vec::new();
+    // (score, delivery) candidates.
+    let mut candidates: Vec<(u64, DeliveryRef)> = Vec::new();
     // The newest of the oldest entries of the endpoints that may have more:
     // candidates older than it might be preceded by entries not fetched.
     let mut exact_down_to: Option<(u64, String)> = None;
-    for (p, _) in endpoints {
-        if ties_ms.is_some() {
-            let ties = replies.next().unwrap_or_default();
-            let below = |id: &String| cursor.is_some_and(|c| *id < c.delivery_id);
-            candidates.extend(
-                ties.into_iter()
-                    .filter(|(id, _)| below(id))
-                    .map(|(id, score)| (score, id, *p)),
-            );
+    let refs_of = |entries: Vec<(String, u64)>, endpoint_id: &str| -> Vec<(u64, DeliveryRef)> {
+        entries
+            .into_iter()
+            .filter_map(|(event_id, score)| {
+                DeliveryRef::new(&event_id, endpoint_id, Some(score)).map(|r| (score, r))
+            })
+            .collect()
+    };
+    for (_, endpoint_id) in endpoints {
+        if ties_us.is_some() {
+            let ties = refs_of(replies.next().unwrap_or_default(), endpoint_id);
+            let below = |id: &str| cursor.is_some_and(|c| id < c.delivery_id.as_str());
+            candidates.extend(ties.into_iter().filter(|(_, r)| below(&r.delivery_id)));
         }
         let older = replies.next().unwrap_or_default();
-        if older.len() >= per_source {
+        let full = older.len() >= per_source;
+        let older = refs_of(older, endpoint_id);
+        if full {
             maybe_more = true;
-            if let Some((id, score)) = older.last() {
-                let last = (*score, id.clone());
+            if let Some((score, r)) = older.last() {
+                let last = (*score, r.delivery_id.clone());
                 if exact_down_to.as_ref().is_none_or(|bound| last > *bound) {
                     exact_down_to = Some(last);
                 }
             }
         }
-        candidates.extend(older.into_iter().map(|(id, score)| (score, id, *p)));
+        candidates.extend(older);
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    candidates.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| b.1.delivery_id.cmp(&a.1.delivery_id))
+    });
     if let Some((score, id)) = &exact_down_to {
-        candidates.retain(|(s, i, _)| (*s, i) >= (*score, id));
+        candidates.retain(|(s, r)| (*s, &r.delivery_id) >= (*score, id));
     }
     if candidates.len() > examinable_max {
         maybe_more = true;
@@ -251,19 +267,20 @@ pub async fn page(
     let mut last_examined: Option<Cursor> = None;
     let mut full = false;
     for chunk in candidates.chunks(limit.max(50)) {
-        let loaded = load_by_partition(state, chunk).await?;
-        for ((score, id, _), summary) in chunk.iter().zip(loaded) {
+        let refs: Vec<DeliveryRef> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        let loaded = delivery_view::load(state, tenant_id, &refs).await?;
+        for ((score, r), loaded) in chunk.iter().zip(loaded) {
             if data.len() == limit {
                 full = true;
                 break;
             }
             last_examined = Some(Cursor {
-                created_ms: *score,
-                delivery_id: id.clone(),
+                created_us: *score,
+                delivery_id: r.delivery_id.clone(),
             });
-            if let Some(summary) = summary {
-                if filter.accepts(&summary) {
-                    data.push(summary);
+            if let Some(loaded) = loaded {
+                if filter.accepts(&loaded.summary) {
+                    data.push(loaded.summary);
                 }
             }
         }
@@ -278,20 +295,6 @@ pub async fn page(
     })
 }
 
-/// Loads summaries for candidates, keeping their order (`None`: expired).
-async fn load_by_partition(
-    state: &AppState,
-    candidates: &[(u64, String, Partition)],
-) -> Result<Vec<Option<DeliverySummary>>, ApiError> {
-    let mut pipe = redis::pipe();
-    for (_, id, p) in candidates {
-        pipe.hgetall(state.keys.delivery(*p, id));
-    }
-    let mut conn = state.conn().await?;
-    let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-    Ok(maps.iter().map(DeliverySummary::from_hash).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,8 +302,12 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
         let cursor = Cursor {
-            created_ms: 1_700_000_000_123,
-            delivery_id: ids::delivery_id("evt_x", "ep_y", Partition(3)),
+            created_us: 1_700_000_000_123_456,
+            delivery_id: ids::delivery_id(
+                &ids::new_id(IdKind::Event, Partition(1), 5),
+                &ids::new_id(IdKind::Endpoint, Partition(3), 6),
+            )
+            .unwrap(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         for bad in ["", "!!!", "MTIz", &URL_SAFE_NO_PAD.encode("12:nope")] {

@@ -32,7 +32,8 @@ const TENANT_ID: &str = "ten_01m8jtd28xm1bp8vz820ax00";
 const KEY_ID: &str = "key_01m8jtd2jm4qz1b3c6x8ax00";
 const ENDPOINT_ID: &str = "ep_01m8jtd2w4fn1rcrvcvhhk05";
 const EVENT_ID: &str = "evt_01m8jthetzw12qegmcz5hc02";
-const DELIVERY_ID: &str = "dlv_5t0vq1g8h2kd3c9a7mfz0e4x05";
+/// The delivery of [`EVENT_ID`] to [`ENDPOINT_ID`]: their two bodies.
+const DELIVERY_ID: &str = "dlv_01m8jthetzw12qegmcz5hc0201m8jtd2w4fn1rcrvcvhhk05";
 const REPLAY_ID: &str = "rpl_01m8jw2k7c3a9x0d5t8e1q05";
 const URL: &str = "https://example.com/hooks/billing";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod delivery_log;
+pub mod delivery_view;
 pub mod error;
 pub mod examples;
 pub mod input;

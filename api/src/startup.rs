@@ -92,6 +92,8 @@ pub fn app(state: AppState, published: Arc<spec::Published>) -> impl poem::Endpo
 /// Reads nothing from the environment: everything comes from `config`.
 pub async fn build(config: Config) -> Result<Application, String> {
     let pool = redis_pool::create_pool(&config)?;
+    let keys = Keys::new(config.redis_prefix.clone());
+    hookfleet_common::layout::check(&pool, &keys, &config).await?;
     let per_second = NonZeroU32::new(config.api_rate_limit).unwrap_or(NonZeroU32::MIN);
     let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     let limiter = Arc::new(RateLimiter::keyed(
@@ -110,7 +112,7 @@ pub async fn build(config: Config) -> Result<Application, String> {
         }
     });
     let state = AppState {
-        keys: Keys::new(config.redis_prefix.clone()),
+        keys,
         config: Arc::new(config),
         pool,
         limiter,

@@ -170,16 +170,9 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
     let keys = app.keys();
     let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Event, event_id)
         .unwrap();
-    let claimed = hookfleet_worker::claim::claim(
-        &pool,
-        &keys,
-        p,
-        10,
-        1_500,
-        hookfleet_common::time_util::now_ms(),
-    )
-    .await
-    .unwrap();
+    let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 10, 1_500, 0, 86_400_000)
+        .await
+        .unwrap();
     assert_eq!(claimed.jobs.len(), 1, "the dead worker's claim");
     let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
     wait_for_requests(&receiver, 1).await;
@@ -196,7 +189,7 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
 }
 
 /// A partition whose claims fail (its Redis Cluster node away; here, its
-/// queue holds a value of the wrong type) is set aside with a back-off of
+/// ready set holds a value of the wrong type) is set aside with a back-off of
 /// its own, and the other partitions go on being claimed: one claim per
 /// delivery (a claim batch of 1) drains at once. When a failing claim ended
 /// the round and backed the whole loop off, 40 deliveries took minutes.
@@ -215,7 +208,7 @@ async fn a_failing_partition_does_not_hold_up_the_others() {
     let keys = app.keys();
     let mut conn = app.redis().await;
     let _: () = redis::cmd("SET")
-        .arg(keys.due(broken))
+        .arg(keys.ready(broken))
         .arg("not a queue")
         .query_async(&mut conn)
         .await

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{spawn_app, spawn_receiver, wait_until, Reply};
+use hookfleet_common::ids;
 use hookfleet_common::signing::{verify, SigningSecret};
 use serde_json::{json, Value};
 
@@ -311,10 +312,11 @@ async fn deleting_an_endpoint_cancels_its_pending_deliveries() {
         .get(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
         .await;
     assert_eq!(status, 404);
-    let due = app
-        .zcard(&app.keys().due(common::endpoint_partition(endpoint_id)))
-        .await;
-    assert_eq!(due, 0, "nothing left in the due set");
+    let p = common::endpoint_partition(endpoint_id);
+    let keys = app.keys();
+    assert_eq!(app.zcard(&keys.endpoint_due(p, endpoint_id)).await, 0);
+    assert_eq!(app.zscore(&keys.ready(p), endpoint_id).await, None);
+    assert_eq!(app.queued_total().await, 0, "nothing is counted as waiting");
     app.stop().await;
 }
 
@@ -333,34 +335,29 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     assert_eq!(status, 200);
     let mut app = app;
     app.start_worker();
-    // The worker claims it, sees the endpoint disabled and holds it.
+    // The worker claims the partition, sees the endpoint disabled and takes
+    // it out of the ready set: its delivery is held where it is.
     let keys = app.keys();
-    let p = common::endpoint_partition(endpoint["id"].as_str().unwrap());
-    let held_key = keys.endpoint_held(p, endpoint["id"].as_str().unwrap());
-    let pool = app.redis_pool();
-    wait_until(Duration::from_secs(10), || {
-        let pool = pool.clone();
-        let held_key = held_key.clone();
-        async move {
-            let mut conn = pool.get().await.ok()?;
-            let n: u64 = redis::cmd("ZCARD")
-                .arg(&held_key)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
-            (n == 1).then_some(())
-        }
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let p = common::endpoint_partition(endpoint_id);
+    let ready = keys.ready(p);
+    assert!(app.zscore(&ready, endpoint_id).await.is_some());
+    wait_until(Duration::from_secs(10), || async {
+        app.zscore(&ready, endpoint_id)
+            .await
+            .is_none()
+            .then_some(())
     })
     .await
     .expect("the delivery is held");
     assert_eq!(receiver.count(), 0);
+    assert_eq!(app.queued_total().await, 1, "still waiting");
     let (status, _) = app.patch(&path, &key, json!({"active": true})).await;
     assert_eq!(status, 200);
     app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])
         .await;
     assert_eq!(receiver.count(), 1);
-    let n = app.zcard(&held_key).await;
-    assert_eq!(n, 0);
+    assert_eq!(app.queued_total().await, 0);
     app.stop().await;
 }
 
@@ -485,13 +482,13 @@ async fn queue_events(app: &common::TestApp, key: &str, n: usize) {
     }
 }
 
-/// Re-enabling an endpoint with more held deliveries than one script step
-/// (1000) releases one step at once and marks the rest in due; the workers'
-/// claims release them a step at a time, so no script call handles them
-/// all (a hold of millions blocked Redis for seconds). Every one of them is
-/// delivered.
+/// Holding and releasing do not touch deliveries one by one: a disabled
+/// endpoint leaves its partition's ready set and its deliveries stay where
+/// they are, re-enabling it puts it back (one ZADD however many are held,
+/// where a hold of millions once blocked Redis for seconds), and every one
+/// of them is delivered once.
 #[tokio::test]
-async fn re_enabling_releases_a_large_hold_in_steps() {
+async fn re_enabling_releases_a_large_hold_at_once() {
     const EVENTS: usize = 1500;
     let mut app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
@@ -506,55 +503,26 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
     queue_events(&app, &key, EVENTS).await;
     let (status, _) = app.patch(&path, &key, json!({"active": false})).await;
     assert_eq!(status, 200);
-    // Claims (as a worker's) hold every one of them.
+    // A claim (as a worker's) holds them all: the endpoint leaves the
+    // ready set, nothing is handed out, nothing moves.
     let pool = app.redis_pool();
-    while app.zcard(&keys.due(p)).await > 0 {
-        let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 500, 60_000, 0)
-            .await
-            .unwrap();
-        assert!(claimed.jobs.is_empty());
-    }
+    let log = keys.endpoint_deliveries(p, endpoint_id);
+    let before = app.snapshot().await;
+    let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 500, 60_000, 0, 86_400_000)
+        .await
+        .unwrap();
+    assert!(claimed.jobs.is_empty());
     assert_eq!(
-        app.zcard(&keys.endpoint_held(p, endpoint_id)).await,
-        EVENTS as u64
+        app.changed_since(&before).await,
+        vec![keys.ready(p)],
+        "only the ready set changed"
     );
+    assert_eq!(app.zcard(&log).await, EVENTS as u64);
+    assert_eq!(app.queued_total().await, EVENTS as i64);
 
     let (status, _) = app.patch(&path, &key, json!({"active": true})).await;
     assert_eq!(status, 200);
-    assert_eq!(app.zcard(&keys.endpoint_held(p, endpoint_id)).await, 500);
-    assert_eq!(
-        app.zcard(&keys.due(p)).await,
-        1001,
-        "one step and the marker"
-    );
-
-    // A delivery still held (one that had failed once, so it can be
-    // retried) is retried by hand: the retry queues it and takes it out of
-    // the hold, so the release does not queue it again.
-    let held: Vec<String> = redis::cmd("ZRANGE")
-        .arg(keys.endpoint_held(p, endpoint_id))
-        .arg(0)
-        .arg(0)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
-    let retried = &held[0];
-    let _: () = redis::cmd("HSET")
-        .arg(keys.delivery(p, retried))
-        .arg("status")
-        .arg("scheduled")
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
-    let (status, answer) = app
-        .post(
-            &format!("/api/v1/deliveries/{retried}/retry"),
-            &key,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    assert_eq!(app.zcard(&keys.endpoint_held(p, endpoint_id)).await, 499);
+    assert!(app.zscore(&keys.ready(p), endpoint_id).await.is_some());
 
     app.start_worker();
     let got = receiver.wait_for(EVENTS).await;
@@ -562,22 +530,20 @@ async fn re_enabling_releases_a_large_hold_in_steps() {
         got.iter().filter_map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), EVENTS);
     let done = wait_until(Duration::from_secs(10), || async {
-        let held = app.zcard(&keys.endpoint_held(p, endpoint_id)).await;
-        let queued = app.zcard(&keys.due(p)).await + app.zcard(&keys.inflight(p)).await;
-        (held == 0 && queued == 0).then_some(())
+        let queued = app.queued_total().await + app.zcard(&keys.inflight(p)).await as i64;
+        (queued == 0).then_some(())
     })
     .await;
-    assert!(done.is_some(), "nothing left held, no marker left in due");
+    assert!(done.is_some(), "nothing left waiting");
     assert_eq!(receiver.count(), EVENTS, "none sent twice");
     app.stop().await;
 }
 
-/// Deleting an endpoint with more open deliveries than one script step
-/// cancels one step at once and marks the rest in due, which the workers'
-/// claims cancel a step at a time; in the end every delivery is cancelled,
-/// none is sent, and nothing of the endpoint's queue is left.
+/// Deleting an endpoint with a large backlog is constant work: the
+/// endpoint leaves the ready set and its waiting deliveries are no longer
+/// counted, each of them reads as cancelled, and none is sent.
 #[tokio::test]
-async fn deleting_cancels_a_large_backlog_in_steps() {
+async fn deleting_cancels_a_large_backlog_at_once() {
     const EVENTS: usize = 1500;
     let mut app = spawn_app(false, &[]).await;
     let (_, key) = app.tenant("acme").await;
@@ -589,59 +555,45 @@ async fn deleting_cancels_a_large_backlog_in_steps() {
     let p = common::endpoint_partition(endpoint_id);
     let keys = app.keys();
     queue_events(&app, &key, EVENTS).await;
+    assert_eq!(app.queued_total().await, EVENTS as i64);
     let (status, _) = app
         .delete(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
         .await;
     assert_eq!(status, 204);
-    let open = keys.endpoint_open(p, endpoint_id);
-    let still_open: u64 = redis::cmd("SCARD")
-        .arg(&open)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
-    assert_eq!(still_open, 500);
-    assert_eq!(
-        app.zcard(&keys.due(p)).await,
-        501,
-        "the rest and the marker"
-    );
+    assert_eq!(app.zscore(&keys.ready(p), endpoint_id).await, None);
+    assert_eq!(app.queued_total().await, 0);
 
     app.start_worker();
-    let done = wait_until(Duration::from_secs(10), || async {
-        (app.zcard(&keys.due(p)).await == 0).then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "the marker is gone once all are cancelled");
-    let exists: u64 = redis::cmd("EXISTS")
-        .arg(&open)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
-    assert_eq!(exists, 0);
-    let ids: Vec<String> = redis::cmd("ZRANGE")
+    let event_ids: Vec<String> = redis::cmd("ZRANGE")
         .arg(keys.endpoint_deliveries(p, endpoint_id))
         .arg(0)
         .arg(-1)
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
-    assert_eq!(ids.len(), EVENTS);
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.hget(keys.delivery(p, id), "status");
+    assert_eq!(event_ids.len(), EVENTS, "the log stays until retention");
+    for event_id in [
+        &event_ids[0],
+        &event_ids[EVENTS / 2],
+        &event_ids[EVENTS - 1],
+    ] {
+        let delivery_id = ids::delivery_id(event_id, endpoint_id).unwrap();
+        let (status, detail) = app
+            .get(&format!("/api/v1/deliveries/{delivery_id}"), &key)
+            .await;
+        assert_eq!(status, 200, "{detail}");
+        assert_eq!(detail["delivery"]["status"], "cancelled", "{detail}");
+        let (_, event) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+        assert_eq!(event["deliveries"][0]["status"], "cancelled", "{event}");
     }
-    let statuses: Vec<String> = pipe.query_async(&mut app.redis().await).await.unwrap();
-    assert!(
-        statuses.iter().all(|s| s == "cancelled"),
-        "every delivery is cancelled"
-    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.count(), 0);
     app.stop().await;
 }
 
-/// A delivery that finds its way back into due after it ended (a retried
-/// delivery that a stepped release of held deliveries queues again) is
-/// dropped by the claim, not sent a second time.
+/// A delivery that finds its way back into its endpoint's queue after it
+/// ended is dropped by the claim, not sent a second time (a safety net:
+/// nothing queues an ended delivery without making it pending first).
 #[tokio::test]
 async fn an_ended_delivery_queued_again_is_not_sent_again() {
     let app = spawn_app(true, &[]).await;
@@ -660,19 +612,24 @@ async fn an_ended_delivery_queued_again_is_not_sent_again() {
     assert_eq!(receiver.count(), 1);
 
     let keys = app.keys();
-    let _: () = redis::cmd("ZADD")
-        .arg(keys.due(p))
-        .arg(hookfleet_common::time_util::now_ms())
-        .arg(&delivery_id)
+    let now = hookfleet_common::time_util::now_ms();
+    let _: () = redis::pipe()
+        .zadd(
+            keys.endpoint_due(p, endpoint_id),
+            event["id"].as_str().unwrap(),
+            now,
+        )
+        .zadd(keys.ready(p), endpoint_id, now)
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
     let settled = wait_until(Duration::from_secs(10), || async {
-        let queued = app.zcard(&keys.due(p)).await + app.zcard(&keys.inflight(p)).await;
-        (queued == 0).then_some(())
+        let waiting = app.zcard(&keys.endpoint_due(p, endpoint_id)).await
+            + app.zcard(&keys.inflight(p)).await;
+        (waiting == 0).then_some(())
     })
     .await;
-    assert!(settled.is_some(), "the claim takes it out of due");
+    assert!(settled.is_some(), "the claim drops it");
     assert_eq!(receiver.count(), 1, "not sent again");
     let (_, after) = app
         .get(&format!("/api/v1/deliveries/{delivery_id}"), &key)

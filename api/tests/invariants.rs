@@ -103,13 +103,14 @@ async fn fan_out_to_many_endpoints_stores_the_body_once() {
         "the payload is stored exactly once"
     );
 
-    // Each partition's due set holds exactly its endpoints' deliveries.
-    let mut queued = 0;
-    for p in app.config.all_partitions() {
-        let n = app.zcard(&app.keys().due(p)).await;
-        queued += n;
+    // Each endpoint's log lists the event once, and 60 deliveries wait.
+    let mut listed = 0;
+    for id in app.endpoint_ids(&key).await {
+        let p = common::endpoint_partition(&id);
+        listed += app.zcard(&app.keys().endpoint_deliveries(p, &id)).await;
     }
-    assert_eq!(queued, 60);
+    assert_eq!(listed, 60);
+    assert_eq!(app.queued_total().await, 60);
     let (_, detail) = app
         .get(
             &format!("/api/v1/events/{}", event["id"].as_str().unwrap()),
@@ -135,7 +136,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     // A worker claims the delivery with a short lease, then "dies": it never
     // attempts or records anything.
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let claimed = hookfleet_worker::claim::claim(&pool, &app.keys(), p, 10, 300, now_ms())
+    let claimed = hookfleet_worker::claim::claim(&pool, &app.keys(), p, 10, 300, 0, 86_400_000)
         .await
         .unwrap();
     assert_eq!(claimed.jobs.len(), 1);
@@ -264,28 +265,36 @@ async fn a_resent_publish_call_writes_nothing_twice() {
     // the resend must not take its own key for an earlier event's).
     for idempotency_key in [None, Some("order-1")] {
         let event_id = ids::new_id(IdKind::Event, p, now_ms());
-        let delivery_id = ids::delivery_id(&event_id, &endpoint_id, p);
         let call = RawPublish {
             tenant_id: &tenant_id,
             home: p,
             event_id: &event_id,
             idempotency_key,
             matched: 1,
-            partitions: &p.0.to_string(),
+            complete: true,
             here: std::slice::from_ref(&endpoint_id),
         };
         let invoke = || call.run(&app);
         let first = invoke().await;
         assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
-        // The delivery moves on (as if attempted and delivered).
-        let mut conn = app.redis().await;
-        let _: () = redis::pipe()
-            .hset(k.delivery(p, &delivery_id), "status", "delivered")
-            .zrem(k.due(p), &delivery_id)
-            .srem(k.endpoint_open(p, &endpoint_id), &delivery_id)
-            .query_async(&mut conn)
+        // The delivery moves on: claimed, attempted and delivered.
+        let pool = app.redis_pool();
+        let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
             .await
-            .unwrap();
+            .unwrap()
+            .jobs
+            .remove(0);
+        assert_eq!(job.event_id, event_id);
+        let ok = hookfleet_worker::deliver::AttemptResult {
+            status: Some(200),
+            ..Default::default()
+        };
+        let delivered = hookfleet_worker::attempt::Decision::Delivered;
+        assert!(
+            common::record_one(&pool, &k, &app.config, &job, &ok, delivered)
+                .await
+                .held
+        );
         let before = app.snapshot().await;
         let again = invoke().await;
         assert_eq!(again, first, "idempotency key {idempotency_key:?}");
@@ -317,7 +326,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     };
 
     // A failed attempt, rescheduled for now; the call arrives twice.
-    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms())
+    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
         .await
         .unwrap()
         .jobs
@@ -330,7 +339,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     assert_eq!(app.attempts(&endpoint_id).await.len(), 1);
 
     // The next attempt succeeds; that call arrives twice too.
-    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms() + 1)
+    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
         .await
         .unwrap()
         .jobs
@@ -373,7 +382,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     }
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let k = app.keys();
-    let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, now_ms())
+    let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
         .await
         .unwrap()
         .jobs;
@@ -479,16 +488,16 @@ async fn endpoints_in_two_partitions(app: &common::TestApp, key: &str, url: &str
 }
 
 /// One event of type `user.created` as a direct `publish.lua` call for its
-/// home partition, as the API makes it: `matched` endpoints in the
-/// partitions `partitions` (comma-separated), of which those in `here`
-/// (endpoint ids of `home`) get their deliveries in this call.
+/// home partition, as the API makes it: `matched` endpoints (all in
+/// `home` when `complete`), of which those in `here` (endpoint ids of
+/// `home`) get their deliveries in this call.
 struct RawPublish<'a> {
     tenant_id: &'a str,
     home: Partition,
     event_id: &'a str,
     idempotency_key: Option<&'a str>,
     matched: usize,
-    partitions: &'a str,
+    complete: bool,
     here: &'a [String],
 }
 
@@ -497,27 +506,31 @@ impl RawPublish<'_> {
     async fn run(&self, app: &common::TestApp) -> (i64, String, u64, String) {
         let (k, home, event_id) = (app.keys(), self.home, self.event_id);
         let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
+        let record = hookfleet_common::stored_event::EventRecord::encode(
+            self.tenant_id,
+            "user.created",
+            false,
+            &body,
+        );
+        let (bucket, end) = ids::time_bucket(IdKind::Event, event_id).unwrap();
+        let events_key = k.events(home, bucket);
         let idem_key = match self.idempotency_key {
             Some(idem) => k.idempotency(home, self.tenant_id, idem),
-            None => k.event(home, event_id),
+            None => events_key.clone(),
         };
-        let complete = self.partitions == home.0.to_string();
         let mut invocation = scripts::PUBLISH.prepare_invoke();
         invocation
-            .key(k.due(home))
+            .key(k.ready(home))
             .key(k.fanout_pending(home))
-            .key(k.event(home, event_id))
+            .key(k.queued(home))
+            .key(events_key)
             .key(idem_key)
-            .key(k.event_deliveries(home, event_id))
-            .key(k.event_body(home, event_id))
             .arg(k.partition_prefix(home))
             .arg(0)
-            .arg(86_400_000u64)
             .arg(86_400_000u64)
             .arg(self.tenant_id)
             .arg(home.0)
             .arg(k.wake_channel())
-            .arg("0")
             .arg(1)
             .arg(if self.idempotency_key.is_some() {
                 "1"
@@ -525,14 +538,13 @@ impl RawPublish<'_> {
                 "0"
             })
             .arg(event_id)
-            .arg("user.created")
-            .arg(body)
-            .arg(if complete { "1" } else { "0" })
+            .arg(record)
+            .arg(if self.complete { "1" } else { "0" })
             .arg(self.matched)
-            .arg(self.partitions)
+            .arg(end + 86_400_000)
             .arg(self.here.len());
         for id in self.here {
-            invocation.arg(id).arg(ids::delivery_id(event_id, id, home));
+            invocation.arg(id);
         }
         let replies: Vec<(i64, String, u64, String)> = invocation
             .invoke_async(&mut app.redis().await)
@@ -561,7 +573,7 @@ async fn store_event_then_die(
         event_id: &event_id,
         idempotency_key,
         matched,
-        partitions: "",
+        complete: false,
         here: &[],
     }
     .run(app)
@@ -698,15 +710,15 @@ async fn a_fan_out_failing_after_the_event_is_stored_is_accepted_and_finished() 
         partitions.insert(ids::partition_of(IdKind::Endpoint, id).unwrap());
         count += 1;
     }
-    // The event's home is the lowest partition; every other one's queue
-    // is made unusable (a value of the wrong type), so fanout.lua fails.
+    // The event's home is the lowest partition; every other one's ready
+    // set is made unusable (a value of the wrong type), so fanout.lua fails.
     let k = app.keys();
     let others: Vec<Partition> = partitions.iter().skip(1).copied().collect();
     let mut conn = app.redis().await;
     for p in &others {
         let _: () = redis::pipe()
-            .del(k.due(*p))
-            .set(k.due(*p), "broken")
+            .del(k.ready(*p))
+            .set(k.ready(*p), "broken")
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -724,7 +736,7 @@ async fn a_fan_out_failing_after_the_event_is_stored_is_accepted_and_finished() 
 
     for p in &others {
         let _: () = redis::cmd("DEL")
-            .arg(k.due(*p))
+            .arg(k.ready(*p))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -817,12 +829,6 @@ async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted(
         endpoints.push((id, p));
     }
     let home = endpoints.iter().map(|(_, p)| *p).min().unwrap();
-    let partitions: std::collections::BTreeSet<u16> = endpoints.iter().map(|(_, p)| p.0).collect();
-    let csv = partitions
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
     // publish.lua ran for the home partition (its deliveries are queued),
     // then the API died before the other partitions.
     let k = app.keys();
@@ -838,7 +844,7 @@ async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted(
         event_id: &event_id,
         idempotency_key: None,
         matched: endpoints.len(),
-        partitions: &csv,
+        complete: false,
         here: &here,
     }
     .run(&app)
@@ -870,12 +876,5 @@ async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted(
         endpoints.len(),
         "the event lists every delivery made for it: {event}"
     );
-    let count: u64 = redis::cmd("HGET")
-        .arg(k.event(home, &event_id))
-        .arg("deliveries")
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
-    assert_eq!(count, endpoints.len() as u64);
     app.stop().await;
 }

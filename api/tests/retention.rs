@@ -45,21 +45,10 @@ async fn expired_events_and_deliveries_answer_404() {
 
     // The delivery expired while still queued: a worker drops it.
     app.start_worker();
-    let p = common::endpoint_partition(id);
-    let due = app.keys().due(p);
-    let pool = app.redis_pool();
-    wait_until(Duration::from_secs(10), || {
-        let pool = pool.clone();
-        let due = due.clone();
-        async move {
-            let mut conn = pool.get().await.ok()?;
-            let n: u64 = redis::cmd("ZCARD")
-                .arg(&due)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
-            (n == 0).then_some(())
-        }
+    let ready = app.keys().ready(common::endpoint_partition(id));
+    wait_until(Duration::from_secs(10), || async {
+        let gone = app.queued_total().await == 0 && app.zscore(&ready, id).await.is_none();
+        gone.then_some(())
     })
     .await
     .expect("the expired delivery leaves the queue");

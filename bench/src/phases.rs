@@ -326,12 +326,10 @@ fn bare_job(event_id: &str, endpoint: &Arc<ClaimedEndpoint>) -> Job {
         endpoint_id: endpoint.id.clone(),
         event_id: event_id.to_string(),
         attempts_before: 0,
-        lease_token: String::new(),
+        lease_token: "".into(),
         endpoint: endpoint.clone(),
-        body: None,
-        event_type: EVENT_TYPE.to_string(),
+        event: None,
         max_attempts: None,
-        test: false,
         claimed_at: std::time::Instant::now(),
     }
 }
@@ -426,14 +424,17 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         .ok()
         .and_then(|s| s.clone())
         .unwrap_or_default();
-    let body_len: u64 = match ids::partition_of(IdKind::Event, &sample_id) {
-        Some(p) => redis::cmd("STRLEN")
-            .arg(hookfleet_common::Keys::new(prefix).event_body(p, &sample_id))
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("redis STRLEN: {e}"))?,
-        None => 0,
-    };
+    // (The body is the tail of the event's record; the record's head,
+    // tenant and type, counts as beyond the payload.)
+    let body_len: u64 = hookfleet_common::stored_event::load(
+        &mut conn,
+        &hookfleet_common::Keys::new(prefix),
+        &sample_id,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .map_err(|e| format!("redis HGET: {e}"))?
+    .map_or(0, |record| record.body().len() as u64);
     let growth = after.saturating_sub(before);
     Ok(json!({
         "phase": "backlog",

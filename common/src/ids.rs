@@ -8,7 +8,6 @@
 //! see [`crate::keys`]). Ids are opaque to users; only this module reads them.
 
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const BODY_LEN: usize = 24;
@@ -73,37 +72,60 @@ pub fn new_id(kind: IdKind, partition: Partition, now_ms: u64) -> String {
     id
 }
 
-/// The delivery id for one event and one endpoint. It is derived, not random,
-/// so re-running an interrupted fan-out creates the same deliveries again
-/// instead of duplicates (the publish scripts skip ids that exist).
-pub fn delivery_id(event_id: &str, endpoint_id: &str, partition: Partition) -> String {
-    let digest = Sha256::new()
-        .chain_update(event_id.as_bytes())
-        .chain_update(b"|")
-        .chain_update(endpoint_id.as_bytes())
-        .finalize();
-    let mut id = String::with_capacity(4 + BODY_LEN);
+/// Length of a delivery id's body: the event id's body, then the endpoint
+/// id's body.
+const DELIVERY_BODY_LEN: usize = 2 * BODY_LEN;
+
+/// The delivery id for one event and one endpoint: `dlv_`, the event id's
+/// 24 characters, then the endpoint id's 24. A delivery is stored as the
+/// pair it names (see `keys.rs`), so the id is derived, not random: a
+/// re-run fan-out finds the same deliveries, and any reader finds a
+/// delivery's event, endpoint and partition (the endpoint's, its last two
+/// characters) without an index. `None` when either id is malformed.
+pub fn delivery_id(event_id: &str, endpoint_id: &str) -> Option<String> {
+    let event = body_of(IdKind::Event, event_id)?;
+    let endpoint = body_of(IdKind::Endpoint, endpoint_id)?;
+    let mut id = String::with_capacity(4 + DELIVERY_BODY_LEN);
     id.push_str("dlv_");
-    let mut high = [0u8; 8];
-    high.copy_from_slice(&digest[..8]);
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&digest[8..16]);
-    push_base32(&mut id, u64::from_be_bytes(high), 11);
-    push_base32(&mut id, u64::from_be_bytes(low), 11);
-    push_base32(&mut id, u64::from(partition.0), 2);
-    id
+    id.push_str(event);
+    id.push_str(endpoint);
+    Some(id)
+}
+
+/// The event id and endpoint id a delivery id names, or `None` when it is
+/// not a well-formed delivery id.
+pub fn delivery_parts(delivery_id: &str) -> Option<(String, String)> {
+    let rest = delivery_id.strip_prefix("dlv_")?;
+    if rest.len() != DELIVERY_BODY_LEN || !rest.bytes().all(|b| decode_char(b).is_some()) {
+        return None;
+    }
+    let (event, endpoint) = rest.split_at(BODY_LEN);
+    Some((format!("evt_{event}"), format!("ep_{endpoint}")))
+}
+
+/// The body (after `<kind>_`) of a well-formed id of `kind`.
+fn body_of(kind: IdKind, id: &str) -> Option<&str> {
+    partition_of(kind, id)?;
+    id.get(kind.prefix().len() + 1..)
 }
 
 /// The partition an id of `kind` lives in, or `None` when the text is not a
 /// well-formed id of that kind (the API answers 404 for those, never 500).
+///
+/// A delivery lives in its endpoint's partition: the last two characters
+/// of its id, which end with the endpoint id's body.
 pub fn partition_of(kind: IdKind, id: &str) -> Option<Partition> {
     let rest = id.strip_prefix(kind.prefix())?.strip_prefix('_')?;
     let bytes = rest.as_bytes();
-    if bytes.len() != BODY_LEN || !bytes.iter().all(|&b| decode_char(b).is_some()) {
+    let len = match kind {
+        IdKind::Delivery => DELIVERY_BODY_LEN,
+        _ => BODY_LEN,
+    };
+    if bytes.len() != len || !bytes.iter().all(|&b| decode_char(b).is_some()) {
         return None;
     }
-    let high = decode_char(bytes[BODY_LEN - 2])?;
-    let low = decode_char(bytes[BODY_LEN - 1])?;
+    let high = decode_char(bytes[len - 2])?;
+    let low = decode_char(bytes[len - 1])?;
     Some(Partition(high * 32 + low))
 }
 
@@ -115,6 +137,39 @@ pub fn created_ms(kind: IdKind, id: &str) -> Option<u64> {
     body[..10].iter().try_fold(0u64, |acc, &c| {
         decode_char(c).map(|v| (acc << 5) | u64::from(v))
     })
+}
+
+/// Bits of a creation time (ms) below an id's time bucket: 2^20 ms, about
+/// 17.5 minutes, so the bucket is exactly the first six characters of the
+/// id's body (5 bits each) and a Lua script finds it with one `sub`.
+pub const BUCKET_SHIFT: u32 = 20;
+
+/// The time bucket of an event or delivery id (the first six characters of
+/// its body: the creation time in ms, shifted right by [`BUCKET_SHIFT`])
+/// and when that bucket ends (epoch ms). Events and delivery states are
+/// stored in one hash per partition and bucket, which expires as a whole
+/// once its newest entry is past retention (see `keys.rs`).
+pub fn time_bucket(kind: IdKind, id: &str) -> Option<(&str, u64)> {
+    let body = match kind {
+        IdKind::Delivery => {
+            delivery_parts(id)?;
+            &id[4..]
+        }
+        _ => body_of(kind, id)?,
+    };
+    let bucket = &body[..6];
+    let value = bucket.bytes().try_fold(0u64, |acc, c| {
+        decode_char(c).map(|v| (acc << 5) | u64::from(v))
+    })?;
+    Some((bucket, (value + 1) << BUCKET_SHIFT))
+}
+
+/// The two characters that end the ids of everything living in partition
+/// `p` (claim.lua tells the events homed in its partition by them).
+pub fn partition_code(p: Partition) -> String {
+    let mut code = String::with_capacity(2);
+    push_base32(&mut code, u64::from(p.0), 2);
+    code
 }
 
 /// Whether `id` is a well-formed id of `kind`.
@@ -150,6 +205,7 @@ mod tests {
             assert!(id.starts_with("evt_"));
             assert_eq!(id.len(), 4 + BODY_LEN);
             assert_eq!(partition_of(IdKind::Event, &id), Some(Partition(p)));
+            assert!(id.ends_with(&partition_code(Partition(p))));
             assert_eq!(partition_of(IdKind::Delivery, &id), None);
         }
     }
@@ -162,11 +218,39 @@ mod tests {
     }
 
     #[test]
-    fn delivery_ids_are_deterministic() {
-        let a = delivery_id("evt_x", "ep_y", Partition(3));
-        assert_eq!(a, delivery_id("evt_x", "ep_y", Partition(3)));
-        assert_ne!(a, delivery_id("evt_x", "ep_z", Partition(3)));
+    fn delivery_ids_name_their_event_and_endpoint() {
+        let event = new_id(IdKind::Event, Partition(5), 1_700_000_000_000);
+        let endpoint = new_id(IdKind::Endpoint, Partition(3), 1_600_000_000_000);
+        let other = new_id(IdKind::Endpoint, Partition(3), 1_600_000_000_001);
+        let a = delivery_id(&event, &endpoint).unwrap();
+        assert_eq!(Some(a.clone()), delivery_id(&event, &endpoint));
+        assert_ne!(Some(a.clone()), delivery_id(&event, &other));
+        assert_eq!(a.len(), 4 + 48);
         assert_eq!(partition_of(IdKind::Delivery, &a), Some(Partition(3)));
+        assert_eq!(delivery_parts(&a), Some((event.clone(), endpoint.clone())));
+        assert_eq!(delivery_id("evt_x", &endpoint), None);
+        assert_eq!(delivery_id(&event, "ep_y"), None);
+        for bad in ["dlv_", "dlv_x", &a[..a.len() - 1], &format!("{a}x"), &event] {
+            assert_eq!(delivery_parts(bad), None, "{bad}");
+            assert_eq!(partition_of(IdKind::Delivery, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_buckets_are_the_first_six_characters() {
+        let at = 1_795_918_017_007;
+        let event = new_id(IdKind::Event, Partition(2), at);
+        let endpoint = new_id(IdKind::Endpoint, Partition(9), 5);
+        let (bucket, end) = time_bucket(IdKind::Event, &event).unwrap();
+        assert_eq!(bucket, &event[4..10]);
+        assert_eq!(end, ((at >> BUCKET_SHIFT) + 1) << BUCKET_SHIFT);
+        assert!(end > at && end - at <= 1 << BUCKET_SHIFT);
+        let delivery = delivery_id(&event, &endpoint).unwrap();
+        assert_eq!(
+            time_bucket(IdKind::Delivery, &delivery),
+            Some((bucket, end))
+        );
+        assert_eq!(time_bucket(IdKind::Event, "evt_x"), None);
     }
 
     #[test]

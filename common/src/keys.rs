@@ -4,6 +4,7 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
+//! | `hf:layout` | string | the storage layout this data is in (see [`LAYOUT`]) |
 //! | `hf:tenants` | zset | tenant ids by creation time (admin listing) |
 //! | `hf:api_key:<sha256>` | string | `<tenant id> <key id>` for a hashed API key |
 //! | `hf:workers` | hash | worker id → its last heartbeat (JSON) |
@@ -11,19 +12,18 @@
 //! | `hf:{t:<tid>}:tenant` | hash | the tenant |
 //! | `hf:{t:<tid>}:api_keys` | hash | key id → key metadata (never the key) |
 //! | `hf:{t:<tid>}:endpoints` | hash | endpoint id → subscription summary (publish's index) |
+//! | `hf:{t:<tid>}:endpoints_deleted` | zset | endpoints deleted within retention, by deletion time (their deliveries still show, cancelled, on their events) |
 //! | `hf:{t:<tid>}:event_types` | hash | tenant-defined event types |
-//! | `hf:{pN}:due` | zset | deliveries waiting, score = next attempt (epoch ms) |
-//! | `hf:{pN}:inflight` | zset | deliveries claimed, score = lease deadline |
-//! | `hf:{pN}:endpoint:<eid>` | hash | the endpoint (authoritative record) |
-//! | `hf:{pN}:event:<evid>` | hash | the event (small fields; a listpack) and, when all its deliveries are in `{pN}` and there are at most two, their ids (`dlv`) |
-//! | `hf:{pN}:event_body:<evid>` | string | the event's body (signed JSON), stored once |
-//! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → event id |
-//! | `hf:{pN}:event_dlv:<evid>` | set | the event's deliveries in this partition (not kept for an event listing them in its `dlv` field) |
+//! | `hf:{pN}:events:<bucket>` | hash | event id → the event record (`<flag><tenant>\n<type>\n<body>`, [`crate::stored_event`]), for events created in the bucket |
+//! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → `<event id> <delivery count>` |
 //! | `hf:{pN}:fanout_pending` | zset | events (of this home partition) whose fan-out is not complete, score = publish time |
-//! | `hf:{pN}:delivery:<did>` | hash | one delivery's state |
-//! | `hf:{pN}:ep_dlv:<eid>` | zset | the endpoint's deliveries by creation time |
-//! | `hf:{pN}:ep_open:<eid>` | set | the endpoint's non-terminal deliveries |
-//! | `hf:{pN}:ep_held:<eid>` | zset | deliveries held while the endpoint is disabled |
+//! | `hf:{pN}:ready` | zset | endpoints with deliveries to hand out, score = when the first is due (ms), or the endpoint's next rate-limit slot |
+//! | `hf:{pN}:queued` | string | deliveries waiting in the partition (the depth gauge) |
+//! | `hf:{pN}:inflight` | zset | deliveries claimed, score = lease deadline (ms), which is also the lease token |
+//! | `hf:{pN}:endpoint:<eid>` | hash | the endpoint (authoritative record); `qhead` = the log score of the last delivery handed out for a first attempt |
+//! | `hf:{pN}:ep_dlv:<eid>` | zset | the endpoint's deliveries: event ids by creation time (µs, unique per endpoint); the delivery log, and past `qhead` the queue of first attempts |
+//! | `hf:{pN}:ep_due:<eid>` | zset | the endpoint's deliveries waiting for a later attempt (retry, manual retry, expired lease), score = due (ms) |
+//! | `hf:{pN}:states:<bucket>` | hash | delivery id (without `dlv_`) → its state once attempted or retried ([`crate::delivery_state`]) |
 //! | `hf:{pN}:attempts:<eid>` | stream | the endpoint's attempt log (capped) |
 //! | `hf:{pN}:ep_stats:<eid>` | hash | the endpoint's counters |
 //! | `hf:{pN}:rate:<eid>` | string | GCRA state (theoretical arrival time) |
@@ -33,31 +33,38 @@
 //! | `hf:{pN}:replay_running:<eid>` | string | the id of the endpoint's running replay (one at a time) |
 //! | `hf:{pN}:notices` | zset | operational events recorded by `record.lua`, not yet published (score: the attempt's time) |
 //!
+//! A delivery has no key of its own until it is attempted: it is the pair
+//! (event, endpoint) its id names, an entry in the endpoint's `ep_dlv`, and
+//! the event's record. `<bucket>` is the first six characters of an id's
+//! body ([`crate::ids::time_bucket`], about 17.5 minutes): events and
+//! delivery states share one hash per partition and bucket, which expires
+//! as a whole once the bucket is past retention, instead of a key and a TTL
+//! per event and per delivery.
+//!
 //! Everything in `{pN}` shares one hash slot, so the scripts that move a
 //! delivery (publish, fanout, claim, record) run on one node even on a
-//! Redis Cluster. Per-id keys that a script discovers while running (a
-//! delivery found in the due set) are built in Lua from
+//! Redis Cluster. Per-id keys that a script discovers while running (an
+//! endpoint found in the ready set) are built in Lua from
 //! [`Keys::partition_prefix`] and the `*_PART` fragments below; a test checks
 //! the scripts use exactly these fragments.
 
 use crate::ids::Partition;
 
-/// Key fragment after the partition prefix: one delivery's hash.
-pub const DELIVERY_PART: &str = "delivery:";
-/// Key fragment: an endpoint's hash.
+/// The storage layout of this version: the value of `hf:layout`. Both
+/// binaries refuse to start on data of another layout (an empty Redis
+/// takes this one).
+pub const LAYOUT: &str = "2";
+
+/// Key fragment after the partition prefix: an endpoint's hash.
 pub const ENDPOINT_PART: &str = "endpoint:";
-/// Key fragment: an event's hash.
-pub const EVENT_PART: &str = "event:";
-/// Key fragment: an event's body.
-pub const EVENT_BODY_PART: &str = "event_body:";
-/// Key fragment: the set of an event's deliveries in one partition.
-pub const EVENT_DELIVERIES_PART: &str = "event_dlv:";
+/// Key fragment: the events of one time bucket (`events:<bucket>`).
+pub const EVENTS_PART: &str = "events:";
+/// Key fragment: the delivery states of one time bucket (`states:<bucket>`).
+pub const STATES_PART: &str = "states:";
 /// Key fragment: an endpoint's deliveries by creation time.
 pub const ENDPOINT_DELIVERIES_PART: &str = "ep_dlv:";
-/// Key fragment: an endpoint's open (non-terminal) deliveries.
-pub const ENDPOINT_OPEN_PART: &str = "ep_open:";
-/// Key fragment: deliveries held while an endpoint is disabled.
-pub const ENDPOINT_HELD_PART: &str = "ep_held:";
+/// Key fragment: an endpoint's deliveries waiting for a later attempt.
+pub const ENDPOINT_DUE_PART: &str = "ep_due:";
 /// Key fragment: an endpoint's attempt stream.
 pub const ATTEMPTS_PART: &str = "attempts:";
 /// Key fragment: an endpoint's counters.
@@ -72,11 +79,6 @@ pub const STATS_COARSE_PART: &str = "ep_bh:";
 pub const REPLAY_PART: &str = "replay:";
 /// Key fragment: the id of an endpoint's running replay.
 pub const REPLAY_RUNNING_PART: &str = "replay_running:";
-/// Starts a release marker in `due` (claim.lua reads the word before `:`;
-/// a delivery id starts with `dlv_`).
-pub const RELEASE_MARKER: &str = "release:";
-/// Starts a cancel marker in `due`.
-pub const CANCEL_MARKER: &str = "cancel:";
 
 /// Builds every key name from the configured prefix.
 #[derive(Clone, Debug)]
@@ -96,6 +98,11 @@ impl Keys {
     }
 
     // ---- global keys -------------------------------------------------
+
+    /// The storage layout of the data under this prefix ([`LAYOUT`]).
+    pub fn layout(&self) -> String {
+        format!("{}:layout", self.prefix)
+    }
 
     pub fn tenants(&self) -> String {
         format!("{}:tenants", self.prefix)
@@ -135,6 +142,13 @@ impl Keys {
         format!("{}:{{t:{tenant_id}}}:endpoints", self.prefix)
     }
 
+    /// Endpoints of the tenant deleted within retention, by deletion time:
+    /// an event's deliveries are found through its tenant's endpoints, and
+    /// those of a deleted endpoint still show (cancelled) until they expire.
+    pub fn tenant_endpoints_deleted(&self, tenant_id: &str) -> String {
+        format!("{}:{{t:{tenant_id}}}:endpoints_deleted", self.prefix)
+    }
+
     pub fn tenant_event_types(&self, tenant_id: &str) -> String {
         format!("{}:{{t:{tenant_id}}}:event_types", self.prefix)
     }
@@ -150,8 +164,17 @@ impl Keys {
         format!("{}:{{p{}}}:{part}{id}", self.prefix, p.0)
     }
 
-    pub fn due(&self, p: Partition) -> String {
-        format!("{}:{{p{}}}:due", self.prefix, p.0)
+    /// Endpoints of partition `p` with deliveries to hand out, by when the
+    /// first is due (the claim's schedule).
+    pub fn ready(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:ready", self.prefix, p.0)
+    }
+
+    /// How many deliveries wait in partition `p` (first attempts not yet
+    /// handed out, and later attempts due); kept by the scripts, read by
+    /// the queue-depth gauge.
+    pub fn queued(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:queued", self.prefix, p.0)
     }
 
     /// Events of home partition `p` whose fan-out is not complete yet.
@@ -174,49 +197,31 @@ impl Keys {
         self.in_partition(p, ENDPOINT_PART, endpoint_id)
     }
 
-    pub fn event(&self, p: Partition, event_id: &str) -> String {
-        self.in_partition(p, EVENT_PART, event_id)
+    /// The events of home partition `p` created in time bucket `bucket`
+    /// ([`crate::ids::time_bucket`]).
+    pub fn events(&self, p: Partition, bucket: &str) -> String {
+        self.in_partition(p, EVENTS_PART, bucket)
     }
 
-    /// The event's body (signed JSON), a string beside the event's hash.
-    pub fn event_body(&self, p: Partition, event_id: &str) -> String {
-        self.in_partition(p, EVENT_BODY_PART, event_id)
+    /// The delivery states of partition `p` whose events were created in
+    /// time bucket `bucket`.
+    pub fn states(&self, p: Partition, bucket: &str) -> String {
+        self.in_partition(p, STATES_PART, bucket)
     }
 
     pub fn idempotency(&self, p: Partition, tenant_id: &str, key: &str) -> String {
         format!("{}:{{p{}}}:idem:{tenant_id}:{key}", self.prefix, p.0)
     }
 
-    pub fn event_deliveries(&self, p: Partition, event_id: &str) -> String {
-        self.in_partition(p, EVENT_DELIVERIES_PART, event_id)
-    }
-
-    pub fn delivery(&self, p: Partition, delivery_id: &str) -> String {
-        self.in_partition(p, DELIVERY_PART, delivery_id)
-    }
-
+    /// The endpoint's deliveries by creation time: its delivery log, and
+    /// (past the endpoint's `qhead`) its queue of first attempts.
     pub fn endpoint_deliveries(&self, p: Partition, endpoint_id: &str) -> String {
         self.in_partition(p, ENDPOINT_DELIVERIES_PART, endpoint_id)
     }
 
-    pub fn endpoint_open(&self, p: Partition, endpoint_id: &str) -> String {
-        self.in_partition(p, ENDPOINT_OPEN_PART, endpoint_id)
-    }
-
-    pub fn endpoint_held(&self, p: Partition, endpoint_id: &str) -> String {
-        self.in_partition(p, ENDPOINT_HELD_PART, endpoint_id)
-    }
-
-    /// Not a key: the member of an endpoint's `due` set that asks the
-    /// claims to release the rest of its held deliveries (see claim.lua).
-    pub fn release_marker(&self, endpoint_id: &str) -> String {
-        format!("{RELEASE_MARKER}{endpoint_id}")
-    }
-
-    /// Not a key: the member of a deleted endpoint's `due` set that asks
-    /// the claims to cancel the rest of its open deliveries.
-    pub fn cancel_marker(&self, endpoint_id: &str) -> String {
-        format!("{CANCEL_MARKER}{endpoint_id}")
+    /// The endpoint's deliveries waiting for a later attempt, by due time.
+    pub fn endpoint_due(&self, p: Partition, endpoint_id: &str) -> String {
+        self.in_partition(p, ENDPOINT_DUE_PART, endpoint_id)
     }
 
     pub fn attempts(&self, p: Partition, endpoint_id: &str) -> String {
@@ -276,23 +281,24 @@ mod tests {
         let keys = Keys::new("hf");
         let p = Partition(7);
         let all = [
-            keys.due(p),
+            keys.ready(p),
+            keys.queued(p),
             keys.inflight(p),
+            keys.fanout_pending(p),
+            keys.notices(p),
             keys.endpoint(p, "ep_1"),
-            keys.event(p, "evt_1"),
-            keys.event_body(p, "evt_1"),
+            keys.events(p, "0123ab"),
+            keys.states(p, "0123ab"),
             keys.idempotency(p, "ten_1", "abc"),
-            keys.event_deliveries(p, "evt_1"),
-            keys.delivery(p, "dlv_1"),
             keys.endpoint_deliveries(p, "ep_1"),
-            keys.endpoint_open(p, "ep_1"),
-            keys.endpoint_held(p, "ep_1"),
+            keys.endpoint_due(p, "ep_1"),
             keys.attempts(p, "ep_1"),
             keys.endpoint_stats(p, "ep_1"),
             keys.rate(p, "ep_1"),
             keys.stats_fine(p, "ep_1", 0),
             keys.stats_coarse(p, "ep_1", 0),
             keys.replay(p, "rpl_1"),
+            keys.replay_running(p, "ep_1"),
         ];
         for key in &all {
             assert_eq!(hash_tag(key), "p7", "{key}");
@@ -300,19 +306,17 @@ mod tests {
         }
         assert_eq!(hash_tag(&keys.tenant("ten_1")), "t:ten_1");
         assert_eq!(hash_tag(&keys.tenant_endpoints("ten_1")), "t:ten_1");
+        assert_eq!(hash_tag(&keys.tenant_endpoints_deleted("ten_1")), "t:ten_1");
     }
 
     #[test]
     fn lua_scripts_use_only_known_fragments() {
         let fragments = [
-            DELIVERY_PART,
             ENDPOINT_PART,
-            EVENT_PART,
-            EVENT_BODY_PART,
-            EVENT_DELIVERIES_PART,
+            EVENTS_PART,
+            STATES_PART,
             ENDPOINT_DELIVERIES_PART,
-            ENDPOINT_OPEN_PART,
-            ENDPOINT_HELD_PART,
+            ENDPOINT_DUE_PART,
             ATTEMPTS_PART,
             ENDPOINT_STATS_PART,
             RATE_PART,

@@ -8,9 +8,11 @@
 
 pub mod catalog;
 pub mod config;
+pub mod delivery_state;
 pub mod duration;
 pub mod ids;
 pub mod keys;
+pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod net_policy;

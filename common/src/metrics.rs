@@ -21,14 +21,14 @@ impl QueueGauges {
         let depth = IntGaugeVec::new(
             Opts::new(
                 "hookfleet_queue_depth",
-                "Deliveries waiting in the due set (due now or later).",
+                "Deliveries waiting to be handed out (first attempts and later ones, due now or later; held ones of disabled endpoints included).",
             ),
             &["partition"],
         )?;
         let oldest_due_age = GaugeVec::new(
             Opts::new(
                 "hookfleet_queue_oldest_due_age_seconds",
-                "How long the earliest due delivery has been due (0 when none is due): a growing value means workers fall behind.",
+                "How long the earliest due delivery of an enabled endpoint has been due (0 when none is): a growing value means workers fall behind.",
             ),
             &["partition"],
         )?;
@@ -46,7 +46,8 @@ impl QueueGauges {
         })
     }
 
-    /// Reads every partition's due and lease sets in one round trip.
+    /// Reads every partition's counter, ready and lease sets in one round
+    /// trip.
     pub async fn sample(
         &self,
         pool: &RedisPool,
@@ -55,9 +56,9 @@ impl QueueGauges {
     ) -> Result<(), String> {
         let mut pipe = redis::pipe();
         for p in config.all_partitions() {
-            pipe.zcard(keys.due(p));
+            pipe.get(keys.queued(p));
             pipe.cmd("ZRANGE")
-                .arg(keys.due(p))
+                .arg(keys.ready(p))
                 .arg(0)
                 .arg(0)
                 .arg("WITHSCORES");
@@ -72,7 +73,11 @@ impl QueueGauges {
         for (p, chunk) in config.all_partitions().zip(replies.chunks(3)) {
             let label = p.0.to_string();
             let value = |i: usize| chunk.get(i).cloned().unwrap_or(redis::Value::Nil);
-            let depth: i64 = redis::from_redis_value(value(0)).unwrap_or(0);
+            let depth: i64 = redis::from_redis_value::<Option<i64>>(value(0))
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+                .max(0);
             let first: Vec<(String, u64)> = redis::from_redis_value(value(1)).unwrap_or_default();
             let in_flight: i64 = redis::from_redis_value(value(2)).unwrap_or(0);
             let age = first

@@ -1,22 +1,25 @@
 //! Publishing: one event in, one delivery per matching endpoint out.
 //!
-//! The event's body is stored once, in its *home* partition, by
-//! `publish.lua`, which also queues the deliveries of the endpoints living in
-//! that partition — for the common case of a tenant whose matching endpoints
-//! share a partition, publishing is one atomic Lua call. Endpoints in other
-//! partitions get theirs from one `fanout.lua` call per partition (each one
-//! atomic; separate because a Redis Cluster cannot run one script across
-//! slots), sent together in one pipelined round trip (a cluster client
-//! must route that pipeline per command, and load the script on every
-//! node). Until the last of those calls succeeds the event is marked
-//! incomplete and listed in its home partition's `fanout_pending` set.
-//! Up to `HOOKFLEET_FANOUT_INLINE` deliveries the API answers 202 only after
-//! all of them; a larger fan-out is answered once `publish.lua` has stored
-//! the event, and the API queues the other partitions right after. Either
-//! way an interrupted fan-out is finished by repeating the request with the
-//! same `Idempotency-Key`, or by a worker once it has been pending for
-//! `HOOKFLEET_FANOUT_RECOVERY` ([`recover_fanouts`]); delivery ids are
-//! derived from event and endpoint, so nothing doubles.
+//! The event's record (its body, tenant and type) is stored once, in its
+//! *home* partition, by `publish.lua`, which also queues the deliveries of
+//! the endpoints living in that partition — for the common case of a
+//! tenant whose matching endpoints share a partition, publishing is one
+//! atomic Lua call. Queuing a delivery writes no record for it: the event
+//! id goes into the endpoint's `ep_dlv` and the endpoint into its
+//! partition's ready set (see `keys.rs`). Endpoints in other partitions get
+//! theirs from one `fanout.lua` call per partition (each one atomic;
+//! separate because a Redis Cluster cannot run one script across slots),
+//! sent together in one pipelined round trip (a cluster client must route
+//! that pipeline per command, and load the script on every node). Until
+//! the last of those calls succeeds the event is listed in its home
+//! partition's `fanout_pending` set. Up to `HOOKFLEET_FANOUT_INLINE`
+//! deliveries the API answers 202 only after all of them; a larger fan-out
+//! is answered once `publish.lua` has stored the event, and the API queues
+//! the other partitions right after. Either way an interrupted fan-out is
+//! finished by repeating the request with the same `Idempotency-Key`, or by
+//! a worker once it has been pending for `HOOKFLEET_FANOUT_RECOVERY`
+//! ([`recover_fanouts`]); an endpoint's log lists an event once, so
+//! nothing doubles.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use crate::ids::{self, IdKind, Partition};
 use crate::model::summary_wants;
 use crate::scripts;
+use crate::stored_event::{self, EventRecord};
 use crate::time_util::{now_ms, rfc3339_ms};
 use redis::AsyncCommands;
 
@@ -263,20 +267,21 @@ impl PublishError {
 /// `publish.lua`'s answer: (fresh, event id, deliveries, complete).
 type PublishReply = (i64, String, u64, String);
 
-/// One event ready for `publish.lua`: its id, body and the endpoints it
+/// One event ready for `publish.lua`: its id, record and the endpoints it
 /// goes to, by partition.
 struct Prepared {
     now: u64,
     event_id: String,
-    event_type: String,
     home: Partition,
-    body: String,
+    /// The stored form (stored_event.rs): tenant, type, test flag, body.
+    record: String,
+    /// Its home partition's events hash, and when that may expire.
+    bucket: String,
+    expire_at: u64,
     complete: bool,
     matched: usize,
-    partitions_csv: String,
     idempotency_key: Option<String>,
     groups: Arc<BTreeMap<Partition, Vec<String>>>,
-    test: bool,
 }
 
 impl Prepared {
@@ -307,25 +312,24 @@ impl Prepared {
             "data": data,
         })
         .to_string();
+        let record = EventRecord::encode(tenant_id, event_type, test, &body);
+        let (bucket, bucket_end) = ids::time_bucket(IdKind::Event, &event_id)
+            .map(|(bucket, end)| (bucket.to_string(), end))
+            .unwrap_or_default();
+        let expire_at = bucket_end.saturating_add(config.retention.as_millis() as u64);
         let complete = groups.keys().all(|p| *p == home);
         let matched: usize = groups.values().map(Vec::len).sum();
-        let partitions_csv = groups
-            .keys()
-            .map(|p| p.0.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
         Prepared {
             now,
             event_id,
-            event_type: event_type.to_string(),
             home,
-            body,
+            record,
+            bucket,
+            expire_at,
             complete,
             matched,
-            partitions_csv,
             idempotency_key: idempotency_key.map(str::to_string),
             groups,
-            test,
         }
     }
 
@@ -430,23 +434,16 @@ impl Prepared {
         tenant_id: &str,
         home_count: u64,
     ) -> Result<u64, PublishError> {
-        let event_ref = EventRef {
-            tenant_id,
-            event_type: &self.event_type,
-            event_id: &self.event_id,
-            home: self.home,
-            test: self.test,
-        };
         let home = self.home;
         let others = self.groups.iter().filter(|(p, _)| **p != home);
-        let total = home_count + fanout(state, &event_ref, others).await?;
-        mark_complete(state, home, &self.event_id, total, None).await?;
+        let total = home_count + fanout(state, tenant_id, &self.event_id, others).await?;
+        mark_complete(state, home, &self.event_id).await?;
         Ok(total)
     }
 }
 
 /// The `publish.lua` call for events of one tenant sharing a home
-/// partition and a test flag (see the script's header for the arguments).
+/// partition (see the script's header for the arguments).
 fn invocation(
     state: Store<'_>,
     tenant_id: &str,
@@ -458,29 +455,24 @@ fn invocation(
     };
     let (keys, config, home) = (state.keys, state.config, first.home);
     invocation
-        .key(keys.due(home))
-        .key(keys.fanout_pending(home));
+        .key(keys.ready(home))
+        .key(keys.fanout_pending(home))
+        .key(keys.queued(home));
     for event in group {
-        let event_key = keys.event(home, &event.event_id);
+        let events_key = keys.events(home, &event.bucket);
         let idem_key = match &event.idempotency_key {
             Some(key) => keys.idempotency(home, tenant_id, key),
-            None => event_key.clone(),
+            None => events_key.clone(),
         };
-        invocation
-            .key(event_key)
-            .key(idem_key)
-            .key(keys.event_deliveries(home, &event.event_id))
-            .key(keys.event_body(home, &event.event_id));
+        invocation.key(events_key).key(idem_key);
     }
     invocation
         .arg(keys.partition_prefix(home))
         .arg(initial_delay_ms(config))
-        .arg(config.retention.as_millis() as u64)
         .arg(config.idempotency_ttl.as_millis() as u64)
         .arg(tenant_id)
         .arg(home.0)
         .arg(keys.wake_channel())
-        .arg(if first.test { "1" } else { "0" })
         .arg(group.len());
     for event in group {
         let here = event
@@ -495,47 +487,27 @@ fn invocation(
                 "0"
             })
             .arg(&event.event_id)
-            .arg(&event.event_type)
-            .arg(&event.body)
+            .arg(&event.record)
             .arg(if event.complete { "1" } else { "0" })
             .arg(event.matched)
-            .arg(&event.partitions_csv)
+            .arg(event.expire_at)
             .arg(here.len());
         for endpoint_id in here {
-            invocation.arg(endpoint_id).arg(ids::delivery_id(
-                &event.event_id,
-                endpoint_id,
-                event.home,
-            ));
+            invocation.arg(endpoint_id);
         }
     }
     invocation
 }
 
-/// Marks an event's fan-out complete with its delivery count (and, when
-/// given, the partitions holding its deliveries), and takes it off the
-/// pending list: one pipelined round trip.
+/// Marks an event's fan-out complete: takes it off its home partition's
+/// pending list.
 async fn mark_complete(
     state: Store<'_>,
     home: Partition,
     event_id: &str,
-    total: u64,
-    partitions_csv: Option<String>,
 ) -> Result<(), PublishError> {
-    let mut fields = vec![
-        ("complete", "1".to_string()),
-        ("deliveries", total.to_string()),
-    ];
-    if let Some(csv) = partitions_csv {
-        fields.push(("partitions", csv));
-    }
-    let mut pipe = redis::pipe();
-    pipe.hset_multiple(state.keys.event(home, event_id), &fields)
-        .ignore()
-        .zrem(state.keys.fanout_pending(home), event_id)
-        .ignore();
     let mut conn = state.conn().await?;
-    let _: () = pipe.query_async(&mut conn).await?;
+    let _: () = conn.zrem(state.keys.fanout_pending(home), event_id).await?;
     Ok(())
 }
 
@@ -580,12 +552,12 @@ pub async fn recover_fanouts(
         .await?
     };
     for event_id in &pending {
-        let tenant: Option<String> = {
+        let record = {
             let mut conn = state.conn().await?;
-            conn.hget(state.keys.event(p, event_id), "tenant").await?
+            stored_event::load(&mut conn, state.keys, event_id, state.config.retention).await?
         };
-        let finished = match tenant {
-            Some(tenant_id) => finish_fanout(state, &tenant_id, event_id).await,
+        let finished = match record {
+            Some(record) => finish_fanout(state, &record.tenant_id, event_id).await,
             None => Err(PublishError::Expired),
         };
         match finished {
@@ -604,16 +576,6 @@ pub async fn recover_fanouts(
         }
     }
     Ok(pending.len())
-}
-
-/// The event a fan-out call queues deliveries for.
-#[derive(Clone, Copy)]
-struct EventRef<'a> {
-    tenant_id: &'a str,
-    event_type: &'a str,
-    event_id: &'a str,
-    home: Partition,
-    test: bool,
 }
 
 /// The tenant's active endpoints that want `event_type`, by partition.
@@ -659,43 +621,32 @@ fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<Stri
     groups
 }
 
-/// Queues the deliveries of non-home partitions: one `fanout.lua` call per
-/// partition (each atomic and idempotent), all in one pipelined round trip
-/// led by a `SCRIPT LOAD` (a pipeline cannot retry EVALSHA on NOSCRIPT).
-/// Returns the number of deliveries they queued.
+/// Queues an event's deliveries in the partitions of `groups`: one
+/// `fanout.lua` call per partition (each atomic and idempotent), all in
+/// one pipelined round trip led by a `SCRIPT LOAD` (a pipeline cannot
+/// retry EVALSHA on NOSCRIPT). Returns how many of those endpoints have a
+/// delivery of the event afterwards.
 async fn fanout<'g>(
     state: Store<'_>,
-    event: &EventRef<'_>,
+    tenant_id: &str,
+    event_id: &str,
     groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
 ) -> Result<u64, PublishError> {
-    let EventRef {
-        tenant_id,
-        event_type,
-        event_id,
-        home,
-        test,
-    } = *event;
     let keys = state.keys;
     let mut invocations = Vec::new();
     for (&p, endpoint_ids) in groups {
         let mut invocation = scripts::FANOUT.prepare_invoke();
         invocation
-            .key(keys.due(p))
-            .key(keys.event_deliveries(p, event_id))
+            .key(keys.ready(p))
+            .key(keys.queued(p))
             .arg(keys.partition_prefix(p))
             .arg(initial_delay_ms(state.config))
-            .arg(state.config.retention.as_millis() as u64)
             .arg(event_id)
             .arg(tenant_id)
-            .arg(event_type)
-            .arg(home.0)
             .arg(p.0)
-            .arg(keys.wake_channel())
-            .arg(if test { "1" } else { "0" });
+            .arg(keys.wake_channel());
         for endpoint_id in endpoint_ids {
-            invocation
-                .arg(endpoint_id)
-                .arg(ids::delivery_id(event_id, endpoint_id, p));
+            invocation.arg(endpoint_id);
         }
         invocations.push(invocation);
     }
@@ -712,58 +663,43 @@ async fn fanout<'g>(
     Ok(counts.iter().sum())
 }
 
-/// Re-runs the fan-out of an event whose publish was interrupted, then
-/// marks it complete. Returns its delivery count.
+/// Re-runs the fan-out of an event whose publish was interrupted, in every
+/// partition of the endpoints matching it now (an endpoint created
+/// meanwhile gets the event; one disabled meanwhile keeps what it got),
+/// then marks it complete. Returns its delivery count: the tenant's
+/// endpoints whose log lists the event.
 async fn finish_fanout(
     state: Store<'_>,
     tenant_id: &str,
     event_id: &str,
 ) -> Result<u64, PublishError> {
     let home = ids::partition_of(IdKind::Event, event_id).ok_or(PublishError::Expired)?;
-    let (event_type, stored_partitions): (Option<String>, Option<String>) = {
+    let record = {
         let mut conn = state.conn().await?;
-        redis::cmd("HMGET")
-            .arg(state.keys.event(home, event_id))
-            .arg("type")
-            .arg("partitions")
-            .query_async(&mut conn)
-            .await?
+        stored_event::load(&mut conn, state.keys, event_id, state.config.retention).await?
     };
-    let event_type = event_type.ok_or(PublishError::Expired)?;
-    let groups = matching_endpoints(state, tenant_id, &event_type).await?;
-    let event_ref = EventRef {
-        tenant_id,
-        event_type: &event_type,
-        event_id,
-        home,
-        test: false,
-    };
-    fanout(state, &event_ref, groups.iter()).await?;
-    // The event's partitions: those matched now and those it was published
-    // to (an endpoint matched then may be disabled or gone now, but the
-    // delivery made for it stays the event's). Its count: what they hold.
-    let mut partitions: std::collections::BTreeSet<Partition> = groups.keys().copied().collect();
-    partitions.extend(
-        stored_partitions
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|p| p.parse().ok().map(Partition)),
-    );
+    let record = record.ok_or(PublishError::Expired)?;
+    let index = endpoint_index(state, tenant_id).await?;
+    let groups = wanted_by(&index, &record.event_type);
+    fanout(state, tenant_id, event_id, groups.iter()).await?;
     let total: u64 = {
         let mut pipe = redis::pipe();
-        for p in &partitions {
-            pipe.scard(state.keys.event_deliveries(*p, event_id));
+        let mut any = false;
+        for endpoint_id in index.keys() {
+            if let Some(p) = ids::partition_of(IdKind::Endpoint, endpoint_id) {
+                pipe.zscore(state.keys.endpoint_deliveries(p, endpoint_id), event_id);
+                any = true;
+            }
         }
-        let mut conn = state.conn().await?;
-        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
-        counts.iter().sum()
+        if any {
+            let mut conn = state.conn().await?;
+            let scores: Vec<Option<f64>> = pipe.query_async(&mut conn).await?;
+            scores.iter().filter(|s| s.is_some()).count() as u64
+        } else {
+            0
+        }
     };
-    let partitions_csv = partitions
-        .iter()
-        .map(|p| p.0.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    mark_complete(state, home, event_id, total, Some(partitions_csv)).await?;
+    mark_complete(state, home, event_id).await?;
     Ok(total)
 }
 

@@ -15,8 +15,8 @@ macro_rules! prelude {
     };
 }
 
-/// A script: `prelude.lua`, the helper files it uses (`deliveries.lua`,
-/// `steps.lua`), then its own file. Helpers are closures made anew on
+/// A script: `prelude.lua`, the helper files it uses (`state.lua`), then
+/// its own file. Helpers are closures made anew on
 /// every call, so a script carries only those it uses.
 macro_rules! script {
     ($name:ident, $file:literal $(, $helpers:literal)*) => {
@@ -31,13 +31,15 @@ macro_rules! script {
     };
 }
 
-script!(PUBLISH, "publish.lua", "deliveries.lua");
-script!(FANOUT, "fanout.lua", "deliveries.lua");
-script!(CLAIM, "claim.lua", "steps.lua");
-script!(RECORD, "record.lua");
-script!(UPDATE_ENDPOINT, "update_endpoint.lua", "steps.lua");
-script!(DELETE_ENDPOINT, "delete_endpoint.lua", "steps.lua");
-script!(RETRY, "retry.lua");
+script!(PUBLISH, "publish.lua");
+script!(FANOUT, "fanout.lua");
+script!(CLAIM, "claim.lua", "state.lua");
+script!(RECORD, "record.lua", "state.lua");
+script!(UPDATE_ENDPOINT, "update_endpoint.lua");
+script!(DELETE_ENDPOINT, "delete_endpoint.lua");
+script!(RETRY, "retry.lua", "state.lua");
+script!(EVENT_HEADS, "event_heads.lua");
+script!(BACKLOG, "backlog.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
 script!(REPLAY_LOCK, "replay_lock.lua");
 script!(CAPPED_ADD, "capped_add.lua");
@@ -45,8 +47,7 @@ script!(CAPPED_ADD, "capped_add.lua");
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[
     ("prelude.lua", prelude!()),
-    ("deliveries.lua", include_str!("scripts/deliveries.lua")),
-    ("steps.lua", include_str!("scripts/steps.lua")),
+    ("state.lua", include_str!("scripts/state.lua")),
     ("publish.lua", include_str!("scripts/publish.lua")),
     ("fanout.lua", include_str!("scripts/fanout.lua")),
     ("claim.lua", include_str!("scripts/claim.lua")),
@@ -66,4 +67,6 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("replay_lock.lua", include_str!("scripts/replay_lock.lua")),
     ("capped_add.lua", include_str!("scripts/capped_add.lua")),
+    ("event_heads.lua", include_str!("scripts/event_heads.lua")),
+    ("backlog.lua", include_str!("scripts/backlog.lua")),
 ];

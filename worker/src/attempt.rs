@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use hookfleet_common::ids::Partition;
+use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::{attempt_field as field, AttemptEntry};
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::{scripts, stats, time_util, Config, Keys};
@@ -145,8 +145,9 @@ pub async fn record_many(
     let mut invocation = scripts::RECORD.prepare_invoke();
     invocation
         .key(keys.inflight(p))
-        .key(keys.due(p))
+        .key(keys.ready(p))
         .key(keys.notices(p))
+        .key(keys.queued(p))
         .arg(keys.partition_prefix(p))
         .arg(config.attempt_log_maxlen)
         .arg(oldest_kept)
@@ -155,7 +156,7 @@ pub async fn record_many(
         .arg(stats::COARSE_TTL_MS)
         .arg(field::PACKED);
     for attempted in attempts {
-        push_attempt(&mut invocation, attempted);
+        push_attempt(&mut invocation, attempted, config.retention);
     }
     let mut conn = pool.get().await?;
     let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
@@ -181,7 +182,11 @@ pub async fn record_many(
 }
 
 /// Appends one attempt's values (see `record.lua`'s header for the order).
-fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attempted<'_>) {
+fn push_attempt(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    attempted: &Attempted<'_>,
+    retention: Duration,
+) {
     let Attempted {
         job,
         result,
@@ -199,7 +204,7 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
     invocation
         .arg(&job.delivery_id)
         .arg(&job.endpoint_id)
-        .arg(&job.lease_token)
+        .arg(&*job.lease_token)
         .arg(outcome)
         .arg(&next)
         .arg(at_ms)
@@ -207,7 +212,7 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
         .arg(class_field(result.status))
         .arg(if succeeded { "1" } else { "0" })
         .arg(if result.status == Some(410) { "1" } else { "0" })
-        .arg(if job.test { "1" } else { "0" })
+        .arg(if job.test() { "1" } else { "0" })
         .arg(stats::latency_field(stats::latency_bin(duration_ms)))
         .arg(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS)
         .arg(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS);
@@ -226,7 +231,7 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
         next: &next,
         webhook_timestamp: result.webhook_timestamp,
         request_headers: &result.request_headers,
-        test: if job.test { "1" } else { "0" },
+        test: if job.test() { "1" } else { "0" },
     };
     invocation.arg(entry.packed());
     // Only a failed attempt can trip the breaker or end the delivery.
@@ -235,6 +240,16 @@ fn push_attempt(invocation: &mut redis::ScriptInvocation<'_>, attempted: &Attemp
     } else {
         invocation.arg(crate::operational::notice(job, result));
     }
+    invocation.arg(state_expiry(&job.delivery_id, retention));
+}
+
+/// When the delivery's `states:<bucket>` hash may expire: its bucket's end
+/// plus retention (0, which Redis takes as "now", never happens for the
+/// well-formed ids a claim hands out).
+fn state_expiry(delivery_id: &str, retention: Duration) -> u64 {
+    ids::time_bucket(IdKind::Delivery, delivery_id).map_or(0, |(_, end)| {
+        end.saturating_add(retention.as_millis() as u64)
+    })
 }
 
 /// Redis trouble while recording; the caller retries, and if Redis stays

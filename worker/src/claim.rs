@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use hookfleet_common::ids::Partition;
+use hookfleet_common::ids::{self, Partition};
 use hookfleet_common::redis_pool::RedisPool;
+use hookfleet_common::stored_event::EventRecord;
 use hookfleet_common::{scripts, Keys};
 use redis::Value;
 
@@ -56,21 +57,45 @@ pub struct Job {
     pub event_id: String,
     /// Attempts made before this one.
     pub attempts_before: u32,
-    /// Proves this worker still holds the lease when it records the result.
-    pub lease_token: String,
+    /// Proves this worker still holds the lease when it records the result
+    /// (the lease deadline, shared by the claim's jobs).
+    pub lease_token: Arc<str>,
     /// Where it goes, and how it is signed.
     pub endpoint: Arc<ClaimedEndpoint>,
-    /// The signed body, when it lives in this partition (else fetched).
-    pub body: Option<String>,
-    pub event_type: String,
+    /// The event (body, type, test flag): from the claim when it lives in
+    /// this partition, else read from its home partition before sending;
+    /// shared by the claim's jobs of one event.
+    pub event: Option<Arc<EventRecord>>,
     /// Attempts after which the delivery fails whatever the schedule says
-    /// (a manual retry or a test send is a single attempt).
+    /// (a manual retry is one more attempt; a test send is a single one).
     pub max_attempts: Option<u32>,
-    /// A test send: logged, kept out of statistics and the circuit breaker.
-    pub test: bool,
     /// When the claim answered: the lease runs from about then, and the
     /// attempt's timeout is cut to what is left of it.
     pub claimed_at: std::time::Instant,
+}
+
+impl Job {
+    /// A test send: logged, kept out of statistics and the circuit breaker.
+    pub fn test(&self) -> bool {
+        self.event.as_ref().is_some_and(|event| event.test)
+    }
+
+    /// The event's type (empty while the event is not read).
+    pub fn event_type(&self) -> &str {
+        self.event
+            .as_ref()
+            .map(|event| event.event_type.as_str())
+            .unwrap_or("")
+    }
+
+    /// The attempts this delivery may have in all, if capped.
+    pub fn attempt_cap(&self) -> Option<u32> {
+        if self.test() {
+            Some(1)
+        } else {
+            self.max_attempts
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -91,7 +116,8 @@ pub struct Claimed {
     pub jobs: Vec<Job>,
     /// When the partition's earliest waiting delivery or lease is due.
     pub next_due_ms: Option<u64>,
-    /// Deliveries pushed back by endpoint rate limits in this call.
+    /// Endpoints whose due deliveries waited for their rate limit's next
+    /// slot in this call.
     pub rate_limited: u64,
 }
 
@@ -113,21 +139,35 @@ pub async fn claim(
     p: Partition,
     max: usize,
     lease_ms: u64,
-    now_ms: u64,
+    initial_delay_ms: u64,
+    retention_ms: u64,
 ) -> Result<Claimed, ClaimError> {
     let mut conn = pool.get().await?;
     let reply: Value = scripts::CLAIM
-        .key(keys.due(p))
+        .key(keys.ready(p))
         .key(keys.inflight(p))
+        .key(keys.queued(p))
         .arg(keys.partition_prefix(p))
-        .arg(now_ms)
         .arg(max)
         .arg(lease_ms)
-        .arg(p.0)
+        .arg(ids::partition_code(p))
         .arg(max.max(16))
+        .arg(initial_delay_ms)
+        .arg(retention_ms)
         .invoke_async(&mut conn)
         .await?;
     parse_reply(p, reply)
+}
+
+fn int(value: Option<Value>, what: &str) -> Result<i64, ClaimError> {
+    match value {
+        Some(Value::Int(n)) => Ok(n),
+        other => Err(ClaimError::Reply(format!("bad {what}: {other:?}"))),
+    }
+}
+
+fn text(value: Value) -> Result<String, ClaimError> {
+    redis::from_redis_value(value).map_err(|e| ClaimError::Reply(e.to_string()))
 }
 
 fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
@@ -135,19 +175,12 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         return Err(ClaimError::Reply("not an array".into()));
     };
     let mut items = items.into_iter();
-    let next_due_ms = match items.next() {
-        Some(Value::Int(n)) if n >= 0 => Some(n as u64),
-        Some(Value::Int(_)) => None,
-        other => return Err(ClaimError::Reply(format!("bad next-due: {other:?}"))),
-    };
-    let rate_limited = match items.next() {
-        Some(Value::Int(n)) => n.max(0) as u64,
-        other => return Err(ClaimError::Reply(format!("bad deferral count: {other:?}"))),
-    };
-    let endpoint_count = match items.next() {
-        Some(Value::Int(n)) => n.max(0) as usize,
-        other => return Err(ClaimError::Reply(format!("bad endpoint count: {other:?}"))),
-    };
+    let next_due = int(items.next(), "next-due")?;
+    let next_due_ms = (next_due >= 0).then_some(next_due as u64);
+    let rate_limited = int(items.next(), "deferral count")?.max(0) as u64;
+    // (A string: the exact text of the score record.lua compares it with.)
+    let lease_token: Arc<str> = text(items.next().unwrap_or(Value::Nil))?.into();
+    let endpoint_count = int(items.next(), "endpoint count")?.max(0) as usize;
     let mut endpoints: Vec<Arc<ClaimedEndpoint>> = Vec::with_capacity(endpoint_count);
     for item in items.by_ref().take(endpoint_count) {
         let fields: Vec<String> =
@@ -168,32 +201,59 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             previous_secret_until: previous_until.parse().ok(),
         }));
     }
-    let mut jobs = Vec::new();
+    let event_count = int(items.next(), "event count")?.max(0) as usize;
+    // (event id, its record when it came with the claim)
+    let mut events: Vec<(String, Option<Arc<EventRecord>>)> = Vec::with_capacity(event_count);
+    for item in items.by_ref().take(event_count) {
+        let Value::Array(pair) = item else {
+            return Err(ClaimError::Reply("an event is a pair".into()));
+        };
+        let mut pair = pair.into_iter();
+        let (Some(id), Some(record)) = (pair.next(), pair.next()) else {
+            return Err(ClaimError::Reply("an event is a pair".into()));
+        };
+        let record = text(record)?;
+        let record = if record.is_empty() {
+            None
+        } else {
+            Some(Arc::new(EventRecord::parse(record).ok_or_else(|| {
+                ClaimError::Reply("an event record that does not parse".into())
+            })?))
+        };
+        events.push((text(id)?, record));
+    }
+    let mut jobs = Vec::with_capacity(items.len());
     let claimed_at = std::time::Instant::now();
     for item in items {
-        let fields: Vec<String> =
-            redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
-        let [delivery_id, endpoint_id, event_id, attempts, token, body, event_type, max_attempts, test]: [String; 9] =
-            fields
-                .try_into()
-                .map_err(|_| ClaimError::Reply("a job needs 9 fields".into()))?;
-        let endpoint = endpoints
-            .iter()
-            .find(|endpoint| endpoint.id == endpoint_id)
+        let Value::Array(fields) = item else {
+            return Err(ClaimError::Reply("a job is an array".into()));
+        };
+        let mut fields = fields.into_iter();
+        let delivery_id = text(fields.next().unwrap_or(Value::Nil))?;
+        let endpoint_at = int(fields.next(), "job endpoint")?;
+        let event_at = int(fields.next(), "job event")?;
+        let attempts = int(fields.next(), "job attempts")?;
+        let max_attempts = int(fields.next(), "job max attempts")?;
+        let endpoint = usize::try_from(endpoint_at - 1)
+            .ok()
+            .and_then(|i| endpoints.get(i))
             .cloned()
-            .ok_or_else(|| ClaimError::Reply(format!("no endpoint {endpoint_id} in the reply")))?;
+            .ok_or_else(|| ClaimError::Reply(format!("no endpoint {endpoint_at} in the reply")))?;
+        let (event_id, event) = usize::try_from(event_at - 1)
+            .ok()
+            .and_then(|i| events.get(i))
+            .cloned()
+            .ok_or_else(|| ClaimError::Reply(format!("no event {event_at} in the reply")))?;
         jobs.push(Job {
             partition: p,
             delivery_id,
-            endpoint_id,
+            endpoint_id: endpoint.id.clone(),
             event_id,
-            attempts_before: attempts.parse().unwrap_or(0),
-            lease_token: token,
+            attempts_before: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+            lease_token: lease_token.clone(),
             endpoint,
-            body: (!body.is_empty()).then_some(body),
-            event_type,
-            max_attempts: max_attempts.parse().ok(),
-            test: test == "1",
+            event,
+            max_attempts: u32::try_from(max_attempts).ok(),
             claimed_at,
         });
     }

@@ -48,7 +48,7 @@ struct Facts {
 /// send, or a delivery of an operational event: an operations endpoint that
 /// breaks is disabled, but says nothing about itself through itself).
 pub fn notice(job: &Job, result: &AttemptResult) -> String {
-    if job.test || is_operational(&job.event_type) {
+    if job.test() || is_operational(job.event_type()) {
         return String::new();
     }
     let facts = Facts {
@@ -56,7 +56,7 @@ pub fn notice(job: &Job, result: &AttemptResult) -> String {
         event_id: job.event_id.clone(),
         delivery_id: job.delivery_id.clone(),
         endpoint_id: job.endpoint_id.clone(),
-        event_type: job.event_type.clone(),
+        event_type: job.event_type().to_string(),
         url: job.endpoint.url.clone(),
         attempts: job.attempts_before + 1,
         last_status_code: result.status,

@@ -8,8 +8,9 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hookfleet_common::ids::{IdKind, Partition};
 use hookfleet_common::redis_pool::RedisPool;
+use hookfleet_common::stored_event::{self, EventRecord};
 use hookfleet_common::time_util::now_ms;
-use hookfleet_common::{ids, redis_pool, stored_event, Config, Keys};
+use hookfleet_common::{ids, redis_pool, Config, Keys};
 use rand::Rng;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -52,6 +53,9 @@ struct Context {
     /// Wakes the claim loop, and says for which partitions (wake.rs).
     notify: Arc<Notify>,
     woken: Arc<crate::wake::Woken>,
+    /// The retry schedule's first entry: a first attempt is due this long
+    /// after its event (claim.lua needs it).
+    initial_delay_ms: u64,
 }
 
 impl Context {
@@ -82,6 +86,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let pool = redis_pool::create_pool(&config).map_err(WorkerError::Config)?;
     let client = deliver::build_client(&config.address_policy)?;
     let keys = Keys::new(config.redis_prefix.clone());
+    hookfleet_common::layout::check(&pool, &keys, &config)
+        .await
+        .map_err(WorkerError::Config)?;
     let notify = Arc::new(Notify::new());
     let woken = Arc::new(crate::wake::Woken::new());
     let listener = tokio::spawn(crate::wake::listen(
@@ -93,6 +100,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shutdown.clone(),
     ));
     let config_max_rate = config.worker_max_rate;
+    let config_initial_delay_ms = config
+        .retry_schedule
+        .first()
+        .map_or(0, |delay| delay.as_millis() as u64);
     let metrics = Arc::new(WorkerMetrics::new()?);
     let (metrics_addr, metrics_server) =
         crate::metrics::bind(config.metrics_listen, metrics.clone())
@@ -117,6 +128,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
         notify: notify.clone(),
         woken,
+        initial_delay_ms: config_initial_delay_ms,
     });
     let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
     let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
@@ -192,7 +204,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let lease_ms = ctx.config.lease.as_millis() as u64;
             ctx.metrics.claims.inc();
             let asked = free.min(ctx.config.claim_batch);
-            match claim::claim(&ctx.pool, &ctx.keys, p, asked, lease_ms, now).await {
+            let claimed = claim::claim(
+                &ctx.pool,
+                &ctx.keys,
+                p,
+                asked,
+                lease_ms,
+                ctx.initial_delay_ms,
+                ctx.config.retention.as_millis() as u64,
+            )
+            .await;
+            match claimed {
                 Ok(claimed) => {
                     failures[at] = 0;
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
@@ -308,18 +330,25 @@ async fn process(ctx: Arc<Context>, job: Job, permit: OwnedSemaphorePermit) {
 }
 
 async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit) {
-    let body = match job.body.take() {
-        Some(body) => Ok(Some(body)),
-        None => Box::pin(fetch_body(ctx, &job)).await,
-    };
+    if job.event.is_none() {
+        match Box::pin(fetch_event(ctx, &job)).await {
+            Ok(event) => job.event = event.map(Arc::new),
+            Err(err) => {
+                // Could not read the event: give the lease back by letting
+                // it expire; the delivery will be claimed again.
+                tracing::warn!(error = %err, "cannot read the event");
+                return;
+            }
+        }
+    }
     let started_ms = now_ms();
-    let (result, decision) = match body {
-        Ok(Some(body)) => {
+    let (result, decision) = match job.event.clone() {
+        Some(event) => {
             if let Some(outbound) = &ctx.outbound {
                 outbound.until_ready().await;
             }
             // An attempt never outlives its lease, whatever timeout an
-            // endpoint stored and however long fetching the body and the
+            // endpoint stored and however long reading the event and the
             // outbound limiter took: past the lease another worker may
             // claim the delivery and send it at the same time.
             let Some(timeout) = deliver::attempt_timeout(
@@ -337,7 +366,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
                 &ctx.client,
                 &ctx.config.address_policy,
                 &job,
-                &body,
+                event.body(),
                 timeout,
                 started_ms,
             )
@@ -345,7 +374,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
             let decision = attempt::decide(
                 &result,
                 job.attempts_before + 1,
-                job.max_attempts,
+                job.attempt_cap(),
                 &ctx.config.retry_schedule,
                 ctx.config.retry_after_max,
                 now_ms(),
@@ -361,18 +390,12 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
             };
             (result, decision)
         }
-        Ok(None) => {
+        None => {
             let result = AttemptResult {
                 error: Some("the event's payload has expired (retention)".into()),
                 ..AttemptResult::default()
             };
             (result, Decision::Failed)
-        }
-        Err(err) => {
-            // Could not read the payload: give the lease back by letting it
-            // expire; the delivery will be claimed again.
-            tracing::warn!(error = %err, "cannot read event payload");
-            return;
         }
     };
     tracing::debug!(status = ?result.status, ?decision, "attempt done");
@@ -390,7 +413,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
         Decision::Failed => "failed",
     };
     metrics.outcomes.with_label_values(&[outcome]).inc();
-    if decision == Decision::Delivered && !job.test {
+    if decision == Decision::Delivered && !job.test() {
         if let Some(published) = ids::created_ms(IdKind::Event, &job.event_id) {
             let latency = now_ms().saturating_sub(published) as f64 / 1000.0;
             metrics.delivery_latency.observe(latency);
@@ -505,13 +528,11 @@ async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>)
     }
 }
 
-/// Reads an event's body from its home partition (when it is not the
-/// delivery's partition). `Ok(None)`: the event expired.
-async fn fetch_body(ctx: &Context, job: &Job) -> Result<Option<String>, String> {
-    let home = ids::partition_of(IdKind::Event, &job.event_id)
-        .ok_or_else(|| format!("malformed event id {}", job.event_id))?;
+/// Reads an event from its home partition (when it is not the delivery's
+/// partition). `Ok(None)`: the event expired.
+async fn fetch_event(ctx: &Context, job: &Job) -> Result<Option<EventRecord>, String> {
     let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
-    stored_event::body(&mut conn, &ctx.keys, home, &job.event_id)
+    stored_event::load(&mut conn, &ctx.keys, &job.event_id, ctx.config.retention)
         .await
         .map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use hookfleet_common::delivery_state::StoredState;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::{attempt_field as field, attempt_fields};
 use hookfleet_common::time_util::rfc3339_ms;
@@ -16,6 +17,7 @@ use redis::AsyncCommands;
 use super::ApiTags;
 use crate::auth::ApiKeyAuth;
 use crate::delivery_log::{self, Cursor, Filter};
+use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -53,49 +55,6 @@ pub struct DeliverySummary {
     /// True for a test send (`POST /api/v1/webhooks/{id}/test`): one
     /// attempt, not counted in the endpoint's statistics.
     pub test: bool,
-}
-
-impl DeliverySummary {
-    /// Builds a summary from a delivery hash; `None` when it is empty.
-    pub fn from_hash(map: &HashMap<String, String>) -> Option<Self> {
-        let get = |name: &str| map.get(name).map(String::as_str).unwrap_or("");
-        let id = map.get("id")?.clone();
-        let status = get("status").to_string();
-        let time = |name: &str| get(name).parse::<u64>().ok().map(rfc3339_ms);
-        let waiting = matches!(status.as_str(), "pending" | "scheduled");
-        Some(Self {
-            id,
-            event_id: get("event").to_string(),
-            endpoint_id: get("endpoint").to_string(),
-            event_type: get("type").to_string(),
-            attempts: get("attempts").parse().unwrap_or(0),
-            created_at: time("created").unwrap_or_default(),
-            last_attempt_at: time("last_at"),
-            last_status_code: get("last_code").parse().ok(),
-            next_attempt_at: if waiting { time("next") } else { None },
-            test: get("test") == "1",
-            status,
-        })
-    }
-}
-
-/// Loads deliveries of one partition by id, in the given order, skipping
-/// those that have expired.
-pub async fn load_many(
-    state: &AppState,
-    p: Partition,
-    ids: &[String],
-) -> Result<Vec<DeliverySummary>, ApiError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for id in ids {
-        pipe.hgetall(state.keys.delivery(p, id));
-    }
-    let mut conn = state.conn().await?;
-    let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-    Ok(maps.iter().filter_map(DeliverySummary::from_hash).collect())
 }
 
 /// One attempt, as logged.
@@ -211,40 +170,23 @@ pub struct DeliveriesApi {
     pub state: AppState,
 }
 
-/// Loads a tenant's delivery hash, or 404 (also across tenants).
-pub async fn load_delivery(
-    state: &AppState,
-    tenant_id: &str,
-    id: &str,
-) -> Result<(Partition, HashMap<String, String>), ApiError> {
-    let not_found = || ApiError::not_found("delivery (or it expired after the retention period)");
-    let p = ids::partition_of(IdKind::Delivery, id).ok_or_else(not_found)?;
-    let mut conn = state.conn().await?;
-    let map: HashMap<String, String> = conn.hgetall(state.keys.delivery(p, id)).await?;
-    if map.get("tenant").map(String::as_str) != Some(tenant_id) {
-        return Err(not_found());
-    }
-    Ok((p, map))
-}
-
-/// The attempts of a delivery, oldest first.
+/// The attempts of a delivery, oldest first (those its state lists that
+/// the endpoint's log still holds).
 pub async fn load_attempts(
     state: &AppState,
-    p: Partition,
-    delivery: &HashMap<String, String>,
+    delivery: &DeliveryRef,
+    stored: Option<&StoredState>,
 ) -> Result<Vec<Attempt>, ApiError> {
-    let endpoint_id = delivery.get("endpoint").cloned().unwrap_or_default();
-    let entry_ids: Vec<&str> = delivery
-        .get("attempt_ids")
-        .map(|ids| ids.split(',').filter(|id| !id.is_empty()).collect())
-        .unwrap_or_default();
+    let entry_ids: &[String] = stored.map_or(&[], |s| s.attempt_ids.as_slice());
     if entry_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let stream = state.keys.attempts(p, &endpoint_id);
+    let stream = state
+        .keys
+        .attempts(delivery.partition, &delivery.endpoint_id);
     let mut pipe = redis::pipe();
-    for id in &entry_ids {
-        pipe.cmd("XRANGE").arg(&stream).arg(*id).arg(*id);
+    for id in entry_ids {
+        pipe.cmd("XRANGE").arg(&stream).arg(id).arg(id);
     }
     let mut conn = state.conn().await?;
     let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
@@ -322,8 +264,15 @@ impl DeliveriesApi {
             .filter_map(|id| ids::partition_of(IdKind::Endpoint, &id).map(|p| (p, id)))
             .collect();
         let limit = limit.0.unwrap_or(50).clamp(1, 250) as usize;
-        let page =
-            delivery_log::page(&self.state, &sources, &filter, cursor.as_ref(), limit).await?;
+        let page = delivery_log::page(
+            &self.state,
+            &tenant.tenant_id,
+            &sources,
+            &filter,
+            cursor.as_ref(),
+            limit,
+        )
+        .await?;
         Ok(Json(DeliveryPage {
             data: page.data,
             next: page.next.map(|c| c.encode()),
@@ -349,17 +298,21 @@ impl DeliveriesApi {
         id: Path<String>,
     ) -> Result<Json<DeliveryDetail>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        let (p, map) = load_delivery(&self.state, &tenant.tenant_id, &id.0).await?;
-        let summary =
-            DeliverySummary::from_hash(&map).ok_or_else(|| ApiError::not_found("delivery"))?;
-        let attempts = load_attempts(&self.state, p, &map).await?;
-        let request_body = match ids::partition_of(IdKind::Event, &summary.event_id) {
-            Some(home) => {
-                let mut conn = self.state.conn().await?;
-                stored_event::body(&mut conn, &self.state.keys, home, &summary.event_id).await?
-            }
-            None => None,
+        let (delivery, loaded) =
+            delivery_view::load_one(&self.state, &tenant.tenant_id, &id.0).await?;
+        let attempts = load_attempts(&self.state, &delivery, loaded.stored.as_ref()).await?;
+        let request_body = {
+            let mut conn = self.state.conn().await?;
+            stored_event::load(
+                &mut conn,
+                &self.state.keys,
+                &delivery.event_id,
+                self.state.config.retention,
+            )
+            .await?
+            .map(stored_event::EventRecord::into_body)
         };
+        let summary = loaded.summary;
         Ok(Json(DeliveryDetail {
             delivery: summary,
             request_body,
@@ -385,14 +338,11 @@ impl DeliveriesApi {
         id: Path<String>,
     ) -> Result<RetryResponse, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        let (p, map) = load_delivery(&self.state, &tenant.tenant_id, &id.0).await?;
-        let endpoint_id = map.get("endpoint").cloned().unwrap_or_default();
+        let (delivery, _) = delivery_view::load_one(&self.state, &tenant.tenant_id, &id.0).await?;
         let (code, previous) = retry_one(
             &self.state,
             &tenant.tenant_id,
-            p,
-            &id.0,
-            &endpoint_id,
+            &delivery,
             "failed,delivered,scheduled",
             false,
         )
@@ -426,29 +376,37 @@ impl DeliveriesApi {
 }
 
 /// Runs `retry.lua` for one delivery; returns (code, status before).
+/// `skip_test`: the delivery is a test send to be left alone (a replay).
 pub async fn retry_one(
     state: &AppState,
     tenant_id: &str,
-    p: Partition,
-    delivery_id: &str,
-    endpoint_id: &str,
+    delivery: &DeliveryRef,
     allowed: &str,
-    skip_tests: bool,
+    skip_test: bool,
 ) -> Result<(i64, String), ApiError> {
     let keys = &state.keys;
+    let p = delivery.partition;
+    let (bucket, bucket_end) =
+        ids::time_bucket(IdKind::Delivery, &delivery.delivery_id).unwrap_or(("", 0));
+    let expire_at = bucket_end.saturating_add(state.config.retention.as_millis() as u64);
     let mut conn = state.conn().await?;
     Ok(scripts::RETRY
-        .key(keys.delivery(p, delivery_id))
-        .key(keys.due(p))
-        .key(keys.endpoint_open(p, endpoint_id))
-        .key(keys.endpoint(p, endpoint_id))
-        .key(keys.endpoint_held(p, endpoint_id))
+        .key(keys.endpoint(p, &delivery.endpoint_id))
+        .key(keys.endpoint_deliveries(p, &delivery.endpoint_id))
+        .key(keys.endpoint_due(p, &delivery.endpoint_id))
+        .key(keys.ready(p))
+        .key(keys.inflight(p))
+        .key(keys.states(p, bucket))
+        .key(keys.queued(p))
         .arg(tenant_id)
-        .arg(delivery_id)
+        .arg(&delivery.delivery_id)
+        .arg(&delivery.event_id)
+        .arg(&delivery.endpoint_id)
         .arg(keys.wake_channel())
         .arg(p.0)
         .arg(allowed)
-        .arg(if skip_tests { "1" } else { "0" })
+        .arg(if skip_test { "1" } else { "0" })
+        .arg(expire_at)
         .invoke_async(&mut conn)
         .await?)
 }

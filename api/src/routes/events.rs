@@ -2,20 +2,20 @@
 
 use std::collections::HashMap;
 
-use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use redis::AsyncCommands;
 use serde::Deserialize;
 
-use super::deliveries::{self, DeliverySummary};
+use super::deliveries::DeliverySummary;
 use super::event_types;
 use super::ApiTags;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
+use crate::delivery_view::{self, DeliveryRef};
 use crate::error::{ApiError, ErrorBody};
 use crate::input;
 use crate::publish::{self, Target};
@@ -424,53 +424,50 @@ impl EventsApi {
     ) -> Result<Json<EventDetail>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
-        let home = ids::partition_of(IdKind::Event, &id.0).ok_or_else(not_found)?;
-        // Each step takes its own connection handle (a shared lane, cheap).
-        let event: HashMap<String, String> = {
+        let keys = &self.state.keys;
+        let record = {
             let mut conn = self.state.conn().await?;
-            stored_event::load(&mut conn, &self.state.keys, home, &id.0).await?
+            stored_event::load(&mut conn, keys, &id.0, self.state.config.retention).await?
         };
-        if event.get("tenant") != Some(&tenant.tenant_id) {
-            return Err(not_found());
-        }
-        let body: serde_json::Value = event
-            .get("body")
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or_default();
-        let partitions: Vec<Partition> = event
-            .get("partitions")
-            .map(String::as_str)
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|p| p.parse().ok())
-            .map(Partition)
+        let record = record
+            .filter(|record| record.tenant_id == tenant.tenant_id)
+            .ok_or_else(not_found)?;
+        let created = ids::created_ms(IdKind::Event, &id.0).unwrap_or(0);
+        let body: serde_json::Value = serde_json::from_str(record.body()).unwrap_or_default();
+        // Its deliveries: those of the tenant's endpoints (and of endpoints
+        // deleted since it was created) whose log lists it.
+        let (mut endpoint_ids, deleted): (Vec<String>, Vec<String>) = {
+            let mut conn = self.state.conn().await?;
+            redis::pipe()
+                .hkeys(keys.tenant_endpoints(&tenant.tenant_id))
+                .zrangebyscore(
+                    keys.tenant_endpoints_deleted(&tenant.tenant_id),
+                    created,
+                    "+inf",
+                )
+                .query_async(&mut conn)
+                .await?
+        };
+        endpoint_ids.extend(deleted);
+        endpoint_ids.sort();
+        endpoint_ids.dedup();
+        let refs: Vec<DeliveryRef> = endpoint_ids
+            .iter()
+            .filter_map(|endpoint_id| DeliveryRef::new(&id.0, endpoint_id, None))
             .collect();
-        let mut all = Vec::new();
-        for p in partitions {
-            let mut ids: Vec<String> = {
-                let mut conn = self.state.conn().await?;
-                conn.smembers(self.state.keys.event_deliveries(p, &id.0))
-                    .await?
-            };
-            if p == home {
-                ids.extend(stored_event::listed_deliveries(&event));
-            }
-            ids.sort();
-            ids.dedup();
-            all.extend(deliveries::load_many(&self.state, p, &ids).await?);
-        }
-        all.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+        let deliveries: Vec<DeliverySummary> =
+            delivery_view::load(&self.state, &tenant.tenant_id, &refs)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|loaded| loaded.summary)
+                .collect();
         Ok(Json(EventDetail {
             id: id.0.clone(),
-            event_type: event.get("type").cloned().unwrap_or_default(),
+            event_type: record.event_type.clone(),
             data: body.get("data").cloned().unwrap_or_default(),
-            created_at: rfc3339_ms(
-                event
-                    .get("created")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0),
-            ),
-            deliveries: all,
+            created_at: rfc3339_ms(created),
+            deliveries,
         }))
     }
 }

@@ -24,6 +24,7 @@ use super::ApiTags;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::delivery_log::{self, Cursor, Filter};
+use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
 use crate::input;
 use crate::publish::{self, Target};
@@ -299,7 +300,7 @@ impl WebhookOpsApi {
         if !data.is_object() {
             return Err(ApiError::invalid("data", "must be a JSON object"));
         }
-        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        let (_, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         if !record.active {
             return Err(ApiError::conflict(
                 "the webhook is disabled; enable it to send a test",
@@ -314,18 +315,22 @@ impl WebhookOpsApi {
             Target::Test(record.id.clone()),
         )
         .await?;
-        let delivery_id = ids::delivery_id(&published.event_id, &record.id, p);
+        let delivery_id =
+            ids::delivery_id(&published.event_id, &record.id).ok_or_else(ApiError::unavailable)?;
         let timeout = record
             .timeout_ms
             .map(Duration::from_millis)
             .unwrap_or(self.state.config.request_timeout);
         let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(2);
         loop {
-            let (_, map) =
-                deliveries::load_delivery(&self.state, &tenant.tenant_id, &delivery_id).await?;
-            let status = map.get("status").cloned().unwrap_or_default();
+            let (delivery, loaded) =
+                delivery_view::load_one(&self.state, &tenant.tenant_id, &delivery_id).await?;
+            let status = loaded.summary.status.clone();
             if status == "delivered" || status == "failed" {
-                let attempt = deliveries::load_attempts(&self.state, p, &map).await?.pop();
+                let attempt =
+                    deliveries::load_attempts(&self.state, &delivery, loaded.stored.as_ref())
+                        .await?
+                        .pop();
                 return Ok(TestResponse::Done(Json(TestResult {
                     event_id: published.event_id,
                     delivery_id,
@@ -397,6 +402,7 @@ impl WebhookOpsApi {
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         let page = delivery_log::page(
             &self.state,
+            &tenant.tenant_id,
             &[(p, record.id)],
             &filter,
             cursor.as_ref(),
@@ -441,6 +447,7 @@ impl WebhookOpsApi {
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         let keys = &self.state.keys;
         let mut pipe = redis::pipe();
+        pipe.load_script(&scripts::BACKLOG).ignore();
         for start in stats::buckets(now_ms(), window_ms, bucket_ms) {
             if bucket_ms == stats::FINE_BUCKET_MS {
                 pipe.hgetall(keys.stats_fine(p, &record.id, start));
@@ -449,7 +456,14 @@ impl WebhookOpsApi {
             }
         }
         pipe.hgetall(keys.endpoint_stats(p, &record.id));
-        pipe.scard(keys.endpoint_open(p, &record.id));
+        pipe.invoke_script(
+            scripts::BACKLOG
+                .key(keys.endpoint(p, &record.id))
+                .key(keys.endpoint_deliveries(p, &record.id))
+                .key(keys.endpoint_due(p, &record.id))
+                .key(keys.inflight(p))
+                .arg(record.id.get(3..).unwrap_or_default()),
+        );
         let mut conn = self.state.conn().await?;
         let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
         let backlog: u64 = replies
@@ -741,34 +755,43 @@ impl ReplayJob {
         let keys = &self.state.keys;
         let (mut scanned, mut queued, mut offset) = (0u64, 0u64, 0usize);
         loop {
-            let ids: Vec<String> = {
+            // The log's scores are microseconds.
+            let event_ids: Vec<(String, u64)> = {
                 let mut conn = self.state.conn().await?;
-                conn.zrangebyscore_limit(
+                conn.zrangebyscore_limit_withscores(
                     keys.endpoint_deliveries(self.p, &self.endpoint_id),
-                    self.since,
-                    self.until,
+                    self.since.saturating_mul(1000),
+                    self.until.saturating_mul(1000).saturating_add(999),
                     offset as isize,
                     CHUNK as isize,
                 )
                 .await?
             };
-            offset += ids.len();
-            for id in &ids {
+            offset += event_ids.len();
+            let refs: Vec<DeliveryRef> = event_ids
+                .iter()
+                .filter_map(|(event_id, score)| {
+                    DeliveryRef::new(event_id, &self.endpoint_id, Some(*score))
+                })
+                .collect();
+            // Their events' test flags (a replay re-sends real deliveries).
+            let loaded = delivery_view::load(&self.state, &self.tenant_id, &refs).await?;
+            for (delivery, loaded) in refs.iter().zip(loaded) {
                 scanned += 1;
+                let Some(loaded) = loaded else { continue };
                 let (code, _) = deliveries::retry_one(
                     &self.state,
                     &self.tenant_id,
-                    self.p,
-                    id,
-                    &self.endpoint_id,
+                    delivery,
                     self.allowed,
-                    true,
+                    loaded.summary.test,
                 )
                 .await?;
                 if code == 1 {
                     queued += 1;
                 }
             }
+            let ids = event_ids;
             let done = ids.len() < CHUNK;
             let mut conn = self.state.conn().await?;
             let mut fields = vec![

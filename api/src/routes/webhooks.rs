@@ -494,14 +494,14 @@ impl WebhooksApi {
         let mut invocation = scripts::UPDATE_ENDPOINT.prepare_invoke();
         invocation
             .key(keys.endpoint(p, &record.id))
-            .key(keys.endpoint_held(p, &record.id))
-            .key(keys.due(p))
             .key(keys.endpoint_stats(p, &record.id))
+            .key(keys.ready(p))
+            .key(keys.endpoint_due(p, &record.id))
+            .key(keys.endpoint_deliveries(p, &record.id))
             .arg(&tenant.tenant_id)
-            .arg(now_ms())
             .arg(keys.wake_channel())
             .arg(p.0)
-            .arg(keys.release_marker(&record.id));
+            .arg(&record.id);
         for (name, value) in fields {
             invocation.arg(name).arg(value);
         }
@@ -547,28 +547,37 @@ impl WebhooksApi {
             .ok_or_else(|| ApiError::not_found("webhook"))?;
         let keys = &self.state.keys;
         let mut conn = self.state.conn().await?;
+        let retention_ms = self.state.config.retention.as_millis() as u64;
         let cancelled: i64 = scripts::DELETE_ENDPOINT
             .key(keys.endpoint(p, &record.id))
-            .key(keys.endpoint_open(p, &record.id))
-            .key(keys.endpoint_held(p, &record.id))
-            .key(keys.due(p))
-            .key(keys.inflight(p))
+            .key(keys.endpoint_due(p, &record.id))
+            .key(keys.ready(p))
             .key(keys.rate(p, &record.id))
             .key(keys.endpoint_stats(p, &record.id))
             .key(keys.endpoint_deliveries(p, &record.id))
             .key(keys.attempts(p, &record.id))
-            .arg(keys.partition_prefix(p))
+            .key(keys.queued(p))
             .arg(&tenant.tenant_id)
-            .arg(now_ms())
-            .arg(self.state.config.retention.as_millis() as u64)
-            .arg(keys.cancel_marker(&record.id))
+            .arg(retention_ms)
+            .arg(&record.id)
             .invoke_async(&mut conn)
             .await?;
         if cancelled < 0 {
             return Err(ApiError::not_found("webhook"));
         }
-        let _: () = conn
+        // Out of the index publish matches on; into the list an event's
+        // deliveries are found through until retention ends (they read as
+        // cancelled, or as they ended).
+        let now = now_ms();
+        let deleted = keys.tenant_endpoints_deleted(&tenant.tenant_id);
+        let _: () = redis::pipe()
             .hdel(keys.tenant_endpoints(&tenant.tenant_id), &record.id)
+            .ignore()
+            .zadd(&deleted, &record.id, now)
+            .ignore()
+            .zrembyscore(&deleted, "-inf", now.saturating_sub(retention_ms))
+            .ignore()
+            .query_async(&mut conn)
             .await?;
         tracing::info!(endpoint_id = %record.id, cancelled, "endpoint deleted");
         Ok(WebhookDeleted::NoContent)

@@ -121,6 +121,42 @@ impl TestApp {
             .expect("ZCARD")
     }
 
+    /// The score of `member` in the sorted set `key`.
+    #[allow(dead_code)]
+    pub async fn zscore(&self, key: &str, member: &str) -> Option<f64> {
+        redis::cmd("ZSCORE")
+            .arg(key)
+            .arg(member)
+            .query_async(&mut self.redis().await)
+            .await
+            .unwrap()
+    }
+
+    /// Deliveries waiting in all partitions (the scripts' `queued`
+    /// counters): 0 once everything published has ended.
+    #[allow(dead_code)]
+    pub async fn queued_total(&self) -> i64 {
+        let keys = self.keys();
+        let mut pipe = redis::pipe();
+        for p in self.config.all_partitions() {
+            pipe.get(keys.queued(p));
+        }
+        let counts: Vec<Option<i64>> = pipe.query_async(&mut self.redis().await).await.unwrap();
+        counts.into_iter().flatten().sum()
+    }
+
+    /// The ids of a tenant's endpoints.
+    #[allow(dead_code)]
+    pub async fn endpoint_ids(&self, key: &str) -> Vec<String> {
+        let (status, list) = self.get("/api/v1/webhooks", key).await;
+        assert_eq!(status, 200, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// A pool like the app's own, for polling closures that need a
     /// connection each time.
     pub fn redis_pool(&self) -> hookfleet_common::redis_pool::RedisPool {

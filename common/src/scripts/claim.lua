@@ -1,205 +1,277 @@
 -- claim.lua: hand out up to N due deliveries of one partition under a lease.
 --
--- KEYS[1] due zset       hf:{pN}:due
--- KEYS[2] inflight zset  hf:{pN}:inflight
--- ARGV[1] partition key prefix  hf:{pN}:
--- ARGV[2] (unused; kept for argument positions)  ARGV[3] max deliveries to claim
--- ARGV[4] lease (ms)  ARGV[5] this partition's number
--- ARGV[6] max expired leases to reclaim
+-- KEYS[1] ready zset       hf:{pN}:ready
+-- KEYS[2] inflight zset    hf:{pN}:inflight
+-- KEYS[3] queued counter   hf:{pN}:queued
+-- ARGV[1] partition key prefix  hf:{pN}:  ARGV[2] max deliveries to claim
+-- ARGV[3] lease (ms)  ARGV[4] this partition's code (the two characters
+--         that end the ids of events homed here: their records are here)
+-- ARGV[5] max expired leases to reclaim  ARGV[6] initial delay (ms)
+-- ARGV[7] retention (ms): a delivery older than that is dropped, not sent
+--         (its event's bucket may linger a little longer)
 --
 -- Time comes from Redis (TIME), not from the worker: every worker of the
 -- fleet then agrees on what is due, on lease deadlines and on the rate
 -- limit's theoretical arrival time. (Retry times are set by the worker that
 -- made the attempt, from its own clock: keep hosts in sync with NTP.)
 --
--- Returns {next_due_ms or -1, deferred by rate limits, E, endpoint x E,
--- job, job, ...}: each endpoint the jobs go to once (a claim's jobs mostly
--- share a few endpoints, so their settings are sent and read once), as
--- {endpoint id, tenant id, url, secret, headers json, timeout ms,
---  previous secret, previous secret valid until (ms)};
--- and each job as
--- {delivery id, endpoint id, event id, attempts so far, lease token,
---  body or '', event type,
---  max attempts or '' (a manual retry or a test send is one attempt),
---  '1' for a test send}.
+-- The partition's work is scheduled per endpoint: the ready set holds
+-- each endpoint that has deliveries to hand out, scored by when its first
+-- one is due (or by its next rate-limit slot). An endpoint's deliveries
+-- wait in two places: first attempts in its ep_dlv past its `qhead` (the
+-- score of the last one handed out), in creation order; later attempts in
+-- its ep_due, by due time. A disabled endpoint simply leaves the ready
+-- set, its deliveries held where they are; a deleted one is dropped from
+-- it, and what it had waiting reads as cancelled.
+--
+-- Returns {next_due_ms or -1, endpoints deferred by rate limits, lease
+-- deadline, E, endpoint x E, V, event x V, job, job, ...}:
+--   each endpoint the jobs go to once, as {endpoint id, tenant id, url,
+--   secret, headers json, timeout ms, previous secret, previous secret
+--   valid until (ms)};
+--   each event once, as {event id, record (stored_event.rs), or '' when
+--   the event lives in another partition (the worker reads it there)};
+--   each job as {delivery id, endpoint (1-based position above), event
+--   (position above), attempts so far, max attempts or -1}.
+-- The lease deadline is also every job's lease token: record.lua changes a
+-- delivery only while its inflight score still equals it.
 --
 -- In one atomic step it:
---  1. puts deliveries whose lease expired (their worker died) back in due;
---  2. for each due delivery: cancels it if its endpoint is gone, holds it
---     if the endpoint is disabled, defers it to the next free slot of the
---     endpoint's rate limit (GCRA, fleet-wide because the state lives here),
---     or moves it to inflight with lease deadline now + lease.
--- The lease token (a per-delivery claim counter) lets record.lua refuse
--- a worker whose lease was taken over.
+--  1. puts deliveries whose lease expired (their worker died) back in their
+--     endpoints' ep_due, due now;
+--  2. visits the ready endpoints whose first delivery is due, earliest
+--     first: drops a deleted one, takes a disabled one out of the set,
+--     and hands out the others' due deliveries (later attempts first, then
+--     first attempts), as many as the endpoint's rate limit allows now
+--     (GCRA, fleet-wide because the state lives here), sharing the claim
+--     fairly among them; then scores each endpoint anew by its next due
+--     delivery (or its next rate-limit slot), or takes it out when it has
+--     none.
 
 local prefix = ARGV[1]
 local now = redis_now_ms()
 local now_s = int(now)
-local max_jobs = tonumber(ARGV[3])
-local lease = tonumber(ARGV[4])
-local deadline = int(now + lease)
-local partition = ARGV[5]
+local max_jobs = tonumber(ARGV[2])
+local deadline = int(now + tonumber(ARGV[3]))
+local here = ARGV[4]
+local delay = tonumber(ARGV[6]) or 0
+-- Log scores (creation, µs) at or below this are past retention.
+local expired_us = (now - (tonumber(ARGV[7]) or 0)) * 1000
+-- A first attempt is due in the millisecond its score falls in, plus the
+-- delay: the ready set's scores are computed the same way.
+local upper_us = int((now - delay + 1) * 1000 - 1)
+local queued_delta = 0
 
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0', ARGV[6])
-for _, delivery_id in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], delivery_id)
-  local delivery = prefix .. 'delivery:' .. delivery_id
-  if redis.call('HGET', delivery, 'status') == 'in_flight' then
-    redis.call('HSET', delivery, 'status', 'pending', 'next', now_s)
-    redis.call('ZADD', KEYS[1], now_s, delivery_id)
+-- 1. Expired leases back to their endpoints, due now.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0', ARGV[5])
+if #expired > 0 then
+  for _, delivery_id in ipairs(expired) do
+    local endpoint_id = 'ep_' .. string.sub(delivery_id, 29)
+    redis.call('ZADD', prefix .. 'ep_due:' .. endpoint_id, now_s,
+      'evt_' .. string.sub(delivery_id, 5, 28))
+    redis.call('ZADD', KEYS[1], 'LT', now_s, endpoint_id)
   end
+  in_slices('ZREM', KEYS[2], expired)
+  queued_delta = queued_delta + #expired
 end
 
-local jobs = {}
-local deferred = {}
--- Gathered writes: one variadic command each at the end.
-local leave_due = {}
-local leased = {}
--- Read once per call: endpoints, event bodies, rate-limit state.
-local endpoints = {}
--- The endpoints jobs go to, in order of their first job.
-local used = {}
-local bodies = {}
-local rates = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', '0', ARGV[3])
-for _, delivery_id in ipairs(due) do
-  local delivery = prefix .. 'delivery:' .. delivery_id
-  local d
-  if string.byte(delivery_id, 1) ~= 100 then
-    -- Not a delivery id ("dlv_…") but a marker left by update_endpoint.lua
-    -- or delete_endpoint.lua: release (or cancel) the next STEP of an
-    -- endpoint's held (or open) deliveries; the marker stays while any are
-    -- left, so the next claim goes on.
-    local kind, endpoint_id = string.match(delivery_id, '^(%a+):(.+)$')
-    local left = 0
-    if kind == 'release' then
-      if redis.call('HGET', prefix .. 'endpoint:' .. endpoint_id, 'active') == '1' then
-        local _
-        _, left = release_held(prefix .. 'ep_held:' .. endpoint_id, KEYS[1], now_s)
-      end
-    elseif kind == 'cancel' then
-      local open_key = prefix .. 'ep_open:' .. endpoint_id
-      local _
-      _, left = cancel_open(prefix, open_key, KEYS[1], KEYS[2], now_s)
-      if left == 0 then
-        redis.call('DEL', open_key, prefix .. 'ep_held:' .. endpoint_id)
-      end
-    end
-    if left == 0 then
-      leave_due[#leave_due + 1] = delivery_id
-    end
+-- 2. The endpoints with something due.
+local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', '0', ARGV[2])
+local visits = {}
+local deferred = 0
+for _, endpoint_id in ipairs(ready) do
+  local e = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
+    'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
+    'old_secret', 'old_secret_until', 'qhead')
+  if not e[1] then
+    -- Deleted (delete_endpoint.lua counted and dropped what waited then;
+    -- what came back since, from expired leases, goes now).
+    local due_key = prefix .. 'ep_due:' .. endpoint_id
+    queued_delta = queued_delta - redis.call('ZCARD', due_key)
+    redis.call('DEL', due_key)
+    redis.call('ZREM', KEYS[1], endpoint_id)
+  elseif e[2] ~= '1' then
+    -- Disabled: held where they are until it is enabled again.
+    redis.call('ZREM', KEYS[1], endpoint_id)
   else
-    d = redis.call('HMGET', delivery, 'endpoint', 'event', 'attempts', 'evp', 'tenant', 'type',
-      'max_attempts', 'test', 'claims', 'status')
-  end
-  local status = d and d[10]
-  if not d then
-    -- (A marker, handled above.)
-  elseif status == 'delivered' or status == 'failed' or status == 'cancelled'
-      or status == 'in_flight' then
-    -- Already ended, or leased: nothing to hand out. (A safety net: a
-    -- delivery should not be in due then; retry.lua takes a retried one
-    -- out of a stepped release's held set.)
-    leave_due[#leave_due + 1] = delivery_id
-  elseif not d[1] then
-    -- Expired by retention: nothing left to deliver.
-    leave_due[#leave_due + 1] = delivery_id
-  else
-    local endpoint_id = d[1]
-    local endpoint = endpoints[endpoint_id]
-    if not endpoint then
-      endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
-        'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
-        'old_secret', 'old_secret_until')
-      endpoints[endpoint_id] = endpoint
-    end
-    if endpoint[1] ~= d[5] then
-      leave_due[#leave_due + 1] = delivery_id
-      redis.call('HSET', delivery, 'status', 'cancelled', 'next', '')
-      redis.call('SREM', prefix .. 'ep_open:' .. endpoint_id, delivery_id)
-    elseif endpoint[2] ~= '1' then
-      leave_due[#leave_due + 1] = delivery_id
-      redis.call('ZADD', prefix .. 'ep_held:' .. endpoint_id, now_s, delivery_id)
-    else
-      local allowed = true
-      local rate = tonumber(endpoint[7] or '')
-      if rate and rate > 0 then
-        -- GCRA, fleet-wide: one delivery per 1/rate seconds. The state is
-        -- "<tat> <horizon> <interval>": the theoretical arrival time, the
-        -- slot after the last one given to a deferred delivery, and the
-        -- interval those slots were spaced by (a changed rate starts the
-        -- horizon afresh).
-        local emission = 1000 / rate
-        local state = rates[endpoint_id]
-        if not state then
-          local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id) or ''
-          local values = {}
-          for value in string.gmatch(stored, '%S+') do values[#values + 1] = tonumber(value) end
-          local horizon = values[2] or 0
-          if values[3] and math.abs(values[3] - emission) > 0.001 then horizon = 0 end
-          state = {tat = values[1] or 0, horizon = horizon, emission = emission, dirty = false}
-          rates[endpoint_id] = state
-        end
+    local visit = {id = endpoint_id, e = e, head = e[10], taken = 0, full = false}
+    local rate = tonumber(e[7] or '')
+    if rate and rate > 0 then
+      -- GCRA, fleet-wide: one delivery per 1/rate seconds. The state is
+      -- "<tat> ..." (the theoretical arrival time; earlier versions kept
+      -- more values after it).
+      local emission = 1000 / rate
+      local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id) or ''
+      visit.rate = {tat = tonumber(string.match(stored, '^(%S+)') or '') or 0,
+        emission = emission,
         -- A claim is a few ms late now and then (the worker wakes at the
         -- due time, not before): that much earliness is forgiven, so a
         -- delivery given a slot is sent in it instead of being pushed back.
-        local tolerance = math.min(emission / 4, 10)
-        if state.tat - tolerance > now then
-          -- Over the limit: give it the next free slot. Slots are handed out
-          -- past those of earlier deferrals (the horizon), so a backlog is
-          -- spread over successive slots once, not rescheduled on every
-          -- claim until its turn comes.
-          local slot = math.max(state.tat, state.horizon)
-          state.horizon = slot + emission
-          state.dirty = true
-          deferred[endpoint_id] = (deferred[endpoint_id] or 0) + 1
-          local allowed_at = int(math.ceil(slot))
-          redis.call('ZADD', KEYS[1], allowed_at, delivery_id)
-          redis.call('HSET', delivery, 'next', allowed_at)
-          allowed = false
-        else
-          state.tat = math.max(state.tat, now) + emission
-          state.dirty = true
-        end
-      end
-      if allowed then
-        leave_due[#leave_due + 1] = delivery_id
-        leased[#leased + 1] = deadline
-        leased[#leased + 1] = delivery_id
-        local token = int((tonumber(d[9]) or 0) + 1)
-        redis.call('HSET', delivery, 'claims', token, 'status', 'in_flight')
-        local body = ''
-        if d[4] == partition then
-          body = bodies[d[2]]
-          if not body then
-            -- (Events stored before the body had its own key keep it in
-            -- their hash.)
-            body = redis.call('GET', prefix .. 'event_body:' .. d[2])
-              or redis.call('HGET', prefix .. 'event:' .. d[2], 'body') or ''
-            bodies[d[2]] = body
-          end
-        end
-        if not endpoint.used then
-          endpoint.used = true
-          used[#used + 1] = endpoint_id
-        end
-        jobs[#jobs + 1] = {delivery_id, endpoint_id, d[2], d[3] or '0', token, body,
-          d[6] or '', d[7] or '', d[8] or ''}
-      end
+        tolerance = math.min(emission / 4, 10)}
+    end
+    visits[#visits + 1] = visit
+  end
+end
+
+-- The endpoints and events the jobs refer to, each listed once.
+local used = {}
+local used_at = {}
+local event_list = {}
+local event_at = {}
+local jobs = {}
+local leased = {}
+
+-- How many of `want` deliveries the endpoint's rate limit allows now.
+local function allowed(visit, want)
+  local r = visit.rate
+  if not r then return want end
+  local n, tat = 0, r.tat
+  while n < want and tat - r.tolerance <= now do
+    tat = math.max(tat, now) + r.emission
+    n = n + 1
+  end
+  return n
+end
+
+-- Leases one delivery of the visited endpoint (event `event_id`); false
+-- when its event has expired or it has ended (it is dropped then).
+local function lease(visit, event_id, later)
+  local delivery_id = 'dlv_' .. string.sub(event_id, 5) .. string.sub(visit.id, 4)
+  local at = event_at[event_id]
+  if not at then
+    local record = ''
+    if string.sub(event_id, -2) == here then
+      record = redis.call('HGET', prefix .. 'events:' .. string.sub(event_id, 5, 10), event_id)
+      if not record then return false end
+    end
+    event_list[#event_list + 1] = {event_id, record}
+    at = #event_list
+    event_at[event_id] = at
+  end
+  local attempts, max = 0, -1
+  if later then
+    local created = redis.call('ZSCORE', prefix .. 'ep_dlv:' .. visit.id, event_id)
+    if not created or tonumber(created) <= expired_us then return false end
+    local states, field = state_key(prefix, delivery_id)
+    local s = read_state(redis.call('HGET', states, field))
+    if s then
+      -- Already ended: nothing to hand out (a safety net; nothing queues
+      -- an ended delivery without making it pending first).
+      if s.status == 'delivered' or s.status == 'failed' then return false end
+      attempts = s.attempts
+      max = tonumber(s.max) or -1
     end
   end
+  local position = used_at[visit.id]
+  if not position then
+    used[#used + 1] = visit
+    position = #used
+    used_at[visit.id] = position
+  end
+  leased[#leased + 1] = deadline
+  leased[#leased + 1] = delivery_id
+  jobs[#jobs + 1] = {delivery_id, position, at, attempts, max}
+  return true
 end
-in_slices('ZREM', KEYS[1], leave_due)
-in_slices('ZADD', KEYS[2], leased)
-for endpoint_id, state in pairs(rates) do
-  if state.dirty then
-    -- Kept while a slot it describes lies ahead.
-    local last = math.max(state.tat, state.horizon)
-    redis.call('SET', prefix .. 'rate:' .. endpoint_id,
-      string.format('%.3f %.3f %.3f', state.tat, state.horizon, state.emission),
-      'PX', int(math.ceil(math.max(last - now, 0) + state.emission) + 1000))
+
+-- Hands out up to `want` due deliveries of one endpoint; returns how many.
+local function take(visit, want)
+  want = allowed(visit, want)
+  if want == 0 then
+    if visit.rate and visit.taken == 0 then deferred = deferred + 1 end
+    return 0
+  end
+  local got = 0
+  -- Later attempts first: they have waited longest.
+  local due_key = prefix .. 'ep_due:' .. visit.id
+  local later = redis.call('ZRANGEBYSCORE', due_key, '-inf', now_s, 'LIMIT', '0', int(want))
+  if #later > 0 then
+    for _, event_id in ipairs(later) do
+      if lease(visit, event_id, true) then got = got + 1 end
+      queued_delta = queued_delta - 1
+    end
+    in_slices('ZREM', due_key, later)
+  end
+  if got < want then
+    -- First attempts past retention leave the queue unsent.
+    if not visit.head or tonumber(visit.head) < expired_us then
+      local lower = '-inf'
+      if visit.head then lower = '(' .. visit.head end
+      local stale = redis.call('ZCOUNT', prefix .. 'ep_dlv:' .. visit.id, lower, int(expired_us))
+      if stale > 0 then
+        queued_delta = queued_delta - stale
+        visit.head = int(expired_us)
+        visit.moved = true
+      end
+    end
+    local lower = '-inf'
+    if visit.head then lower = '(' .. visit.head end
+    local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, upper_us,
+      'WITHSCORES', 'LIMIT', '0', int(want - got))
+    for i = 1, #first, 2 do
+      if lease(visit, first[i], false) then got = got + 1 end
+      visit.head = first[i + 1]
+      visit.moved = true
+      queued_delta = queued_delta - 1
+    end
+  end
+  if visit.rate then
+    for _ = 1, got do
+      visit.rate.tat = math.max(visit.rate.tat, now) + visit.rate.emission
+    end
+  end
+  visit.taken = visit.taken + got
+  visit.full = got >= want
+  return got
+end
+
+-- A fair share each first, then what is left to those that had more.
+local budget = max_jobs
+if #visits > 0 then
+  local share = math.max(1, math.ceil(max_jobs / #visits))
+  for _, visit in ipairs(visits) do
+    if budget <= 0 then break end
+    budget = budget - take(visit, math.min(share, budget))
+  end
+  for _, visit in ipairs(visits) do
+    if budget <= 0 then break end
+    if visit.full then budget = budget - take(visit, budget) end
   end
 end
+
+-- Every visited endpoint scored anew: by its next due delivery, not
+-- before its next rate-limit slot; out of the set when it has none.
+for _, visit in ipairs(visits) do
+  if visit.moved then
+    redis.call('HSET', prefix .. 'endpoint:' .. visit.id, 'qhead', visit.head)
+  end
+  local r = visit.rate
+  if r and visit.taken > 0 then
+    -- Kept while the slot it describes lies ahead.
+    redis.call('SET', prefix .. 'rate:' .. visit.id, string.format('%.3f', r.tat),
+      'PX', int(math.ceil(math.max(r.tat - now, 0) + r.emission) + 1000))
+  end
+  local next_due = nil
+  local later = redis.call('ZRANGE', prefix .. 'ep_due:' .. visit.id, 0, 0, 'WITHSCORES')
+  if later[2] then next_due = tonumber(later[2]) end
+  local lower = '-inf'
+  if visit.head then lower = '(' .. visit.head end
+  local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, '+inf',
+    'WITHSCORES', 'LIMIT', '0', '1')
+  if first[2] then
+    local due = math.floor(tonumber(first[2]) / 1000) + delay
+    if not next_due or due < next_due then next_due = due end
+  end
+  if not next_due then
+    redis.call('ZREM', KEYS[1], visit.id)
+  else
+    if r then next_due = math.max(next_due, math.ceil(r.tat - r.tolerance)) end
+    redis.call('ZADD', KEYS[1], int(next_due), visit.id)
+  end
+end
+
+in_slices('ZADD', KEYS[2], leased)
+if queued_delta ~= 0 then redis.call('INCRBY', KEYS[3], int(queued_delta)) end
 
 local next_due = -1
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -208,13 +280,13 @@ local first_lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
   next_due = tonumber(first_lease[2])
 end
-local deferred_count = 0
-for _, n in pairs(deferred) do deferred_count = deferred_count + n end
-local result = {next_due, deferred_count, #used}
-for _, endpoint_id in ipairs(used) do
-  local e = endpoints[endpoint_id]
-  result[#result + 1] = {endpoint_id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',
+local result = {next_due, deferred, deadline, #used}
+for _, visit in ipairs(used) do
+  local e = visit.e
+  result[#result + 1] = {visit.id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',
     e[8] or '', e[9] or ''}
 end
+result[#result + 1] = #event_list
+for _, event in ipairs(event_list) do result[#result + 1] = event end
 for _, job in ipairs(jobs) do result[#result + 1] = job end
 return result

@@ -1,52 +1,56 @@
--- fanout.lua: queue an event's deliveries for the endpoints of one
--- partition other than the event's home partition (see publish.lua).
+-- fanout.lua: queue an event's deliveries to the endpoints of one
+-- partition (the non-home partitions of a new event; every partition when
+-- finishing an interrupted fan-out). See publish.lua for what queuing a
+-- delivery writes.
 --
--- KEYS[1] due zset              hf:{pN}:due
--- KEYS[2] event deliveries set  hf:{pN}:event_dlv:<evid>
--- ARGV[1] partition key prefix  ARGV[2] initial delay (ms)  ARGV[3] retention (ms)
--- ARGV[4] event id  ARGV[5] tenant id  ARGV[6] event type
--- ARGV[7] the event's home partition (where its body lives)
--- ARGV[8] this partition's number  ARGV[9] wake channel
--- ARGV[10] '1' for a test send (one attempt, outside the statistics)
--- ARGV[11..] pairs: endpoint id, delivery id
+-- KEYS[1] ready zset      hf:{pN}:ready
+-- KEYS[2] queued counter  hf:{pN}:queued
+-- ARGV[1] partition key prefix  ARGV[2] initial delay (ms)
+-- ARGV[3] event id  ARGV[4] tenant id  ARGV[5] this partition's number
+-- ARGV[6] wake channel  ARGV[7..] endpoint ids (of this partition)
 --
--- Returns the number of deliveries that exist for these endpoints after the
--- call. Idempotent: a delivery id that exists is left alone, so the API can
--- re-run an interrupted fan-out.
+-- Returns how many of these endpoints have a delivery of the event after
+-- the call. Idempotent: an endpoint whose ep_dlv lists the event already
+-- is left alone, so the API or a worker can re-run an interrupted fan-out.
 
 local prefix = ARGV[1]
--- Due times use Redis's clock, the one claim.lua compares them with.
-local now_ms = redis_now_ms()
-local now = int(now_ms)
-local first_attempt = int(now_ms + (tonumber(ARGV[2]) or 0))
-local retention = ARGV[3]
-local tenant = ARGV[5]
-local event = {prefix = prefix, id = ARGV[4], home = ARGV[7], tenant = tenant, type = ARGV[6],
-  now = now, first_attempt = first_attempt, retention = retention, test = ARGV[10] == '1'}
+local now_ms, now_us = redis_clock()
+local due_ms = now_ms + (tonumber(ARGV[2]) or 0)
+local event_id = ARGV[3]
+local tenant = ARGV[4]
+local have = 0
 local created = 0
--- A first run finds no deliveries of the event here; only a re-run must
--- skip existing ones.
-local fresh = redis.call('SCARD', KEYS[2]) == 0
-local queued = {}
-local members = {}
-for i = 11, #ARGV, 2 do
+for i = 7, #ARGV do
   local endpoint_id = ARGV[i]
-  local delivery_id = ARGV[i + 1]
-  local endpoint = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active')
-  if endpoint[1] == tenant and endpoint[2] == '1' then
-    if fresh or redis.call('EXISTS', prefix .. 'delivery:' .. delivery_id) == 0 then
-      create_delivery(event, endpoint_id, delivery_id, nil)
-      queued[#queued + 1] = first_attempt
-      queued[#queued + 1] = delivery_id
-      members[#members + 1] = delivery_id
+  local log_key = prefix .. 'ep_dlv:' .. endpoint_id
+  if redis.call('ZSCORE', log_key, event_id) then
+    have = have + 1
+  else
+    local h = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active',
+      'rate_limit')
+    if h[1] == tenant and h[2] == '1' then
+      -- Strictly after the endpoint's newest entry (see publish.lua).
+      local last = redis.call('ZRANGE', log_key, -1, -1, 'WITHSCORES')
+      local score = now_us
+      if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
+      local at = due_ms
+      if (tonumber(h[3] or '') or 0) > 0 then
+        local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id)
+        local tat = stored and tonumber(string.match(stored, '^(%S+)'))
+        if tat and tat > at then at = math.ceil(tat) end
+      end
+      -- The ready set first: a script stopped by an error keeps what it
+      -- wrote, and a log entry without its endpoint in the ready set
+      -- would be skipped by a re-run (it finds the event listed).
+      redis.call('ZADD', KEYS[1], 'LT', int(at), endpoint_id)
+      redis.call('ZADD', log_key, int(score), event_id)
+      created = created + 1
+      have = have + 1
     end
-    created = created + 1
   end
 end
-in_slices('ZADD', KEYS[1], queued)
-in_slices('SADD', KEYS[2], members)
 if created > 0 then
-  redis.call('PEXPIRE', KEYS[2], retention)
-  redis.call('PUBLISH', ARGV[9], ARGV[8])
+  redis.call('INCRBY', KEYS[2], int(created))
+  redis.call('PUBLISH', ARGV[6], ARGV[5])
 end
-return created
+return have

@@ -2,8 +2,9 @@
 -- delivery on: delivered, failed, or scheduled for its next attempt.
 --
 -- KEYS[1] inflight zset   hf:{pN}:inflight
--- KEYS[2] due zset        hf:{pN}:due
+-- KEYS[2] ready zset      hf:{pN}:ready
 -- KEYS[3] notices zset    hf:{pN}:notices (operational events to publish)
+-- KEYS[4] queued counter  hf:{pN}:queued
 -- ARGV[1] partition key prefix  hf:{pN}:
 -- ARGV[2] stream MAXLEN (approximate)
 -- ARGV[3] retention cut-off (ms): older attempt-log entries and endpoint
@@ -12,8 +13,9 @@
 --         success for this long (ms)
 -- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
 -- ARGV[7] the attempt-log entry's field name (`entry`)
--- then one group of 16 values per attempt:
---   delivery id, endpoint id, lease token,
+-- then one group of 17 values per attempt:
+--   delivery id, endpoint id, lease token (the lease deadline claim.lua
+--   answered),
 --   outcome ('delivered', 'failed' or 'retry'), next attempt (ms, or ''),
 --   attempt time (ms), response status ('' when there was none),
 --   counter field of the attempt's class (e.g. attempts_2xx),
@@ -24,7 +26,9 @@
 --   the attempt-log entry (the attempt's values packed as one JSON array),
 --   the notice: '' when the attempt may not cause operational events (it
 --   succeeded, or it is a test send, or of an operational event itself),
---   else a JSON object the worker publishes them from.
+--   else a JSON object the worker publishes them from,
+--   when the delivery's states:<bucket> hash may expire (epoch ms: the
+--   bucket's end plus retention).
 --
 -- Returns four values per attempt, in order: held, attempt entry id,
 -- disabled, notices. held is 0 when the lease was lost (another worker
@@ -40,12 +44,15 @@
 --
 -- Every attempt is handled as if recorded on its own, in order; only the
 -- writes are gathered: counters and stats buckets move once per endpoint
--- and field (HINCRBY by the batch's sum), streams are trimmed once per
--- endpoint, and the inflight/due/open-set changes are one variadic command
--- each. A repeat of a call whose reply was lost gets the same answers and
--- records nothing twice (each delivery remembers `recorded` = token:disabled).
+-- and field (HINCRBY by the batch's sum), streams and delivery logs are
+-- trimmed once per endpoint, and the lease set's changes are one variadic
+-- command. A repeat of a call whose reply was lost gets the same answers
+-- and records nothing twice (each delivery's state remembers `recorded` =
+-- token:disabled). The delivery's state (state.lua) is written here for
+-- its first time when its first attempt is recorded; a retry goes to the
+-- endpoint's ep_due, and the endpoint to the ready set by then.
 
-local STRIDE = 16
+local STRIDE = 17
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
@@ -60,9 +67,10 @@ local order = {}
 local function endpoint_of(eid)
   local e = endpoints[eid]
   if not e then
-    local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active')
-    e = {exists = h[1] ~= false, active = h[2], stats = {}, buckets = {}, bucket_ttl = {},
-      closed = {}, logged = false, since_known = false, since = nil, since_dirty = false}
+    local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active', 'qhead')
+    e = {exists = h[1] ~= false, active = h[2], qhead = h[3], stats = {}, buckets = {},
+      bucket_ttl = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
+      since = nil, since_dirty = false}
     endpoints[eid] = e
     order[#order + 1] = eid
   end
@@ -86,22 +94,23 @@ local reply = {}
 -- list, not a table per attempt.
 local NO_NOTICES = {}
 local leave_inflight = {}
-local requeue = {}
+local expiring = {}
+local requeued = 0
 for i = first, #ARGV, STRIDE do
   local delivery_id, eid, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local next_at, at, code, class = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local ok, gone, test, latency = ARGV[i + 8] == '1', ARGV[i + 9] == '1', ARGV[i + 10] == '1', ARGV[i + 11]
-  local delivery = prefix .. 'delivery:' .. delivery_id
-  local d = redis.call('HMGET', delivery, 'recorded', 'attempt_ids', 'claims', 'status', 'attempts')
+  local state_hash, field = state_key(prefix, delivery_id)
+  local d = read_state(redis.call('HGET', state_hash, field))
   local mark = token .. ':'
   local e = endpoint_of(eid)
-  if d[1] and string.sub(d[1], 1, #mark) == mark then
+  if d and string.sub(d.recorded, 1, #mark) == mark then
     -- Already recorded by an earlier run of this very call.
     -- (Its notices, if any, were written then; a worker's sweep of
     -- KEYS[3] publishes them.)
     reply[#reply + 1] = 1
-    reply[#reply + 1] = string.match(d[2] or '', '([^,]*)$')
-    reply[#reply + 1] = tonumber(string.sub(d[1], #mark + 1)) or 0
+    reply[#reply + 1] = string.match(d.ids, '([^,]*)$')
+    reply[#reply + 1] = tonumber(string.sub(d.recorded, #mark + 1)) or 0
     reply[#reply + 1] = NO_NOTICES
   elseif not e.exists then
     -- The endpoint was deleted while this attempt ran: its delivery is
@@ -159,23 +168,38 @@ for i = first, #ARGV, STRIDE do
       end
     end
 
-    if d[3] ~= token or d[4] ~= 'in_flight' then
+    if redis.call('ZSCORE', KEYS[1], delivery_id) ~= token then
+      -- The lease expired (another worker may hold it now) or the
+      -- delivery was cancelled.
       reply[#reply + 1] = 0
     else
       local ids = entry
-      if d[2] and d[2] ~= '' then ids = d[2] .. ',' .. entry end
+      local attempts = 1
+      local max = ''
+      if d then
+        if d.ids ~= '' then ids = d.ids .. ',' .. entry end
+        attempts = d.attempts + 1
+        max = d.max
+      end
       leave_inflight[#leave_inflight + 1] = delivery_id
       local status = outcome
       if outcome == 'retry' then
         status = 'scheduled'
-        requeue[#requeue + 1] = next_at
-        requeue[#requeue + 1] = delivery_id
-      else
-        e.closed[#e.closed + 1] = delivery_id
+        local later = e.requeue
+        if not later then
+          later = {}
+          e.requeue = later
+        end
+        later[#later + 1] = next_at
+        later[#later + 1] = 'evt_' .. string.sub(delivery_id, 5, 28)
+        local due = tonumber(next_at)
+        if not e.next_due or due < e.next_due then e.next_due = due end
+        requeued = requeued + 1
       end
-      redis.call('HSET', delivery, 'status', status, 'attempts', int((tonumber(d[5]) or 0) + 1),
-        'last_at', at, 'last_code', code, 'attempt_ids', ids,
-        'recorded', token .. ':' .. disabled, 'next', next_at)
+      redis.call('HSET', state_hash, field, write_state({status = status, attempts = attempts,
+        last_at = at, last_code = code, next = next_at, max = max,
+        recorded = token .. ':' .. disabled, ids = ids}))
+      expiring[state_hash] = ARGV[i + 16]
       if outcome == 'failed' and notice ~= '' then
         if notices == NO_NOTICES then notices = {} end
         notices[#notices + 1] = 'message.attempt.exhausted ' .. notice
@@ -205,18 +229,32 @@ for i = first, #ARGV, STRIDE do
 end
 
 in_slices('ZREM', KEYS[1], leave_inflight)
-in_slices('ZADD', KEYS[2], requeue)
+for key, at in pairs(expiring) do
+  redis.call('PEXPIREAT', key, at)
+end
+local queued_delta = requeued
 for _, eid in ipairs(order) do
   local e = endpoints[eid]
+  if e.requeue then
+    in_slices('ZADD', prefix .. 'ep_due:' .. eid, e.requeue)
+    redis.call('ZADD', KEYS[2], 'LT', int(e.next_due), eid)
+  end
   if e.logged then
     redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', ARGV[3] .. '-0')
-    -- The endpoint's delivery index (publish.lua adds to it) keeps the
+    -- The endpoint's delivery log (publish.lua adds to it) keeps the
     -- retention window: trimmed here, once per endpoint and batch, rather
-    -- than on every publish.
-    redis.call('ZREMRANGEBYSCORE', prefix .. 'ep_dlv:' .. eid, '-inf', '(' .. ARGV[3])
-  end
-  if #e.closed > 0 then
-    in_slices('SREM', prefix .. 'ep_open:' .. eid, e.closed)
+    -- than on every publish. Scores are microseconds. Entries not yet
+    -- handed out that expire with it leave the queue.
+    local log_key = prefix .. 'ep_dlv:' .. eid
+    local cutoff = '(' .. ARGV[3] .. '000'
+    if e.qhead then
+      if tonumber(e.qhead) < tonumber(ARGV[3]) * 1000 then
+        queued_delta = queued_delta - redis.call('ZCOUNT', log_key, '(' .. e.qhead, cutoff)
+      end
+    else
+      queued_delta = queued_delta - redis.call('ZCOUNT', log_key, '-inf', cutoff)
+    end
+    redis.call('ZREMRANGEBYSCORE', log_key, '-inf', cutoff)
   end
   local stats = prefix .. 'ep_stats:' .. eid
   for field, n in pairs(e.stats) do
@@ -244,4 +282,5 @@ for _, eid in ipairs(order) do
       'last_failure_code', e.last_failure[2])
   end
 end
+if queued_delta ~= 0 then redis.call('INCRBY', KEYS[4], int(queued_delta)) end
 return reply

@@ -1,0 +1,220 @@
+//! A delivery's state, and how a reader works it out.
+//!
+//! A delivery has no record of its own until it is first attempted: it is
+//! an event id in its endpoint's `ep_dlv` (see `keys.rs`), pending by
+//! definition. From its first recorded attempt (or a manual retry) on, its
+//! partition's `states:<bucket>` hash holds one field for it, the delivery
+//! id without `dlv_`, whose value `record.lua` and `retry.lua` write (and
+//! `state.lua` reads) as
+//!
+//! ```text
+//! <status>|<attempts>|<last_at>|<last_code>|<next>|<max_attempts>|<recorded>|<attempt ids>
+//! ```
+//!
+//! with `status` one of `pending`, `scheduled`, `delivered`, `failed`,
+//! empty values for what is unknown, and the attempt-log entry ids
+//! comma-separated. `recorded` is `<lease token>:<disabled>` of the last
+//! recorded attempt, so a resent `record.lua` call records nothing twice.
+//!
+//! Two states are never stored: `in_flight` is membership of the
+//! partition's lease set, and `cancelled` is a delivery that had not ended
+//! when its endpoint was deleted. [`derive`] puts the pieces together.
+
+use crate::model::DeliveryStatus;
+
+/// What `states:<bucket>` holds for one delivery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredState {
+    /// `pending`, `scheduled`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_at: Option<u64>,
+    pub last_code: Option<u16>,
+    /// When the next attempt is due (ms), while one is.
+    pub next: Option<u64>,
+    /// A manual retry allows this many attempts in all (one more).
+    pub max_attempts: Option<u32>,
+    /// `<lease token>:<disabled>` of the last recorded attempt.
+    pub recorded: String,
+    /// The delivery's attempt-log entry ids, oldest first.
+    pub attempt_ids: Vec<String>,
+}
+
+impl StoredState {
+    /// Parses a stored value; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(8, '|');
+        let mut next = || parts.next();
+        let status = next()?.to_string();
+        let attempts = next()?.parse().unwrap_or(0);
+        let last_at = next()?.parse().ok();
+        let last_code = next()?.parse().ok();
+        let next_at = next()?.parse().ok();
+        let max_attempts = next()?.parse().ok();
+        let recorded = next()?.to_string();
+        let attempt_ids = next()?
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .collect();
+        Some(StoredState {
+            status,
+            attempts,
+            last_at,
+            last_code,
+            next: next_at,
+            max_attempts,
+            recorded,
+            attempt_ids,
+        })
+    }
+
+    /// The stored form (the scripts write it; tests and tools use this).
+    pub fn encode(&self) -> String {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}",
+            self.status,
+            self.attempts,
+            opt(self.last_at),
+            opt(self.last_code.map(u64::from)),
+            opt(self.next),
+            opt(self.max_attempts.map(u64::from)),
+            self.recorded,
+            self.attempt_ids.join(","),
+        )
+    }
+}
+
+/// What a reader found about one delivery (all read in one round trip).
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    /// Its `states:<bucket>` field, once attempted or retried.
+    pub stored: Option<StoredState>,
+    /// It is in its partition's lease set.
+    pub leased: bool,
+    /// Its endpoint still exists.
+    pub endpoint_exists: bool,
+    /// Its score in its endpoint's `ep_due` (a later attempt is queued).
+    pub due_at: Option<u64>,
+    /// When it was created (ms).
+    pub created_ms: u64,
+    /// The retry schedule's first entry (ms): a first attempt is due this
+    /// long after creation.
+    pub initial_delay_ms: u64,
+}
+
+/// A delivery's state as users see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Derived {
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub last_at: Option<u64>,
+    pub last_code: Option<u16>,
+    /// When the next attempt is due, while pending or scheduled.
+    pub next_at: Option<u64>,
+}
+
+/// Works out a delivery's state: a final state stays final; otherwise a
+/// deleted endpoint means cancelled, a lease means in flight, and the rest
+/// is what was stored (pending when nothing was).
+pub fn derive(found: &Found) -> Derived {
+    let stored = found.stored.clone().unwrap_or_default();
+    let stored_status = DeliveryStatus::parse(&stored.status);
+    let status = match stored_status {
+        Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Failed)) => s,
+        _ if !found.endpoint_exists => DeliveryStatus::Cancelled,
+        _ if found.leased => DeliveryStatus::InFlight,
+        Some(DeliveryStatus::Scheduled) => DeliveryStatus::Scheduled,
+        _ => DeliveryStatus::Pending,
+    };
+    let next_at = match status {
+        DeliveryStatus::Pending | DeliveryStatus::Scheduled => {
+            found.due_at.or(stored.next).or_else(|| {
+                (found.stored.is_none())
+                    .then_some(found.created_ms.saturating_add(found.initial_delay_ms))
+            })
+        }
+        _ => None,
+    };
+    Derived {
+        status,
+        attempts: stored.attempts,
+        last_at: stored.last_at,
+        last_code: stored.last_code,
+        next_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(status: &str) -> StoredState {
+        StoredState {
+            status: status.into(),
+            attempts: 2,
+            last_at: Some(1_000),
+            last_code: Some(500),
+            next: Some(9_000),
+            max_attempts: None,
+            recorded: "123:0".into(),
+            attempt_ids: vec!["1-0".into(), "2-0".into()],
+        }
+    }
+
+    #[test]
+    fn stored_states_round_trip() {
+        let state = stored("scheduled");
+        assert_eq!(state.encode(), "scheduled|2|1000|500|9000||123:0|1-0,2-0");
+        assert_eq!(StoredState::parse(&state.encode()), Some(state));
+        let bare = StoredState::parse("pending|0||||||").unwrap();
+        assert_eq!(bare.attempts, 0);
+        assert!(bare.attempt_ids.is_empty() && bare.next.is_none());
+        assert_eq!(StoredState::parse("pending|0"), None);
+    }
+
+    #[test]
+    fn derived_states() {
+        let base = Found {
+            endpoint_exists: true,
+            created_ms: 100,
+            initial_delay_ms: 5,
+            ..Found::default()
+        };
+        let never = derive(&base);
+        assert_eq!(
+            (never.status, never.attempts, never.next_at),
+            (DeliveryStatus::Pending, 0, Some(105))
+        );
+        let leased = derive(&Found {
+            leased: true,
+            ..base.clone()
+        });
+        assert_eq!(leased.status, DeliveryStatus::InFlight);
+        assert_eq!(leased.next_at, None);
+        let scheduled = Found {
+            stored: Some(stored("scheduled")),
+            due_at: Some(8_000),
+            ..base.clone()
+        };
+        let derived = derive(&scheduled);
+        assert_eq!(derived.status, DeliveryStatus::Scheduled);
+        assert_eq!(derived.next_at, Some(8_000));
+        // A deleted endpoint cancels what had not ended, not what had.
+        let gone = Found {
+            endpoint_exists: false,
+            ..scheduled.clone()
+        };
+        assert_eq!(derive(&gone).status, DeliveryStatus::Cancelled);
+        assert_eq!(derive(&gone).attempts, 2);
+        let delivered = Found {
+            stored: Some(stored("delivered")),
+            endpoint_exists: false,
+            leased: true,
+            ..base
+        };
+        assert_eq!(derive(&delivered).status, DeliveryStatus::Delivered);
+        assert_eq!(derive(&delivered).next_at, None);
+    }
+}
