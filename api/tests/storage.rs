@@ -145,3 +145,104 @@ async fn data_of_another_layout_is_refused_at_start() {
         .await
         .unwrap();
 }
+
+/// A drained Redis of the first layout keeps its configuration: the check
+/// refuses while anything of it is still leased or held for a disabled
+/// endpoint, then clears the endpoint indexes this layout reads otherwise
+/// (keeping entries of this layout) and marks the data.
+#[tokio::test]
+async fn a_drained_first_layout_is_taken_over_and_anything_waiting_refuses() {
+    let config = test_config(&[]);
+    let keys = hookfleet_common::Keys::new(config.redis_prefix.clone());
+    let pool = hookfleet_common::redis_pool::create_pool(&config).unwrap();
+    let check = || hookfleet_common::layout::check(&pool, &keys, &config);
+    let mut conn = pool.get().await.unwrap();
+    let p = ids::Partition(1);
+    let now_ms = 1_764_000_000_000u64;
+    let tenant = ids::new_id(IdKind::Tenant, ids::Partition(0), now_ms);
+    let endpoint = ids::new_id(IdKind::Endpoint, p, now_ms);
+    let old_delivery = ids::new_id(IdKind::Delivery, p, now_ms);
+    let new_event = ids::new_id(IdKind::Event, p, now_ms);
+    let prefix = keys.partition_prefix(p);
+    let held = format!("{prefix}ep_held:{endpoint}");
+    let open = format!("{prefix}ep_open:{endpoint}");
+    let log = keys.endpoint_deliveries(p, &endpoint);
+    let _: () = redis::pipe()
+        .zadd(keys.tenants(), &tenant, now_ms)
+        .hset(keys.tenant_endpoints(&tenant), &endpoint, "1 *")
+        .hset(keys.endpoint(p, &endpoint), "tenant", &tenant)
+        .zadd(&log, &old_delivery, now_ms)
+        .zadd(&log, &new_event, now_ms * 1000)
+        .sadd(&open, &old_delivery)
+        .zadd(&held, &old_delivery, now_ms)
+        .zadd(keys.inflight(p), &old_delivery, now_ms)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let refused = check().await.unwrap_err();
+    assert!(refused.contains("being attempted"), "{refused}");
+    let _: () = redis::cmd("DEL")
+        .arg(keys.inflight(p))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refused = check().await.unwrap_err();
+    assert!(refused.contains(&endpoint), "names the endpoint: {refused}");
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout, None, "refused: not marked");
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&log)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 2, "refused: nothing cleared");
+
+    let _: () = redis::cmd("DEL")
+        .arg(&held)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    check().await.unwrap();
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&log)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        members,
+        vec![new_event],
+        "first-layout entries go, others stay"
+    );
+    let open_left: bool = redis::cmd("EXISTS")
+        .arg(&open)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!open_left);
+    let kept: Option<String> = redis::cmd("HGET")
+        .arg(keys.endpoint(p, &endpoint))
+        .arg("tenant")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some(tenant.as_str()),
+        "configuration stays"
+    );
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout.as_deref(), Some(hookfleet_common::keys::LAYOUT));
+}
