@@ -1,8 +1,8 @@
 -- prelude.lua: helpers every script starts with (scripts.rs puts this
--- file in front of each script's own text, and deliveries.lua or steps.lua
--- after it for the scripts that use them: each helper is a closure made
--- anew on every call, ~1,000 instructions, so a script carries only the
--- ones it uses).
+-- file in front of each script's own text, and state.lua after it for
+-- the scripts that read or write a delivery's state: each helper is a
+-- closure made anew on every call, ~1,000 instructions, so a script
+-- carries only the ones it uses).
 
 -- Runs a variadic command over `values` in slices: Lua's unpack() stops at
 -- a few thousand values. The step is even, so ZADD's score/member pairs
