@@ -212,15 +212,22 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         let (Some(id), Some(record)) = (pair.next(), pair.next()) else {
             return Err(ClaimError::Reply("an event is a pair".into()));
         };
+        let id = text(id)?;
         let record = text(record)?;
+        // A record that does not parse fails its own jobs, not the claim
+        // (whose leases are taken already): without one, the attempt reads
+        // the event again (`stored_event::load`), finds none and ends the
+        // delivery failed.
         let record = if record.is_empty() {
             None
         } else {
-            Some(Arc::new(EventRecord::parse(record).ok_or_else(|| {
-                ClaimError::Reply("an event record that does not parse".into())
-            })?))
+            let parsed = EventRecord::parse(record).map(Arc::new);
+            if parsed.is_none() {
+                tracing::warn!(event_id = %id, "an event record that does not parse");
+            }
+            parsed
         };
-        events.push((text(id)?, record));
+        events.push((id, record));
     }
     let mut jobs = Vec::with_capacity(items.len());
     let claimed_at = std::time::Instant::now();
@@ -262,4 +269,66 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         next_due_ms,
         rate_limited,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    fn reply(record: &str) -> Value {
+        let endpoint = [
+            "ep_1",
+            "ten_1",
+            "http://a.test/",
+            "whsec_x",
+            "{}",
+            "5000",
+            "",
+            "",
+        ];
+        Value::Array(vec![
+            Value::Int(-1),
+            Value::Int(0),
+            bulk("1700000000000"),
+            Value::Int(1),
+            Value::Array(endpoint.iter().map(|f| bulk(f)).collect()),
+            Value::Int(2),
+            Value::Array(vec![bulk("evt_good"), bulk("-ten_1\norder.paid\n{}")]),
+            Value::Array(vec![bulk("evt_bad"), bulk(record)]),
+            Value::Array(vec![
+                bulk("dlv_good"),
+                Value::Int(1),
+                Value::Int(1),
+                Value::Int(0),
+                Value::Int(-1),
+            ]),
+            Value::Array(vec![
+                bulk("dlv_bad"),
+                Value::Int(1),
+                Value::Int(2),
+                Value::Int(0),
+                Value::Int(-1),
+            ]),
+        ])
+    }
+
+    /// A record that does not parse leaves its job without an event (the
+    /// attempt reads it again and ends the delivery failed); the claim's
+    /// other jobs go out, since their leases are taken already.
+    #[test]
+    fn a_record_that_does_not_parse_fails_only_its_own_jobs() {
+        let claimed = parse_reply(Partition(0), reply("no newline at all")).unwrap();
+        assert_eq!(claimed.jobs.len(), 2);
+        assert!(
+            claimed.jobs[0].event.is_some(),
+            "the good event comes along"
+        );
+        assert_eq!(claimed.jobs[1].delivery_id, "dlv_bad");
+        assert!(claimed.jobs[1].event.is_none());
+        assert_eq!(&*claimed.jobs[1].lease_token, "1700000000000");
+    }
 }
