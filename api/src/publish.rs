@@ -2,7 +2,7 @@
 //! `hookfleet_common::publish`) with its errors mapped to HTTP.
 
 use hookfleet_common::publish::{self as shared, PublishError, Store};
-pub use hookfleet_common::publish::{BatchEvent, Published, Target};
+pub use hookfleet_common::publish::{BatchEvent, Published, Subscribers, Target};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,6 +26,24 @@ impl From<PublishError> for ApiError {
     }
 }
 
+fn store(state: &AppState) -> Store<'_> {
+    Store {
+        pool: &state.pool,
+        keys: &state.keys,
+        config: &state.config,
+    }
+}
+
+/// The tenant's endpoints that want `event_type`; `None` when the tenant
+/// has no such type (see `hookfleet_common::publish::subscribers`).
+pub async fn subscribers(
+    state: &AppState,
+    tenant_id: &str,
+    event_type: &str,
+) -> Result<Option<Subscribers>, ApiError> {
+    Ok(shared::subscribers(store(state), tenant_id, event_type).await?)
+}
+
 /// Publishes one event for a tenant. The caller has validated the input.
 pub async fn publish(
     state: &AppState,
@@ -35,12 +53,15 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, ApiError> {
-    let store = Store {
-        pool: &state.pool,
-        keys: &state.keys,
-        config: &state.config,
-    };
-    Ok(shared::publish(store, tenant_id, event_type, data, idempotency_key, target).await?)
+    Ok(shared::publish(
+        store(state),
+        tenant_id,
+        event_type,
+        data,
+        idempotency_key,
+        target,
+    )
+    .await?)
 }
 
 /// Publishes validated events of one tenant in one go (see
@@ -53,12 +74,7 @@ pub async fn publish_many(
     tenant_id: &str,
     events: &[BatchEvent<'_>],
 ) -> Result<Vec<Result<Published, ApiError>>, ApiError> {
-    let store = Store {
-        pool: &state.pool,
-        keys: &state.keys,
-        config: &state.config,
-    };
-    Ok(shared::publish_many(store, tenant_id, events)
+    Ok(shared::publish_many(store(state), tenant_id, events)
         .await?
         .into_iter()
         .map(|result| result.map_err(ApiError::from))

@@ -124,8 +124,9 @@ async fn a_retry_brings_its_partition_back_before_the_poll_interval() {
 }
 
 /// A burst published while the worker waits (one batch request: a
-/// pipeline of `publish.lua` calls, each with its wake-up) is delivered,
-/// with many deliveries per claim rather than a claim per wake-up.
+/// pipeline of `publish.lua` calls, the first of which wakes the worker)
+/// is delivered, with many deliveries per claim rather than a claim per
+/// call.
 #[tokio::test]
 async fn a_burst_published_while_the_worker_waits_is_claimed_in_batches() {
     const EVENTS: usize = 300;
@@ -185,6 +186,109 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
         .unwrap();
     assert!(empty >= 1.0, "{empty}");
     drop(worker);
+    app.stop().await;
+}
+
+/// The next wake-up message (a partition number), or `None` within 5 s.
+async fn next_wake(
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> Option<String> {
+    use futures_util::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+        .await
+        .ok()??;
+    msg.get_payload().ok()
+}
+
+/// Wake-ups follow the ready set, not every event: a publish wakes the
+/// fleet when it makes an endpoint due, not for an endpoint already due
+/// (a worker is on its way to it); a claim that leaves due work behind
+/// (its batch was full) wakes the fleet itself, so another worker with
+/// room takes the rest; one that takes everything wakes nobody. Messages
+/// of one Redis arrive in order, so a sentinel in another partition shows
+/// which wake-ups were not sent.
+#[tokio::test]
+async fn wake_ups_are_sent_when_work_becomes_due_and_when_a_claim_leaves_some() {
+    let url = common::redis_url();
+    let app = spawn_app(
+        false,
+        &[
+            ("HOOKFLEET_REDIS_URL", url.as_str()),
+            ("HOOKFLEET_PARTITIONS", "2"),
+        ],
+    )
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let main = app
+        .endpoint(
+            &key,
+            json!({"url": receiver.url, "events": ["user.created"]}),
+        )
+        .await;
+    let main_p = ids::partition_of(IdKind::Endpoint, main["id"].as_str().unwrap()).unwrap();
+    let sentinel_p = loop {
+        let sentinel = app
+            .endpoint(&key, json!({"url": receiver.url, "events": ["job.failed"]}))
+            .await;
+        let id = sentinel["id"].as_str().unwrap();
+        let p = ids::partition_of(IdKind::Endpoint, id).unwrap();
+        if p != main_p {
+            break p;
+        }
+        let (status, _) = app.delete(&format!("/api/v1/webhooks/{id}"), &key).await;
+        assert_eq!(status, 204);
+    };
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(app.keys().wake_channel()).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let main_code = main_p.0.to_string();
+    let sentinel_code = sentinel_p.0.to_string();
+
+    app.publish(&key, "user.created", json!({"n": 1})).await;
+    assert_eq!(
+        next_wake(&mut messages).await.as_deref(),
+        Some(main_code.as_str())
+    );
+    // Already due: no wake-up for these two.
+    app.publish(&key, "user.created", json!({"n": 2})).await;
+    app.publish(&key, "user.created", json!({"n": 3})).await;
+    app.publish(&key, "job.failed", json!({"n": 4})).await;
+    assert_eq!(
+        next_wake(&mut messages).await.as_deref(),
+        Some(sentinel_code.as_str()),
+        "events to an endpoint already due woke the fleet"
+    );
+
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let keys = app.keys();
+    let claim = |p: Partition, max: usize| {
+        let (pool, keys) = (pool.clone(), keys.clone());
+        async move {
+            hookfleet_worker::claim::claim(&pool, &keys, p, max, 60_000, 0, 86_400_000)
+                .await
+                .unwrap()
+                .jobs
+                .len()
+        }
+    };
+    // A full batch leaves two due: the claim hands them off.
+    assert_eq!(claim(main_p, 1).await, 1);
+    assert_eq!(
+        next_wake(&mut messages).await.as_deref(),
+        Some(main_code.as_str()),
+        "a claim that left due work woke nobody"
+    );
+    // Claims that take everything wake nobody: the next message is the
+    // sentinel's, whose endpoint is due again only after its claim.
+    assert_eq!(claim(sentinel_p, 10).await, 1);
+    assert_eq!(claim(main_p, 10).await, 2);
+    app.publish(&key, "job.failed", json!({"n": 5})).await;
+    assert_eq!(
+        next_wake(&mut messages).await.as_deref(),
+        Some(sentinel_code.as_str())
+    );
     app.stop().await;
 }
 

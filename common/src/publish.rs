@@ -76,6 +76,8 @@ pub enum PublishError {
 pub enum Target {
     /// Every active endpoint of the tenant whose patterns match the type.
     Subscribers,
+    /// The endpoints [`subscribers`] found (read with the type check).
+    Matched(Subscribers),
     /// A test send: one endpoint only, whatever it subscribes to; a single
     /// attempt, kept out of the endpoint's statistics.
     Test(String),
@@ -104,6 +106,7 @@ pub async fn publish(
     let test = matches!(target, Target::Test(_));
     let groups = match target {
         Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
+        Target::Matched(found) => found.0,
         Target::Test(id) => group_by_partition(vec![id]),
     };
     let prepared = Prepared::new(
@@ -586,6 +589,36 @@ async fn matching_endpoints(
 ) -> Result<BTreeMap<Partition, Vec<String>>, PublishError> {
     let index = endpoint_index(state, tenant_id).await?;
     Ok(wanted_by(&index, event_type))
+}
+
+/// The endpoints of a tenant that want an event type, by partition.
+pub struct Subscribers(BTreeMap<Partition, Vec<String>>);
+
+/// The tenant's active endpoints that want `event_type`, or `None` when
+/// the type is neither built in nor defined by the tenant. A tenant type's
+/// definition and the endpoint index share the tenant's hash slot, so both
+/// are read in one pipelined round trip (a single publish then makes three:
+/// the API key, this, and `publish.lua`).
+pub async fn subscribers(
+    state: Store<'_>,
+    tenant_id: &str,
+    event_type: &str,
+) -> Result<Option<Subscribers>, PublishError> {
+    let index: HashMap<String, String> = if crate::catalog::is_built_in(event_type) {
+        endpoint_index(state, tenant_id).await?
+    } else {
+        let mut conn = state.conn().await?;
+        let (defined, index): (bool, HashMap<String, String>) = redis::pipe()
+            .hexists(state.keys.tenant_event_types(tenant_id), event_type)
+            .hgetall(state.keys.tenant_endpoints(tenant_id))
+            .query_async(&mut conn)
+            .await?;
+        if !defined {
+            return Ok(None);
+        }
+        index
+    };
+    Ok(Some(Subscribers(wanted_by(&index, event_type))))
 }
 
 /// The tenant's endpoint index: endpoint id → subscription summary.

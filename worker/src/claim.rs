@@ -154,6 +154,8 @@ pub async fn claim(
         .arg(max.max(16))
         .arg(initial_delay_ms)
         .arg(retention_ms)
+        .arg(keys.wake_channel())
+        .arg(p.0)
         .invoke_async(&mut conn)
         .await?;
     parse_reply(p, reply)

@@ -259,16 +259,18 @@ impl EventsApi {
             .map(input::idempotency_key)
             .transpose()?;
         check_event("", &body.event_type, &body.data)?;
-        if !event_types::exists(&self.state, &tenant.tenant_id, &body.event_type).await? {
+        let Some(subscribers) =
+            publish::subscribers(&self.state, &tenant.tenant_id, &body.event_type).await?
+        else {
             return Err(unknown_type("event_type", &body.event_type));
-        }
+        };
         let published = publish::publish(
             &self.state,
             &tenant.tenant_id,
             &body.event_type,
             &body.data,
             idempotency_key.as_deref(),
-            Target::Subscribers,
+            Target::Matched(subscribers),
         )
         .await?;
         if !published.duplicate {

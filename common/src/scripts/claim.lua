@@ -9,6 +9,12 @@
 -- ARGV[5] max expired leases to reclaim  ARGV[6] initial delay (ms)
 -- ARGV[7] retention (ms): a delivery older than that is dropped, not sent
 --         (its event's bucket may linger a little longer)
+-- ARGV[8] wake channel  ARGV[9] this partition's number
+--
+-- Hand-off: publish.lua wakes the workers only when an endpoint becomes
+-- due (not for every event to an endpoint already due), so a claim that
+-- leaves due work behind (its batch was full) wakes them itself: another
+-- worker with room takes the rest.
 --
 -- Time comes from Redis (TIME), not from the worker: every worker of the
 -- fleet then agrees on what is due, on lease deadlines and on the rate
@@ -275,7 +281,10 @@ if queued_delta ~= 0 then redis.call('INCRBY', KEYS[3], int(queued_delta)) end
 
 local next_due = -1
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if first[2] then next_due = tonumber(first[2]) end
+if first[2] then
+  next_due = tonumber(first[2])
+  if next_due <= now and ARGV[8] then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
+end
 local first_lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
   next_due = tonumber(first_lease[2])

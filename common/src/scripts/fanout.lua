@@ -20,6 +20,7 @@ local event_id = ARGV[3]
 local tenant = ARGV[4]
 local have = 0
 local created = 0
+local wake = false
 for i = 7, #ARGV do
   local endpoint_id = ARGV[i]
   local log_key = prefix .. 'ep_dlv:' .. endpoint_id
@@ -42,15 +43,16 @@ for i = 7, #ARGV do
       -- The ready set first: a script stopped by an error keeps what it
       -- wrote, and a log entry without its endpoint in the ready set
       -- would be skipped by a re-run (it finds the event listed).
-      redis.call('ZADD', KEYS[1], 'LT', int(at), endpoint_id)
+      -- (Waking as publish.lua does.)
+      if redis.call('ZADD', KEYS[1], 'LT', 'CH', int(at), endpoint_id) > 0 or at > now_ms then
+        wake = true
+      end
       redis.call('ZADD', log_key, int(score), event_id)
       created = created + 1
       have = have + 1
     end
   end
 end
-if created > 0 then
-  redis.call('INCRBY', KEYS[2], int(created))
-  redis.call('PUBLISH', ARGV[6], ARGV[5])
-end
+if created > 0 then redis.call('INCRBY', KEYS[2], int(created)) end
+if wake then redis.call('PUBLISH', ARGV[6], ARGV[5]) end
 return have

@@ -149,6 +149,7 @@ end
 for key, at in pairs(expiring) do
   redis.call('PEXPIREAT', key, at)
 end
+local wake = false
 for _, endpoint_id in ipairs(order) do
   local e = endpoints[endpoint_id]
   if #e.adds > 0 then
@@ -161,14 +162,18 @@ for _, endpoint_id in ipairs(order) do
       local tat = stored and tonumber(string.match(stored, '^(%S+)'))
       if tat and tat > at then at = math.ceil(tat) end
     end
-    redis.call('ZADD', KEYS[1], 'LT', int(at), endpoint_id)
+    -- Workers are woken only when this made the endpoint due sooner (or
+    -- it is due later than now): one already due in the ready set has a
+    -- worker on its way (see claim.lua's hand-off), and a wake-up per
+    -- event would cost Redis and the workers more than the claim.
+    if redis.call('ZADD', KEYS[1], 'LT', 'CH', int(at), endpoint_id) > 0 or at > now_ms then
+      wake = true
+    end
     -- (After the ready set: see fanout.lua.)
     in_slices('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, e.adds)
   end
 end
 if pending then in_slices('ZADD', KEYS[2], pending) end
-if created_total > 0 then
-  redis.call('INCRBY', KEYS[3], int(created_total))
-  redis.call('PUBLISH', ARGV[6], ARGV[5])
-end
+if created_total > 0 then redis.call('INCRBY', KEYS[3], int(created_total)) end
+if wake then redis.call('PUBLISH', ARGV[6], ARGV[5]) end
 return replies
