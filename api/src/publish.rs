@@ -44,7 +44,9 @@ pub async fn subscribers(
     Ok(shared::subscribers(store(state), tenant_id, event_type).await?)
 }
 
-/// Publishes one event for a tenant. The caller has validated the input.
+/// Publishes one event for a tenant, its `publish.lua` call shared with
+/// the single publishes arriving beside it. The caller has validated the
+/// input.
 pub async fn publish(
     state: &AppState,
     tenant_id: &str,
@@ -53,8 +55,9 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, ApiError> {
-    Ok(shared::publish(
+    Ok(shared::publish_coalesced(
         store(state),
+        &state.coalescer,
         tenant_id,
         event_type,
         data,

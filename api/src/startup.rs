@@ -111,11 +111,14 @@ pub async fn build(config: Config) -> Result<Application, String> {
             }
         }
     });
+    let coalescer =
+        hookfleet_common::publish::Coalescer::start(pool.clone(), keys.clone(), config.clone());
     let state = AppState {
         keys,
         config: Arc::new(config),
         pool,
         limiter,
+        coalescer,
         metrics: Arc::new(
             crate::metrics::ApiMetrics::new().map_err(|err| format!("metrics: {err}"))?,
         ),

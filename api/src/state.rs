@@ -18,6 +18,9 @@ pub struct AppState {
     /// the full budget, which is the usual trade-off for an edge limit).
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
     pub metrics: Arc<crate::metrics::ApiMetrics>,
+    /// Single publishes share `publish.lua` calls through it
+    /// (`hookfleet_common::publish::Coalescer`).
+    pub coalescer: hookfleet_common::publish::Coalescer,
 }
 
 impl AppState {

@@ -1,12 +1,13 @@
 //! `POST /api/v1/events/batch`: many events in one request, each published
 //! exactly as `POST /api/v1/events` would, with per-item results; the whole
-//! batch is validated before anything is written.
+//! batch is validated before anything is written. And single publishes
+//! arriving together, which share `publish.lua` calls the same way.
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{spawn_app, spawn_receiver, Reply};
+use common::{spawn_app, spawn_receiver, OwnRedis, Reply};
 use serde_json::{json, Value};
 
 const BATCH: &str = "/api/v1/events/batch";
@@ -382,5 +383,124 @@ async fn a_tenant_sees_only_its_own_batch_events() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(alices.count(), 2, "alice got only her own events");
     assert_eq!(bobs.count(), 1, "bob got only his own event");
+    app.stop().await;
+}
+
+/// `INFO commandstats` calls of `command` so far.
+async fn command_calls(conn: &mut hookfleet_common::redis_pool::RedisConn, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Single publishes that arrive while a `publish.lua` call is in flight
+/// (here held up by `CLIENT PAUSE`) share one call once it returns, and
+/// each is answered as it would be alone: its own event, or, for a repeated
+/// idempotency key, the first one's. On a private Redis, whose command
+/// counts are this test's alone.
+#[tokio::test]
+async fn single_publishes_arriving_together_share_calls() {
+    const PUBLISHES: usize = 20;
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    // One partition: every event has the same home, so one call can
+    // carry them all.
+    let app = spawn_app(
+        false,
+        &[
+            ("HOOKFLEET_REDIS_URL", url.as_str()),
+            ("HOOKFLEET_PARTITIONS", "1"),
+        ],
+    )
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["user.created"]}),
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    // (Loads the script, so no call below meets NOSCRIPT and runs twice.)
+    app.publish(&key, "user.created", json!({"n": -1})).await;
+    let mut conn = app.redis().await;
+    let before = command_calls(&mut conn, "evalsha").await;
+    let reads_before = command_calls(&mut conn, "hgetall").await;
+    // Writes wait (the first publish's call among them) until every
+    // publish has read its endpoints and is queued behind that call.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(20_000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let tasks: Vec<_> = (0..PUBLISHES)
+        .map(|i| {
+            let mut request = http
+                .post(app.url("/api/v1/events"))
+                .bearer_auth(&key)
+                .json(&json!({"event_type": "user.created", "data": {"n": i}}));
+            // Two of them share a key: one event between them.
+            if i >= PUBLISHES - 2 {
+                request = request.header("Idempotency-Key", "order-7");
+            }
+            tokio::spawn(async move {
+                let response = request.send().await.expect("request");
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.expect("json");
+                (status, body)
+            })
+        })
+        .collect();
+    let app_ref = &app;
+    let all_read = common::wait_until(std::time::Duration::from_secs(15), || async move {
+        let reads = command_calls(&mut app_ref.redis().await, "hgetall").await - reads_before;
+        (reads >= PUBLISHES as u64).then_some(())
+    })
+    .await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        all_read.is_some(),
+        "the publishes did not all read their endpoints"
+    );
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let calls = command_calls(&mut conn, "evalsha").await - before;
+    assert!(
+        calls <= 4,
+        "{PUBLISHES} publishes took {calls} publish.lua calls"
+    );
+    let mut event_ids = BTreeSet::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, 202, "{body}");
+        assert_eq!(body["deliveries"], 1, "{body}");
+        event_ids.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(event_ids.len(), PUBLISHES - 1, "one event per key");
+    // And the warm-up's.
+    let stored = PUBLISHES as u64;
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, &endpoint_id)
+            .unwrap();
+    let logged = app
+        .zcard(&app.keys().endpoint_deliveries(p, &endpoint_id))
+        .await;
+    assert_eq!(logged, stored);
+    assert_eq!(app.queued_total().await, stored as i64);
     app.stop().await;
 }

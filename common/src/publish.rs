@@ -21,6 +21,10 @@
 //! ([`recover_fanouts`]); an endpoint's log lists an event once, so
 //! nothing doubles.
 
+mod coalesce;
+
+pub use coalesce::Coalescer;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -102,6 +106,51 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, PublishError> {
+    publish_one(
+        state,
+        None,
+        tenant_id,
+        event_type,
+        data,
+        idempotency_key,
+        target,
+    )
+    .await
+}
+
+/// As [`publish`], with the event's `publish.lua` call shared through
+/// `coalescer` with the publishes arriving beside it (see
+/// [`coalesce`](self::coalesce)): the API's single-event route.
+pub async fn publish_coalesced(
+    state: Store<'_>,
+    coalescer: &Coalescer,
+    tenant_id: &str,
+    event_type: &str,
+    data: &serde_json::Value,
+    idempotency_key: Option<&str>,
+    target: Target,
+) -> Result<Published, PublishError> {
+    publish_one(
+        state,
+        Some(coalescer),
+        tenant_id,
+        event_type,
+        data,
+        idempotency_key,
+        target,
+    )
+    .await
+}
+
+async fn publish_one(
+    state: Store<'_>,
+    coalescer: Option<&Coalescer>,
+    tenant_id: &str,
+    event_type: &str,
+    data: &serde_json::Value,
+    idempotency_key: Option<&str>,
+    target: Target,
+) -> Result<Published, PublishError> {
     // Each step takes its own connection handle (a shared lane, cheap).
     let test = matches!(target, Target::Test(_));
     let groups = match target {
@@ -118,16 +167,22 @@ pub async fn publish(
         Arc::new(groups),
         test,
     );
-    let replies: Vec<PublishReply> = {
-        let mut conn = state.conn().await?;
-        invocation(state, tenant_id, &[&prepared])
-            .invoke_async(&mut conn)
-            .await?
+    let (prepared, reply) = match coalescer {
+        Some(coalescer) => coalescer.call(tenant_id, prepared).await?,
+        None => {
+            let replies: Vec<PublishReply> = {
+                let mut conn = state.conn().await?;
+                invocation(state, tenant_id, &[&prepared])
+                    .invoke_async(&mut conn)
+                    .await?
+            };
+            let reply = replies
+                .into_iter()
+                .next()
+                .ok_or(PublishError::Reply("no answer for the event"))?;
+            (prepared, reply)
+        }
     };
-    let reply = replies
-        .into_iter()
-        .next()
-        .ok_or(PublishError::Reply("no answer for the event"))?;
     prepared.settle(state, tenant_id, reply).await
 }
 
