@@ -55,9 +55,9 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, ApiError> {
-    Ok(shared::publish_coalesced(
+    Ok(shared::publish(
         store(state),
-        &state.coalescer,
+        Some(&state.coalescer),
         tenant_id,
         event_type,
         data,

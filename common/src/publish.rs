@@ -98,51 +98,11 @@ pub struct Published {
 }
 
 /// Publishes one event. The caller has validated `event_type` and `data`.
+/// With a `coalescer` (the API's single-event route), the event's
+/// `publish.lua` call is shared with the publishes arriving beside it (see
+/// `publish/coalesce.rs`); without one (a worker's operational
+/// events), it is its own call.
 pub async fn publish(
-    state: Store<'_>,
-    tenant_id: &str,
-    event_type: &str,
-    data: &serde_json::Value,
-    idempotency_key: Option<&str>,
-    target: Target,
-) -> Result<Published, PublishError> {
-    publish_one(
-        state,
-        None,
-        tenant_id,
-        event_type,
-        data,
-        idempotency_key,
-        target,
-    )
-    .await
-}
-
-/// As [`publish`], with the event's `publish.lua` call shared through
-/// `coalescer` with the publishes arriving beside it (see
-/// [`coalesce`](self::coalesce)): the API's single-event route.
-pub async fn publish_coalesced(
-    state: Store<'_>,
-    coalescer: &Coalescer,
-    tenant_id: &str,
-    event_type: &str,
-    data: &serde_json::Value,
-    idempotency_key: Option<&str>,
-    target: Target,
-) -> Result<Published, PublishError> {
-    publish_one(
-        state,
-        Some(coalescer),
-        tenant_id,
-        event_type,
-        data,
-        idempotency_key,
-        target,
-    )
-    .await
-}
-
-async fn publish_one(
     state: Store<'_>,
     coalescer: Option<&Coalescer>,
     tenant_id: &str,

@@ -133,6 +133,7 @@ pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
     };
     match publish::publish(
         *store,
+        None,
         &event.tenant_id,
         event.event_type,
         &event.data,
