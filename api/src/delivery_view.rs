@@ -156,11 +156,7 @@ pub async fn load(
     for (endpoint_id, _) in &endpoints {
         exists.insert(endpoint_id, from_value::<bool>(replies.next())?);
     }
-    let initial_delay_ms = state
-        .config
-        .retry_schedule
-        .first()
-        .map_or(0, |d| d.as_millis() as u64);
+    let initial_delay_ms = state.config.initial_delay_ms();
     let mut loaded = Vec::with_capacity(refs.len());
     for r in refs {
         let created_us = match r.created_us {

@@ -313,6 +313,14 @@ impl Config {
         })
     }
 
+    /// The retry schedule's first entry (ms): a first attempt is due this
+    /// long after its event was published.
+    pub fn initial_delay_ms(&self) -> u64 {
+        self.retry_schedule
+            .first()
+            .map_or(0, |delay| delay.as_millis() as u64)
+    }
+
     /// The partitions `0..partitions`.
     pub fn all_partitions(&self) -> impl Iterator<Item = crate::ids::Partition> {
         (0..self.partitions).map(crate::ids::Partition)

@@ -486,7 +486,7 @@ fn invocation(
     }
     invocation
         .arg(keys.partition_prefix(home))
-        .arg(initial_delay_ms(config))
+        .arg(config.initial_delay_ms())
         .arg(config.idempotency_ttl.as_millis() as u64)
         .arg(tenant_id)
         .arg(home.0)
@@ -688,7 +688,7 @@ async fn fanout<'g>(
             .key(keys.ready(p))
             .key(keys.queued(p))
             .arg(keys.partition_prefix(p))
-            .arg(initial_delay_ms(state.config))
+            .arg(state.config.initial_delay_ms())
             .arg(event_id)
             .arg(tenant_id)
             .arg(p.0)
@@ -749,13 +749,4 @@ async fn finish_fanout(
     };
     mark_complete(state, home, event_id).await?;
     Ok(total)
-}
-
-/// The retry schedule's first entry: the delay before the first attempt.
-fn initial_delay_ms(config: &Config) -> u64 {
-    config
-        .retry_schedule
-        .first()
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -100,10 +100,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shutdown.clone(),
     ));
     let config_max_rate = config.worker_max_rate;
-    let config_initial_delay_ms = config
-        .retry_schedule
-        .first()
-        .map_or(0, |delay| delay.as_millis() as u64);
+    let config_initial_delay_ms = config.initial_delay_ms();
     let metrics = Arc::new(WorkerMetrics::new()?);
     let (metrics_addr, metrics_server) =
         crate::metrics::bind(config.metrics_listen, metrics.clone())
