@@ -110,6 +110,7 @@ impl Example for CreateWebhook {
             headers: Some(headers(&[("X-Team", "billing")])),
             rate_limit: Some(50),
             timeout_s: Some(10),
+            max_in_flight: Some(16),
             active: Some(true),
             secret: None,
         }
@@ -125,6 +126,7 @@ impl Example for UpdateWebhook {
             headers: None,
             rate_limit: MaybeUndefined::Null,
             timeout_s: MaybeUndefined::Undefined,
+            max_in_flight: MaybeUndefined::Undefined,
             active: Some(false),
         }
     }
@@ -140,6 +142,7 @@ impl Example for Webhook {
             headers: headers(&[("x-team", "billing")]),
             rate_limit: Some(50),
             timeout_s: Some(10),
+            max_in_flight: Some(16),
             active: true,
             // Only `create_webhook` returns it; `spec::complete` shows it
             // in that operation's example.

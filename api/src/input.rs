@@ -217,6 +217,19 @@ pub fn rate_limit(value: i64) -> Result<u32, ApiError> {
     Ok(value as u32)
 }
 
+/// Attempts in flight at once to one endpoint, fleet-wide:
+/// 1..=[`MAX_IN_FLIGHT`](hookfleet_common::config::MAX_IN_FLIGHT).
+pub fn max_in_flight(value: i64) -> Result<u32, ApiError> {
+    let max = hookfleet_common::config::MAX_IN_FLIGHT;
+    if value < 1 || value > i64::from(max) {
+        return Err(ApiError::invalid(
+            "max_in_flight",
+            format!("must be between 1 and {max} attempts"),
+        ));
+    }
+    Ok(value as u32)
+}
+
 /// A per-endpoint attempt timeout: 1 s up to the lease minus 5 s, so a
 /// lease always outlives its attempt (else a slow receiver would get the
 /// event twice).
@@ -352,5 +365,9 @@ mod tests {
         assert!(rate_limit(0).is_err());
         assert!(rate_limit(-3).is_err());
         assert!(rate_limit(1_000_000).is_err());
+        assert_eq!(max_in_flight(1).unwrap(), 1);
+        assert_eq!(max_in_flight(1000).unwrap(), 1000);
+        assert!(max_in_flight(0).is_err());
+        assert!(max_in_flight(1001).is_err());
     }
 }

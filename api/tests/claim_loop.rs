@@ -171,9 +171,10 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
     let keys = app.keys();
     let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Event, event_id)
         .unwrap();
-    let claimed = hookfleet_worker::claim::claim(&pool, &keys, p, 10, 1_500, 0, 86_400_000)
-        .await
-        .unwrap();
+    let claimed =
+        hookfleet_worker::claim::claim(&pool, &keys, p, 10, common::claim_settings(1_500))
+            .await
+            .unwrap();
     assert_eq!(claimed.jobs.len(), 1, "the dead worker's claim");
     let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
     wait_for_requests(&receiver, 1).await;
@@ -266,7 +267,7 @@ async fn wake_ups_are_sent_when_work_becomes_due_and_when_a_claim_leaves_some() 
     let claim = |p: Partition, max: usize| {
         let (pool, keys) = (pool.clone(), keys.clone());
         async move {
-            hookfleet_worker::claim::claim(&pool, &keys, p, max, 60_000, 0, 86_400_000)
+            hookfleet_worker::claim::claim(&pool, &keys, p, max, common::claim_settings(60_000))
                 .await
                 .unwrap()
                 .jobs

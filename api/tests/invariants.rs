@@ -136,9 +136,10 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     // A worker claims the delivery with a short lease, then "dies": it never
     // attempts or records anything.
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let claimed = hookfleet_worker::claim::claim(&pool, &app.keys(), p, 10, 300, 0, 86_400_000)
-        .await
-        .unwrap();
+    let claimed =
+        hookfleet_worker::claim::claim(&pool, &app.keys(), p, 10, common::claim_settings(300))
+            .await
+            .unwrap();
     assert_eq!(claimed.jobs.len(), 1);
     let dead_job = claimed.jobs[0].clone();
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
@@ -279,7 +280,7 @@ async fn a_resent_publish_call_writes_nothing_twice() {
         assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
         // The delivery moves on: claimed, attempted and delivered.
         let pool = app.redis_pool();
-        let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
+        let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
             .await
             .unwrap()
             .jobs
@@ -326,7 +327,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     };
 
     // A failed attempt, rescheduled for now; the call arrives twice.
-    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
+    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
         .await
         .unwrap()
         .jobs
@@ -339,7 +340,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     assert_eq!(app.attempts(&endpoint_id).await.len(), 1);
 
     // The next attempt succeeds; that call arrives twice too.
-    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
+    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
         .await
         .unwrap()
         .jobs
@@ -382,7 +383,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     }
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let k = app.keys();
-    let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, 30_000, 0, 86_400_000)
+    let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
         .await
         .unwrap()
         .jobs;

@@ -19,7 +19,8 @@ async fn create_read_list_update_delete() {
                 "description": "prod receiver",
                 "headers": {"X-Team": "blue"},
                 "rate_limit": 50,
-                "timeout_s": 3
+                "timeout_s": 3,
+                "max_in_flight": 4
             }),
         )
         .await;
@@ -29,6 +30,7 @@ async fn create_read_list_update_delete() {
     assert_eq!(created["active"], true);
     assert_eq!(created["rate_limit"], 50);
     assert_eq!(created["timeout_s"], 3);
+    assert_eq!(created["max_in_flight"], 4);
     assert_eq!(created["headers"], json!({"x-team": "blue"}));
 
     let (status, fetched) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
@@ -66,13 +68,14 @@ async fn create_read_list_update_delete() {
         .patch(
             &format!("/api/v1/webhooks/{id}"),
             &key,
-            json!({"url": "https://example.com/v2", "rate_limit": null, "timeout_s": null, "active": false, "headers": {}}),
+            json!({"url": "https://example.com/v2", "rate_limit": null, "timeout_s": null, "max_in_flight": null, "active": false, "headers": {}}),
         )
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["url"], "https://example.com/v2");
     assert!(updated.get("rate_limit").is_none());
     assert!(updated.get("timeout_s").is_none());
+    assert!(updated.get("max_in_flight").is_none());
     assert_eq!(updated["active"], false);
     assert_eq!(updated["headers"], json!({}));
     assert_eq!(
@@ -449,6 +452,23 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
         (with("rate_limit", json!(-5)), 422, Some("rate_limit")),
         (with("rate_limit", json!(1e30)), 422, Some("rate_limit")),
         (with("rate_limit", json!("fast")), 422, Some("rate_limit")),
+        (with("max_in_flight", json!(0)), 422, Some("max_in_flight")),
+        (
+            with("max_in_flight", json!(1001)),
+            422,
+            Some("max_in_flight"),
+        ),
+        (with("max_in_flight", json!(-1)), 422, Some("max_in_flight")),
+        (
+            with("max_in_flight", json!(2.5)),
+            422,
+            Some("max_in_flight"),
+        ),
+        (
+            with("max_in_flight", json!("many")),
+            422,
+            Some("max_in_flight"),
+        ),
         (with("active", json!("yes")), 422, Some("active")),
         (with("timeout_s", json!(0)), 422, Some("timeout_s")),
         (with("timeout_s", json!(6)), 422, Some("timeout_s")),
@@ -469,6 +489,9 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
         (json!({"events": []}), 422, Some("events")),
         (json!({"events": ["nope.nope"]}), 422, Some("events[0]")),
         (json!({"rate_limit": 0}), 422, Some("rate_limit")),
+        (json!({"max_in_flight": 0}), 422, Some("max_in_flight")),
+        (json!({"max_in_flight": 5000}), 422, Some("max_in_flight")),
+        (json!({"max_in_flight": true}), 422, Some("max_in_flight")),
         (
             json!({"headers": {"webhook-timestamp": "1"}}),
             422,

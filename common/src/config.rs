@@ -34,6 +34,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
     ("HOOKFLEET_WORKER_MAX_RATE", "0", "Most attempts per second one worker starts, across all endpoints (0: no limit). Protects the worker's host and network; per-endpoint limits are `rate_limit`."),
+    ("HOOKFLEET_MAX_IN_FLIGHT", "32", "Default most attempts in flight to one endpoint at once, across every worker (1 to 1000; an endpoint may set its own `max_in_flight`). An endpoint at its limit is skipped by claims, so a slow or hanging receiver holds at most this many of the fleet's attempt slots; while its attempts time out its limit is lowered further (halved per timeout, +1 per answer)."),
+    ("HOOKFLEET_TEST_SEND_MAX_PENDING", "10", "Most test sends (`POST /api/v1/webhooks/{id}/test`) one tenant may have waiting for their attempt at once, across every API process; the next gets 429 with `Retry-After`."),
     ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
     ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
     ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way), and publishes an operational event (`endpoint.disabled`, `message.attempt.exhausted`) still unpublished this long after it was recorded (its worker died first)."),
@@ -45,6 +47,9 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_METRICS_LISTEN", "127.0.0.1:9091", "Where a worker serves Prometheus `/metrics` (the API serves them on its own port)."),
     ("HOOKFLEET_WORKER_TIMEOUT", "15s", "A worker that has not sent a heartbeat for this long is dropped from `GET /api/v1/admin/workers`."),
 ];
+
+/// The highest concurrency cap an endpoint (or the default) may have.
+pub const MAX_IN_FLIGHT: u32 = 1000;
 
 /// Why the configuration was refused; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,10 @@ pub struct Config {
     pub attempt_log_maxlen: u64,
     pub worker_concurrency: usize,
     pub claim_batch: usize,
+    /// Default fleet-wide cap of one endpoint's attempts in flight.
+    pub max_in_flight: u32,
+    /// Test sends one tenant may have waiting at once.
+    pub test_send_max_pending: u32,
     pub poll_interval: Duration,
     /// Quiet time after which the wake subscription is pinged, and how
     /// long the ping may take (`HOOKFLEET_WAKE_KEEPALIVE`).
@@ -287,6 +296,21 @@ impl Config {
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,
             claim_batch: positive("HOOKFLEET_CLAIM_BATCH")? as usize,
+            max_in_flight: {
+                let n = positive("HOOKFLEET_MAX_IN_FLIGHT")?;
+                if n > u64::from(MAX_IN_FLIGHT) {
+                    return Err(ConfigError {
+                        variable: "HOOKFLEET_MAX_IN_FLIGHT",
+                        reason: format!("must be between 1 and {MAX_IN_FLIGHT}"),
+                    });
+                }
+                n as u32
+            },
+            test_send_max_pending: u32::try_from(positive("HOOKFLEET_TEST_SEND_MAX_PENDING")?)
+                .map_err(|_| ConfigError {
+                    variable: "HOOKFLEET_TEST_SEND_MAX_PENDING",
+                    reason: "too large".into(),
+                })?,
             poll_interval: duration("HOOKFLEET_POLL_INTERVAL")?,
             wake_keepalive: nonzero_duration("HOOKFLEET_WAKE_KEEPALIVE")?,
             fanout_inline: number("HOOKFLEET_FANOUT_INLINE")? as usize,

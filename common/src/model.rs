@@ -178,6 +178,9 @@ pub struct EndpointRecord {
     pub headers: Vec<(String, String)>,
     pub rate_limit: Option<u32>,
     pub timeout_ms: Option<u64>,
+    /// Most attempts in flight at once, fleet-wide; `None`: the server's
+    /// `HOOKFLEET_MAX_IN_FLIGHT`. claim.lua reads it as `max_in_flight`.
+    pub max_in_flight: Option<u32>,
     pub active: bool,
     pub created_at: u64,
     pub updated_at: u64,
@@ -200,6 +203,7 @@ impl EndpointRecord {
             headers,
             rate_limit: get("rate_limit").parse().ok(),
             timeout_ms: get("timeout_ms").parse().ok(),
+            max_in_flight: get("max_in_flight").parse().ok(),
             active: get("active") == "1",
             created_at: get("created").parse().unwrap_or(0),
             updated_at: get("updated").parse().unwrap_or(0),
@@ -229,6 +233,12 @@ impl EndpointRecord {
             (
                 "timeout_ms",
                 self.timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
+            ),
+            (
+                "max_in_flight",
+                self.max_in_flight
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
             ),
             ("active", if self.active { "1" } else { "0" }.to_string()),
             ("created", self.created_at.to_string()),
@@ -328,6 +338,7 @@ mod tests {
             headers: vec![("x-team".into(), "a".into())],
             rate_limit: Some(5),
             timeout_ms: None,
+            max_in_flight: Some(4),
             active: true,
             created_at: 1,
             updated_at: 2,

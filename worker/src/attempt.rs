@@ -154,7 +154,10 @@ pub async fn record_many(
         .arg(config.disable_after.as_millis() as u64)
         .arg(stats::FINE_TTL_MS)
         .arg(stats::COARSE_TTL_MS)
-        .arg(field::PACKED);
+        .arg(field::PACKED)
+        .arg(keys.wake_channel())
+        .arg(p.0)
+        .arg(config.max_in_flight);
     for attempted in attempts {
         push_attempt(&mut invocation, attempted, config.retention);
     }
@@ -241,6 +244,7 @@ fn push_attempt(
         invocation.arg(crate::operational::notice(job, result));
     }
     invocation.arg(state_expiry(&job.delivery_id, retention));
+    invocation.arg(if result.timed_out { "1" } else { "0" });
 }
 
 /// When the delivery's `states:<bucket>` hash may expire: its bucket's end

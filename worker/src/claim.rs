@@ -119,6 +119,9 @@ pub struct Claimed {
     /// Endpoints whose due deliveries waited for their rate limit's next
     /// slot in this call.
     pub rate_limited: u64,
+    /// Endpoints with due deliveries left waiting because they were at
+    /// their concurrency limit (`max_in_flight`, or less while timing out).
+    pub at_capacity: u64,
 }
 
 /// Errors from claiming; all are Redis trouble or a reply we cannot read.
@@ -132,15 +135,36 @@ pub enum ClaimError {
     Reply(String),
 }
 
+/// What a claim needs besides the partition and how many to take: the
+/// fleet-wide settings every worker must agree on.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimSettings {
+    pub lease_ms: u64,
+    /// The retry schedule's first entry.
+    pub initial_delay_ms: u64,
+    pub retention_ms: u64,
+    /// `HOOKFLEET_MAX_IN_FLIGHT`: the cap of endpoints without their own.
+    pub max_in_flight: u32,
+}
+
+impl ClaimSettings {
+    pub fn from_config(config: &hookfleet_common::Config) -> Self {
+        Self {
+            lease_ms: config.lease.as_millis() as u64,
+            initial_delay_ms: config.initial_delay_ms(),
+            retention_ms: config.retention.as_millis() as u64,
+            max_in_flight: config.max_in_flight,
+        }
+    }
+}
+
 /// Leases up to `max` due deliveries of partition `p`.
 pub async fn claim(
     pool: &RedisPool,
     keys: &Keys,
     p: Partition,
     max: usize,
-    lease_ms: u64,
-    initial_delay_ms: u64,
-    retention_ms: u64,
+    settings: ClaimSettings,
 ) -> Result<Claimed, ClaimError> {
     let mut conn = pool.get().await?;
     let reply: Value = scripts::CLAIM
@@ -149,13 +173,14 @@ pub async fn claim(
         .key(keys.queued(p))
         .arg(keys.partition_prefix(p))
         .arg(max)
-        .arg(lease_ms)
+        .arg(settings.lease_ms)
         .arg(ids::partition_code(p))
         .arg(max.max(16))
-        .arg(initial_delay_ms)
-        .arg(retention_ms)
+        .arg(settings.initial_delay_ms)
+        .arg(settings.retention_ms)
         .arg(keys.wake_channel())
         .arg(p.0)
+        .arg(settings.max_in_flight)
         .invoke_async(&mut conn)
         .await?;
     parse_reply(p, reply)
@@ -182,6 +207,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     let rate_limited = int(items.next(), "deferral count")?.max(0) as u64;
     // (A string: the exact text of the score record.lua compares it with.)
     let lease_token: Arc<str> = text(items.next().unwrap_or(Value::Nil))?.into();
+    let at_capacity = int(items.next(), "parked count")?.max(0) as u64;
     let endpoint_count = int(items.next(), "endpoint count")?.max(0) as usize;
     let mut endpoints: Vec<Arc<ClaimedEndpoint>> = Vec::with_capacity(endpoint_count);
     for item in items.by_ref().take(endpoint_count) {
@@ -270,6 +296,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         jobs,
         next_due_ms,
         rate_limited,
+        at_capacity,
     })
 }
 
@@ -296,6 +323,7 @@ mod tests {
             Value::Int(-1),
             Value::Int(0),
             bulk("1700000000000"),
+            Value::Int(0),
             Value::Int(1),
             Value::Array(endpoint.iter().map(|f| bulk(f)).collect()),
             Value::Int(2),

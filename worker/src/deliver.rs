@@ -105,6 +105,9 @@ pub struct AttemptResult {
     pub refused: bool,
     /// The request headers as sent.
     pub request_headers: Vec<(String, String)>,
+    /// No answer came within the attempt's timeout: the endpoint's
+    /// concurrency window shrinks (see record.lua).
+    pub timed_out: bool,
 }
 
 /// Checks a URL whose host is a literal IP (the resolver only sees names).
@@ -263,7 +266,10 @@ pub async fn send(
             }
             result.response_body = String::from_utf8_lossy(&excerpt).into_owned();
         }
-        Err(err) => result.error = Some(describe(&err)),
+        Err(err) => {
+            result.timed_out = err.is_timeout();
+            result.error = Some(describe(&err));
+        }
     }
     result.duration = started.elapsed();
     result

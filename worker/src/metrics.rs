@@ -29,6 +29,8 @@ pub struct WorkerMetrics {
     pub claimed: IntCounter,
     /// Deliveries pushed back by endpoint rate limits.
     pub rate_limited: IntCounter,
+    /// Endpoints a claim left waiting at their concurrency limit.
+    pub at_capacity: IntCounter,
     /// Failed Redis calls (claims, records).
     pub redis_errors: IntCounter,
     pub queue: QueueGauges,
@@ -87,6 +89,10 @@ impl WorkerMetrics {
             "hookfleet_rate_limited_total",
             "Deliveries deferred because their endpoint's rate limit was reached.",
         )?;
+        let at_capacity = IntCounter::new(
+            "hookfleet_endpoints_at_capacity_total",
+            "Times a claim left an endpoint's due deliveries waiting because the endpoint had its most attempts in flight (max_in_flight, lowered while it times out).",
+        )?;
         let redis_errors = IntCounter::new("hookfleet_redis_errors_total", "Failed Redis calls.")?;
         for metric in [
             Box::new(outcomes.clone()) as Box<dyn prometheus::core::Collector>,
@@ -98,6 +104,7 @@ impl WorkerMetrics {
             Box::new(empty_claims.clone()),
             Box::new(claimed.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(at_capacity.clone()),
             Box::new(redis_errors.clone()),
         ] {
             registry.register(metric)?;
@@ -114,6 +121,7 @@ impl WorkerMetrics {
             empty_claims,
             claimed,
             rate_limited,
+            at_capacity,
             redis_errors,
             queue,
         })

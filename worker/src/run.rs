@@ -53,9 +53,9 @@ struct Context {
     /// Wakes the claim loop, and says for which partitions (wake.rs).
     notify: Arc<Notify>,
     woken: Arc<crate::wake::Woken>,
-    /// The retry schedule's first entry: a first attempt is due this long
-    /// after its event (claim.lua needs it).
-    initial_delay_ms: u64,
+    /// What every claim passes claim.lua (lease, first delay, retention,
+    /// default concurrency cap), worked out once.
+    claim_settings: claim::ClaimSettings,
 }
 
 impl Context {
@@ -100,7 +100,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shutdown.clone(),
     ));
     let config_max_rate = config.worker_max_rate;
-    let config_initial_delay_ms = config.initial_delay_ms();
+    let claim_settings = claim::ClaimSettings::from_config(&config);
     let metrics = Arc::new(WorkerMetrics::new()?);
     let (metrics_addr, metrics_server) =
         crate::metrics::bind(config.metrics_listen, metrics.clone())
@@ -125,7 +125,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
         notify: notify.clone(),
         woken,
-        initial_delay_ms: config_initial_delay_ms,
+        claim_settings,
     });
     let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
     let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
@@ -198,24 +198,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             if idle_until[at] > now {
                 continue;
             }
-            let lease_ms = ctx.config.lease.as_millis() as u64;
             ctx.metrics.claims.inc();
             let asked = free.min(ctx.config.claim_batch);
-            let claimed = claim::claim(
-                &ctx.pool,
-                &ctx.keys,
-                p,
-                asked,
-                lease_ms,
-                ctx.initial_delay_ms,
-                ctx.config.retention.as_millis() as u64,
-            )
-            .await;
+            let claimed = claim::claim(&ctx.pool, &ctx.keys, p, asked, ctx.claim_settings).await;
             match claimed {
                 Ok(claimed) => {
                     failures[at] = 0;
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
                     ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
+                    ctx.metrics.at_capacity.inc_by(claimed.at_capacity);
                     if claimed.jobs.is_empty() {
                         ctx.metrics.empty_claims.inc();
                     }

@@ -60,6 +60,12 @@ pub struct Webhook {
     /// default (`HOOKFLEET_REQUEST_TIMEOUT`, 30 s).
     #[oai(skip_serializing_if_is_none)]
     pub timeout_s: Option<u64>,
+    /// Most attempts in flight to this endpoint at once, across every
+    /// worker; absent for the server's default (`HOOKFLEET_MAX_IN_FLIGHT`,
+    /// 32). While its attempts time out, fewer are sent (halved per
+    /// timeout, one more per answer).
+    #[oai(skip_serializing_if_is_none)]
+    pub max_in_flight: Option<u32>,
     /// Inactive endpoints receive nothing new; deliveries already queued
     /// wait until the endpoint is active again.
     pub active: bool,
@@ -83,6 +89,7 @@ impl Webhook {
             headers: record.headers.into_iter().collect(),
             rate_limit: record.rate_limit,
             timeout_s: record.timeout_ms.map(|ms| ms / 1000),
+            max_in_flight: record.max_in_flight,
             active: record.active,
             secret,
             created_at: rfc3339_ms(record.created_at),
@@ -137,6 +144,14 @@ pub struct CreateWebhook {
     #[oai(validator(minimum(value = "1"), maximum(value = "3600")), nullable)]
     #[serde(default)]
     pub timeout_s: Option<i64>,
+    /// Most attempts in flight to this endpoint at once, across every
+    /// worker (1 to 1000); omit for the server's default
+    /// (`HOOKFLEET_MAX_IN_FLIGHT`, 32). A receiver that answers slowly or
+    /// not at all holds at most this many of the fleet's attempt slots;
+    /// the rest wait their turn, in order.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000")), nullable)]
+    #[serde(default)]
+    pub max_in_flight: Option<i64>,
     /// Whether it receives events now (default true).
     #[oai(nullable)]
     #[serde(default)]
@@ -205,6 +220,11 @@ pub struct UpdateWebhook {
     #[oai(validator(minimum(value = "1"), maximum(value = "3600")), nullable)]
     #[serde(default)]
     pub timeout_s: MaybeUndefined<i64>,
+    /// New cap of attempts in flight (1 to 1000); `null` returns to the
+    /// server default.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000")), nullable)]
+    #[serde(default)]
+    pub max_in_flight: MaybeUndefined<i64>,
     /// Enable or disable. Re-enabling releases deliveries held meanwhile
     /// and resets the circuit breaker.
     #[oai(nullable)]
@@ -283,6 +303,7 @@ impl WebhooksApi {
             .timeout_s
             .map(|t| input::timeout_ms(t, &self.state.config))
             .transpose()?;
+        let max_in_flight = body.max_in_flight.map(input::max_in_flight).transpose()?;
         let secret = match &body.secret {
             Some(text) => {
                 SigningSecret::parse(text).map_err(|reason| ApiError::invalid("secret", reason))?
@@ -301,6 +322,7 @@ impl WebhooksApi {
             headers: headers.into_vec(),
             rate_limit,
             timeout_ms,
+            max_in_flight,
             active: body.active.unwrap_or(true),
             created_at: now,
             updated_at: now,
@@ -447,6 +469,11 @@ impl WebhooksApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(input::timeout_ms(v, &self.state.config)?)),
         };
+        let max_in_flight = match body.max_in_flight {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(v) => Some(Some(input::max_in_flight(v)?)),
+        };
         let record = self.load(&tenant, &id.0).await?;
         // Only the fields the request names are written, so a concurrent
         // change of another field (the circuit breaker disabling the
@@ -481,6 +508,12 @@ impl WebhooksApi {
             fields.push((
                 "timeout_ms",
                 timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
+            ));
+        }
+        if let Some(max_in_flight) = max_in_flight {
+            fields.push((
+                "max_in_flight",
+                max_in_flight.map(|n| n.to_string()).unwrap_or_default(),
             ));
         }
         if let Some(active) = body.active {

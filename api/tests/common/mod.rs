@@ -1030,3 +1030,14 @@ pub async fn record_one(
         .unwrap()
         .remove(0)
 }
+
+/// Claim settings for tests that call `claim.lua` directly: a `lease_ms`
+/// lease, no initial delay, a day's retention, the default concurrency cap.
+pub fn claim_settings(lease_ms: u64) -> hookfleet_worker::claim::ClaimSettings {
+    hookfleet_worker::claim::ClaimSettings {
+        lease_ms,
+        initial_delay_ms: 0,
+        retention_ms: 86_400_000,
+        max_in_flight: 32,
+    }
+}

@@ -10,6 +10,8 @@
 -- ARGV[7] retention (ms): a delivery older than that is dropped, not sent
 --         (its event's bucket may linger a little longer)
 -- ARGV[8] wake channel  ARGV[9] this partition's number
+-- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT), for
+--          endpoints without a `max_in_flight` of their own
 --
 -- Hand-off: publish.lua wakes the workers only when an endpoint becomes
 -- due (not for every event to an endpoint already due), so a claim that
@@ -31,7 +33,8 @@
 -- it, and what it had waiting reads as cancelled.
 --
 -- Returns {next_due_ms or -1, endpoints deferred by rate limits, lease
--- deadline, E, endpoint x E, V, event x V, job, job, ...}:
+-- deadline, endpoints parked at their concurrency limit, E, endpoint x E,
+-- V, event x V, job, job, ...}:
 --   each endpoint the jobs go to once, as {endpoint id, tenant id, url,
 --   secret, headers json, timeout ms, previous secret, previous secret
 --   valid until (ms)};
@@ -53,6 +56,26 @@
 --     fairly among them; then scores each endpoint anew by its next due
 --     delivery (or its next rate-limit slot), or takes it out when it has
 --     none.
+--
+-- Concurrency, fleet-wide. An endpoint's hash counts its attempts in
+-- flight (`busy`, +1 per lease here, -1 when record.lua ends one or step 1
+-- takes an expired lease back), so no claim hands out more than the
+-- endpoint's limit: `max_in_flight` (or ARGV[10]), lowered by `window`
+-- while its attempts time out (record.lua halves it on a timeout and adds
+-- one per answer, as TCP's congestion window does). An endpoint at its
+-- limit with due work is *parked*: scored a lease ahead (a safety net) and
+-- marked `parked`, and record.lua puts it back to now as soon as one of
+-- its attempts ends. A slow or hanging receiver thus holds at most its
+-- limit of the fleet's attempt slots, and is not visited by every claim
+-- meanwhile. Should `busy` ever be wrong (it is only written by scripts,
+-- so only a lost write could make it so), a count untouched by any claim
+-- for two leases is stale by construction (every lease it counted has
+-- ended or expired by then) and starts again from zero.
+--
+-- Round robin. An endpoint that got deliveries and still has some due
+-- goes to the back of the due line (scored now, not by its oldest due
+-- delivery), so when more endpoints are due than one claim visits, the
+-- next claim starts with the others instead of the same deep backlog.
 
 local prefix = ARGV[1]
 local now = redis_now_ms()
@@ -67,15 +90,28 @@ local expired_us = (now - (tonumber(ARGV[7]) or 0)) * 1000
 -- delay: the ready set's scores are computed the same way.
 local upper_us = int((now - delay + 1) * 1000 - 1)
 local queued_delta = 0
+local lease_ms = tonumber(ARGV[3])
+local default_cap = tonumber(ARGV[10]) or 32
 
 -- 1. Expired leases back to their endpoints, due now.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0', ARGV[5])
 if #expired > 0 then
+  local released = {}
   for _, delivery_id in ipairs(expired) do
     local endpoint_id = 'ep_' .. string.sub(delivery_id, 29)
     redis.call('ZADD', prefix .. 'ep_due:' .. endpoint_id, now_s,
       'evt_' .. string.sub(delivery_id, 5, 28))
     redis.call('ZADD', KEYS[1], 'LT', now_s, endpoint_id)
+    released[endpoint_id] = (released[endpoint_id] or 0) + 1
+  end
+  -- Their slots are free again (the endpoint back to now above is also
+  -- what unparks it).
+  for endpoint_id, n in pairs(released) do
+    local endpoint_key = prefix .. 'endpoint:' .. endpoint_id
+    local busy = redis.call('HGET', endpoint_key, 'busy')
+    if busy then
+      redis.call('HSET', endpoint_key, 'busy', int(math.max(0, tonumber(busy) - n)))
+    end
   end
   in_slices('ZREM', KEYS[2], expired)
   queued_delta = queued_delta + #expired
@@ -88,7 +124,7 @@ local deferred = 0
 for _, endpoint_id in ipairs(ready) do
   local e = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
     'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
-    'old_secret', 'old_secret_until', 'qhead')
+    'old_secret', 'old_secret_until', 'qhead', 'max_in_flight', 'busy', 'window', 'busy_at', 'parked')
   if not e[1] then
     -- Deleted (delete_endpoint.lua counted and dropped what waited then;
     -- what came back since, from expired leases, goes now).
@@ -101,6 +137,16 @@ for _, endpoint_id in ipairs(ready) do
     redis.call('ZREM', KEYS[1], endpoint_id)
   else
     local visit = {id = endpoint_id, e = e, head = e[10], taken = 0, full = false}
+    local limit = tonumber(e[11] or '') or default_cap
+    local window = tonumber(e[13] or '')
+    if window and window < limit then limit = math.max(1, window) end
+    local busy = tonumber(e[12] or '') or 0
+    if busy > 0 and now - (tonumber(e[14] or '') or 0) > 2 * lease_ms then
+      busy = 0
+      visit.reset = true
+    end
+    visit.busy = busy
+    visit.room = limit - busy
     local rate = tonumber(e[7] or '')
     if rate and rate > 0 then
       -- GCRA, fleet-wide: one delivery per 1/rate seconds. The state is
@@ -182,6 +228,13 @@ end
 
 -- Hands out up to `want` due deliveries of one endpoint; returns how many.
 local function take(visit, want)
+  local room = visit.room - visit.taken
+  if room <= 0 then
+    visit.capped = true
+    visit.full = false
+    return 0
+  end
+  if want > room then want = room end
   want = allowed(visit, want)
   if want == 0 then
     if visit.rate and visit.taken == 0 then deferred = deferred + 1 end
@@ -228,6 +281,10 @@ local function take(visit, want)
   end
   visit.taken = visit.taken + got
   visit.full = got >= want
+  if visit.taken >= visit.room then
+    visit.capped = true
+    visit.full = false
+  end
   return got
 end
 
@@ -247,9 +304,14 @@ end
 
 -- Every visited endpoint scored anew: by its next due delivery, not
 -- before its next rate-limit slot; out of the set when it has none.
+local capped = 0
 for _, visit in ipairs(visits) do
+  local endpoint_key = prefix .. 'endpoint:' .. visit.id
   if visit.moved then
-    redis.call('HSET', prefix .. 'endpoint:' .. visit.id, 'qhead', visit.head)
+    redis.call('HSET', endpoint_key, 'qhead', visit.head)
+  end
+  if visit.taken > 0 or visit.reset then
+    redis.call('HSET', endpoint_key, 'busy', int(visit.busy + visit.taken), 'busy_at', now_s)
   end
   local r = visit.rate
   if r and visit.taken > 0 then
@@ -268,11 +330,25 @@ for _, visit in ipairs(visits) do
     local due = math.floor(tonumber(first[2]) / 1000) + delay
     if not next_due or due < next_due then next_due = due end
   end
+  local parked = false
   if not next_due then
     redis.call('ZREM', KEYS[1], visit.id)
   else
     if r then next_due = math.max(next_due, math.ceil(r.tat - r.tolerance)) end
+    if next_due <= now and visit.capped then
+      -- At its limit with work due: parked until one of its attempts ends.
+      parked = true
+      next_due = now + lease_ms
+      if visit.e[15] ~= '1' then redis.call('HSET', endpoint_key, 'parked', '1') end
+      capped = capped + 1
+    elseif next_due <= now and visit.taken > 0 then
+      -- Served: to the back of the due line.
+      next_due = now
+    end
     redis.call('ZADD', KEYS[1], int(next_due), visit.id)
+  end
+  if visit.e[15] == '1' and not parked then
+    redis.call('HDEL', endpoint_key, 'parked')
   end
 end
 
@@ -289,7 +365,7 @@ local first_lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
   next_due = tonumber(first_lease[2])
 end
-local result = {next_due, deferred, deadline, #used}
+local result = {next_due, deferred, deadline, capped, #used}
 for _, visit in ipairs(used) do
   local e = visit.e
   result[#result + 1] = {visit.id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',

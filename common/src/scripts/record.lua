@@ -13,7 +13,9 @@
 --         success for this long (ms)
 -- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
 -- ARGV[7] the attempt-log entry's field name (`entry`)
--- then one group of 17 values per attempt:
+-- ARGV[8] wake channel  ARGV[9] this partition's number
+-- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT)
+-- then one group of 18 values per attempt:
 --   delivery id, endpoint id, lease token (the lease deadline claim.lua
 --   answered),
 --   outcome ('delivered', 'failed' or 'retry'), next attempt (ms, or ''),
@@ -28,7 +30,16 @@
 --   succeeded, or it is a test send, or of an operational event itself),
 --   else a JSON object the worker publishes them from,
 --   when the delivery's states:<bucket> hash may expire (epoch ms: the
---   bucket's end plus retention).
+--   bucket's end plus retention),
+--   '1' when the attempt timed out (no answer within its timeout).
+--
+-- Concurrency (see claim.lua): each attempt whose lease this call ends
+-- frees one of its endpoint's `busy` slots, and an endpoint claim.lua
+-- parked at its limit goes back to the ready set at once (with a wake-up).
+-- The endpoint's `window` moves as TCP's congestion window does: halved
+-- (down to 1) by a timeout, one more for an answer of any status, up to
+-- its limit, where it is dropped (absent means the limit). Connection
+-- errors leave it alone: they hold no slot for long.
 --
 -- Returns four values per attempt, in order: held, attempt entry id,
 -- disabled, notices. held is 0 when the lease was lost (another worker
@@ -52,14 +63,15 @@
 -- its first time when its first attempt is recorded; a retry goes to the
 -- endpoint's ep_due, and the endpoint to the ready set by then.
 
-local STRIDE = 17
+local STRIDE = 18
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
 local fine_ttl = ARGV[5]
 local coarse_ttl = ARGV[6]
 local entry_field = ARGV[7]
-local first = 8
+local default_cap = tonumber(ARGV[10]) or 32
+local first = 11
 
 -- What this call knows and will write per endpoint, read at first use.
 local endpoints = {}
@@ -67,10 +79,13 @@ local order = {}
 local function endpoint_of(eid)
   local e = endpoints[eid]
   if not e then
-    local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active', 'qhead')
+    local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active', 'qhead',
+      'busy', 'window', 'max_in_flight', 'parked')
     e = {exists = h[1] ~= false, active = h[2], qhead = h[3], stats = {}, buckets = {},
       bucket_ttl = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
-      since = nil, since_dirty = false}
+      since = nil, since_dirty = false, busy = tonumber(h[4] or '') or 0,
+      window = tonumber(h[5] or ''), cap = tonumber(h[6] or '') or default_cap,
+      parked = h[7] == '1', released = 0, window_dirty = false}
     endpoints[eid] = e
     order[#order + 1] = eid
   end
@@ -122,6 +137,15 @@ for i = first, #ARGV, STRIDE do
   else
     local notice = ARGV[i + 15]
     local notices = NO_NOTICES
+    -- The endpoint's congestion window (see the header).
+    if ARGV[i + 17] == '1' then
+      e.window = math.max(1, math.floor((e.window or e.cap) / 2))
+      e.window_dirty = true
+    elseif code ~= '' and e.window then
+      e.window = e.window + 1
+      if e.window >= e.cap then e.window = nil end
+      e.window_dirty = true
+    end
     local entry = redis.call('XADD', prefix .. 'attempts:' .. eid, 'MAXLEN', '~', maxlen, '*',
       entry_field, ARGV[i + 14])
     e.logged = true
@@ -182,6 +206,7 @@ for i = first, #ARGV, STRIDE do
         max = d.max
       end
       leave_inflight[#leave_inflight + 1] = delivery_id
+      e.released = e.released + 1
       local status = outcome
       if outcome == 'retry' then
         status = 'scheduled'
@@ -233,8 +258,28 @@ for key, at in pairs(expiring) do
   redis.call('PEXPIREAT', key, at)
 end
 local queued_delta = requeued
+local unparked = false
+local now_ms = nil
 for _, eid in ipairs(order) do
   local e = endpoints[eid]
+  local endpoint_key = prefix .. 'endpoint:' .. eid
+  if e.released > 0 then
+    redis.call('HSET', endpoint_key, 'busy', int(math.max(0, e.busy - e.released)))
+    if e.parked then
+      -- A slot is free: the parked endpoint is due again now.
+      redis.call('HDEL', endpoint_key, 'parked')
+      now_ms = now_ms or int(redis_now_ms())
+      redis.call('ZADD', KEYS[2], 'LT', now_ms, eid)
+      unparked = true
+    end
+  end
+  if e.window_dirty then
+    if e.window then
+      redis.call('HSET', endpoint_key, 'window', int(e.window))
+    else
+      redis.call('HDEL', endpoint_key, 'window')
+    end
+  end
   if e.requeue then
     in_slices('ZADD', prefix .. 'ep_due:' .. eid, e.requeue)
     redis.call('ZADD', KEYS[2], 'LT', int(e.next_due), eid)
@@ -283,4 +328,5 @@ for _, eid in ipairs(order) do
   end
 end
 if queued_delta ~= 0 then redis.call('INCRBY', KEYS[4], int(queued_delta)) end
+if unparked then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return reply

@@ -13,6 +13,10 @@
 --          so a concurrent change of another field, such as the circuit
 --          breaker disabling the endpoint, is not overwritten)
 --
+-- A change of `max_in_flight` also releases an endpoint claim.lua parked at
+-- its old limit: it is due again now, and the next claim applies the new
+-- one.
+--
 -- Returns -1 when the endpoint does not exist or belongs to another tenant
 -- (nothing written), 1 when it was enabled and has deliveries waiting,
 -- else 0. Releasing is one ZADD however many deliveries were held: they
@@ -23,9 +27,18 @@ if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
 end
 local before = redis.call('HGET', KEYS[1], 'active')
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+local new_cap = false
+for i = 5, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+  if i % 2 == 1 and ARGV[i] == 'max_in_flight' then new_cap = true end
+end
 if #fields > 0 then
   redis.call('HSET', KEYS[1], unpack(fields))
+end
+if new_cap and before == '1' and redis.call('HGET', KEYS[1], 'parked') == '1' then
+  redis.call('HDEL', KEYS[1], 'parked')
+  redis.call('ZADD', KEYS[3], 'LT', int(redis_now_ms()), ARGV[4])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
 -- Only a change from disabled to enabled resets the breaker and releases
 -- held deliveries (a PATCH of other fields leaves both alone).
