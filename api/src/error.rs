@@ -63,8 +63,11 @@ pub enum ApiError {
     /// invalid; `field` names it. Nothing was written.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
-    /// This API key has used its request budget (`HOOKFLEET_API_RATE_LIMIT`
-    /// per second); retry after `Retry-After` seconds.
+    /// Too many requests: this API key has used its request budget
+    /// (`HOOKFLEET_API_RATE_LIMIT` per second; code `rate_limited`), or, for
+    /// a test send, the tenant has `HOOKFLEET_TEST_SEND_MAX_PENDING` test
+    /// sends waiting for their attempts (code `too_many_test_sends`). Retry
+    /// after `Retry-After` seconds.
     #[oai(status = 429)]
     TooManyRequests(
         Json<ErrorBody>,
@@ -141,6 +144,20 @@ impl ApiError {
             body(
                 "rate_limited",
                 format!("too many requests for this API key; retry after {retry_after_s}s"),
+                None,
+            ),
+            retry_after_s,
+        )
+    }
+
+    /// 429: the tenant has `cap` test sends waiting already.
+    pub fn too_many_test_sends(cap: u32, retry_after_s: u64) -> Self {
+        ApiError::TooManyRequests(
+            body(
+                "too_many_test_sends",
+                format!(
+                    "this tenant has {cap} test sends waiting for their attempts (the most allowed); retry after {retry_after_s}s"
+                ),
                 None,
             ),
             retry_after_s,

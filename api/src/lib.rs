@@ -16,5 +16,6 @@ pub mod routes;
 pub mod spec;
 pub mod startup;
 pub mod state;
+pub mod test_send;
 
 pub use startup::{build, Application};

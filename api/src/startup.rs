@@ -113,7 +113,9 @@ pub async fn build(config: Config) -> Result<Application, String> {
     });
     let coalescer =
         hookfleet_common::publish::Coalescer::start(pool.clone(), keys.clone(), config.clone());
+    let attempt_waiters = Arc::new(crate::test_send::AttemptWaiters::start(&config, &keys));
     let state = AppState {
+        attempt_waiters,
         keys,
         config: Arc::new(config),
         pool,

@@ -21,6 +21,8 @@ pub struct AppState {
     /// Single publishes share `publish.lua` calls through it
     /// (`hookfleet_common::publish::Coalescer`).
     pub coalescer: hookfleet_common::publish::Coalescer,
+    /// Test sends waiting for their attempts (`crate::test_send`).
+    pub attempt_waiters: Arc<crate::test_send::AttemptWaiters>,
 }
 
 impl AppState {

@@ -128,6 +128,12 @@ impl Keys {
         format!("{}:wake", self.prefix)
     }
 
+    /// Channel on which `record.lua` names each test send's delivery once
+    /// its attempt is recorded: API processes wait on it instead of polling.
+    pub fn attempted_channel(&self) -> String {
+        format!("{}:attempted", self.prefix)
+    }
+
     // ---- tenant keys (tag {t:<tid>}) ------------------------------------
 
     pub fn tenant(&self, tenant_id: &str) -> String {
@@ -147,6 +153,13 @@ impl Keys {
     /// those of a deleted endpoint still show (cancelled) until they expire.
     pub fn tenant_endpoints_deleted(&self, tenant_id: &str) -> String {
         format!("{}:{{t:{tenant_id}}}:endpoints_deleted", self.prefix)
+    }
+
+    /// The tenant's test sends waiting for their attempt: token → the
+    /// time (ms) its wait ends, so a slot whose API process died frees
+    /// itself (`HOOKFLEET_TEST_SEND_MAX_PENDING`).
+    pub fn tenant_test_sends(&self, tenant_id: &str) -> String {
+        format!("{}:{{t:{tenant_id}}}:test_sends", self.prefix)
     }
 
     pub fn tenant_event_types(&self, tenant_id: &str) -> String {
@@ -307,6 +320,7 @@ mod tests {
         assert_eq!(hash_tag(&keys.tenant("ten_1")), "t:ten_1");
         assert_eq!(hash_tag(&keys.tenant_endpoints("ten_1")), "t:ten_1");
         assert_eq!(hash_tag(&keys.tenant_endpoints_deleted("ten_1")), "t:ten_1");
+        assert_eq!(hash_tag(&keys.tenant_test_sends("ten_1")), "t:ten_1");
     }
 
     #[test]

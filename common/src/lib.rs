@@ -22,6 +22,7 @@ pub mod scripts;
 pub mod signing;
 pub mod stats;
 pub mod stored_event;
+pub mod subscription;
 pub mod telemetry;
 pub mod time_util;
 

@@ -43,6 +43,7 @@ script!(BACKLOG, "backlog.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
 script!(REPLAY_LOCK, "replay_lock.lua");
 script!(CAPPED_ADD, "capped_add.lua");
+script!(TEST_SEND_SLOT, "test_send_slot.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -67,6 +68,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("replay_lock.lua", include_str!("scripts/replay_lock.lua")),
     ("capped_add.lua", include_str!("scripts/capped_add.lua")),
+    (
+        "test_send_slot.lua",
+        include_str!("scripts/test_send_slot.lua"),
+    ),
     ("event_heads.lua", include_str!("scripts/event_heads.lua")),
     ("backlog.lua", include_str!("scripts/backlog.lua")),
 ];

@@ -157,7 +157,8 @@ pub async fn record_many(
         .arg(field::PACKED)
         .arg(keys.wake_channel())
         .arg(p.0)
-        .arg(config.max_in_flight);
+        .arg(config.max_in_flight)
+        .arg(keys.attempted_channel());
     for attempted in attempts {
         push_attempt(&mut invocation, attempted, config.retention);
     }

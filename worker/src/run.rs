@@ -68,18 +68,6 @@ impl Context {
     }
 }
 
-/// Where to subscribe for wake-ups: the one Redis, or every configured
-/// cluster node in turn (a cluster forwards `PUBLISH` to all its nodes, so
-/// any one of them hears every wake-up).
-fn wake_addresses(config: &Config) -> Vec<String> {
-    let nodes = redis_pool::cluster_nodes(config);
-    if nodes.is_empty() {
-        vec![config.redis_url.clone()]
-    } else {
-        nodes
-    }
-}
-
 /// Runs a worker until `shutdown` turns true, then drains: attempts in
 /// flight get up to `HOOKFLEET_SHUTDOWN_GRACE` to finish and record.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
@@ -92,7 +80,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let notify = Arc::new(Notify::new());
     let woken = Arc::new(crate::wake::Woken::new());
     let listener = tokio::spawn(crate::wake::listen(
-        wake_addresses(&config),
+        hookfleet_common::subscription::addresses(&config),
         keys.wake_channel(),
         config.wake_keepalive,
         notify.clone(),

@@ -10,21 +10,15 @@
 //! Messages can be lost (while reconnecting, say); the claim loop's poll
 //! interval is the safety net, not the latency path. After (re)subscribing
 //! every partition counts as woken: anything may have been published while
-//! the subscription was away.
-//!
-//! A subscription only reads, so a connection dropped silently on the way
-//! (a NAT or load balancer forgetting an idle flow, a node gone without a
-//! reset) would never end it: wake-ups would stop and the worker would
-//! fall back to polling for good. After `keepalive` without a message the
-//! subscription is pinged, and replaced when the answer takes longer.
+//! the subscription was away. The subscription itself (reconnects, the
+//! keepalive ping that finds a silently dropped connection) is
+//! `hookfleet_common::subscription`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
-use tokio::time::Instant;
 
 /// The most partitions a configuration may have (`HOOKFLEET_PARTITIONS`).
 const MAX_PARTITIONS: usize = hookfleet_common::ids::MAX_PARTITIONS as usize;
@@ -77,87 +71,43 @@ impl Woken {
     }
 }
 
-/// Subscribes to `channel` and notifies `notify` on every message until
-/// shutdown, reconnecting with backoff when Redis goes away or a ping after
-/// `keepalive` of quiet gets no answer within `keepalive`; a message's
-/// partition number is marked in `woken`. `addresses` holds the one Redis, or
-/// cluster nodes: after a lost or failed subscription the next is tried.
+/// Subscribes to `channel` (see [`hookfleet_common::subscription`]) and
+/// notifies `notify` on every message until shutdown; a message's partition
+/// number is marked in `woken`, and after each (re)subscription every
+/// partition is: anything may have been published while it was away.
 pub async fn listen(
     addresses: Vec<String>,
     channel: String,
     keepalive: Duration,
     notify: Arc<Notify>,
     woken: Arc<Woken>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    // Workers start on different nodes, so subscriptions spread out.
-    let mut attempt: usize = rand::random::<u32>() as usize;
-    loop {
-        if *shutdown.borrow() {
-            return;
+    let on_subscribed = {
+        let (notify, woken) = (notify.clone(), woken.clone());
+        move || {
+            woken.set_all();
+            notify.notify_one();
         }
-        let Some(redis_url) = addresses.get(attempt % addresses.len().max(1)) else {
-            tracing::error!("no Redis address to subscribe to for wake-ups");
-            return;
-        };
-        attempt = attempt.wrapping_add(1);
-        match subscribe(redis_url, &channel).await {
-            Ok(pubsub) => {
-                backoff = Duration::from_millis(100);
-                // Anything published while we were away may be waiting.
-                woken.set_all();
-                notify.notify_one();
-                let (mut sink, mut messages) = pubsub.split();
-                let mut heard = Instant::now();
-                let lost = loop {
-                    tokio::select! {
-                        message = messages.next() => match message {
-                            Some(message) => {
-                                heard = Instant::now();
-                                if let Ok(partition) = message.get_payload::<u16>() {
-                                    woken.set(partition);
-                                }
-                                notify.notify_one();
-                            }
-                            None => break "lost",
-                        },
-                        _ = tokio::time::sleep_until(heard + keepalive) => {
-                            match tokio::time::timeout(keepalive, sink.ping::<redis::Value>()).await {
-                                Ok(Ok(_)) => heard = Instant::now(),
-                                Ok(Err(_)) => break "lost",
-                                Err(_) => break "silent",
-                            }
-                        }
-                        _ = crate::shutdown::wait(&mut shutdown) => return,
-                    }
-                };
-                tracing::warn!(
-                    subscription = lost,
-                    "wake subscription {lost}; reconnecting"
-                );
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot subscribe to wake-ups; retrying");
-            }
+    };
+    let on_message = move |payload: &[u8]| {
+        if let Some(partition) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|text| text.parse::<u16>().ok())
+        {
+            woken.set(partition);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = crate::shutdown::wait(&mut shutdown) => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn subscribe(redis_url: &str, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let client = redis::Client::open(redis_url)?;
-    let mut pubsub = tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub())
-        .await
-        .map_err(|_| {
-            redis::RedisError::from((redis::ErrorKind::Io, "timed out connecting to Redis"))
-        })??;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+        notify.notify_one();
+    };
+    hookfleet_common::subscription::listen(
+        addresses,
+        channel,
+        keepalive,
+        on_subscribed,
+        on_message,
+        shutdown,
+    )
+    .await;
 }
 
 #[cfg(test)]

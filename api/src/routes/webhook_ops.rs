@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::input;
 use crate::publish::{self, Target};
 use crate::state::AppState;
+use crate::test_send::Place;
 
 /// The longest window one replay may cover.
 pub const MAX_REPLAY_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
@@ -255,6 +256,61 @@ impl Replay {
     }
 }
 
+impl WebhookOpsApi {
+    /// Publishes a test event to `endpoint_id` alone and waits up to `wait`
+    /// for its attempt (see [`crate::test_send`]: no polling, three reads of
+    /// the delivery at most: now, when woken, at the deadline).
+    async fn send_and_wait(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        event_type: &str,
+        data: &serde_json::Value,
+        wait: Duration,
+    ) -> Result<TestResponse, ApiError> {
+        let published = publish::publish(
+            &self.state,
+            tenant_id,
+            event_type,
+            data,
+            None,
+            Target::Test(endpoint_id.to_string()),
+        )
+        .await?;
+        let delivery_id =
+            ids::delivery_id(&published.event_id, endpoint_id).ok_or_else(ApiError::unavailable)?;
+        let mut waiter = self.state.attempt_waiters.register(&delivery_id);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let (delivery, loaded) =
+                delivery_view::load_one(&self.state, tenant_id, &delivery_id).await?;
+            let status = loaded.summary.status.clone();
+            if status == "delivered" || status == "failed" {
+                let attempt =
+                    deliveries::load_attempts(&self.state, &delivery, loaded.stored.as_ref())
+                        .await?
+                        .pop();
+                return Ok(TestResponse::Done(Json(TestResult {
+                    event_id: published.event_id,
+                    delivery_id,
+                    status,
+                    attempt,
+                })));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(TestResponse::Queued(Json(TestResult {
+                    event_id: published.event_id,
+                    delivery_id,
+                    status: "pending".into(),
+                    attempt: None,
+                })));
+            }
+            // Woken (read again) or at the deadline (one last read).
+            waiter.woken(deadline).await;
+        }
+    }
+}
+
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Webhooks")]
 impl WebhookOpsApi {
     /// Send a test event
@@ -306,48 +362,19 @@ impl WebhookOpsApi {
                 "the webhook is disabled; enable it to send a test",
             ));
         }
-        let published = publish::publish(
-            &self.state,
-            &tenant.tenant_id,
-            &event_type,
-            &data,
-            None,
-            Target::Test(record.id.clone()),
-        )
-        .await?;
-        let delivery_id =
-            ids::delivery_id(&published.event_id, &record.id).ok_or_else(ApiError::unavailable)?;
         let timeout = record
             .timeout_ms
             .map(Duration::from_millis)
             .unwrap_or(self.state.config.request_timeout);
-        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(2);
-        loop {
-            let (delivery, loaded) =
-                delivery_view::load_one(&self.state, &tenant.tenant_id, &delivery_id).await?;
-            let status = loaded.summary.status.clone();
-            if status == "delivered" || status == "failed" {
-                let attempt =
-                    deliveries::load_attempts(&self.state, &delivery, loaded.stored.as_ref())
-                        .await?
-                        .pop();
-                return Ok(TestResponse::Done(Json(TestResult {
-                    event_id: published.event_id,
-                    delivery_id,
-                    status,
-                    attempt,
-                })));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(TestResponse::Queued(Json(TestResult {
-                    event_id: published.event_id,
-                    delivery_id,
-                    status: "pending".into(),
-                    attempt: None,
-                })));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Up to the attempt's timeout, and 2 s for a worker to claim and
+        // record it.
+        let wait = timeout + Duration::from_secs(2);
+        let place = Place::take(&self.state, &tenant.tenant_id, wait).await?;
+        let sent = self
+            .send_and_wait(&tenant.tenant_id, &record.id, &event_type, &data, wait)
+            .await;
+        place.release(&self.state).await;
+        sent
     }
 
     /// List a webhook's deliveries

@@ -15,6 +15,9 @@
 -- ARGV[7] the attempt-log entry's field name (`entry`)
 -- ARGV[8] wake channel  ARGV[9] this partition's number
 -- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT)
+-- ARGV[11] the test-send channel: each test send's delivery id is
+--          published there once its attempt moved it (API processes
+--          waiting for it listen there instead of polling)
 -- then one group of 18 values per attempt:
 --   delivery id, endpoint id, lease token (the lease deadline claim.lua
 --   answered),
@@ -71,7 +74,7 @@ local fine_ttl = ARGV[5]
 local coarse_ttl = ARGV[6]
 local entry_field = ARGV[7]
 local default_cap = tonumber(ARGV[10]) or 32
-local first = 11
+local first = 12
 
 -- What this call knows and will write per endpoint, read at first use.
 local endpoints = {}
@@ -109,6 +112,7 @@ local reply = {}
 -- list, not a table per attempt.
 local NO_NOTICES = {}
 local leave_inflight = {}
+local tested = {}
 local expiring = {}
 local requeued = 0
 for i = first, #ARGV, STRIDE do
@@ -207,6 +211,7 @@ for i = first, #ARGV, STRIDE do
       end
       leave_inflight[#leave_inflight + 1] = delivery_id
       e.released = e.released + 1
+      if test then tested[#tested + 1] = delivery_id end
       local status = outcome
       if outcome == 'retry' then
         status = 'scheduled'
@@ -329,4 +334,5 @@ for _, eid in ipairs(order) do
 end
 if queued_delta ~= 0 then redis.call('INCRBY', KEYS[4], int(queued_delta)) end
 if unparked then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
+for _, delivery_id in ipairs(tested) do redis.call('PUBLISH', ARGV[11], delivery_id) end
 return reply
