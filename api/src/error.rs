@@ -5,7 +5,9 @@
 //! names the input at fault (`url`, `events[2]`, `headers.X-Foo`). Errors
 //! raised by the framework itself (unknown route, missing `Authorization`,
 //! a bad query parameter) are rewritten into the same shape by
-//! [`json_error`], so clients never see plain text.
+//! [`json_error`], and those hyper raises before routing (a request it
+//! cannot parse) by [`crate::framing`], so clients never see plain text or
+//! an empty error.
 
 use poem::http::StatusCode;
 use poem::Response;
@@ -35,6 +37,35 @@ impl poem_openapi::types::Example for ErrorBody {
             message: "url: the scheme must be http or https".into(),
             field: Some("url".into()),
         }
+    }
+}
+
+impl ErrorBody {
+    /// The body for a request hyper refused while parsing it, before any
+    /// route ran (hyper sends these with no body; [`crate::framing`] adds
+    /// this one). `None` for a status hyper does not answer parse errors
+    /// with. Hyper does not say which part was malformed, so neither can we.
+    pub fn unparsable_request(status: StatusCode) -> Option<ErrorBody> {
+        let (code, message) = match status {
+            StatusCode::BAD_REQUEST => (
+                "bad_request",
+                "the request is not valid HTTP/1.1: its request line or a header is malformed (e.g. a Content-Length that is not a number, or two that disagree)",
+            ),
+            StatusCode::URI_TOO_LONG => (
+                "uri_too_long",
+                "the request URI is longer than the server accepts",
+            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                "headers_too_large",
+                "the request's headers are too large or too many for the server to read",
+            ),
+            _ => return None,
+        };
+        Some(ErrorBody {
+            code: code.into(),
+            message: message.into(),
+            field: None,
+        })
     }
 }
 

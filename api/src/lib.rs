@@ -9,6 +9,7 @@ pub mod delivery_log;
 pub mod delivery_view;
 pub mod error;
 pub mod examples;
+pub mod framing;
 pub mod input;
 pub mod metrics;
 pub mod publish;

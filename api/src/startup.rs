@@ -154,12 +154,13 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets
-    /// requests in progress finish (up to 10 s).
+    /// requests in progress finish (up to 10 s). Requests hyper cannot parse
+    /// are answered with a JSON error too ([`crate::framing`]).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        poem::Server::new_with_acceptor(self.acceptor)
+        poem::Server::new_with_acceptor(crate::framing::JsonErrors::new(self.acceptor))
             .run_with_graceful_shutdown(
                 app(self.state, self.published),
                 shutdown,

@@ -98,6 +98,11 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The API's `host:port`, for tests that talk to it on a raw socket.
+    pub fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// A Redis connection to inspect what the API wrote (to the one Redis
     /// or to the cluster, like the app's own).
     pub async fn redis(&self) -> hookfleet_common::redis_pool::RedisConn {
