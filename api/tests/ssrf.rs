@@ -33,6 +33,12 @@ async fn restricted_urls_are_refused_in_every_spelling() {
         "http://[fd00::1]/",
         "http://[fe80::1]/",
         "http://[::]/",
+        "http://[::ffff:0:7f00:1]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a00:1::]/",
+        "http://[2001::1]/",
+        "http://[3fff::1]/",
+        "http://198.18.0.1/",
     ] {
         let (status, error) = app
             .post(
@@ -46,11 +52,21 @@ async fn restricted_urls_are_refused_in_every_spelling() {
     }
     assert_eq!(app.snapshot().await, before);
     // Public destinations are fine.
-    app.endpoint(
-        &key,
-        json!({"url": "https://93.184.216.34/hook", "events": ["*"]}),
-    )
-    .await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "https://93.184.216.34/hook", "events": ["*"]}),
+        )
+        .await;
+    // A change of URL gets the same check, and writes nothing when refused.
+    let path = format!("/api/v1/webhooks/{}", endpoint["id"].as_str().unwrap());
+    let before = app.snapshot().await;
+    for url in ["http://[::ffff:0:7f00:1]/", "http://[::ffff:0:a9fe:a9fe]/"] {
+        let (status, error) = app.patch(&path, &key, json!({"url": url})).await;
+        assert_eq!(status, 422, "{url}: {error}");
+        assert_eq!(error["field"], "url", "{url}");
+    }
+    assert_eq!(app.snapshot().await, before);
     app.stop().await;
 }
 

@@ -60,68 +60,87 @@ impl Cidr {
     }
 }
 
-fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u8) -> bool {
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Cidr {
     Cidr {
-        addr: IpAddr::V4(Ipv4Addr::from(net)),
+        addr: IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
         prefix,
     }
-    .contains(IpAddr::V4(ip))
 }
 
-fn in_v6(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
+#[allow(clippy::too_many_arguments)]
+const fn v6(a: u16, b: u16, c: u16, d: u16, e: u16, f: u16, g: u16, h: u16, prefix: u8) -> Cidr {
     Cidr {
-        addr: IpAddr::V6(net),
+        addr: IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
         prefix,
     }
-    .contains(IpAddr::V6(ip))
 }
 
-/// Whether `ip` is not a public unicast address: loopback, private,
-/// link-local, CGNAT, multicast, unspecified, broadcast, reserved,
-/// documentation, benchmarking, unique-local, and IPv6 forms that embed or
-/// translate to IPv4 (mapped, compatible, NAT64, 6to4, Teredo).
+/// Every range a delivery may not reach unless `HOOKFLEET_ALLOW_CIDRS`
+/// opens it, with why. Checked against IANA's IPv4 and IPv6 Special-Purpose
+/// Address Registries (2024 editions): every entry that is not "globally
+/// reachable" is here, or inside a wider range here. Wider than the
+/// registries on purpose: all of `2001::/23` (a few of its blocks are
+/// reachable anycast services, none a webhook receiver), every IPv6 form
+/// that embeds or translates to an IPv4 address (mapped, translated,
+/// compatible, NAT64, 6to4, Teredo), whose IPv4 half may be private, and
+/// deprecated site-local space. Public relays and anycast services (AS112,
+/// AMT) stay reachable.
+pub const RESTRICTED: &[(Cidr, &str)] = &[
+    (v4(0, 0, 0, 0, 8), "\"this network\", unspecified"),
+    (v4(10, 0, 0, 0, 8), "private-use"),
+    (v4(100, 64, 0, 0, 10), "shared address space (CGNAT)"),
+    (v4(127, 0, 0, 0, 8), "loopback"),
+    (v4(169, 254, 0, 0, 16), "link-local (cloud metadata)"),
+    (v4(172, 16, 0, 0, 12), "private-use"),
+    (v4(192, 0, 0, 0, 24), "IETF protocol assignments"),
+    (v4(192, 0, 2, 0, 24), "documentation (TEST-NET-1)"),
+    (v4(192, 88, 99, 0, 24), "6to4 relay anycast (deprecated)"),
+    (v4(192, 168, 0, 0, 16), "private-use"),
+    (v4(198, 18, 0, 0, 15), "benchmarking"),
+    (v4(198, 51, 100, 0, 24), "documentation (TEST-NET-2)"),
+    (v4(203, 0, 113, 0, 24), "documentation (TEST-NET-3)"),
+    (v4(224, 0, 0, 0, 4), "multicast"),
+    (v4(240, 0, 0, 0, 4), "reserved, limited broadcast"),
+    (
+        v6(0, 0, 0, 0, 0, 0, 0, 0, 96),
+        "unspecified, loopback, IPv4-compatible",
+    ),
+    (v6(0, 0, 0, 0, 0, 0xffff, 0, 0, 96), "IPv4-mapped"),
+    (
+        v6(0, 0, 0, 0, 0xffff, 0, 0, 0, 96),
+        "IPv4-translated (SIIT)",
+    ),
+    (
+        v6(0x64, 0xff9b, 0, 0, 0, 0, 0, 0, 96),
+        "NAT64 well-known prefix",
+    ),
+    (v6(0x64, 0xff9b, 1, 0, 0, 0, 0, 0, 48), "local-use NAT64"),
+    (v6(0x100, 0, 0, 0, 0, 0, 0, 0, 64), "discard-only"),
+    (v6(0x100, 0, 0, 1, 0, 0, 0, 0, 64), "dummy IPv6 prefix"),
+    (
+        v6(0x2001, 0, 0, 0, 0, 0, 0, 0, 23),
+        "IETF protocol assignments (Teredo, benchmarking, ORCHID)",
+    ),
+    (v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0, 32), "documentation"),
+    (v6(0x2002, 0, 0, 0, 0, 0, 0, 0, 16), "6to4"),
+    (v6(0x3fff, 0, 0, 0, 0, 0, 0, 0, 20), "documentation"),
+    (
+        v6(0x5f00, 0, 0, 0, 0, 0, 0, 0, 16),
+        "segment routing (SRv6) SIDs",
+    ),
+    (v6(0xfc00, 0, 0, 0, 0, 0, 0, 0, 7), "unique-local"),
+    (v6(0xfe80, 0, 0, 0, 0, 0, 0, 0, 10), "link-local"),
+    (
+        v6(0xfec0, 0, 0, 0, 0, 0, 0, 0, 10),
+        "site-local (deprecated)",
+    ),
+    (v6(0xff00, 0, 0, 0, 0, 0, 0, 0, 8), "multicast"),
+];
+
+/// Whether `ip` is in one of the [`RESTRICTED`] ranges: not a public
+/// unicast address.
 pub fn is_restricted(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            const RANGES: &[([u8; 4], u8)] = &[
-                ([0, 0, 0, 0], 8),       // "this network", unspecified
-                ([10, 0, 0, 0], 8),      // private
-                ([100, 64, 0, 0], 10),   // CGNAT
-                ([127, 0, 0, 0], 8),     // loopback
-                ([169, 254, 0, 0], 16),  // link-local (cloud metadata)
-                ([172, 16, 0, 0], 12),   // private
-                ([192, 0, 0, 0], 24),    // IETF protocol assignments
-                ([192, 0, 2, 0], 24),    // documentation
-                ([192, 88, 99, 0], 24),  // 6to4 relay anycast
-                ([192, 168, 0, 0], 16),  // private
-                ([198, 18, 0, 0], 15),   // benchmarking
-                ([198, 51, 100, 0], 24), // documentation
-                ([203, 0, 113, 0], 24),  // documentation
-                ([224, 0, 0, 0], 4),     // multicast
-                ([240, 0, 0, 0], 4),     // reserved, broadcast
-            ];
-            RANGES.iter().any(|(net, prefix)| in_v4(v4, *net, *prefix))
-        }
-        IpAddr::V6(v6) => {
-            let ranges: [(Ipv6Addr, u8); 12] = [
-                (Ipv6Addr::UNSPECIFIED, 128),
-                (Ipv6Addr::LOCALHOST, 128),
-                (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96), // IPv4-mapped
-                (Ipv6Addr::UNSPECIFIED, 96),                      // IPv4-compatible
-                (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96), // NAT64
-                (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48), // local NAT64
-                (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64),  // discard
-                (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocols, Teredo
-                (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
-                (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16), // 6to4
-                (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),  // unique-local
-                (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10), // link-local
-            ];
-            v6.is_multicast()
-                || in_v6(v6, Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10) // site-local
-                || ranges.iter().any(|(net, prefix)| in_v6(v6, *net, *prefix))
-        }
-    }
+    RESTRICTED.iter().any(|(range, _)| range.contains(ip))
 }
 
 /// The destination policy: restricted ranges are refused unless an
@@ -237,6 +256,104 @@ mod tests {
                 "{bad} should be refused"
             );
         }
+    }
+
+    /// Every range of [`RESTRICTED`], with an address inside it and one
+    /// just outside it (public).
+    #[test]
+    fn every_restricted_range_refuses_inside_and_passes_just_outside() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("0.0.0.0/8", "0.255.255.255", "1.0.0.0"),
+            ("10.0.0.0/8", "10.255.255.255", "11.0.0.0"),
+            ("100.64.0.0/10", "100.127.255.255", "100.128.0.0"),
+            ("127.0.0.0/8", "127.0.0.1", "128.0.0.0"),
+            ("169.254.0.0/16", "169.254.169.254", "169.255.0.0"),
+            ("172.16.0.0/12", "172.31.255.255", "172.32.0.0"),
+            ("192.0.0.0/24", "192.0.0.170", "192.0.1.0"),
+            ("192.0.2.0/24", "192.0.2.1", "192.0.3.0"),
+            ("192.88.99.0/24", "192.88.99.1", "192.88.100.0"),
+            ("192.168.0.0/16", "192.168.1.1", "192.169.0.0"),
+            ("198.18.0.0/15", "198.19.255.255", "198.20.0.0"),
+            ("198.51.100.0/24", "198.51.100.7", "198.51.101.0"),
+            ("203.0.113.0/24", "203.0.113.9", "203.0.114.0"),
+            ("224.0.0.0/4", "239.255.255.255", "223.255.255.255"),
+            ("240.0.0.0/4", "255.255.255.255", "223.255.255.254"),
+            ("::/96", "::1", "::1:0:0"),
+            ("::ffff:0:0/96", "::ffff:7f00:1", "::1:0:0:0"),
+            (
+                "::ffff:0:0:0/96",
+                "::ffff:0:7f00:1",
+                "::fffe:ffff:ffff:ffff",
+            ),
+            ("64:ff9b::/96", "64:ff9b::a00:1", "64:ff9b::1:0:0"),
+            ("64:ff9b:1::/48", "64:ff9b:1::a00:1", "64:ff9b:2::"),
+            ("100::/64", "100::1", "100:0:0:2::"),
+            ("100:0:0:1::/64", "100:0:0:1::1", "100:0:0:2::"),
+            ("2001::/23", "2001::1", "2001:200::"),
+            ("2001:db8::/32", "2001:db8::1", "2001:db9::"),
+            ("2002::/16", "2002:7f00:1::", "2003::"),
+            ("3fff::/20", "3fff:fff::1", "3fff:1000::"),
+            ("5f00::/16", "5f00::1", "5f01::"),
+            ("fc00::/7", "fd12:3456::1", "fe00::"),
+            ("fe80::/10", "fe80::1", "fec0::"),
+            ("fec0::/10", "feff::1", "ff00::"),
+            ("ff00::/8", "ff02::1", "feff:ffff::"),
+        ];
+        let policy = AddressPolicy::default();
+        // The table covers exactly the ranges in force.
+        let listed: Vec<Cidr> = cases
+            .iter()
+            .map(|(cidr, _, _)| Cidr::parse(cidr).unwrap())
+            .collect();
+        assert_eq!(listed.len(), RESTRICTED.len());
+        for (range, why) in RESTRICTED {
+            assert!(listed.contains(range), "{range:?} ({why}) has no test case");
+        }
+        for (cidr, inside, outside) in cases {
+            let range = Cidr::parse(cidr).unwrap();
+            let inside: IpAddr = inside.parse().unwrap();
+            let outside: IpAddr = outside.parse().unwrap();
+            assert!(range.contains(inside), "{inside} is not in {cidr}");
+            assert!(!range.contains(outside), "{outside} is in {cidr}");
+            assert!(
+                !policy.allows(inside),
+                "{inside} ({cidr}) should be refused"
+            );
+        }
+        // "Just outside" is public where it is not inside another range
+        // (multicast and reserved space adjoin; so do link- and site-local).
+        for outside in [
+            "1.0.0.0",
+            "11.0.0.0",
+            "100.128.0.0",
+            "128.0.0.0",
+            "169.255.0.0",
+            "172.32.0.0",
+            "192.0.1.0",
+            "192.0.3.0",
+            "192.88.100.0",
+            "192.169.0.0",
+            "198.20.0.0",
+            "198.51.101.0",
+            "203.0.114.0",
+            "223.255.255.255",
+            "::1:0:0",
+            "::1:0:0:0",
+            "64:ff9b::1:0:0",
+            "64:ff9b:2::",
+            "100:0:0:2::",
+            "2001:200::",
+            "2001:db9::",
+            "2003::",
+            "3fff:1000::",
+            "5f01::",
+            "fe00::",
+        ] {
+            let ip: IpAddr = outside.parse().unwrap();
+            assert!(policy.allows(ip), "{outside} should be allowed");
+        }
+        // The IPv4-translated form of loopback, as a URL (create, PATCH).
+        assert!(policy.check_url(&url("http://[::ffff:0:7f00:1]/")).is_err());
     }
 
     #[test]
