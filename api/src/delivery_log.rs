@@ -50,7 +50,7 @@ impl Filter {
                 DeliveryStatus::parse(s).ok_or_else(|| {
                     ApiError::bad_param(
                         "status",
-                        "must be pending, in_flight, scheduled, delivered, failed or cancelled",
+                        "must be pending, in_flight, scheduled, held, delivered, failed or cancelled",
                     )
                 })
             })

@@ -126,7 +126,10 @@ pub async fn load(
         pipe.invoke_script(&invocation);
     }
     for (endpoint_id, p) in &endpoints {
-        pipe.exists(keys.endpoint(*p, endpoint_id));
+        pipe.cmd("HMGET")
+            .arg(keys.endpoint(*p, endpoint_id))
+            .arg("active")
+            .arg("paused");
     }
     for r in refs {
         let p = r.partition;
@@ -152,9 +155,15 @@ pub async fn load(
             }
         }
     }
-    let mut exists: HashMap<&str, bool> = HashMap::new();
+    // Endpoint id → (exists, holds its waiting deliveries: paused or
+    // disabled).
+    let mut endpoint_state: HashMap<&str, (bool, bool)> = HashMap::new();
     for (endpoint_id, _) in &endpoints {
-        exists.insert(endpoint_id, from_value::<bool>(replies.next())?);
+        let fields: Vec<Option<String>> = from_value(replies.next())?;
+        let mut fields = fields.into_iter();
+        let (active, paused) = (fields.next().flatten(), fields.next().flatten());
+        let holds = active.as_deref() != Some("1") || paused.as_deref() == Some("1");
+        endpoint_state.insert(endpoint_id, (active.is_some(), holds));
     }
     let initial_delay_ms = state.config.initial_delay_ms();
     let mut loaded = Vec::with_capacity(refs.len());
@@ -176,10 +185,15 @@ pub async fn load(
         }
         let stored = stored.as_deref().and_then(StoredState::parse);
         let created_ms = created_us / 1000;
+        let (endpoint_exists, endpoint_holds) = endpoint_state
+            .get(r.endpoint_id.as_str())
+            .copied()
+            .unwrap_or((false, false));
         let derived = delivery_state::derive(&Found {
             stored: stored.clone(),
             leased: leased.is_some(),
-            endpoint_exists: exists.get(r.endpoint_id.as_str()).copied().unwrap_or(false),
+            endpoint_exists,
+            endpoint_holds,
             due_at: due_at.map(|at| at as u64),
             created_ms,
             initial_delay_ms,

@@ -112,6 +112,7 @@ impl Example for CreateWebhook {
             timeout_s: Some(10),
             max_in_flight: Some(16),
             active: Some(true),
+            paused: None,
             secret: None,
         }
     }
@@ -127,7 +128,8 @@ impl Example for UpdateWebhook {
             rate_limit: MaybeUndefined::Null,
             timeout_s: MaybeUndefined::Undefined,
             max_in_flight: MaybeUndefined::Undefined,
-            active: Some(false),
+            active: None,
+            paused: Some(true),
         }
     }
 }
@@ -143,7 +145,9 @@ impl Example for Webhook {
             rate_limit: Some(50),
             timeout_s: Some(10),
             max_in_flight: Some(16),
+            status: "enabled".into(),
             active: true,
+            paused: false,
             // Only `create_webhook` returns it; `spec::complete` shows it
             // in that operation's example.
             secret: None,
@@ -235,6 +239,7 @@ impl Example for WebhookStats {
             delivered: 117,
             failed: 1,
             backlog: 2,
+            held: 0,
             last_success: Some(LastAttempt::example()),
             last_failure: Some(LastAttempt {
                 at: "2026-01-31T11:42:10.007Z".into(),

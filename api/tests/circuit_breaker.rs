@@ -144,9 +144,12 @@ async fn failing_past_the_window_disables_holds_and_resumes_on_enable() {
     assert!(notice["data"]["failing_since"].is_string());
     let (_, current) = app.get(&path, &key).await;
     assert_eq!(current["active"], false);
-    // The delivery is not lost: it waits, held, while the endpoint is off.
+    assert_eq!(current["status"], "disabled");
+    // The delivery is not lost: it waits, held, while the endpoint is off,
+    // with no attempt due.
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
-    assert_eq!(detail["deliveries"][0]["status"], "scheduled");
+    assert_eq!(detail["deliveries"][0]["status"], "held", "{detail}");
+    assert!(detail["deliveries"][0].get("next_attempt_at").is_none());
     assert_eq!(flaky.count(), 3);
 
     let (status, _) = app.patch(&path, &key, json!({"active": true})).await;

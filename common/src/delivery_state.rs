@@ -95,6 +95,8 @@ pub struct Found {
     pub leased: bool,
     /// Its endpoint still exists.
     pub endpoint_exists: bool,
+    /// Its endpoint is paused or disabled: a waiting delivery is held.
+    pub endpoint_holds: bool,
     /// Its score in its endpoint's `ep_due` (a later attempt is queued).
     pub due_at: Option<u64>,
     /// When it was created (ms).
@@ -116,8 +118,10 @@ pub struct Derived {
 }
 
 /// Works out a delivery's state: a final state stays final; otherwise a
-/// deleted endpoint means cancelled, a lease means in flight, and the rest
-/// is what was stored (pending when nothing was).
+/// deleted endpoint means cancelled, a lease means in flight, a paused or
+/// disabled endpoint means held (with no next attempt time: none is due
+/// until it is resumed), and the rest is what was stored (pending when
+/// nothing was).
 pub fn derive(found: &Found) -> Derived {
     let stored = found.stored.clone().unwrap_or_default();
     let stored_status = DeliveryStatus::parse(&stored.status);
@@ -125,6 +129,7 @@ pub fn derive(found: &Found) -> Derived {
         Some(s @ (DeliveryStatus::Delivered | DeliveryStatus::Failed)) => s,
         _ if !found.endpoint_exists => DeliveryStatus::Cancelled,
         _ if found.leased => DeliveryStatus::InFlight,
+        _ if found.endpoint_holds => DeliveryStatus::Held,
         Some(DeliveryStatus::Scheduled) => DeliveryStatus::Scheduled,
         _ => DeliveryStatus::Pending,
     };
@@ -201,6 +206,21 @@ mod tests {
         let derived = derive(&scheduled);
         assert_eq!(derived.status, DeliveryStatus::Scheduled);
         assert_eq!(derived.next_at, Some(8_000));
+        // Paused or disabled: held, with no due time, whether first attempt
+        // or retry; an attempt already in flight stays in flight.
+        for waiting in [base.clone(), scheduled.clone()] {
+            let held = derive(&Found {
+                endpoint_holds: true,
+                ..waiting
+            });
+            assert_eq!((held.status, held.next_at), (DeliveryStatus::Held, None));
+        }
+        let flying = Found {
+            endpoint_holds: true,
+            leased: true,
+            ..base.clone()
+        };
+        assert_eq!(derive(&flying).status, DeliveryStatus::InFlight);
         // A deleted endpoint cancels what had not ended, not what had.
         let gone = Found {
             endpoint_exists: false,

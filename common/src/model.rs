@@ -8,16 +8,20 @@ pub enum DeliveryStatus {
     Pending,
     InFlight,
     Scheduled,
+    /// Waiting while its endpoint is paused or disabled: it goes out when
+    /// the endpoint is resumed or enabled.
+    Held,
     Delivered,
     Failed,
     Cancelled,
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 6] = [
+    pub const ALL: [DeliveryStatus; 7] = [
         DeliveryStatus::Pending,
         DeliveryStatus::InFlight,
         DeliveryStatus::Scheduled,
+        DeliveryStatus::Held,
         DeliveryStatus::Delivered,
         DeliveryStatus::Failed,
         DeliveryStatus::Cancelled,
@@ -28,6 +32,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::InFlight => "in_flight",
             DeliveryStatus::Scheduled => "scheduled",
+            DeliveryStatus::Held => "held",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Cancelled => "cancelled",
@@ -181,7 +186,12 @@ pub struct EndpointRecord {
     /// Most attempts in flight at once, fleet-wide; `None`: the server's
     /// `HOOKFLEET_MAX_IN_FLIGHT`. claim.lua reads it as `max_in_flight`.
     pub max_in_flight: Option<u32>,
+    /// Receives new events (false: disabled, by a person or the circuit
+    /// breaker; nothing new is queued for it).
     pub active: bool,
+    /// Paused: new events are queued for it but held, in order, until it
+    /// is resumed (claim.lua leaves it out).
+    pub paused: bool,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -205,6 +215,7 @@ impl EndpointRecord {
             timeout_ms: get("timeout_ms").parse().ok(),
             max_in_flight: get("max_in_flight").parse().ok(),
             active: get("active") == "1",
+            paused: get("paused") == "1",
             created_at: get("created").parse().unwrap_or(0),
             updated_at: get("updated").parse().unwrap_or(0),
         })
@@ -241,6 +252,7 @@ impl EndpointRecord {
                     .unwrap_or_default(),
             ),
             ("active", if self.active { "1" } else { "0" }.to_string()),
+            ("paused", if self.paused { "1" } else { "0" }.to_string()),
             ("created", self.created_at.to_string()),
             ("updated", self.updated_at.to_string()),
         ]
@@ -340,6 +352,7 @@ mod tests {
             timeout_ms: None,
             max_in_flight: Some(4),
             active: true,
+            paused: false,
             created_at: 1,
             updated_at: 2,
         };

@@ -34,10 +34,12 @@ pub struct DeliverySummary {
     /// The event's type.
     pub event_type: String,
     /// `pending` (waiting for its first attempt), `in_flight` (a worker is
-    /// attempting it), `scheduled` (waiting for a retry), `delivered`,
-    /// `failed` (answered with a non-retryable 4xx, or out of retries) or
-    /// `cancelled` (its endpoint was deleted).
-    #[oai(validator(pattern = "^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
+    /// attempting it), `scheduled` (waiting for a retry), `held` (waiting
+    /// while its endpoint is paused or disabled; it goes out when the
+    /// endpoint is resumed or enabled), `delivered`, `failed` (answered with
+    /// a non-retryable 4xx, or out of retries) or `cancelled` (its endpoint
+    /// was deleted).
+    #[oai(validator(pattern = "^(pending|in_flight|scheduled|held|delivered|failed|cancelled)$"))]
     pub status: String,
     /// Attempts made so far.
     pub attempts: u32,
@@ -152,7 +154,7 @@ pub struct RetryQueued {
     /// The delivery.
     pub delivery_id: String,
     /// Its state before the retry.
-    #[oai(validator(pattern = "^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
+    #[oai(validator(pattern = "^(pending|in_flight|scheduled|held|delivered|failed|cancelled)$"))]
     pub previous_status: String,
     /// `queued`, or `already_queued` for a pending delivery.
     #[oai(validator(pattern = "^(queued|already_queued)$"))]
@@ -226,7 +228,9 @@ impl DeliveriesApi {
         auth: ApiKeyAuth,
         /// Only deliveries in this state: pending, in_flight, scheduled,
         /// delivered, failed or cancelled.
-        #[oai(validator(pattern = r"^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
+        #[oai(validator(
+            pattern = r"^(pending|in_flight|scheduled|held|delivered|failed|cancelled)$"
+        ))]
         status: Query<Option<String>>,
         /// Only deliveries of this event type.
         #[oai(validator(

@@ -142,6 +142,10 @@ pub struct WebhookStats {
     pub failed: u64,
     /// Deliveries not ended now (pending, in flight, scheduled, held).
     pub backlog: u64,
+    /// Of the backlog, those held because the webhook is paused (they go
+    /// out on resume) or disabled (they go out when it is enabled); 0
+    /// while it is enabled. The webhook's `status` says which.
+    pub held: u64,
     /// The last successful attempt ever.
     #[oai(skip_serializing_if_is_none)]
     pub last_success: Option<LastAttempt>,
@@ -362,6 +366,11 @@ impl WebhookOpsApi {
                 "the webhook is disabled; enable it to send a test",
             ));
         }
+        if record.paused {
+            return Err(ApiError::conflict(
+                "the webhook is paused; resume it to send a test (a test send would be held with the rest)",
+            ));
+        }
         let timeout = record
             .timeout_ms
             .map(Duration::from_millis)
@@ -397,7 +406,9 @@ impl WebhookOpsApi {
         id: Path<String>,
         /// Only deliveries in this state: pending, in_flight, scheduled,
         /// delivered, failed or cancelled.
-        #[oai(validator(pattern = r"^(pending|in_flight|scheduled|delivered|failed|cancelled)$"))]
+        #[oai(validator(
+            pattern = r"^(pending|in_flight|scheduled|held|delivered|failed|cancelled)$"
+        ))]
         status: Query<Option<String>>,
         /// Only deliveries of this event type.
         #[oai(validator(
@@ -493,10 +504,10 @@ impl WebhookOpsApi {
         );
         let mut conn = self.state.conn().await?;
         let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-        let backlog: u64 = replies
+        let (waiting, in_flight): (u64, u64) = replies
             .pop()
             .and_then(|v| redis::from_redis_value(v).ok())
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
         let totals: HashMap<String, String> = replies
             .pop()
             .and_then(|v| redis::from_redis_value(v).ok())
@@ -540,7 +551,12 @@ impl WebhookOpsApi {
             latency_ms,
             delivered: n("delivered"),
             failed: n("failed"),
-            backlog,
+            backlog: waiting + in_flight,
+            held: if !record.active || record.paused {
+                waiting
+            } else {
+                0
+            },
             last_success: last("last_success_at", "last_success_code"),
             last_failure: last("last_failure_at", "last_failure_code"),
         }))

@@ -66,9 +66,19 @@ pub struct Webhook {
     /// timeout, one more per answer).
     #[oai(skip_serializing_if_is_none)]
     pub max_in_flight: Option<u32>,
-    /// Inactive endpoints receive nothing new; deliveries already queued
-    /// wait until the endpoint is active again.
+    /// `enabled`, `paused` (new events are queued and held, in order, until
+    /// it is resumed) or `disabled` (nothing new is queued; what was queued
+    /// waits until it is enabled). Follows from `active` and `paused`.
+    #[oai(validator(pattern = "^(enabled|paused|disabled)$"))]
+    pub status: String,
+    /// False when disabled, by a person (`PATCH {"active": false}`) or by
+    /// the circuit breaker: it receives nothing new; deliveries already
+    /// queued wait until it is enabled again.
     pub active: bool,
+    /// True when paused (`PATCH {"paused": true}`): events published
+    /// meanwhile are queued for it but held, in order, and go out when it
+    /// is resumed (`{"paused": false}`). The circuit breaker never pauses.
+    pub paused: bool,
     /// The signing secret (`whsec_…`). Returned only when the endpoint is
     /// created; store it then.
     #[oai(skip_serializing_if_is_none)]
@@ -90,7 +100,16 @@ impl Webhook {
             rate_limit: record.rate_limit,
             timeout_s: record.timeout_ms.map(|ms| ms / 1000),
             max_in_flight: record.max_in_flight,
+            status: if !record.active {
+                "disabled"
+            } else if record.paused {
+                "paused"
+            } else {
+                "enabled"
+            }
+            .to_string(),
             active: record.active,
+            paused: record.paused,
             secret,
             created_at: rfc3339_ms(record.created_at),
             updated_at: rfc3339_ms(record.updated_at),
@@ -152,10 +171,16 @@ pub struct CreateWebhook {
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")), nullable)]
     #[serde(default)]
     pub max_in_flight: Option<i64>,
-    /// Whether it receives events now (default true).
+    /// Whether it receives events now (default true); false creates it
+    /// disabled.
     #[oai(nullable)]
     #[serde(default)]
     pub active: Option<bool>,
+    /// Create it paused (default false): events are queued for it and held
+    /// until it is resumed.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub paused: Option<bool>,
     /// A signing secret of your own (`whsec_` + standard base64 of 24 to 64
     /// bytes); omit to have one generated.
     #[oai(
@@ -225,11 +250,18 @@ pub struct UpdateWebhook {
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")), nullable)]
     #[serde(default)]
     pub max_in_flight: MaybeUndefined<i64>,
-    /// Enable or disable. Re-enabling releases deliveries held meanwhile
-    /// and resets the circuit breaker.
+    /// Enable or disable. A disabled endpoint gets no deliveries for events
+    /// published meanwhile; re-enabling releases the deliveries held and
+    /// resets the circuit breaker.
     #[oai(nullable)]
     #[serde(default)]
     pub active: Option<bool>,
+    /// Pause or resume. A paused endpoint keeps receiving deliveries but
+    /// holds them, in order; resuming sends them. Pausing keeps every
+    /// event, disabling does not.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub paused: Option<bool>,
 }
 
 #[derive(ApiResponse)]
@@ -324,6 +356,7 @@ impl WebhooksApi {
             timeout_ms,
             max_in_flight,
             active: body.active.unwrap_or(true),
+            paused: body.paused.unwrap_or(false),
             created_at: now,
             updated_at: now,
         };
@@ -518,6 +551,9 @@ impl WebhooksApi {
         }
         if let Some(active) = body.active {
             fields.push(("active", if active { "1" } else { "0" }.to_string()));
+        }
+        if let Some(paused) = body.paused {
+            fields.push(("paused", if paused { "1" } else { "0" }.to_string()));
         }
         fields.push(("updated", now_ms().to_string()));
 

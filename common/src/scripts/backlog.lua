@@ -1,6 +1,7 @@
 -- backlog.lua: how many deliveries of one endpoint have not ended: first
--- attempts not yet handed out, later attempts waiting, and those being
--- attempted now. Read only.
+-- attempts not yet handed out and later attempts waiting (together: those
+-- held while it is paused or disabled), and those being attempted now.
+-- Read only. Returns {waiting, in flight}.
 --
 -- KEYS[1] endpoint hash  hf:{pN}:endpoint:<eid>
 -- KEYS[2] endpoint log   hf:{pN}:ep_dlv:<eid>
@@ -14,9 +15,10 @@
 local head = redis.call('HGET', KEYS[1], 'qhead')
 local lower = '-inf'
 if head then lower = '(' .. head end
-local n = redis.call('ZCOUNT', KEYS[2], lower, '+inf') + redis.call('ZCARD', KEYS[3])
+local waiting = redis.call('ZCOUNT', KEYS[2], lower, '+inf') + redis.call('ZCARD', KEYS[3])
+local flying = 0
 local suffix = ARGV[1]
 for _, delivery_id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-  if string.sub(delivery_id, -#suffix) == suffix then n = n + 1 end
+  if string.sub(delivery_id, -#suffix) == suffix then flying = flying + 1 end
 end
-return n
+return {waiting, flying}

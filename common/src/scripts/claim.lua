@@ -124,7 +124,7 @@ local deferred = 0
 for _, endpoint_id in ipairs(ready) do
   local e = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
     'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
-    'old_secret', 'old_secret_until', 'qhead', 'max_in_flight', 'busy', 'window', 'busy_at', 'parked')
+    'old_secret', 'old_secret_until', 'qhead', 'max_in_flight', 'busy', 'window', 'busy_at', 'parked', 'paused')
   if not e[1] then
     -- Deleted (delete_endpoint.lua counted and dropped what waited then;
     -- what came back since, from expired leases, goes now).
@@ -132,8 +132,9 @@ for _, endpoint_id in ipairs(ready) do
     queued_delta = queued_delta - redis.call('ZCARD', due_key)
     redis.call('DEL', due_key)
     redis.call('ZREM', KEYS[1], endpoint_id)
-  elseif e[2] ~= '1' then
-    -- Disabled: held where they are until it is enabled again.
+  elseif e[2] ~= '1' or e[16] == '1' then
+    -- Disabled or paused: held where they are until it is enabled or
+    -- resumed again (update_endpoint.lua puts it back).
     redis.call('ZREM', KEYS[1], endpoint_id)
   else
     local visit = {id = endpoint_id, e = e, head = e[10], taken = 0, full = false}

@@ -28,7 +28,7 @@ for i = 7, #ARGV do
     have = have + 1
   else
     local h = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active',
-      'rate_limit')
+      'rate_limit', 'paused')
     if h[1] == tenant and h[2] == '1' then
       -- Strictly after the endpoint's newest entry (see publish.lua).
       local last = redis.call('ZRANGE', log_key, -1, -1, 'WITHSCORES')
@@ -44,7 +44,10 @@ for i = 7, #ARGV do
       -- wrote, and a log entry without its endpoint in the ready set
       -- would be skipped by a re-run (it finds the event listed).
       -- (Waking as publish.lua does.)
-      if redis.call('ZADD', KEYS[1], 'LT', 'CH', int(at), endpoint_id) > 0 or at > now_ms then
+      -- (A paused endpoint stays out of the ready set: its deliveries wait
+      -- in the log until it is resumed.)
+      if h[4] ~= '1' and
+        (redis.call('ZADD', KEYS[1], 'LT', 'CH', int(at), endpoint_id) > 0 or at > now_ms) then
         wake = true
       end
       redis.call('ZADD', log_key, int(score), event_id)

@@ -110,10 +110,11 @@ for n = 1, events do
       local e = endpoints[endpoint_id]
       if not e then
         local h = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active',
-          'rate_limit')
+          'rate_limit', 'paused')
         e = {ok = h[1] == tenant and h[2] == '1'}
         if e.ok then
           e.limited = (tonumber(h[3] or '') or 0) > 0
+          e.paused = h[4] == '1'
           local last = redis.call('ZRANGE', prefix .. 'ep_dlv:' .. endpoint_id, -1, -1, 'WITHSCORES')
           e.next = now_us
           if last[2] and tonumber(last[2]) >= now_us then e.next = tonumber(last[2]) + 1 end
@@ -152,7 +153,11 @@ end
 local wake = false
 for _, endpoint_id in ipairs(order) do
   local e = endpoints[endpoint_id]
-  if #e.adds > 0 then
+  if #e.adds > 0 and e.paused then
+    -- Paused: the deliveries wait in the log, in order, and the endpoint
+    -- stays out of the ready set until it is resumed (update_endpoint.lua).
+    in_slices('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, e.adds)
+  elseif #e.adds > 0 then
     -- Ready when the first new delivery is due, or at the endpoint's next
     -- rate-limit slot if that is later (else every publish would bring a
     -- limited endpoint forward for a claim that cannot use it).

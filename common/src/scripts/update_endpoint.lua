@@ -1,6 +1,7 @@
--- update_endpoint.lua: change an endpoint's fields; when it is (re)enabled,
--- put it back in its partition's ready set, so the deliveries held while
--- it was disabled (its ep_dlv past qhead, and its ep_due) go out again.
+-- update_endpoint.lua: change an endpoint's fields; when it is (re)enabled
+-- or resumed, put it back in its partition's ready set, so the deliveries
+-- held while it was disabled or paused (its ep_dlv past qhead, and its
+-- ep_due) go out again, in order.
 --
 -- KEYS[1] endpoint hash     hf:{pN}:endpoint:<eid>
 -- KEYS[2] endpoint counters hf:{pN}:ep_stats:<eid>
@@ -18,14 +19,15 @@
 -- one.
 --
 -- Returns -1 when the endpoint does not exist or belongs to another tenant
--- (nothing written), 1 when it was enabled and has deliveries waiting,
--- else 0. Releasing is one ZADD however many deliveries were held: they
+-- (nothing written), 1 when it was enabled or resumed and has deliveries
+-- waiting, else 0. Releasing is one ZADD however many deliveries were held: they
 -- never left their endpoint's own sets.
 
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
   return -1
 end
 local before = redis.call('HGET', KEYS[1], 'active')
+local was_paused = redis.call('HGET', KEYS[1], 'paused') == '1'
 local fields = {}
 local new_cap = false
 for i = 5, #ARGV do
@@ -40,13 +42,19 @@ if new_cap and before == '1' and redis.call('HGET', KEYS[1], 'parked') == '1' th
   redis.call('ZADD', KEYS[3], 'LT', int(redis_now_ms()), ARGV[4])
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
--- Only a change from disabled to enabled resets the breaker and releases
--- held deliveries (a PATCH of other fields leaves both alone).
-if before ~= '1' and redis.call('HGET', KEYS[1], 'active') == '1' then
+-- Only a change from disabled to enabled resets the breaker; it and a
+-- resume (paused to not paused, while enabled) release held deliveries (a
+-- PATCH of other fields leaves both alone).
+local now = redis.call('HMGET', KEYS[1], 'active', 'paused')
+local enabled = before ~= '1' and now[1] == '1'
+local resumed = was_paused and now[2] ~= '1'
+if enabled then
   -- A fresh start for the circuit breaker: the failing streak that disabled
   -- the endpoint does not count against it again.
   redis.call('HDEL', KEYS[2], 'failing_since')
   redis.call('HDEL', KEYS[1], 'disabled_reason')
+end
+if (enabled or resumed) and now[1] == '1' and now[2] ~= '1' then
   local head = redis.call('HGET', KEYS[1], 'qhead')
   local lower = '-inf'
   if head then lower = '(' .. head end
