@@ -56,14 +56,8 @@ impl Api {
         Ok((status, value))
     }
 
-    /// A fresh tenant with `endpoints` endpoints pointing at `hook_url`, all
-    /// subscribed to [`EVENT_TYPE`].
-    pub async fn tenant(
-        &self,
-        admin_key: &str,
-        hook_url: &str,
-        endpoints: usize,
-    ) -> Result<Tenant, String> {
+    /// A fresh tenant with its API key and no endpoints yet.
+    pub async fn new_tenant(&self, admin_key: &str) -> Result<Tenant, String> {
         let name = format!("bench-{}", unix_nanos());
         let (status, tenant) = self
             .post("/api/v1/tenants", admin_key, &json!({ "name": name }))
@@ -82,7 +76,51 @@ impl Api {
         if status != 201 {
             return Err(format!("creating an API key: {status} {key}"));
         }
-        let key = key["key"].as_str().unwrap_or_default().to_string();
+        Ok(Tenant {
+            key: key["key"].as_str().unwrap_or_default().to_string(),
+            endpoints: Vec::new(),
+        })
+    }
+
+    /// Creates one endpoint (`body` as `POST /api/v1/webhooks` takes it)
+    /// and returns it as the API answered.
+    pub async fn endpoint(&self, key: &str, body: &Value) -> Result<Value, String> {
+        let (status, endpoint) = self.post("/api/v1/webhooks", key, body).await?;
+        if status != 201 {
+            return Err(format!("creating an endpoint: {status} {endpoint}"));
+        }
+        Ok(endpoint)
+    }
+
+    /// Deletes an endpoint, cancelling its deliveries that have not ended:
+    /// a phase that leaves failing work behind removes it this way, so it
+    /// does not go on being retried under the phases after it.
+    pub async fn delete_endpoint(&self, key: &str, id: &str) -> Result<(), String> {
+        let path = format!("/api/v1/webhooks/{id}");
+        let response = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .map_err(|e| format!("DELETE {path}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("DELETE {path}: {status} {text}"));
+        }
+        Ok(())
+    }
+
+    /// A fresh tenant with `endpoints` endpoints pointing at `hook_url`, all
+    /// subscribed to [`EVENT_TYPE`].
+    pub async fn tenant(
+        &self,
+        admin_key: &str,
+        hook_url: &str,
+        endpoints: usize,
+    ) -> Result<Tenant, String> {
+        let Tenant { key, .. } = self.new_tenant(admin_key).await?;
         // Created 16 at a time: 1,000 endpoints take a second, not ten.
         let mut ids = Vec::with_capacity(endpoints);
         let mut created = 0;
@@ -93,13 +131,10 @@ impl Api {
                 let api = self.clone();
                 let key = key.clone();
                 let body = json!({"url": hook_url, "events": [EVENT_TYPE]});
-                set.spawn(async move { api.post("/api/v1/webhooks", &key, &body).await });
+                set.spawn(async move { api.endpoint(&key, &body).await });
             }
             while let Some(done) = set.join_next().await {
-                let (status, endpoint) = done.map_err(|e| e.to_string())??;
-                if status != 201 {
-                    return Err(format!("creating an endpoint: {status} {endpoint}"));
-                }
+                let endpoint = done.map_err(|e| e.to_string())??;
                 ids.push(endpoint["id"].as_str().unwrap_or_default().to_string());
             }
             created += n;

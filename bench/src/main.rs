@@ -11,17 +11,22 @@
 //! hookfleet-bench fanout     --endpoints E [--repeat R]
 //! hookfleet-bench backlog    --deliveries N --redis URL [--prefix hf]
 //! hookfleet-bench drain      --expect N --workers W
-//! hookfleet-bench report     --results FILE --out FILE [--meta key=value]...
+//! hookfleet-bench noisy-neighbour --rate R --seconds S --deliveries D [--workers W]
+//! hookfleet-bench report     --results FILE --out FILE [--meta key=value]... [--only PHASES]
 //! ```
 //!
 //! Every phase takes `--api URL --admin-key KEY --receiver URL --results
 //! FILE`, and optionally `--body-bytes` (200) and `--timeout-s` (300), the
-//! longest wait for deliveries to arrive.
+//! longest wait for deliveries to arrive. `report --only a,b` rewrites only
+//! those phases' sections and target rows of an existing page (a run of
+//! some phases must not blank out the others' figures).
 
 mod api_client;
 mod args;
+mod noisy_neighbour;
 mod phases;
 mod report;
+mod slow_receiver;
 
 use std::io::Write;
 use std::time::Duration;
@@ -36,7 +41,7 @@ async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut raw = std::env::args().skip(1);
     let Some(command) = raw.next() else {
-        eprintln!("usage: hookfleet-bench <throughput|latency|bare|fanout|backlog|drain|report> --flag value ...");
+        eprintln!("usage: hookfleet-bench <throughput|latency|bare|fanout|backlog|drain|noisy-neighbour|report> --flag value ...");
         return std::process::ExitCode::from(2);
     };
     let outcome = match Args::parse(raw) {
@@ -71,6 +76,7 @@ async fn run(command: &str, args: &Args) -> Result<(), String> {
         "fanout" => phases::fanout(&env, args).await?,
         "backlog" => phases::backlog(&env, args).await?,
         "drain" => phases::drain(&env, args).await?,
+        "noisy-neighbour" => noisy_neighbour::run(&env, args).await?,
         other => return Err(format!("unknown phase `{other}`")),
     };
     println!("{record}");
@@ -102,15 +108,23 @@ fn write_report(args: &Args) -> Result<(), String> {
             None => (kv, String::new()),
         })
         .collect();
-    // Keep the hand-written notes of the page being replaced.
-    let notes = std::fs::read_to_string(&out)
-        .ok()
-        .and_then(|old| {
-            old.split_once(report::NOTES_MARKER)
+    let old = std::fs::read_to_string(&out).ok();
+    let page = match (args.opt("only"), old) {
+        // A run of some phases: the rest of the page keeps its figures.
+        (Some(only), Some(old)) => {
+            let only: Vec<&str> = only.split(',').map(str::trim).collect();
+            report::merge(&old, &records, &meta, &only)
+        }
+        // Keep the hand-written notes of the page being replaced.
+        (_, old) => {
+            let notes = old
+                .as_deref()
+                .and_then(|old| old.split_once(report::NOTES_MARKER))
                 .map(|(_, notes)| notes.to_string())
-        })
-        .unwrap_or_else(|| "\n".to_string());
-    let page = report::render(&records, &meta, &notes);
+                .unwrap_or_else(|| "\n".to_string());
+            report::render(&records, &meta, &notes)
+        }
+    };
     std::fs::write(&out, page).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("wrote {out}");
     Ok(())

@@ -197,27 +197,60 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
 pub async fn latency(env: &Env, args: &Args) -> Result<Value, String> {
     let per_s: u64 = args.num("rate", 200)?;
     let seconds: f64 = args.num("seconds", 30.0)?;
-    let total = ((per_s as f64) * seconds).round().max(1.0) as u64;
     let tenant = env
         .api
         .tenant(&env.admin_key, &env.receiver.hook_url(), 1)
         .await?;
-    // Warm the connections and the scripts' cache first.
+    warm_up(env, &tenant.key).await?;
+    let run = open_loop(env, &tenant.key, per_s, seconds).await?;
+    Ok(json!({
+        "phase": "latency",
+        "rate": per_s,
+        "seconds": seconds,
+        "events": run.events,
+        "received": run.received,
+        "publish_to_receipt": run.publish_to_receipt,
+        "publish_answer": run.publish_answer,
+    }))
+}
+
+/// Publishes 20 events and waits for them, so that the connections and the
+/// scripts' cache are warm before anything is timed; then clears the
+/// receiver's statistics.
+pub async fn warm_up(env: &Env, key: &str) -> Result<(), String> {
+    env.receiver.reset().await?;
     for _ in 0..20 {
-        env.api.publish(&tenant.key, env.body_bytes).await?;
+        env.api.publish(key, env.body_bytes).await?;
     }
     env.receiver
         .wait_for(20, env.timeout, Duration::from_millis(10))
         .await?;
-    env.receiver.reset().await?;
+    env.receiver.reset().await
+}
 
+/// What one open-loop run measured.
+pub struct OpenLoop {
+    pub events: u64,
+    pub received: u64,
+    pub publish_to_receipt: Option<Percentiles>,
+    pub publish_answer: Option<Percentiles>,
+}
+
+/// Publishes at `per_s` events/s for `seconds`, one event per request, on a
+/// schedule that does not wait for answers (a slow answer must not lower
+/// the rate it is measured at), then waits until the receiver has every
+/// event. Only `key`'s tenant may point at the receiver meanwhile: its
+/// statistics are cleared at the start and read at the end.
+pub async fn open_loop(env: &Env, key: &str, per_s: u64, seconds: f64) -> Result<OpenLoop, String> {
+    let total = ((per_s as f64) * seconds).round().max(1.0) as u64;
+    env.receiver.reset().await?;
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / per_s.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..total {
         ticker.tick().await;
         let api = env.api.clone();
-        let key = tenant.key.clone();
+        let key = key.to_string();
         let body_bytes = env.body_bytes;
         set.spawn(async move {
             let sent = unix_nanos();
@@ -233,15 +266,12 @@ pub async fn latency(env: &Env, args: &Args) -> Result<Value, String> {
         .wait_for(total, env.timeout, Duration::from_millis(20))
         .await?;
     let stats = env.receiver.stats(true).await?;
-    Ok(json!({
-        "phase": "latency",
-        "rate": per_s,
-        "seconds": seconds,
-        "events": total,
-        "received": stats.count,
-        "publish_to_receipt": stats.latency,
-        "publish_answer": Percentiles::of_nanos(&mut answers),
-    }))
+    Ok(OpenLoop {
+        events: total,
+        received: stats.count,
+        publish_to_receipt: stats.latency,
+        publish_answer: Percentiles::of_nanos(&mut answers),
+    })
 }
 
 /// Phase 3: the physical limit. The worker's own `deliver::send` (the same

@@ -1,7 +1,12 @@
 //! Renders the phases' JSON records as `docs/BENCHMARKS.md`: the
 //! conditions of the run, the targets with what was measured, and one
-//! table per phase. Everything after [`NOTES_MARKER`] in an existing file
+//! section per phase. Everything after [`NOTES_MARKER`] in an existing file
 //! (the hand-written reading of the profile) is kept as it is.
+//!
+//! A run of only some phases (`scripts/bench --phases ...`) goes through
+//! [`merge`]: it rewrites those phases' sections, each with the conditions
+//! of its own run, and their rows of the targets table, and keeps the rest
+//! of the page, whose figures come from another run.
 
 use std::fmt::Write as _;
 
@@ -11,6 +16,10 @@ use serde_json::Value;
 pub const NOTES_MARKER: &str =
     "<!-- Everything below this line is written by hand and kept by scripts/bench. -->";
 
+/// The records of one phase.
+fn phase<'a>(records: &'a [Value], name: &'static str) -> impl Iterator<Item = &'a Value> {
+    records.iter().filter(move |r| r["phase"] == name)
+}
 fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
@@ -65,42 +74,102 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-/// The whole generated part of the page.
-pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> String {
-    let phase = |name: &'static str| records.iter().filter(move |r| r["phase"] == name);
-    let mut out = String::new();
-    let _ = writeln!(out, "# Benchmarks\n");
-    let _ = writeln!(
-        out,
-        "Written by `scripts/bench` (see the README); every number below was \
-         measured by it on the machine described here, with the whole stack \
-         (Redis, the API, the worker(s), the receiver and the load driver) on \
-         one box over loopback. Numbers from a shared or busy machine are \
-         noisy: compare runs on the same machine only.\n"
-    );
-    let _ = writeln!(out, "## Conditions\n");
-    let _ = writeln!(out, "| | |\n| --- | --- |");
-    for (k, v) in meta {
-        let _ = writeln!(out, "| {k} | {v} |");
-    }
+/// One section of the page: its heading, the phase whose run it reports
+/// (a run of that phase rewrites it) and its writer.
+struct Section {
+    phase: &'static str,
+    heading: &'static str,
+    write: fn(&[Value], &mut String),
+}
 
-    // Targets.
-    let best_rate = phase("throughput")
+/// The page's sections, in order.
+const SECTIONS: &[Section] = &[
+    Section {
+        phase: "throughput",
+        heading: "## 1. Throughput",
+        write: throughput,
+    },
+    Section {
+        phase: "latency",
+        heading: "## 2. Latency",
+        write: latency,
+    },
+    Section {
+        phase: "bare",
+        heading: "## 3. Physical limit",
+        write: physical_limit,
+    },
+    Section {
+        phase: "fanout",
+        heading: "## 4. Fan-out",
+        write: fanout,
+    },
+    Section {
+        phase: "backlog",
+        heading: "## 5. Backlog",
+        write: backlog,
+    },
+    Section {
+        phase: "throughput",
+        heading: "## 6. Peak memory",
+        write: peak_memory,
+    },
+    Section {
+        phase: "noisy-neighbour",
+        heading: "## 7. Noisy neighbour",
+        write: noisy_neighbour,
+    },
+];
+
+/// One row of the targets table, and the phases it is measured from (a run
+/// of all of them rewrites it).
+struct Target {
+    phases: &'static [&'static str],
+    measure: &'static str,
+    target: &'static str,
+    measured: String,
+    met: bool,
+}
+
+impl Target {
+    fn row(&self, note: &str) -> String {
+        format!(
+            "| {} | {} | {}{note} | {} |",
+            self.measure,
+            self.target,
+            self.measured,
+            met(self.met)
+        )
+    }
+}
+
+/// Deliveries/s of the one-event row and of the best row over the bare
+/// loop's requests/s.
+fn bare_ratios(records: &[Value]) -> (f64, f64) {
+    let best_rate = phase(records, "throughput")
         .map(|r| num(&r["deliveries_per_s"]))
         .fold(f64::NAN, f64::max);
-    let single_rate = phase("throughput")
+    let single_rate = phase(records, "throughput")
         .find(|r| r["batch"] == 0)
         .map(|r| num(&r["deliveries_per_s"]))
         .unwrap_or(f64::NAN);
-    let bare_rate = phase("bare")
+    let bare_rate = phase(records, "bare")
         .map(|r| num(&r["requests_per_s"]))
         .next()
         .unwrap_or(f64::NAN);
-    let p99 = phase("latency")
+    (single_rate / bare_rate, best_rate / bare_rate)
+}
+
+fn targets(records: &[Value]) -> Vec<Target> {
+    let best_rate = phase(records, "throughput")
+        .map(|r| num(&r["deliveries_per_s"]))
+        .fold(f64::NAN, f64::max);
+    let (ratio, batch_ratio) = bare_ratios(records);
+    let p99 = phase(records, "latency")
         .map(|r| num(&r["publish_to_receipt"]["p99_us"]) / 1000.0)
         .next()
         .unwrap_or(f64::NAN);
-    let worker_rss = phase("throughput")
+    let worker_rss = phase(records, "throughput")
         .flat_map(|r| {
             r["peak_rss_mb"]
                 .as_object()
@@ -111,61 +180,206 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
                 .collect::<Vec<_>>()
         })
         .fold(f64::NAN, f64::max);
-    let per_delivery = phase("backlog")
+    let per_delivery = phase(records, "backlog")
         .map(|r| num(&r["bytes_per_delivery_beyond_payload"]))
         .next()
         .unwrap_or(f64::NAN);
-    let fanout_answer = phase("fanout")
+    let fanout_answer = phase(records, "fanout")
         .map(|r| num(&r["publish_answer"]["p50_us"]) / 1000.0)
         .next()
         .unwrap_or(f64::NAN);
+    let noisy = phase(records, "noisy-neighbour").next();
+    let noisy_ratio = noisy.map_or(f64::NAN, |r| num(&r["p99_ratio"]));
+    let (q_events, q_received) = noisy.map_or((f64::NAN, f64::NAN), |r| {
+        (
+            num(&r["alone"]["events"]) + num(&r["beside"]["events"]),
+            num(&r["alone"]["received"]) + num(&r["beside"]["received"]),
+        )
+    });
+    vec![
+        Target {
+            phases: &["throughput"],
+            measure: "deliveries/s end to end (best row)",
+            target: "≥ 14,000",
+            measured: f0(best_rate),
+            met: best_rate >= 14_000.0,
+        },
+        Target {
+            phases: &["throughput", "bare"],
+            measure: "ratio to the bare loop (one event per request / best row)",
+            target: "≥ 0.6",
+            measured: format!("{} / {}", f2(ratio), f2(batch_ratio)),
+            met: batch_ratio >= 0.6,
+        },
+        Target {
+            phases: &["latency"],
+            measure: "p99 publish→receipt at 200 events/s",
+            target: "≤ 3 ms",
+            measured: format!("{} ms", f2(p99)),
+            met: p99 <= 3.0,
+        },
+        Target {
+            phases: &["throughput"],
+            measure: "worker peak RSS under the throughput run",
+            target: "≤ 64 MB",
+            measured: format!("{} MB", f1(worker_rss)),
+            met: worker_rss <= 64.0,
+        },
+        Target {
+            phases: &["backlog"],
+            measure: "Redis memory per queued delivery beyond the payload",
+            target: "≤ 300 B",
+            measured: format!("{} B", f0(per_delivery)),
+            met: per_delivery <= 300.0,
+        },
+        Target {
+            phases: &["fanout"],
+            measure: "fan-out to 1,000 endpoints: publish answers in (median)",
+            target: "≤ 20 ms",
+            measured: format!("{} ms", f1(fanout_answer)),
+            met: fanout_answer <= 20.0,
+        },
+        Target {
+            phases: &["noisy-neighbour"],
+            measure: "a tenant's p99 publish→receipt beside a tenant with hanging and failing receivers, over its p99 alone; its events received",
+            target: "≤ 3×; all",
+            measured: format!("{}×; {} of {}", f2(noisy_ratio), f0(q_received), f0(q_events)),
+            met: noisy_ratio <= 3.0 && q_received >= q_events,
+        },
+    ]
+}
+
+/// The page's title and what it is.
+fn preamble(out: &mut String) {
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Written by `scripts/bench` (see the README); every number below was \
+         measured by it on the machine described here, with the whole stack \
+         (Redis, the API, the worker(s), the receiver and the load driver) on \
+         one box over loopback. Numbers from a shared or busy machine are \
+         noisy: compare runs on the same machine only.\n"
+    );
+}
+
+/// The conditions of a run as a two-column table.
+fn conditions_table(out: &mut String, meta: &[(String, String)]) {
+    let _ = writeln!(out, "| | |\n| --- | --- |");
+    for (k, v) in meta {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+}
+
+/// The whole generated part of the page.
+pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> String {
+    let mut out = String::new();
+    preamble(&mut out);
+    let _ = writeln!(out, "## Conditions\n");
+    conditions_table(&mut out, meta);
     let _ = writeln!(out, "\n## Targets\n");
     let _ = writeln!(
         out,
         "| measure | target | measured | met |\n| --- | --- | --- | --- |"
     );
-    let _ = writeln!(
-        out,
-        "| deliveries/s end to end (best row) | ≥ 14,000 | {} | {} |",
-        f0(best_rate),
-        met(best_rate >= 14_000.0)
-    );
-    let ratio = single_rate / bare_rate;
-    let batch_ratio = best_rate / bare_rate;
-    let _ = writeln!(
-        out,
-        "| ratio to the bare loop (one event per request / best row) | ≥ 0.6 | {} / {} | {} |",
-        f2(ratio),
-        f2(batch_ratio),
-        met(batch_ratio >= 0.6)
-    );
-    let _ = writeln!(
-        out,
-        "| p99 publish→receipt at 200 events/s | ≤ 3 ms | {} ms | {} |",
-        f2(p99),
-        met(p99 <= 3.0)
-    );
-    let _ = writeln!(
-        out,
-        "| worker peak RSS under the throughput run | ≤ 64 MB | {} MB | {} |",
-        f1(worker_rss),
-        met(worker_rss <= 64.0)
-    );
-    let _ = writeln!(
-        out,
-        "| Redis memory per queued delivery beyond the payload | ≤ 300 B | {} B | {} |",
-        f0(per_delivery),
-        met(per_delivery <= 300.0)
-    );
-    let _ = writeln!(
-        out,
-        "| fan-out to 1,000 endpoints: publish answers in (median) | ≤ 20 ms | {} ms | {} |",
-        f1(fanout_answer),
-        met(fanout_answer <= 20.0)
-    );
+    for target in targets(records) {
+        let _ = writeln!(out, "{}", target.row(""));
+    }
+    for section in SECTIONS {
+        let _ = writeln!(out);
+        (section.write)(records, &mut out);
+    }
+    let _ = write!(out, "\n{NOTES_MARKER}");
+    out.push_str(notes);
+    out
+}
 
-    // 1. Throughput.
-    let _ = writeln!(out, "\n## 1. Throughput\n");
+/// `old` with the sections and target rows of the phases in `only`
+/// rewritten from `records`, and everything else as it was. Each rewritten
+/// section carries `meta`, the conditions of its own run, since the page's
+/// conditions table describes the run the other figures come from; a
+/// section the page lacks goes after the nearest earlier one it has.
+pub fn merge(old: &str, records: &[Value], meta: &[(String, String)], only: &[&str]) -> String {
+    let (head, notes) = old.split_once(NOTES_MARKER).unwrap_or((old, "\n"));
+    let mut chunks = split_sections(head);
+    let heading_at = |chunks: &[String], heading: &str| {
+        chunks
+            .iter()
+            .position(|c| c.lines().next() == Some(heading))
+    };
+    if let Some(at) = heading_at(&chunks, "## Targets") {
+        for target in targets(records) {
+            if target.phases.iter().all(|p| only.contains(p)) {
+                chunks[at] = set_row(&chunks[at], target.measure, &target.row(" (own run)"));
+            }
+        }
+    }
+    for (i, section) in SECTIONS.iter().enumerate() {
+        if !only.contains(&section.phase) {
+            continue;
+        }
+        let mut text = String::new();
+        (section.write)(records, &mut text);
+        // The conditions go right under the heading.
+        let (heading, body) = text.split_once('\n').unwrap_or((&text, ""));
+        let mut with_meta =
+            format!("{heading}\n\nMeasured in a run of its own, not the one under Conditions:\n\n");
+        conditions_table(&mut with_meta, meta);
+        with_meta.push_str(body);
+        with_meta.push('\n');
+        match heading_at(&chunks, section.heading) {
+            Some(at) => chunks[at] = with_meta,
+            None => {
+                let at = SECTIONS[..i]
+                    .iter()
+                    .rev()
+                    .find_map(|earlier| heading_at(&chunks, earlier.heading))
+                    .map_or(chunks.len(), |at| at + 1);
+                chunks.insert(at, with_meta);
+            }
+        }
+    }
+    let mut out = chunks.concat();
+    out.push_str(NOTES_MARKER);
+    out.push_str(notes);
+    out
+}
+
+/// Splits a page at its `## ` headings: the text before the first heading,
+/// then one chunk per section, each from its heading to the next.
+fn split_sections(page: &str) -> Vec<String> {
+    let mut chunks = vec![String::new()];
+    for line in page.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            chunks.push(String::new());
+        }
+        if let Some(last) = chunks.last_mut() {
+            last.push_str(line);
+        }
+    }
+    chunks
+}
+
+/// `chunk` with the table row for `measure` replaced by `row`, or `row`
+/// added after the chunk's last table row if it has none.
+fn set_row(chunk: &str, measure: &str, row: &str) -> String {
+    let mut lines: Vec<String> = chunk.split_inclusive('\n').map(str::to_string).collect();
+    let prefix = format!("| {measure} |");
+    let row = format!("{row}\n");
+    if let Some(at) = lines.iter().position(|l| l.starts_with(&prefix)) {
+        lines[at] = row;
+    } else {
+        let at = lines
+            .iter()
+            .rposition(|l| l.starts_with('|'))
+            .map_or(lines.len(), |at| at + 1);
+        lines.insert(at, row);
+    }
+    lines.concat()
+}
+
+/// Phase 1: the throughput rows, then Redis's commands per delivery.
+fn throughput(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 1. Throughput\n");
     let _ = writeln!(
         out,
         "N events with a ~200-byte body to one endpoint, published by C \
@@ -175,7 +389,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
          process's user + system time over the whole phase \
          (`/proc/<pid>/stat`).\n"
     );
-    let names: Vec<String> = phase("throughput")
+    let names: Vec<String> = phase(records, "throughput")
         .flat_map(|r| {
             r["cpu_s"]
                 .as_object()
@@ -196,7 +410,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         rule.push_str(" --- |");
     }
     let _ = writeln!(out, "{header}\n{rule}");
-    for r in phase("throughput") {
+    for r in phase(records, "throughput") {
         let how = match r["batch"].as_u64().unwrap_or(0) {
             0 => "`POST /api/v1/events`, one event per request".to_string(),
             b => format!("`POST /api/v1/events/batch`, {b} events per request"),
@@ -214,7 +428,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         let _ = writeln!(out, "{row}");
     }
 
-    for r in phase("throughput") {
+    for r in phase(records, "throughput") {
         let Some(rows) = r["redis_commands"]
             .as_array()
             .filter(|rows| !rows.is_empty())
@@ -245,9 +459,11 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             );
         }
     }
+}
 
-    // 2. Latency.
-    let _ = writeln!(out, "\n## 2. Latency\n");
+/// Phase 2: publish→receipt at a steady rate.
+fn latency(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 2. Latency\n");
     let _ = writeln!(
         out,
         "An open-loop publisher (one request every 1/R s, not waiting for \
@@ -260,7 +476,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         out,
         "| R/s | S | events | p50 ms | p95 ms | p99 ms | max ms | answer p50 ms | answer p99 ms |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
-    for r in phase("latency") {
+    for r in phase(records, "latency") {
         let l = &r["publish_to_receipt"];
         let a = &r["publish_answer"];
         let _ = writeln!(
@@ -277,9 +493,12 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             ms(a, "p99_us"),
         );
     }
+}
 
-    // 3. Physical limit.
-    let _ = writeln!(out, "\n## 3. Physical limit\n");
+/// Phase 3: the bare loop, and the throughput rows over it.
+fn physical_limit(records: &[Value], out: &mut String) {
+    let (ratio, batch_ratio) = bare_ratios(records);
+    let _ = writeln!(out, "## 3. Physical limit\n");
     let _ = writeln!(
         out,
         "The same receiver driven by a bare loop that calls the worker's own \
@@ -291,7 +510,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         out,
         "| requests | concurrency | requests/s | Hookfleet one event per request / bare | Hookfleet best row / bare |\n| --- | --- | --- | --- | --- |"
     );
-    for r in phase("bare") {
+    for r in phase(records, "bare") {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
@@ -302,9 +521,11 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             f2(batch_ratio),
         );
     }
+}
 
-    // 4. Fan-out.
-    let _ = writeln!(out, "\n## 4. Fan-out\n");
+/// Phase 4: one event to many endpoints.
+fn fanout(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 4. Fan-out\n");
     let _ = writeln!(
         out,
         "One event to E endpoints of one tenant (all on the same receiver), \
@@ -314,7 +535,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         out,
         "| E | runs | publish answer median ms | max ms | all received median ms | max ms |\n| --- | --- | --- | --- | --- | --- |"
     );
-    for r in phase("fanout") {
+    for r in phase(records, "fanout") {
         let a = &r["publish_answer"];
         let all = &r["all_received"];
         let _ = writeln!(
@@ -328,9 +549,11 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             ms(all, "max_us"),
         );
     }
+}
 
-    // 5. Backlog.
-    let _ = writeln!(out, "\n## 5. Backlog\n");
+/// Phase 5: Redis memory of a queued backlog, then its drain.
+fn backlog(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 5. Backlog\n");
     let _ = writeln!(
         out,
         "N deliveries (N events to one endpoint, through the batch route) \
@@ -344,7 +567,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         out,
         "| N | queued events/s | API CPU µs per event | Redis CPU µs per event | body bytes | bytes per delivery | beyond the payload |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
-    for r in phase("backlog") {
+    for r in phase(records, "backlog") {
         let n = num(&r["deliveries"]);
         let _ = writeln!(
             out,
@@ -362,7 +585,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         out,
         "\n| workers | deliveries | drain s | deliveries/s | worker CPU µs per delivery | Redis CPU µs per delivery |\n| --- | --- | --- | --- | --- | --- |"
     );
-    for r in phase("drain") {
+    for r in phase(records, "drain") {
         let n = num(&r["received"]);
         let workers: f64 = r["cpu_s"]
             .as_object()
@@ -384,9 +607,11 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             f1(num(&r["cpu_s"]["redis"]) * 1e6 / n),
         );
     }
+}
 
-    // 6. Peak RSS.
-    let _ = writeln!(out, "\n## 6. Peak memory\n");
+/// Peak RSS of each process after each throughput row.
+fn peak_memory(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 6. Peak memory\n");
     let _ = writeln!(
         out,
         "`VmHWM` (peak resident set) of each process after each throughput \
@@ -396,7 +621,7 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
         out,
         "| after | process | peak RSS MB |\n| --- | --- | --- |"
     );
-    for r in phase("throughput") {
+    for r in phase(records, "throughput") {
         let after = match r["batch"].as_u64().unwrap_or(0) {
             0 => "one event per request".to_string(),
             b => format!("batches of {b}"),
@@ -407,8 +632,184 @@ pub fn render(records: &[Value], meta: &[(String, String)], notes: &str) -> Stri
             }
         }
     }
+}
 
-    let _ = write!(out, "\n{NOTES_MARKER}");
-    out.push_str(notes);
-    out
+/// Phase 7: tenant Q alone and beside tenant N's hanging and failing
+/// receivers.
+fn noisy_neighbour(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 7. Noisy neighbour\n");
+    let _ = writeln!(
+        out,
+        "Tenant Q publishes R events/s for S seconds, one event per request \
+         and open loop as in section 2, to one endpoint on the fast receiver: \
+         first alone, then beside tenant N, which has D deliveries queued \
+         (batch route) to each of two endpoints: one on a receiver that \
+         accepts requests and never answers (the endpoint's `timeout_s` is \
+         10) and one on a receiver that answers 500 after 2 s, both served \
+         by the load driver on loopback. Q's second run starts once both of \
+         N's receivers have had a request. Every endpoint has the fleet's \
+         default cap on attempts in flight (`HOOKFLEET_MAX_IN_FLIGHT`); the \
+         API's default lease (60 s) admits the 10 s timeout, so the run sets \
+         neither. Q's p99 beside N should stay within 3× of its p99 alone, \
+         and every one of Q's events must arrive (the phase fails \
+         otherwise).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| tenant Q | R/s | S | workers | events | received | p50 ms | p95 ms | p99 ms | max ms | answer p99 ms |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for r in phase(records, "noisy-neighbour") {
+        for (label, run) in [("alone", &r["alone"]), ("beside tenant N", &r["beside"])] {
+            let l = &run["publish_to_receipt"];
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r["rate"],
+                r["seconds"],
+                r["workers"],
+                f0(num(&run["events"])),
+                f0(num(&run["received"])),
+                ms(l, "p50_us"),
+                ms(l, "p95_us"),
+                ms(l, "p99_us"),
+                ms(l, "max_us"),
+                ms(&run["publish_answer"], "p99_us"),
+            );
+        }
+        let ratio = num(&r["p99_ratio"]);
+        let _ = writeln!(
+            out,
+            "\np99 beside tenant N over p99 alone: **{}×** (target ≤ 3×: {}).",
+            f2(ratio),
+            met(ratio <= 3.0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTenant N's receivers: requests that reached them while Q's second \
+         run was measured, in all (from queueing to the end of the phase), \
+         and the most they held open at once.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| receiver | answers | deliveries queued | cap in flight | requests during Q's run | requests in all | most open at once |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for r in phase(records, "noisy-neighbour") {
+        for n in r["noisy"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                n["receiver"].as_str().unwrap_or(""),
+                n["answer"].as_str().unwrap_or(""),
+                f0(num(&n["deliveries"])),
+                n["max_in_flight"],
+                f0(num(&n["requests_in_window"])),
+                f0(num(&n["requests"])),
+                n["most_open"],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn noisy(alone_p99_us: f64, beside_p99_us: f64) -> Value {
+        let run = |p99: f64| {
+            json!({
+                "events": 1000, "received": 1000,
+                "publish_to_receipt": {"samples": 1000, "p50_us": 500.0, "p95_us": 800.0, "p99_us": p99, "max_us": 2000.0},
+                "publish_answer": {"samples": 1000, "p50_us": 300.0, "p95_us": 400.0, "p99_us": 500.0, "max_us": 900.0},
+            })
+        };
+        json!({
+            "phase": "noisy-neighbour", "rate": 50, "seconds": 20.0, "workers": 1,
+            "alone": run(alone_p99_us), "beside": run(beside_p99_us),
+            "p99_ratio": beside_p99_us / alone_p99_us,
+            "noisy": [{"receiver": "hanging", "answer": "none", "deliveries": 2000,
+                       "max_in_flight": 32, "requests_in_window": 40, "requests": 45, "most_open": 32}],
+        })
+    }
+
+    fn latency(p99_us: f64) -> Value {
+        json!({
+            "phase": "latency", "rate": 200, "seconds": 30.0, "events": 6000, "received": 6000,
+            "publish_to_receipt": {"samples": 6000, "p50_us": 560.0, "p95_us": 810.0, "p99_us": p99_us, "max_us": 4200.0},
+            "publish_answer": {"samples": 6000, "p50_us": 370.0, "p95_us": 600.0, "p99_us": 790.0, "max_us": 1000.0},
+        })
+    }
+
+    fn meta(commit: &str) -> Vec<(String, String)> {
+        vec![("commit".into(), commit.into())]
+    }
+
+    #[test]
+    fn a_run_of_one_phase_rewrites_only_its_section_and_target_row() {
+        let old = render(
+            &[latency(1090.0), noisy(7000.0, 15000.0)],
+            &meta("full"),
+            "\nnotes by hand\n",
+        );
+        let page = merge(
+            &old,
+            &[noisy(6000.0, 12000.0)],
+            &meta("own"),
+            &["noisy-neighbour"],
+        );
+
+        let chunks = split_sections(&page);
+        let old_chunks = split_sections(&old);
+        assert_eq!(chunks.len(), old_chunks.len());
+        for (new, old) in chunks.iter().zip(&old_chunks) {
+            if new.starts_with("## 7.") {
+                assert!(new.contains("| commit | own |"), "{new}");
+                assert!(new.contains("| 12.00 |"), "{new}");
+                assert!(new.contains("**2.00×**"), "{new}");
+                // The conditions sit between the heading and the text.
+                assert!(new.find("| commit |") < new.find("Tenant Q publishes"));
+            } else if new.starts_with("## Targets") {
+                assert!(
+                    new.contains("| 2.00×; 2,000 of 2,000 (own run) | yes |"),
+                    "{new}"
+                );
+                assert_eq!(new.matches("beside a tenant").count(), 1, "{new}");
+                assert!(new.contains("| 1.09 ms | yes |"), "{new}");
+            } else {
+                assert_eq!(new, old);
+            }
+        }
+        assert!(page.ends_with(&format!("{NOTES_MARKER}\nnotes by hand\n")));
+    }
+
+    #[test]
+    fn a_section_the_page_lacks_goes_after_the_one_before_it() {
+        let full = render(&[latency(1090.0)], &meta("full"), "\n");
+        // A page written before the noisy-neighbour phase existed.
+        let (head, notes) = full.split_once(NOTES_MARKER).unwrap_or((&full, ""));
+        let old_chunks: Vec<String> = split_sections(head)
+            .into_iter()
+            .filter(|c| !c.starts_with("## 7."))
+            .map(|c| {
+                c.lines()
+                    .filter(|l| !l.contains("beside a tenant"))
+                    .map(|l| format!("{l}\n"))
+                    .collect()
+            })
+            .collect();
+        let old = format!("{}{NOTES_MARKER}{notes}", old_chunks.concat());
+
+        let page = merge(
+            &old,
+            &[noisy(7000.0, 14000.0)],
+            &meta("own"),
+            &["noisy-neighbour"],
+        );
+        let headings: Vec<&str> = page.lines().filter(|l| l.starts_with("## ")).collect();
+        assert_eq!(headings.last(), Some(&"## 7. Noisy neighbour"));
+        assert!(page.contains("| 2.00×; 2,000 of 2,000 (own run) | yes |\n\n## 1."));
+        assert!(page.contains("| 1.09 ms | yes |"));
+        assert!(page.contains(&format!("|\n\n{NOTES_MARKER}")));
+    }
 }
