@@ -374,6 +374,7 @@ impl Example for Published {
         Self {
             id: EVENT_ID.into(),
             deliveries: 1,
+            duplicate: false,
         }
     }
 }

@@ -63,6 +63,11 @@ pub struct Published {
     /// across partitions, answered before every delivery is queued: the
     /// number of matching endpoints (one disabled meanwhile gets none).
     pub deliveries: u64,
+    /// True when this request repeated an `Idempotency-Key` seen before (per
+    /// tenant, within `HOOKFLEET_IDEMPOTENCY_TTL`): the answer is the first
+    /// event's, and nothing new was created. The status stays 202 either
+    /// way, so a client retrying after a lost answer handles both alike.
+    pub duplicate: bool,
 }
 
 /// An event and the state of each of its deliveries.
@@ -287,6 +292,7 @@ impl EventsApi {
         Ok(PublishResponse::Accepted(Json(Published {
             id: published.event_id,
             deliveries: published.deliveries,
+            duplicate: published.duplicate,
         })))
     }
 
