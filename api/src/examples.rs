@@ -424,3 +424,41 @@ pub fn created_webhook() -> serde_json::Value {
     }
     webhook
 }
+
+impl Example for crate::routes::webhooks::WebhookPage {
+    fn example() -> Self {
+        Self {
+            data: vec![Webhook::example()],
+            next: Some(crate::paging::encode(ENDPOINT_ID)),
+        }
+    }
+}
+
+impl Example for crate::routes::tenants::TenantPage {
+    fn example() -> Self {
+        Self {
+            data: vec![Tenant::example()],
+            next: Some(crate::paging::encode(TENANT_ID)),
+        }
+    }
+}
+
+impl Example for crate::routes::tenants::ApiKeyPage {
+    fn example() -> Self {
+        Self {
+            data: vec![ApiKeyInfo::example()],
+            next: None,
+        }
+    }
+}
+
+impl Example for crate::routes::event_types::EventTypePage {
+    fn example() -> Self {
+        let first = EventType::example();
+        let next = Some(crate::paging::encode(&first.name));
+        Self {
+            data: vec![first],
+            next,
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod examples;
 pub mod framing;
 pub mod input;
 pub mod metrics;
+pub mod paging;
 pub mod publish;
 pub mod routes;
 pub mod spec;

@@ -57,7 +57,7 @@ async fn revoked_keys_stop_working_and_keys_are_stored_hashed() {
         .get(&format!("/api/v1/tenants/{tenant_id}/api-keys"), &admin)
         .await;
     assert_eq!(status, 200);
-    let listed = keys.as_array().unwrap();
+    let listed = keys["data"].as_array().unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].get("key").is_none());
     assert!(key.starts_with(listed[0]["prefix"].as_str().unwrap()));
@@ -132,7 +132,7 @@ async fn a_tenant_cannot_see_or_touch_another_tenants_data() {
     let (status, _) = app.delete(&format!("/api/v1/webhooks/{id}"), &bob).await;
     assert_eq!(status, 404);
     let (_, list) = app.get("/api/v1/webhooks", &bob).await;
-    assert_eq!(list, json!([]));
+    assert_eq!(list, json!({"data": []}));
     // Bob publishing the same type reaches none of Alice's endpoints.
     let bobs = app.publish(&bob, "user.created", json!({})).await;
     assert_eq!(bobs["deliveries"], 0);

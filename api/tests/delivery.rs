@@ -260,7 +260,10 @@ async fn an_idempotency_key_returns_the_first_event_and_creates_nothing() {
     assert_eq!(first["id"], second["id"]);
     assert_eq!(second["deliveries"], 1);
     assert_eq!(first["duplicate"], false);
-    assert_eq!(second["duplicate"], true, "a repeat says so, as the batch route does");
+    assert_eq!(
+        second["duplicate"], true,
+        "a repeat says so, as the batch route does"
+    );
     assert_eq!(
         app.snapshot().await,
         before,

@@ -51,14 +51,15 @@ async fn create_read_list_update_delete() {
         .await;
     let (status, list) = app.get("/api/v1/webhooks", &key).await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = list
+    assert!(list.get("next").is_none(), "one page: {list}");
+    let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|w| w["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [id, second["id"].as_str().unwrap()]);
-    assert!(list
+    assert!(list["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -94,7 +95,7 @@ async fn create_read_list_update_delete() {
     let (status, _) = app.delete(&format!("/api/v1/webhooks/{id}"), &key).await;
     assert_eq!(status, 404);
     let (_, list) = app.get("/api/v1/webhooks", &key).await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
 
@@ -104,7 +105,7 @@ async fn event_types_list_create_delete() {
     let (_, key) = app.tenant("acme").await;
     let (status, list) = app.get("/api/v1/webhooks/events", &key).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = list
+    let names: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -174,7 +175,7 @@ async fn event_types_list_create_delete() {
     )
     .await;
     let (_, list) = app.get("/api/v1/event-types", &other).await;
-    assert!(!list
+    assert!(!list["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -333,7 +334,7 @@ async fn caps_hold_under_concurrent_creates() {
         assert_eq!(status, 200, "{read}");
     }
     let (_, listed) = app.get("/api/v1/webhooks", &key).await;
-    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 5, "{listed}");
     // A full tenant's next create writes nothing.
     refused(
         &app,
@@ -676,5 +677,111 @@ async fn bad_ids_and_parameters_get_json_errors() {
     }
     let (status, body) = app.get("/api/v1/no/such/route", &key).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    app.stop().await;
+}
+
+/// Follows `next` from `path` with `limit`, returning every item's `key`.
+async fn walk(
+    app: &common::TestApp,
+    path: &str,
+    key: &str,
+    limit: u32,
+    field: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+            None => format!("{path}{sep}limit={limit}"),
+        };
+        let (status, page) = app.get(&url, key).await;
+        assert_eq!(status, 200, "{url}: {page}");
+        let data = page["data"].as_array().expect("data is a list");
+        assert!(data.len() <= limit as usize, "{page}");
+        seen.extend(
+            data.iter()
+                .map(|item| item[field].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return seen,
+        }
+    }
+    panic!("{path} did not end");
+}
+
+#[tokio::test]
+async fn every_list_is_paged_the_same_way() {
+    let app = spawn_app(false, &[]).await;
+    let (tenant_id, key) = app.tenant("pager").await;
+    let admin = app.admin_key();
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let webhook = app
+            .endpoint(
+                &key,
+                json!({"url": format!("https://example.com/{i}"), "events": ["*"]}),
+            )
+            .await;
+        created.push(webhook["id"].as_str().unwrap().to_string());
+    }
+    // Oldest first, each once, across pages of 3.
+    assert_eq!(walk(&app, "/api/v1/webhooks", &key, 3, "id").await, created);
+    let (_, first) = app.get("/api/v1/webhooks?limit=7", &key).await;
+    assert!(first.get("next").is_none(), "an exact page ends: {first}");
+
+    for _ in 0..2 {
+        app.post(
+            &format!("/api/v1/tenants/{tenant_id}/api-keys"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    }
+    let keys = walk(
+        &app,
+        &format!("/api/v1/tenants/{tenant_id}/api-keys"),
+        &admin,
+        2,
+        "id",
+    )
+    .await;
+    assert_eq!(keys.len(), 3);
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+
+    let types = walk(&app, "/api/v1/event-types", &key, 4, "name").await;
+    let (_, whole) = app.get("/api/v1/webhooks/events?limit=250", &key).await;
+    let all: Vec<String> = whole["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, all);
+
+    let tenants = walk(&app, "/api/v1/tenants", &admin, 1, "id").await;
+    assert!(tenants.contains(&tenant_id));
+
+    // Bad paging parameters name themselves.
+    for (path, field) in [
+        ("/api/v1/webhooks?limit=0", "limit"),
+        ("/api/v1/webhooks?limit=251", "limit"),
+        ("/api/v1/webhooks?cursor=not-ours", "cursor"),
+        ("/api/v1/event-types?cursor=eDp5", "cursor"),
+    ] {
+        let (status, error) = app.get(path, &key).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert_eq!(error["field"], field, "{path}: {error}");
+    }
+    let (status, error) = app.get("/api/v1/tenants?cursor=bm9wZQ", &admin).await;
+    assert_eq!(
+        (status, &error["field"]),
+        (400, &json!("cursor")),
+        "{error}"
+    );
     app.stop().await;
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use hookfleet_common::catalog::{self, BUILT_IN, OPERATIONAL};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use redis::AsyncCommands;
@@ -18,6 +18,7 @@ use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input;
+use crate::paging::PageRequest;
 use crate::state::{AppState, CappedAdd};
 
 pub struct EventTypesApi {
@@ -145,20 +146,57 @@ pub async fn exists(state: &AppState, tenant_id: &str, name: &str) -> Result<boo
         .await?)
 }
 
+impl EventTypesApi {
+    /// One page of the types the tenant can use, by name.
+    async fn page(
+        &self,
+        auth: ApiKeyAuth,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Json<EventTypePage>, ApiError> {
+        let request = PageRequest::parse(limit, cursor)?;
+        let tenant = self.state.tenant(&auth).await?;
+        let mut types = available(&self.state, &tenant.tenant_id).await?;
+        types.sort_by(|a, b| a.name.cmp(&b.name));
+        let (data, next) = request.page(types, |t| t.name.as_str());
+        Ok(Json(EventTypePage { data, next }))
+    }
+}
+
+/// A page of event types, by name.
+#[derive(Object)]
+#[oai(example)]
+pub struct EventTypePage {
+    /// The event types of this page.
+    pub data: Vec<EventType>,
+    /// Pass as `cursor` to get the next page; absent at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
+}
+
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::EventTypes")]
 impl EventTypesApi {
     /// List available event types
     ///
     /// The event types this tenant can subscribe endpoints to and publish:
-    /// the built-in catalog and the tenant's own.
+    /// the built-in catalog and the tenant's own, by name, a page at a time
+    /// (`limit`, default 50; pass `next` back as `cursor`).
     #[oai(
         path = "/webhooks/events",
         method = "get",
         operation_id = "list_webhook_event_types"
     )]
-    async fn list_for_webhooks(&self, auth: ApiKeyAuth) -> Result<Json<Vec<EventType>>, ApiError> {
-        let tenant = self.state.tenant(&auth).await?;
-        Ok(Json(available(&self.state, &tenant.tenant_id).await?))
+    async fn list_for_webhooks(
+        &self,
+        auth: ApiKeyAuth,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 300))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<EventTypePage>, ApiError> {
+        self.page(auth, limit.0, cursor.0.as_deref()).await
     }
 
     /// List event types
@@ -169,9 +207,17 @@ impl EventTypesApi {
         method = "get",
         operation_id = "list_event_types"
     )]
-    async fn list(&self, auth: ApiKeyAuth) -> Result<Json<Vec<EventType>>, ApiError> {
-        let tenant = self.state.tenant(&auth).await?;
-        Ok(Json(available(&self.state, &tenant.tenant_id).await?))
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 300))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<EventTypePage>, ApiError> {
+        self.page(auth, limit.0, cursor.0.as_deref()).await
     }
 
     /// Create an event type

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use redis::AsyncCommands;
@@ -17,6 +17,7 @@ use super::ApiTags;
 use crate::auth::{generate_api_key, hash_key, AdminAuth};
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::paging::PageRequest;
 use crate::state::AppState;
 
 pub struct TenantsApi {
@@ -105,6 +106,28 @@ pub struct ApiKeyInfo {
     #[oai(skip)]
     #[serde(default)]
     pub hash: String,
+}
+
+/// A page of tenants, oldest first.
+#[derive(Object)]
+#[oai(example)]
+pub struct TenantPage {
+    /// The tenants of this page.
+    pub data: Vec<Tenant>,
+    /// Pass as `cursor` to get the next page; absent at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
+}
+
+/// A page of a tenant's API keys, oldest first.
+#[derive(Object)]
+#[oai(example)]
+pub struct ApiKeyPage {
+    /// The keys of this page (never the keys themselves).
+    pub data: Vec<ApiKeyInfo>,
+    /// Pass as `cursor` to get the next page; absent at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -198,20 +221,50 @@ impl TenantsApi {
 
     /// List tenants
     ///
-    /// Every tenant, oldest first. Admin key only.
+    /// Every tenant, oldest first, a page at a time (`limit`, default 50;
+    /// pass `next` back as `cursor`). Admin key only.
     #[oai(path = "/tenants", method = "get", operation_id = "list_tenants")]
-    async fn list_tenants(&self, auth: AdminAuth) -> Result<Json<Vec<Tenant>>, ApiError> {
+    async fn list_tenants(
+        &self,
+        auth: AdminAuth,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 300))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<TenantPage>, ApiError> {
         self.state.admin(&auth)?;
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
+        // The index is scored by creation time and ids begin with it, so
+        // its order is id order: read from the cursor's millisecond on
+        // (ties in that millisecond are skipped by `page`), one more than a
+        // page plus room for such ties.
+        let from = match &request.after {
+            Some(after) => ids::created_ms(IdKind::Tenant, after)
+                .ok_or_else(|| ApiError::bad_param("cursor", "not a cursor returned by this API"))?
+                .to_string(),
+            None => "-inf".to_string(),
+        };
         let mut conn = self.state.conn().await?;
-        let ids: Vec<String> = conn.zrange(self.state.keys.tenants(), 0, -1).await?;
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(
+                self.state.keys.tenants(),
+                from,
+                "+inf",
+                0,
+                (request.limit + 64) as isize,
+            )
+            .await?;
         drop(conn);
-        let mut out = Vec::with_capacity(ids.len());
+        let (ids, next) = request.page(ids, |id| id.as_str());
+        let mut data = Vec::with_capacity(ids.len());
         for id in ids {
             if let Ok(tenant) = self.load_tenant(&id).await {
-                out.push(tenant);
+                data.push(tenant);
             }
         }
-        Ok(Json(out))
+        Ok(Json(TenantPage { data, next }))
     }
 
     /// Get a tenant
@@ -290,7 +343,9 @@ impl TenantsApi {
 
     /// List API keys
     ///
-    /// The tenant's keys, without the keys themselves. Admin key only.
+    /// The tenant's keys, oldest first, without the keys themselves, a page
+    /// at a time (`limit`, default 50; pass `next` back as `cursor`). Admin
+    /// key only.
     #[oai(
         path = "/tenants/:tenant_id/api-keys",
         method = "get",
@@ -301,8 +356,15 @@ impl TenantsApi {
         auth: AdminAuth,
         /// The tenant's id (`ten_…`).
         tenant_id: Path<String>,
-    ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 300))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ApiKeyPage>, ApiError> {
         self.state.admin(&auth)?;
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
         let map: HashMap<String, String> = conn
@@ -313,7 +375,8 @@ impl TenantsApi {
             .filter_map(|meta| serde_json::from_str(meta).ok())
             .collect();
         keys.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(Json(keys))
+        let (data, next) = request.page(keys, |key| key.id.as_str());
+        Ok(Json(ApiKeyPage { data, next }))
     }
 
     /// Revoke an API key

@@ -16,7 +16,7 @@ use hookfleet_common::model::EndpointRecord;
 use hookfleet_common::scripts;
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -29,6 +29,7 @@ use crate::auth::{ApiKeyAuth, TenantCtx};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input::{self, EndpointUrl, HeaderList};
+use crate::paging::PageRequest;
 use crate::state::{AppState, CappedAdd};
 
 /// The most endpoints one tenant may have: it bounds what one publish
@@ -264,6 +265,17 @@ pub struct UpdateWebhook {
     pub paused: Option<bool>,
 }
 
+/// A page of webhooks, oldest first.
+#[derive(Object)]
+#[oai(example)]
+pub struct WebhookPage {
+    /// The webhooks of this page.
+    pub data: Vec<Webhook>,
+    /// Pass as `cursor` to get the next page; absent at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
+}
+
 #[derive(ApiResponse)]
 pub enum WebhookCreated {
     /// Created. The answer holds the signing secret; it is not shown again.
@@ -405,35 +417,48 @@ impl WebhooksApi {
 
     /// List webhooks
     ///
-    /// The tenant's endpoints, oldest first. Secrets are not included.
+    /// The tenant's endpoints, oldest first, a page at a time (`limit`,
+    /// default 50; pass `next` back as `cursor`). Secrets are not included.
     #[oai(path = "/webhooks", method = "get", operation_id = "list_webhooks")]
-    async fn list(&self, auth: ApiKeyAuth) -> Result<Json<Vec<Webhook>>, ApiError> {
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 300))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<WebhookPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let mut conn = self.state.conn().await?;
         let mut ids: Vec<String> = conn
             .hkeys(self.state.keys.tenant_endpoints(&tenant.tenant_id))
             .await?;
+        // Ids begin with their creation time: id order is creation order.
         ids.sort();
+        let (ids, next) = request.page(ids, |id| id.as_str());
         if ids.is_empty() {
-            return Ok(Json(Vec::new()));
+            return Ok(Json(WebhookPage {
+                data: Vec::new(),
+                next,
+            }));
         }
         let mut pipe = redis::pipe();
-        let mut kept = Vec::with_capacity(ids.len());
         for id in &ids {
             if let Some(p) = ids::partition_of(IdKind::Endpoint, id) {
                 pipe.hgetall(self.state.keys.endpoint(p, id));
-                kept.push(id);
             }
         }
         let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-        let mut out: Vec<Webhook> = maps
+        let data = maps
             .iter()
             .filter_map(EndpointRecord::from_hash)
             .filter(|r| r.tenant_id == tenant.tenant_id)
             .map(|r| Webhook::from_record(r, None))
             .collect();
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(Json(out))
+        Ok(Json(WebhookPage { data, next }))
     }
 
     /// Get a webhook
