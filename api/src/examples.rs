@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use poem_openapi::types::{Example, MaybeUndefined};
 use serde_json::json;
 
+use crate::event_data::RawData;
 use crate::routes::admin::Worker;
 use crate::routes::deliveries::{
     Attempt, DeliveryDetail, DeliveryPage, DeliverySummary, RetryQueued,
@@ -161,7 +162,7 @@ impl Example for TestWebhook {
     fn example() -> Self {
         Self {
             event_type: Some("webhook.test".into()),
-            data: Some(json!({"test": true})),
+            data: Some(RawData::example(json!({"test": true}))),
         }
     }
 }
@@ -384,7 +385,7 @@ impl Example for EventDetail {
         Self {
             id: EVENT_ID.into(),
             event_type: "user.created".into(),
-            data: event_data(),
+            data: RawData::example(event_data()),
             created_at: CREATED.into(),
             deliveries: vec![DeliverySummary::example()],
         }

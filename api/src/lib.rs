@@ -8,6 +8,8 @@ pub mod body;
 pub mod delivery_log;
 pub mod delivery_view;
 pub mod error;
+pub mod event_data;
+pub mod exact_json;
 pub mod examples;
 pub mod framing;
 pub mod input;

@@ -1,6 +1,7 @@
 //! Publishing from the API: the shared fan-out (see
 //! `hookfleet_common::publish`) with its errors mapped to HTTP.
 
+use hookfleet_common::event_data::EventData;
 use hookfleet_common::publish::{self as shared, PublishError, Store};
 pub use hookfleet_common::publish::{BatchEvent, Published, Subscribers, Target};
 
@@ -51,7 +52,7 @@ pub async fn publish(
     state: &AppState,
     tenant_id: &str,
     event_type: &str,
-    data: &serde_json::Value,
+    data: &EventData,
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, ApiError> {

@@ -81,12 +81,8 @@ pub const CONFLICTS: &[Conflict] = &[
 
 /// Fields that must hold a JSON object (checked by the handlers); their
 /// Rust type is `serde_json::Value`, which poem-openapi leaves untyped.
-const OBJECT_FIELDS: &[(&str, &str)] = &[
-    ("PublishEvent", "data"),
-    ("BatchEvent", "data"),
-    ("TestWebhook", "data"),
-    ("CreateEventType", "example"),
-];
+/// (Event data is a `RawData`, whose schema says it is an object.)
+const OBJECT_FIELDS: &[(&str, &str)] = &[("CreateEventType", "example")];
 
 /// Fields holding an RFC 3339 time: parsed by our own code in requests,
 /// written by `time_util::rfc3339_ms` in responses.

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod delivery_state;
 pub mod duration;
+pub mod event_data;
 pub mod ids;
 pub mod keys;
 pub mod layout;

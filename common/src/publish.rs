@@ -28,6 +28,7 @@ pub use coalesce::Coalescer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::event_data::EventData;
 use crate::ids::{self, IdKind, Partition};
 use crate::model::summary_wants;
 use crate::scripts;
@@ -97,7 +98,8 @@ pub struct Published {
     pub duplicate: bool,
 }
 
-/// Publishes one event. The caller has validated `event_type` and `data`.
+/// Publishes one event. The caller has validated `event_type`; `data` is
+/// checked by its type.
 /// With a `coalescer` (the API's single-event route), the event's
 /// `publish.lua` call is shared with the publishes arriving beside it (see
 /// `publish/coalesce.rs`); without one (a worker's operational
@@ -107,7 +109,7 @@ pub async fn publish(
     coalescer: Option<&Coalescer>,
     tenant_id: &str,
     event_type: &str,
-    data: &serde_json::Value,
+    data: &EventData,
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, PublishError> {
@@ -149,7 +151,7 @@ pub async fn publish(
 /// One event of [`publish_many`].
 pub struct BatchEvent<'a> {
     pub event_type: &'a str,
-    pub data: &'a serde_json::Value,
+    pub data: &'a EventData,
     pub idempotency_key: Option<&'a str>,
 }
 
@@ -307,7 +309,7 @@ impl Prepared {
         state: Store<'_>,
         tenant_id: &str,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &EventData,
         idempotency_key: Option<&str>,
         groups: Arc<BTreeMap<Partition, Vec<String>>>,
         test: bool,
@@ -323,14 +325,14 @@ impl Prepared {
                 .unwrap_or_else(|| ids::random_partition(config.partitions)),
         };
         let event_id = ids::new_id(IdKind::Event, home, now);
-        let body = serde_json::json!({
-            "id": event_id,
-            "type": event_type,
-            "timestamp": rfc3339_ms(now),
-            "data": data,
-        })
-        .to_string();
-        let record = EventRecord::encode(tenant_id, event_type, test, &body);
+        let record = EventRecord::encode_event(
+            tenant_id,
+            event_type,
+            test,
+            &event_id,
+            &rfc3339_ms(now),
+            data,
+        );
         let (bucket, bucket_end) = ids::time_bucket(IdKind::Event, &event_id)
             .map(|(bucket, end)| (bucket.to_string(), end))
             .unwrap_or_default();

@@ -6,7 +6,10 @@
 //! ```
 //!
 //! `flag` is `t` for a test send and `-` otherwise; `body` is the signed
-//! JSON, the same bytes every attempt sends. One field instead of a hash
+//! JSON, the same bytes every attempt sends:
+//! `{"id","type","timestamp","data"}`, with `data` the text the event was
+//! published with (`event_data.rs`), written straight into the record: a
+//! publish copies the payload once, and never re-encodes it. One field instead of a hash
 //! and a body key per event saves two keys, two TTLs and a hash table per
 //! event (about 200 bytes); the bucket's hash expires as a whole once its
 //! events are past retention, and readers treat an event older than
@@ -20,7 +23,9 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
+use serde_json::value::RawValue;
 
+use crate::event_data::EventData;
 use crate::ids::{self, IdKind};
 use crate::Keys;
 
@@ -39,13 +44,46 @@ pub struct EventRecord {
 impl EventRecord {
     /// The stored form of an event (see the module's header).
     pub fn encode(tenant_id: &str, event_type: &str, test: bool, body: &str) -> String {
-        let mut text = String::with_capacity(tenant_id.len() + event_type.len() + body.len() + 3);
+        let mut text = Self::header(tenant_id, event_type, test, body.len());
+        text.push_str(body);
+        text
+    }
+
+    /// The stored form of a new event, its body built in place: the
+    /// envelope's strings escaped, `data` as its text.
+    pub fn encode_event(
+        tenant_id: &str,
+        event_type: &str,
+        test: bool,
+        event_id: &str,
+        timestamp: &str,
+        data: &EventData,
+    ) -> String {
+        let data = data.as_str();
+        // The envelope's strings are short and need no escaping in
+        // practice; 64 bytes cover the keys and punctuation.
+        let body_len = event_id.len() + event_type.len() + timestamp.len() + data.len() + 64;
+        let mut text = Self::header(tenant_id, event_type, test, body_len);
+        text.push_str("{\"id\":");
+        push_json_string(&mut text, event_id);
+        text.push_str(",\"type\":");
+        push_json_string(&mut text, event_type);
+        text.push_str(",\"timestamp\":");
+        push_json_string(&mut text, timestamp);
+        text.push_str(",\"data\":");
+        text.push_str(data);
+        text.push('}');
+        text
+    }
+
+    /// The record's first two lines, with room for a body of `body_len`.
+    fn header(tenant_id: &str, event_type: &str, test: bool, body_len: usize) -> String {
+        let mut text = String::with_capacity(tenant_id.len() + event_type.len() + body_len + 3);
         text.push(if test { 't' } else { '-' });
         text.push_str(tenant_id);
         text.push('\n');
         text.push_str(event_type);
         text.push('\n');
-        text.push_str(body);
         text
     }
 
@@ -77,6 +115,44 @@ impl EventRecord {
         self.text.drain(..self.body_at);
         self.text
     }
+
+    /// The body's `data`, as its text; `None` when the body is not JSON
+    /// with a `data` member (never written so).
+    pub fn data(&self) -> Option<&RawValue> {
+        #[derive(serde::Deserialize)]
+        struct Body<'a> {
+            #[serde(borrow)]
+            data: &'a RawValue,
+        }
+        serde_json::from_str::<Body<'_>>(self.body())
+            .ok()
+            .map(|body| body.data)
+    }
+}
+
+/// Appends `value` as a JSON string. Written here rather than through
+/// serde_json because its writers are fallible (an `io::Write` or a
+/// `Result<String>`) where appending to a `String` cannot fail.
+fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let code = u32::from(c) as usize;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[code >> 4]));
+                out.push(char::from(HEX[code & 0xf]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Whether an event created at `created_ms` is past `retention` at `now_ms`.
@@ -129,6 +205,44 @@ mod tests {
         for bad in ["", "x", "-ten_1", "-ten_1\nuser.created", "?ten\nt\nb"] {
             assert_eq!(EventRecord::parse(bad.to_string()), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_new_events_body_holds_its_data_verbatim() {
+        let text = "{\"n\":123456789012345678901234567890, \"e\":1e400,\"z\":-0}";
+        let data = EventData::from_json(text).unwrap();
+        let record = EventRecord::encode_event(
+            "ten_1",
+            "user.created",
+            false,
+            "evt_1",
+            "2026-01-31T12:00:00.000Z",
+            &data,
+        );
+        let record = EventRecord::parse(record).unwrap();
+        assert_eq!(
+            record.body(),
+            format!(
+                "{{\"id\":\"evt_1\",\"type\":\"user.created\",\"timestamp\":\"2026-01-31T12:00:00.000Z\",\"data\":{text}}}"
+            )
+        );
+        assert_eq!(record.data().map(RawValue::get), Some(text));
+        assert_eq!(record.event_type, "user.created");
+        assert!(!record.test);
+        let stray = EventRecord::parse("-ten_1\nt\nnot json".to_string()).unwrap();
+        assert!(stray.data().is_none());
+    }
+
+    #[test]
+    fn envelope_strings_are_escaped() {
+        let mut odd: String = (0u8..0x80).map(char::from).collect();
+        odd.push_str("é😀\u{2028}");
+        let mut out = String::new();
+        push_json_string(&mut out, &odd);
+        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), odd);
+        let mut out = String::new();
+        push_json_string(&mut out, "user.created");
+        assert_eq!(out, "\"user.created\"");
     }
 
     #[test]

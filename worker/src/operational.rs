@@ -15,6 +15,7 @@
 //! twice (a sweep racing its worker) makes one event.
 
 use hookfleet_common::catalog::is_operational;
+use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::Partition;
 use hookfleet_common::publish::{self, PublishError, Store, Target};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
@@ -126,7 +127,12 @@ fn parse(member: &str) -> Option<Operational> {
 /// fails stays for the sweep, its score moved to now so that notices that
 /// keep failing do not hold up the others (the sweep takes the oldest).
 pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
-    let Some(event) = parse(member) else {
+    // `parse` builds the data as a `Value` (ours, so exact by
+    // construction); it is published as the same checked `EventData` a
+    // tenant's event carries.
+    let read =
+        parse(member).and_then(|event| Some((EventData::from_value(&event.data).ok()?, event)));
+    let Some((data, event)) = read else {
         tracing::warn!(partition = p.0, "dropping an unreadable notice");
         remove(store, p, member).await;
         return;
@@ -136,7 +142,7 @@ pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
         None,
         &event.tenant_id,
         event.event_type,
-        &event.data,
+        &data,
         Some(&event.idempotency_key),
         Target::Subscribers,
     )

@@ -1,14 +1,19 @@
 //! Publishing events and reading them back with their deliveries.
+//!
+//! An event's `data` stays JSON text from the request to the receiver and
+//! back out of `GET /api/v1/events/{id}` ([`RawData`], then the checked
+//! `EventData`), so it is delivered with the values it was sent with.
 
 use std::collections::HashMap;
 
+use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::deliveries::DeliverySummary;
 use super::event_types;
@@ -17,6 +22,8 @@ use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::delivery_view::{self, DeliveryRef};
 use crate::error::{ApiError, ErrorBody};
+use crate::event_data::RawData;
+use crate::exact_json::{via_to_json, ExactJson};
 use crate::input;
 use crate::publish::{self, Target};
 use crate::state::AppState;
@@ -40,14 +47,16 @@ pub struct PublishEvent {
     pub event_type: String,
     /// The event's content, a JSON object. Receivers get it as `data` in
     /// `{"id", "type", "timestamp", "data"}`.
-    pub data: serde_json::Value,
+    pub data: RawData,
 }
 
 impl poem_openapi::types::Example for PublishEvent {
     fn example() -> Self {
         PublishEvent {
             event_type: "user.created".into(),
-            data: serde_json::json!({"user_id": "u_123", "email": "ada@example.com"}),
+            data: RawData::example(
+                serde_json::json!({"user_id": "u_123", "email": "ada@example.com"}),
+            ),
         }
     }
 }
@@ -71,7 +80,9 @@ pub struct Published {
 }
 
 /// An event and the state of each of its deliveries.
-#[derive(Object)]
+// Answered with `ExactJson` (serde), so that `data` is written as stored;
+// the doc comment above is the spec's description.
+#[derive(Object, Serialize)]
 #[oai(example)]
 pub struct EventDetail {
     /// The event's id (`evt_…`).
@@ -79,10 +90,11 @@ pub struct EventDetail {
     /// Its type.
     pub event_type: String,
     /// Its data, as published.
-    pub data: serde_json::Value,
+    pub data: RawData,
     /// When it was published (RFC 3339); also the body's `timestamp`.
     pub created_at: String,
     /// Its deliveries, one per endpoint.
+    #[serde(serialize_with = "via_to_json")]
     pub deliveries: Vec<DeliverySummary>,
 }
 
@@ -116,7 +128,7 @@ pub struct BatchEvent {
     ))]
     pub event_type: String,
     /// The event's content, a JSON object; receivers get it as `data`.
-    pub data: serde_json::Value,
+    pub data: RawData,
     /// Makes a retry of this event safe, like the `Idempotency-Key` header
     /// of a single publish (1 to 255 visible ASCII characters, per tenant,
     /// for 24 hours): a key seen before returns the first event and
@@ -137,12 +149,16 @@ impl poem_openapi::types::Example for PublishBatch {
             events: vec![
                 BatchEvent {
                     event_type: "user.created".into(),
-                    data: serde_json::json!({"user_id": "u_123", "email": "ada@example.com"}),
+                    data: RawData::example(
+                        serde_json::json!({"user_id": "u_123", "email": "ada@example.com"}),
+                    ),
                     idempotency_key: Some("signup-u_123".into()),
                 },
                 BatchEvent {
                     event_type: "video.processed".into(),
-                    data: serde_json::json!({"video_id": "v_123", "duration_s": 93}),
+                    data: RawData::example(
+                        serde_json::json!({"video_id": "v_123", "duration_s": 93}),
+                    ),
                     idempotency_key: None,
                 },
             ],
@@ -263,7 +279,7 @@ impl EventsApi {
             .as_deref()
             .map(input::idempotency_key)
             .transpose()?;
-        check_event("", &body.event_type, &body.data)?;
+        let data = check_event("", &body.event_type, body.data)?;
         let Some(subscribers) =
             publish::subscribers(&self.state, &tenant.tenant_id, &body.event_type).await?
         else {
@@ -273,7 +289,7 @@ impl EventsApi {
             &self.state,
             &tenant.tenant_id,
             &body.event_type,
-            &body.data,
+            &data,
             idempotency_key.as_deref(),
             Target::Matched(subscribers),
         )
@@ -330,12 +346,20 @@ impl EventsApi {
                 ),
             ));
         }
-        // Validate everything before writing anything.
-        let mut known: HashMap<&str, bool> = HashMap::new();
-        for (i, event) in batch.events.iter().enumerate() {
+        // Validate everything before writing anything. Each event's data
+        // moves into its checked form (no copy of the text).
+        let mut known: HashMap<String, bool> = HashMap::new();
+        let mut checked: Vec<(String, EventData, Option<String>)> =
+            Vec::with_capacity(batch.events.len());
+        for (i, event) in batch.events.into_iter().enumerate() {
+            let BatchEvent {
+                event_type,
+                data,
+                idempotency_key,
+            } = event;
             let prefix = format!("events[{i}].");
-            check_event(&prefix, &event.event_type, &event.data)?;
-            if let Some(key) = &event.idempotency_key {
+            let data = check_event(&prefix, &event_type, data)?;
+            if let Some(key) = &idempotency_key {
                 if !input::is_idempotency_key(key) {
                     return Err(ApiError::invalid(
                         format!("{prefix}idempotency_key"),
@@ -343,28 +367,27 @@ impl EventsApi {
                     ));
                 }
             }
-            let event_type = event.event_type.as_str();
-            let exists = match known.get(event_type) {
+            let exists = match known.get(&event_type) {
                 Some(exists) => *exists,
                 None => {
                     let exists =
-                        event_types::exists(&self.state, &tenant.tenant_id, event_type).await?;
-                    known.insert(event_type, exists);
+                        event_types::exists(&self.state, &tenant.tenant_id, &event_type).await?;
+                    known.insert(event_type.clone(), exists);
                     exists
                 }
             };
             if !exists {
-                return Err(unknown_type(&format!("{prefix}event_type"), event_type));
+                return Err(unknown_type(&format!("{prefix}event_type"), &event_type));
             }
+            checked.push((event_type, data, idempotency_key));
         }
 
-        let events: Vec<publish::BatchEvent<'_>> = batch
-            .events
+        let events: Vec<publish::BatchEvent<'_>> = checked
             .iter()
-            .map(|event| publish::BatchEvent {
-                event_type: &event.event_type,
-                data: &event.data,
-                idempotency_key: event.idempotency_key.as_deref(),
+            .map(|(event_type, data, idempotency_key)| publish::BatchEvent {
+                event_type,
+                data,
+                idempotency_key: idempotency_key.as_deref(),
             })
             .collect();
         let outcomes = publish::publish_many(&self.state, &tenant.tenant_id, &events).await?;
@@ -429,7 +452,7 @@ impl EventsApi {
         auth: ApiKeyAuth,
         /// The event's id (`evt_…`).
         id: Path<String>,
-    ) -> Result<Json<EventDetail>, ApiError> {
+    ) -> Result<ExactJson<EventDetail>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
         let keys = &self.state.keys;
@@ -441,7 +464,15 @@ impl EventsApi {
             .filter(|record| record.tenant_id == tenant.tenant_id)
             .ok_or_else(not_found)?;
         let created = ids::created_ms(IdKind::Event, &id.0).unwrap_or(0);
-        let body: serde_json::Value = serde_json::from_str(record.body()).unwrap_or_default();
+        // The data as stored: its text, never a `Value` (whose numbers
+        // would not be the ones published).
+        let data = match record.data() {
+            Some(data) => RawData::stored(data),
+            None => {
+                tracing::warn!(event_id = %id.0, "a stored event's body is not readable");
+                return Err(ApiError::unavailable());
+            }
+        };
         // Its deliveries: those of the tenant's endpoints (and of endpoints
         // deleted since it was created) whose log lists it.
         let (mut endpoint_ids, deleted): (Vec<String>, Vec<String>) = {
@@ -470,10 +501,10 @@ impl EventsApi {
                 .flatten()
                 .map(|loaded| loaded.summary)
                 .collect();
-        Ok(Json(EventDetail {
+        Ok(ExactJson(EventDetail {
             id: id.0.clone(),
             event_type: record.event_type.clone(),
-            data: body.get("data").cloned().unwrap_or_default(),
+            data,
             created_at: rfc3339_ms(created),
             deliveries,
         }))
@@ -482,22 +513,18 @@ impl EventsApi {
 
 /// The checks every published event passes before the store is asked
 /// whether its type exists; `prefix` places its fields (`""` for a single
-/// publish, `"events[3]."` in a batch).
-fn check_event(prefix: &str, event_type: &str, data: &serde_json::Value) -> Result<(), ApiError> {
+/// publish, `"events[3]."` in a batch). Answers the checked data: an
+/// object, without duplicate keys (see `RawData::check`).
+fn check_event(prefix: &str, event_type: &str, data: RawData) -> Result<EventData, ApiError> {
     input::event_type_name(&format!("{prefix}event_type"), event_type)?;
-    if !data.is_object() {
-        return Err(ApiError::invalid(
-            format!("{prefix}data"),
-            "must be a JSON object",
-        ));
-    }
+    let data = data.check(prefix)?;
     if hookfleet_common::catalog::is_operational(event_type) {
         return Err(ApiError::invalid(
             format!("{prefix}event_type"),
             format!("`{event_type}` is an operational type that only Hookfleet publishes"),
         ));
     }
-    Ok(())
+    Ok(data)
 }
 
 /// The refusal of an event type the tenant does not have.
@@ -506,4 +533,34 @@ fn unknown_type(field: &str, event_type: &str) -> ApiError {
         field,
         format!("unknown event type `{event_type}` (see GET /api/v1/webhooks/events)"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::{Example, ToJSON};
+
+    use super::*;
+
+    #[test]
+    fn an_events_detail_reads_as_poem_openapi_would_write_it() {
+        // `ExactJson` writes it with serde; for data a `Value` can hold,
+        // that is the very JSON `Json` (poem-openapi's `ToJSON`) would
+        // write, so the two cannot drift apart field by field.
+        let detail = EventDetail::example();
+        let by_serde: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&detail).unwrap()).unwrap();
+        assert_eq!(Some(by_serde), detail.to_json());
+    }
+
+    #[test]
+    fn an_events_detail_writes_data_as_stored() {
+        let text = r#"{"n": 123456789012345678901234567890, "e": 1e400, "z": -0}"#;
+        let raw = serde_json::value::RawValue::from_string(text.to_string()).unwrap();
+        let detail = EventDetail {
+            data: RawData::stored(&raw),
+            ..EventDetail::example()
+        };
+        let written = String::from_utf8(serde_json::to_vec(&detail).unwrap()).unwrap();
+        assert!(written.contains(&format!("\"data\":{text},")), "{written}");
+    }
 }

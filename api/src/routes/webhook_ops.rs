@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hookfleet_common::catalog::TEST_EVENT_TYPE;
+use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::scripts;
 use hookfleet_common::signing::SigningSecret;
@@ -26,6 +27,7 @@ use crate::body::JsonBody;
 use crate::delivery_log::{self, Cursor, Filter};
 use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
+use crate::event_data::RawData;
 use crate::input;
 use crate::publish::{self, Target};
 use crate::state::AppState;
@@ -63,8 +65,11 @@ pub struct TestWebhook {
     /// The event's `data` (a JSON object); default `{"test": true}`.
     #[oai(nullable)]
     #[serde(default)]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<RawData>,
 }
+
+/// A test send's `data` when the request has none.
+const DEFAULT_TEST_DATA: &str = r#"{"test":true}"#;
 
 /// What a test send did.
 #[derive(Object)]
@@ -269,7 +274,7 @@ impl WebhookOpsApi {
         tenant_id: &str,
         endpoint_id: &str,
         event_type: &str,
-        data: &serde_json::Value,
+        data: &EventData,
         wait: Duration,
     ) -> Result<TestResponse, ApiError> {
         let published = publish::publish(
@@ -354,12 +359,11 @@ impl WebhookOpsApi {
             }
             None => TEST_EVENT_TYPE.to_string(),
         };
-        let data = body
-            .data
-            .unwrap_or_else(|| serde_json::json!({"test": true}));
-        if !data.is_object() {
-            return Err(ApiError::invalid("data", "must be a JSON object"));
-        }
+        let data = match body.data {
+            Some(data) => data.check("")?,
+            None => EventData::from_json(DEFAULT_TEST_DATA)
+                .map_err(|err| ApiError::invalid("data", err.to_string()))?,
+        };
         let (_, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         if !record.active {
             return Err(ApiError::conflict(
