@@ -69,7 +69,7 @@ def main():
     check(isinstance(event.parsed, EventDetail), f"get_event parsed as {type(event.parsed).__name__}")
     check(isinstance(event.parsed.created_at, datetime), "created_at is not parsed as a time")
     check(
-        any(d.endpoint_id == webhook.id for d in event.parsed.deliveries),
+        any(d.webhook_id == webhook.id for d in event.parsed.deliveries),
         "the event has no delivery to the new webhook",
     )
 

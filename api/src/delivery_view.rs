@@ -202,7 +202,7 @@ pub async fn load(
             summary: DeliverySummary {
                 id: r.delivery_id.clone(),
                 event_id: r.event_id.clone(),
-                endpoint_id: r.endpoint_id.clone(),
+                webhook_id: r.endpoint_id.clone(),
                 event_type: head.event_type.clone(),
                 status: derived.status.as_str().to_string(),
                 attempts: derived.attempts,

@@ -247,6 +247,24 @@ impl From<redis::RedisError> for ApiError {
 
 /// Rewrites any error that reaches the top of the router into the JSON
 /// error shape (errors from our handlers already have it and pass through).
+/// What each query or header parameter of the API takes, for errors the
+/// framework raises before a handler runs (the names are the same wherever
+/// a parameter appears).
+pub fn parameter_rule(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "limit" => "must be a whole number from 1 to 250",
+        "cursor" => "not a cursor returned by this API (pass the `next` of the previous page)",
+        "status" => "must be pending, in_flight, scheduled, held, delivered, failed or cancelled",
+        "event_type" => {
+            "must be an event type name: 1 to 128 letters, digits, `_` or `-`, in parts separated by dots"
+        }
+        "since" | "until" => "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
+        "window" => "must be 1h, 24h or 7d",
+        "Idempotency-Key" => "must be 1 to 255 visible ASCII characters",
+        _ => return None,
+    })
+}
+
 pub async fn json_error(err: poem::Error) -> Response {
     let status = err.status();
     let text = err.to_string();
@@ -270,7 +288,17 @@ pub async fn json_error(err: poem::Error) -> Response {
         s if s.is_server_error() => ("internal", None),
         _ => ("error", None),
     };
+    // A query or header parameter the framework refused (its type or a
+    // validator): say what the parameter takes, in the same words our own
+    // checks use, instead of the validator's text.
+    let friendly = match (&field, status) {
+        (Some(name), StatusCode::BAD_REQUEST) => {
+            parameter_rule(name).map(|rule| format!("{name}: {rule}"))
+        }
+        _ => None,
+    };
     let message = match status {
+        _ if friendly.is_some() => friendly.unwrap_or_default(),
         StatusCode::UNAUTHORIZED => {
             "missing, unknown or revoked API key (send `Authorization: Bearer <key>`)".to_string()
         }

@@ -272,7 +272,7 @@ impl Example for StartReplay {
         Self {
             since: "2026-01-30T12:00:00Z".into(),
             until: Some("2026-01-31T12:00:00Z".into()),
-            status: Some("failed".into()),
+            filter: Some("failed".into()),
         }
     }
 }
@@ -281,7 +281,7 @@ impl Example for Replay {
     fn example() -> Self {
         Self {
             id: REPLAY_ID.into(),
-            endpoint_id: ENDPOINT_ID.into(),
+            webhook_id: ENDPOINT_ID.into(),
             status: "running".into(),
             since: "2026-01-30T12:00:00.000Z".into(),
             until: "2026-01-31T12:00:00.000Z".into(),
@@ -299,7 +299,7 @@ impl Example for DeliverySummary {
         Self {
             id: DELIVERY_ID.into(),
             event_id: EVENT_ID.into(),
-            endpoint_id: ENDPOINT_ID.into(),
+            webhook_id: ENDPOINT_ID.into(),
             event_type: "user.created".into(),
             status: "delivered".into(),
             attempts: 1,

@@ -326,7 +326,7 @@ async fn a_batch_creates_at_most_100000_deliveries() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|d| d["endpoint_id"].as_str())
+        .filter_map(|d| d["webhook_id"].as_str())
         .collect();
     assert_eq!(endpoints, [real["id"].as_str().unwrap()], "{event}");
     app.stop().await;

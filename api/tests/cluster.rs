@@ -105,7 +105,7 @@ async fn fan_out_retries_and_the_log_span_the_nodes_of_a_cluster() {
         .iter()
         .map(|d| {
             (
-                d["endpoint_id"].as_str().unwrap_or_default().to_string(),
+                d["webhook_id"].as_str().unwrap_or_default().to_string(),
                 d["attempts"].as_u64().unwrap_or_default(),
             )
         })
@@ -155,7 +155,7 @@ async fn fan_out_retries_and_the_log_span_the_nodes_of_a_cluster() {
         .as_array()
         .expect("deliveries")
         .iter()
-        .find(|d| d["endpoint_id"] == first)
+        .find(|d| d["webhook_id"] == first)
         .expect("the first endpoint's delivery");
     let (status, detail) = app
         .get(

@@ -154,7 +154,7 @@ async fn every_operation_runs_on_a_cluster_mode_redis() {
         .post(
             &format!("/api/v1/webhooks/{first}/replay"),
             &key,
-            json!({"since": since, "status": "all"}),
+            json!({"since": since, "filter": "all"}),
         )
         .await;
     assert_eq!(status, 202);

@@ -118,7 +118,7 @@ async fn paging_loses_and_repeats_nothing_while_deliveries_arrive() {
     assert_eq!(
         tenant_wide
             .iter()
-            .filter(|d| d["endpoint_id"] == other_id)
+            .filter(|d| d["webhook_id"] == other_id)
             .count(),
         8
     );
@@ -205,15 +205,22 @@ async fn bad_log_parameters_are_refused() {
         (json!({}), "since"),
         (json!({"since": "last week"}), "since"),
         (json!({"since": hour_ago, "until": "x"}), "until"),
+        // Only `since` sent, 8 days back: the window runs to now, and the
+        // error names the field the caller sent.
         (
             json!({"since": rfc3339_ms(now_ms() - 8 * 86_400_000)}),
+            "since",
+        ),
+        (
+            json!({"since": rfc3339_ms(now_ms() - 9 * 86_400_000), "until": hour_ago}),
             "until",
         ),
         (
             json!({"since": rfc3339_ms(now_ms()), "until": hour_ago}),
             "since",
         ),
-        (json!({"since": hour_ago, "status": "delivered"}), "status"),
+        (json!({"since": hour_ago, "filter": "delivered"}), "filter"),
+        (json!({"since": hour_ago, "status": "all"}), "status"),
     ] {
         let before = app.snapshot().await;
         let (status, error) = app

@@ -674,7 +674,44 @@ async fn bad_ids_and_parameters_get_json_errors() {
             .await;
         assert_eq!(status, 400, "limit={limit}: {body}");
         assert_eq!(body["field"], "limit");
+        assert_eq!(
+            body["message"], "limit: must be a whole number from 1 to 250",
+            "limit={limit}"
+        );
     }
+    // Every parameter error says what the parameter takes, in plain words,
+    // never the framework's validator text.
+    let deliveries = format!("/api/v1/webhooks/{id}/deliveries");
+    for (query, field, says) in [
+        ("status=lost", "status", "must be pending, in_flight"),
+        (
+            "event_type=a..b",
+            "event_type",
+            "must be an event type name",
+        ),
+        ("cursor=", "cursor", "not a cursor"),
+        ("since=yesterday", "since", "RFC 3339"),
+        ("until=2026-13-45", "until", "RFC 3339"),
+    ] {
+        let (status, body) = app.get(&format!("{deliveries}?{query}"), &key).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{query}: {message}");
+        for framework in [
+            "verification failed",
+            "minimum(",
+            "pattern(",
+            "Failed to parse",
+        ] {
+            assert!(!message.contains(framework), "{query}: {message}");
+        }
+    }
+    let (status, body) = app
+        .get(&format!("/api/v1/webhooks/{id}/stats?window=2d"), &key)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "window: must be 1h, 24h or 7d");
     let (status, body) = app.get("/api/v1/no/such/route", &key).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     app.stop().await;

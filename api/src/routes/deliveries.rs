@@ -29,8 +29,8 @@ pub struct DeliverySummary {
     pub id: String,
     /// The event delivered; also the `webhook-id` header of every attempt.
     pub event_id: String,
-    /// The endpoint it goes to.
-    pub endpoint_id: String,
+    /// The webhook (endpoint) it goes to (`ep_…`).
+    pub webhook_id: String,
     /// The event's type.
     pub event_type: String,
     /// `pending` (waiting for its first attempt), `in_flight` (a worker is
@@ -356,12 +356,12 @@ impl DeliveriesApi {
             0 => "already_queued",
             -2 => {
                 return Err(ApiError::conflict(
-                    "the delivery was cancelled (its endpoint was deleted)",
+                    "the delivery was cancelled (its webhook was deleted)",
                 ))
             }
             -3 => {
                 return Err(ApiError::conflict(
-                    "the endpoint is disabled or deleted; enable it first",
+                    "the webhook is disabled or deleted; enable it first",
                 ))
             }
             -4 => {

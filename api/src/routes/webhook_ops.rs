@@ -194,11 +194,12 @@ pub struct StartReplay {
     #[oai(nullable)]
     #[serde(default)]
     pub until: Option<String>,
-    /// `failed` (default): only failed deliveries; `all`: failed and
-    /// delivered ones. Test sends are never replayed.
+    /// Which deliveries of the window: `failed` (default), only failed
+    /// ones; `all`, failed and delivered ones. Test sends are never
+    /// replayed. The replay reports it back as `filter`.
     #[oai(validator(pattern = "^(failed|all)$"), nullable)]
     #[serde(default)]
-    pub status: Option<String>,
+    pub filter: Option<String>,
 }
 
 /// A replay's progress.
@@ -207,8 +208,8 @@ pub struct StartReplay {
 pub struct Replay {
     /// The replay's id (`rpl_…`).
     pub id: String,
-    /// The endpoint.
-    pub endpoint_id: String,
+    /// The webhook (endpoint) it replays to (`ep_…`).
+    pub webhook_id: String,
     /// `running`, `completed`, or `interrupted` (the API process running it
     /// stopped; start it again: deliveries already queued are not doubled
     /// in a harmful way, they are simply attempted again).
@@ -252,7 +253,7 @@ impl Replay {
         }
         Some(Self {
             id: map.get("id")?.clone(),
-            endpoint_id: get("endpoint"),
+            webhook_id: get("endpoint"),
             status,
             since: time("since").map(rfc3339_ms).unwrap_or_default(),
             until: time("until").map(rfc3339_ms).unwrap_or_default(),
@@ -648,16 +649,21 @@ impl WebhookOpsApi {
             return Err(ApiError::invalid("since", "must not be after `until`"));
         }
         if until - since > MAX_REPLAY_WINDOW_MS {
-            return Err(ApiError::invalid(
-                "until",
-                "the window may span at most 7 days",
-            ));
+            // Name the field the caller sent: without `until` the window
+            // runs to now, and it is `since` that lies too far back.
+            return Err(match body.until {
+                Some(_) => ApiError::invalid("until", "the window may span at most 7 days"),
+                None => ApiError::invalid(
+                    "since",
+                    "must be within 7 days of `until` (now, when `until` is not sent): the window may span at most 7 days",
+                ),
+            });
         }
-        let filter = body.status.unwrap_or_else(|| "failed".into());
+        let filter = body.filter.unwrap_or_else(|| "failed".into());
         let allowed = match filter.as_str() {
             "failed" => "failed",
             "all" => "failed,delivered",
-            _ => return Err(ApiError::invalid("status", "must be `failed` or `all`")),
+            _ => return Err(ApiError::invalid("filter", "must be `failed` or `all`")),
         };
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         if !record.active {
