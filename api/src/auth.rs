@@ -13,7 +13,7 @@ use rand::Rng;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, KeyKind};
 use crate::state::AppState;
 
 /// `Authorization: Bearer <key>` with a tenant API key (`hf_…`): every
@@ -54,22 +54,40 @@ async fn resolve_admin(req: &poem::Request, bearer: Bearer) -> poem::Result<()> 
         Some(admin) if constant_time_eq(admin.as_bytes(), bearer.token.as_bytes()) => {
             check_budget(state, "admin")
         }
+        // A working tenant key sent to an admin route: say so, rather than
+        // calling a valid key unknown.
+        _ if lookup_tenant_key(state, &bearer.token).await?.is_some() => {
+            Err(reject(ApiError::wrong_key_kind(KeyKind::Admin)))
+        }
         _ => Err(reject(ApiError::unauthorized())),
     }
+}
+
+/// The `<tenant id> <key id>` a tenant key stands for, if it is one.
+async fn lookup_tenant_key(state: &AppState, key: &str) -> poem::Result<Option<String>> {
+    if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
+        return Ok(None);
+    }
+    let mut conn = state.conn().await.map_err(reject)?;
+    conn.get(state.keys.api_key_lookup(&hash_key(key)))
+        .await
+        .map_err(|err| reject(err.into()))
 }
 
 async fn resolve_tenant(req: &poem::Request, bearer: Bearer) -> poem::Result<TenantCtx> {
     let state = state_of(req)?;
     let key = bearer.token.as_str();
-    if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
-        return Err(reject(ApiError::unauthorized()));
+    let is_admin = state
+        .config
+        .admin_key
+        .as_ref()
+        .is_some_and(|admin| constant_time_eq(admin.as_bytes(), key.as_bytes()));
+    if is_admin {
+        return Err(reject(ApiError::wrong_key_kind(KeyKind::Tenant)));
     }
-    let mut conn = state.conn().await.map_err(reject)?;
-    let found: Option<String> = conn
-        .get(state.keys.api_key_lookup(&hash_key(key)))
-        .await
-        .map_err(|err| reject(err.into()))?;
-    let found = found.ok_or_else(|| reject(ApiError::unauthorized()))?;
+    let found = lookup_tenant_key(state, key)
+        .await?
+        .ok_or_else(|| reject(ApiError::unauthorized()))?;
     let (tenant_id, key_id) = found
         .split_once(' ')
         .ok_or_else(|| reject(ApiError::unauthorized()))?;

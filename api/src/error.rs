@@ -113,6 +113,15 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
+/// The two kinds of API key (see `auth.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A tenant's `hf_…` key: every route under a tenant.
+    Tenant,
+    /// `HOOKFLEET_ADMIN_KEY`: tenants and their keys.
+    Admin,
+}
+
 fn body(code: &str, message: impl Into<String>, field: Option<String>) -> Json<ErrorBody> {
     Json(ErrorBody {
         code: code.into(),
@@ -152,6 +161,16 @@ impl ApiError {
             "missing, unknown or revoked API key (send `Authorization: Bearer <key>`)",
             None,
         ))
+    }
+
+    /// 401 for a valid key of the other kind: the admin key on a tenant
+    /// route, or a tenant key on an admin route.
+    pub fn wrong_key_kind(needed: KeyKind) -> Self {
+        let message = match needed {
+            KeyKind::Tenant => "this is the admin key; this route needs a tenant API key (`hf_…`, created with POST /api/v1/tenants/{tenant_id}/api-keys)",
+            KeyKind::Admin => "this is a tenant API key; this route needs the admin key (HOOKFLEET_ADMIN_KEY)",
+        };
+        ApiError::Unauthorized(body("unauthorized", message, None))
     }
 
     pub fn not_found(what: &str) -> Self {

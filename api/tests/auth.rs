@@ -31,11 +31,31 @@ async fn missing_or_wrong_keys_get_401() {
             assert_eq!(body["code"], "unauthorized");
         }
     }
-    // A tenant key is not an admin key, and the admin key is not a tenant key.
-    let (status, _) = app.get("/api/v1/tenants", &key).await;
+    // A tenant key is not an admin key, and the admin key is not a tenant
+    // key: each is told so, and which kind the route needs.
+    let (status, body) = app.get("/api/v1/tenants", &key).await;
     assert_eq!(status, 401);
-    let (status, _) = app.get("/api/v1/webhooks", &app.admin_key()).await;
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("tenant API key") && message.contains("needs the admin key"),
+        "{body}"
+    );
+    let (status, body) = app.get("/api/v1/webhooks", &app.admin_key()).await;
     assert_eq!(status, 401);
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("admin key") && message.contains("needs a tenant API key"),
+        "{body}"
+    );
+    // An unknown key is still just unknown.
+    let (_, body) = app.get("/api/v1/tenants", "hf_not-a-key").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("missing, unknown"),
+        "{body}"
+    );
     app.stop().await;
 }
 
