@@ -26,8 +26,9 @@ use crate::state::AppState;
 #[oai(ty = "bearer", rename = "ApiKey", checker = "resolve_tenant")]
 pub struct ApiKeyAuth(pub TenantCtx);
 
-/// `Authorization: Bearer <admin key>` (`HOOKFLEET_ADMIN_KEY`): tenant
-/// management under `/api/v1/tenants`.
+/// `Authorization: Bearer <admin key>` (`HOOKFLEET_ADMIN_KEY`): every admin
+/// route: tenants and their API keys (`/api/v1/tenants…`) and the fleet
+/// (`/api/v1/admin/…`). Tenant routes need a tenant key instead.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", rename = "AdminKey", checker = "resolve_admin")]
 pub struct AdminAuth(pub ());

@@ -261,6 +261,7 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
         param_schema_mut(doc, operation, param)?.insert("format".into(), json!("date-time"));
     }
     patterns_to_enums(doc);
+    order_tags(doc);
     let created = operations_mut(doc)
         .into_iter()
         .find(|(_, _, op)| op.get("operationId") == Some(&json!("create_webhook")))
@@ -310,6 +311,28 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Swagger UI shows the groups in the order of the spec's `tags`: the way
+/// a user meets them (webhooks first, then publishing and following
+/// events), the operator's groups after, health last.
+fn order_tags(doc: &mut Value) {
+    const ORDER: [&str; 7] = [
+        "Webhooks",
+        "Events",
+        "Deliveries",
+        "EventTypes",
+        "Tenants",
+        "Admin",
+        "Health",
+    ];
+    if let Some(tags) = doc.get_mut("tags").and_then(Value::as_array_mut) {
+        let rank = |tag: &Value| {
+            let name = tag.get("name").and_then(Value::as_str).unwrap_or("");
+            ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len())
+        };
+        tags.sort_by_key(rank);
+    }
 }
 
 /// Replaces every `pattern` of the form `^(word|word|...)$` with the
@@ -420,6 +443,16 @@ fn missing_resource(path: &str) -> &'static str {
     }
 }
 
+/// The 400 a bad `name` parameter gets (see `error::parameter_rule`).
+fn parameter_error_example(name: &str) -> Value {
+    let rule = crate::error::parameter_rule(name).unwrap_or("is not valid");
+    json!({
+        "code": "invalid_parameter",
+        "message": format!("{name}: {rule}"),
+        "field": name,
+    })
+}
+
 /// An example body for an error status of the operation at `path`.
 fn error_example(status: &str, path: &str, conflict: Option<&Conflict>) -> Value {
     let (code, message, field) = match status {
@@ -489,6 +522,21 @@ fn keep_applicable_errors(
         })
         .unwrap_or_default();
     let has_body = op.get("requestBody").is_some();
+    // A query or header parameter, for the 400 example of operations that
+    // take no body.
+    let first_param: Option<String> =
+        op.get("parameters")
+            .and_then(Value::as_array)
+            .and_then(|ps| {
+                ps.iter()
+                    .filter(|p| {
+                        matches!(
+                            p.get("in").and_then(Value::as_str),
+                            Some("query" | "header")
+                        )
+                    })
+                    .find_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string))
+            });
     let has_path = params.iter().any(|p| p == "path");
     let has_other_params = params.iter().any(|p| p == "query" || p == "header");
     // Every secured operation reads Redis (the tenant key's lookup, or the
@@ -554,7 +602,12 @@ fn keep_applicable_errors(
             .pointer_mut("/content/application~1json; charset=utf-8")
             .and_then(Value::as_object_mut)
         {
-            media.insert("example".into(), error_example(status, path, conflict));
+            let example = match (status.as_str(), has_body, &first_param) {
+                // Without a body, a 400 is about a parameter.
+                ("400", false, Some(name)) => parameter_error_example(name),
+                _ => error_example(status, path, conflict),
+            };
+            media.insert("example".into(), example);
         }
     }
     let mut sorted: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();

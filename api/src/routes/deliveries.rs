@@ -247,7 +247,7 @@ impl DeliveriesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 200))]
+        #[oai(validator(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;

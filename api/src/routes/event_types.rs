@@ -193,7 +193,7 @@ impl EventTypesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 300))]
+        #[oai(validator(min_length = 1, max_length = 300, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<EventTypePage>, ApiError> {
         self.page(auth, limit.0, cursor.0.as_deref()).await
@@ -214,7 +214,7 @@ impl EventTypesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 300))]
+        #[oai(validator(min_length = 1, max_length = 300, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<EventTypePage>, ApiError> {
         self.page(auth, limit.0, cursor.0.as_deref()).await

@@ -15,22 +15,24 @@ use poem_openapi::Tags;
 use crate::state::AppState;
 
 /// Groups of operations in Swagger UI.
+/// In the order a user meets them; `spec::order_tags` keeps Swagger UI's
+/// groups in this order.
 #[derive(Tags)]
 pub enum ApiTags {
-    /// Managing tenants and their API keys (admin key only).
-    Tenants,
     /// Endpoints that receive events ("webhooks"), their tests, logs and stats.
     Webhooks,
-    /// The event types a tenant can publish and subscribe to.
-    EventTypes,
     /// Publishing events and following their deliveries.
     Events,
     /// The delivery log: find, inspect and retry deliveries.
     Deliveries,
-    /// Liveness and readiness probes.
-    Health,
+    /// The event types a tenant can publish and subscribe to.
+    EventTypes,
+    /// Managing tenants and their API keys (admin key only).
+    Tenants,
     /// Operating the fleet (admin key only).
     Admin,
+    /// Liveness and readiness probes.
+    Health,
 }
 
 /// Every API service, for `OpenApiService::new`.

@@ -231,7 +231,7 @@ impl TenantsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 300))]
+        #[oai(validator(min_length = 1, max_length = 300, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<TenantPage>, ApiError> {
         self.state.admin(&auth)?;
@@ -360,7 +360,7 @@ impl TenantsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 300))]
+        #[oai(validator(min_length = 1, max_length = 300, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<ApiKeyPage>, ApiError> {
         self.state.admin(&auth)?;

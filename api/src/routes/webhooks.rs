@@ -143,6 +143,7 @@ pub struct CreateWebhook {
     /// A note for people, up to 1024 characters.
     #[oai(validator(max_length = 1024), nullable)]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
     /// Up to 20 extra request headers. Names must be valid HTTP header
     /// names; `webhook-*`, `content-type`, `user-agent`, `host` and other
@@ -153,6 +154,7 @@ pub struct CreateWebhook {
         nullable
     )]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub headers: Option<BTreeMap<String, String>>,
     /// Most deliveries per second to this endpoint (1 to 10000), enforced
     /// across all workers. Omit for no limit.
@@ -176,11 +178,13 @@ pub struct CreateWebhook {
     /// disabled.
     #[oai(nullable)]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub active: Option<bool>,
     /// Create it paused (default false): events are queued for it and held
     /// until it is resumed.
     #[oai(nullable)]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
     /// A signing secret of your own (`whsec_` + standard base64 of 24 to 64
     /// bytes); omit to have one generated.
@@ -193,6 +197,7 @@ pub struct CreateWebhook {
         nullable
     )]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub secret: Option<String>,
 }
 
@@ -212,6 +217,7 @@ pub struct UpdateWebhook {
         nullable
     )]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub url: Option<String>,
     /// New list of event types (same rules as on create).
     #[oai(
@@ -224,10 +230,12 @@ pub struct UpdateWebhook {
         nullable
     )]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub events: Option<Vec<String>>,
     /// New description, up to 1024 characters.
     #[oai(validator(max_length = 1024), nullable)]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub description: Option<String>,
     /// New set of extra headers (replaces the old set; same rules as on
     /// create).
@@ -236,6 +244,7 @@ pub struct UpdateWebhook {
         nullable
     )]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub headers: Option<BTreeMap<String, String>>,
     /// New rate limit (1 to 10000); `null` removes the limit.
     #[oai(validator(minimum(value = "1"), maximum(value = "10000")), nullable)]
@@ -256,12 +265,14 @@ pub struct UpdateWebhook {
     /// resets the circuit breaker.
     #[oai(nullable)]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub active: Option<bool>,
     /// Pause or resume. A paused endpoint keeps receiving deliveries but
     /// holds them, in order; resuming sends them. Pausing keeps every
     /// event, disabling does not.
     #[oai(nullable)]
     #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
 }
 
@@ -427,7 +438,7 @@ impl WebhooksApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
         /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 300))]
+        #[oai(validator(min_length = 1, max_length = 300, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<WebhookPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
