@@ -50,7 +50,7 @@ async fn a_410_disables_the_endpoint_and_the_tenant_is_told() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["endpoint_id"] == gone_id)
+        .find(|d| d["webhook_id"] == gone_id)
         .unwrap()
         .clone();
     assert_eq!(gone_delivery["status"], "failed");
