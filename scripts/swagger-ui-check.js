@@ -89,8 +89,14 @@ async function main() {
     if (!code.startsWith('200')) {
       problems.push(`GET /api/v1/webhooks showed response code ${code}, not 200`);
     }
-    if (!body.startsWith('[')) {
-      problems.push(`the response body shown is not a JSON list: ${body.slice(0, 200)}`);
+    let listed = null;
+    try {
+      listed = JSON.parse(body);
+    } catch (err) {
+      listed = null;
+    }
+    if (!listed || !Array.isArray(listed.data)) {
+      problems.push(`the response body shown is not a page of webhooks ({"data": [...]}): ${body.slice(0, 200)}`);
     }
     if (foreign.length > 0) {
       problems.push(`the page requested outside the API: ${foreign.join(', ')}`);
