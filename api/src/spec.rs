@@ -257,6 +257,14 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
     for schema in ["CreateWebhook", "UpdateWebhook"] {
         property_mut(schemas, schema, "timeout_s")?.insert("maximum".into(), json!(max_timeout));
     }
+    // Header names are HTTP tokens (input::HeaderList refuses anything
+    // else); the reserved ones are named in the field's description.
+    for schema in ["CreateWebhook", "UpdateWebhook"] {
+        property_mut(schemas, schema, "headers")?.insert(
+            "propertyNames".into(),
+            json!({"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "minLength": 1}),
+        );
+    }
     for (operation, param) in TIME_PARAMS {
         param_schema_mut(doc, operation, param)?.insert("format".into(), json!("date-time"));
     }
