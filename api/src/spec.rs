@@ -490,6 +490,14 @@ fn error_example(status: &str, path: &str, conflict: Option<&Conflict>) -> Value
             "the `Content-Type` requested by the client is not supported: text/plain",
             None,
         ),
+        // What the batch route answers for the README's example (a test
+        // there checks it against the API); elsewhere, what creating a
+        // webhook with that type answers.
+        "422" if path == "/api/v1/events/batch" => (
+            "invalid_field",
+            "events[1].event_type: unknown event type `nope.nope` (see GET /api/v1/webhooks/events)",
+            Some("events[1].event_type"),
+        ),
         "422" => (
             "invalid_field",
             "events[1]: unknown event type `nope.nope` (see GET /api/v1/webhooks/events)",

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use hookfleet_common::outage::RedisOutage;
 use hookfleet_common::{scripts, subscription, Config, Keys};
 use redis::AsyncCommands;
 use tokio::sync::{watch, Notify};
@@ -80,14 +81,23 @@ impl AttemptWaiters {
                 }
             }
         };
-        tokio::spawn(subscription::listen(
-            subscription::addresses(config),
-            keys.attempted_channel(),
-            config.wake_keepalive,
-            on_subscribed,
-            on_message,
-            stop_rx,
-        ));
+        let (addresses, channel) = (subscription::addresses(config), keys.attempted_channel());
+        let keepalive = config.wake_keepalive;
+        tokio::spawn(async move {
+            // The subscription is the API's only loop that calls Redis;
+            // requests report their own failures as they answer 503.
+            let outage = RedisOutage::new();
+            subscription::listen(
+                addresses,
+                channel,
+                keepalive,
+                on_subscribed,
+                on_message,
+                &outage,
+                stop_rx,
+            )
+            .await;
+        });
         Self { inner, _stop: stop }
     }
 

@@ -151,6 +151,57 @@ async fn idempotency_keys_work_per_event() {
     app.stop().await;
 }
 
+/// The README's "Errors" section: the batch its example sends (the `-d`
+/// of its `curl`) and the answer it shows.
+fn readme_error_example() -> (Value, Value) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## Errors\n")
+        .nth(1)
+        .expect("an Errors section");
+    let request = section
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.split("'\n").next())
+        .expect("a curl -d '…' in the Errors section");
+    let answer = section
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a json block in the Errors section");
+    (
+        serde_json::from_str(request).expect("the example request is JSON"),
+        serde_json::from_str(answer).expect("the example answer is JSON"),
+    )
+}
+
+#[tokio::test]
+async fn the_readmes_error_example_is_what_the_api_answers() {
+    let app = spawn_app(false, &[]).await;
+    let (_, key) = app.tenant("acme").await;
+    let (request, shown) = readme_error_example();
+    let (status, answer) = app.post(BATCH, &key, request).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer, shown, "the README shows another answer");
+    // The spec's example of the batch route's 422 is the same answer.
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("GET /openapi.json")
+        .json()
+        .await
+        .expect("the spec is JSON");
+    assert_eq!(
+        spec["paths"][BATCH]["post"]["responses"]["422"]["content"]
+            ["application/json; charset=utf-8"]["example"],
+        shown
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_bad_event_refuses_the_whole_batch_and_writes_nothing() {
     let app = spawn_app(false, &[]).await;

@@ -1,13 +1,18 @@
 //! The receiver examples in docs/RECEIVING.md run against real deliveries:
-//! each must accept a genuine one and refuse a tampered body and a stale
-//! timestamp. The examples are read from the document itself, so the docs
-//! cannot drift from what works.
+//! each must accept a genuine one and refuse a tampered body, a stale
+//! timestamp and a signature of another version than `v1`. Each gets the
+//! body as a receiver does, as raw bytes (Python `bytes`, a Node.js
+//! `Buffer`), so an example that formats bytes into a string, or hashes a
+//! re-encoded body, fails here. The examples are read from the document
+//! itself, so the docs cannot drift from what works.
 
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use common::{spawn_app, spawn_receiver, Reply};
 use hookfleet_common::signing::{signature_header, SigningSecret};
 use hookfleet_common::time_util::now_ms;
@@ -36,16 +41,19 @@ fn examples() -> Vec<(String, String)> {
     out
 }
 
-/// Runs one example's `verify` on a request; true when it accepts.
-fn run(marker: &str, code: &str, secret: &str, headers: &Value, body: &str) -> bool {
-    let input = json!({"secret": secret, "headers": headers, "body": body}).to_string();
+/// Runs one example's `verify` on a request whose body is `body`, the raw
+/// bytes; true when it accepts. The bytes travel base64-encoded and reach
+/// `verify` decoded, as bytes.
+fn run(marker: &str, code: &str, secret: &str, headers: &Value, body: &[u8]) -> bool {
+    let input =
+        json!({"secret": secret, "headers": headers, "body": STANDARD.encode(body)}).to_string();
     let (program, script) = if marker.starts_with("python") {
         let python = std::env::var("HOOKFLEET_TEST_PYTHON")
             .expect("HOOKFLEET_TEST_PYTHON (scripts/test sets it)");
-        let runner = "\nimport json, sys\nd = json.load(sys.stdin)\nprint('valid' if verify(d['secret'], d['headers'], d['body']) else 'invalid')\n";
+        let runner = "\nimport base64, json, sys\nd = json.load(sys.stdin)\nbody = base64.b64decode(d['body'])\nassert isinstance(body, bytes)\nprint('valid' if verify(d['secret'], d['headers'], body) else 'invalid')\n";
         (python, format!("{code}{runner}"))
     } else {
-        let runner = "\nconst d = JSON.parse(require('fs').readFileSync(0, 'utf8'));\nconsole.log(verify(d.secret, d.headers, d.body) ? 'valid' : 'invalid');\n";
+        let runner = "\nconst d = JSON.parse(require('fs').readFileSync(0, 'utf8'));\nconst body = Buffer.from(d.body, 'base64');\nconsole.log(verify(d.secret, d.headers, body) ? 'valid' : 'invalid');\n";
         ("node".to_string(), format!("{code}{runner}"))
     };
     let flag = if marker.starts_with("python") {
@@ -115,21 +123,36 @@ async fn the_documented_receivers_verify_real_deliveries() {
         "webhook-timestamp": stale_ts.to_string(),
         "webhook-signature": signature_header(&parsed, None, id, stale_ts, delivered.body.as_bytes()),
     });
+    // The receiver's body is the bytes received (it is UTF-8 JSON, so its
+    // `String` holds them unchanged), with a non-ASCII character in them:
+    // a verifier that decodes or re-encodes loosely would show it.
+    let body = delivered.body.as_bytes();
+    assert!(!body.is_ascii(), "{}", delivered.body);
     let tampered = delivered.body.replace("12.5", "1250");
     assert_ne!(tampered, delivered.body);
+    // The right signature, under a version other than v1.
+    let mut other_version = headers.clone();
+    other_version["webhook-signature"] = json!(delivered
+        .header("webhook-signature")
+        .unwrap()
+        .replace("v1,", "v2,"));
 
     for (marker, code) in &examples {
         assert!(
-            run(marker, code, &secret, &headers, &delivered.body),
+            run(marker, code, &secret, &headers, body),
             "{marker} refused a genuine delivery"
         );
         assert!(
-            !run(marker, code, &secret, &headers, &tampered),
+            !run(marker, code, &secret, &headers, tampered.as_bytes()),
             "{marker} accepted a tampered body"
         );
         assert!(
-            !run(marker, code, &secret, &stale, &delivered.body),
+            !run(marker, code, &secret, &stale, body),
             "{marker} accepted a stale timestamp"
+        );
+        assert!(
+            !run(marker, code, &secret, &other_version, body),
+            "{marker} accepted a signature that is not v1"
         );
     }
     app.stop().await;

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod net_policy;
+pub mod outage;
 pub mod publish;
 pub mod redis_pool;
 pub mod scripts;

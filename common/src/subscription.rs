@@ -18,7 +18,11 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::outage::{RedisOutage, Source};
 use crate::{redis_pool, Config};
+
+/// How the subscription reports to [`RedisOutage`].
+const SUBSCRIPTION: Source = Source::task("subscription");
 
 /// Where to subscribe: the one Redis, or every configured cluster node in
 /// turn.
@@ -35,14 +39,16 @@ pub fn addresses(config: &Config) -> Vec<String> {
 /// dropped), calling `on_subscribed` after each (re)subscription and
 /// `on_message` with each message's payload; reconnects with backoff (100
 /// ms doubling to 5 s) when Redis goes away or a keepalive ping goes
-/// unanswered. Processes start on different addresses, so subscriptions
-/// spread over a cluster's nodes.
+/// unanswered, reporting each loss and failed attempt to `outage` (which
+/// logs an outage once, not once per attempt). Processes start on different
+/// addresses, so subscriptions spread over a cluster's nodes.
 pub async fn listen(
     addresses: Vec<String>,
     channel: String,
     keepalive: Duration,
     mut on_subscribed: impl FnMut() + Send,
     mut on_message: impl FnMut(&[u8]) + Send,
+    outage: &RedisOutage,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -59,6 +65,7 @@ pub async fn listen(
         match subscribe(redis_url, &channel).await {
             Ok(pubsub) => {
                 backoff = Duration::from_millis(100);
+                outage.succeeded(SUBSCRIPTION);
                 on_subscribed();
                 let (mut sink, mut messages) = pubsub.split();
                 let mut heard = Instant::now();
@@ -81,10 +88,26 @@ pub async fn listen(
                         _ = stopped(&mut shutdown) => return,
                     }
                 };
-                tracing::warn!(%channel, subscription = lost, "subscription {lost}; reconnecting");
+                // Said once per loss, on top of the outage report: a
+                // silent connection (dropped on the way, Redis itself
+                // fine) is a network problem worth a warning of its own;
+                // a closed one usually means Redis went away, which the
+                // outage says.
+                if lost == "silent" {
+                    tracing::warn!(%channel, "subscription silent (no answer to a keepalive ping); reconnecting");
+                } else {
+                    tracing::info!(%channel, "subscription lost; reconnecting");
+                }
+                outage.failed(
+                    SUBSCRIPTION,
+                    &format_args!("subscription {lost} ({channel})"),
+                );
             }
             Err(err) => {
-                tracing::warn!(%channel, error = %err, "cannot subscribe; retrying");
+                outage.failed(
+                    SUBSCRIPTION,
+                    &format_args!("cannot subscribe to {channel}: {err}"),
+                );
             }
         }
         tokio::select! {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookfleet_common::outage::{RedisOutage, Source};
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::time_util::now_ms;
 use hookfleet_common::Keys;
@@ -42,12 +43,15 @@ pub fn worker_id() -> (String, String) {
 }
 
 /// Heartbeats until shutdown, then removes this worker from the registry.
+/// Failures go to `outage`, which logs a Redis outage once for every loop.
 pub async fn heartbeat(
     pool: RedisPool,
     keys: Keys,
     metrics: Arc<WorkerMetrics>,
+    outage: Arc<RedisOutage>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    const HEARTBEAT: Source = Source::task("heartbeat");
     let (id, host) = worker_id();
     let started_at = now_ms();
     let mut last_count = delivered_total(&metrics);
@@ -66,8 +70,9 @@ pub async fn heartbeat(
             version: env!("CARGO_PKG_VERSION"),
         };
         (last_count, last_at) = (count, Instant::now());
-        if let Err(err) = write(&pool, &keys, &beat).await {
-            tracing::warn!(error = %err, "heartbeat failed");
+        match write(&pool, &keys, &beat).await {
+            Ok(()) => outage.succeeded(HEARTBEAT),
+            Err(err) => outage.failed(HEARTBEAT, &err),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hookfleet_common::ids::{IdKind, Partition};
+use hookfleet_common::outage::{RedisOutage, Source};
 use hookfleet_common::redis_pool::RedisPool;
 use hookfleet_common::stored_event::{self, EventRecord};
 use hookfleet_common::time_util::now_ms;
@@ -56,7 +57,16 @@ struct Context {
     /// What every claim passes claim.lua (lease, first delay, retention,
     /// default concurrency cap), worked out once.
     claim_settings: claim::ClaimSettings,
+    /// Every loop's Redis failures go here, so an outage is logged once
+    /// (outage.rs), not once per partition per back-off round.
+    outage: Arc<RedisOutage>,
 }
+
+/// The claim loop's calls, one source per partition.
+const CLAIM: &str = "claiming deliveries";
+/// An attempt's own calls, made once each (see outage.rs).
+const READING_EVENT: Source = Source::once("reading an event");
+const RECORDING: Source = Source::once("recording an attempt");
 
 impl Context {
     fn store(&self) -> Store<'_> {
@@ -79,12 +89,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .map_err(WorkerError::Config)?;
     let notify = Arc::new(Notify::new());
     let woken = Arc::new(crate::wake::Woken::new());
+    let outage = Arc::new(RedisOutage::new());
     let listener = tokio::spawn(crate::wake::listen(
         hookfleet_common::subscription::addresses(&config),
         keys.wake_channel(),
         config.wake_keepalive,
         notify.clone(),
         woken.clone(),
+        outage.clone(),
         shutdown.clone(),
     ));
     let config_max_rate = config.worker_max_rate;
@@ -99,6 +111,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         pool.clone(),
         keys.clone(),
         metrics.clone(),
+        outage.clone(),
         shutdown.clone(),
     ));
     let (recorder, recorder_task) = Recorder::spawn(pool.clone(), keys.clone(), config.clone());
@@ -114,6 +127,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         notify: notify.clone(),
         woken,
         claim_settings,
+        outage,
     });
     let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
     let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
@@ -192,6 +206,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             match claimed {
                 Ok(claimed) => {
                     failures[at] = 0;
+                    ctx.outage.succeeded(Source::partition(CLAIM, p.0));
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
                     ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
                     ctx.metrics.at_capacity.inc_by(claimed.at_capacity);
@@ -227,7 +242,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 }
                 Err(err) => {
                     ctx.metrics.redis_errors.inc();
-                    tracing::warn!(partition = p.0, error = %err, "claim failed");
+                    if let claim::ClaimError::Reply(_) = err {
+                        // Redis answered, with something claim.lua never
+                        // returns: a bug to see, not an outage.
+                        tracing::error!(partition = p.0, error = %err, "claim failed");
+                    } else {
+                        ctx.outage.failed(Source::partition(CLAIM, p.0), &err);
+                    }
                     failures[at] = failures[at].saturating_add(1);
                     idle_until[at] = now + partition_backoff_ms(failures[at]);
                 }
@@ -308,11 +329,14 @@ async fn process(ctx: Arc<Context>, job: Job, permit: OwnedSemaphorePermit) {
 async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePermit) {
     if job.event.is_none() {
         match Box::pin(fetch_event(ctx, &job)).await {
-            Ok(event) => job.event = event.map(Arc::new),
+            Ok(event) => {
+                ctx.outage.succeeded(READING_EVENT);
+                job.event = event.map(Arc::new);
+            }
             Err(err) => {
                 // Could not read the event: give the lease back by letting
                 // it expire; the delivery will be claimed again.
-                tracing::warn!(error = %err, "cannot read the event");
+                ctx.outage.failed(READING_EVENT, &err);
                 return;
             }
         }
@@ -406,6 +430,7 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
     for _ in 0..6 {
         match ctx.recorder.record(attempt.clone()).await {
             Ok(recorded) => {
+                ctx.outage.succeeded(RECORDING);
                 if !recorded.held {
                     tracing::info!(
                         "lease was taken over or delivery cancelled; attempt logged only"
@@ -437,7 +462,8 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
             }
             Err(err) => {
                 ctx.metrics.redis_errors.inc();
-                tracing::warn!(error = %err, "recording the attempt failed; retrying");
+                // Retried below; the outage, if it is one, is said once.
+                ctx.outage.failed(RECORDING, &err);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(3));
             }
@@ -450,15 +476,19 @@ async fn attempt_one(ctx: &Arc<Context>, mut job: Job, _permit: OwnedSemaphorePe
 
 /// Samples the queue gauges every few seconds (one pipelined round trip).
 async fn sample_queues(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    const SAMPLING: Source = Source::task("sampling the queues");
     loop {
-        if let Err(err) = ctx
+        match ctx
             .metrics
             .queue
             .sample(&ctx.pool, &ctx.keys, &ctx.config)
             .await
         {
-            ctx.metrics.redis_errors.inc();
-            tracing::debug!(error = %err, "queue sampling failed");
+            Ok(_) => ctx.outage.succeeded(SAMPLING),
+            Err(err) => {
+                ctx.metrics.redis_errors.inc();
+                ctx.outage.failed(SAMPLING, &err);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -490,15 +520,23 @@ async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>)
                 16,
             )
             .await;
-            if let Err(err) = recovered {
-                ctx.metrics.redis_errors.inc();
-                tracing::warn!(partition = p.0, error = %err, "finishing interrupted fan-outs failed");
+            let fanouts = Source::partition("finishing interrupted fan-outs", p.0);
+            match recovered {
+                Ok(_) => ctx.outage.succeeded(fanouts),
+                Err(err) => {
+                    ctx.metrics.redis_errors.inc();
+                    ctx.outage.failed(fanouts, &err);
+                }
             }
             let notices =
                 operational::recover_notices(&ctx.store(), p, ctx.config.fanout_recovery, 16).await;
-            if let Err(err) = notices {
-                ctx.metrics.redis_errors.inc();
-                tracing::warn!(partition = p.0, error = %err, "publishing left-behind operational events failed");
+            let left_behind = Source::partition("publishing left-behind operational events", p.0);
+            match notices {
+                Ok(_) => ctx.outage.succeeded(left_behind),
+                Err(err) => {
+                    ctx.metrics.redis_errors.inc();
+                    ctx.outage.failed(left_behind, &err);
+                }
             }
         }
     }

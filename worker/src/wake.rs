@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookfleet_common::outage::RedisOutage;
 use tokio::sync::{watch, Notify};
 
 /// The most partitions a configuration may have (`HOOKFLEET_PARTITIONS`).
@@ -81,6 +82,7 @@ pub async fn listen(
     keepalive: Duration,
     notify: Arc<Notify>,
     woken: Arc<Woken>,
+    outage: Arc<RedisOutage>,
     shutdown: watch::Receiver<bool>,
 ) {
     let on_subscribed = {
@@ -105,6 +107,7 @@ pub async fn listen(
         keepalive,
         on_subscribed,
         on_message,
+        &outage,
         shutdown,
     )
     .await;
