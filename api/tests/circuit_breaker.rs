@@ -235,10 +235,16 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
     // records the delivery failed, and stops before publishing.
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let keys = app.keys();
-    let claimed =
-        hookfleet_worker::claim::claim(&pool, &keys, p, 10, common::claim_settings(60_000))
-            .await
-            .unwrap();
+    let claimed = hookfleet_worker::claim::claim(
+        &pool,
+        &keys,
+        p,
+        10,
+        common::claim_settings(60_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.jobs.len(), 1);
     let job = &claimed.jobs[0];
     let result = hookfleet_worker::deliver::AttemptResult {
@@ -322,10 +328,16 @@ async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
     app.publish(&key, "video.processed", json!({})).await;
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let keys = app.keys();
-    let claimed =
-        hookfleet_worker::claim::claim(&pool, &keys, p, 10, common::claim_settings(60_000))
-            .await
-            .unwrap();
+    let claimed = hookfleet_worker::claim::claim(
+        &pool,
+        &keys,
+        p,
+        10,
+        common::claim_settings(60_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap();
     let result = hookfleet_worker::deliver::AttemptResult {
         status: Some(400),
         ..Default::default()

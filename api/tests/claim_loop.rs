@@ -171,10 +171,16 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
     let keys = app.keys();
     let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Event, event_id)
         .unwrap();
-    let claimed =
-        hookfleet_worker::claim::claim(&pool, &keys, p, 10, common::claim_settings(1_500))
-            .await
-            .unwrap();
+    let claimed = hookfleet_worker::claim::claim(
+        &pool,
+        &keys,
+        p,
+        10,
+        common::claim_settings(1_500),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.jobs.len(), 1, "the dead worker's claim");
     let (worker, metrics_listen) = spawn_slow_polling_worker(&app, &[]);
     wait_for_requests(&receiver, 1).await;
@@ -267,11 +273,18 @@ async fn wake_ups_are_sent_when_work_becomes_due_and_when_a_claim_leaves_some() 
     let claim = |p: Partition, max: usize| {
         let (pool, keys) = (pool.clone(), keys.clone());
         async move {
-            hookfleet_worker::claim::claim(&pool, &keys, p, max, common::claim_settings(60_000))
-                .await
-                .unwrap()
-                .jobs
-                .len()
+            hookfleet_worker::claim::claim(
+                &pool,
+                &keys,
+                p,
+                max,
+                common::claim_settings(60_000),
+                &hookfleet_worker::claim::TenantSlots::unlimited(),
+            )
+            .await
+            .unwrap()
+            .jobs
+            .len()
         }
     };
     // A full batch leaves two due: the claim hands them off.

@@ -513,10 +513,16 @@ async fn re_enabling_releases_a_large_hold_at_once() {
     let pool = app.redis_pool();
     let log = keys.endpoint_deliveries(p, endpoint_id);
     let before = app.snapshot().await;
-    let claimed =
-        hookfleet_worker::claim::claim(&pool, &keys, p, 500, common::claim_settings(60_000))
-            .await
-            .unwrap();
+    let claimed = hookfleet_worker::claim::claim(
+        &pool,
+        &keys,
+        p,
+        500,
+        common::claim_settings(60_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap();
     assert!(claimed.jobs.is_empty());
     assert_eq!(
         app.changed_since(&before).await,

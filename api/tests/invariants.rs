@@ -136,10 +136,16 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
     // A worker claims the delivery with a short lease, then "dies": it never
     // attempts or records anything.
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let claimed =
-        hookfleet_worker::claim::claim(&pool, &app.keys(), p, 10, common::claim_settings(300))
-            .await
-            .unwrap();
+    let claimed = hookfleet_worker::claim::claim(
+        &pool,
+        &app.keys(),
+        p,
+        10,
+        common::claim_settings(300),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.jobs.len(), 1);
     let dead_job = claimed.jobs[0].clone();
     let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
@@ -280,11 +286,18 @@ async fn a_resent_publish_call_writes_nothing_twice() {
         assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
         // The delivery moves on: claimed, attempted and delivered.
         let pool = app.redis_pool();
-        let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
-            .await
-            .unwrap()
-            .jobs
-            .remove(0);
+        let job = hookfleet_worker::claim::claim(
+            &pool,
+            &k,
+            p,
+            10,
+            common::claim_settings(30_000),
+            &hookfleet_worker::claim::TenantSlots::unlimited(),
+        )
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
         assert_eq!(job.event_id, event_id);
         let ok = hookfleet_worker::deliver::AttemptResult {
             status: Some(200),
@@ -327,11 +340,18 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     };
 
     // A failed attempt, rescheduled for now; the call arrives twice.
-    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+    let job = hookfleet_worker::claim::claim(
+        &pool,
+        &k,
+        p,
+        10,
+        common::claim_settings(30_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap()
+    .jobs
+    .remove(0);
     let retry = hookfleet_worker::attempt::Decision::RetryAt(now_ms());
     let first = record(job.clone(), 500, retry).await;
     let again = record(job, 500, retry).await;
@@ -340,11 +360,18 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     assert_eq!(app.attempts(&endpoint_id).await.len(), 1);
 
     // The next attempt succeeds; that call arrives twice too.
-    let job = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+    let job = hookfleet_worker::claim::claim(
+        &pool,
+        &k,
+        p,
+        10,
+        common::claim_settings(30_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap()
+    .jobs
+    .remove(0);
     let delivered = hookfleet_worker::attempt::Decision::Delivered;
     let first = record(job.clone(), 200, delivered).await;
     let again = record(job, 200, delivered).await;
@@ -383,10 +410,17 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     }
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let k = app.keys();
-    let mut jobs = hookfleet_worker::claim::claim(&pool, &k, p, 10, common::claim_settings(30_000))
-        .await
-        .unwrap()
-        .jobs;
+    let mut jobs = hookfleet_worker::claim::claim(
+        &pool,
+        &k,
+        p,
+        10,
+        common::claim_settings(30_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap()
+    .jobs;
     assert_eq!(jobs.len(), 4);
     jobs.sort_by_key(|job| event_ids.iter().position(|id| *id == job.event_id));
     // The fourth attempt comes from a worker whose lease was taken over.

@@ -300,3 +300,58 @@ async fn a_hanging_and_a_failing_receiver_of_one_tenant_do_not_slow_another_tena
         hanging.count()
     );
 }
+
+#[tokio::test]
+async fn a_tenant_with_many_hanging_endpoints_holds_at_most_its_share_of_a_worker() {
+    // 16 slots, a tenant may hold half: 8.
+    let app = spawn_app(false, &[("HOOKFLEET_LEASE", "20s")]).await;
+    let env = worker_env(
+        &app.config,
+        &[
+            ("HOOKFLEET_LEASE", "20s"),
+            ("HOOKFLEET_REQUEST_TIMEOUT", "5s"),
+            ("HOOKFLEET_WORKER_CONCURRENCY", "16"),
+            ("HOOKFLEET_TENANT_SHARE", "50"),
+        ],
+    );
+    let _worker = ChildGuard(spawn(worker_binary(), &env));
+    let (_, n_key) = app.tenant("many-hanging").await;
+    let hanging = spawn_receiver(
+        vec![],
+        Reply::status(200).with_delay(Duration::from_secs(3600)),
+    )
+    .await;
+    // Six endpoints, each allowed 32 in flight: together they could fill
+    // the worker many times over.
+    for _ in 0..6 {
+        app.endpoint(
+            &n_key,
+            json!({"url": hanging.url, "events": ["video.processed"], "timeout_s": 10}),
+        )
+        .await;
+    }
+    let events: Vec<_> = (0..20)
+        .map(|i| json!({"event_type": "video.processed", "data": {"n": i}}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/events/batch", &n_key, json!({ "events": events }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    hanging.wait_for(8).await;
+
+    // Another tenant's events go out at once through the other half.
+    let (_, q_key) = app.tenant("quiet").await;
+    let q_receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&q_key, json!({"url": q_receiver.url, "events": ["*"]}))
+        .await;
+    let latencies = q_latencies(&app, &q_key, &q_receiver, 20).await;
+    let slowest = latencies.iter().max().copied().unwrap_or_default();
+    // Without the share, Q waited for N's 10 s timeouts.
+    assert!(
+        slowest < Duration::from_secs(3),
+        "tenant Q waited {slowest:?}"
+    );
+    // N never held more than its share (no attempt of N has timed out yet,
+    // so every request it got is still held).
+    assert_eq!(hanging.count(), 8, "tenant N held more than its 8 slots");
+}

@@ -35,6 +35,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
     ("HOOKFLEET_WORKER_MAX_RATE", "0", "Most attempts per second one worker starts, across all endpoints (0: no limit). Protects the worker's host and network; per-endpoint limits are `rate_limit`."),
     ("HOOKFLEET_MAX_IN_FLIGHT", "32", "Default most attempts in flight to one endpoint at once, across every worker (1 to 1000; an endpoint may set its own `max_in_flight`). An endpoint at its limit is skipped by claims, so a slow or hanging receiver holds at most this many of the fleet's attempt slots; while its attempts time out its limit is lowered further (halved per timeout, +1 per answer)."),
+    ("HOOKFLEET_TENANT_SHARE", "50", "Most of a worker's attempt slots (`HOOKFLEET_WORKER_CONCURRENCY`) one tenant may hold, in percent (1 to 100). A tenant holding its share has its endpoints skipped by that worker's claims until one of its attempts ends, so a tenant with many slow endpoints leaves the other slots to everyone else."),
     ("HOOKFLEET_TEST_SEND_MAX_PENDING", "10", "Most test sends (`POST /api/v1/webhooks/{id}/test`) one tenant may have waiting for their attempt at once, across every API process; the next gets 429 with `Retry-After`."),
     ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
     ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
@@ -90,6 +91,8 @@ pub struct Config {
     pub max_in_flight: u32,
     /// Test sends one tenant may have waiting at once.
     pub test_send_max_pending: u32,
+    /// Percent of a worker's slots one tenant may hold.
+    pub tenant_share: u32,
     pub poll_interval: Duration,
     /// Quiet time after which the wake subscription is pinged, and how
     /// long the ping may take (`HOOKFLEET_WAKE_KEEPALIVE`).
@@ -302,6 +305,16 @@ impl Config {
                     return Err(ConfigError {
                         variable: "HOOKFLEET_MAX_IN_FLIGHT",
                         reason: format!("must be between 1 and {MAX_IN_FLIGHT}"),
+                    });
+                }
+                n as u32
+            },
+            tenant_share: {
+                let n = positive("HOOKFLEET_TENANT_SHARE")?;
+                if n > 100 {
+                    return Err(ConfigError {
+                        variable: "HOOKFLEET_TENANT_SHARE",
+                        reason: "must be a percentage from 1 to 100".into(),
                     });
                 }
                 n as u32

@@ -14,7 +14,8 @@ use redis::Value;
 #[derive(Clone)]
 pub struct ClaimedEndpoint {
     pub id: String,
-    pub tenant_id: String,
+    /// Shared, as each attempt counts it in its tenant's share.
+    pub tenant_id: Arc<str>,
     pub url: String,
     /// `url` parsed (once per claim; the attempt reports a URL that does
     /// not parse).
@@ -32,7 +33,7 @@ impl ClaimedEndpoint {
     pub fn new(id: &str, tenant_id: &str, url: &str, secret: &str) -> Self {
         ClaimedEndpoint {
             id: id.to_string(),
-            tenant_id: tenant_id.to_string(),
+            tenant_id: tenant_id.into(),
             url: url.to_string(),
             parsed_url: parse_url(url),
             secret: secret.to_string(),
@@ -122,6 +123,9 @@ pub struct Claimed {
     /// Endpoints with due deliveries left waiting because they were at
     /// their concurrency limit (`max_in_flight`, or less while timing out).
     pub at_capacity: u64,
+    /// Endpoints left for other workers because their tenant holds its
+    /// share of this worker's slots.
+    pub skipped_for_share: u64,
 }
 
 /// Errors from claiming; all are Redis trouble or a reply we cannot read.
@@ -158,6 +162,25 @@ impl ClaimSettings {
     }
 }
 
+/// The slots of this worker each tenant holds, and the most one may hold
+/// (see `tenant_share.rs`): a claim hands a tenant no more than its room.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSlots {
+    pub limit: usize,
+    /// (tenant id, slots held), for the tenants holding any.
+    pub holding: Vec<(Arc<str>, usize)>,
+}
+
+impl TenantSlots {
+    /// No share to keep: every tenant may take a whole claim.
+    pub fn unlimited() -> Self {
+        Self {
+            limit: usize::MAX >> 1,
+            holding: Vec::new(),
+        }
+    }
+}
+
 /// Leases up to `max` due deliveries of partition `p`.
 pub async fn claim(
     pool: &RedisPool,
@@ -165,9 +188,11 @@ pub async fn claim(
     p: Partition,
     max: usize,
     settings: ClaimSettings,
+    share: &TenantSlots,
 ) -> Result<Claimed, ClaimError> {
     let mut conn = pool.get().await?;
-    let reply: Value = scripts::CLAIM
+    let mut invocation = scripts::CLAIM.prepare_invoke();
+    invocation
         .key(keys.ready(p))
         .key(keys.inflight(p))
         .key(keys.queued(p))
@@ -181,8 +206,11 @@ pub async fn claim(
         .arg(keys.wake_channel())
         .arg(p.0)
         .arg(settings.max_in_flight)
-        .invoke_async(&mut conn)
-        .await?;
+        .arg(share.limit);
+    for (tenant, held) in &share.holding {
+        invocation.arg(&**tenant).arg(*held);
+    }
+    let reply: Value = invocation.invoke_async(&mut conn).await?;
     parse_reply(p, reply)
 }
 
@@ -208,6 +236,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     // (A string: the exact text of the score record.lua compares it with.)
     let lease_token: Arc<str> = text(items.next().unwrap_or(Value::Nil))?.into();
     let at_capacity = int(items.next(), "parked count")?.max(0) as u64;
+    let skipped_for_share = int(items.next(), "skipped count")?.max(0) as u64;
     let endpoint_count = int(items.next(), "endpoint count")?.max(0) as usize;
     let mut endpoints: Vec<Arc<ClaimedEndpoint>> = Vec::with_capacity(endpoint_count);
     for item in items.by_ref().take(endpoint_count) {
@@ -220,7 +249,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         endpoints.push(Arc::new(ClaimedEndpoint {
             parsed_url: parse_url(&url),
             id,
-            tenant_id,
+            tenant_id: tenant_id.into(),
             url,
             secret,
             headers: serde_json::from_str(&headers).unwrap_or_default(),
@@ -297,6 +326,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         next_due_ms,
         rate_limited,
         at_capacity,
+        skipped_for_share,
     })
 }
 
@@ -323,6 +353,7 @@ mod tests {
             Value::Int(-1),
             Value::Int(0),
             bulk("1700000000000"),
+            Value::Int(0),
             Value::Int(0),
             Value::Int(1),
             Value::Array(endpoint.iter().map(|f| bulk(f)).collect()),

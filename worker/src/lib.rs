@@ -26,6 +26,7 @@ pub mod recorder;
 pub mod registry;
 pub mod run;
 pub mod shutdown;
+pub mod tenant_share;
 pub mod wake;
 
 pub use run::{run, WorkerError};

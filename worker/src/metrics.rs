@@ -31,6 +31,9 @@ pub struct WorkerMetrics {
     pub rate_limited: IntCounter,
     /// Endpoints a claim left waiting at their concurrency limit.
     pub at_capacity: IntCounter,
+    /// Endpoints a claim left to other workers: their tenant held its
+    /// share of this worker's slots.
+    pub share_skips: IntCounter,
     /// Failed Redis calls (claims, records).
     pub redis_errors: IntCounter,
     pub queue: QueueGauges,
@@ -93,6 +96,10 @@ impl WorkerMetrics {
             "hookfleet_endpoints_at_capacity_total",
             "Times a claim left an endpoint's due deliveries waiting because the endpoint had its most attempts in flight (max_in_flight, lowered while it times out).",
         )?;
+        let share_skips = IntCounter::new(
+            "hookfleet_tenant_share_skips_total",
+            "Times a claim of this worker skipped an endpoint because its tenant held its share of this worker's slots (HOOKFLEET_TENANT_SHARE).",
+        )?;
         let redis_errors = IntCounter::new("hookfleet_redis_errors_total", "Failed Redis calls.")?;
         for metric in [
             Box::new(outcomes.clone()) as Box<dyn prometheus::core::Collector>,
@@ -105,6 +112,7 @@ impl WorkerMetrics {
             Box::new(claimed.clone()),
             Box::new(rate_limited.clone()),
             Box::new(at_capacity.clone()),
+            Box::new(share_skips.clone()),
             Box::new(redis_errors.clone()),
         ] {
             registry.register(metric)?;
@@ -122,6 +130,7 @@ impl WorkerMetrics {
             claimed,
             rate_limited,
             at_capacity,
+            share_skips,
             redis_errors,
             queue,
         })

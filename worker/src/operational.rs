@@ -53,7 +53,7 @@ pub fn notice(job: &Job, result: &AttemptResult) -> String {
         return String::new();
     }
     let facts = Facts {
-        tenant_id: job.endpoint.tenant_id.clone(),
+        tenant_id: job.endpoint.tenant_id.to_string(),
         event_id: job.event_id.clone(),
         delivery_id: job.delivery_id.clone(),
         endpoint_id: job.endpoint_id.clone(),

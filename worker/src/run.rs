@@ -57,6 +57,8 @@ struct Context {
     /// What every claim passes claim.lua (lease, first delay, retention,
     /// default concurrency cap), worked out once.
     claim_settings: claim::ClaimSettings,
+    /// The slots each tenant holds here (`HOOKFLEET_TENANT_SHARE`).
+    share: Arc<crate::tenant_share::TenantShare>,
     /// Every loop's Redis failures go here, so an outage is logged once
     /// (outage.rs), not once per partition per back-off round.
     outage: Arc<RedisOutage>,
@@ -115,6 +117,24 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shutdown.clone(),
     ));
     let (recorder, recorder_task) = Recorder::spawn(pool.clone(), keys.clone(), config.clone());
+    // With an outbound cap, claim no more than can start before their
+    // leases run short: a claimed delivery waits its turn for at most
+    // concurrency / rate seconds, which must leave room for the attempt.
+    let mut concurrency = config.worker_concurrency;
+    if config.worker_max_rate > 0 {
+        let slack = config
+            .lease
+            .saturating_sub(config.request_timeout)
+            .saturating_sub(Duration::from_secs(5))
+            .as_secs()
+            .max(1);
+        let fits = (u64::from(config.worker_max_rate) * slack).max(1);
+        concurrency = concurrency.min(fits as usize);
+    }
+    let share = Arc::new(crate::tenant_share::TenantShare::new(
+        concurrency,
+        config.tenant_share,
+    ));
     let ctx = Arc::new(Context {
         config,
         keys,
@@ -127,25 +147,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         notify: notify.clone(),
         woken,
         claim_settings,
+        share,
         outage,
     });
     let sampler = tokio::spawn(sample_queues(ctx.clone(), shutdown.clone()));
     let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
-    // With an outbound cap, claim no more than can start before their
-    // leases run short: a claimed delivery waits its turn for at most
-    // concurrency / rate seconds, which must leave room for the attempt.
-    let mut concurrency = ctx.config.worker_concurrency;
-    if ctx.config.worker_max_rate > 0 {
-        let slack = ctx
-            .config
-            .lease
-            .saturating_sub(ctx.config.request_timeout)
-            .saturating_sub(Duration::from_secs(5))
-            .as_secs()
-            .max(1);
-        let fits = (u64::from(ctx.config.worker_max_rate) * slack).max(1);
-        concurrency = concurrency.min(fits as usize);
-    }
     let semaphore = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let partitions: Vec<Partition> = ctx.config.all_partitions().collect();
@@ -202,7 +208,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
             ctx.metrics.claims.inc();
             let asked = free.min(ctx.config.claim_batch);
-            let claimed = claim::claim(&ctx.pool, &ctx.keys, p, asked, ctx.claim_settings).await;
+            let slots = ctx.share.slots();
+            let claimed =
+                claim::claim(&ctx.pool, &ctx.keys, p, asked, ctx.claim_settings, &slots).await;
             match claimed {
                 Ok(claimed) => {
                     failures[at] = 0;
@@ -210,6 +218,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     ctx.metrics.claimed.inc_by(claimed.jobs.len() as u64);
                     ctx.metrics.rate_limited.inc_by(claimed.rate_limited);
                     ctx.metrics.at_capacity.inc_by(claimed.at_capacity);
+                    ctx.metrics.share_skips.inc_by(claimed.skipped_for_share);
                     if claimed.jobs.is_empty() {
                         ctx.metrics.empty_claims.inc();
                     }
@@ -237,7 +246,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                             event_id = %job.event_id,
                             endpoint_id = %job.endpoint_id,
                         );
-                        tasks.spawn(process(ctx.clone(), job, permit).instrument(span));
+                        // Counted in its tenant's share from now (not when
+                        // the task first runs: the next claim, a moment
+                        // later, must see it).
+                        let held = ctx.share.start(&job.endpoint.tenant_id);
+                        tasks.spawn(process(ctx.clone(), job, permit, held).instrument(span));
                     }
                 }
                 Err(err) => {
@@ -320,7 +333,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 
 /// One attempt of one delivery: fetch the body if needed, POST, decide,
 /// record. Holds its concurrency permit until the attempt is recorded.
-async fn process(ctx: Arc<Context>, job: Job, permit: OwnedSemaphorePermit) {
+/// `_held` counts the attempt in its tenant's share until it is recorded.
+async fn process(
+    ctx: Arc<Context>,
+    job: Job,
+    permit: OwnedSemaphorePermit,
+    _held: crate::tenant_share::Held,
+) {
     ctx.metrics.in_flight.inc();
     attempt_one(&ctx, job, permit).await;
     ctx.metrics.in_flight.dec();

@@ -12,6 +12,9 @@
 -- ARGV[8] wake channel  ARGV[9] this partition's number
 -- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT), for
 --          endpoints without a `max_in_flight` of their own
+-- ARGV[11] the most slots of this worker one tenant may hold
+--          (HOOKFLEET_TENANT_SHARE of its concurrency)
+-- ARGV[12..] pairs: a tenant holding slots of this worker, how many
 --
 -- Hand-off: publish.lua wakes the workers only when an endpoint becomes
 -- due (not for every event to an endpoint already due), so a claim that
@@ -33,8 +36,8 @@
 -- it, and what it had waiting reads as cancelled.
 --
 -- Returns {next_due_ms or -1, endpoints deferred by rate limits, lease
--- deadline, endpoints parked at their concurrency limit, E, endpoint x E,
--- V, event x V, job, job, ...}:
+-- deadline, endpoints parked at their concurrency limit, endpoints skipped
+-- for their tenant's share, E, endpoint x E, V, event x V, job, job, ...}:
 --   each endpoint the jobs go to once, as {endpoint id, tenant id, url,
 --   secret, headers json, timeout ms, previous secret, previous secret
 --   valid until (ms)};
@@ -72,6 +75,13 @@
 -- for two leases is stale by construction (every lease it counted has
 -- ended or expired by then) and starts again from zero.
 --
+-- Tenant share. The worker says how many of its slots each tenant holds;
+-- a claim hands a tenant no more than its share's room, and skips the
+-- endpoints of a tenant with none, scoring them a few ms ahead (not now:
+-- a claim that found only those would wake the fleet, this worker
+-- included, over and over), so another worker with room takes them and
+-- this worker's other tenants are served.
+--
 -- Round robin. An endpoint that got deliveries and still has some due
 -- goes to the back of the due line (scored now, not by its oldest due
 -- delivery), so when more endpoints are due than one claim visits, the
@@ -92,6 +102,16 @@ local upper_us = int((now - delay + 1) * 1000 - 1)
 local queued_delta = 0
 local lease_ms = tonumber(ARGV[3])
 local default_cap = tonumber(ARGV[10]) or 32
+local SHARE_DELAY = 25
+local share = tonumber(ARGV[11]) or max_jobs
+local tenant_room = {}
+for i = 12, #ARGV - 1, 2 do tenant_room[ARGV[i]] = share - tonumber(ARGV[i + 1]) end
+local function room_of(tenant)
+  local room = tenant_room[tenant]
+  if room == nil then room = share end
+  return room
+end
+local skipped = 0
 
 -- 1. Expired leases back to their endpoints, due now.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0', ARGV[5])
@@ -136,6 +156,10 @@ for _, endpoint_id in ipairs(ready) do
     -- Disabled or paused: held where they are until it is enabled or
     -- resumed again (update_endpoint.lua puts it back).
     redis.call('ZREM', KEYS[1], endpoint_id)
+  elseif room_of(e[1]) <= 0 then
+    -- Its tenant holds its share of this worker: for another worker.
+    redis.call('ZADD', KEYS[1], 'GT', int(now + SHARE_DELAY), endpoint_id)
+    skipped = skipped + 1
   else
     local visit = {id = endpoint_id, e = e, head = e[10], taken = 0, full = false}
     local limit = tonumber(e[11] or '') or default_cap
@@ -236,6 +260,9 @@ local function take(visit, want)
     return 0
   end
   if want > room then want = room end
+  local share_room = room_of(visit.e[1])
+  if want > share_room then want = share_room end
+  if want <= 0 then return 0 end
   want = allowed(visit, want)
   if want == 0 then
     if visit.rate and visit.taken == 0 then deferred = deferred + 1 end
@@ -281,6 +308,7 @@ local function take(visit, want)
     end
   end
   visit.taken = visit.taken + got
+  tenant_room[visit.e[1]] = room_of(visit.e[1]) - got
   visit.full = got >= want
   if visit.taken >= visit.room then
     visit.capped = true
@@ -366,7 +394,7 @@ local first_lease = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first_lease[2] and (next_due < 0 or tonumber(first_lease[2]) < next_due) then
   next_due = tonumber(first_lease[2])
 end
-local result = {next_due, deferred, deadline, capped, #used}
+local result = {next_due, deferred, deadline, capped, skipped, #used}
 for _, visit in ipairs(used) do
   local e = visit.e
   result[#result + 1] = {visit.id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',
