@@ -60,7 +60,6 @@ impl TenantShare {
             holding,
         }
     }
-
 }
 
 /// One attempt's slot, counted for its tenant until dropped.
