@@ -205,7 +205,10 @@ async fn a_redis_restart_loses_no_accepted_event() {
     );
     let readyz = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(readyz.status(), 503);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The outage lasts 3 s: long enough for the worker to call it one
+    // (at least 1 s and 3 failed calls; it polls every 200 ms), so its end
+    // is logged with the count checked below.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(api.is_running() && worker.is_running(), "nothing crashed");
 
     redis.restart();
