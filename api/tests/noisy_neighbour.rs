@@ -304,11 +304,12 @@ async fn a_hanging_and_a_failing_receiver_of_one_tenant_do_not_slow_another_tena
 #[tokio::test]
 async fn a_tenant_with_many_hanging_endpoints_holds_at_most_its_share_of_a_worker() {
     // 16 slots, a tenant may hold half: 8.
-    let app = spawn_app(false, &[("HOOKFLEET_LEASE", "20s")]).await;
+    // Timeouts of 30 s (a lease of 40 s): none ends while the test runs.
+    let app = spawn_app(false, &[("HOOKFLEET_LEASE", "40s")]).await;
     let env = worker_env(
         &app.config,
         &[
-            ("HOOKFLEET_LEASE", "20s"),
+            ("HOOKFLEET_LEASE", "40s"),
             ("HOOKFLEET_REQUEST_TIMEOUT", "5s"),
             ("HOOKFLEET_WORKER_CONCURRENCY", "16"),
             ("HOOKFLEET_TENANT_SHARE", "50"),
@@ -326,7 +327,7 @@ async fn a_tenant_with_many_hanging_endpoints_holds_at_most_its_share_of_a_worke
     for _ in 0..6 {
         app.endpoint(
             &n_key,
-            json!({"url": hanging.url, "events": ["video.processed"], "timeout_s": 10}),
+            json!({"url": hanging.url, "events": ["video.processed"], "timeout_s": 30}),
         )
         .await;
     }
@@ -346,7 +347,7 @@ async fn a_tenant_with_many_hanging_endpoints_holds_at_most_its_share_of_a_worke
         .await;
     let latencies = q_latencies(&app, &q_key, &q_receiver, 20).await;
     let slowest = latencies.iter().max().copied().unwrap_or_default();
-    // Without the share, Q waited for N's 10 s timeouts.
+    // Without the share, Q waited for N's timeouts.
     assert!(
         slowest < Duration::from_secs(3),
         "tenant Q waited {slowest:?}"
