@@ -336,12 +336,19 @@ end
 local capped = 0
 for _, visit in ipairs(visits) do
   local endpoint_key = prefix .. 'endpoint:' .. visit.id
+  -- One HSET for what changed (each redis.call costs more than its work).
+  local fields = {}
   if visit.moved then
-    redis.call('HSET', endpoint_key, 'qhead', visit.head)
+    fields[#fields + 1] = 'qhead'
+    fields[#fields + 1] = visit.head
   end
   if visit.taken > 0 or visit.reset then
-    redis.call('HSET', endpoint_key, 'busy', int(visit.busy + visit.taken), 'busy_at', now_s)
+    fields[#fields + 1] = 'busy'
+    fields[#fields + 1] = int(visit.busy + visit.taken)
+    fields[#fields + 1] = 'busy_at'
+    fields[#fields + 1] = now_s
   end
+  if #fields > 0 then redis.call('HSET', endpoint_key, unpack(fields)) end
   local r = visit.rate
   if r and visit.taken > 0 then
     -- Kept while the slot it describes lies ahead.
