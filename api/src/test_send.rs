@@ -116,11 +116,6 @@ impl AttemptWaiters {
             subscribed: self.inner.subscribed.subscribe(),
         }
     }
-
-    /// Requests waiting now (for tests and metrics).
-    pub fn waiting(&self) -> usize {
-        self.inner.waiting.lock().map_or(0, |w| w.len())
-    }
 }
 
 /// One request's wait; it stops being notified when dropped.

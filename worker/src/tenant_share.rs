@@ -32,11 +32,6 @@ impl TenantShare {
         }
     }
 
-    /// The most slots one tenant may hold.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// An attempt of `tenant` starts; hold the returned guard until it ends.
     pub fn start(self: &Arc<Self>, tenant: &Arc<str>) -> Held {
         if let Ok(mut holding) = self.holding.lock() {
@@ -99,7 +94,7 @@ mod tests {
     #[test]
     fn a_tenant_is_full_at_its_share_and_free_again_when_an_attempt_ends() {
         let share = Arc::new(TenantShare::new(10, 50));
-        assert_eq!(share.limit(), 5);
+        assert_eq!(share.slots().limit, 5);
         let noisy: Arc<str> = "ten_noisy".into();
         let quiet: Arc<str> = "ten_quiet".into();
         let mut held: Vec<Held> = (0..4).map(|_| share.start(&noisy)).collect();
@@ -112,6 +107,6 @@ mod tests {
         drop(held);
         assert!(full(&share).is_empty());
         // At least one slot, whatever the figures.
-        assert_eq!(TenantShare::new(1, 1).limit(), 1);
+        assert_eq!(TenantShare::new(1, 1).slots().limit, 1);
     }
 }
