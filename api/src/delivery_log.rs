@@ -14,8 +14,6 @@
 //! with many endpoints, may get a short page; `next` is present while more
 //! may exist.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::DeliveryStatus;
 use hookfleet_common::time_util::parse_rfc3339_ms;
@@ -99,6 +97,10 @@ impl Filter {
     }
 }
 
+/// The form of a cursor, as the spec states it for the `cursor` parameter
+/// of both delivery-log routes (a test checks that the two agree).
+pub const CURSOR_PATTERN: &str = r"^[0-9]{1,19}-dlv_[0-9a-hjkmnp-tv-z]{48}$";
+
 /// A position in the log: the last delivery examined, by its log score.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -108,20 +110,21 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The cursor as text: `<created µs>-<delivery id>`, e.g.
+    /// `1764979200000000-dlv_…`. Plain rather than opaque, so the spec can
+    /// state its exact form ([`CURSOR_PATTERN`]).
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_us, self.delivery_id))
+        format!("{}-{}", self.created_us, self.delivery_id)
     }
 
     pub fn decode(text: &str) -> Result<Self, ApiError> {
         let bad = || ApiError::bad_param("cursor", "not a cursor returned by this API");
-        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-        let raw = String::from_utf8(raw).map_err(|_| bad())?;
-        let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
+        let (us, id) = text.split_once('-').ok_or_else(bad)?;
         if !ids::is_valid(IdKind::Delivery, id) {
             return Err(bad());
         }
         Ok(Self {
-            created_us: ms.parse().map_err(|_| bad())?,
+            created_us: us.parse().map_err(|_| bad())?,
             delivery_id: id.to_string(),
         })
     }
@@ -298,6 +301,8 @@ pub async fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
@@ -310,7 +315,16 @@ mod tests {
             .unwrap(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "!!!", "MTIz", &URL_SAFE_NO_PAD.encode("12:nope")] {
+        let form = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        assert!(form.is_match(&cursor.encode()), "{}", cursor.encode());
+        for bad in [
+            "",
+            "!!!",
+            "12",
+            "12-nope",
+            "x-dlv_",
+            &URL_SAFE_NO_PAD.encode("12:nope"),
+        ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

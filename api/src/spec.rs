@@ -257,6 +257,11 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
     for schema in ["CreateWebhook", "UpdateWebhook"] {
         property_mut(schemas, schema, "timeout_s")?.insert("maximum".into(), json!(max_timeout));
     }
+    // The URL's form is one rule with input::EndpointUrl, which applies it.
+    for schema in ["CreateWebhook", "UpdateWebhook"] {
+        property_mut(schemas, schema, "url")?
+            .insert("pattern".into(), json!(crate::input::URL_PATTERN));
+    }
     // Header names are HTTP tokens (input::HeaderList refuses anything
     // else); the reserved ones are named in the field's description.
     for schema in ["CreateWebhook", "UpdateWebhook"] {
@@ -344,7 +349,9 @@ fn order_tags(doc: &mut Value) {
 }
 
 /// Replaces every `pattern` of the form `^(word|word|...)$` with the
-/// equivalent `enum`, throughout the document.
+/// equivalent `enum`, throughout the document. A nullable field's enum
+/// lists `null` too: in OpenAPI 3.0 an enum without it refuses null,
+/// which the field accepts (as "not sent").
 fn patterns_to_enums(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -366,7 +373,11 @@ fn patterns_to_enums(value: &mut Value) {
                 });
             if let Some(words) = words {
                 map.remove("pattern");
-                map.insert("enum".into(), json!(words));
+                let mut values: Vec<Value> = words.into_iter().map(Value::String).collect();
+                if map.get("nullable") == Some(&Value::Bool(true)) {
+                    values.push(Value::Null);
+                }
+                map.insert("enum".into(), Value::Array(values));
             }
             map.values_mut().for_each(patterns_to_enums);
         }
@@ -668,6 +679,7 @@ mod tests {
             "b": [{"pattern": "^(in_flight|failed)$"}],
             "c": {"pattern": "^[!-~]+$"},
             "d": {"pattern": "^(a|b.c)$"},
+            "e": {"type": "string", "nullable": true, "pattern": "^(failed|all)$"},
         });
         patterns_to_enums(&mut doc);
         assert_eq!(
@@ -677,5 +689,9 @@ mod tests {
         assert_eq!(doc["b"][0], json!({"enum": ["in_flight", "failed"]}));
         assert_eq!(doc["c"], json!({"pattern": "^[!-~]+$"}));
         assert_eq!(doc["d"], json!({"pattern": "^(a|b.c)$"}));
+        assert_eq!(
+            doc["e"],
+            json!({"type": "string", "nullable": true, "enum": ["failed", "all", null]})
+        );
     }
 }

@@ -460,3 +460,61 @@ async fn swagger_ui_groups_and_examples_read_in_the_users_order() {
     assert!(create.values().all(|v| !v.is_null()), "{create:?}");
     app.stop().await;
 }
+
+/// The patterns the spec states for endpoint URLs and delivery-log cursors
+/// are the rules the API applies, and every cursor the API hands out
+/// matches the pattern its route states.
+#[tokio::test]
+async fn the_spec_states_the_url_and_cursor_rules_the_api_applies() {
+    use hookfleet_api::{delivery_log::CURSOR_PATTERN, input::URL_PATTERN};
+    let (app, spec) = spec().await;
+    for schema in ["CreateWebhook", "UpdateWebhook"] {
+        assert_eq!(
+            spec["components"]["schemas"][schema]["properties"]["url"]["pattern"], URL_PATTERN,
+            "{schema}.url"
+        );
+    }
+    let routes = ["/api/v1/deliveries", "/api/v1/webhooks/{id}/deliveries"];
+    for route in routes {
+        let parameters = spec["paths"][route]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let cursor = parameters
+            .iter()
+            .find(|p| p["name"] == "cursor")
+            .expect("a cursor parameter");
+        assert_eq!(cursor["schema"]["pattern"], CURSOR_PATTERN, "{route}");
+    }
+
+    let form = regex::Regex::new(CURSOR_PATTERN).expect("the cursor pattern compiles");
+    let (_, key) = app.tenant("cursors").await;
+    let endpoint = app
+        .endpoint(
+            &key,
+            json!({"url": "https://example.com/h", "events": ["*"]}),
+        )
+        .await;
+    for n in 0..3 {
+        app.publish(&key, "user.created", json!({"n": n})).await;
+    }
+    let id = endpoint["id"].as_str().expect("id");
+    for path in [
+        "/api/v1/deliveries".to_string(),
+        format!("/api/v1/webhooks/{id}/deliveries"),
+    ] {
+        let mut url = format!("{path}?limit=1");
+        let mut pages = 0;
+        loop {
+            let (status, page) = app.get(&url, &key).await;
+            assert_eq!(status, 200, "{url}: {page}");
+            pages += 1;
+            let Some(next) = page["next"].as_str() else {
+                break;
+            };
+            assert!(form.is_match(next), "{path}: cursor {next}");
+            url = format!("{path}?limit=1&cursor={next}");
+        }
+        assert!(pages >= 3, "{path}: {pages} pages");
+    }
+    app.stop().await;
+}

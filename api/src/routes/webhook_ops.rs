@@ -429,8 +429,12 @@ impl WebhookOpsApi {
         /// Page size, 1 to 250 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
         limit: Query<Option<u32>>,
-        /// The `next` of the previous page.
-        #[oai(validator(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$"))]
+        /// The `next` of the previous page (`<µs>-dlv_…`).
+        #[oai(validator(
+            min_length = 54,
+            max_length = 72,
+            pattern = r"^[0-9]{1,19}-dlv_[0-9a-hjkmnp-tv-z]{48}$"
+        ))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;

@@ -124,12 +124,13 @@ impl Webhook {
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where to POST events: an absolute `http://` or `https://` URL, up to
-    /// 2048 bytes, without spaces, control characters or a `#fragment`.
-    #[oai(validator(
-        min_length = 1,
-        max_length = 2048,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f#]+$"
-    ))]
+    /// 2048 bytes, `scheme://[user:password@]host[:port][/path][?query]`
+    /// without spaces, control characters or a `#fragment`. The host is a
+    /// name of letters, digits, `-` and `_` labels (Unicode names in their
+    /// `xn--` form), an IPv4 address or a bracketed IPv6 address; private,
+    /// loopback and other restricted addresses are refused unless
+    /// `HOOKFLEET_ALLOW_CIDRS` opens them.
+    #[oai(validator(min_length = 1, max_length = 2048,))]
     pub url: String,
     /// Event types to receive (1 to 100): exact names from
     /// `GET /api/v1/webhooks/events`, `prefix.*` for a family, or `*`.
@@ -208,14 +209,7 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// New URL (same rules as on create).
-    #[oai(
-        validator(
-            min_length = 1,
-            max_length = 2048,
-            pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f#]+$"
-        ),
-        nullable
-    )]
+    #[oai(validator(min_length = 1, max_length = 2048,), nullable)]
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub url: Option<String>,
