@@ -12,8 +12,9 @@ use std::collections::HashMap;
 
 use hookfleet_common::delivery_state::{self, Found, StoredState};
 use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::store::reads;
+use hookfleet_common::stored_event;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use hookfleet_common::{scripts, stored_event};
 
 use crate::error::ApiError;
 use crate::routes::deliveries::DeliverySummary;
@@ -115,16 +116,8 @@ pub async fn load(
     endpoints.dedup();
 
     let mut pipe = redis::pipe();
-    pipe.load_script(&scripts::EVENT_HEADS).ignore();
-    let homes: Vec<(&Partition, &Vec<&str>)> = by_home.iter().collect();
-    for (home, event_ids) in &homes {
-        let mut invocation = scripts::EVENT_HEADS.prepare_invoke();
-        for event_id in event_ids.iter() {
-            let bucket = ids::time_bucket(IdKind::Event, event_id).map_or("", |(b, _)| b);
-            invocation.key(keys.events(**home, bucket)).arg(*event_id);
-        }
-        pipe.invoke_script(&invocation);
-    }
+    let homes: Vec<(Partition, Vec<&str>)> = by_home.into_iter().collect();
+    reads::add_event_heads(&mut pipe, keys, &homes);
     for (endpoint_id, p) in &endpoints {
         pipe.cmd("HMGET")
             .arg(keys.endpoint(*p, endpoint_id))

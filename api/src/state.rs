@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use governor::DefaultKeyedRateLimiter;
 use hookfleet_common::redis_pool::{RedisConn, RedisPool};
-use hookfleet_common::{scripts, Config, Keys};
+use hookfleet_common::store::caps;
+pub use hookfleet_common::store::caps::{CappedAdd, CappedHash};
+use hookfleet_common::{Config, Keys};
 
 use crate::error::ApiError;
 
@@ -32,37 +34,16 @@ impl AppState {
     }
 
     /// Adds `field` to one of a tenant's capped hashes (its webhooks, its
-    /// event types) through `capped_add.lua`: the cap check and the write
-    /// are one step, so concurrent creates cannot overshoot the cap.
+    /// event types): the cap check and the write are one step, so
+    /// concurrent creates cannot overshoot the cap.
     pub async fn capped_add(
         &self,
-        key: String,
+        hash: CappedHash<'_>,
         cap: u64,
         field: &str,
         value: &str,
     ) -> Result<CappedAdd, ApiError> {
         let mut conn = self.conn().await?;
-        let outcome: i64 = scripts::CAPPED_ADD
-            .key(key)
-            .arg(cap)
-            .arg(field)
-            .arg(value)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(match outcome {
-            1 => CappedAdd::Added,
-            0 => CappedAdd::Exists,
-            _ => CappedAdd::Full,
-        })
+        Ok(caps::capped_add(&mut conn, &self.keys, hash, cap, field, value).await?)
     }
-}
-
-/// What [`AppState::capped_add`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CappedAdd {
-    Added,
-    /// The field was there already; nothing written.
-    Exists,
-    /// The hash holds the cap; nothing written.
-    Full,
 }

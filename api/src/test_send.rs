@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hookfleet_common::outage::RedisOutage;
-use hookfleet_common::{scripts, subscription, Config, Keys};
-use redis::AsyncCommands;
+use hookfleet_common::store::caps;
+use hookfleet_common::{subscription, Config, Keys};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -158,7 +158,7 @@ impl Drop for Waiter {
 /// One of a tenant's places for a waiting test send; give it back with
 /// [`Place::release`] (or it frees itself when the wait would have ended).
 pub struct Place {
-    key: String,
+    tenant_id: String,
     token: String,
 }
 
@@ -167,30 +167,36 @@ impl Place {
     /// the first taken place frees itself at the latest) when the tenant
     /// has `HOOKFLEET_TEST_SEND_MAX_PENDING` waiting already.
     pub async fn take(state: &AppState, tenant_id: &str, wait: Duration) -> Result<Self, ApiError> {
-        let key = state.keys.tenant_test_sends(tenant_id);
         let token = format!("{:016x}", rand::random::<u64>());
         let cap = state.config.test_send_max_pending;
         let mut conn = state.conn().await?;
-        let retry_in_ms: u64 = scripts::TEST_SEND_SLOT
-            .key(&key)
-            .arg(cap)
-            .arg(&token)
-            .arg(wait.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
+        let retry_in_ms = caps::take_test_send_place(
+            &mut conn,
+            &state.keys,
+            tenant_id,
+            cap,
+            &token,
+            wait.as_millis() as u64,
+        )
+        .await?;
         if retry_in_ms > 0 {
             return Err(ApiError::too_many_test_sends(
                 cap,
                 retry_in_ms.div_ceil(1000).max(1),
             ));
         }
-        Ok(Self { key, token })
+        Ok(Self {
+            tenant_id: tenant_id.to_string(),
+            token,
+        })
     }
 
     /// Gives the place back; a failure only means it frees itself later.
     pub async fn release(self, state: &AppState) {
         if let Ok(mut conn) = state.conn().await {
-            let removed: redis::RedisResult<i64> = conn.zrem(&self.key, &self.token).await;
+            let removed =
+                caps::release_test_send_place(&mut conn, &state.keys, &self.tenant_id, &self.token)
+                    .await;
             if let Err(err) = removed {
                 tracing::debug!(error = %err, "releasing a test send's place failed; it frees itself");
             }

@@ -813,16 +813,19 @@ async fn a_webhook_runs_one_replay_at_a_time() {
     );
     // A replay that lost its hold (stalled past it) neither renews nor
     // releases the new holder's.
-    for action in ["renew", "release"] {
-        let held: i64 = hookfleet_common::scripts::REPLAY_LOCK
-            .key(&running)
-            .arg("rpl_0000000000000000000000yy")
-            .arg(action)
-            .arg(30_000)
-            .invoke_async(&mut app.redis().await)
-            .await
-            .unwrap();
-        assert_eq!(held, 0, "{action}");
+    use hookfleet_common::store::replay::{self, HoldAction};
+    for action in [HoldAction::Renew { hold_ms: 30_000 }, HoldAction::Release] {
+        let held = replay::hold(
+            &mut app.redis().await,
+            &keys,
+            p,
+            id,
+            "rpl_0000000000000000000000yy",
+            action,
+        )
+        .await
+        .unwrap();
+        assert!(!held, "{action:?}");
     }
     assert_eq!(
         app.snapshot().await,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{spawn_app, spawn_receiver, Reply};
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::scripts;
+use hookfleet_common::store;
 use hookfleet_common::time_util::now_ms;
 use serde_json::json;
 
@@ -548,43 +548,22 @@ impl RawPublish<'_> {
             &body,
         );
         let (bucket, end) = ids::time_bucket(IdKind::Event, event_id).unwrap();
-        let events_key = k.events(home, bucket);
-        let idem_key = match self.idempotency_key {
-            Some(idem) => k.idempotency(home, self.tenant_id, idem),
-            None => events_key.clone(),
+        let event = store::publish::EventToStore {
+            event_id,
+            record: &record,
+            bucket,
+            expire_at: end + 86_400_000,
+            complete: self.complete,
+            matched: self.matched,
+            idempotency_key: self.idempotency_key,
+            here: self.here,
         };
-        let mut invocation = scripts::PUBLISH.prepare_invoke();
-        invocation
-            .key(k.ready(home))
-            .key(k.fanout_pending(home))
-            .key(k.queued(home))
-            .key(events_key)
-            .key(idem_key)
-            .arg(k.partition_prefix(home))
-            .arg(0)
-            .arg(86_400_000u64)
-            .arg(self.tenant_id)
-            .arg(home.0)
-            .arg(k.wake_channel())
-            .arg(1)
-            .arg(if self.idempotency_key.is_some() {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(event_id)
-            .arg(record)
-            .arg(if self.complete { "1" } else { "0" })
-            .arg(self.matched)
-            .arg(end + 86_400_000)
-            .arg(self.here.len());
-        for id in self.here {
-            invocation.arg(id);
-        }
-        let replies: Vec<(i64, String, u64, String)> = invocation
-            .invoke_async(&mut app.redis().await)
-            .await
-            .unwrap();
+        let settings = store::publish::PublishSettings {
+            initial_delay_ms: 0,
+            idempotency_ttl_ms: 86_400_000,
+        };
+        let call = store::publish::PublishCall::new(&k, settings, self.tenant_id, home, &[event]);
+        let replies = call.invoke(&mut app.redis().await).await.unwrap();
         assert_eq!(replies.len(), 1);
         replies[0].clone()
     }
@@ -692,11 +671,7 @@ async fn a_large_fan_out_is_answered_first_and_queued_in_full() {
 #[tokio::test]
 async fn variadic_script_writes_are_sliced_below_luas_unpack_limit() {
     let app = spawn_app(false, &[]).await;
-    let prelude = scripts::SOURCES
-        .iter()
-        .find(|(name, _)| *name == "prelude.lua")
-        .map(|(_, source)| *source)
-        .unwrap();
+    let prelude = store::PRELUDE;
     let key = format!("{}:{{p0}}:slices-test", app.config.redis_prefix);
     let members: Vec<String> = (0..10_000).map(|n| format!("m{n}")).collect();
     let mut conn = app.redis().await;
@@ -803,15 +778,15 @@ async fn a_resent_rotation_keeps_the_previous_secret() {
         .unwrap();
     let new_secret = hookfleet_common::signing::SigningSecret::generate().expose();
     let rotate = || async {
-        let until: i64 = scripts::ROTATE_SECRET
-            .key(k.endpoint(p, &endpoint_id))
-            .arg(&tenant_id)
-            .arg(&new_secret)
-            .arg(60_000u64)
-            .invoke_async(&mut app.redis().await)
+        let endpoint = store::endpoint::EndpointRef {
+            tenant_id: &tenant_id,
+            partition: p,
+            endpoint_id: &endpoint_id,
+        };
+        store::endpoint::rotate_secret(&mut app.redis().await, &k, endpoint, &new_secret, 60_000)
             .await
-            .unwrap();
-        until
+            .unwrap()
+            .unwrap()
     };
     let first = rotate().await;
     let second = rotate().await;

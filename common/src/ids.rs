@@ -104,7 +104,7 @@ pub fn delivery_parts(delivery_id: &str) -> Option<(String, String)> {
 }
 
 /// The body (after `<kind>_`) of a well-formed id of `kind`.
-fn body_of(kind: IdKind, id: &str) -> Option<&str> {
+pub fn body_of(kind: IdKind, id: &str) -> Option<&str> {
     partition_of(kind, id)?;
     id.get(kind.prefix().len() + 1..)
 }

@@ -337,7 +337,7 @@ mod tests {
             STATS_FINE_PART,
             STATS_COARSE_PART,
         ];
-        for (name, source) in crate::scripts::SOURCES {
+        for (name, source) in crate::store::SOURCES {
             // Every `prefix .. '<fragment>'` in a script must be a known fragment.
             for piece in source.split("prefix .. '").skip(1) {
                 let fragment = piece.split('\'').next().unwrap_or_default();

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::event_data::EventData;
 use crate::ids::{self, IdKind, Partition};
 use crate::model::summary_wants;
-use crate::scripts;
+use crate::store::publish::{EventToStore, PublishCall, PublishSettings};
 use crate::stored_event::{self, EventRecord};
 use crate::time_util::{now_ms, rfc3339_ms};
 use redis::AsyncCommands;
@@ -135,7 +135,7 @@ pub async fn publish(
             let replies: Vec<PublishReply> = {
                 let mut conn = state.conn().await?;
                 invocation(state, tenant_id, &[&prepared])
-                    .invoke_async(&mut conn)
+                    .invoke(&mut conn)
                     .await?
             };
             let reply = replies
@@ -234,17 +234,16 @@ pub async fn publish_many(
             .values()
             .flat_map(|positions| positions.chunks(EVENTS_PER_CALL))
             .collect();
-        let mut pipe = redis::pipe();
-        // Loading first makes the EVALSHAs safe after a Redis restart or
-        // SCRIPT FLUSH (a pipeline cannot retry on NOSCRIPT); it is cheap.
-        pipe.load_script(&scripts::PUBLISH).ignore();
-        for call in &calls {
-            let group: Vec<&Prepared> = call.iter().map(|&i| &prepared[i]).collect();
-            pipe.invoke_script(&invocation(state, tenant_id, &group));
-        }
+        let invocations: Vec<PublishCall> = calls
+            .iter()
+            .map(|call| {
+                let group: Vec<&Prepared> = call.iter().map(|&i| &prepared[i]).collect();
+                invocation(state, tenant_id, &group)
+            })
+            .collect();
         let replies: Result<Vec<Vec<PublishReply>>, PublishError> = async {
             let mut conn = state.conn().await?;
-            Ok(pipe.query_async(&mut conn).await?)
+            Ok(PublishCall::invoke_all(&invocations, &mut conn).await?)
         }
         .await;
         let replies = match replies {
@@ -285,7 +284,7 @@ impl PublishError {
 }
 
 /// `publish.lua`'s answer: (fresh, event id, deliveries, complete).
-type PublishReply = (i64, String, u64, String);
+use crate::store::publish::PublishReply;
 
 /// One event ready for `publish.lua`: its id, record and the endpoints it
 /// goes to, by partition.
@@ -463,60 +462,31 @@ impl Prepared {
 }
 
 /// The `publish.lua` call for events of one tenant sharing a home
-/// partition (see the script's header for the arguments).
-fn invocation(
-    state: Store<'_>,
-    tenant_id: &str,
-    group: &[&Prepared],
-) -> redis::ScriptInvocation<'static> {
-    let mut invocation = scripts::PUBLISH.prepare_invoke();
-    let Some(first) = group.first() else {
-        return invocation;
+/// partition.
+fn invocation(state: Store<'_>, tenant_id: &str, group: &[&Prepared]) -> PublishCall {
+    let home = group.first().map_or(Partition(0), |first| first.home);
+    let events: Vec<EventToStore<'_>> = group
+        .iter()
+        .map(|event| EventToStore {
+            event_id: &event.event_id,
+            record: &event.record,
+            bucket: &event.bucket,
+            expire_at: event.expire_at,
+            complete: event.complete,
+            matched: event.matched,
+            idempotency_key: event.idempotency_key.as_deref(),
+            here: event
+                .groups
+                .get(&event.home)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        })
+        .collect();
+    let settings = PublishSettings {
+        initial_delay_ms: state.config.initial_delay_ms(),
+        idempotency_ttl_ms: state.config.idempotency_ttl.as_millis() as u64,
     };
-    let (keys, config, home) = (state.keys, state.config, first.home);
-    invocation
-        .key(keys.ready(home))
-        .key(keys.fanout_pending(home))
-        .key(keys.queued(home));
-    for event in group {
-        let events_key = keys.events(home, &event.bucket);
-        let idem_key = match &event.idempotency_key {
-            Some(key) => keys.idempotency(home, tenant_id, key),
-            None => events_key.clone(),
-        };
-        invocation.key(events_key).key(idem_key);
-    }
-    invocation
-        .arg(keys.partition_prefix(home))
-        .arg(config.initial_delay_ms())
-        .arg(config.idempotency_ttl.as_millis() as u64)
-        .arg(tenant_id)
-        .arg(home.0)
-        .arg(keys.wake_channel())
-        .arg(group.len());
-    for event in group {
-        let here = event
-            .groups
-            .get(&event.home)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        invocation
-            .arg(if event.idempotency_key.is_some() {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(&event.event_id)
-            .arg(&event.record)
-            .arg(if event.complete { "1" } else { "0" })
-            .arg(event.matched)
-            .arg(event.expire_at)
-            .arg(here.len());
-        for endpoint_id in here {
-            invocation.arg(endpoint_id);
-        }
-    }
-    invocation
+    PublishCall::new(state.keys, settings, tenant_id, home, &events)
 }
 
 /// Marks an event's fan-out complete: takes it off its home partition's
@@ -671,46 +641,25 @@ fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partition, Vec<Stri
     groups
 }
 
-/// Queues an event's deliveries in the partitions of `groups`: one
-/// `fanout.lua` call per partition (each atomic and idempotent), all in
-/// one pipelined round trip led by a `SCRIPT LOAD` (a pipeline cannot
-/// retry EVALSHA on NOSCRIPT). Returns how many of those endpoints have a
-/// delivery of the event afterwards.
+/// Queues an event's deliveries in the partitions of `groups`
+/// ([`crate::store::publish::fan_out`]). Returns how many of those
+/// endpoints have a delivery of the event afterwards.
 async fn fanout<'g>(
     state: Store<'_>,
     tenant_id: &str,
     event_id: &str,
     groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
 ) -> Result<u64, PublishError> {
-    let keys = state.keys;
-    let mut invocations = Vec::new();
-    for (&p, endpoint_ids) in groups {
-        let mut invocation = scripts::FANOUT.prepare_invoke();
-        invocation
-            .key(keys.ready(p))
-            .key(keys.queued(p))
-            .arg(keys.partition_prefix(p))
-            .arg(state.config.initial_delay_ms())
-            .arg(event_id)
-            .arg(tenant_id)
-            .arg(p.0)
-            .arg(keys.wake_channel());
-        for endpoint_id in endpoint_ids {
-            invocation.arg(endpoint_id);
-        }
-        invocations.push(invocation);
-    }
-    if invocations.is_empty() {
-        return Ok(0);
-    }
-    let mut pipe = redis::pipe();
-    pipe.load_script(&scripts::FANOUT).ignore();
-    for invocation in &invocations {
-        pipe.invoke_script(invocation);
-    }
     let mut conn = state.conn().await?;
-    let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
-    Ok(counts.iter().sum())
+    Ok(crate::store::publish::fan_out(
+        &mut conn,
+        state.keys,
+        state.config.initial_delay_ms(),
+        tenant_id,
+        event_id,
+        groups,
+    )
+    .await?)
 }
 
 /// Re-runs the fan-out of an event whose publish was interrupted, in every

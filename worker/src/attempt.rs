@@ -9,22 +9,17 @@
 
 use std::time::Duration;
 
-use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::model::{attempt_field as field, AttemptEntry};
+use hookfleet_common::ids::Partition;
+use hookfleet_common::model::AttemptEntry;
 use hookfleet_common::redis_pool::RedisPool;
-use hookfleet_common::{scripts, stats, time_util, Config, Keys};
+use hookfleet_common::store::record::{self, AttemptRecord, RecordSettings};
+use hookfleet_common::{Config, Keys};
 use rand::Rng;
+
+pub use hookfleet_common::store::record::{class_field, Decision, RecordError, Recorded};
 
 use crate::claim::Job;
 use crate::deliver::AttemptResult;
-
-/// What an attempt means for its delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Delivered,
-    RetryAt(u64),
-    Failed,
-}
 
 /// Whether a response (or its absence) is worth another attempt.
 pub fn is_retryable(status: Option<u16>) -> bool {
@@ -90,31 +85,6 @@ pub fn within_retention(
     }
 }
 
-/// The counter an attempt adds to (`attempts_2xx`, …, `attempts_error`).
-pub fn class_field(status: Option<u16>) -> &'static str {
-    match status {
-        Some(200..=299) => "attempts_2xx",
-        Some(300..=399) => "attempts_3xx",
-        Some(400..=499) => "attempts_4xx",
-        Some(500..=599) => "attempts_5xx",
-        _ => "attempts_error",
-    }
-}
-
-/// What recording an attempt did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    /// This worker still held the lease, so the delivery moved (false: the
-    /// attempt is logged, the state belongs to someone else now).
-    pub held: bool,
-    /// This attempt tripped the circuit breaker: the endpoint is disabled.
-    pub disabled: bool,
-    /// The operational events this attempt caused, recorded in its
-    /// partition's notices set in the same step (see
-    /// [`crate::operational`]); the worker publishes them next.
-    pub notices: Vec<String>,
-}
-
 /// One attempt to record: the job it was made for, what happened, what it
 /// means, and when it was made.
 #[derive(Clone, Copy)]
@@ -125,12 +95,12 @@ pub struct Attempted<'a> {
     pub at_ms: u64,
 }
 
-/// Records attempts of partition `p` in one `record.lua` call: each is
-/// appended to its endpoint's stream, moves its delivery (if this worker
-/// still holds the lease), its endpoint's counters and stats buckets, and
-/// runs the endpoint's circuit breaker (`disable_after` without a success,
-/// or a 410 Gone). Answers one [`Recorded`] per attempt, in order. Every
-/// attempt must belong to partition `p`.
+/// Records attempts of partition `p` in one `record.lua` call
+/// ([`record::record`]): each is appended to its endpoint's stream, moves
+/// its delivery (if this worker still holds the lease), its endpoint's
+/// counters and stats buckets, and runs the endpoint's circuit breaker.
+/// Answers one [`Recorded`] per attempt, in order. Every attempt must
+/// belong to partition `p`.
 pub async fn record_many(
     pool: &RedisPool,
     keys: &Keys,
@@ -138,59 +108,30 @@ pub async fn record_many(
     p: Partition,
     attempts: &[Attempted<'_>],
 ) -> Result<Vec<Recorded>, RecordError> {
-    if attempts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let oldest_kept = time_util::now_ms().saturating_sub(config.retention.as_millis() as u64);
-    let mut invocation = scripts::RECORD.prepare_invoke();
-    invocation
-        .key(keys.inflight(p))
-        .key(keys.ready(p))
-        .key(keys.notices(p))
-        .key(keys.queued(p))
-        .arg(keys.partition_prefix(p))
-        .arg(config.attempt_log_maxlen)
-        .arg(oldest_kept)
-        .arg(config.disable_after.as_millis() as u64)
-        .arg(stats::FINE_TTL_MS)
-        .arg(stats::COARSE_TTL_MS)
-        .arg(field::PACKED)
-        .arg(keys.wake_channel())
-        .arg(p.0)
-        .arg(config.max_in_flight)
-        .arg(keys.attempted_channel());
-    for attempted in attempts {
-        push_attempt(&mut invocation, attempted, config.retention);
-    }
-    let mut conn = pool.get().await?;
-    let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
-    if reply.len() != attempts.len() * 4 {
-        return Err(RecordError::Reply(format!(
-            "{} values for {} attempts",
-            reply.len(),
-            attempts.len()
-        )));
-    }
-    reply
-        .chunks(4)
-        .map(|answer| match (&answer[0], &answer[2], &answer[3]) {
-            (redis::Value::Int(held), redis::Value::Int(disabled), notices) => Ok(Recorded {
-                held: *held == 1,
-                disabled: *disabled == 1,
-                notices: redis::from_redis_value_ref(notices)
-                    .map_err(|err| RecordError::Reply(format!("bad notices: {err}")))?,
-            }),
-            other => Err(RecordError::Reply(format!("bad answer: {other:?}"))),
+    let texts: Vec<(String, String)> = attempts.iter().map(entry_and_notice).collect();
+    let records: Vec<AttemptRecord<'_>> = attempts
+        .iter()
+        .zip(&texts)
+        .map(|(attempted, (entry, notice))| AttemptRecord {
+            delivery_id: &attempted.job.delivery_id,
+            endpoint_id: &attempted.job.endpoint_id,
+            lease_token: &attempted.job.lease_token,
+            decision: attempted.decision,
+            at_ms: attempted.at_ms,
+            status: attempted.result.status,
+            duration_ms: attempted.result.duration.as_millis() as u64,
+            test: attempted.job.test(),
+            timed_out: attempted.result.timed_out,
+            entry,
+            notice,
         })
-        .collect()
+        .collect();
+    record::record(pool, keys, RecordSettings::from_config(config), p, &records).await
 }
 
-/// Appends one attempt's values (see `record.lua`'s header for the order).
-fn push_attempt(
-    invocation: &mut redis::ScriptInvocation<'_>,
-    attempted: &Attempted<'_>,
-    retention: Duration,
-) {
+/// The attempt-log entry (packed) and the operational notice of one
+/// attempt: the two texts of its record the worker writes.
+fn entry_and_notice(attempted: &Attempted<'_>) -> (String, String) {
     let Attempted {
         job,
         result,
@@ -203,31 +144,13 @@ fn push_attempt(
         Decision::Failed => ("failed", String::new()),
         Decision::RetryAt(at) => ("retry", at.to_string()),
     };
-    let succeeded = decision == Decision::Delivered;
-    let duration_ms = result.duration.as_millis() as u64;
-    invocation
-        .arg(&job.delivery_id)
-        .arg(&job.endpoint_id)
-        .arg(&*job.lease_token)
-        .arg(outcome)
-        .arg(&next)
-        .arg(at_ms)
-        .arg(&status)
-        .arg(class_field(result.status))
-        .arg(if succeeded { "1" } else { "0" })
-        .arg(if result.status == Some(410) { "1" } else { "0" })
-        .arg(if job.test() { "1" } else { "0" })
-        .arg(stats::latency_field(stats::latency_bin(duration_ms)))
-        .arg(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS)
-        .arg(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS);
-    // The attempt-log entry, last.
     let entry = AttemptEntry {
         delivery: &job.delivery_id,
         event: &job.event_id,
         attempt: job.attempts_before + 1,
         at: at_ms,
         code: &status,
-        duration_ms,
+        duration_ms: result.duration.as_millis() as u64,
         error: result.error.as_deref().unwrap_or_default(),
         outcome,
         response_headers: &result.response_headers,
@@ -237,36 +160,13 @@ fn push_attempt(
         request_headers: &result.request_headers,
         test: if job.test() { "1" } else { "0" },
     };
-    invocation.arg(entry.packed());
     // Only a failed attempt can trip the breaker or end the delivery.
-    if decision == Decision::Delivered {
-        invocation.arg("");
+    let notice = if decision == Decision::Delivered {
+        String::new()
     } else {
-        invocation.arg(crate::operational::notice(job, result));
-    }
-    invocation.arg(state_expiry(&job.delivery_id, retention));
-    invocation.arg(if result.timed_out { "1" } else { "0" });
-}
-
-/// When the delivery's `states:<bucket>` hash may expire: its bucket's end
-/// plus retention (0, which Redis takes as "now", never happens for the
-/// well-formed ids a claim hands out).
-fn state_expiry(delivery_id: &str, retention: Duration) -> u64 {
-    ids::time_bucket(IdKind::Delivery, delivery_id).map_or(0, |(_, end)| {
-        end.saturating_add(retention.as_millis() as u64)
-    })
-}
-
-/// Redis trouble while recording; the caller retries, and if Redis stays
-/// away the lease expires and another worker attempts the delivery again.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("redis pool: {0}")]
-    Pool(#[from] hookfleet_common::redis_pool::PoolError),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("unexpected record reply: {0}")]
-    Reply(String),
+        crate::operational::notice(job, result)
+    };
+    (entry.packed(), notice)
 }
 
 #[cfg(test)]

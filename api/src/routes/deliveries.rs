@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use hookfleet_common::delivery_state::StoredState;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::{attempt_field as field, attempt_fields};
+use hookfleet_common::store::retry::{self, RetryOutcome, RetryRequest, Retryable};
+use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
-use hookfleet_common::{scripts, stored_event};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -351,29 +352,33 @@ impl DeliveriesApi {
             &self.state,
             &tenant.tenant_id,
             &delivery,
-            "failed,delivered,scheduled",
+            &[
+                Retryable::Failed,
+                Retryable::Delivered,
+                Retryable::Scheduled,
+            ],
             false,
         )
         .await?;
         let result = match code {
-            1 => "queued",
-            0 => "already_queued",
-            -2 => {
+            RetryOutcome::Queued => "queued",
+            RetryOutcome::LeftAlone => "already_queued",
+            RetryOutcome::Cancelled => {
                 return Err(ApiError::conflict(
                     "the delivery was cancelled (its webhook was deleted)",
                 ))
             }
-            -3 => {
+            RetryOutcome::EndpointDisabled => {
                 return Err(ApiError::conflict(
                     "the webhook is disabled or deleted; enable it first",
                 ))
             }
-            -4 => {
+            RetryOutcome::InFlight => {
                 return Err(ApiError::conflict(
                     "the delivery is being attempted right now",
                 ))
             }
-            _ => return Err(ApiError::not_found("delivery")),
+            RetryOutcome::NotFound => return Err(ApiError::not_found("delivery")),
         };
         Ok(RetryResponse::Accepted(Json(RetryQueued {
             delivery_id: id.0.clone(),
@@ -383,38 +388,25 @@ impl DeliveriesApi {
     }
 }
 
-/// Runs `retry.lua` for one delivery; returns (code, status before).
-/// `skip_test`: the delivery is a test send to be left alone (a replay).
+/// Queues one delivery again (`store::retry`); returns what happened and
+/// its status before. `skip_test`: a test send is left alone (a replay).
 pub async fn retry_one(
     state: &AppState,
     tenant_id: &str,
     delivery: &DeliveryRef,
-    allowed: &str,
+    allowed: &[Retryable],
     skip_test: bool,
-) -> Result<(i64, String), ApiError> {
-    let keys = &state.keys;
-    let p = delivery.partition;
-    let (bucket, bucket_end) =
-        ids::time_bucket(IdKind::Delivery, &delivery.delivery_id).unwrap_or(("", 0));
-    let expire_at = bucket_end.saturating_add(state.config.retention.as_millis() as u64);
+) -> Result<(RetryOutcome, String), ApiError> {
     let mut conn = state.conn().await?;
-    Ok(scripts::RETRY
-        .key(keys.endpoint(p, &delivery.endpoint_id))
-        .key(keys.endpoint_deliveries(p, &delivery.endpoint_id))
-        .key(keys.endpoint_due(p, &delivery.endpoint_id))
-        .key(keys.ready(p))
-        .key(keys.inflight(p))
-        .key(keys.states(p, bucket))
-        .key(keys.queued(p))
-        .arg(tenant_id)
-        .arg(&delivery.delivery_id)
-        .arg(&delivery.event_id)
-        .arg(&delivery.endpoint_id)
-        .arg(keys.wake_channel())
-        .arg(p.0)
-        .arg(allowed)
-        .arg(if skip_test { "1" } else { "0" })
-        .arg(expire_at)
-        .invoke_async(&mut conn)
-        .await?)
+    let request = RetryRequest {
+        tenant_id,
+        partition: delivery.partition,
+        delivery_id: &delivery.delivery_id,
+        event_id: &delivery.event_id,
+        endpoint_id: &delivery.endpoint_id,
+        allowed,
+        skip_test,
+        retention_ms: state.config.retention.as_millis() as u64,
+    };
+    Ok(retry::retry(&mut conn, &state.keys, request).await?)
 }

@@ -19,7 +19,7 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input;
 use crate::paging::PageRequest;
-use crate::state::{AppState, CappedAdd};
+use crate::state::{AppState, CappedAdd, CappedHash};
 
 pub struct EventTypesApi {
     pub state: AppState,
@@ -268,7 +268,9 @@ impl EventTypesApi {
         match self
             .state
             .capped_add(
-                self.state.keys.tenant_event_types(&tenant.tenant_id),
+                CappedHash::EventTypes {
+                    tenant_id: &tenant.tenant_id,
+                },
                 MAX_EVENT_TYPES_PER_TENANT,
                 &name,
                 &json,

@@ -8,9 +8,12 @@ use std::time::Duration;
 use hookfleet_common::catalog::TEST_EVENT_TYPE;
 use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::scripts;
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::stats::{self, LATENCY_BINS};
+use hookfleet_common::store::endpoint::{self as store_endpoint, EndpointRef};
+use hookfleet_common::store::reads;
+use hookfleet_common::store::replay::{self, HoldAction};
+use hookfleet_common::store::retry::{RetryOutcome, Retryable};
 use hookfleet_common::time_util::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -494,7 +497,6 @@ impl WebhookOpsApi {
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         let keys = &self.state.keys;
         let mut pipe = redis::pipe();
-        pipe.load_script(&scripts::BACKLOG).ignore();
         for start in stats::buckets(now_ms(), window_ms, bucket_ms) {
             if bucket_ms == stats::FINE_BUCKET_MS {
                 pipe.hgetall(keys.stats_fine(p, &record.id, start));
@@ -503,14 +505,7 @@ impl WebhookOpsApi {
             }
         }
         pipe.hgetall(keys.endpoint_stats(p, &record.id));
-        pipe.invoke_script(
-            scripts::BACKLOG
-                .key(keys.endpoint(p, &record.id))
-                .key(keys.endpoint_deliveries(p, &record.id))
-                .key(keys.endpoint_due(p, &record.id))
-                .key(keys.inflight(p))
-                .arg(record.id.get(3..).unwrap_or_default()),
-        );
+        reads::add_backlog(&mut pipe, keys, p, &record.id);
         let mut conn = self.state.conn().await?;
         let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
         let (waiting, in_flight): (u64, u64) = replies
@@ -601,20 +596,26 @@ impl WebhookOpsApi {
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         let secret = SigningSecret::generate().expose();
         let mut conn = self.state.conn().await?;
-        let until: i64 = scripts::ROTATE_SECRET
-            .key(self.state.keys.endpoint(p, &record.id))
-            .arg(&tenant.tenant_id)
-            .arg(&secret)
-            .arg(grace as u64 * 1000)
-            .invoke_async(&mut conn)
-            .await?;
-        if until < 0 {
+        let endpoint = EndpointRef {
+            tenant_id: &tenant.tenant_id,
+            partition: p,
+            endpoint_id: &record.id,
+        };
+        let rotated = store_endpoint::rotate_secret(
+            &mut conn,
+            &self.state.keys,
+            endpoint,
+            &secret,
+            grace as u64 * 1000,
+        )
+        .await?;
+        let Some(until) = rotated else {
             return Err(ApiError::not_found("webhook"));
-        }
+        };
         tracing::info!(endpoint_id = %record.id, grace_period_s = grace, "secret rotated");
         Ok(Json(RotatedSecret {
             secret,
-            previous_secret_expires_at: rfc3339_ms(until as u64),
+            previous_secret_expires_at: rfc3339_ms(until),
         }))
     }
 
@@ -664,9 +665,9 @@ impl WebhookOpsApi {
             });
         }
         let filter = body.filter.unwrap_or_else(|| "failed".into());
-        let allowed = match filter.as_str() {
-            "failed" => "failed",
-            "all" => "failed,delivered",
+        let allowed: &'static [Retryable] = match filter.as_str() {
+            "failed" => &[Retryable::Failed],
+            "all" => &[Retryable::Failed, Retryable::Delivered],
             _ => return Err(ApiError::invalid("filter", "must be `failed` or `all`")),
         };
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
@@ -680,21 +681,19 @@ impl WebhookOpsApi {
         // One replay per endpoint at a time: the running one holds this key,
         // refreshed as it goes (it expires with a replay's heartbeat if the
         // API process running it dies).
-        let running = self.state.keys.replay_running(p, &record.id);
         let mut conn = self.state.conn().await?;
-        let locked: Option<String> = redis::cmd("SET")
-            .arg(&running)
-            .arg(&replay_id)
-            .arg("NX")
-            .arg("PX")
-            .arg(REPLAY_STALE_MS)
-            .query_async(&mut conn)
-            .await?;
-        if locked.is_none() {
-            let other: Option<String> = conn.get(&running).await?;
+        let holder = replay::acquire(
+            &mut conn,
+            &self.state.keys,
+            p,
+            &record.id,
+            &replay_id,
+            REPLAY_STALE_MS,
+        )
+        .await?;
+        if let Some(other) = holder {
             return Err(ApiError::conflict(format!(
-                "a replay of this webhook is running ({}); wait for it to end",
-                other.unwrap_or_default()
+                "a replay of this webhook is running ({other}); wait for it to end"
             )));
         }
         let fields = [
@@ -719,7 +718,15 @@ impl WebhookOpsApi {
             .await;
         if let Err(err) = stored {
             // Let the webhook have a replay again at once, not in 30 s.
-            let _ = replay_lock(&mut conn, &running, &replay_id, "release").await;
+            let _ = replay::hold(
+                &mut conn,
+                &self.state.keys,
+                p,
+                &record.id,
+                &replay_id,
+                HoldAction::Release,
+            )
+            .await;
             return Err(err.into());
         }
         drop(conn);
@@ -730,7 +737,6 @@ impl WebhookOpsApi {
             endpoint_id: record.id.clone(),
             replay_id: replay_id.clone(),
             key,
-            running,
             since,
             until,
             allowed,
@@ -791,19 +797,35 @@ struct ReplayJob {
     endpoint_id: String,
     replay_id: String,
     key: String,
-    /// The endpoint's running-replay key, held while this runs.
-    running: String,
     since: u64,
     until: u64,
-    allowed: &'static str,
+    allowed: &'static [Retryable],
 }
 
 impl ReplayJob {
+    /// Renews or releases this replay's hold on its endpoint, only while
+    /// it still holds it; false when it does not.
+    async fn hold(
+        &self,
+        conn: &mut hookfleet_common::redis_pool::RedisConn,
+        action: HoldAction,
+    ) -> Result<bool, ApiError> {
+        Ok(replay::hold(
+            conn,
+            &self.state.keys,
+            self.p,
+            &self.endpoint_id,
+            &self.replay_id,
+            action,
+        )
+        .await?)
+    }
+
     /// Runs the replay, then lets the endpoint have another.
     async fn run(self) -> Result<(), ApiError> {
         let result = self.scan().await;
         let mut conn = self.state.conn().await?;
-        replay_lock(&mut conn, &self.running, &self.replay_id, "release").await?;
+        self.hold(&mut conn, HoldAction::Release).await?;
         result
     }
 
@@ -844,7 +866,7 @@ impl ReplayJob {
                     loaded.summary.test,
                 )
                 .await?;
-                if code == 1 {
+                if code == RetryOutcome::Queued {
                     queued += 1;
                 }
             }
@@ -861,7 +883,10 @@ impl ReplayJob {
                 fields.push(("finished", now_ms().to_string()));
             }
             let _: () = conn.hset_multiple(&self.key, &fields).await?;
-            if !done && !replay_lock(&mut conn, &self.running, &self.replay_id, "renew").await? {
+            let renew = HoldAction::Renew {
+                hold_ms: REPLAY_STALE_MS,
+            };
+            if !done && !self.hold(&mut conn, renew).await? {
                 // Stalled past its hold, and another replay of the endpoint
                 // has started: leave the rest to that one.
                 let _: () = conn.hset(&self.key, "status", "interrupted").await?;
@@ -874,22 +899,4 @@ impl ReplayJob {
             }
         }
     }
-}
-
-/// Renews (`"renew"`) or releases (`"release"`) a replay's hold on its
-/// endpoint, only while the replay still holds it; false when it does not.
-async fn replay_lock(
-    conn: &mut hookfleet_common::redis_pool::RedisConn,
-    running: &str,
-    replay_id: &str,
-    action: &str,
-) -> Result<bool, ApiError> {
-    let held: i64 = scripts::REPLAY_LOCK
-        .key(running)
-        .arg(replay_id)
-        .arg(action)
-        .arg(REPLAY_STALE_MS)
-        .invoke_async(conn)
-        .await?;
-    Ok(held == 1)
 }

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::EndpointRecord;
-use hookfleet_common::scripts;
 use hookfleet_common::signing::SigningSecret;
+use hookfleet_common::store::endpoint::{self as store_endpoint, EndpointRef};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -30,7 +30,7 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::input::{self, EndpointUrl, HeaderList};
 use crate::paging::PageRequest;
-use crate::state::{AppState, CappedAdd};
+use crate::state::{AppState, CappedAdd, CappedHash};
 
 /// The most endpoints one tenant may have: it bounds what one publish
 /// fans out to and what one tenant-wide log page reads.
@@ -392,7 +392,9 @@ impl WebhooksApi {
         let placed = self
             .state
             .capped_add(
-                self.state.keys.tenant_endpoints(&tenant.tenant_id),
+                CappedHash::Endpoints {
+                    tenant_id: &tenant.tenant_id,
+                },
                 MAX_ENDPOINTS_PER_TENANT,
                 &record.id,
                 &record.subscription_summary(),
@@ -590,25 +592,16 @@ impl WebhooksApi {
         let p = ids::partition_of(IdKind::Endpoint, &record.id)
             .ok_or_else(|| ApiError::not_found("webhook"))?;
         let keys = &self.state.keys;
-        let mut invocation = scripts::UPDATE_ENDPOINT.prepare_invoke();
-        invocation
-            .key(keys.endpoint(p, &record.id))
-            .key(keys.endpoint_stats(p, &record.id))
-            .key(keys.ready(p))
-            .key(keys.endpoint_due(p, &record.id))
-            .key(keys.endpoint_deliveries(p, &record.id))
-            .arg(&tenant.tenant_id)
-            .arg(keys.wake_channel())
-            .arg(p.0)
-            .arg(&record.id);
-        for (name, value) in fields {
-            invocation.arg(name).arg(value);
-        }
-        let released: i64 = {
-            let mut conn = self.state.conn().await?;
-            invocation.invoke_async(&mut conn).await?
+        let endpoint = EndpointRef {
+            tenant_id: &tenant.tenant_id,
+            partition: p,
+            endpoint_id: &record.id,
         };
-        if released < 0 {
+        let updated = {
+            let mut conn = self.state.conn().await?;
+            store_endpoint::update(&mut conn, keys, endpoint, &fields).await?
+        };
+        if updated.is_none() {
             return Err(ApiError::not_found("webhook"));
         }
         // Read back what is stored now, for the answer and the index.
@@ -647,23 +640,16 @@ impl WebhooksApi {
         let keys = &self.state.keys;
         let mut conn = self.state.conn().await?;
         let retention_ms = self.state.config.retention.as_millis() as u64;
-        let cancelled: i64 = scripts::DELETE_ENDPOINT
-            .key(keys.endpoint(p, &record.id))
-            .key(keys.endpoint_due(p, &record.id))
-            .key(keys.ready(p))
-            .key(keys.rate(p, &record.id))
-            .key(keys.endpoint_stats(p, &record.id))
-            .key(keys.endpoint_deliveries(p, &record.id))
-            .key(keys.attempts(p, &record.id))
-            .key(keys.queued(p))
-            .arg(&tenant.tenant_id)
-            .arg(retention_ms)
-            .arg(&record.id)
-            .invoke_async(&mut conn)
-            .await?;
-        if cancelled < 0 {
+        let endpoint = EndpointRef {
+            tenant_id: &tenant.tenant_id,
+            partition: p,
+            endpoint_id: &record.id,
+        };
+        let Some(cancelled) =
+            store_endpoint::delete(&mut conn, keys, endpoint, retention_ms).await?
+        else {
             return Err(ApiError::not_found("webhook"));
-        }
+        };
         // Out of the index publish matches on; into the list an event's
         // deliveries are found through until retention ends (they read as
         // cancelled, or as they ended).

@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::{invocation, OwnedStore, Prepared, PublishError, PublishReply, EVENTS_PER_CALL};
 use crate::ids::Partition;
 use crate::redis_pool::RedisPool;
-use crate::{scripts, Config, Keys};
+use crate::store::publish::PublishCall;
+use crate::{Config, Keys};
 
 /// Calls (or pipelines of calls) in flight at a time, per API process.
 /// One shares the most: in the benchmark's one-event row (16 clients) two
@@ -133,7 +134,7 @@ async fn send(store: &OwnedStore, gathered: Vec<Waiting>) {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let invocations: Vec<redis::ScriptInvocation<'static>> = calls
+    let invocations: Vec<PublishCall> = calls
         .iter()
         .map(|positions| {
             let group: Vec<&Prepared> = positions.iter().map(|&i| &gathered[i].prepared).collect();
@@ -146,16 +147,9 @@ async fn send(store: &OwnedStore, gathered: Vec<Waiting>) {
     let replies: Result<Vec<Vec<PublishReply>>, PublishError> = async {
         let mut conn = state.conn().await?;
         if let [only] = invocations.as_slice() {
-            Ok(vec![only.invoke_async(&mut conn).await?])
+            Ok(vec![only.invoke(&mut conn).await?])
         } else {
-            let mut pipe = redis::pipe();
-            // (A pipeline cannot retry EVALSHA on NOSCRIPT; loading first
-            // makes it safe after a Redis restart or SCRIPT FLUSH.)
-            pipe.load_script(&scripts::PUBLISH).ignore();
-            for call in &invocations {
-                pipe.invoke_script(call);
-            }
-            Ok(pipe.query_async(&mut conn).await?)
+            Ok(PublishCall::invoke_all(&invocations, &mut conn).await?)
         }
     }
     .await;

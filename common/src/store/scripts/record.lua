@@ -18,7 +18,8 @@
 -- ARGV[11] the test-send channel: each test send's delivery id is
 --          published there once its attempt moved it (API processes
 --          waiting for it listen there instead of polling)
--- then one group of 18 values per attempt:
+-- then one group of STRIDE values per attempt (STRIDE is set before this
+-- file by store/scripts.rs, from store::record::STRIDE):
 --   delivery id, endpoint id, lease token (the lease deadline claim.lua
 --   answered),
 --   outcome ('delivered', 'failed' or 'retry'), next attempt (ms, or ''),
@@ -66,7 +67,6 @@
 -- its first time when its first attempt is recorded; a retry goes to the
 -- endpoint's ep_due, and the endpoint to the ready set by then.
 
-local STRIDE = 18
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])

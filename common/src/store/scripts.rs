@@ -3,6 +3,9 @@
 //! guarantee), each preceded by `prelude.lua`'s shared helpers. They are
 //! loaded once per process; `redis::Script` sends EVALSHA and reloads the
 //! script when Redis answers NOSCRIPT (after a restart or `SCRIPT FLUSH`).
+//!
+//! Private to [`crate::store`]: each script has one module there that
+//! builds its KEYS and ARGV and reads its reply, and nothing else calls it.
 
 use std::sync::LazyLock;
 
@@ -21,7 +24,7 @@ macro_rules! prelude {
 macro_rules! script {
     ($name:ident, $file:literal $(, $helpers:literal)*) => {
         #[doc = concat!("`", $file, "`; see the file's header.")]
-        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+        pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
             Script::new(concat!(
                 prelude!(),
                 $(include_str!(concat!("scripts/", $helpers)),)*
@@ -34,7 +37,19 @@ macro_rules! script {
 script!(PUBLISH, "publish.lua");
 script!(FANOUT, "fanout.lua");
 script!(CLAIM, "claim.lua", "state.lua");
-script!(RECORD, "record.lua", "state.lua");
+/// `record.lua`, after the constants it shares with `store::record`
+/// (generated here, so the two cannot drift).
+pub(super) static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "local STRIDE = {}\n{}",
+        super::record::STRIDE,
+        concat!(
+            prelude!(),
+            include_str!("scripts/state.lua"),
+            include_str!("scripts/record.lua")
+        )
+    ))
+});
 script!(UPDATE_ENDPOINT, "update_endpoint.lua");
 script!(DELETE_ENDPOINT, "delete_endpoint.lua");
 script!(RETRY, "retry.lua", "state.lua");
@@ -46,7 +61,8 @@ script!(CAPPED_ADD, "capped_add.lua");
 script!(TEST_SEND_SLOT, "test_send_slot.lua");
 
 /// Every script's file name and source, for tests that check them as text.
-pub const SOURCES: &[(&str, &str)] = &[
+#[cfg(test)]
+pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("prelude.lua", prelude!()),
     ("state.lua", include_str!("scripts/state.lua")),
     ("publish.lua", include_str!("scripts/publish.lua")),

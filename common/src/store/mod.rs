@@ -1,0 +1,38 @@
+//! The storage layer: the only caller of the Lua scripts.
+//!
+//! Every change to queue state that must be atomic is one Lua script
+//! (`scripts/*.lua`, each with a header listing its KEYS, ARGV and reply).
+//! Each script has one module here that owns its call: it builds KEYS and
+//! ARGV from domain values, reads the reply into types, and holds the
+//! constants it shares with the script (generated into the script, or
+//! checked against it by a test). Handlers and the worker call these
+//! functions and never spell a script's arguments by position.
+//!
+//! | module | script(s) | transition |
+//! | --- | --- | --- |
+//! | [`publish`] | `publish.lua`, `fanout.lua` | an event is stored and fanned out |
+//! | [`claim`] | `claim.lua` | due deliveries are leased |
+//! | [`record`] | `record.lua` | attempts are logged; deliveries move on |
+//! | [`retry`] | `retry.lua` | a delivery is queued again by hand |
+//! | [`endpoint`] | `update_endpoint.lua`, `delete_endpoint.lua`, `rotate_secret.lua` | an endpoint changes |
+//! | [`replay`] | `replay_lock.lua` | one replay per endpoint at a time |
+//! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
+//! | [`reads`] | `event_heads.lua`, `backlog.lua` | read-only views |
+
+mod scripts;
+
+pub mod caps;
+pub mod claim;
+pub mod endpoint;
+pub mod publish;
+pub mod reads;
+pub mod record;
+pub mod replay;
+pub mod retry;
+
+#[cfg(test)]
+pub(crate) use scripts::SOURCES;
+
+/// `prelude.lua`, the helpers every script starts with, for tests that
+/// run those helpers on their own.
+pub const PRELUDE: &str = include_str!("scripts/prelude.lua");

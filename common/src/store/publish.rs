@@ -1,0 +1,160 @@
+//! Storing events and queuing their deliveries: `publish.lua` stores a
+//! group of events sharing a home partition (body once, idempotency key,
+//! the deliveries of that partition) and `fanout.lua` queues an event's
+//! deliveries in each other partition. `crate::publish` decides what to
+//! store; this module is how it is written.
+
+use redis::aio::ConnectionLike;
+use redis::ScriptInvocation;
+
+use super::scripts;
+use crate::ids::Partition;
+use crate::Keys;
+
+/// One event to store with [`PublishCall::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct EventToStore<'a> {
+    pub event_id: &'a str,
+    /// The stored form (`stored_event.rs`): tenant, type, test flag, body.
+    pub record: &'a str,
+    /// Its home partition's events-hash bucket, and when it may expire.
+    pub bucket: &'a str,
+    pub expire_at: u64,
+    /// Every delivery is in the home partition: nothing left to fan out.
+    pub complete: bool,
+    /// How many endpoints match it (in every partition).
+    pub matched: usize,
+    pub idempotency_key: Option<&'a str>,
+    /// The matching endpoints in the home partition.
+    pub here: &'a [String],
+}
+
+/// `publish.lua`'s answer for one event: (1 for a new event or 0 for a
+/// repeat of an idempotency key, the event id (the first event's for a
+/// repeat), its deliveries (created here, or the first event's count),
+/// its complete flag).
+pub type PublishReply = (i64, String, u64, String);
+
+/// Settings the API's processes must agree on when storing.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishSettings {
+    /// The retry schedule's first entry: when a first attempt is due.
+    pub initial_delay_ms: u64,
+    pub idempotency_ttl_ms: u64,
+}
+
+/// One `publish.lua` call: events of one tenant sharing a home partition.
+pub struct PublishCall(ScriptInvocation<'static>);
+
+impl PublishCall {
+    pub fn new(
+        keys: &Keys,
+        settings: PublishSettings,
+        tenant_id: &str,
+        home: Partition,
+        events: &[EventToStore<'_>],
+    ) -> Self {
+        let mut invocation = scripts::PUBLISH.prepare_invoke();
+        invocation
+            .key(keys.ready(home))
+            .key(keys.fanout_pending(home))
+            .key(keys.queued(home));
+        for event in events {
+            let events_key = keys.events(home, event.bucket);
+            let idem_key = match event.idempotency_key {
+                Some(key) => keys.idempotency(home, tenant_id, key),
+                None => events_key.clone(),
+            };
+            invocation.key(events_key).key(idem_key);
+        }
+        invocation
+            .arg(keys.partition_prefix(home))
+            .arg(settings.initial_delay_ms)
+            .arg(settings.idempotency_ttl_ms)
+            .arg(tenant_id)
+            .arg(home.0)
+            .arg(keys.wake_channel())
+            .arg(events.len());
+        for event in events {
+            invocation
+                .arg(if event.idempotency_key.is_some() {
+                    "1"
+                } else {
+                    "0"
+                })
+                .arg(event.event_id)
+                .arg(event.record)
+                .arg(if event.complete { "1" } else { "0" })
+                .arg(event.matched)
+                .arg(event.expire_at)
+                .arg(event.here.len());
+            for endpoint_id in event.here {
+                invocation.arg(endpoint_id);
+            }
+        }
+        Self(invocation)
+    }
+
+    /// Runs this call alone (EVALSHA, reloading on NOSCRIPT).
+    pub async fn invoke(
+        &self,
+        conn: &mut impl ConnectionLike,
+    ) -> redis::RedisResult<Vec<PublishReply>> {
+        self.0.invoke_async(conn).await
+    }
+
+    /// Runs several calls in one pipelined round trip. It starts with a
+    /// `SCRIPT LOAD`: a pipeline cannot retry EVALSHA on NOSCRIPT, and
+    /// loading first makes it safe after a Redis restart or SCRIPT FLUSH.
+    pub async fn invoke_all(
+        calls: &[PublishCall],
+        conn: &mut impl ConnectionLike,
+    ) -> redis::RedisResult<Vec<Vec<PublishReply>>> {
+        let mut pipe = redis::pipe();
+        pipe.load_script(&scripts::PUBLISH).ignore();
+        for call in calls {
+            pipe.invoke_script(&call.0);
+        }
+        pipe.query_async(conn).await
+    }
+}
+
+/// Queues an event's deliveries in the partitions of `groups` (partition →
+/// its matching endpoint ids): one `fanout.lua` call per partition (each
+/// atomic and idempotent), all in one pipelined round trip led by a
+/// `SCRIPT LOAD`. Returns how many of those endpoints have a delivery of
+/// the event afterwards.
+pub async fn fan_out<'g>(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    initial_delay_ms: u64,
+    tenant_id: &str,
+    event_id: &str,
+    groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
+) -> redis::RedisResult<u64> {
+    let mut pipe = redis::pipe();
+    pipe.load_script(&scripts::FANOUT).ignore();
+    let mut calls = 0;
+    for (&p, endpoint_ids) in groups {
+        let mut invocation = scripts::FANOUT.prepare_invoke();
+        invocation
+            .key(keys.ready(p))
+            .key(keys.queued(p))
+            .arg(keys.partition_prefix(p))
+            .arg(initial_delay_ms)
+            .arg(event_id)
+            .arg(tenant_id)
+            .arg(p.0)
+            .arg(keys.wake_channel());
+        for endpoint_id in endpoint_ids {
+            invocation.arg(endpoint_id);
+        }
+        pipe.invoke_script(&invocation);
+        calls += 1;
+    }
+    if calls == 0 {
+        return Ok(0);
+    }
+    let counts: Vec<u64> = pipe.query_async(conn).await?;
+    Ok(counts.iter().sum())
+}

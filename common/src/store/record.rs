@@ -1,0 +1,266 @@
+//! Recording attempts: one `record.lua` call per partition logs a batch of
+//! attempts and moves each delivery on (delivered, failed, or scheduled
+//! again), with its endpoint's counters, statistics, concurrency slots
+//! and circuit breaker, in one atomic step (see the script's header).
+
+use std::time::Duration;
+
+use super::scripts;
+use crate::ids::{self, IdKind, Partition};
+use crate::model::attempt_field;
+use crate::redis_pool::RedisPool;
+use crate::{stats, time_util, Keys};
+
+/// Values per attempt in `record.lua`'s ARGV. The script's `STRIDE` is
+/// generated from this constant, and [`values`] returns an array of
+/// exactly this length, so the two sides cannot disagree.
+pub const STRIDE: usize = 18;
+
+/// What an attempt means for its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Delivered,
+    /// Attempt again at this time (epoch ms).
+    RetryAt(u64),
+    Failed,
+}
+
+/// One attempt to record: which delivery and lease, what happened, and
+/// the two texts the worker prepared (the attempt-log entry and the
+/// operational notice).
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord<'a> {
+    pub delivery_id: &'a str,
+    pub endpoint_id: &'a str,
+    /// The lease deadline `claim.lua` answered: proves the lease is held.
+    pub lease_token: &'a str,
+    pub decision: Decision,
+    /// When the attempt was made (epoch ms).
+    pub at_ms: u64,
+    /// The response status; `None` when there was no response.
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    /// A test send: logged, kept out of statistics and the breaker.
+    pub test: bool,
+    /// No answer within the attempt's timeout (halves the endpoint's
+    /// congestion window).
+    pub timed_out: bool,
+    /// The attempt-log entry, packed (`model::AttemptEntry::packed`).
+    pub entry: &'a str,
+    /// The operational-event notice (`""` when the attempt cannot cause
+    /// one: it succeeded, or is a test send).
+    pub notice: &'a str,
+}
+
+/// Settings every worker must agree on when recording.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordSettings {
+    pub retention: Duration,
+    /// `HOOKFLEET_ATTEMPT_LOG_MAXLEN`: an endpoint's attempt stream's cap.
+    pub attempt_log_maxlen: u64,
+    /// The circuit breaker: disable after failing this long without a success.
+    pub disable_after: Duration,
+    /// `HOOKFLEET_MAX_IN_FLIGHT`: the cap of endpoints without their own.
+    pub max_in_flight: u32,
+}
+
+impl RecordSettings {
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            retention: config.retention,
+            attempt_log_maxlen: config.attempt_log_maxlen,
+            disable_after: config.disable_after,
+            max_in_flight: config.max_in_flight,
+        }
+    }
+}
+
+/// What recording an attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// This worker still held the lease, so the delivery moved (false: the
+    /// attempt is logged, the state belongs to someone else now).
+    pub held: bool,
+    /// This attempt tripped the circuit breaker: the endpoint is disabled.
+    pub disabled: bool,
+    /// The operational events this attempt caused, recorded in its
+    /// partition's notices set in the same step; the worker publishes
+    /// them next.
+    pub notices: Vec<String>,
+}
+
+/// Redis trouble while recording; the caller retries, and if Redis stays
+/// away the lease expires and another worker attempts the delivery again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("redis pool: {0}")]
+    Pool(#[from] crate::redis_pool::PoolError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected record reply: {0}")]
+    Reply(String),
+}
+
+/// The counter an attempt adds to (`attempts_2xx`, …, `attempts_error`).
+pub fn class_field(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "attempts_2xx",
+        Some(300..=399) => "attempts_3xx",
+        Some(400..=499) => "attempts_4xx",
+        Some(500..=599) => "attempts_5xx",
+        _ => "attempts_error",
+    }
+}
+
+/// Records attempts of partition `p` in one `record.lua` call. Answers one
+/// [`Recorded`] per attempt, in order. Every attempt must belong to `p`.
+pub async fn record(
+    pool: &RedisPool,
+    keys: &Keys,
+    settings: RecordSettings,
+    p: Partition,
+    attempts: &[AttemptRecord<'_>],
+) -> Result<Vec<Recorded>, RecordError> {
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let oldest_kept = time_util::now_ms().saturating_sub(settings.retention.as_millis() as u64);
+    let mut invocation = scripts::RECORD.prepare_invoke();
+    invocation
+        .key(keys.inflight(p))
+        .key(keys.ready(p))
+        .key(keys.notices(p))
+        .key(keys.queued(p))
+        .arg(keys.partition_prefix(p))
+        .arg(settings.attempt_log_maxlen)
+        .arg(oldest_kept)
+        .arg(settings.disable_after.as_millis() as u64)
+        .arg(stats::FINE_TTL_MS)
+        .arg(stats::COARSE_TTL_MS)
+        .arg(attempt_field::PACKED)
+        .arg(keys.wake_channel())
+        .arg(p.0)
+        .arg(settings.max_in_flight)
+        .arg(keys.attempted_channel());
+    for attempt in attempts {
+        for value in values(attempt, settings.retention) {
+            invocation.arg(value);
+        }
+    }
+    let mut conn = pool.get().await?;
+    let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+    parse_reply(&reply, attempts.len())
+}
+
+/// One attempt's ARGV group, in `record.lua`'s order (see its header).
+pub fn values(attempt: &AttemptRecord<'_>, retention: Duration) -> [String; STRIDE] {
+    let (outcome, next) = match attempt.decision {
+        Decision::Delivered => ("delivered", String::new()),
+        Decision::Failed => ("failed", String::new()),
+        Decision::RetryAt(at) => ("retry", at.to_string()),
+    };
+    let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+    let at_ms = attempt.at_ms;
+    [
+        attempt.delivery_id.to_string(),
+        attempt.endpoint_id.to_string(),
+        attempt.lease_token.to_string(),
+        outcome.to_string(),
+        next,
+        at_ms.to_string(),
+        attempt.status.map(|s| s.to_string()).unwrap_or_default(),
+        class_field(attempt.status).to_string(),
+        flag(attempt.decision == Decision::Delivered),
+        flag(attempt.status == Some(410)),
+        flag(attempt.test),
+        stats::latency_field(stats::latency_bin(attempt.duration_ms)),
+        (at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS).to_string(),
+        (at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS).to_string(),
+        attempt.entry.to_string(),
+        attempt.notice.to_string(),
+        state_expiry(attempt.delivery_id, retention).to_string(),
+        flag(attempt.timed_out),
+    ]
+}
+
+/// When the delivery's `states:<bucket>` hash may expire: its bucket's end
+/// plus retention (0, which Redis takes as "now", never happens for the
+/// well-formed ids a claim hands out).
+fn state_expiry(delivery_id: &str, retention: Duration) -> u64 {
+    ids::time_bucket(IdKind::Delivery, delivery_id).map_or(0, |(_, end)| {
+        end.saturating_add(retention.as_millis() as u64)
+    })
+}
+
+/// Four values per attempt: held, attempt entry id, disabled, notices.
+fn parse_reply(reply: &[redis::Value], attempts: usize) -> Result<Vec<Recorded>, RecordError> {
+    if reply.len() != attempts * 4 {
+        return Err(RecordError::Reply(format!(
+            "{} values for {attempts} attempts",
+            reply.len()
+        )));
+    }
+    reply
+        .chunks(4)
+        .map(|answer| match (&answer[0], &answer[2], &answer[3]) {
+            (redis::Value::Int(held), redis::Value::Int(disabled), notices) => Ok(Recorded {
+                held: *held == 1,
+                disabled: *disabled == 1,
+                notices: redis::from_redis_value_ref(notices)
+                    .map_err(|err| RecordError::Reply(format!("bad notices: {err}")))?,
+            }),
+            other => Err(RecordError::Reply(format!("bad answer: {other:?}"))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script reads its groups with the generated `STRIDE`, and never
+    /// spells its own.
+    #[test]
+    fn record_lua_takes_its_stride_from_rust() {
+        let (_, source) = crate::store::SOURCES
+            .iter()
+            .find(|(name, _)| *name == "record.lua")
+            .unwrap();
+        assert!(source.contains("for i = first, #ARGV, STRIDE do"));
+        assert!(!source.contains("local STRIDE"), "STRIDE is generated");
+    }
+
+    #[test]
+    fn an_attempts_values_follow_the_scripts_order() {
+        let delivery = ids::delivery_id(
+            &ids::new_id(IdKind::Event, Partition(1), 1_700_000_000_000),
+            &ids::new_id(IdKind::Endpoint, Partition(2), 1),
+        )
+        .unwrap();
+        let attempt = AttemptRecord {
+            delivery_id: &delivery,
+            endpoint_id: "ep_x",
+            lease_token: "123",
+            decision: Decision::RetryAt(99),
+            at_ms: 1_700_000_000_000,
+            status: Some(503),
+            duration_ms: 12,
+            test: false,
+            timed_out: true,
+            entry: "[]",
+            notice: "{}",
+        };
+        let v = values(&attempt, Duration::from_secs(60));
+        assert_eq!(v[3], "retry");
+        assert_eq!(v[4], "99");
+        assert_eq!(v[6], "503");
+        assert_eq!(v[7], "attempts_5xx");
+        assert_eq!(
+            (v[8].as_str(), v[9].as_str(), v[10].as_str()),
+            ("0", "0", "0")
+        );
+        assert_eq!(v[14], "[]");
+        assert_eq!(v[15], "{}");
+        assert_eq!(v[17], "1");
+    }
+}
