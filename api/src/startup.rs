@@ -42,7 +42,7 @@ pub fn published_spec(state: &AppState) -> Result<spec::Published, String> {
 /// Two rules the framework leaves open are kept here: a 405 says which
 /// methods the path has (`Allow`), and a header parameter that is not text
 /// is refused (400) rather than taken as absent.
-pub fn app(state: AppState, published: Arc<spec::Published>) -> impl poem::Endpoint {
+pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
     let spec_json = published.json.clone();
     let swagger_ui = published.swagger_ui.clone();
     Route::new()
