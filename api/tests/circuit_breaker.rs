@@ -257,7 +257,7 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
         &app.config,
         job,
         &result,
-        hookfleet_worker::attempt::Decision::Failed,
+        hookfleet_worker::record::Decision::Failed,
     )
     .await;
     assert!(recorded.held);
@@ -348,7 +348,7 @@ async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
         &app.config,
         &claimed.jobs[0],
         &result,
-        hookfleet_worker::attempt::Decision::Failed,
+        hookfleet_worker::record::Decision::Failed,
     )
     .await;
     let notice = recorded.notices[0].clone();

@@ -170,7 +170,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
         &app.config,
         &dead_job,
         &late,
-        hookfleet_worker::attempt::Decision::RetryAt(now_ms() + 60_000),
+        hookfleet_worker::record::Decision::RetryAt(now_ms() + 60_000),
     )
     .await;
     assert!(!held.held, "a lost lease is reported");
@@ -303,7 +303,7 @@ async fn a_resent_publish_call_writes_nothing_twice() {
             status: Some(200),
             ..Default::default()
         };
-        let delivered = hookfleet_worker::attempt::Decision::Delivered;
+        let delivered = hookfleet_worker::record::Decision::Delivered;
         assert!(
             common::record_one(&pool, &k, &app.config, &job, &ok, delivered)
                 .await
@@ -352,7 +352,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     .unwrap()
     .jobs
     .remove(0);
-    let retry = hookfleet_worker::attempt::Decision::RetryAt(now_ms());
+    let retry = hookfleet_worker::record::Decision::RetryAt(now_ms());
     let first = record(job.clone(), 500, retry).await;
     let again = record(job, 500, retry).await;
     assert!(first.held);
@@ -372,7 +372,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     .unwrap()
     .jobs
     .remove(0);
-    let delivered = hookfleet_worker::attempt::Decision::Delivered;
+    let delivered = hookfleet_worker::record::Decision::Delivered;
     let first = record(job.clone(), 200, delivered).await;
     let again = record(job, 200, delivered).await;
     assert!(first.held);
@@ -399,8 +399,8 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
 /// whole call resent after a lost reply records nothing twice.
 #[tokio::test]
 async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
-    use hookfleet_worker::attempt::{record_many, Attempted, Decision};
     use hookfleet_worker::deliver::AttemptResult;
+    use hookfleet_worker::record::{record_many, Attempted, Decision};
 
     let (app, key, endpoint_id, p) = app_with_one_endpoint().await;
     let mut event_ids = Vec::new();
@@ -454,7 +454,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     let again = record_many(&pool, &k, &app.config, p, &attempted)
         .await
         .unwrap();
-    let moved = |answers: &[hookfleet_worker::attempt::Recorded]| -> Vec<(bool, bool)> {
+    let moved = |answers: &[hookfleet_worker::record::Recorded]| -> Vec<(bool, bool)> {
         answers[..3].iter().map(|r| (r.held, r.disabled)).collect()
     };
     assert_eq!(

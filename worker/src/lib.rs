@@ -4,24 +4,33 @@
 //! The flow of one delivery through a worker:
 //!
 //! ```text
-//!  wake (pub/sub) or timer ──> claim.rs ── one Lua call per partition:
-//!                                          leases a batch of due deliveries
-//!        ──> deliver.rs ── signs (Standard Webhooks) and POSTs with the one
-//!                          shared HTTP client
-//!        ──> attempt.rs ── decides delivered / retry at T / failed
-//!        ──> recorder.rs ── records attempts, batched per partition, in
-//!                           the Lua call that moves their deliveries on
+//!  run.rs ── starts the worker, runs the claim loop, drains on SIGTERM
+//!  wake.rs (pub/sub) or timer
+//!    ──> claim_loop.rs ── per partition (PartitionSchedule): one claim.lua
+//!                         call (store::claim) leases a batch of due
+//!                         deliveries; one task per delivery
+//!    ──> pipeline.rs ── the attempt's stages:
+//!          read_event ─> send (deliver.rs: signs, Standard Webhooks, and
+//!          POSTs with the one shared HTTP client) ─> decide (decide.rs,
+//!          pure: delivered / retry at T / failed) ─> observe ─> record
+//!          (record.rs + recorder.rs: batched per partition, in the
+//!          record.lua call that moves the deliveries on) ─> after_recording
+//!          (wake-ups, operational.rs: the tenant's operational events)
 //! ```
 //!
 //! Workers share nothing but Redis, so any number can run; a worker that dies
 //! mid-attempt loses only its leases, which the next claim takes back once
 //! they expire.
 
-pub mod attempt;
 pub mod claim;
+pub mod claim_loop;
+pub mod context;
+pub mod decide;
 pub mod deliver;
 pub mod metrics;
 pub mod operational;
+pub mod pipeline;
+pub mod record;
 pub mod recorder;
 pub mod registry;
 pub mod run;

@@ -18,9 +18,9 @@ use hookfleet_common::{Config, Keys};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::attempt::{self, Attempted, Decision, Recorded};
 use crate::claim::Job;
 use crate::deliver::AttemptResult;
+use crate::record::{self, Attempted, Decision, Recorded};
 
 /// Attempts per `record.lua` call at most.
 pub const MAX_BATCH: usize = 256;
@@ -166,7 +166,7 @@ async fn record_partition(
             }
         })
         .collect();
-    match attempt::record_many(pool, keys, config, p, &attempted).await {
+    match record::record_many(pool, keys, config, p, &attempted).await {
         Ok(answers) => {
             drop(attempted);
             for (request, answer) in requests.into_iter().zip(answers) {

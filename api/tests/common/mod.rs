@@ -1026,15 +1026,15 @@ pub async fn record_one(
     config: &Config,
     job: &hookfleet_worker::claim::Job,
     result: &hookfleet_worker::deliver::AttemptResult,
-    decision: hookfleet_worker::attempt::Decision,
-) -> hookfleet_worker::attempt::Recorded {
-    let attempted = hookfleet_worker::attempt::Attempted {
+    decision: hookfleet_worker::record::Decision,
+) -> hookfleet_worker::record::Recorded {
+    let attempted = hookfleet_worker::record::Attempted {
         job,
         result,
         decision,
         at_ms: hookfleet_common::time_util::now_ms(),
     };
-    hookfleet_worker::attempt::record_many(pool, keys, config, job.partition, &[attempted])
+    hookfleet_worker::record::record_many(pool, keys, config, job.partition, &[attempted])
         .await
         .unwrap()
         .remove(0)

@@ -1,0 +1,99 @@
+//! Recording attempts: what the worker writes for each attempt (its
+//! attempt-log entry and operational notice) and the call that writes it
+//! ([`hookfleet_common::store::record`], one `record.lua` call per
+//! partition's batch; batches are gathered by `recorder.rs`).
+
+use hookfleet_common::ids::Partition;
+use hookfleet_common::model::AttemptEntry;
+use hookfleet_common::redis_pool::RedisPool;
+use hookfleet_common::store::record::{self, AttemptRecord, RecordSettings};
+use hookfleet_common::{Config, Keys};
+
+pub use hookfleet_common::store::record::{class_field, Decision, RecordError, Recorded};
+
+use crate::claim::Job;
+use crate::deliver::AttemptResult;
+
+/// One attempt to record: the job it was made for, what happened, what it
+/// means, and when it was made.
+#[derive(Clone, Copy)]
+pub struct Attempted<'a> {
+    pub job: &'a Job,
+    pub result: &'a AttemptResult,
+    pub decision: Decision,
+    pub at_ms: u64,
+}
+
+/// Records attempts of partition `p` in one `record.lua` call
+/// ([`record::record`]): each is appended to its endpoint's stream, moves
+/// its delivery (if this worker still holds the lease), its endpoint's
+/// counters and stats buckets, and runs the endpoint's circuit breaker.
+/// Answers one [`Recorded`] per attempt, in order. Every attempt must
+/// belong to partition `p`.
+pub async fn record_many(
+    pool: &RedisPool,
+    keys: &Keys,
+    config: &Config,
+    p: Partition,
+    attempts: &[Attempted<'_>],
+) -> Result<Vec<Recorded>, RecordError> {
+    let texts: Vec<(String, String)> = attempts.iter().map(entry_and_notice).collect();
+    let records: Vec<AttemptRecord<'_>> = attempts
+        .iter()
+        .zip(&texts)
+        .map(|(attempted, (entry, notice))| AttemptRecord {
+            delivery_id: &attempted.job.delivery_id,
+            endpoint_id: &attempted.job.endpoint_id,
+            lease_token: &attempted.job.lease_token,
+            decision: attempted.decision,
+            at_ms: attempted.at_ms,
+            status: attempted.result.status,
+            duration_ms: attempted.result.duration.as_millis() as u64,
+            test: attempted.job.test(),
+            timed_out: attempted.result.timed_out,
+            entry,
+            notice,
+        })
+        .collect();
+    record::record(pool, keys, RecordSettings::from_config(config), p, &records).await
+}
+
+/// The attempt-log entry (packed) and the operational notice of one
+/// attempt: the two texts of its record the worker writes.
+fn entry_and_notice(attempted: &Attempted<'_>) -> (String, String) {
+    let Attempted {
+        job,
+        result,
+        decision,
+        at_ms,
+    } = *attempted;
+    let status = result.status.map(|s| s.to_string()).unwrap_or_default();
+    let (outcome, next) = match decision {
+        Decision::Delivered => ("delivered", String::new()),
+        Decision::Failed => ("failed", String::new()),
+        Decision::RetryAt(at) => ("retry", at.to_string()),
+    };
+    let entry = AttemptEntry {
+        delivery: &job.delivery_id,
+        event: &job.event_id,
+        attempt: job.attempts_before + 1,
+        at: at_ms,
+        code: &status,
+        duration_ms: result.duration.as_millis() as u64,
+        error: result.error.as_deref().unwrap_or_default(),
+        outcome,
+        response_headers: &result.response_headers,
+        response_body: &result.response_body,
+        next: &next,
+        webhook_timestamp: result.webhook_timestamp,
+        request_headers: &result.request_headers,
+        test: if job.test() { "1" } else { "0" },
+    };
+    // Only a failed attempt can trip the breaker or end the delivery.
+    let notice = if decision == Decision::Delivered {
+        String::new()
+    } else {
+        crate::operational::notice(job, result)
+    };
+    (entry.packed(), notice)
+}
