@@ -1,0 +1,153 @@
+//! The fan-out to partitions other than the event's home: queuing them
+//! (`store::publish::fan_out`), marking the event complete, and finishing
+//! fan-outs their API process left incomplete ([`recover_fanouts`]).
+
+use redis::AsyncCommands;
+
+use super::subscribers::{endpoint_index, wanted_by};
+use super::{PublishError, Store};
+use crate::ids::{self, IdKind, Partition};
+use crate::redis_pool::RedisPool;
+use crate::stored_event;
+use crate::time_util::now_ms;
+use crate::{Config, Keys};
+
+/// Marks an event's fan-out complete: takes it off its home partition's
+/// pending list.
+pub(super) async fn mark_complete(
+    state: Store<'_>,
+    home: Partition,
+    event_id: &str,
+) -> Result<(), PublishError> {
+    let mut conn = state.conn().await?;
+    let _: () = conn.zrem(state.keys.fanout_pending(home), event_id).await?;
+    Ok(())
+}
+
+/// An owned [`Store`], for work that outlives the request.
+pub(super) struct OwnedStore {
+    pub(super) pool: RedisPool,
+    pub(super) keys: Keys,
+    pub(super) config: Config,
+}
+
+impl OwnedStore {
+    pub(super) fn store(&self) -> Store<'_> {
+        Store {
+            pool: &self.pool,
+            keys: &self.keys,
+            config: &self.config,
+        }
+    }
+}
+
+/// Finishes the fan-out of events of home partition `p` still pending
+/// `older_than` after publishing (their API process died before queuing
+/// every partition's deliveries; see `HOOKFLEET_FANOUT_RECOVERY`). At most
+/// `limit` events per call; returns how many it took up (finished, dropped
+/// as expired by retention, or left for the next round after an error).
+pub async fn recover_fanouts(
+    state: Store<'_>,
+    p: Partition,
+    older_than: std::time::Duration,
+    limit: usize,
+) -> Result<usize, PublishError> {
+    let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
+    let pending: Vec<String> = {
+        let mut conn = state.conn().await?;
+        conn.zrangebyscore_limit(
+            state.keys.fanout_pending(p),
+            "-inf",
+            cutoff,
+            0,
+            limit as isize,
+        )
+        .await?
+    };
+    for event_id in &pending {
+        let record = {
+            let mut conn = state.conn().await?;
+            stored_event::load(&mut conn, state.keys, event_id, state.config.retention).await?
+        };
+        let finished = match record {
+            Some(record) => finish_fanout(state, &record.tenant_id, event_id).await,
+            None => Err(PublishError::Expired),
+        };
+        match finished {
+            Ok(total) => {
+                tracing::info!(event_id = %event_id, deliveries = total, "finished an interrupted fan-out");
+            }
+            Err(PublishError::Expired) => {
+                let mut conn = state.conn().await?;
+                let _: () = conn.zrem(state.keys.fanout_pending(p), event_id).await?;
+            }
+            Err(err) => {
+                // Left pending: the next round tries it again; the others
+                // of this round go ahead.
+                tracing::warn!(event_id = %event_id, error = %err, "finishing an interrupted fan-out failed");
+            }
+        }
+    }
+    Ok(pending.len())
+}
+
+/// Queues an event's deliveries in the partitions of `groups`
+/// ([`crate::store::publish::fan_out`]). Returns how many of those
+/// endpoints have a delivery of the event afterwards.
+pub(super) async fn fanout<'g>(
+    state: Store<'_>,
+    tenant_id: &str,
+    event_id: &str,
+    groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
+) -> Result<u64, PublishError> {
+    let mut conn = state.conn().await?;
+    Ok(crate::store::publish::fan_out(
+        &mut conn,
+        state.keys,
+        state.config.initial_delay_ms(),
+        tenant_id,
+        event_id,
+        groups,
+    )
+    .await?)
+}
+
+/// Re-runs the fan-out of an event whose publish was interrupted, in every
+/// partition of the endpoints matching it now (an endpoint created
+/// meanwhile gets the event; one disabled meanwhile keeps what it got),
+/// then marks it complete. Returns its delivery count: the tenant's
+/// endpoints whose log lists the event.
+pub(super) async fn finish_fanout(
+    state: Store<'_>,
+    tenant_id: &str,
+    event_id: &str,
+) -> Result<u64, PublishError> {
+    let home = ids::partition_of(IdKind::Event, event_id).ok_or(PublishError::Expired)?;
+    let record = {
+        let mut conn = state.conn().await?;
+        stored_event::load(&mut conn, state.keys, event_id, state.config.retention).await?
+    };
+    let record = record.ok_or(PublishError::Expired)?;
+    let index = endpoint_index(state, tenant_id).await?;
+    let groups = wanted_by(&index, &record.event_type);
+    fanout(state, tenant_id, event_id, groups.iter()).await?;
+    let total: u64 = {
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        for endpoint_id in index.keys() {
+            if let Some(p) = ids::partition_of(IdKind::Endpoint, endpoint_id) {
+                pipe.zscore(state.keys.endpoint_deliveries(p, endpoint_id), event_id);
+                any = true;
+            }
+        }
+        if any {
+            let mut conn = state.conn().await?;
+            let scores: Vec<Option<f64>> = pipe.query_async(&mut conn).await?;
+            scores.iter().filter(|s| s.is_some()).count() as u64
+        } else {
+            0
+        }
+    };
+    mark_complete(state, home, event_id).await?;
+    Ok(total)
+}

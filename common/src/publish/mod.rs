@@ -1,0 +1,289 @@
+//! Publishing: one event in, one delivery per matching endpoint out.
+//!
+//! The event's record (its body, tenant and type) is stored once, in its
+//! *home* partition, by `publish.lua`, which also queues the deliveries of
+//! the endpoints living in that partition — for the common case of a
+//! tenant whose matching endpoints share a partition, publishing is one
+//! atomic Lua call. Queuing a delivery writes no record for it: the event
+//! id goes into the endpoint's `ep_dlv` and the endpoint into its
+//! partition's ready set (see `keys.rs`). Endpoints in other partitions get
+//! theirs from one `fanout.lua` call per partition (each one atomic;
+//! separate because a Redis Cluster cannot run one script across slots),
+//! sent together in one pipelined round trip (a cluster client must route
+//! that pipeline per command, and load the script on every node). Until
+//! the last of those calls succeeds the event is listed in its home
+//! partition's `fanout_pending` set. Up to `HOOKFLEET_FANOUT_INLINE`
+//! deliveries the API answers 202 only after all of them; a larger fan-out
+//! is answered once `publish.lua` has stored the event, and the API queues
+//! the other partitions right after. Either way an interrupted fan-out is
+//! finished by repeating the request with the same `Idempotency-Key`, or by
+//! a worker once it has been pending for `HOOKFLEET_FANOUT_RECOVERY`
+//! ([`recover_fanouts`]); an endpoint's log lists an event once, so
+//! nothing doubles.
+
+mod call;
+mod coalesce;
+mod fanout;
+mod subscribers;
+
+pub use coalesce::Coalescer;
+pub use fanout::recover_fanouts;
+pub use subscribers::{subscribers, Subscribers};
+
+use call::{invocation, Prepared, PublishReply};
+use fanout::OwnedStore;
+use subscribers::{endpoint_index, group_by_partition, matching_endpoints, wanted_by};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::event_data::EventData;
+use crate::ids::Partition;
+use crate::store::publish::PublishCall;
+
+use crate::redis_pool::RedisPool;
+
+use crate::{Config, Keys};
+
+/// What a publish needs: the pool, key names and configuration.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    pub pool: &'a RedisPool,
+    pub keys: &'a Keys,
+    pub config: &'a Config,
+}
+
+impl Store<'_> {
+    async fn conn(&self) -> Result<crate::redis_pool::RedisConn, PublishError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// Why a publish did not complete. Part of the fan-out may already be
+/// queued: a retry with the same idempotency key finishes it instead of
+/// creating a second event.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("redis pool: {0}")]
+    Pool(#[from] crate::redis_pool::PoolError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the event expired")]
+    Expired,
+    /// A Redis failure shared by several events of one batch.
+    #[error("{0}")]
+    Batch(String),
+    /// `publish.lua` answered something other than one reply per event.
+    #[error("unexpected publish.lua reply: {0}")]
+    Reply(&'static str),
+    /// A batch whose events would create more than
+    /// [`MAX_BATCH_DELIVERIES`] deliveries among them (nothing written).
+    #[error("the batch would create {0} deliveries")]
+    TooManyDeliveries(usize),
+}
+
+/// Who receives an event.
+pub enum Target {
+    /// Every active endpoint of the tenant whose patterns match the type.
+    Subscribers,
+    /// The endpoints [`subscribers`] found (read with the type check).
+    Matched(Subscribers),
+    /// A test send: one endpoint only, whatever it subscribes to; a single
+    /// attempt, kept out of the endpoint's statistics.
+    Test(String),
+}
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event_id: String,
+    pub deliveries: u64,
+    pub created_at: u64,
+    /// True when the idempotency key was seen before and nothing was created.
+    pub duplicate: bool,
+}
+
+/// Publishes one event. The caller has validated `event_type`; `data` is
+/// checked by its type.
+/// With a `coalescer` (the API's single-event route), the event's
+/// `publish.lua` call is shared with the publishes arriving beside it (see
+/// `publish/coalesce.rs`); without one (a worker's operational
+/// events), it is its own call.
+pub async fn publish(
+    state: Store<'_>,
+    coalescer: Option<&Coalescer>,
+    tenant_id: &str,
+    event_type: &str,
+    data: &EventData,
+    idempotency_key: Option<&str>,
+    target: Target,
+) -> Result<Published, PublishError> {
+    // Each step takes its own connection handle (a shared lane, cheap).
+    let test = matches!(target, Target::Test(_));
+    let groups = match target {
+        Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
+        Target::Matched(found) => found.0,
+        Target::Test(id) => group_by_partition(vec![id]),
+    };
+    let prepared = Prepared::new(
+        state,
+        tenant_id,
+        event_type,
+        data,
+        idempotency_key,
+        Arc::new(groups),
+        test,
+    );
+    let (prepared, reply) = match coalescer {
+        Some(coalescer) => coalescer.call(tenant_id, prepared).await?,
+        None => {
+            let replies: Vec<PublishReply> = {
+                let mut conn = state.conn().await?;
+                invocation(state, tenant_id, &[&prepared])
+                    .invoke(&mut conn)
+                    .await?
+            };
+            let reply = replies
+                .into_iter()
+                .next()
+                .ok_or(PublishError::Reply("no answer for the event"))?;
+            (prepared, reply)
+        }
+    };
+    prepared.settle(state, tenant_id, reply).await
+}
+
+/// One event of [`publish_many`].
+pub struct BatchEvent<'a> {
+    pub event_type: &'a str,
+    pub data: &'a EventData,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Most deliveries one batch may create among its events: 100 events to
+/// a tenant's 1,000 webhooks. It bounds what one request can queue
+/// (1,000 events to 1,000 `*` webhooks would be a million deliveries).
+pub const MAX_BATCH_DELIVERIES: usize = 100_000;
+
+/// How many events go to Redis in one pipelined round trip.
+const PIPELINE_CHUNK: usize = 200;
+
+/// At most this many events share one `publish.lua` call: enough to spread
+/// a call's fixed cost thin, few enough that one call holds Redis for only
+/// a millisecond or two.
+const EVENTS_PER_CALL: usize = 40;
+
+/// Publishes several events of one tenant to their subscribers: the tenant's
+/// endpoint index is read once, events sharing a home partition share a
+/// `publish.lua` call (up to [`EVENTS_PER_CALL`]; each event is atomic, and
+/// so is the call), and the calls are pipelined, [`PIPELINE_CHUNK`] events
+/// per round trip. Returns one result per event, in order. When Redis fails
+/// in a chunk, that chunk's events and all later ones get the error (each
+/// of them may or may not be stored: retrying with its idempotency key is
+/// safe), and the earlier ones keep their results.
+///
+/// Fails as a whole, writing nothing, when the tenant's endpoints cannot
+/// be read or when the events would create more than
+/// [`MAX_BATCH_DELIVERIES`] deliveries (counting every event, also those
+/// whose idempotency key turns out to be seen).
+pub async fn publish_many(
+    state: Store<'_>,
+    tenant_id: &str,
+    events: &[BatchEvent<'_>],
+) -> Result<Vec<Result<Published, PublishError>>, PublishError> {
+    let index = endpoint_index(state, tenant_id).await?;
+    // Shared by every event of a type: no copy of the endpoint list per event.
+    let mut groups_by_type: HashMap<&str, Arc<BTreeMap<Partition, Vec<String>>>> = HashMap::new();
+    let mut deliveries = 0;
+    for event in events {
+        let groups = groups_by_type
+            .entry(event.event_type)
+            .or_insert_with(|| Arc::new(wanted_by(&index, event.event_type)));
+        deliveries += groups.values().map(Vec::len).sum::<usize>();
+    }
+    if deliveries > MAX_BATCH_DELIVERIES {
+        return Err(PublishError::TooManyDeliveries(deliveries));
+    }
+    let mut results = Vec::with_capacity(events.len());
+    let mut failed: Option<PublishError> = None;
+    for chunk in events.chunks(PIPELINE_CHUNK) {
+        if let Some(err) = &failed {
+            results.extend(chunk.iter().map(|_| Err(err.clone_kind())));
+            continue;
+        }
+        let prepared: Vec<Prepared> = chunk
+            .iter()
+            .map(|event| {
+                let groups = groups_by_type
+                    .get(event.event_type)
+                    .map(Arc::clone)
+                    .unwrap_or_default();
+                Prepared::new(
+                    state,
+                    tenant_id,
+                    event.event_type,
+                    event.data,
+                    event.idempotency_key,
+                    groups,
+                    false,
+                )
+            })
+            .collect();
+        // The chunk's events by home partition (positions in the chunk),
+        // then in calls of at most EVENTS_PER_CALL.
+        let mut by_home: BTreeMap<Partition, Vec<usize>> = BTreeMap::new();
+        for (position, event) in prepared.iter().enumerate() {
+            by_home.entry(event.home).or_default().push(position);
+        }
+        let calls: Vec<&[usize]> = by_home
+            .values()
+            .flat_map(|positions| positions.chunks(EVENTS_PER_CALL))
+            .collect();
+        let invocations: Vec<PublishCall> = calls
+            .iter()
+            .map(|call| {
+                let group: Vec<&Prepared> = call.iter().map(|&i| &prepared[i]).collect();
+                invocation(state, tenant_id, &group)
+            })
+            .collect();
+        let replies: Result<Vec<Vec<PublishReply>>, PublishError> = async {
+            let mut conn = state.conn().await?;
+            Ok(PublishCall::invoke_all(&invocations, &mut conn).await?)
+        }
+        .await;
+        let replies = match replies {
+            Ok(replies) => replies,
+            Err(err) => {
+                results.extend(chunk.iter().map(|_| Err(err.clone_kind())));
+                failed = Some(err);
+                continue;
+            }
+        };
+        // Back to the chunk's order.
+        let mut by_position: Vec<Option<PublishReply>> = vec![None; prepared.len()];
+        for (call, call_replies) in calls.iter().zip(replies) {
+            for (&position, reply) in call.iter().zip(call_replies) {
+                by_position[position] = Some(reply);
+            }
+        }
+        for (prepared, reply) in prepared.into_iter().zip(by_position) {
+            results.push(match reply {
+                Some(reply) => prepared.settle(state, tenant_id, reply).await,
+                None => Err(PublishError::Reply("no answer for the event")),
+            });
+        }
+    }
+    Ok(results)
+}
+
+impl PublishError {
+    /// The same kind of error, for every event it affects (the Redis error
+    /// itself cannot be cloned).
+    fn clone_kind(&self) -> PublishError {
+        match self {
+            PublishError::Expired => PublishError::Expired,
+            PublishError::Reply(what) => PublishError::Reply(what),
+            other => PublishError::Batch(other.to_string()),
+        }
+    }
+}
