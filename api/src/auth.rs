@@ -51,7 +51,7 @@ fn state_of(req: &poem::Request) -> poem::Result<&AppState> {
 
 async fn resolve_admin(req: &poem::Request, bearer: Bearer) -> poem::Result<()> {
     let state = state_of(req)?;
-    match &state.config.admin_key {
+    match &state.store.config.admin_key {
         Some(admin) if constant_time_eq(admin.as_bytes(), bearer.token.as_bytes()) => {
             check_budget(state, "admin")
         }
@@ -70,7 +70,7 @@ async fn lookup_tenant_key(state: &AppState, key: &str) -> poem::Result<Option<S
         return Ok(None);
     }
     let mut conn = state.conn().await.map_err(reject)?;
-    conn.get(state.keys.api_key_lookup(&hash_key(key)))
+    conn.get(state.store.keys.api_key_lookup(&hash_key(key)))
         .await
         .map_err(|err| reject(err.into()))
 }
@@ -79,6 +79,7 @@ async fn resolve_tenant(req: &poem::Request, bearer: Bearer) -> poem::Result<Ten
     let state = state_of(req)?;
     let key = bearer.token.as_str();
     let is_admin = state
+        .store
         .config
         .admin_key
         .as_ref()

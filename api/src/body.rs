@@ -47,7 +47,7 @@ impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let limit = request
             .data::<AppState>()
-            .map(|state| state.config.max_payload)
+            .map(|state| state.store.config.max_payload)
             .unwrap_or(256 * 1024);
         let raw = body.take()?;
         let bytes = raw.into_bytes_limit(limit).await.map_err(|err| match err {

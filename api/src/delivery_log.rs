@@ -192,7 +192,7 @@ pub async fn page(
     // Candidates from every source, fetched in one round trip.
     let mut pipe = redis::pipe();
     for (p, endpoint_id) in endpoints {
-        let key = state.keys.endpoint_deliveries(*p, endpoint_id);
+        let key = state.store.keys.endpoint_deliveries(*p, endpoint_id);
         if let Some(us) = ties_us {
             pipe.cmd("ZREVRANGEBYSCORE")
                 .arg(&key)

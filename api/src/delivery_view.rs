@@ -91,8 +91,8 @@ pub async fn load(
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let keys = &state.keys;
-    let retention = state.config.retention;
+    let keys = &state.store.keys;
+    let retention = state.store.config.retention;
     let now = now_ms();
     // The events, by home partition (one event_heads.lua call each).
     let mut events: Vec<&str> = refs.iter().map(|r| r.event_id.as_str()).collect();
@@ -158,7 +158,7 @@ pub async fn load(
         let holds = active.as_deref() != Some("1") || paused.as_deref() == Some("1");
         endpoint_state.insert(endpoint_id, (active.is_some(), holds));
     }
-    let initial_delay_ms = state.config.initial_delay_ms();
+    let initial_delay_ms = state.store.config.initial_delay_ms();
     let mut loaded = Vec::with_capacity(refs.len());
     for r in refs {
         let created_us = match r.created_us {

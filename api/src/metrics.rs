@@ -51,7 +51,7 @@ pub async fn render(Data(state): Data<&AppState>) -> String {
     if let Err(err) = state
         .metrics
         .queue
-        .sample(&state.pool, &state.keys, &state.config)
+        .sample(&state.store.pool, &state.store.keys, &state.store.config)
         .await
     {
         tracing::debug!(error = %err, "queue sampling failed");

@@ -27,12 +27,8 @@ impl From<PublishError> for ApiError {
     }
 }
 
-fn store(state: &AppState) -> Store<'_> {
-    Store {
-        pool: &state.pool,
-        keys: &state.keys,
-        config: &state.config,
-    }
+fn store(state: &AppState) -> &Store {
+    &state.store
 }
 
 /// The tenant's endpoints that want `event_type`; `None` when the tenant

@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use governor::{Quota, RateLimiter};
+use hookfleet_common::store::Store;
 use hookfleet_common::{redis_pool, Config, Keys};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -35,7 +36,7 @@ fn service(state: &AppState) -> OpenApiService<impl poem_openapi::OpenApi + 'sta
 /// The published spec ([`spec::Published`]) for this configuration.
 pub fn published_spec(state: &AppState) -> Result<spec::Published, String> {
     let api = service(state);
-    spec::Published::new(&api.spec(), &api.swagger_ui_html(), &state.config)
+    spec::Published::new(&api.spec(), &api.swagger_ui_html(), &state.store.config)
 }
 
 /// The whole HTTP surface: the API, its spec, Swagger UI, all errors JSON.
@@ -111,27 +112,25 @@ pub async fn build(config: Config) -> Result<Application, String> {
             }
         }
     });
-    let coalescer =
-        hookfleet_common::publish::Coalescer::start(pool.clone(), keys.clone(), config.clone());
     let attempt_waiters = Arc::new(crate::test_send::AttemptWaiters::start(&config, &keys));
+    let store = Store::new(pool, keys, config);
+    let coalescer = hookfleet_common::publish::Coalescer::start(store.clone());
     let state = AppState {
         attempt_waiters,
-        keys,
-        config: Arc::new(config),
-        pool,
+        store,
         limiter,
         coalescer,
         metrics: Arc::new(
             crate::metrics::ApiMetrics::new().map_err(|err| format!("metrics: {err}"))?,
         ),
     };
-    let acceptor = TcpListener::bind(state.config.listen)
+    let acceptor = TcpListener::bind(state.store.config.listen)
         .into_acceptor()
         .await
         .map_err(|err| {
             format!(
                 "HOOKFLEET_LISTEN: cannot bind {}: {err}",
-                state.config.listen
+                state.store.config.listen
             )
         })?;
     let addr = acceptor

@@ -1,21 +1,21 @@
-//! What every handler shares: configuration, key names and the Redis pool.
+//! What every handler shares: the storage handle (Redis pool, key names,
+//! configuration), the request limiter, metrics, the publish coalescer and
+//! the test sends waiting for their attempts.
 
 use std::sync::Arc;
 
 use governor::DefaultKeyedRateLimiter;
-use hookfleet_common::redis_pool::{RedisConn, RedisPool};
-use hookfleet_common::store::caps;
+use hookfleet_common::redis_pool::RedisConn;
 pub use hookfleet_common::store::caps::{CappedAdd, CappedHash};
-use hookfleet_common::{Config, Keys};
+use hookfleet_common::store::{caps, Store};
 
 use crate::error::ApiError;
 
 /// Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub keys: Keys,
-    pub pool: RedisPool,
+    /// Redis, the key layout and the configuration.
+    pub store: Store,
     /// Request budget per API key (in-process: each API instance grants
     /// the full budget, which is the usual trade-off for an edge limit).
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
@@ -30,7 +30,7 @@ pub struct AppState {
 impl AppState {
     /// A pooled connection, or 503 when Redis is unreachable.
     pub async fn conn(&self) -> Result<RedisConn, ApiError> {
-        Ok(self.pool.get().await?)
+        Ok(self.store.pool.get().await?)
     }
 
     /// Adds `field` to one of a tenant's capped hashes (its webhooks, its
@@ -44,6 +44,6 @@ impl AppState {
         value: &str,
     ) -> Result<CappedAdd, ApiError> {
         let mut conn = self.conn().await?;
-        Ok(caps::capped_add(&mut conn, &self.keys, hash, cap, field, value).await?)
+        Ok(caps::capped_add(&mut conn, &self.store.keys, hash, cap, field, value).await?)
     }
 }

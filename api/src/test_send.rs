@@ -168,11 +168,11 @@ impl Place {
     /// has `HOOKFLEET_TEST_SEND_MAX_PENDING` waiting already.
     pub async fn take(state: &AppState, tenant_id: &str, wait: Duration) -> Result<Self, ApiError> {
         let token = format!("{:016x}", rand::random::<u64>());
-        let cap = state.config.test_send_max_pending;
+        let cap = state.store.config.test_send_max_pending;
         let mut conn = state.conn().await?;
         let retry_in_ms = caps::take_test_send_place(
             &mut conn,
-            &state.keys,
+            &state.store.keys,
             tenant_id,
             cap,
             &token,
@@ -194,9 +194,13 @@ impl Place {
     /// Gives the place back; a failure only means it frees itself later.
     pub async fn release(self, state: &AppState) {
         if let Ok(mut conn) = state.conn().await {
-            let removed =
-                caps::release_test_send_place(&mut conn, &state.keys, &self.tenant_id, &self.token)
-                    .await;
+            let removed = caps::release_test_send_place(
+                &mut conn,
+                &state.store.keys,
+                &self.tenant_id,
+                &self.token,
+            )
+            .await;
             if let Err(err) = removed {
                 tracing::debug!(error = %err, "releasing a test send's place failed; it frees itself");
             }

@@ -438,14 +438,15 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
         Decision::Delivered,
     ];
     let at = now_ms();
-    let attempted: Vec<Attempted<'_>> = (0..4)
+    let attempted: Vec<Attempted> = (0..4)
         .map(|i| Attempted {
-            job: &jobs[i],
-            result: &results[i],
+            job: jobs[i].clone(),
+            result: results[i].clone(),
             decision: decisions[i],
             at_ms: at,
         })
         .collect();
+    let attempted: Vec<&Attempted> = attempted.iter().collect();
     let first = record_many(&pool, &k, &app.config, p, &attempted)
         .await
         .unwrap();

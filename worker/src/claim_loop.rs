@@ -164,7 +164,7 @@ pub async fn run(
             if !schedule.is_due(at, now) {
                 continue;
             }
-            let asked = free.min(ctx.config.claim_batch);
+            let asked = free.min(ctx.store.config.claim_batch);
             match claim_partition(ctx, p, asked).await {
                 Ok(claimed) => {
                     schedule.claimed(at, claimed.jobs.len(), asked, claimed.next_due_ms, now);
@@ -196,7 +196,7 @@ pub async fn run(
         if claimed_any {
             continue;
         }
-        let sleep_for = schedule.sleep_for(now_ms(), ctx.config.poll_interval);
+        let sleep_for = schedule.sleep_for(now_ms(), ctx.store.config.poll_interval);
         if sleep_for.is_zero() {
             continue;
         }
@@ -213,7 +213,16 @@ pub async fn run(
 async fn claim_partition(ctx: &Context, p: Partition, asked: usize) -> Result<Claimed, ()> {
     ctx.metrics.claims.inc();
     let slots = ctx.share.slots();
-    match claim::claim(&ctx.pool, &ctx.keys, p, asked, ctx.claim_settings, &slots).await {
+    match claim::claim(
+        &ctx.store.pool,
+        &ctx.store.keys,
+        p,
+        asked,
+        ctx.claim_settings,
+        &slots,
+    )
+    .await
+    {
         Ok(claimed) => {
             ctx.outage.succeeded(Source::partition(CLAIMING, p.0));
             let metrics = &ctx.metrics;

@@ -1,14 +1,12 @@
-//! What every task of a worker shares: configuration, the Redis pool and
-//! key layout, the HTTP client, metrics, the recorder, the wake-up signal,
+//! What every task of a worker shares: the storage handle (Redis pool, key
+//! layout, configuration), the HTTP client, metrics, the recorder, the wake-up signal,
 //! the tenant share and the outage log. Built once by [`crate::run`].
 
 use std::sync::Arc;
 
 use governor::DefaultDirectRateLimiter;
 use hookfleet_common::outage::RedisOutage;
-use hookfleet_common::publish::Store;
-use hookfleet_common::redis_pool::RedisPool;
-use hookfleet_common::{Config, Keys};
+use hookfleet_common::store::Store;
 use tokio::sync::Notify;
 
 use crate::claim::ClaimSettings;
@@ -19,9 +17,8 @@ use crate::wake::Woken;
 
 /// What every claim and attempt task shares.
 pub struct Context {
-    pub config: Config,
-    pub keys: Keys,
-    pub pool: RedisPool,
+    /// Redis, the key layout and the configuration.
+    pub store: Store,
     pub client: reqwest::Client,
     pub metrics: Arc<WorkerMetrics>,
     /// Records attempts, batched per partition (see recorder.rs).
@@ -41,16 +38,4 @@ pub struct Context {
     /// Every loop's Redis failures go here, so an outage is logged once
     /// (outage.rs), not once per partition per back-off round.
     pub outage: Arc<RedisOutage>,
-}
-
-impl Context {
-    /// The publish side's view of the store (operational events, fan-out
-    /// recovery).
-    pub fn store(&self) -> Store<'_> {
-        Store {
-            pool: &self.pool,
-            keys: &self.keys,
-            config: &self.config,
-        }
-    }
 }

@@ -126,7 +126,7 @@ fn parse(member: &str) -> Option<Operational> {
 /// that cannot be read is dropped with a warning; one whose publishing
 /// fails stays for the sweep, its score moved to now so that notices that
 /// keep failing do not hold up the others (the sweep takes the oldest).
-pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
+pub async fn publish_notice(store: &Store, p: Partition, member: &str) {
     // `parse` builds the data as a `Value` (ours, so exact by
     // construction); it is published as the same checked `EventData` a
     // tenant's event carries.
@@ -138,7 +138,7 @@ pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
         return;
     };
     match publish::publish(
-        *store,
+        store,
         None,
         &event.tenant_id,
         event.event_type,
@@ -183,7 +183,7 @@ pub async fn publish_notice(store: &Store<'_>, p: Partition, member: &str) {
     }
 }
 
-async fn remove(store: &Store<'_>, p: Partition, member: &str) {
+async fn remove(store: &Store, p: Partition, member: &str) {
     let removed: Result<(), String> = async {
         let mut conn = store.pool.get().await.map_err(|e| e.to_string())?;
         conn.zrem(store.keys.notices(p), member)
@@ -202,7 +202,7 @@ async fn remove(store: &Store<'_>, p: Partition, member: &str) {
 /// ago (their worker died before publishing them, or its publish failed),
 /// at most `limit`; returns how many it took up.
 pub async fn recover_notices(
-    store: &Store<'_>,
+    store: &Store,
     p: Partition,
     older_than: std::time::Duration,
     limit: usize,

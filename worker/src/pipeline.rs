@@ -30,8 +30,7 @@ use crate::context::Context;
 use crate::decide::{self, Decision};
 use crate::deliver::{self, AttemptResult};
 use crate::operational;
-use crate::record::{class_field, Recorded};
-use crate::recorder::Attempt;
+use crate::record::{class_field, Attempted, Recorded};
 use crate::tenant_share::Held;
 
 /// An attempt's own Redis calls, each made once (see outage.rs).
@@ -46,7 +45,7 @@ pub async fn process(ctx: Arc<Context>, mut job: Job, _permit: OwnedSemaphorePer
     if read_event(&ctx, &mut job).await {
         if let Some((result, decision)) = send_and_decide(&ctx, &job).await {
             observe(&ctx, &job, &result, decision);
-            let attempt = Arc::new(Attempt {
+            let attempt = Arc::new(Attempted {
                 job,
                 result,
                 decision,
@@ -84,10 +83,15 @@ async fn read_event(ctx: &Context, job: &mut Job) -> bool {
 
 /// Reads an event from its home partition. `Ok(None)`: the event expired.
 async fn fetch_event(ctx: &Context, job: &Job) -> Result<Option<EventRecord>, String> {
-    let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
-    stored_event::load(&mut conn, &ctx.keys, &job.event_id, ctx.config.retention)
-        .await
-        .map_err(|e| e.to_string())
+    let mut conn = ctx.store.pool.get().await.map_err(|e| e.to_string())?;
+    stored_event::load(
+        &mut conn,
+        &ctx.store.keys,
+        &job.event_id,
+        ctx.store.config.retention,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Stages 2 and 3. `None` when the lease is nearly over before sending
@@ -116,10 +120,10 @@ async fn send(ctx: &Context, job: &Job, event: &EventRecord) -> Option<AttemptRe
         outbound.until_ready().await;
     }
     let Some(timeout) = deliver::attempt_timeout(
-        ctx.config.lease,
+        ctx.store.config.lease,
         job.claimed_at.elapsed(),
         job.endpoint.timeout_ms.map(Duration::from_millis),
-        ctx.config.request_timeout,
+        ctx.store.config.request_timeout,
     ) else {
         tracing::warn!(
             "the lease is nearly over before sending; the delivery will be claimed again"
@@ -129,7 +133,7 @@ async fn send(ctx: &Context, job: &Job, event: &EventRecord) -> Option<AttemptRe
     Some(
         deliver::send(
             &ctx.client,
-            &ctx.config.address_policy,
+            &ctx.store.config.address_policy,
             job,
             event.body(),
             timeout,
@@ -141,7 +145,7 @@ async fn send(ctx: &Context, job: &Job, event: &EventRecord) -> Option<AttemptRe
 
 /// Stage 3: what the answer means, within the event's retention.
 fn decide(ctx: &Context, job: &Job, result: &AttemptResult) -> Decision {
-    let config = &ctx.config;
+    let config = &ctx.store.config;
     let decision = decide::decide(
         result,
         job.attempts_before + 1,
@@ -187,7 +191,7 @@ fn observe(ctx: &Context, job: &Job, result: &AttemptResult, decision: Decision)
 /// Stage 5: records the attempt, retrying with back-off (six tries, up to
 /// 3 s apart) while Redis is away. `None` when it could not: the lease
 /// expires and the delivery is attempted again.
-async fn record(ctx: &Context, attempt: &Arc<Attempt>) -> Option<Recorded> {
+async fn record(ctx: &Context, attempt: &Arc<Attempted>) -> Option<Recorded> {
     let mut backoff = Duration::from_millis(100);
     for _ in 0..6 {
         match ctx.recorder.record(attempt.clone()).await {
@@ -219,7 +223,7 @@ async fn record(ctx: &Context, attempt: &Arc<Attempt>) -> Option<Recorded> {
 /// aside as empty, so it is woken to look again (it then waits for the
 /// retry's due time); the operational events the attempt caused are
 /// published.
-async fn after_recording(ctx: &Context, attempt: &Attempt, recorded: &Recorded) {
+async fn after_recording(ctx: &Context, attempt: &Attempted, recorded: &Recorded) {
     let job = &attempt.job;
     if matches!(attempt.decision, Decision::RetryAt(_)) {
         ctx.woken.set(job.partition.0);
@@ -232,7 +236,7 @@ async fn after_recording(ctx: &Context, attempt: &Attempt, recorded: &Recorded) 
     // inline they would make every spawned attempt task that large.
     for notice in &recorded.notices {
         Box::pin(operational::publish_notice(
-            &ctx.store(),
+            &ctx.store,
             job.partition,
             notice,
         ))

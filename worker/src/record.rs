@@ -16,10 +16,9 @@ use crate::deliver::AttemptResult;
 
 /// One attempt to record: the job it was made for, what happened, what it
 /// means, and when it was made.
-#[derive(Clone, Copy)]
-pub struct Attempted<'a> {
-    pub job: &'a Job,
-    pub result: &'a AttemptResult,
+pub struct Attempted {
+    pub job: Job,
+    pub result: AttemptResult,
     pub decision: Decision,
     pub at_ms: u64,
 }
@@ -35,9 +34,9 @@ pub async fn record_many(
     keys: &Keys,
     config: &Config,
     p: Partition,
-    attempts: &[Attempted<'_>],
+    attempts: &[&Attempted],
 ) -> Result<Vec<Recorded>, RecordError> {
-    let texts: Vec<(String, String)> = attempts.iter().map(entry_and_notice).collect();
+    let texts: Vec<(String, String)> = attempts.iter().map(|a| entry_and_notice(a)).collect();
     let records: Vec<AttemptRecord<'_>> = attempts
         .iter()
         .zip(&texts)
@@ -60,13 +59,14 @@ pub async fn record_many(
 
 /// The attempt-log entry (packed) and the operational notice of one
 /// attempt: the two texts of its record the worker writes.
-fn entry_and_notice(attempted: &Attempted<'_>) -> (String, String) {
+fn entry_and_notice(attempted: &Attempted) -> (String, String) {
     let Attempted {
         job,
         result,
         decision,
         at_ms,
-    } = *attempted;
+    } = attempted;
+    let (decision, at_ms) = (*decision, *at_ms);
     let status = result.status.map(|s| s.to_string()).unwrap_or_default();
     let (outcome, next) = match decision {
         Decision::Delivered => ("delivered", String::new()),

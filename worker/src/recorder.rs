@@ -13,28 +13,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use hookfleet_common::ids::Partition;
-use hookfleet_common::redis_pool::RedisPool;
-use hookfleet_common::{Config, Keys};
+use hookfleet_common::store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::claim::Job;
-use crate::deliver::AttemptResult;
-use crate::record::{self, Attempted, Decision, Recorded};
+use crate::record::{self, Attempted, Recorded};
 
 /// Attempts per `record.lua` call at most.
 pub const MAX_BATCH: usize = 256;
 
-/// One attempt waiting to be recorded.
-pub struct Attempt {
-    pub job: Job,
-    pub result: AttemptResult,
-    pub decision: Decision,
-    pub at_ms: u64,
-}
-
 struct Request {
-    attempt: Arc<Attempt>,
+    attempt: Arc<Attempted>,
     reply: oneshot::Sender<Result<Recorded, String>>,
 }
 
@@ -46,19 +35,15 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts the recorder task; it ends when every handle is dropped.
-    pub fn spawn(
-        pool: RedisPool,
-        keys: Keys,
-        config: Config,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(rx, pool, keys, config));
+        let task = tokio::spawn(run(rx, store));
         (Recorder { tx }, task)
     }
 
     /// Records one attempt (batched with whatever else is waiting). An error
     /// is Redis trouble, or the recorder gone: the caller may try again.
-    pub async fn record(&self, attempt: Arc<Attempt>) -> Result<Recorded, String> {
+    pub async fn record(&self, attempt: Arc<Attempted>) -> Result<Recorded, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { attempt, reply })
@@ -69,25 +54,12 @@ impl Recorder {
     }
 }
 
-/// What every record call needs.
-struct Shared {
-    pool: RedisPool,
-    keys: Keys,
-    config: Config,
-}
-
 /// Gathers attempts by partition and keeps at most one `record.lua` call in
 /// flight per partition: what arrives while a partition's call runs waits
 /// for it and goes in the next one (so batches grow with load), while other
 /// partitions' calls go ahead (a slow node of a cluster holds up only its
 /// own partitions).
-async fn run(
-    mut rx: mpsc::UnboundedReceiver<Request>,
-    pool: RedisPool,
-    keys: Keys,
-    config: Config,
-) {
-    let shared = Arc::new(Shared { pool, keys, config });
+async fn run(mut rx: mpsc::UnboundedReceiver<Request>, store: Store) {
     let mut waiting: BTreeMap<Partition, Vec<Request>> = BTreeMap::new();
     // Partitions with a call in flight.
     let mut busy: BTreeSet<Partition> = BTreeSet::new();
@@ -137,9 +109,9 @@ async fn run(
                 waiting.insert(p, rest);
             }
             busy.insert(p);
-            let shared = shared.clone();
+            let store = store.clone();
             let call = calls.spawn(async move {
-                record_partition(&shared.pool, &shared.keys, &shared.config, p, requests).await;
+                record_partition(&store, p, requests).await;
             });
             in_flight.insert(call.id(), p);
         }
@@ -147,26 +119,9 @@ async fn run(
 }
 
 /// One `record.lua` call for the attempts of partition `p`, and the answers.
-async fn record_partition(
-    pool: &RedisPool,
-    keys: &Keys,
-    config: &Config,
-    p: Partition,
-    requests: Vec<Request>,
-) {
-    let attempted: Vec<Attempted<'_>> = requests
-        .iter()
-        .map(|request| {
-            let attempt = &*request.attempt;
-            Attempted {
-                job: &attempt.job,
-                result: &attempt.result,
-                decision: attempt.decision,
-                at_ms: attempt.at_ms,
-            }
-        })
-        .collect();
-    match record::record_many(pool, keys, config, p, &attempted).await {
+async fn record_partition(store: &Store, p: Partition, requests: Vec<Request>) {
+    let attempted: Vec<&Attempted> = requests.iter().map(|r| &*r.attempt).collect();
+    match record::record_many(&store.pool, &store.keys, &store.config, p, &attempted).await {
         Ok(answers) => {
             drop(attempted);
             for (request, answer) in requests.into_iter().zip(answers) {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use governor::{Quota, RateLimiter};
 use hookfleet_common::ids::Partition;
 use hookfleet_common::outage::{RedisOutage, Source};
+use hookfleet_common::store::Store;
 use hookfleet_common::{redis_pool, Config, Keys};
 use rand::Rng;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -74,29 +75,34 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         outage.clone(),
         shutdown.clone(),
     ));
-    let (recorder, recorder_task) = Recorder::spawn(pool.clone(), keys.clone(), config.clone());
+    let worker_concurrency = config.worker_concurrency;
+    let (worker_max_rate, lease, request_timeout, tenant_share) = (
+        config.worker_max_rate,
+        config.lease,
+        config.request_timeout,
+        config.tenant_share,
+    );
+    let store = Store::new(pool, keys, config);
+    let (recorder, recorder_task) = Recorder::spawn(store.clone());
     // With an outbound cap, claim no more than can start before their
     // leases run short: a claimed delivery waits its turn for at most
     // concurrency / rate seconds, which must leave room for the attempt.
-    let mut concurrency = config.worker_concurrency;
-    if config.worker_max_rate > 0 {
-        let slack = config
-            .lease
-            .saturating_sub(config.request_timeout)
+    let mut concurrency = worker_concurrency;
+    if worker_max_rate > 0 {
+        let slack = lease
+            .saturating_sub(request_timeout)
             .saturating_sub(Duration::from_secs(5))
             .as_secs()
             .max(1);
-        let fits = (u64::from(config.worker_max_rate) * slack).max(1);
+        let fits = (u64::from(worker_max_rate) * slack).max(1);
         concurrency = concurrency.min(fits as usize);
     }
     let share = Arc::new(crate::tenant_share::TenantShare::new(
         concurrency,
-        config.tenant_share,
+        tenant_share,
     ));
     let ctx = Arc::new(Context {
-        config,
-        keys,
-        pool,
+        store,
         client,
         metrics,
         recorder,
@@ -112,7 +118,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
-    let partitions: Vec<Partition> = ctx.config.all_partitions().collect();
+    let partitions: Vec<Partition> = ctx.store.config.all_partitions().collect();
     let start = rand::rng().random_range(0..partitions.len().max(1));
     tracing::info!(
         partitions = partitions.len(),
@@ -120,14 +126,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         metrics = %metrics_addr,
         "worker started"
     );
-    let schedule = PartitionSchedule::new(partitions, ctx.config.poll_interval, start);
+    let schedule = PartitionSchedule::new(partitions, ctx.store.config.poll_interval, start);
     claim_loop::run(&ctx, &slots, &mut tasks, &mut shutdown, schedule).await;
 
     tracing::info!(
         in_flight = tasks.len(),
         "shutting down; finishing attempts in flight"
     );
-    let drained = tokio::time::timeout(ctx.config.shutdown_grace, async {
+    let drained = tokio::time::timeout(ctx.store.config.shutdown_grace, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
@@ -155,7 +161,7 @@ async fn sample_queues(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
         match ctx
             .metrics
             .queue
-            .sample(&ctx.pool, &ctx.keys, &ctx.config)
+            .sample(&ctx.store.pool, &ctx.store.keys, &ctx.store.config)
             .await
         {
             Ok(_) => ctx.outage.succeeded(SAMPLING),
@@ -179,18 +185,18 @@ async fn sample_queues(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
 /// The same round publishes operational events whose worker left them
 /// unpublished as long (see [`operational`]; idempotent too).
 async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let every =
-        (ctx.config.fanout_recovery / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let every = (ctx.store.config.fanout_recovery / 2)
+        .clamp(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = crate::shutdown::wait(&mut shutdown) => return,
         }
-        for p in ctx.config.all_partitions() {
+        for p in ctx.store.config.all_partitions() {
             let recovered = hookfleet_common::publish::recover_fanouts(
-                ctx.store(),
+                &ctx.store,
                 p,
-                ctx.config.fanout_recovery,
+                ctx.store.config.fanout_recovery,
                 16,
             )
             .await;
@@ -203,7 +209,8 @@ async fn recover_fanouts(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>)
                 }
             }
             let notices =
-                operational::recover_notices(&ctx.store(), p, ctx.config.fanout_recovery, 16).await;
+                operational::recover_notices(&ctx.store, p, ctx.store.config.fanout_recovery, 16)
+                    .await;
             let left_behind = Source::partition("publishing left-behind operational events", p.0);
             match notices {
                 Ok(_) => ctx.outage.succeeded(left_behind),

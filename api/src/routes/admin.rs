@@ -57,8 +57,9 @@ impl AdminApi {
     #[oai(path = "/admin/workers", method = "get", operation_id = "list_workers")]
     async fn workers(&self, auth: AdminAuth) -> Result<Json<Vec<Worker>>, ApiError> {
         self.state.admin(&auth)?;
-        let keys = &self.state.keys;
-        let cutoff = now_ms().saturating_sub(self.state.config.worker_timeout.as_millis() as u64);
+        let keys = &self.state.store.keys;
+        let cutoff =
+            now_ms().saturating_sub(self.state.store.config.worker_timeout.as_millis() as u64);
         let mut conn = self.state.conn().await?;
         let stale: Vec<String> = conn
             .zrangebyscore(keys.workers_seen(), "-inf", format!("({cutoff}"))

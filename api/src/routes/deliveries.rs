@@ -185,6 +185,7 @@ pub async fn load_attempts(
         return Ok(Vec::new());
     }
     let stream = state
+        .store
         .keys
         .attempts(delivery.partition, &delivery.endpoint_id);
     let mut pipe = redis::pipe();
@@ -265,7 +266,7 @@ impl DeliveriesApi {
         let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
         let mut conn = self.state.conn().await?;
         let endpoint_ids: Vec<String> = conn
-            .hkeys(self.state.keys.tenant_endpoints(&tenant.tenant_id))
+            .hkeys(self.state.store.keys.tenant_endpoints(&tenant.tenant_id))
             .await?;
         drop(conn);
         let sources: Vec<(Partition, String)> = endpoint_ids
@@ -314,9 +315,9 @@ impl DeliveriesApi {
             let mut conn = self.state.conn().await?;
             stored_event::load(
                 &mut conn,
-                &self.state.keys,
+                &self.state.store.keys,
                 &delivery.event_id,
-                self.state.config.retention,
+                self.state.store.config.retention,
             )
             .await?
             .map(stored_event::EventRecord::into_body)
@@ -406,7 +407,7 @@ pub async fn retry_one(
         endpoint_id: &delivery.endpoint_id,
         allowed,
         skip_test,
-        retention_ms: state.config.retention.as_millis() as u64,
+        retention_ms: state.store.config.retention.as_millis() as u64,
     };
-    Ok(retry::retry(&mut conn, &state.keys, request).await?)
+    Ok(retry::retry(&mut conn, &state.store.keys, request).await?)
 }

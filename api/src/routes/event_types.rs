@@ -99,7 +99,7 @@ pub enum EventTypeDeleted {
 pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventType>, ApiError> {
     let mut conn = state.conn().await?;
     let own: HashMap<String, String> = conn
-        .hgetall(state.keys.tenant_event_types(tenant_id))
+        .hgetall(state.store.keys.tenant_event_types(tenant_id))
         .await?;
     let built_in = BUILT_IN.iter().map(|entry| (entry, false));
     let operational = OPERATIONAL.iter().map(|entry| (entry, true));
@@ -127,7 +127,9 @@ pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventTyp
 /// reading the types' descriptions and examples).
 pub async fn names(state: &AppState, tenant_id: &str) -> Result<Vec<String>, ApiError> {
     let mut conn = state.conn().await?;
-    let own: Vec<String> = conn.hkeys(state.keys.tenant_event_types(tenant_id)).await?;
+    let own: Vec<String> = conn
+        .hkeys(state.store.keys.tenant_event_types(tenant_id))
+        .await?;
     let fixed = BUILT_IN.iter().chain(OPERATIONAL.iter());
     Ok(fixed
         .map(|(name, _, _)| name.to_string())
@@ -142,7 +144,7 @@ pub async fn exists(state: &AppState, tenant_id: &str, name: &str) -> Result<boo
     }
     let mut conn = state.conn().await?;
     Ok(conn
-        .hexists(state.keys.tenant_event_types(tenant_id), name)
+        .hexists(state.store.keys.tenant_event_types(tenant_id), name)
         .await?)
 }
 
@@ -315,7 +317,7 @@ impl EventTypesApi {
         let mut conn = self.state.conn().await?;
         let removed: u64 = conn
             .hdel(
-                self.state.keys.tenant_event_types(&tenant.tenant_id),
+                self.state.store.keys.tenant_event_types(&tenant.tenant_id),
                 &name.0,
             )
             .await?;

@@ -455,10 +455,10 @@ impl EventsApi {
     ) -> Result<ExactJson<EventDetail>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
-        let keys = &self.state.keys;
+        let keys = &self.state.store.keys;
         let record = {
             let mut conn = self.state.conn().await?;
-            stored_event::load(&mut conn, keys, &id.0, self.state.config.retention).await?
+            stored_event::load(&mut conn, keys, &id.0, self.state.store.config.retention).await?
         };
         let record = record
             .filter(|record| record.tenant_id == tenant.tenant_id)

@@ -47,7 +47,7 @@ impl HealthApi {
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> ReadyResponse {
         let ping = async {
-            let mut conn = self.state.pool.get().await.ok()?;
+            let mut conn = self.state.store.pool.get().await.ok()?;
             redis::cmd("PING")
                 .query_async::<String>(&mut conn)
                 .await

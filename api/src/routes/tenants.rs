@@ -172,7 +172,7 @@ impl TenantsApi {
             return Err(ApiError::not_found("tenant"));
         }
         let mut conn = self.state.conn().await?;
-        let map: HashMap<String, String> = conn.hgetall(self.state.keys.tenant(id)).await?;
+        let map: HashMap<String, String> = conn.hgetall(self.state.store.keys.tenant(id)).await?;
         let (Some(name), Some(created)) = (map.get("name"), map.get("created")) else {
             return Err(ApiError::not_found("tenant"));
         };
@@ -203,7 +203,7 @@ impl TenantsApi {
         let mut conn = self.state.conn().await?;
         let _: () = conn
             .hset_multiple(
-                self.state.keys.tenant(&id),
+                self.state.store.keys.tenant(&id),
                 &[
                     ("id", id.clone()),
                     ("name", name.clone()),
@@ -211,7 +211,7 @@ impl TenantsApi {
                 ],
             )
             .await?;
-        let _: () = conn.zadd(self.state.keys.tenants(), &id, now).await?;
+        let _: () = conn.zadd(self.state.store.keys.tenants(), &id, now).await?;
         Ok(TenantCreated::Created(Json(Tenant {
             id,
             name,
@@ -249,7 +249,7 @@ impl TenantsApi {
         let mut conn = self.state.conn().await?;
         let ids: Vec<String> = conn
             .zrangebyscore_limit(
-                self.state.keys.tenants(),
+                self.state.store.keys.tenants(),
                 from,
                 "+inf",
                 0,
@@ -324,11 +324,15 @@ impl TenantsApi {
         // Metadata first: a key that exists in the lookup is always listed
         // (and so can be revoked).
         let _: () = conn
-            .hset(self.state.keys.tenant_api_keys(&tenant.id), &key_id, meta)
+            .hset(
+                self.state.store.keys.tenant_api_keys(&tenant.id),
+                &key_id,
+                meta,
+            )
             .await?;
         let _: () = conn
             .set(
-                self.state.keys.api_key_lookup(&hash),
+                self.state.store.keys.api_key_lookup(&hash),
                 format!("{} {}", tenant.id, key_id),
             )
             .await?;
@@ -368,7 +372,7 @@ impl TenantsApi {
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
         let map: HashMap<String, String> = conn
-            .hgetall(self.state.keys.tenant_api_keys(&tenant.id))
+            .hgetall(self.state.store.keys.tenant_api_keys(&tenant.id))
             .await?;
         let mut keys: Vec<ApiKeyInfo> = map
             .values()
@@ -399,15 +403,17 @@ impl TenantsApi {
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
         let meta: Option<String> = conn
-            .hget(self.state.keys.tenant_api_keys(&tenant.id), &key_id.0)
+            .hget(self.state.store.keys.tenant_api_keys(&tenant.id), &key_id.0)
             .await?;
         let info: ApiKeyInfo = meta
             .and_then(|m| serde_json::from_str(&m).ok())
             .ok_or_else(|| ApiError::not_found("API key"))?;
         // Lookup first: once it is gone the key no longer authenticates.
-        let _: () = conn.del(self.state.keys.api_key_lookup(&info.hash)).await?;
         let _: () = conn
-            .hdel(self.state.keys.tenant_api_keys(&tenant.id), &key_id.0)
+            .del(self.state.store.keys.api_key_lookup(&info.hash))
+            .await?;
+        let _: () = conn
+            .hdel(self.state.store.keys.tenant_api_keys(&tenant.id), &key_id.0)
             .await?;
         Ok(Revoked::NoContent)
     }

@@ -382,7 +382,7 @@ impl WebhookOpsApi {
         let timeout = record
             .timeout_ms
             .map(Duration::from_millis)
-            .unwrap_or(self.state.config.request_timeout);
+            .unwrap_or(self.state.store.config.request_timeout);
         // Up to the attempt's timeout, and 2 s for a worker to claim and
         // record it.
         let wait = timeout + Duration::from_secs(2);
@@ -495,7 +495,7 @@ impl WebhookOpsApi {
             _ => return Err(ApiError::bad_param("window", "must be 1h, 24h or 7d")),
         };
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
-        let keys = &self.state.keys;
+        let keys = &self.state.store.keys;
         let mut pipe = redis::pipe();
         for start in stats::buckets(now_ms(), window_ms, bucket_ms) {
             if bucket_ms == stats::FINE_BUCKET_MS {
@@ -603,7 +603,7 @@ impl WebhookOpsApi {
         };
         let rotated = store_endpoint::rotate_secret(
             &mut conn,
-            &self.state.keys,
+            &self.state.store.keys,
             endpoint,
             &secret,
             grace as u64 * 1000,
@@ -677,14 +677,14 @@ impl WebhookOpsApi {
             ));
         }
         let replay_id = ids::new_id(IdKind::Replay, p, now);
-        let key = self.state.keys.replay(p, &replay_id);
+        let key = self.state.store.keys.replay(p, &replay_id);
         // One replay per endpoint at a time: the running one holds this key,
         // refreshed as it goes (it expires with a replay's heartbeat if the
         // API process running it dies).
         let mut conn = self.state.conn().await?;
         let holder = replay::acquire(
             &mut conn,
-            &self.state.keys,
+            &self.state.store.keys,
             p,
             &record.id,
             &replay_id,
@@ -720,7 +720,7 @@ impl WebhookOpsApi {
             // Let the webhook have a replay again at once, not in 30 s.
             let _ = replay::hold(
                 &mut conn,
-                &self.state.keys,
+                &self.state.store.keys,
                 p,
                 &record.id,
                 &replay_id,
@@ -778,7 +778,7 @@ impl WebhookOpsApi {
         }
         let mut conn = self.state.conn().await?;
         let map: HashMap<String, String> = conn
-            .hgetall(self.state.keys.replay(p, &replay_id.0))
+            .hgetall(self.state.store.keys.replay(p, &replay_id.0))
             .await?;
         if map.get("endpoint") != Some(&record.id) {
             return Err(ApiError::not_found("replay"));
@@ -812,7 +812,7 @@ impl ReplayJob {
     ) -> Result<bool, ApiError> {
         Ok(replay::hold(
             conn,
-            &self.state.keys,
+            &self.state.store.keys,
             self.p,
             &self.endpoint_id,
             &self.replay_id,
@@ -831,7 +831,7 @@ impl ReplayJob {
 
     async fn scan(&self) -> Result<(), ApiError> {
         const CHUNK: usize = 200;
-        let keys = &self.state.keys;
+        let keys = &self.state.store.keys;
         let (mut scanned, mut queued, mut offset) = (0u64, 0u64, 0usize);
         loop {
             // The log's scores are microseconds.

@@ -305,7 +305,7 @@ pub async fn load_endpoint(
     let p =
         ids::partition_of(IdKind::Endpoint, id).ok_or_else(|| ApiError::not_found("webhook"))?;
     let mut conn = state.conn().await?;
-    let map: HashMap<String, String> = conn.hgetall(state.keys.endpoint(p, id)).await?;
+    let map: HashMap<String, String> = conn.hgetall(state.store.keys.endpoint(p, id)).await?;
     match EndpointRecord::from_hash(&map) {
         Some(record) if record.tenant_id == tenant.tenant_id => Ok((p, record)),
         _ => Err(ApiError::not_found("webhook")),
@@ -341,7 +341,7 @@ impl WebhooksApi {
     ) -> Result<WebhookCreated, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let body = body.0;
-        let url = EndpointUrl::parse(&body.url, &self.state.config.address_policy)?;
+        let url = EndpointUrl::parse(&body.url, &self.state.store.config.address_policy)?;
         let is_known = self.known_type_checker(&tenant).await?;
         let events = input::events(&body.events, is_known)?;
         let description =
@@ -350,7 +350,7 @@ impl WebhooksApi {
         let rate_limit = body.rate_limit.map(input::rate_limit).transpose()?;
         let timeout_ms = body
             .timeout_s
-            .map(|t| input::timeout_ms(t, &self.state.config))
+            .map(|t| input::timeout_ms(t, &self.state.store.config))
             .transpose()?;
         let max_in_flight = body.max_in_flight.map(input::max_in_flight).transpose()?;
         let secret = match &body.secret {
@@ -361,7 +361,7 @@ impl WebhooksApi {
         };
 
         let now = now_ms();
-        let p = ids::random_partition(self.state.config.partitions);
+        let p = ids::random_partition(self.state.store.config.partitions);
         let record = EndpointRecord {
             id: ids::new_id(IdKind::Endpoint, p, now),
             tenant_id: tenant.tenant_id.clone(),
@@ -386,7 +386,7 @@ impl WebhooksApi {
         // again. Until the index entry exists nothing reaches the endpoint
         // (publishing reads the index), so a crash in between leaves only
         // an unreachable hash, never a place taken by no endpoint.
-        let hash = self.state.keys.endpoint(p, &record.id);
+        let hash = self.state.store.keys.endpoint(p, &record.id);
         let mut conn = self.state.conn().await?;
         let _: () = conn.hset_multiple(&hash, &fields).await?;
         let placed = self
@@ -441,7 +441,7 @@ impl WebhooksApi {
         let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let mut conn = self.state.conn().await?;
         let mut ids: Vec<String> = conn
-            .hkeys(self.state.keys.tenant_endpoints(&tenant.tenant_id))
+            .hkeys(self.state.store.keys.tenant_endpoints(&tenant.tenant_id))
             .await?;
         // Ids begin with their creation time: id order is creation order.
         ids.sort();
@@ -455,7 +455,7 @@ impl WebhooksApi {
         let mut pipe = redis::pipe();
         for id in &ids {
             if let Some(p) = ids::partition_of(IdKind::Endpoint, id) {
-                pipe.hgetall(self.state.keys.endpoint(p, id));
+                pipe.hgetall(self.state.store.keys.endpoint(p, id));
             }
         }
         let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
@@ -504,7 +504,7 @@ impl WebhooksApi {
         let tenant = self.state.tenant(&auth).await?;
         let body = body.0;
         // Validate everything before touching the record: all or nothing.
-        let policy = &self.state.config.address_policy;
+        let policy = &self.state.store.config.address_policy;
         let url = body
             .url
             .as_deref()
@@ -532,7 +532,7 @@ impl WebhooksApi {
         let timeout_ms = match body.timeout_s {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(v) => Some(Some(input::timeout_ms(v, &self.state.config)?)),
+            MaybeUndefined::Value(v) => Some(Some(input::timeout_ms(v, &self.state.store.config)?)),
         };
         let max_in_flight = match body.max_in_flight {
             MaybeUndefined::Undefined => None,
@@ -591,7 +591,7 @@ impl WebhooksApi {
 
         let p = ids::partition_of(IdKind::Endpoint, &record.id)
             .ok_or_else(|| ApiError::not_found("webhook"))?;
-        let keys = &self.state.keys;
+        let keys = &self.state.store.keys;
         let endpoint = EndpointRef {
             tenant_id: &tenant.tenant_id,
             partition: p,
@@ -637,9 +637,9 @@ impl WebhooksApi {
         let record = self.load(&tenant, &id.0).await?;
         let p = ids::partition_of(IdKind::Endpoint, &record.id)
             .ok_or_else(|| ApiError::not_found("webhook"))?;
-        let keys = &self.state.keys;
+        let keys = &self.state.store.keys;
         let mut conn = self.state.conn().await?;
-        let retention_ms = self.state.config.retention.as_millis() as u64;
+        let retention_ms = self.state.store.config.retention.as_millis() as u64;
         let endpoint = EndpointRef {
             tenant_id: &tenant.tenant_id,
             partition: p,

@@ -1029,12 +1029,12 @@ pub async fn record_one(
     decision: hookfleet_worker::record::Decision,
 ) -> hookfleet_worker::record::Recorded {
     let attempted = hookfleet_worker::record::Attempted {
-        job,
-        result,
+        job: job.clone(),
+        result: result.clone(),
         decision,
         at_ms: hookfleet_common::time_util::now_ms(),
     };
-    hookfleet_worker::record::record_many(pool, keys, config, job.partition, &[attempted])
+    hookfleet_worker::record::record_many(pool, keys, config, job.partition, &[&attempted])
         .await
         .unwrap()
         .remove(0)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::fanout::{fanout, finish_fanout, mark_complete, OwnedStore};
+use super::fanout::{fanout, finish_fanout, mark_complete};
 use super::{PublishError, Published, Store};
 use crate::event_data::EventData;
 use crate::ids::{self, IdKind, Partition};
@@ -37,7 +37,7 @@ pub(super) struct Prepared {
 
 impl Prepared {
     pub(super) fn new(
-        state: Store<'_>,
+        state: &Store,
         tenant_id: &str,
         event_type: &str,
         data: &EventData,
@@ -46,7 +46,7 @@ impl Prepared {
         test: bool,
     ) -> Self {
         let now = now_ms();
-        let config = state.config;
+        let config = &state.config;
         let home = match idempotency_key {
             Some(key) => ids::partition_for(&format!("{tenant_id}\n{key}"), config.partitions),
             None => groups
@@ -88,7 +88,7 @@ impl Prepared {
     /// key, or queue the other partitions' deliveries of a new event.
     pub(super) async fn settle(
         self,
-        state: Store<'_>,
+        state: &Store,
         tenant_id: &str,
         reply: PublishReply,
     ) -> Result<Published, PublishError> {
@@ -132,16 +132,11 @@ impl Prepared {
                 .filter(|(p, _)| **p != home)
                 .map(|(_, ids)| ids.len())
                 .sum();
-            let owned = OwnedStore {
-                pool: state.pool.clone(),
-                keys: state.keys.clone(),
-                config: state.config.clone(),
-            };
+            let owned = state.clone();
             let tenant_id = tenant_id.to_string();
             let event_id = self.event_id.clone();
             tokio::spawn(async move {
-                let store = owned.store();
-                if let Err(err) = self.fan_out_rest(store, &tenant_id, count).await {
+                if let Err(err) = self.fan_out_rest(&owned, &tenant_id, count).await {
                     tracing::warn!(event_id = %self.event_id, error = %err,
                         "background fan-out failed; a worker will finish it");
                 }
@@ -181,7 +176,7 @@ impl Prepared {
     /// complete. Returns the event's delivery count.
     pub(super) async fn fan_out_rest(
         &self,
-        state: Store<'_>,
+        state: &Store,
         tenant_id: &str,
         home_count: u64,
     ) -> Result<u64, PublishError> {
@@ -195,7 +190,7 @@ impl Prepared {
 
 /// The `publish.lua` call for events of one tenant sharing a home
 /// partition.
-pub(super) fn invocation(state: Store<'_>, tenant_id: &str, group: &[&Prepared]) -> PublishCall {
+pub(super) fn invocation(state: &Store, tenant_id: &str, group: &[&Prepared]) -> PublishCall {
     let home = group.first().map_or(Partition(0), |first| first.home);
     let events: Vec<EventToStore<'_>> = group
         .iter()
@@ -218,5 +213,5 @@ pub(super) fn invocation(state: Store<'_>, tenant_id: &str, group: &[&Prepared])
         initial_delay_ms: state.config.initial_delay_ms(),
         idempotency_ttl_ms: state.config.idempotency_ttl.as_millis() as u64,
     };
-    PublishCall::new(state.keys, settings, tenant_id, home, &events)
+    PublishCall::new(&state.keys, settings, tenant_id, home, &events)
 }

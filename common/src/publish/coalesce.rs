@@ -22,11 +22,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{invocation, OwnedStore, Prepared, PublishError, PublishReply, EVENTS_PER_CALL};
+use super::{invocation, Prepared, PublishError, PublishReply, Store, EVENTS_PER_CALL};
 use crate::ids::Partition;
-use crate::redis_pool::RedisPool;
 use crate::store::publish::PublishCall;
-use crate::{Config, Keys};
 
 /// Calls (or pipelines of calls) in flight at a time, per API process.
 /// One shares the most: in the benchmark's one-event row (16 clients) two
@@ -60,9 +58,8 @@ pub struct Coalescer {
 
 impl Coalescer {
     /// Starts the task that sends the calls (on the current tokio runtime).
-    pub fn start(pool: RedisPool, keys: Keys, config: Config) -> Self {
+    pub fn start(store: Store) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
-        let store = Arc::new(OwnedStore { pool, keys, config });
         tokio::spawn(run(store, waiting));
         Coalescer { queue }
     }
@@ -89,7 +86,7 @@ impl Coalescer {
 }
 
 /// Takes waiting publishes as slots free up and sends them.
-async fn run(store: Arc<OwnedStore>, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
+async fn run(store: Store, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = waiting.recv().await {
         // Publishes that come in while every slot is taken queue up behind
@@ -116,8 +113,8 @@ async fn run(store: Arc<OwnedStore>, mut waiting: mpsc::UnboundedReceiver<Waitin
 /// (in arrival order within a group, [`EVENTS_PER_CALL`] per call): one
 /// call alone (`EVALSHA`, reloading the script if Redis lost it), or a
 /// pipeline of them led by `SCRIPT LOAD`. Answers each publish.
-async fn send(store: &OwnedStore, gathered: Vec<Waiting>) {
-    let state = store.store();
+async fn send(store: &Store, gathered: Vec<Waiting>) {
+    let state = store;
     let mut groups: BTreeMap<(&str, Partition), Vec<usize>> = BTreeMap::new();
     for (position, waiting) in gathered.iter().enumerate() {
         groups

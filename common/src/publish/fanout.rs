@@ -7,15 +7,13 @@ use redis::AsyncCommands;
 use super::subscribers::{endpoint_index, wanted_by};
 use super::{PublishError, Store};
 use crate::ids::{self, IdKind, Partition};
-use crate::redis_pool::RedisPool;
 use crate::stored_event;
 use crate::time_util::now_ms;
-use crate::{Config, Keys};
 
 /// Marks an event's fan-out complete: takes it off its home partition's
 /// pending list.
 pub(super) async fn mark_complete(
-    state: Store<'_>,
+    state: &Store,
     home: Partition,
     event_id: &str,
 ) -> Result<(), PublishError> {
@@ -24,30 +22,13 @@ pub(super) async fn mark_complete(
     Ok(())
 }
 
-/// An owned [`Store`], for work that outlives the request.
-pub(super) struct OwnedStore {
-    pub(super) pool: RedisPool,
-    pub(super) keys: Keys,
-    pub(super) config: Config,
-}
-
-impl OwnedStore {
-    pub(super) fn store(&self) -> Store<'_> {
-        Store {
-            pool: &self.pool,
-            keys: &self.keys,
-            config: &self.config,
-        }
-    }
-}
-
 /// Finishes the fan-out of events of home partition `p` still pending
 /// `older_than` after publishing (their API process died before queuing
 /// every partition's deliveries; see `HOOKFLEET_FANOUT_RECOVERY`). At most
 /// `limit` events per call; returns how many it took up (finished, dropped
 /// as expired by retention, or left for the next round after an error).
 pub async fn recover_fanouts(
-    state: Store<'_>,
+    state: &Store,
     p: Partition,
     older_than: std::time::Duration,
     limit: usize,
@@ -67,7 +48,7 @@ pub async fn recover_fanouts(
     for event_id in &pending {
         let record = {
             let mut conn = state.conn().await?;
-            stored_event::load(&mut conn, state.keys, event_id, state.config.retention).await?
+            stored_event::load(&mut conn, &state.keys, event_id, state.config.retention).await?
         };
         let finished = match record {
             Some(record) => finish_fanout(state, &record.tenant_id, event_id).await,
@@ -95,7 +76,7 @@ pub async fn recover_fanouts(
 /// ([`crate::store::publish::fan_out`]). Returns how many of those
 /// endpoints have a delivery of the event afterwards.
 pub(super) async fn fanout<'g>(
-    state: Store<'_>,
+    state: &Store,
     tenant_id: &str,
     event_id: &str,
     groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
@@ -103,7 +84,7 @@ pub(super) async fn fanout<'g>(
     let mut conn = state.conn().await?;
     Ok(crate::store::publish::fan_out(
         &mut conn,
-        state.keys,
+        &state.keys,
         state.config.initial_delay_ms(),
         tenant_id,
         event_id,
@@ -118,14 +99,14 @@ pub(super) async fn fanout<'g>(
 /// then marks it complete. Returns its delivery count: the tenant's
 /// endpoints whose log lists the event.
 pub(super) async fn finish_fanout(
-    state: Store<'_>,
+    state: &Store,
     tenant_id: &str,
     event_id: &str,
 ) -> Result<u64, PublishError> {
     let home = ids::partition_of(IdKind::Event, event_id).ok_or(PublishError::Expired)?;
     let record = {
         let mut conn = state.conn().await?;
-        stored_event::load(&mut conn, state.keys, event_id, state.config.retention).await?
+        stored_event::load(&mut conn, &state.keys, event_id, state.config.retention).await?
     };
     let record = record.ok_or(PublishError::Expired)?;
     let index = endpoint_index(state, tenant_id).await?;

@@ -31,7 +31,6 @@ pub use fanout::recover_fanouts;
 pub use subscribers::{subscribers, Subscribers};
 
 use call::{invocation, Prepared, PublishReply};
-use fanout::OwnedStore;
 use subscribers::{endpoint_index, group_by_partition, matching_endpoints, wanted_by};
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,23 +40,7 @@ use crate::event_data::EventData;
 use crate::ids::Partition;
 use crate::store::publish::PublishCall;
 
-use crate::redis_pool::RedisPool;
-
-use crate::{Config, Keys};
-
-/// What a publish needs: the pool, key names and configuration.
-#[derive(Clone, Copy)]
-pub struct Store<'a> {
-    pub pool: &'a RedisPool,
-    pub keys: &'a Keys,
-    pub config: &'a Config,
-}
-
-impl Store<'_> {
-    async fn conn(&self) -> Result<crate::redis_pool::RedisConn, PublishError> {
-        Ok(self.pool.get().await?)
-    }
-}
+pub use crate::store::Store;
 
 /// Why a publish did not complete. Part of the fan-out may already be
 /// queued: a retry with the same idempotency key finishes it instead of
@@ -110,7 +93,7 @@ pub struct Published {
 /// `publish/coalesce.rs`); without one (a worker's operational
 /// events), it is its own call.
 pub async fn publish(
-    state: Store<'_>,
+    state: &Store,
     coalescer: Option<&Coalescer>,
     tenant_id: &str,
     event_type: &str,
@@ -187,7 +170,7 @@ const EVENTS_PER_CALL: usize = 40;
 /// [`MAX_BATCH_DELIVERIES`] deliveries (counting every event, also those
 /// whose idempotency key turns out to be seen).
 pub async fn publish_many(
-    state: Store<'_>,
+    state: &Store,
     tenant_id: &str,
     events: &[BatchEvent<'_>],
 ) -> Result<Vec<Result<Published, PublishError>>, PublishError> {

@@ -12,7 +12,7 @@ use crate::model::summary_wants;
 
 /// The tenant's active endpoints that want `event_type`, by partition.
 pub(super) async fn matching_endpoints(
-    state: Store<'_>,
+    state: &Store,
     tenant_id: &str,
     event_type: &str,
 ) -> Result<BTreeMap<Partition, Vec<String>>, PublishError> {
@@ -29,7 +29,7 @@ pub struct Subscribers(pub(super) BTreeMap<Partition, Vec<String>>);
 /// are read in one pipelined round trip (a single publish then makes three:
 /// the API key, this, and `publish.lua`).
 pub async fn subscribers(
-    state: Store<'_>,
+    state: &Store,
     tenant_id: &str,
     event_type: &str,
 ) -> Result<Option<Subscribers>, PublishError> {
@@ -52,7 +52,7 @@ pub async fn subscribers(
 
 /// The tenant's endpoint index: endpoint id → subscription summary.
 pub(super) async fn endpoint_index(
-    state: Store<'_>,
+    state: &Store,
     tenant_id: &str,
 ) -> Result<HashMap<String, String>, PublishError> {
     let mut conn = state.conn().await?;

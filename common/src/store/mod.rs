@@ -21,6 +21,11 @@
 
 mod scripts;
 
+use std::sync::Arc;
+
+use crate::redis_pool::{PoolError, RedisConn, RedisPool};
+use crate::{Config, Keys};
+
 pub mod caps;
 pub mod claim;
 pub mod endpoint;
@@ -32,6 +37,32 @@ pub mod retry;
 
 #[cfg(test)]
 pub(crate) use scripts::SOURCES;
+
+/// The storage handle every process holds: the Redis pool, the key
+/// layout, and the configuration the processes must agree on. Cheap to
+/// clone (the pool and the configuration are shared), so work that
+/// outlives a request takes its own.
+#[derive(Clone)]
+pub struct Store {
+    pub pool: RedisPool,
+    pub keys: Keys,
+    pub config: Arc<Config>,
+}
+
+impl Store {
+    pub fn new(pool: RedisPool, keys: Keys, config: Config) -> Self {
+        Self {
+            pool,
+            keys,
+            config: Arc::new(config),
+        }
+    }
+
+    /// A pooled connection.
+    pub async fn conn(&self) -> Result<RedisConn, PoolError> {
+        self.pool.get().await
+    }
+}
 
 /// `prelude.lua`, the helpers every script starts with, for tests that
 /// run those helpers on their own.
