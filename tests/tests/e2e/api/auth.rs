@@ -1,9 +1,10 @@
 //! Authentication and tenant isolation (invariant 8): no key or a wrong key
 //! gets 401; another tenant's ids get 404, never 403, and nothing changes.
 
+use serde_json::json;
+
 use crate::support;
 use crate::support::TestApp;
-use serde_json::json;
 
 #[tokio::test]
 async fn missing_or_wrong_keys_get_401() {

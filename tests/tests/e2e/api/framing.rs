@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
-use crate::support::TestApp;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support::TestApp;
 
 /// One response as read off the wire.
 struct Answer {

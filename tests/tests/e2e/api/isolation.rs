@@ -3,8 +3,9 @@
 //! key (401), every tenant operation on another tenant's resource answers
 //! 404, and the admin operations refuse tenant keys.
 
-use crate::support::TestApp;
 use serde_json::{json, Value};
+
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn every_route_is_closed_to_strangers_and_other_tenants() {

@@ -2,9 +2,10 @@
 //! another: with a pool of one connection, every operation still answers
 //! (a nested acquisition would wait for itself and end in a 503).
 
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use serde_json::json;
+
+use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 
 #[tokio::test]
 async fn every_operation_works_with_a_single_connection() {

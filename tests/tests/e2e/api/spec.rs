@@ -9,9 +9,10 @@
 //! (schemathesis, run by `scripts/conformance`, checks the rest against the
 //! live server with generated input.)
 
+use serde_json::{json, Value};
+
 use crate::support;
 use crate::support::TestApp;
-use serde_json::{json, Value};
 
 const ERROR_SCHEMA: &str = "#/components/schemas/ErrorBody";
 const JSON_TYPE: &str = "application/json; charset=utf-8";

@@ -10,12 +10,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::support::{
-    cluster_masters, cluster_nodes, python_accepts, spawn_receiver, OwnCluster, Reply, TestApp,
-};
 use hookfleet_common::ids::{partition_of, IdKind};
 use hookfleet_common::Keys;
 use serde_json::json;
+
+use crate::support::{
+    cluster_masters, cluster_nodes, python_accepts, spawn_receiver, OwnCluster, Reply, TestApp,
+};
 
 #[tokio::test]
 async fn fan_out_retries_and_the_log_span_the_nodes_of_a_cluster() {

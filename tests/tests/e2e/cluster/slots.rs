@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use crate::support::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 use serde_json::json;
+
+use crate::support::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 
 async fn make_cluster(redis: &OwnRedis) {
     let client = redis::Client::open(redis.url()).unwrap();

@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
+use hookfleet_common::ids::{self, IdKind, Partition};
+use serde_json::json;
+
 use crate::support;
 use crate::support::{
     counter, free_port, spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env, Reply,
     TenantWithEndpoint, TestApp,
 };
-use hookfleet_common::ids::{self, IdKind, Partition};
-use serde_json::json;
 
 /// Publishes `n` events in one batch request.
 async fn publish_batch(app: &support::TestApp, key: &str, n: usize) {

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{spawn_receiver, wait_until, Reply, TenantWithEndpoint, TestApp};
 use hookfleet_common::ids;
 use hookfleet_common::signing::{verify, SigningSecret};
 use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::{spawn_receiver, wait_until, Reply, TenantWithEndpoint, TestApp};
 
 #[tokio::test]
 async fn a_published_event_arrives_signed_with_exact_body_and_headers() {

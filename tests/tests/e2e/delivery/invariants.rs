@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::scripts;
 use hookfleet_common::time_util::now_ms;
 use serde_json::json;
+
+use crate::support;
+use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 
 /// How many stored values (string, hash field, stream field) contain `marker`.
 async fn occurrences(app: &support::TestApp, marker: &str) -> usize {
@@ -236,14 +237,11 @@ async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
 /// reached: the tests drive claim and record by hand) with its partition.
 async fn app_with_one_endpoint() -> (support::TestApp, String, String, Partition) {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
-        )
+    let TenantWithEndpoint {
+        key, endpoint_id, ..
+    } = app
+        .tenant_with_endpoint("http://127.0.0.1:9/hook", &["*"])
         .await;
-    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
     let p = ids::partition_of(IdKind::Endpoint, &endpoint_id).unwrap();
     (app, key, endpoint_id, p)
 }

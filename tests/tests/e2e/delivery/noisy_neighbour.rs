@@ -5,11 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::support;
 use crate::support::{
     spawn, spawn_receiver, worker_binary, worker_env, ChildGuard, Reply, TestApp,
 };
-use serde_json::json;
 
 /// The most arrivals within any `window` (sorted `times`).
 fn busiest(times: &[Instant], window: Duration) -> usize {

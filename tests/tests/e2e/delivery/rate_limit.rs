@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support;
 use crate::support::{
     counter, free_port, spawn, spawn_logged, spawn_receiver, worker_binary, worker_env, ChildGuard,
     Reply, TestApp,
 };
-use serde_json::json;
 
 #[tokio::test]
 async fn a_limit_of_20_per_second_holds_across_four_worker_processes() {

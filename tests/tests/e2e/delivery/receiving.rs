@@ -9,13 +9,14 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hookfleet_common::signing::{signature_header, SigningSecret};
 use hookfleet_common::time_util::now_ms;
 use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 
 /// (marker, source) of every example tagged `hookfleet-test:`.
 fn examples() -> Vec<(String, String)> {

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::support;
 use crate::support::{spawn_receiver, OwnRedis, Reply, TestApp};
-use serde_json::json;
 
 /// Redis's `total_commands_processed`.
 async fn commands_processed(app: &support::TestApp) -> u64 {

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{wait_until, OwnRedis, TestApp};
 use serde_json::json;
+
+use crate::support::{wait_until, OwnRedis, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a measurement, run by scripts/measure-aof-loss"]

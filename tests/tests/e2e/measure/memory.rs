@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use crate::support::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 use serde_json::json;
+
+use crate::support::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 
 async fn used_memory(url: &str) -> u64 {
     let client = redis::Client::open(url).unwrap();

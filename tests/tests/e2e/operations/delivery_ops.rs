@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 
 async fn all_pages(app: &support::TestApp, key: &str, path: &str, limit: usize) -> Vec<Value> {
     let mut out = Vec::new();
@@ -33,12 +34,8 @@ async fn all_pages(app: &support::TestApp, key: &str, path: &str, limit: usize) 
 #[tokio::test]
 async fn paging_loses_and_repeats_nothing_while_deliveries_arrive() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "https://example.com/h", "events": ["*"]}),
-        )
+    let TenantWithEndpoint { key, endpoint, .. } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
         .await;
     let other = app
         .endpoint(
@@ -137,14 +134,13 @@ async fn paging_loses_and_repeats_nothing_while_deliveries_arrive() {
 #[tokio::test]
 async fn bad_log_parameters_are_refused() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "https://example.com/h", "events": ["*"]}),
-        )
+    let TenantWithEndpoint {
+        key,
+        endpoint_id: id,
+        ..
+    } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
         .await;
-    let id = endpoint["id"].as_str().unwrap();
     for base in [
         format!("/api/v1/webhooks/{id}/deliveries"),
         "/api/v1/deliveries".to_string(),
@@ -702,12 +698,8 @@ fn distinct_newest_first(pages: &[Value]) -> HashSet<String> {
 #[tokio::test]
 async fn paging_walks_through_deliveries_created_in_the_same_millisecond() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "https://example.com/h", "events": ["*"]}),
-        )
+    let TenantWithEndpoint { key, endpoint, .. } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
         .await;
     app.endpoint(
         &key,
@@ -739,12 +731,9 @@ async fn paging_walks_through_deliveries_created_in_the_same_millisecond() {
 #[tokio::test]
 async fn a_tenant_wide_page_over_many_endpoints_skips_nothing() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    app.endpoint(
-        &key,
-        json!({"url": "https://example.com/busy", "events": ["user.*"]}),
-    )
-    .await;
+    let TenantWithEndpoint { key, .. } = app
+        .tenant_with_endpoint("https://example.com/busy", &["user.*"])
+        .await;
     // 60 endpoints: the budget allows each 10,000 / 61 = 163 entries.
     for n in 0..60 {
         app.endpoint(
@@ -771,17 +760,16 @@ async fn a_tenant_wide_page_over_many_endpoints_skips_nothing() {
 #[tokio::test]
 async fn a_webhook_runs_one_replay_at_a_time() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "https://example.com/h", "events": ["*"]}),
-        )
+    let TenantWithEndpoint {
+        key,
+        endpoint_id: id,
+        ..
+    } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
         .await;
-    let id = endpoint["id"].as_str().unwrap();
-    let p = support::endpoint_partition(id);
+    let p = support::endpoint_partition(&id);
     let keys = app.keys();
-    let running = keys.replay_running(p, id);
+    let running = keys.replay_running(p, &id);
     let path = format!("/api/v1/webhooks/{id}/replay");
     let body = json!({"since": rfc3339_ms(now_ms() - 60_000)});
 

@@ -7,12 +7,13 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use crate::support;
 use crate::support::{
     api_binary, free_port, sigterm, spawn, spawn_receiver, wait_exit, wait_until, worker_binary,
     Reply,
 };
-use serde_json::{json, Value};
 
 #[tokio::test]
 async fn binaries_deliver_and_stop_cleanly_on_sigterm() {

@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 use crate::support;
 use crate::support::{
     api_binary, free_port, sigterm, spawn_logged, spawn_receiver, wait_exit, wait_until,
     worker_binary, OwnRedis, Reply, TestApp,
 };
-use serde_json::{json, Value};
 
 fn ids_received(receiver: &support::Receiver) -> HashSet<String> {
     receiver

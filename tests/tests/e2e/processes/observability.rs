@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use crate::support::{
     free_port, sigterm, spawn_logged, spawn_receiver, wait_exit, wait_until, worker_binary,
     worker_env, Reply, TenantWithEndpoint, TestApp,
 };
-use serde_json::{json, Value};
 
 /// The value of one sample line (`name{labels} value`) in a scrape.
 fn sample(scrape: &str, series: &str) -> Option<f64> {

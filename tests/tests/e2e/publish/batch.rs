@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::support;
-use crate::support::{spawn_receiver, OwnRedis, Reply, TestApp};
 use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::{spawn_receiver, OwnRedis, Reply, TenantWithEndpoint, TestApp};
 
 const BATCH: &str = "/api/v1/events/batch";
 
@@ -96,12 +97,9 @@ async fn every_event_of_a_batch_is_delivered() {
 #[tokio::test]
 async fn idempotency_keys_work_per_event() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    app.endpoint(
-        &key,
-        json!({"url": "https://example.com/h", "events": ["*"]}),
-    )
-    .await;
+    let TenantWithEndpoint { key, .. } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
+        .await;
     let item = |k: &str, n: u64| json!({"event_type": "user.created", "data": {"n": n}, "idempotency_key": k});
 
     let (status, first) = app
@@ -204,12 +202,9 @@ async fn the_readmes_error_example_is_what_the_api_answers() {
 #[tokio::test]
 async fn a_bad_event_refuses_the_whole_batch_and_writes_nothing() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    app.endpoint(
-        &key,
-        json!({"url": "https://example.com/h", "events": ["*"]}),
-    )
-    .await;
+    let TenantWithEndpoint { key, .. } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
+        .await;
     let good = || json!({"event_type": "user.created", "data": {}});
     let with_bad = |bad: Value| json!({"events": [good(), good(), bad, good()]});
     let cases: Vec<(Value, u16, &str)> = vec![
@@ -310,12 +305,13 @@ async fn a_bad_event_refuses_the_whole_batch_and_writes_nothing() {
 #[tokio::test]
 async fn a_batch_creates_at_most_100000_deliveries() {
     let app = TestApp::builder().spawn().await;
-    let (tenant_id, key) = app.tenant("acme").await;
-    let real = app
-        .endpoint(
-            &key,
-            json!({"url": "https://example.com/h", "events": ["user.created"]}),
-        )
+    let TenantWithEndpoint {
+        tenant_id,
+        key,
+        endpoint: real,
+        ..
+    } = app
+        .tenant_with_endpoint("https://example.com/h", &["user.created"])
         .await;
     // 999 more entries in the tenant's index (publish.lua skips those with
     // no endpoint hash, but the batch counts every entry that matches).
@@ -467,14 +463,11 @@ async fn single_publishes_arriving_together_share_calls() {
         .partitions(1)
         .spawn()
         .await;
-    let (_, key) = app.tenant("acme").await;
-    let endpoint = app
-        .endpoint(
-            &key,
-            json!({"url": "http://127.0.0.1:9/hook", "events": ["user.created"]}),
-        )
+    let TenantWithEndpoint {
+        key, endpoint_id, ..
+    } = app
+        .tenant_with_endpoint("http://127.0.0.1:9/hook", &["user.created"])
         .await;
-    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
     // (Loads the script, so no call below meets NOSCRIPT and runs twice.)
     app.publish(&key, "user.created", json!({"n": -1})).await;
     let mut conn = app.redis().await;

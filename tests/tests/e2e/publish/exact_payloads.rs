@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{spawn_receiver, wait_until, Received, Reply, TenantWithEndpoint, TestApp};
 use hookfleet_common::signing::{verify, SigningSecret};
 use serde_json::Value;
+
+use crate::support;
+use crate::support::{spawn_receiver, wait_until, Received, Reply, TenantWithEndpoint, TestApp};
 
 /// Numbers a `serde_json::Value` cannot hold as written, in data laid out
 /// the way a client might send it (whitespace is kept too).

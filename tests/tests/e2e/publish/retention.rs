@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support;
 use crate::support::{spawn_receiver, wait_until, Reply, TenantWithEndpoint, TestApp};
-use serde_json::json;
 
 #[tokio::test]
 async fn expired_events_and_deliveries_answer_404() {

@@ -62,9 +62,7 @@ impl TestAppBuilder {
 
     /// `HOOKFLEET_REDIS_URL`: a Redis of the test's own. The app then runs
     /// against that one alone, even when the suite runs on a cluster.
-    pub fn redis_url(mut self, url: &str) -> Self {
-        self.vars
-            .retain(|(name, _)| name != "HOOKFLEET_REDIS_CLUSTER_NODES");
+    pub fn redis_url(self, url: &str) -> Self {
         self.env("HOOKFLEET_REDIS_URL", url)
     }
 
@@ -145,11 +143,27 @@ impl TestAppBuilder {
     /// The configuration the app would run with (a fresh key prefix), for
     /// tests that call the libraries without an API.
     pub fn config(&self) -> Config {
-        let config = Config::from_lookup(|name| {
+        let set = |name: &str| {
             self.vars
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
+        };
+        // The suite's Redis (or cluster) unless the test brings its own; it
+        // is looked up only then, so a test with its own never starts one.
+        let own_redis = set("HOOKFLEET_REDIS_URL");
+        let cluster = set("HOOKFLEET_REDIS_CLUSTER_NODES").unwrap_or_else(|| {
+            if own_redis.is_some() {
+                String::new()
+            } else {
+                cluster_nodes()
+            }
+        });
+        let url = own_redis.unwrap_or_else(redis_url);
+        let config = Config::from_lookup(|name| match name {
+            "HOOKFLEET_REDIS_URL" => Some(url.clone()),
+            "HOOKFLEET_REDIS_CLUSTER_NODES" => Some(cluster.clone()),
+            _ => set(name),
         })
         .expect("test configuration is valid");
         if std::env::var("HOOKFLEET_TEST_LOG").is_ok() {
@@ -195,8 +209,6 @@ impl TestApp {
         let prefix = format!("test-{}", random_suffix());
         let admin = format!("admin-{}", random_suffix());
         let vars: Vec<(String, String)> = vec![
-            ("HOOKFLEET_REDIS_URL".into(), redis_url()),
-            ("HOOKFLEET_REDIS_CLUSTER_NODES".into(), cluster_nodes()),
             ("HOOKFLEET_REDIS_PREFIX".into(), prefix),
             ("HOOKFLEET_LISTEN".into(), "127.0.0.1:0".into()),
             ("HOOKFLEET_ADMIN_KEY".into(), admin),

@@ -5,13 +5,14 @@
 
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::signing::{verify, SigningSecret};
 use hookfleet_common::time_util::now_ms;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 
 fn body(request: &support::Received) -> Value {
     serde_json::from_str(&request.body).unwrap()

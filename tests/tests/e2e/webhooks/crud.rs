@@ -1,9 +1,10 @@
 //! Endpoint CRUD and every bad input: a 4xx naming the field, and nothing
 //! written (the test compares every key under its prefix before and after).
 
-use crate::support;
-use crate::support::TestApp;
 use serde_json::{json, Value};
+
+use crate::support;
+use crate::support::{TenantWithEndpoint, TestApp};
 
 #[tokio::test]
 async fn create_read_list_update_delete() {
@@ -576,12 +577,9 @@ async fn malformed_and_oversized_bodies_are_refused() {
 #[tokio::test]
 async fn bad_publish_input_is_refused_and_writes_nothing() {
     let app = TestApp::builder().spawn().await;
-    let (_, key) = app.tenant("acme").await;
-    app.endpoint(
-        &key,
-        json!({"url": "https://example.com/h", "events": ["*"]}),
-    )
-    .await;
+    let TenantWithEndpoint { key, .. } = app
+        .tenant_with_endpoint("https://example.com/h", &["*"])
+        .await;
     let cases: Vec<(Value, u16, Option<&str>)> = vec![
         (json!({"data": {}}), 422, Some("event_type")),
         (json!({"event_type": "user.created"}), 422, Some("data")),

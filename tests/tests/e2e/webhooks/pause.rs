@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use crate::support;
 use crate::support::{spawn_receiver, Reply, TestApp};
-use serde_json::{json, Value};
 
 /// The `n` in a delivered body's data.
 fn sequence(body: &str) -> i64 {

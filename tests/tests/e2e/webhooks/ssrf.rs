@@ -2,8 +2,9 @@
 //! endpoint is saved (any spelling) and again when the worker connects
 //! (after DNS resolution); redirects are never followed.
 
-use crate::support::{spawn_receiver, Reply, TestApp};
 use serde_json::json;
+
+use crate::support::{spawn_receiver, Reply, TestApp};
 
 #[tokio::test]
 async fn restricted_urls_are_refused_in_every_spelling() {
