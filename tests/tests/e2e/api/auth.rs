@@ -3,8 +3,7 @@
 
 use serde_json::json;
 
-use crate::support;
-use crate::support::TestApp;
+use hookfleet_tests::{spawn_receiver, Reply, TestApp};
 
 #[tokio::test]
 async fn missing_or_wrong_keys_get_401() {
@@ -115,7 +114,7 @@ async fn a_tenant_cannot_see_or_touch_another_tenants_data() {
     let app = TestApp::builder().with_worker().spawn().await;
     let (_, alice) = app.tenant("alice").await;
     let (_, bob) = app.tenant("bob").await;
-    let receiver = support::spawn_receiver(vec![], support::Reply::status(200)).await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     let endpoint = app
         .endpoint(&alice, json!({"url": receiver.url, "events": ["*"]}))
         .await;

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use hookfleet_tests::TestApp;
 
 #[tokio::test]
 async fn every_route_is_closed_to_strangers_and_other_tenants() {

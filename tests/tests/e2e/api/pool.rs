@@ -5,7 +5,7 @@
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use serde_json::json;
 
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
 
 #[tokio::test]
 async fn every_operation_works_with_a_single_connection() {

@@ -11,13 +11,12 @@
 
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::TestApp;
+use hookfleet_tests::TestApp;
 
 const ERROR_SCHEMA: &str = "#/components/schemas/ErrorBody";
 const JSON_TYPE: &str = "application/json; charset=utf-8";
 
-async fn spec() -> (support::TestApp, Value) {
+async fn spec() -> (TestApp, Value) {
     let app = TestApp::builder().spawn().await;
     let spec: Value = app
         .http

@@ -14,7 +14,7 @@ use hookfleet_common::ids::{partition_of, IdKind};
 use hookfleet_common::Keys;
 use serde_json::json;
 
-use crate::support::{
+use hookfleet_tests::{
     cluster_masters, cluster_nodes, python_accepts, spawn_receiver, OwnCluster, Reply, TestApp,
 };
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
+use hookfleet_tests::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 
 async fn make_cluster(redis: &OwnRedis) {
     let client = redis::Client::open(redis.url()).unwrap();

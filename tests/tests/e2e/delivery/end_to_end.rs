@@ -7,8 +7,10 @@ use hookfleet_common::ids;
 use hookfleet_common::signing::{verify, SigningSecret};
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{spawn_receiver, wait_until, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    claim_settings, endpoint_partition, python_accepts, spawn_receiver, wait_until, Received,
+    Reply, TenantWithEndpoint, TestApp,
+};
 
 #[tokio::test]
 async fn a_published_event_arrives_signed_with_exact_body_and_headers() {
@@ -84,9 +86,9 @@ async fn a_published_event_arrives_signed_with_exact_body_and_headers() {
 }
 
 /// Runs the `standardwebhooks` PyPI package's verifier on a received request.
-fn python_verify(secret: &str, request: &support::Received, expect_valid: bool) {
+fn python_verify(secret: &str, request: &Received, expect_valid: bool) {
     assert_eq!(
-        support::python_accepts(secret, request),
+        python_accepts(secret, request),
         expect_valid,
         "the reference verifier disagrees"
     );
@@ -313,7 +315,7 @@ async fn deleting_an_endpoint_cancels_its_pending_deliveries() {
         .get(&format!("/api/v1/webhooks/{endpoint_id}"), &key)
         .await;
     assert_eq!(status, 404);
-    let p = support::endpoint_partition(&endpoint_id);
+    let p = endpoint_partition(&endpoint_id);
     let keys = app.keys();
     assert_eq!(app.zcard(&keys.endpoint_due(p, &endpoint_id)).await, 0);
     assert_eq!(app.zscore(&keys.ready(p), &endpoint_id).await, None);
@@ -338,7 +340,7 @@ async fn a_disabled_endpoint_holds_deliveries_until_enabled_again() {
     // it out of the ready set: its delivery is held where it is.
     let keys = app.keys();
     let endpoint_id = endpoint["id"].as_str().unwrap();
-    let p = support::endpoint_partition(endpoint_id);
+    let p = endpoint_partition(endpoint_id);
     let ready = keys.ready(p);
     assert!(app.zscore(&ready, endpoint_id).await.is_some());
     wait_until(Duration::from_secs(10), || async {
@@ -474,7 +476,7 @@ async fn a_workers_outbound_cap_spaces_its_attempts() {
 
 /// Queues `n` events for `key`'s endpoints (batches of 1000, no worker
 /// needed) and returns the endpoint's partition.
-async fn queue_events(app: &support::TestApp, key: &str, n: usize) {
+async fn queue_events(app: &TestApp, key: &str, n: usize) {
     let mut left = n;
     while left > 0 {
         let batch = left.min(1000);
@@ -503,7 +505,7 @@ async fn re_enabling_releases_a_large_hold_at_once() {
         key, endpoint_id, ..
     } = app.tenant_with_endpoint(&receiver.url, &["*"]).await;
     let path = format!("/api/v1/webhooks/{endpoint_id}");
-    let p = support::endpoint_partition(&endpoint_id);
+    let p = endpoint_partition(&endpoint_id);
     let keys = app.keys();
     queue_events(&app, &key, EVENTS).await;
     let (status, _) = app.patch(&path, &key, json!({"active": false})).await;
@@ -518,7 +520,7 @@ async fn re_enabling_releases_a_large_hold_at_once() {
         &keys,
         p,
         500,
-        support::claim_settings(60_000),
+        claim_settings(60_000),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -562,7 +564,7 @@ async fn deleting_cancels_a_large_backlog_at_once() {
     let TenantWithEndpoint {
         key, endpoint_id, ..
     } = app.tenant_with_endpoint(&receiver.url, &["*"]).await;
-    let p = support::endpoint_partition(&endpoint_id);
+    let p = endpoint_partition(&endpoint_id);
     let keys = app.keys();
     queue_events(&app, &key, EVENTS).await;
     assert_eq!(app.queued_total().await, EVENTS as i64);
@@ -611,7 +613,7 @@ async fn an_ended_delivery_queued_again_is_not_sent_again() {
     let TenantWithEndpoint {
         key, endpoint_id, ..
     } = app.tenant_with_endpoint(&receiver.url, &["*"]).await;
-    let p = support::endpoint_partition(&endpoint_id);
+    let p = endpoint_partition(&endpoint_id);
     let event = app.publish(&key, "user.created", json!({})).await;
     let detail = app
         .wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["delivered"])

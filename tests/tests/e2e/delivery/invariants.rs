@@ -10,11 +10,13 @@ use hookfleet_common::scripts;
 use hookfleet_common::time_util::now_ms;
 use serde_json::json;
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    claim_settings, endpoint_partition, random_suffix, record_one, spawn_receiver, wait_until,
+    Reply, TenantWithEndpoint, TestApp,
+};
 
 /// How many stored values (string, hash field, stream field) contain `marker`.
-async fn occurrences(app: &support::TestApp, marker: &str) -> usize {
+async fn occurrences(app: &TestApp, marker: &str) -> usize {
     let mut conn = app.redis().await;
     let pattern = format!("{}:*", app.config.redis_prefix);
     let all: Vec<String> = redis::cmd("KEYS")
@@ -88,7 +90,7 @@ async fn fan_out_to_many_endpoints_stores_the_body_once() {
             .insert(ids::partition_of(IdKind::Endpoint, endpoint["id"].as_str().unwrap()).unwrap());
     }
     assert!(partitions.len() > 1, "endpoints spread over partitions");
-    let marker = format!("marker-{}", support::random_suffix());
+    let marker = format!("marker-{}", random_suffix());
     let event = app
         .publish(
             &key,
@@ -106,7 +108,7 @@ async fn fan_out_to_many_endpoints_stores_the_body_once() {
     // Each endpoint's log lists the event once, and 60 deliveries wait.
     let mut listed = 0;
     for id in app.endpoint_ids(&key).await {
-        let p = support::endpoint_partition(&id);
+        let p = endpoint_partition(&id);
         listed += app.zcard(&app.keys().endpoint_deliveries(p, &id)).await;
     }
     assert_eq!(listed, 60);
@@ -139,7 +141,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
         &app.keys(),
         p,
         10,
-        support::claim_settings(300),
+        claim_settings(300),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -162,7 +164,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
         status: Some(500),
         ..Default::default()
     };
-    let held = support::record_one(
+    let held = record_one(
         &pool,
         &app.keys(),
         &app.config,
@@ -235,7 +237,7 @@ async fn an_interrupted_fan_out_is_finished_by_the_idempotent_retry() {
 
 /// An app without a worker, a tenant's key, and one endpoint (never
 /// reached: the tests drive claim and record by hand) with its partition.
-async fn app_with_one_endpoint() -> (support::TestApp, String, String, Partition) {
+async fn app_with_one_endpoint() -> (TestApp, String, String, Partition) {
     let app = TestApp::builder().spawn().await;
     let TenantWithEndpoint {
         key, endpoint_id, ..
@@ -286,7 +288,7 @@ async fn a_resent_publish_call_writes_nothing_twice() {
             &k,
             p,
             10,
-            support::claim_settings(30_000),
+            claim_settings(30_000),
             &hookfleet_worker::claim::TenantSlots::unlimited(),
         )
         .await
@@ -300,7 +302,7 @@ async fn a_resent_publish_call_writes_nothing_twice() {
         };
         let delivered = hookfleet_worker::attempt::Decision::Delivered;
         assert!(
-            support::record_one(&pool, &k, &app.config, &job, &ok, delivered)
+            record_one(&pool, &k, &app.config, &job, &ok, delivered)
                 .await
                 .held
         );
@@ -330,7 +332,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
                 status: Some(status),
                 ..Default::default()
             };
-            support::record_one(&pool, &k, &config, &job, &result, decision).await
+            record_one(&pool, &k, &config, &job, &result, decision).await
         }
     };
 
@@ -340,7 +342,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
         &k,
         p,
         10,
-        support::claim_settings(30_000),
+        claim_settings(30_000),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -360,7 +362,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
         &k,
         p,
         10,
-        support::claim_settings(30_000),
+        claim_settings(30_000),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -410,7 +412,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
         &k,
         p,
         10,
-        support::claim_settings(30_000),
+        claim_settings(30_000),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -503,7 +505,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
 }
 
 /// Endpoints of one tenant in at least two partitions, all on `url`.
-async fn endpoints_in_two_partitions(app: &support::TestApp, key: &str, url: &str) -> usize {
+async fn endpoints_in_two_partitions(app: &TestApp, key: &str, url: &str) -> usize {
     let mut partitions = std::collections::HashSet::new();
     let mut count = 0;
     while partitions.len() < 2 || count < 4 {
@@ -533,7 +535,7 @@ struct RawPublish<'a> {
 
 impl RawPublish<'_> {
     /// Runs the call; returns `publish.lua`'s answer for the event.
-    async fn run(&self, app: &support::TestApp) -> (i64, String, u64, String) {
+    async fn run(&self, app: &TestApp) -> (i64, String, u64, String) {
         let (k, home, event_id) = (app.keys(), self.home, self.event_id);
         let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
         let record = hookfleet_common::stored_event::EventRecord::encode(
@@ -590,7 +592,7 @@ impl RawPublish<'_> {
 /// `matched` endpoints and listed as pending; no partition's deliveries are
 /// queued and no 202 is sent. Returns the event id.
 async fn store_event_then_die(
-    app: &support::TestApp,
+    app: &TestApp,
     tenant_id: &str,
     home: Partition,
     idempotency_key: Option<&str>,
@@ -883,7 +885,7 @@ async fn a_finished_fan_out_keeps_the_deliveries_made_before_it_was_interrupted(
     app.start_worker();
     let others = endpoints.len() - here.len();
     receiver.wait_for(others).await;
-    let finished = support::wait_until(Duration::from_secs(20), || async {
+    let finished = wait_until(Duration::from_secs(20), || async {
         let pending = app.zcard(&k.fanout_pending(home)).await;
         (pending == 0).then_some(())
     })

@@ -1,4 +1,3 @@
-mod claim_loop;
 mod end_to_end;
 mod invariants;
 mod noisy_neighbour;

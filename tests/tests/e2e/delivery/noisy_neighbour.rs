@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support;
-use crate::support::{
-    spawn, spawn_receiver, worker_binary, worker_env, ChildGuard, Reply, TestApp,
+use hookfleet_tests::{
+    endpoint_partition, spawn, spawn_receiver, wait_until, worker_binary, worker_env, ChildGuard,
+    Receiver, Reply, TestApp,
 };
 
 /// The most arrivals within any `window` (sorted `times`).
@@ -54,7 +54,7 @@ async fn an_endpoints_cap_of_3_in_flight_holds_across_four_worker_processes() {
         .await;
     assert_eq!(status, 202, "{body}");
 
-    let got = support::wait_until(Duration::from_secs(30), || async {
+    let got = wait_until(Duration::from_secs(30), || async {
         let got = receiver.requests();
         (got.len() >= 24).then_some(got)
     })
@@ -70,11 +70,11 @@ async fn an_endpoints_cap_of_3_in_flight_holds_across_four_worker_processes() {
     assert!(span < Duration::from_secs(8), "24 deliveries took {span:?}");
 
     // Every slot was given back: nothing counted in flight any more.
-    let p = support::endpoint_partition(endpoint["id"].as_str().unwrap());
+    let p = endpoint_partition(endpoint["id"].as_str().unwrap());
     let hash = app
         .keys()
         .endpoint(p, endpoint["id"].as_str().unwrap_or_default());
-    let busy = support::wait_until(Duration::from_secs(10), || async {
+    let busy = wait_until(Duration::from_secs(10), || async {
         let mut conn = app.redis().await;
         let busy: Option<String> = redis::cmd("HGET")
             .arg(&hash)
@@ -110,7 +110,7 @@ async fn a_timing_out_endpoint_gets_fewer_attempts_at_once_until_it_answers_agai
         )
         .await;
     let id = endpoint["id"].as_str().unwrap().to_string();
-    let hash = app.keys().endpoint(support::endpoint_partition(&id), &id);
+    let hash = app.keys().endpoint(endpoint_partition(&id), &id);
     let window = || async {
         let mut conn = app.redis().await;
         redis::cmd("HGET")
@@ -132,7 +132,7 @@ async fn a_timing_out_endpoint_gets_fewer_attempts_at_once_until_it_answers_agai
     // Eight go out at once (the cap), all time out: the window halves per
     // timeout down to one.
     receiver.wait_for(8).await;
-    let shrunk = support::wait_until(Duration::from_secs(10), || async {
+    let shrunk = wait_until(Duration::from_secs(10), || async {
         (window().await.as_deref() == Some("1")).then_some(())
     })
     .await;
@@ -151,7 +151,7 @@ async fn a_timing_out_endpoint_gets_fewer_attempts_at_once_until_it_answers_agai
     // Answered again: the window grows back by one per answer and, at the
     // cap, is dropped; every delivery ends delivered (the timed-out ones
     // on a retry).
-    let recovered = support::wait_until(Duration::from_secs(30), || async {
+    let recovered = wait_until(Duration::from_secs(30), || async {
         (window().await.is_none()).then_some(())
     })
     .await;
@@ -160,7 +160,7 @@ async fn a_timing_out_endpoint_gets_fewer_attempts_at_once_until_it_answers_agai
         .get(&format!("/api/v1/webhooks/{id}/deliveries?limit=100"), &key)
         .await;
     assert_eq!(status, 200, "{page}");
-    let all_delivered = support::wait_until(Duration::from_secs(30), || async {
+    let all_delivered = wait_until(Duration::from_secs(30), || async {
         let (_, page) = app
             .get(&format!("/api/v1/webhooks/{id}/deliveries?limit=100"), &key)
             .await;
@@ -176,12 +176,7 @@ async fn a_timing_out_endpoint_gets_fewer_attempts_at_once_until_it_answers_agai
 
 /// Tenant Q publishes `n` events at 50/s to its receiver and returns each
 /// event's publish→receipt time.
-async fn q_latencies(
-    app: &support::TestApp,
-    key: &str,
-    receiver: &support::Receiver,
-    n: usize,
-) -> Vec<Duration> {
+async fn q_latencies(app: &TestApp, key: &str, receiver: &Receiver, n: usize) -> Vec<Duration> {
     let before = receiver.count();
     let mut sent = Vec::with_capacity(n);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -201,7 +196,7 @@ async fn q_latencies(
             started,
         ));
     }
-    let got = support::wait_until(Duration::from_secs(60), || async {
+    let got = wait_until(Duration::from_secs(60), || async {
         let got = receiver.requests();
         (got.len() >= before + n).then_some(got)
     })

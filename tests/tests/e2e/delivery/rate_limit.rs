@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support;
-use crate::support::{
-    counter, free_port, spawn, spawn_logged, spawn_receiver, worker_binary, worker_env, ChildGuard,
-    Reply, TestApp,
+use hookfleet_tests::{
+    counter, free_port, spawn, spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env,
+    ChildGuard, Reply, TestApp,
 };
 
 #[tokio::test]
@@ -47,7 +46,7 @@ async fn a_limit_of_20_per_second_holds_across_four_worker_processes() {
         assert_eq!(publish.await.unwrap().unwrap(), 202);
     }
 
-    let got = support::wait_until(Duration::from_secs(40), || async {
+    let got = wait_until(Duration::from_secs(40), || async {
         let got = receiver.requests();
         (got.len() >= 200).then_some(got)
     })
@@ -117,7 +116,7 @@ async fn a_backlog_over_the_limit_is_deferred_once_not_at_every_claim() {
             &[("HOOKFLEET_METRICS_LISTEN", metrics_listen.as_str())],
         ),
     );
-    let got = support::wait_until(Duration::from_secs(30), || async {
+    let got = wait_until(Duration::from_secs(30), || async {
         (receiver.count() >= EVENTS).then_some(())
     })
     .await;

@@ -15,8 +15,9 @@ use hookfleet_common::signing::{signature_header, SigningSecret};
 use hookfleet_common::time_util::now_ms;
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    python, require_node_standardwebhooks, spawn_receiver, Reply, TenantWithEndpoint, TestApp,
+};
 
 /// (marker, source) of every example tagged `hookfleet-test:`.
 fn examples() -> Vec<(String, String)> {
@@ -48,11 +49,11 @@ fn run(marker: &str, code: &str, secret: &str, headers: &Value, body: &[u8]) -> 
     let input =
         json!({"secret": secret, "headers": headers, "body": STANDARD.encode(body)}).to_string();
     let (program, script) = if marker.starts_with("python") {
-        let python = support::python();
+        let python = python();
         let runner = "\nimport base64, json, sys\nd = json.load(sys.stdin)\nbody = base64.b64decode(d['body'])\nassert isinstance(body, bytes)\nprint('valid' if verify(d['secret'], d['headers'], body) else 'invalid')\n";
         (python, format!("{code}{runner}"))
     } else {
-        support::require_node_standardwebhooks();
+        require_node_standardwebhooks();
         let runner = "\nconst d = JSON.parse(require('fs').readFileSync(0, 'utf8'));\nconst body = Buffer.from(d.body, 'base64');\nconsole.log(verify(d.secret, d.headers, body) ? 'valid' : 'invalid');\n";
         ("node".to_string(), format!("{code}{runner}"))
     };

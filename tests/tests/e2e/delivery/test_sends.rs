@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support;
-use crate::support::{spawn_receiver, OwnRedis, Reply, TestApp};
+use hookfleet_tests::{endpoint_partition, spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 
 /// Redis's `total_commands_processed`.
-async fn commands_processed(app: &support::TestApp) -> u64 {
+async fn commands_processed(app: &TestApp) -> u64 {
     let mut conn = app.redis().await;
     let info: String = redis::cmd("INFO")
         .arg("stats")
@@ -24,7 +23,7 @@ async fn commands_processed(app: &support::TestApp) -> u64 {
 }
 
 /// Commands per second Redis processes over `window`.
-async fn commands_per_second(app: &support::TestApp, window: Duration) -> f64 {
+async fn commands_per_second(app: &TestApp, window: Duration) -> f64 {
     let before = commands_processed(app).await;
     tokio::time::sleep(window).await;
     let after = commands_processed(app).await;
@@ -80,10 +79,8 @@ async fn two_hundred_test_sends_waiting_on_a_hanging_receiver_cost_redis_nothing
     // Every request is waiting (its place taken, its event published)
     // before measuring.
     let places = app.keys().tenant_test_sends(&tenant_id);
-    let log = app
-        .keys()
-        .endpoint_deliveries(support::endpoint_partition(&id), &id);
-    let all_waiting = support::wait_until(Duration::from_secs(5), || async {
+    let log = app.keys().endpoint_deliveries(endpoint_partition(&id), &id);
+    let all_waiting = wait_until(Duration::from_secs(5), || async {
         (app.zcard(&places).await == 200 && app.zcard(&log).await == 200).then_some(())
     })
     .await;
@@ -161,14 +158,12 @@ async fn a_tenant_gets_429_past_its_waiting_test_sends_and_nothing_is_written() 
         .collect();
     // The three hold every place while their attempts take 1.5 s.
     let places = app.keys().tenant_test_sends(&tenant_id);
-    let held = support::wait_until(Duration::from_secs(5), || async {
+    let held = wait_until(Duration::from_secs(5), || async {
         (app.zcard(&places).await == 3).then_some(())
     })
     .await;
     assert!(held.is_some(), "three test sends should be waiting");
-    let log = app
-        .keys()
-        .endpoint_deliveries(support::endpoint_partition(&id), &id);
+    let log = app.keys().endpoint_deliveries(endpoint_partition(&id), &id);
     let response = app
         .http
         .post(app.url(&path))

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{wait_until, OwnRedis, TestApp};
+use hookfleet_tests::{wait_until, OwnRedis, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a measurement, run by scripts/measure-aof-loss"]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
+use hookfleet_tests::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 
 async fn used_memory(url: &str) -> u64 {
     let client = redis::Client::open(url).unwrap();

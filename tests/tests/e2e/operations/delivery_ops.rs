@@ -8,10 +8,12 @@ use std::time::Duration;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    endpoint_partition, python_accepts, spawn_receiver, wait_until, Reply, TenantWithEndpoint,
+    TestApp,
+};
 
-async fn all_pages(app: &support::TestApp, key: &str, path: &str, limit: usize) -> Vec<Value> {
+async fn all_pages(app: &TestApp, key: &str, path: &str, limit: usize) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1000 {
@@ -378,7 +380,7 @@ async fn retrying_a_cancelled_delivery_is_a_conflict() {
         (202, Some("scheduled"))
     );
     receiver.wait_for(2).await;
-    support::wait_until(Duration::from_secs(10), || async {
+    wait_until(Duration::from_secs(10), || async {
         let (_, detail) = app
             .get(&format!("/api/v1/deliveries/{delivery_id}"), &key)
             .await;
@@ -439,7 +441,7 @@ async fn a_replay_requeues_the_failed_deliveries_of_a_window() {
     assert_eq!(status, 202, "{replay}");
     assert_eq!(replay["status"], "running");
     let replay_id = replay["id"].as_str().unwrap();
-    let done = support::wait_until(Duration::from_secs(20), || async {
+    let done = wait_until(Duration::from_secs(20), || async {
         let (_, replay) = app
             .get(&format!("/api/v1/webhooks/{id}/replay/{replay_id}"), &key)
             .await;
@@ -606,11 +608,11 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
         2
     );
     assert!(
-        support::python_accepts(&old, &during),
+        python_accepts(&old, &during),
         "old secret during the grace period"
     );
     assert!(
-        support::python_accepts(&new, &during),
+        python_accepts(&new, &during),
         "new secret during the grace period"
     );
 
@@ -628,11 +630,11 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
         1
     );
     assert!(
-        !support::python_accepts(&old, &after),
+        !python_accepts(&old, &after),
         "old secret after the grace period"
     );
     assert!(
-        support::python_accepts(&new, &after),
+        python_accepts(&new, &after),
         "new secret after the grace period"
     );
 
@@ -647,8 +649,8 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
     let newest = immediate["secret"].as_str().unwrap().to_string();
     app.publish(&key, "user.created", json!({"n": 3})).await;
     let third = receiver.wait_for(3).await.remove(2);
-    assert!(!support::python_accepts(&new, &third));
-    assert!(support::python_accepts(&newest, &third));
+    assert!(!python_accepts(&new, &third));
+    assert!(python_accepts(&newest, &third));
     let (_, default) = app
         .post(
             &format!("/api/v1/webhooks/{id}/secret/rotate"),
@@ -665,7 +667,7 @@ async fn rotation_signs_with_both_secrets_during_the_grace_period_only() {
 }
 
 /// Publishes `n` events of `event_type` through the batch route.
-async fn publish_batch(app: &support::TestApp, key: &str, event_type: &str, n: usize) {
+async fn publish_batch(app: &TestApp, key: &str, event_type: &str, n: usize) {
     let events: Vec<Value> = (0..n)
         .map(|i| json!({"event_type": event_type, "data": {"n": i}}))
         .collect();
@@ -767,7 +769,7 @@ async fn a_webhook_runs_one_replay_at_a_time() {
     } = app
         .tenant_with_endpoint("https://example.com/h", &["*"])
         .await;
-    let p = support::endpoint_partition(&id);
+    let p = endpoint_partition(&id);
     let keys = app.keys();
     let running = keys.replay_running(p, &id);
     let path = format!("/api/v1/webhooks/{id}/replay");
@@ -824,14 +826,14 @@ async fn a_webhook_runs_one_replay_at_a_time() {
         let (status, replay) = app.post(&path, &key, body.clone()).await;
         assert_eq!(status, 202, "{replay}");
         let replay_id = replay["id"].as_str().unwrap().to_string();
-        let done = support::wait_until(Duration::from_secs(20), || async {
+        let done = wait_until(Duration::from_secs(20), || async {
             let (_, replay) = app.get(&format!("{path}/{replay_id}"), &key).await;
             (replay["status"] == "completed").then_some(())
         })
         .await;
         assert!(done.is_some(), "the replay completes");
         // Its hold ends with it, so the next one may start.
-        let released = support::wait_until(Duration::from_secs(5), || async {
+        let released = wait_until(Duration::from_secs(5), || async {
             let exists: u64 = redis::cmd("EXISTS")
                 .arg(&running)
                 .query_async(&mut app.redis().await)

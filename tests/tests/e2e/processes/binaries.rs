@@ -9,20 +9,19 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{
-    api_binary, free_port, sigterm, spawn, spawn_receiver, wait_exit, wait_until, worker_binary,
-    Reply,
+use hookfleet_tests::{
+    api_binary, free_port, init_tls, random_suffix, redis_url, sigterm, spawn, spawn_receiver,
+    wait_exit, wait_until, worker_binary, Reply,
 };
 
 #[tokio::test]
 async fn binaries_deliver_and_stop_cleanly_on_sigterm() {
-    support::init_tls();
+    init_tls();
     let port = free_port();
-    let prefix = format!("proc-{}", support::random_suffix());
-    let admin = format!("admin-{}", support::random_suffix());
+    let prefix = format!("proc-{}", random_suffix());
+    let admin = format!("admin-{}", random_suffix());
     let env = vec![
-        ("HOOKFLEET_REDIS_URL", support::redis_url()),
+        ("HOOKFLEET_REDIS_URL", redis_url()),
         ("HOOKFLEET_REDIS_PREFIX", prefix),
         ("HOOKFLEET_LISTEN", format!("127.0.0.1:{port}")),
         ("HOOKFLEET_ADMIN_KEY", admin.clone()),

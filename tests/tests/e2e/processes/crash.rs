@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{
-    api_binary, free_port, sigterm, spawn_logged, spawn_receiver, wait_exit, wait_until,
-    worker_binary, OwnRedis, Reply, TestApp,
+use hookfleet_tests::{
+    api_binary, free_port, init_tls, random_suffix, sigterm, spawn_logged, spawn_receiver,
+    wait_exit, wait_until, worker_binary, worker_env, OwnRedis, Receiver, Reply, TestApp,
 };
 
-fn ids_received(receiver: &support::Receiver) -> HashSet<String> {
+fn ids_received(receiver: &Receiver) -> HashSet<String> {
     receiver
         .requests()
         .iter()
@@ -38,7 +37,7 @@ async fn a_worker_killed_mid_attempt_loses_nothing() {
     app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
         .await;
 
-    let env = support::worker_env(
+    let env = worker_env(
         &app.config,
         &[
             ("HOOKFLEET_REQUEST_TIMEOUT", "2s"),
@@ -100,10 +99,10 @@ async fn a_worker_killed_mid_attempt_loses_nothing() {
 
 #[tokio::test]
 async fn a_redis_restart_loses_no_accepted_event() {
-    support::init_tls();
+    init_tls();
     let mut redis = OwnRedis::start();
     let port = free_port();
-    let admin = format!("admin-{}", support::random_suffix());
+    let admin = format!("admin-{}", random_suffix());
     let env = vec![
         ("HOOKFLEET_REDIS_URL", redis.url()),
         ("HOOKFLEET_LISTEN", format!("127.0.0.1:{port}")),

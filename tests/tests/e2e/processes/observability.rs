@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{
+use hookfleet_tests::{
     free_port, sigterm, spawn_logged, spawn_receiver, wait_exit, wait_until, worker_binary,
     worker_env, Reply, TenantWithEndpoint, TestApp,
 };

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support;
-use crate::support::{sigterm, spawn_logged, wait_exit, wait_until, worker_binary, OwnRedis};
+use hookfleet_tests::{
+    random_suffix, sigterm, spawn_logged, wait_exit, wait_until, worker_binary, OwnRedis,
+};
 
 /// The log's lines that contain `text`.
 fn lines_with(log: &str, text: &str) -> Vec<String> {
@@ -23,7 +24,7 @@ async fn a_redis_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
         ("HOOKFLEET_REDIS_URL", redis.url()),
         (
             "HOOKFLEET_REDIS_PREFIX",
-            format!("outage{}", support::random_suffix()),
+            format!("outage{}", random_suffix()),
         ),
         ("HOOKFLEET_METRICS_LISTEN", "127.0.0.1:0".to_string()),
         ("HOOKFLEET_POLL_INTERVAL", "200ms".to_string()),

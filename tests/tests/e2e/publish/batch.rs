@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{spawn_receiver, OwnRedis, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{spawn_receiver, wait_until, OwnRedis, Reply, TenantWithEndpoint, TestApp};
 
 const BATCH: &str = "/api/v1/events/batch";
 
@@ -502,7 +501,7 @@ async fn single_publishes_arriving_together_share_calls() {
         })
         .collect();
     let app_ref = &app;
-    let all_read = support::wait_until(std::time::Duration::from_secs(15), || async move {
+    let all_read = wait_until(std::time::Duration::from_secs(15), || async move {
         let reads = command_calls(&mut app_ref.redis().await, "hgetall").await - reads_before;
         (reads >= PUBLISHES as u64).then_some(())
     })

@@ -11,8 +11,9 @@ use std::time::Duration;
 use hookfleet_common::signing::{verify, SigningSecret};
 use serde_json::Value;
 
-use crate::support;
-use crate::support::{spawn_receiver, wait_until, Received, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    python_accepts, spawn_receiver, wait_until, Received, Reply, TenantWithEndpoint, TestApp,
+};
 
 /// Numbers a `serde_json::Value` cannot hold as written, in data laid out
 /// the way a client might send it (whitespace is kept too).
@@ -110,7 +111,7 @@ async fn exact_numbers_arrive_signed_and_read_back_as_published() {
     let got = receiver.wait_for(1).await;
     assert_exact_and_signed(&got[0], secret, EXACT);
     // The reference verifier (the `standardwebhooks` package) agrees.
-    assert!(support::python_accepts(secret, &got[0]));
+    assert!(python_accepts(secret, &got[0]));
     assert_eq!(got[0].header("webhook-id"), Some(event_id));
     assert!(got[0].body.starts_with(&format!(
         "{{\"id\":\"{event_id}\",\"type\":\"user.created\",\"timestamp\":\""

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support;
-use crate::support::{spawn_receiver, wait_until, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    endpoint_partition, spawn_receiver, wait_until, Reply, TenantWithEndpoint, TestApp,
+};
 
 #[tokio::test]
 async fn expired_events_and_deliveries_answer_404() {
@@ -45,7 +46,7 @@ async fn expired_events_and_deliveries_answer_404() {
 
     // The delivery expired while still queued: a worker drops it.
     app.start_worker();
-    let ready = app.keys().ready(support::endpoint_partition(&id));
+    let ready = app.keys().ready(endpoint_partition(&id));
     wait_until(Duration::from_secs(10), || async {
         let gone = app.queued_total().await == 0 && app.zscore(&ready, &id).await.is_none();
         gone.then_some(())

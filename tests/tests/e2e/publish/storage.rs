@@ -8,10 +8,9 @@ use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::stored_event::EventRecord;
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{python_accepts, spawn_receiver, Reply, TestApp};
+use hookfleet_tests::{python_accepts, spawn_receiver, Reply, TestApp};
 
-async fn hget(app: &support::TestApp, key: &str, field: &str) -> Option<String> {
+async fn hget(app: &TestApp, key: &str, field: &str) -> Option<String> {
     redis::cmd("HGET")
         .arg(key)
         .arg(field)

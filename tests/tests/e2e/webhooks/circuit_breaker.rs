@@ -11,10 +11,12 @@ use hookfleet_common::time_util::now_ms;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    claim_settings, record_one, spawn_receiver, wait_until, Received, Reply, TenantWithEndpoint,
+    TestApp,
+};
 
-fn body(request: &support::Received) -> Value {
+fn body(request: &Received) -> Value {
     serde_json::from_str(&request.body).unwrap()
 }
 
@@ -187,7 +189,7 @@ async fn an_exhausted_schedule_sends_message_attempt_exhausted() {
     let ids: std::collections::HashSet<&str> =
         got.iter().filter_map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), 1, "one operational event, retried");
-    let another = support::wait_until(std::time::Duration::from_millis(800), || async {
+    let another = wait_until(std::time::Duration::from_millis(800), || async {
         (ops.count() > 3).then_some(())
     })
     .await;
@@ -235,7 +237,7 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
         &keys,
         p,
         10,
-        support::claim_settings(60_000),
+        claim_settings(60_000),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -246,7 +248,7 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
         status: Some(400),
         ..Default::default()
     };
-    let recorded = support::record_one(
+    let recorded = record_one(
         &pool,
         &keys,
         &app.config,
@@ -270,7 +272,7 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
     assert_eq!(sent["data"]["endpoint_id"], endpoint_id);
     assert_eq!(sent["data"]["attempts"], 1);
     assert_eq!(sent["data"]["last_status_code"], 400);
-    let emptied = support::wait_until(Duration::from_secs(10), || async {
+    let emptied = wait_until(Duration::from_secs(10), || async {
         (app.zcard(&keys.notices(p)).await == 0).then_some(())
     })
     .await;
@@ -286,7 +288,7 @@ async fn an_operational_event_left_unpublished_by_a_dead_worker_is_sent() {
         )
         .await
         .unwrap();
-    let emptied = support::wait_until(Duration::from_secs(10), || async {
+    let emptied = wait_until(Duration::from_secs(10), || async {
         (app.zcard(&keys.notices(p)).await == 0).then_some(())
     })
     .await;
@@ -325,7 +327,7 @@ async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
         &keys,
         p,
         10,
-        support::claim_settings(60_000),
+        claim_settings(60_000),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -334,7 +336,7 @@ async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
         status: Some(400),
         ..Default::default()
     };
-    let recorded = support::record_one(
+    let recorded = record_one(
         &pool,
         &keys,
         &app.config,
@@ -363,7 +365,7 @@ async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
     let _: () = conn.del(&index).await.unwrap();
     let _: () = conn.set(&index, "not a hash").await.unwrap();
     app.start_worker();
-    let moved = support::wait_until(Duration::from_secs(10), || async {
+    let moved = wait_until(Duration::from_secs(10), || async {
         let now = score().await;
         now.filter(|at| *at > recorded_at).map(|_| ())
     })
@@ -376,7 +378,7 @@ async fn a_notice_whose_publish_fails_waits_at_the_back_and_is_sent_later() {
     let _: () = conn.hset_multiple(&index, &saved).await.unwrap();
     let got = ops.wait_for(1).await;
     assert_eq!(body(&got[0])["type"], "message.attempt.exhausted");
-    let emptied = support::wait_until(Duration::from_secs(10), || async {
+    let emptied = wait_until(Duration::from_secs(10), || async {
         (app.zcard(&keys.notices(p)).await == 0).then_some(())
     })
     .await;

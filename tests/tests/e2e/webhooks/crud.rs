@@ -3,8 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{TenantWithEndpoint, TestApp};
+use hookfleet_tests::{TenantWithEndpoint, TestApp};
 
 #[tokio::test]
 async fn create_read_list_update_delete() {
@@ -186,7 +185,7 @@ async fn event_types_list_create_delete() {
 /// Sends `body` and asserts the status, the error code and the field, and
 /// that nothing under the test's prefix changed.
 async fn refused(
-    app: &support::TestApp,
+    app: &TestApp,
     key: &str,
     method: &str,
     path: &str,
@@ -268,12 +267,7 @@ async fn bad_event_type_input_is_refused_and_writes_nothing() {
 
 /// Fills a tenant's capped hash (`endpoints` or `event_types`) up to
 /// `count` fields with `filler(n)`.
-async fn fill(
-    app: &support::TestApp,
-    key: &str,
-    count: usize,
-    filler: impl Fn(usize) -> (String, String),
-) {
+async fn fill(app: &TestApp, key: &str, count: usize, filler: impl Fn(usize) -> (String, String)) {
     let mut pipe = redis::pipe();
     for n in 0..count {
         let (field, value) = filler(n);
@@ -282,7 +276,7 @@ async fn fill(
     let _: () = pipe.query_async(&mut app.redis().await).await.unwrap();
 }
 
-async fn hlen(app: &support::TestApp, key: &str) -> usize {
+async fn hlen(app: &TestApp, key: &str) -> usize {
     redis::cmd("HLEN")
         .arg(key)
         .query_async(&mut app.redis().await)
@@ -715,13 +709,7 @@ async fn bad_ids_and_parameters_get_json_errors() {
 }
 
 /// Follows `next` from `path` with `limit`, returning every item's `key`.
-async fn walk(
-    app: &support::TestApp,
-    path: &str,
-    key: &str,
-    limit: u32,
-    field: &str,
-) -> Vec<String> {
+async fn walk(app: &TestApp, path: &str, key: &str, limit: u32, field: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support;
-use crate::support::{spawn_receiver, Reply, TestApp};
+use hookfleet_tests::{spawn_receiver, wait_until, Reply, TestApp};
 
 /// The `n` in a delivered body's data.
 fn sequence(body: &str) -> i64 {
@@ -82,7 +81,7 @@ async fn ten_thousand_events_published_during_a_pause_go_out_in_order_on_resume(
     let (status, resumed) = app.patch(&path, &key, json!({"paused": false})).await;
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(resumed["status"], "enabled");
-    let got = support::wait_until(Duration::from_secs(120), || async {
+    let got = wait_until(Duration::from_secs(120), || async {
         let got = receiver.requests();
         (got.len() >= 10_000).then_some(got)
     })

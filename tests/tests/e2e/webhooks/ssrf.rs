@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::{spawn_receiver, Reply, TestApp};
+use hookfleet_tests::{spawn_receiver, Reply, TestApp};
 
 #[tokio::test]
 async fn restricted_urls_are_refused_in_every_spelling() {

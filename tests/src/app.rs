@@ -280,7 +280,6 @@ impl TestApp {
     }
 
     /// The score of `member` in the sorted set `key`.
-    #[allow(dead_code)]
     pub async fn zscore(&self, key: &str, member: &str) -> Option<f64> {
         redis::cmd("ZSCORE")
             .arg(key)
@@ -292,7 +291,6 @@ impl TestApp {
 
     /// Deliveries waiting in all partitions (the scripts' `queued`
     /// counters): 0 once everything published has ended.
-    #[allow(dead_code)]
     pub async fn queued_total(&self) -> i64 {
         let keys = self.keys();
         let mut pipe = redis::pipe();
@@ -304,7 +302,6 @@ impl TestApp {
     }
 
     /// The ids of a tenant's endpoints.
-    #[allow(dead_code)]
     pub async fn endpoint_ids(&self, key: &str) -> Vec<String> {
         // (A tenant has at most 1000 webhooks; the tests use fewer than
         // one page of 250.)

@@ -10,14 +10,13 @@ use std::time::Duration;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use serde_json::json;
 
-use crate::support;
-use crate::support::{
-    counter, free_port, spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env, Reply,
-    TenantWithEndpoint, TestApp,
+use hookfleet_tests::{
+    claim_settings, counter, free_port, redis_url, spawn_logged, spawn_receiver, wait_until,
+    worker_binary, worker_env, LoggedChild, Receiver, Reply, TenantWithEndpoint, TestApp,
 };
 
 /// Publishes `n` events in one batch request.
-async fn publish_batch(app: &support::TestApp, key: &str, n: usize) {
+async fn publish_batch(app: &TestApp, key: &str, n: usize) {
     let events: Vec<_> = (0..n)
         .map(|i| json!({"event_type": "user.created", "data": {"n": i}}))
         .collect();
@@ -29,10 +28,7 @@ async fn publish_batch(app: &support::TestApp, key: &str, n: usize) {
 
 /// Starts a worker process of `app`'s fleet that polls only every 60 s;
 /// returns it and where it serves its metrics.
-fn spawn_slow_polling_worker(
-    app: &support::TestApp,
-    extra: &[(&str, &str)],
-) -> (support::LoggedChild, String) {
+fn spawn_slow_polling_worker(app: &TestApp, extra: &[(&str, &str)]) -> (LoggedChild, String) {
     let metrics_listen = format!("127.0.0.1:{}", free_port());
     let mut settings = vec![
         ("HOOKFLEET_POLL_INTERVAL", "60s"),
@@ -44,7 +40,7 @@ fn spawn_slow_polling_worker(
 }
 
 /// Waits until `receiver` has `n` requests.
-async fn wait_for_requests(receiver: &support::Receiver, n: usize) {
+async fn wait_for_requests(receiver: &Receiver, n: usize) {
     let received = wait_until(Duration::from_secs(30), || async {
         (receiver.count() >= n).then_some(())
     })
@@ -54,7 +50,7 @@ async fn wait_for_requests(receiver: &support::Receiver, n: usize) {
 
 /// An app of 16 partitions (no worker) with one tenant (its key) and one
 /// endpoint on a receiver answering 200.
-async fn app_with_one_endpoint() -> (support::TestApp, String, support::Receiver) {
+async fn app_with_one_endpoint() -> (TestApp, String, Receiver) {
     let app = TestApp::builder().partitions(16).spawn().await;
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     let TenantWithEndpoint { key, .. } = app.tenant_with_endpoint(&receiver.url, &["*"]).await;
@@ -174,7 +170,7 @@ async fn an_expired_lease_in_a_set_aside_partition_is_reclaimed_at_its_deadline(
         &keys,
         p,
         10,
-        support::claim_settings(1_500),
+        claim_settings(1_500),
         &hookfleet_worker::claim::TenantSlots::unlimited(),
     )
     .await
@@ -214,7 +210,7 @@ async fn next_wake(
 /// which wake-ups were not sent.
 #[tokio::test]
 async fn wake_ups_are_sent_when_work_becomes_due_and_when_a_claim_leaves_some() {
-    let url = support::redis_url();
+    let url = redis_url();
     let app = TestApp::builder()
         .redis_url(url.as_str())
         .partitions(2)
@@ -273,7 +269,7 @@ async fn wake_ups_are_sent_when_work_becomes_due_and_when_a_claim_leaves_some() 
                 &keys,
                 p,
                 max,
-                support::claim_settings(60_000),
+                claim_settings(60_000),
                 &hookfleet_worker::claim::TenantSlots::unlimited(),
             )
             .await
@@ -452,7 +448,7 @@ impl SilencingProxy {
 /// never resubscribes and delivers only at its next poll.
 #[tokio::test]
 async fn a_silently_dropped_wake_subscription_is_replaced() {
-    let upstream = support::redis_url()
+    let upstream = redis_url()
         .trim_start_matches("redis://")
         .trim_end_matches('/')
         .to_string();

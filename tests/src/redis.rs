@@ -18,8 +18,8 @@ use rand::Rng;
 use super::{free_port, random_suffix};
 
 /// How to get a Redis, for every message that finds none.
-const HOW_TO_GET_REDIS: &str = "the tests need redis-server: install it \
-    (Debian/Ubuntu: `apt-get install redis-server redis-tools`) or set \
+const HOW_TO_GET_REDIS: &str = "install redis-server (Debian/Ubuntu: \
+    `apt-get install redis-server redis-tools`) or set \
     HOOKFLEET_TEST_REDIS_SERVER to its path, and the tests start their own; \
     or set HOOKFLEET_TEST_REDIS_URL to a Redis they may write to (under \
     random key prefixes); or run `scripts/test`, which sets everything up";
@@ -54,7 +54,7 @@ pub fn redis_server_binary() -> String {
         .is_ok_and(|status| status.success());
     assert!(
         found,
-        "no Redis for the tests ({binary} does not run): {HOW_TO_GET_REDIS}"
+        "no Redis for the tests: `{binary}` does not run. To get one, {HOW_TO_GET_REDIS}"
     );
     binary
 }
@@ -91,7 +91,9 @@ fn start_shared_redis() -> String {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|err| panic!("could not start {binary} ({err}): {HOW_TO_GET_REDIS}"));
+        .unwrap_or_else(|err| {
+            panic!("could not start `{binary}` ({err}). To get a Redis, {HOW_TO_GET_REDIS}")
+        });
     // Held open for the life of the process: dropping it stops the server.
     Box::leak(Box::new(child));
     let url = format!("redis://127.0.0.1:{port}");
@@ -164,7 +166,9 @@ impl OwnCluster {
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdout(Stdio::null())
             .status()
-            .unwrap_or_else(|err| panic!("could not run redis-cli ({err}): {HOW_TO_GET_REDIS}"));
+            .unwrap_or_else(|err| {
+                panic!("could not run redis-cli ({err}). To get it, {HOW_TO_GET_REDIS}")
+            });
         assert!(status.success(), "redis-cli --cluster create failed");
         let deadline = Instant::now() + Duration::from_secs(20);
         for node in &nodes {
