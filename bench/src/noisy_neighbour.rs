@@ -7,7 +7,7 @@
 //! one of Q's events arrives, and that N's receivers see about as many
 //! requests at once as the cap, not thousands.
 //!
-//! `api/tests/noisy_neighbour.rs` checks the same scenario on debug builds
+//! `tests/tests/e2e/delivery/noisy_neighbour.rs` checks the same scenario on debug builds
 //! with slack; this phase measures it on the build `scripts/bench` runs.
 
 use std::time::Duration;

@@ -1,0 +1,5 @@
+mod auth;
+mod framing;
+mod isolation;
+mod pool;
+mod spec;

@@ -1,0 +1,2 @@
+mod fanout;
+mod slots;

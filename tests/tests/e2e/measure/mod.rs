@@ -1,0 +1,2 @@
+mod aof_loss;
+mod memory;

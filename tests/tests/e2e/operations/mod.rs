@@ -1,0 +1,1 @@
+mod delivery_ops;

@@ -1,0 +1,4 @@
+mod binaries;
+mod crash;
+mod observability;
+mod redis_outage;

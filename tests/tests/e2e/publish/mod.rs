@@ -1,0 +1,4 @@
+mod batch;
+mod exact_payloads;
+mod retention;
+mod storage;

@@ -1,0 +1,247 @@
+//! The storage layout: what publishing writes for a queued delivery (an
+//! event's record in its bucket's hash, the event id in each endpoint's
+//! log, nothing per delivery), what a recorded attempt adds (the
+//! delivery's state, one field), and the layout check both binaries run at
+//! start.
+
+use hookfleet_common::ids::{self, IdKind};
+use hookfleet_common::stored_event::EventRecord;
+use serde_json::{json, Value};
+
+use hookfleet_tests::{python_accepts, spawn_receiver, Reply, TestApp};
+
+async fn hget(app: &TestApp, key: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap()
+}
+
+/// Publishing an event to the endpoints of one partition writes its
+/// record once into its bucket's hash and its id into each endpoint's log,
+/// and touches nothing else but the partition's ready set and counter: no
+/// key per event, none per delivery. Its first recorded attempt adds one
+/// field, the delivery's state; the body is delivered as stored.
+#[tokio::test]
+async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
+    let mut app = TestApp::builder().partitions(1).spawn().await;
+    let k = app.keys();
+    let (tenant_id, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let mut endpoints = Vec::new();
+    for _ in 0..2 {
+        let endpoint = app
+            .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+            .await;
+        endpoints.push(endpoint);
+    }
+    let before = app.snapshot().await;
+    let data = json!({"note": "x".repeat(150)});
+    let event = app.publish(&key, "user.created", data.clone()).await;
+    let event_id = event["id"].as_str().unwrap();
+    assert_eq!(event["deliveries"], 2);
+    let home = ids::partition_of(IdKind::Event, event_id).unwrap();
+    let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
+    let events_key = k.events(home, bucket);
+    let mut expected = vec![events_key.clone(), k.queued(home), k.ready(home)];
+    for endpoint in &endpoints {
+        let id = endpoint["id"].as_str().unwrap();
+        expected.push(k.endpoint_deliveries(home, id));
+    }
+    expected.sort();
+    let mut changed = app.changed_since(&before).await;
+    changed.sort();
+    assert_eq!(changed, expected, "what publishing wrote");
+
+    // The record: tenant, type and the body every attempt sends.
+    let record = EventRecord::parse(hget(&app, &events_key, event_id).await.unwrap()).unwrap();
+    assert_eq!(record.tenant_id, tenant_id);
+    assert_eq!(record.event_type, "user.created");
+    assert!(!record.test);
+    let body: Value = serde_json::from_str(record.body()).unwrap();
+    assert_eq!(body["data"], data);
+    let detail = app.wait_for_deliveries(&key, event_id, &["pending"]).await;
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 2);
+
+    app.start_worker();
+    let received = receiver.wait_for(2).await;
+    for request in &received {
+        assert_eq!(request.body, record.body());
+    }
+    let secret = endpoints[0]["secret"].as_str().unwrap();
+    let to_first = received
+        .iter()
+        .find(|r| python_accepts(secret, r))
+        .expect("a request signed with the first endpoint's secret");
+    assert_eq!(to_first.header("webhook-id"), Some(event_id));
+    let detail = app
+        .wait_for_deliveries(&key, event_id, &["delivered"])
+        .await;
+    for delivery in detail["deliveries"].as_array().unwrap() {
+        let id = delivery["id"].as_str().unwrap();
+        let stored = hget(&app, &k.states(home, bucket), &id[4..]).await;
+        let stored = stored.expect("a state once attempted");
+        assert!(stored.starts_with("delivered|1|"), "{stored}");
+    }
+    assert_eq!(app.queued_total().await, 0);
+    app.stop().await;
+}
+
+/// Both binaries refuse data of another storage layout with a message
+/// that says so, instead of leaving its queued deliveries unread; an empty
+/// Redis is marked with this layout.
+#[tokio::test]
+async fn data_of_another_layout_is_refused_at_start() {
+    let config = TestApp::builder().config();
+    let keys = hookfleet_common::Keys::new(config.redis_prefix.clone());
+    let pool = hookfleet_common::redis_pool::create_pool(&config).unwrap();
+    let check = || hookfleet_common::layout::check(&pool, &keys, &config);
+    let mut conn = pool.get().await.unwrap();
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout, None);
+    check().await.unwrap();
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout.as_deref(), Some(hookfleet_common::keys::LAYOUT));
+    check().await.unwrap();
+
+    let _: () = redis::cmd("SET")
+        .arg(keys.layout())
+        .arg("9")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refused = check().await.unwrap_err();
+    assert!(refused.contains("layout 9"), "{refused}");
+    let built = hookfleet_api::build(config.clone()).await;
+    assert!(built.is_err(), "the API does not start");
+
+    // The first layout had no mark, and a `due` set per partition.
+    let _: () = redis::pipe()
+        .del(keys.layout())
+        .zadd(
+            format!("{}due", keys.partition_prefix(ids::Partition(0))),
+            "dlv_x",
+            1,
+        )
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refused = check().await.unwrap_err();
+    assert!(refused.contains("first storage layout"), "{refused}");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{}due", keys.partition_prefix(ids::Partition(0))))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A drained Redis of the first layout keeps its configuration: the check
+/// refuses while anything of it is still leased or held for a disabled
+/// endpoint, then clears the endpoint indexes this layout reads otherwise
+/// (keeping entries of this layout) and marks the data.
+#[tokio::test]
+async fn a_drained_first_layout_is_taken_over_and_anything_waiting_refuses() {
+    let config = TestApp::builder().config();
+    let keys = hookfleet_common::Keys::new(config.redis_prefix.clone());
+    let pool = hookfleet_common::redis_pool::create_pool(&config).unwrap();
+    let check = || hookfleet_common::layout::check(&pool, &keys, &config);
+    let mut conn = pool.get().await.unwrap();
+    let p = ids::Partition(1);
+    let now_ms = 1_764_000_000_000u64;
+    let tenant = ids::new_id(IdKind::Tenant, ids::Partition(0), now_ms);
+    let endpoint = ids::new_id(IdKind::Endpoint, p, now_ms);
+    let old_delivery = ids::new_id(IdKind::Delivery, p, now_ms);
+    let new_event = ids::new_id(IdKind::Event, p, now_ms);
+    let prefix = keys.partition_prefix(p);
+    let held = format!("{prefix}ep_held:{endpoint}");
+    let open = format!("{prefix}ep_open:{endpoint}");
+    let log = keys.endpoint_deliveries(p, &endpoint);
+    let _: () = redis::pipe()
+        .zadd(keys.tenants(), &tenant, now_ms)
+        .hset(keys.tenant_endpoints(&tenant), &endpoint, "1 *")
+        .hset(keys.endpoint(p, &endpoint), "tenant", &tenant)
+        .zadd(&log, &old_delivery, now_ms)
+        .zadd(&log, &new_event, now_ms * 1000)
+        .sadd(&open, &old_delivery)
+        .zadd(&held, &old_delivery, now_ms)
+        .zadd(keys.inflight(p), &old_delivery, now_ms)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let refused = check().await.unwrap_err();
+    assert!(refused.contains("being attempted"), "{refused}");
+    let _: () = redis::cmd("DEL")
+        .arg(keys.inflight(p))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refused = check().await.unwrap_err();
+    assert!(refused.contains(&endpoint), "names the endpoint: {refused}");
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout, None, "refused: not marked");
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&log)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 2, "refused: nothing cleared");
+
+    let _: () = redis::cmd("DEL")
+        .arg(&held)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    check().await.unwrap();
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&log)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        members,
+        vec![new_event],
+        "first-layout entries go, others stay"
+    );
+    let open_left: bool = redis::cmd("EXISTS")
+        .arg(&open)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!open_left);
+    let kept: Option<String> = redis::cmd("HGET")
+        .arg(keys.endpoint(p, &endpoint))
+        .arg("tenant")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some(tenant.as_str()),
+        "configuration stays"
+    );
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout.as_deref(), Some(hookfleet_common::keys::LAYOUT));
+}

@@ -1,0 +1,4 @@
+mod circuit_breaker;
+mod crud;
+mod pause;
+mod ssrf;
