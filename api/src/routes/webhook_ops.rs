@@ -27,7 +27,7 @@ use super::webhooks::load_endpoint;
 use super::ApiTags;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::delivery_log::{self, Cursor, Filter};
+use crate::delivery_log::{LogParams, LogQuery};
 use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
 use crate::event_data::RawData;
@@ -441,28 +441,19 @@ impl WebhookOpsApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        let filter = Filter::parse(
-            status.0.as_deref(),
-            event_type.0.as_deref(),
-            since.0.as_deref(),
-            until.0.as_deref(),
-        )?;
-        let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
-        let limit = limit.0.unwrap_or(50).clamp(1, 250) as usize;
+        let query = LogQuery::parse(LogParams {
+            status: status.0.as_deref(),
+            event_type: event_type.0.as_deref(),
+            since: since.0.as_deref(),
+            until: until.0.as_deref(),
+            limit: limit.0,
+            cursor: cursor.0.as_deref(),
+        })?;
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
-        let page = delivery_log::page(
-            &self.state,
-            &tenant.tenant_id,
-            &[(p, record.id)],
-            &filter,
-            cursor.as_ref(),
-            limit,
-        )
-        .await?;
-        Ok(Json(DeliveryPage {
-            data: page.data,
-            next: page.next.map(|c| c.encode()),
-        }))
+        let page = query
+            .page(&self.state, &tenant.tenant_id, &[(p, record.id)])
+            .await?;
+        Ok(Json(page.into()))
     }
 
     /// Get a webhook's statistics
