@@ -1,19 +1,20 @@
 //! What a tenant does with an endpoint when a receiver misbehaves: send a
 //! test event and see the answer, read its delivery log, read its
-//! statistics, rotate its secret, and replay a window of its deliveries.
+//! statistics, rotate its secret, and replay a window of its deliveries
+//! (the replay itself runs as a [`ReplayJob`], `replay.rs`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use hookfleet_common::catalog::TEST_EVENT_TYPE;
 use hookfleet_common::event_data::EventData;
-use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::stats::{self, LATENCY_BINS};
 use hookfleet_common::store::endpoint::{self as store_endpoint, EndpointRef};
 use hookfleet_common::store::reads;
 use hookfleet_common::store::replay::{self, HoldAction};
-use hookfleet_common::store::retry::{RetryOutcome, Retryable};
+use hookfleet_common::store::retry::Retryable;
 use hookfleet_common::time_util::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -28,11 +29,12 @@ use super::ApiTags;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::delivery_log::{LogParams, LogQuery};
-use crate::delivery_view::{self, DeliveryRef};
+use crate::delivery_view;
 use crate::error::ApiError;
 use crate::event_data::RawData;
 use crate::input;
 use crate::publish::{self, Target};
+use crate::replay::{ReplayJob, REPLAY_STALE_MS};
 use crate::state::AppState;
 use crate::test_send::Place;
 
@@ -40,9 +42,6 @@ use crate::test_send::Place;
 pub const MAX_REPLAY_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// The longest grace period of a secret rotation (7 days).
 pub const MAX_GRACE_PERIOD_S: i64 = 604_800;
-/// A running replay that has not reported progress for this long is shown
-/// as `interrupted` (its API process stopped); post it again to finish it.
-const REPLAY_STALE_MS: u64 = 30_000;
 
 pub struct WebhookOpsApi {
     pub state: AppState,
@@ -721,7 +720,7 @@ impl WebhookOpsApi {
             return Err(err.into());
         }
         drop(conn);
-        let job = ReplayJob {
+        ReplayJob {
             state: self.state.clone(),
             tenant_id: tenant.tenant_id.clone(),
             p,
@@ -731,12 +730,8 @@ impl WebhookOpsApi {
             since,
             until,
             allowed,
-        };
-        tokio::spawn(async move {
-            if let Err(err) = job.run().await {
-                tracing::warn!(error = ?err, "replay stopped early");
-            }
-        });
+        }
+        .spawn();
         let map: HashMap<String, String> = fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
@@ -777,117 +772,5 @@ impl WebhookOpsApi {
         Ok(Json(
             Replay::from_hash(&map, now_ms()).ok_or_else(|| ApiError::not_found("replay"))?,
         ))
-    }
-}
-
-/// A replay running in the background of the API process that started it.
-struct ReplayJob {
-    state: AppState,
-    tenant_id: String,
-    p: Partition,
-    endpoint_id: String,
-    replay_id: String,
-    key: String,
-    since: u64,
-    until: u64,
-    allowed: &'static [Retryable],
-}
-
-impl ReplayJob {
-    /// Renews or releases this replay's hold on its endpoint, only while
-    /// it still holds it; false when it does not.
-    async fn hold(
-        &self,
-        conn: &mut hookfleet_common::redis_pool::RedisConn,
-        action: HoldAction,
-    ) -> Result<bool, ApiError> {
-        Ok(replay::hold(
-            conn,
-            &self.state.keys,
-            self.p,
-            &self.endpoint_id,
-            &self.replay_id,
-            action,
-        )
-        .await?)
-    }
-
-    /// Runs the replay, then lets the endpoint have another.
-    async fn run(self) -> Result<(), ApiError> {
-        let result = self.scan().await;
-        let mut conn = self.state.conn().await?;
-        self.hold(&mut conn, HoldAction::Release).await?;
-        result
-    }
-
-    async fn scan(&self) -> Result<(), ApiError> {
-        const CHUNK: usize = 200;
-        let keys = &self.state.keys;
-        let (mut scanned, mut queued, mut offset) = (0u64, 0u64, 0usize);
-        loop {
-            // The log's scores are microseconds.
-            let event_ids: Vec<(String, u64)> = {
-                let mut conn = self.state.conn().await?;
-                conn.zrangebyscore_limit_withscores(
-                    keys.endpoint_deliveries(self.p, &self.endpoint_id),
-                    self.since.saturating_mul(1000),
-                    self.until.saturating_mul(1000).saturating_add(999),
-                    offset as isize,
-                    CHUNK as isize,
-                )
-                .await?
-            };
-            offset += event_ids.len();
-            let refs: Vec<DeliveryRef> = event_ids
-                .iter()
-                .filter_map(|(event_id, score)| {
-                    DeliveryRef::new(event_id, &self.endpoint_id, Some(*score))
-                })
-                .collect();
-            // Their events' test flags (a replay re-sends real deliveries).
-            let loaded = delivery_view::load(&self.state, &self.tenant_id, &refs).await?;
-            for (delivery, loaded) in refs.iter().zip(loaded) {
-                scanned += 1;
-                let Some(loaded) = loaded else { continue };
-                let (code, _) = deliveries::retry_one(
-                    &self.state,
-                    &self.tenant_id,
-                    delivery,
-                    self.allowed,
-                    loaded.summary.test,
-                )
-                .await?;
-                if code == RetryOutcome::Queued {
-                    queued += 1;
-                }
-            }
-            let ids = event_ids;
-            let done = ids.len() < CHUNK;
-            let mut conn = self.state.conn().await?;
-            let mut fields = vec![
-                ("scanned", scanned.to_string()),
-                ("queued", queued.to_string()),
-                ("heartbeat", now_ms().to_string()),
-            ];
-            if done {
-                fields.push(("status", "completed".into()));
-                fields.push(("finished", now_ms().to_string()));
-            }
-            let _: () = conn.hset_multiple(&self.key, &fields).await?;
-            let renew = HoldAction::Renew {
-                hold_ms: REPLAY_STALE_MS,
-            };
-            if !done && !self.hold(&mut conn, renew).await? {
-                // Stalled past its hold, and another replay of the endpoint
-                // has started: leave the rest to that one.
-                let _: () = conn.hset(&self.key, "status", "interrupted").await?;
-                tracing::warn!(endpoint_id = %self.endpoint_id, "replay lost its hold; stopped");
-                return Ok(());
-            }
-            if done {
-                tracing::info!(endpoint_id = %self.endpoint_id, scanned, queued, "replay completed");
-                return Ok(());
-            }
-        }
     }
 }
