@@ -3,7 +3,7 @@
 //! `store::retry`, writing its progress to the replay's record after every
 //! chunk and keeping the endpoint's one-replay hold alive while it runs.
 //! The routes that start and read a replay are in
-//! `routes/webhook_ops.rs`; the job runs in the API process that
+//! `routes/webhooks/replay.rs`; the job runs in the API process that
 //! accepted the request, and one whose process stops reads `interrupted`.
 
 use hookfleet_common::ids::Partition;

@@ -3,8 +3,8 @@
 //! (the summary used by events, endpoints' logs and replays).
 //!
 //! The tenant-wide log declares its query parameters word for word as the
-//! per-webhook log does (`routes/webhook_ops.rs`); both parse them with
-//! [`LogQuery`].
+//! per-webhook log does (`routes/webhooks/log.rs`, whose test keeps the two
+//! equal); both parse them with [`LogQuery`].
 
 use std::collections::{BTreeMap, HashMap};
 
