@@ -1,6 +1,6 @@
-//! Reading the delivery log: filtered, newest-first pages with an opaque
-//! cursor, over one endpoint or all of a tenant's endpoints, and the
-//! attempts of one delivery.
+//! Reading the delivery log: filtered, newest-first pages with a cursor,
+//! over one endpoint or all of a tenant's endpoints. [`LogQuery`] is the
+//! request both log routes make, parsed once from their query parameters.
 //!
 //! Each endpoint keeps its deliveries in a sorted set of event ids scored
 //! by creation time in microseconds, unique per endpoint (`ep_dlv`). A
@@ -134,6 +134,68 @@ impl Cursor {
 pub struct Page {
     pub data: Vec<DeliverySummary>,
     pub next: Option<Cursor>,
+}
+
+/// A delivery-log request's query parameters as sent, for [`LogQuery::parse`].
+/// Both log routes (`GET /api/v1/deliveries` and
+/// `GET /api/v1/webhooks/{id}/deliveries`) declare these parameters on their
+/// handlers, as poem-openapi requires, and hand them over here unparsed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogParams<'a> {
+    pub status: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub limit: Option<u32>,
+    pub cursor: Option<&'a str>,
+}
+
+/// Page size when the request names none.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// The largest page a request may ask for.
+pub const MAX_LIMIT: u32 = 250;
+
+/// A delivery-log request, parsed: what to list, from where, how many.
+/// The one place both log routes turn their parameters into a [`Filter`],
+/// a [`Cursor`] and a page size.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub filter: Filter,
+    pub cursor: Option<Cursor>,
+    pub limit: usize,
+}
+
+impl LogQuery {
+    /// Parses the parameters, naming the bad one (the filter's first, then
+    /// the cursor). The page size is clamped to 1..=[`MAX_LIMIT`].
+    pub fn parse(params: LogParams<'_>) -> Result<Self, ApiError> {
+        let filter = Filter::parse(params.status, params.event_type, params.since, params.until)?;
+        let cursor = params.cursor.map(Cursor::decode).transpose()?;
+        let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+        Ok(Self {
+            filter,
+            cursor,
+            limit,
+        })
+    }
+
+    /// The page this query asks for, over `endpoints` (see [`page`]).
+    pub async fn page(
+        &self,
+        state: &AppState,
+        tenant_id: &str,
+        endpoints: &[(Partition, String)],
+    ) -> Result<Page, ApiError> {
+        page(
+            state,
+            tenant_id,
+            endpoints,
+            &self.filter,
+            self.cursor.as_ref(),
+            self.limit,
+        )
+        .await
+    }
 }
 
 /// Index entries fetched at most per request over all endpoints: a
@@ -327,6 +389,30 @@ mod tests {
         ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn log_queries_default_and_clamp_the_page_size_and_check_the_cursor() {
+        let query = LogQuery::parse(LogParams::default()).unwrap();
+        assert_eq!(query.limit, DEFAULT_LIMIT as usize);
+        assert!(query.cursor.is_none());
+        for (limit, expected) in [(0, 1), (7, 7), (1000, MAX_LIMIT as usize)] {
+            let params = LogParams {
+                limit: Some(limit),
+                ..LogParams::default()
+            };
+            assert_eq!(LogQuery::parse(params).unwrap().limit, expected);
+        }
+        let bad_cursor = LogParams {
+            cursor: Some("12-nope"),
+            ..LogParams::default()
+        };
+        assert!(LogQuery::parse(bad_cursor).is_err());
+        let bad_status = LogParams {
+            status: Some("lost"),
+            ..LogParams::default()
+        };
+        assert!(LogQuery::parse(bad_status).is_err());
     }
 
     #[test]

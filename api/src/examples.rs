@@ -23,11 +23,11 @@ use crate::routes::event_types::{CreateEventType, EventType};
 use crate::routes::events::{EventDetail, Published};
 use crate::routes::health::Health;
 use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
-use crate::routes::webhook_ops::{
-    LastAttempt, Latency, Replay, RotateSecret, RotatedSecret, StartReplay, TestResult,
-    TestWebhook, WebhookStats,
-};
-use crate::routes::webhooks::{CreateWebhook, UpdateWebhook, Webhook};
+use crate::routes::webhooks::replay::{Replay, StartReplay};
+use crate::routes::webhooks::schema::{CreateWebhook, UpdateWebhook, Webhook};
+use crate::routes::webhooks::secret::{RotateSecret, RotatedSecret};
+use crate::routes::webhooks::stats::{LastAttempt, Latency, WebhookStats};
+use crate::routes::webhooks::test_send::{TestResult, TestWebhook};
 
 const TENANT_ID: &str = "ten_01m8jtd28xm1bp8vz820ax00";
 const KEY_ID: &str = "key_01m8jtd2jm4qz1b3c6x8ax00";
@@ -426,7 +426,7 @@ pub fn created_webhook() -> serde_json::Value {
     webhook
 }
 
-impl Example for crate::routes::webhooks::WebhookPage {
+impl Example for crate::routes::webhooks::schema::WebhookPage {
     fn example() -> Self {
         Self {
             data: vec![Webhook::example()],

@@ -1,6 +1,10 @@
 //! Deliveries: the tenant-wide delivery log, one delivery with every
 //! attempt, and manual retries. Also how a delivery is shown everywhere
 //! (the summary used by events, endpoints' logs and replays).
+//!
+//! The tenant-wide log declares its query parameters word for word as the
+//! per-webhook log does (`routes/webhooks/log.rs`, whose test keeps the two
+//! equal); both parse them with [`LogQuery`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,7 +21,7 @@ use redis::AsyncCommands;
 
 use super::ApiTags;
 use crate::auth::ApiKeyAuth;
-use crate::delivery_log::{self, Cursor, Filter};
+use crate::delivery_log::{self, LogParams, LogQuery};
 use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -148,6 +152,15 @@ pub struct DeliveryPage {
     pub next: Option<String>,
 }
 
+impl From<delivery_log::Page> for DeliveryPage {
+    fn from(page: delivery_log::Page) -> Self {
+        Self {
+            data: page.data,
+            next: page.next.map(|c| c.encode()),
+        }
+    }
+}
+
 /// The outcome of a manual retry.
 #[derive(Object)]
 #[oai(example)]
@@ -257,13 +270,14 @@ impl DeliveriesApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        let filter = Filter::parse(
-            status.0.as_deref(),
-            event_type.0.as_deref(),
-            since.0.as_deref(),
-            until.0.as_deref(),
-        )?;
-        let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
+        let query = LogQuery::parse(LogParams {
+            status: status.0.as_deref(),
+            event_type: event_type.0.as_deref(),
+            since: since.0.as_deref(),
+            until: until.0.as_deref(),
+            limit: limit.0,
+            cursor: cursor.0.as_deref(),
+        })?;
         let mut conn = self.state.conn().await?;
         let endpoint_ids: Vec<String> = conn
             .hkeys(self.state.store.keys.tenant_endpoints(&tenant.tenant_id))
@@ -273,20 +287,8 @@ impl DeliveriesApi {
             .into_iter()
             .filter_map(|id| ids::partition_of(IdKind::Endpoint, &id).map(|p| (p, id)))
             .collect();
-        let limit = limit.0.unwrap_or(50).clamp(1, 250) as usize;
-        let page = delivery_log::page(
-            &self.state,
-            &tenant.tenant_id,
-            &sources,
-            &filter,
-            cursor.as_ref(),
-            limit,
-        )
-        .await?;
-        Ok(Json(DeliveryPage {
-            data: page.data,
-            next: page.next.map(|c| c.encode()),
-        }))
+        let page = query.page(&self.state, &tenant.tenant_id, &sources).await?;
+        Ok(Json(page.into()))
     }
 
     /// Get a delivery

@@ -1,5 +1,7 @@
-//! The API's operations, one file per resource. Each file's `*Api` struct is
-//! a poem-openapi service; [`all`] combines them into one spec.
+//! The API's operations, one file per resource; the webhooks, with several
+//! groups of operations, have a folder with a file per group. Each file's
+//! `*Api` struct is a poem-openapi service; [`all`] combines them into one
+//! spec.
 
 pub mod admin;
 pub mod deliveries;
@@ -7,7 +9,6 @@ pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod tenants;
-pub mod webhook_ops;
 pub mod webhooks;
 
 use poem_openapi::Tags;
@@ -35,13 +36,13 @@ pub enum ApiTags {
     Health,
 }
 
-/// Every API service, for `OpenApiService::new`.
+/// Every API service, for `OpenApiService::new`, in the order their
+/// operations appear in the spec (the webhooks' as one nested tuple).
 pub fn all(
     state: &AppState,
 ) -> (
     tenants::TenantsApi,
-    webhooks::WebhooksApi,
-    webhook_ops::WebhookOpsApi,
+    webhooks::Apis,
     event_types::EventTypesApi,
     events::EventsApi,
     deliveries::DeliveriesApi,
@@ -52,12 +53,7 @@ pub fn all(
         tenants::TenantsApi {
             state: state.clone(),
         },
-        webhooks::WebhooksApi {
-            state: state.clone(),
-        },
-        webhook_ops::WebhookOpsApi {
-            state: state.clone(),
-        },
+        webhooks::all(state),
         event_types::EventTypesApi {
             state: state.clone(),
         },

@@ -1,0 +1,85 @@
+//! Endpoints ("webhooks" in the API, as in the system Hookfleet replaces)
+//! and what a tenant does with one. Every route here is under
+//! `/api/v1/webhooks` and in Swagger UI's *Webhooks* group; each file is one
+//! poem-openapi service:
+//!
+//! - [`crud`]: create, list, read, change and delete endpoints (their
+//!   bodies are in [`schema`]);
+//! - [`test_send`]: send a test event and answer with its attempt;
+//! - [`log`]: the endpoint's delivery log;
+//! - [`stats`]: its attempts, latency and backlog over a window;
+//! - [`secret`]: rotate its signing secret;
+//! - [`replay`]: start a replay of a window of its deliveries and read its
+//!   progress (the replay itself runs as a [`crate::replay::ReplayJob`]).
+//!
+//! Each route that names an endpoint finds it with [`load_endpoint`].
+
+pub mod crud;
+pub mod log;
+pub mod replay;
+pub mod schema;
+pub mod secret;
+pub mod stats;
+pub mod test_send;
+
+use std::collections::HashMap;
+
+use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::model::EndpointRecord;
+use redis::AsyncCommands;
+
+use crate::auth::TenantCtx;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The webhook services, in the order their operations appear in the spec
+/// (and so in Swagger UI's group).
+pub type Apis = (
+    crud::WebhooksApi,
+    test_send::TestSendApi,
+    log::WebhookLogApi,
+    stats::StatsApi,
+    secret::SecretApi,
+    replay::ReplayApi,
+);
+
+/// Every webhook service, for [`super::all`].
+pub fn all(state: &AppState) -> Apis {
+    (
+        crud::WebhooksApi {
+            state: state.clone(),
+        },
+        test_send::TestSendApi {
+            state: state.clone(),
+        },
+        log::WebhookLogApi {
+            state: state.clone(),
+        },
+        stats::StatsApi {
+            state: state.clone(),
+        },
+        secret::SecretApi {
+            state: state.clone(),
+        },
+        replay::ReplayApi {
+            state: state.clone(),
+        },
+    )
+}
+
+/// The tenant's endpoint and its partition, or 404 (also for other
+/// tenants' ids).
+pub async fn load_endpoint(
+    state: &AppState,
+    tenant: &TenantCtx,
+    id: &str,
+) -> Result<(Partition, EndpointRecord), ApiError> {
+    let p =
+        ids::partition_of(IdKind::Endpoint, id).ok_or_else(|| ApiError::not_found("webhook"))?;
+    let mut conn = state.conn().await?;
+    let map: HashMap<String, String> = conn.hgetall(state.store.keys.endpoint(p, id)).await?;
+    match EndpointRecord::from_hash(&map) {
+        Some(record) if record.tenant_id == tenant.tenant_id => Ok((p, record)),
+        _ => Err(ApiError::not_found("webhook")),
+    }
+}
