@@ -355,6 +355,44 @@ mod tests {
         assert!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(3000)), &open).is_err());
     }
 
+    /// The name and subscription patterns the spec states are the rules
+    /// `catalog` applies.
+    #[test]
+    fn event_type_patterns_agree_with_the_catalogs_checks() {
+        let name = regex::Regex::new(catalog::NAME_PATTERN).unwrap();
+        let subscription = regex::Regex::new(catalog::SUBSCRIPTION_PATTERN).unwrap();
+        for text in [
+            "user.created",
+            "a",
+            "A_b-c.d9",
+            "invoice.paid.v2",
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a..b",
+            "a b",
+            "a.*",
+            "*",
+            "a/b",
+            "é",
+            "a.b.*",
+            "*.a",
+            "a.*.b",
+        ] {
+            assert_eq!(
+                name.is_match(text),
+                catalog::validate_name(text).is_ok(),
+                "name {text:?}"
+            );
+            assert_eq!(
+                subscription.is_match(text),
+                Pattern::parse(text).is_ok(),
+                "subscription {text:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_url_pattern_compiles_and_is_the_rule_the_api_applies() {
         assert!(URL_FORM.is_some(), "URL_PATTERN must compile");

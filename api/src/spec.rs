@@ -34,7 +34,7 @@
 use poem::http::HeaderMap;
 use serde_json::{json, Map, Value};
 
-use hookfleet_common::Config;
+use hookfleet_common::{catalog, Config};
 
 /// An operation that can answer 409 Conflict.
 pub struct Conflict {
@@ -83,6 +83,14 @@ pub const CONFLICTS: &[Conflict] = &[
 /// Rust type is `serde_json::Value`, which poem-openapi leaves untyped.
 /// (Event data is a `RawData`, whose schema says it is an object.)
 const OBJECT_FIELDS: &[(&str, &str)] = &[("CreateEventType", "example")];
+
+/// Body fields that take an event type name (`catalog::NAME_PATTERN`).
+const NAME_FIELDS: &[(&str, &str)] = &[
+    ("CreateEventType", "name"),
+    ("PublishEvent", "event_type"),
+    ("BatchEvent", "event_type"),
+    ("TestWebhook", "event_type"),
+];
 
 /// Fields holding an RFC 3339 time: parsed by our own code in requests,
 /// written by `time_util::rfc3339_ms` in responses.
@@ -256,6 +264,20 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
     let max_timeout = config.lease.as_secs().saturating_sub(5).max(1);
     for schema in ["CreateWebhook", "UpdateWebhook"] {
         property_mut(schemas, schema, "timeout_s")?.insert("maximum".into(), json!(max_timeout));
+    }
+    // Event type names and subscriptions: one pattern each, from the
+    // catalog whose checks apply them (body validators only document).
+    for (schema, field) in NAME_FIELDS {
+        property_mut(schemas, schema, field)?
+            .insert("pattern".into(), json!(catalog::NAME_PATTERN));
+    }
+    for schema in ["CreateWebhook", "UpdateWebhook"] {
+        let events = property_mut(schemas, schema, "events")?;
+        let items = events
+            .get_mut("items")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| format!("{schema}.events has no items"))?;
+        items.insert("pattern".into(), json!(catalog::SUBSCRIPTION_PATTERN));
     }
     // The URL's form is one rule with input::EndpointUrl, which applies it.
     for schema in ["CreateWebhook", "UpdateWebhook"] {

@@ -56,6 +56,15 @@ pub const TEST_EVENT_TYPE: &str = "webhook.test";
 /// The longest event type name.
 pub const MAX_NAME_LEN: usize = 128;
 
+/// An event type name as a pattern, as the spec states it wherever a name
+/// is taken ([`validate_name`] is the rule; a test in the API checks that
+/// the two agree).
+pub const NAME_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+
+/// An endpoint's subscription as a pattern: `*`, a name, or `prefix.*`
+/// ([`Pattern::parse`] is the rule).
+pub const SUBSCRIPTION_PATTERN: &str = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$";
+
 /// Whether `name` is a built-in type (operational types included).
 pub fn is_built_in(name: &str) -> bool {
     BUILT_IN.iter().any(|(n, _, _)| *n == name) || is_operational(name)

@@ -58,11 +58,7 @@ pub struct EventType {
 pub struct CreateEventType {
     /// 1 to 128 characters of letters, digits, `_` and `-`, in dot-separated
     /// segments (`invoice.paid`).
-    #[oai(validator(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-    ))]
+    #[oai(validator(min_length = 1, max_length = 128))]
     pub name: String,
     /// What the event means, up to 1024 characters.
     #[oai(validator(max_length = 1024))]

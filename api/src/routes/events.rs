@@ -39,11 +39,7 @@ pub struct EventsApi {
 pub struct PublishEvent {
     /// The event's type: a built-in type or one created with
     /// `POST /api/v1/event-types`.
-    #[oai(validator(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-    ))]
+    #[oai(validator(min_length = 1, max_length = 128))]
     pub event_type: String,
     /// The event's content, a JSON object. Receivers get it as `data` in
     /// `{"id", "type", "timestamp", "data"}`.
@@ -121,11 +117,7 @@ pub struct PublishBatch {
 pub struct BatchEvent {
     /// The event's type: a built-in type or one created with
     /// `POST /api/v1/event-types`.
-    #[oai(validator(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-    ))]
+    #[oai(validator(min_length = 1, max_length = 128))]
     pub event_type: String,
     /// The event's content, a JSON object; receivers get it as `data`.
     pub data: RawData,

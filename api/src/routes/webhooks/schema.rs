@@ -102,16 +102,11 @@ pub struct CreateWebhook {
     /// `xn--` form), an IPv4 address or a bracketed IPv6 address; private,
     /// loopback and other restricted addresses are refused unless
     /// `HOOKFLEET_ALLOW_CIDRS` opens them.
-    #[oai(validator(min_length = 1, max_length = 2048,))]
+    #[oai(validator(min_length = 1, max_length = 2048))]
     pub url: String,
     /// Event types to receive (1 to 100): exact names from
     /// `GET /api/v1/webhooks/events`, `prefix.*` for a family, or `*`.
-    #[oai(validator(
-        min_items = 1,
-        max_items = 100,
-        max_length = 130,
-        pattern = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
-    ))]
+    #[oai(validator(min_items = 1, max_items = 100, max_length = 130))]
     pub events: Vec<String>,
     /// A note for people, up to 1024 characters.
     #[oai(validator(max_length = 1024), nullable)]
@@ -186,15 +181,7 @@ pub struct UpdateWebhook {
     #[oai(skip_serializing_if_is_none)]
     pub url: Option<String>,
     /// New list of event types (same rules as on create).
-    #[oai(
-        validator(
-            min_items = 1,
-            max_items = 100,
-            max_length = 130,
-            pattern = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
-        ),
-        nullable
-    )]
+    #[oai(validator(min_items = 1, max_items = 100, max_length = 130), nullable)]
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub events: Option<Vec<String>>,

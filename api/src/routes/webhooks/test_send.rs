@@ -39,14 +39,7 @@ pub struct TestSendApi {
 pub struct TestWebhook {
     /// The event type to send; default `webhook.test` (any type the tenant
     /// can use is allowed).
-    #[oai(
-        validator(
-            min_length = 1,
-            max_length = 128,
-            pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-        ),
-        nullable
-    )]
+    #[oai(validator(min_length = 1, max_length = 128), nullable)]
     #[serde(default)]
     pub event_type: Option<String>,
     /// The event's `data` (a JSON object); default `{"test": true}`.

@@ -460,17 +460,32 @@ async fn swagger_ui_groups_and_examples_read_in_the_users_order() {
     app.stop().await;
 }
 
-/// The patterns the spec states for endpoint URLs and delivery-log cursors
-/// are the rules the API applies, and every cursor the API hands out
-/// matches the pattern its route states.
+/// The patterns the spec states for endpoint URLs, event type names,
+/// subscriptions and delivery-log cursors are the rules the API applies,
+/// and every cursor the API hands out matches the pattern its route states.
 #[tokio::test]
-async fn the_spec_states_the_url_and_cursor_rules_the_api_applies() {
+async fn the_spec_states_the_rules_the_api_applies() {
     use hookfleet_api::{delivery_log::CURSOR_PATTERN, input::URL_PATTERN};
+    use hookfleet_common::catalog::{NAME_PATTERN, SUBSCRIPTION_PATTERN};
     let (app, spec) = spec().await;
+    let schemas = &spec["components"]["schemas"];
     for schema in ["CreateWebhook", "UpdateWebhook"] {
+        let properties = &schemas[schema]["properties"];
+        assert_eq!(properties["url"]["pattern"], URL_PATTERN, "{schema}.url");
         assert_eq!(
-            spec["components"]["schemas"][schema]["properties"]["url"]["pattern"], URL_PATTERN,
-            "{schema}.url"
+            properties["events"]["items"]["pattern"], SUBSCRIPTION_PATTERN,
+            "{schema}.events"
+        );
+    }
+    for (schema, field) in [
+        ("CreateEventType", "name"),
+        ("PublishEvent", "event_type"),
+        ("BatchEvent", "event_type"),
+        ("TestWebhook", "event_type"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["pattern"], NAME_PATTERN,
+            "{schema}.{field}"
         );
     }
     let routes = ["/api/v1/deliveries", "/api/v1/webhooks/{id}/deliveries"];
@@ -483,6 +498,11 @@ async fn the_spec_states_the_url_and_cursor_rules_the_api_applies() {
             .find(|p| p["name"] == "cursor")
             .expect("a cursor parameter");
         assert_eq!(cursor["schema"]["pattern"], CURSOR_PATTERN, "{route}");
+        let event_type = parameters
+            .iter()
+            .find(|p| p["name"] == "event_type")
+            .expect("an event_type parameter");
+        assert_eq!(event_type["schema"]["pattern"], NAME_PATTERN, "{route}");
     }
 
     let form = regex::Regex::new(CURSOR_PATTERN).expect("the cursor pattern compiles");
