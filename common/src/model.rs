@@ -228,31 +228,14 @@ impl EndpointRecord {
             ("id", self.id.clone()),
             ("tenant", self.tenant_id.clone()),
             ("url", self.url.clone()),
-            (
-                "events",
-                serde_json::to_string(&self.events).unwrap_or_else(|_| "[]".into()),
-            ),
+            ("events", encode_list(&self.events)),
             ("description", self.description.clone()),
-            (
-                "headers",
-                serde_json::to_string(&self.headers).unwrap_or_else(|_| "[]".into()),
-            ),
-            (
-                "rate_limit",
-                self.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
-            ),
-            (
-                "timeout_ms",
-                self.timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
-            ),
-            (
-                "max_in_flight",
-                self.max_in_flight
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
-            ),
-            ("active", if self.active { "1" } else { "0" }.to_string()),
-            ("paused", if self.paused { "1" } else { "0" }.to_string()),
+            ("headers", encode_list(&self.headers)),
+            ("rate_limit", encode_option(self.rate_limit)),
+            ("timeout_ms", encode_option(self.timeout_ms)),
+            ("max_in_flight", encode_option(self.max_in_flight)),
+            ("active", encode_flag(self.active)),
+            ("paused", encode_flag(self.paused)),
             ("created", self.created_at.to_string()),
             ("updated", self.updated_at.to_string()),
         ]
@@ -270,6 +253,59 @@ impl EndpointRecord {
     }
 }
 
+/// A change to some of an endpoint's fields (a PATCH): `None` leaves a
+/// field as it is; for the optional settings `Some(None)` clears it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub headers: Option<Vec<(String, String)>>,
+    pub rate_limit: Option<Option<u32>>,
+    pub timeout_ms: Option<Option<u64>>,
+    pub max_in_flight: Option<Option<u32>>,
+    pub active: Option<bool>,
+    pub paused: Option<bool>,
+}
+
+impl EndpointChanges {
+    /// The field/value pairs to write, encoded as [`EndpointRecord::to_fields`]
+    /// encodes them, only for the fields that change (so a concurrent change
+    /// of another field, such as the circuit breaker disabling the
+    /// endpoint, is not overwritten), and `updated` = `now_ms`.
+    pub fn to_fields(&self, now_ms: u64) -> Vec<(&'static str, String)> {
+        let mut fields = Vec::new();
+        let mut set = |name, value: Option<String>| {
+            if let Some(value) = value {
+                fields.push((name, value));
+            }
+        };
+        set("url", self.url.clone());
+        set("events", self.events.as_ref().map(|e| encode_list(e)));
+        set("description", self.description.clone());
+        set("headers", self.headers.as_ref().map(|h| encode_list(h)));
+        set("rate_limit", self.rate_limit.map(encode_option));
+        set("timeout_ms", self.timeout_ms.map(encode_option));
+        set("max_in_flight", self.max_in_flight.map(encode_option));
+        set("active", self.active.map(encode_flag));
+        set("paused", self.paused.map(encode_flag));
+        fields.push(("updated", now_ms.to_string()));
+        fields
+    }
+}
+
+fn encode_list<T: serde::Serialize>(list: &[T]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn encode_option<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn encode_flag(on: bool) -> String {
+    if on { "1" } else { "0" }.to_string()
+}
+
 /// Parses an index entry written by [`EndpointRecord::subscription_summary`]:
 /// whether the endpoint is active and whether it wants `event_type`.
 pub fn summary_wants(summary: &str, event_type: &str) -> bool {
@@ -283,6 +319,42 @@ pub fn summary_wants(summary: &str, event_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A change writes only the fields it names (plus `updated`), encoded
+    /// as a whole record encodes them.
+    #[test]
+    fn endpoint_changes_write_only_what_they_name_as_the_record_encodes_it() {
+        let changes = EndpointChanges {
+            events: Some(vec!["a.*".into()]),
+            rate_limit: Some(None),
+            timeout_ms: Some(Some(5_000)),
+            paused: Some(true),
+            ..EndpointChanges::default()
+        };
+        let fields = changes.to_fields(42);
+        let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["events", "rate_limit", "timeout_ms", "paused", "updated"]);
+        let record = EndpointRecord {
+            id: "ep_x".into(),
+            tenant_id: "ten_x".into(),
+            url: "https://example.com".into(),
+            events: vec!["a.*".into()],
+            description: String::new(),
+            headers: Vec::new(),
+            rate_limit: None,
+            timeout_ms: Some(5_000),
+            max_in_flight: None,
+            active: true,
+            paused: true,
+            created_at: 1,
+            updated_at: 42,
+        };
+        let whole = record.to_fields();
+        for (name, value) in &fields {
+            let stored = whole.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            assert_eq!(stored, Some(value), "{name}");
+        }
+    }
 
     #[test]
     fn a_packed_attempt_reads_like_one_written_field_by_field() {

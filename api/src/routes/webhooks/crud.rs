@@ -6,10 +6,8 @@
 //! scripts re-check every endpoint they queue for, so a crash between the
 //! two writes can never deliver to a deleted or disabled endpoint.
 
-use std::collections::HashMap;
-
 use hookfleet_common::ids::{self, IdKind};
-use hookfleet_common::model::EndpointRecord;
+use hookfleet_common::model::{EndpointChanges, EndpointRecord};
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::store::endpoint::{self as store_endpoint, EndpointRef};
 use hookfleet_common::time_util::now_ms;
@@ -17,7 +15,6 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, OpenApi};
-use redis::AsyncCommands;
 
 use super::load_endpoint;
 use super::schema::{CreateWebhook, UpdateWebhook, Webhook, WebhookPage};
@@ -28,7 +25,7 @@ use crate::input::{self, EndpointUrl, HeaderList};
 use crate::paging::PageRequest;
 use crate::routes::event_types;
 use crate::routes::ApiTags;
-use crate::state::{AppState, CappedAdd, CappedHash};
+use crate::state::{AppState, CappedAdd};
 
 /// The most endpoints one tenant may have: it bounds what one publish
 /// fans out to and what one tenant-wide log page reads.
@@ -119,42 +116,20 @@ impl WebhooksApi {
             updated_at: now,
         };
         let exposed = secret.expose();
-        let mut fields = record.to_fields();
-        fields.push(("secret", exposed.clone()));
-        // The endpoint's own hash first, then its entry in the tenant's
-        // index, which takes a place under the cap in one step with the
-        // check (`capped_add.lua`). Without a place the hash is deleted
-        // again. Until the index entry exists nothing reaches the endpoint
-        // (publishing reads the index), so a crash in between leaves only
-        // an unreachable hash, never a place taken by no endpoint.
-        let hash = self.state.store.keys.endpoint(p, &record.id);
         let mut conn = self.state.conn().await?;
-        let _: () = conn.hset_multiple(&hash, &fields).await?;
-        let placed = self
-            .state
-            .capped_add(
-                CappedHash::Endpoints {
-                    tenant_id: &tenant.tenant_id,
-                },
-                MAX_ENDPOINTS_PER_TENANT,
-                &record.id,
-                &record.subscription_summary(),
-            )
-            .await;
-        if !matches!(placed, Ok(CappedAdd::Added)) {
-            let undone: redis::RedisResult<()> = conn.del(&hash).await;
-            if let Err(err) = undone {
-                tracing::warn!(endpoint_id = %record.id, error = %err, "could not delete the hash of an endpoint not created");
-            }
-        }
-        match placed? {
-            CappedAdd::Added => {}
-            // A fresh id never exists; both mean no place is left.
-            CappedAdd::Exists | CappedAdd::Full => {
-                return Err(ApiError::conflict(format!(
-                    "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
-                )))
-            }
+        let placed = store_endpoint::create(
+            &mut conn,
+            &self.state.store.keys,
+            p,
+            &record,
+            &exposed,
+            MAX_ENDPOINTS_PER_TENANT,
+        )
+        .await?;
+        if placed != CappedAdd::Added {
+            return Err(ApiError::conflict(format!(
+                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
+            )));
         }
         tracing::info!(endpoint_id = %record.id, tenant_id = %tenant.tenant_id, "endpoint created");
         Ok(WebhookCreated::Created(Json(Webhook::from_record(
@@ -181,31 +156,18 @@ impl WebhooksApi {
         let tenant = self.state.tenant(&auth).await?;
         let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let mut conn = self.state.conn().await?;
-        let mut ids: Vec<String> = conn
-            .hkeys(self.state.store.keys.tenant_endpoints(&tenant.tenant_id))
-            .await?;
-        // Ids begin with their creation time: id order is creation order.
-        ids.sort();
+        let keys = &self.state.store.keys;
+        let ids = store_endpoint::ids_of(&mut conn, keys, &tenant.tenant_id).await?;
         let (ids, next) = request.page(ids, |id| id.as_str());
-        if ids.is_empty() {
-            return Ok(Json(WebhookPage {
-                data: Vec::new(),
-                next,
-            }));
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            if let Some(p) = ids::partition_of(IdKind::Endpoint, id) {
-                pipe.hgetall(self.state.store.keys.endpoint(p, id));
-            }
-        }
-        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-        let data = maps
-            .iter()
-            .filter_map(EndpointRecord::from_hash)
-            .filter(|r| r.tenant_id == tenant.tenant_id)
-            .map(|r| Webhook::from_record(r, None))
-            .collect();
+        let data = if ids.is_empty() {
+            Vec::new()
+        } else {
+            store_endpoint::load_many(&mut conn, keys, &tenant.tenant_id, &ids)
+                .await?
+                .into_iter()
+                .map(|r| Webhook::from_record(r, None))
+                .collect()
+        };
         Ok(Json(WebhookPage { data, next }))
     }
 
@@ -280,81 +242,36 @@ impl WebhooksApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(input::max_in_flight(v)?)),
         };
-        let record = self.load(&tenant, &id.0).await?;
-        // Only the fields the request names are written, so a concurrent
-        // change of another field (the circuit breaker disabling the
-        // endpoint, another PATCH) is not overwritten with a stale value.
-        let mut fields: Vec<(&'static str, String)> = Vec::new();
-        if let Some(url) = url {
-            fields.push(("url", url.into_string()));
-        }
-        if let Some(events) = &events {
-            fields.push((
-                "events",
-                serde_json::to_string(events).unwrap_or_else(|_| "[]".into()),
-            ));
-        }
-        if let Some(description) = description {
-            fields.push(("description", description));
-        }
-        if let Some(headers) = headers {
-            let headers = headers.into_vec();
-            fields.push((
-                "headers",
-                serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()),
-            ));
-        }
-        if let Some(rate_limit) = rate_limit {
-            fields.push((
-                "rate_limit",
-                rate_limit.map(|r| r.to_string()).unwrap_or_default(),
-            ));
-        }
-        if let Some(timeout_ms) = timeout_ms {
-            fields.push((
-                "timeout_ms",
-                timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
-            ));
-        }
-        if let Some(max_in_flight) = max_in_flight {
-            fields.push((
-                "max_in_flight",
-                max_in_flight.map(|n| n.to_string()).unwrap_or_default(),
-            ));
-        }
-        if let Some(active) = body.active {
-            fields.push(("active", if active { "1" } else { "0" }.to_string()));
-        }
-        if let Some(paused) = body.paused {
-            fields.push(("paused", if paused { "1" } else { "0" }.to_string()));
-        }
-        fields.push(("updated", now_ms().to_string()));
-
-        let p = ids::partition_of(IdKind::Endpoint, &record.id)
+        let changes = EndpointChanges {
+            url: url.map(EndpointUrl::into_string),
+            events,
+            description,
+            headers: headers.map(HeaderList::into_vec),
+            rate_limit,
+            timeout_ms,
+            max_in_flight,
+            active: body.active,
+            paused: body.paused,
+        };
+        // Only the fields the request names are written (the script checks
+        // the tenant and answers the endpoint as stored after the change).
+        let p = ids::partition_of(IdKind::Endpoint, &id.0)
             .ok_or_else(|| ApiError::not_found("webhook"))?;
-        let keys = &self.state.store.keys;
         let endpoint = EndpointRef {
             tenant_id: &tenant.tenant_id,
             partition: p,
-            endpoint_id: &record.id,
+            endpoint_id: &id.0,
         };
-        let updated = {
-            let mut conn = self.state.conn().await?;
-            store_endpoint::update(&mut conn, keys, endpoint, &fields).await?
-        };
-        if updated.is_none() {
-            return Err(ApiError::not_found("webhook"));
-        }
-        // Read back what is stored now, for the answer and the index.
-        let record = self.load(&tenant, &id.0).await?;
         let mut conn = self.state.conn().await?;
-        let _: () = conn
-            .hset(
-                keys.tenant_endpoints(&tenant.tenant_id),
-                &record.id,
-                record.subscription_summary(),
-            )
-            .await?;
+        let record = store_endpoint::update(
+            &mut conn,
+            &self.state.store.keys,
+            endpoint,
+            &changes,
+            now_ms(),
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
         Ok(Json(Webhook::from_record(record, None)))
     }
 
@@ -394,17 +311,15 @@ impl WebhooksApi {
         // Out of the index publish matches on; into the list an event's
         // deliveries are found through until retention ends (they read as
         // cancelled, or as they ended).
-        let now = now_ms();
-        let deleted = keys.tenant_endpoints_deleted(&tenant.tenant_id);
-        let _: () = redis::pipe()
-            .hdel(keys.tenant_endpoints(&tenant.tenant_id), &record.id)
-            .ignore()
-            .zadd(&deleted, &record.id, now)
-            .ignore()
-            .zrembyscore(&deleted, "-inf", now.saturating_sub(retention_ms))
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
+        store_endpoint::unindex_deleted(
+            &mut conn,
+            keys,
+            &tenant.tenant_id,
+            &record.id,
+            now_ms(),
+            retention_ms,
+        )
+        .await?;
         tracing::info!(endpoint_id = %record.id, cancelled, "endpoint deleted");
         Ok(WebhookDeleted::NoContent)
     }

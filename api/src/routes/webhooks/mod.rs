@@ -22,11 +22,9 @@ pub mod secret;
 pub mod stats;
 pub mod test_send;
 
-use std::collections::HashMap;
-
-use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::ids::Partition;
 use hookfleet_common::model::EndpointRecord;
-use redis::AsyncCommands;
+use hookfleet_common::store::endpoint as store_endpoint;
 
 use crate::auth::TenantCtx;
 use crate::error::ApiError;
@@ -74,12 +72,8 @@ pub async fn load_endpoint(
     tenant: &TenantCtx,
     id: &str,
 ) -> Result<(Partition, EndpointRecord), ApiError> {
-    let p =
-        ids::partition_of(IdKind::Endpoint, id).ok_or_else(|| ApiError::not_found("webhook"))?;
     let mut conn = state.conn().await?;
-    let map: HashMap<String, String> = conn.hgetall(state.store.keys.endpoint(p, id)).await?;
-    match EndpointRecord::from_hash(&map) {
-        Some(record) if record.tenant_id == tenant.tenant_id => Ok((p, record)),
-        _ => Err(ApiError::not_found("webhook")),
-    }
+    store_endpoint::load(&mut conn, &state.store.keys, &tenant.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }

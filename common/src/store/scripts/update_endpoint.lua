@@ -19,8 +19,9 @@
 -- one.
 --
 -- Returns -1 when the endpoint does not exist or belongs to another tenant
--- (nothing written), 1 when it was enabled or resumed and has deliveries
--- waiting, else 0. Releasing is one ZADD however many deliveries were held: they
+-- (nothing written); else {released, the endpoint's hash after the change
+-- (HGETALL)}, released being 1 when it was enabled or resumed and has
+-- deliveries waiting, else 0. Releasing is one ZADD however many deliveries were held: they
 -- never left their endpoint's own sets.
 
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
@@ -54,6 +55,7 @@ if enabled then
   redis.call('HDEL', KEYS[2], 'failing_since')
   redis.call('HDEL', KEYS[1], 'disabled_reason')
 end
+local released = 0
 if (enabled or resumed) and now[1] == '1' and now[2] ~= '1' then
   local head = redis.call('HGET', KEYS[1], 'qhead')
   local lower = '-inf'
@@ -64,7 +66,7 @@ if (enabled or resumed) and now[1] == '1' and now[2] ~= '1' then
     -- Due now: the claim scores it by its first due delivery.
     redis.call('ZADD', KEYS[3], int(redis_now_ms()), ARGV[4])
     redis.call('PUBLISH', ARGV[2], ARGV[3])
-    return 1
+    released = 1
   end
 end
-return 0
+return {released, redis.call('HGETALL', KEYS[1])}
