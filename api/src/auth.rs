@@ -7,10 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use governor::clock::{Clock, DefaultClock};
 use hookfleet_common::signing::constant_time_eq;
+use hookfleet_common::store::tenants as store_tenants;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 use rand::Rng;
-use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, KeyKind};
@@ -70,7 +70,7 @@ async fn lookup_tenant_key(state: &AppState, key: &str) -> poem::Result<Option<S
         return Ok(None);
     }
     let mut conn = state.conn().await.map_err(reject)?;
-    conn.get(state.store.keys.api_key_lookup(&hash_key(key)))
+    store_tenants::lookup_api_key(&mut conn, &state.store.keys, &hash_key(key))
         .await
         .map_err(|err| reject(err.into()))
 }

@@ -333,7 +333,10 @@ mod tests {
         };
         let fields = changes.to_fields(42);
         let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, ["events", "rate_limit", "timeout_ms", "paused", "updated"]);
+        assert_eq!(
+            names,
+            ["events", "rate_limit", "timeout_ms", "paused", "updated"]
+        );
         let record = EndpointRecord {
             id: "ep_x".into(),
             tenant_id: "ten_x".into(),

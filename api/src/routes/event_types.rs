@@ -3,14 +3,12 @@
 //! A type must exist before it can be published or named exactly in an
 //! endpoint's `events` (wildcards need not match an existing type).
 
-use std::collections::HashMap;
-
 use hookfleet_common::catalog::{self, BUILT_IN, OPERATIONAL};
+use hookfleet_common::store::event_types as store_event_types;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use super::ApiTags;
@@ -94,9 +92,7 @@ pub enum EventTypeDeleted {
 /// Every type the tenant can use: built-in first, then its own by name.
 pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventType>, ApiError> {
     let mut conn = state.conn().await?;
-    let own: HashMap<String, String> = conn
-        .hgetall(state.store.keys.tenant_event_types(tenant_id))
-        .await?;
+    let own = store_event_types::all(&mut conn, &state.store.keys, tenant_id).await?;
     let built_in = BUILT_IN.iter().map(|entry| (entry, false));
     let operational = OPERATIONAL.iter().map(|entry| (entry, true));
     let mut out: Vec<EventType> = built_in
@@ -123,9 +119,7 @@ pub async fn available(state: &AppState, tenant_id: &str) -> Result<Vec<EventTyp
 /// reading the types' descriptions and examples).
 pub async fn names(state: &AppState, tenant_id: &str) -> Result<Vec<String>, ApiError> {
     let mut conn = state.conn().await?;
-    let own: Vec<String> = conn
-        .hkeys(state.store.keys.tenant_event_types(tenant_id))
-        .await?;
+    let own = store_event_types::names(&mut conn, &state.store.keys, tenant_id).await?;
     let fixed = BUILT_IN.iter().chain(OPERATIONAL.iter());
     Ok(fixed
         .map(|(name, _, _)| name.to_string())
@@ -139,9 +133,7 @@ pub async fn exists(state: &AppState, tenant_id: &str, name: &str) -> Result<boo
         return Ok(true);
     }
     let mut conn = state.conn().await?;
-    Ok(conn
-        .hexists(state.store.keys.tenant_event_types(tenant_id), name)
-        .await?)
+    Ok(store_event_types::exists(&mut conn, &state.store.keys, tenant_id, name).await?)
 }
 
 impl EventTypesApi {
@@ -311,13 +303,10 @@ impl EventTypesApi {
             )));
         }
         let mut conn = self.state.conn().await?;
-        let removed: u64 = conn
-            .hdel(
-                self.state.store.keys.tenant_event_types(&tenant.tenant_id),
-                &name.0,
-            )
-            .await?;
-        if removed == 0 {
+        let keys = &self.state.store.keys;
+        let removed =
+            store_event_types::delete(&mut conn, keys, &tenant.tenant_id, &name.0).await?;
+        if !removed {
             return Err(ApiError::not_found("event type"));
         }
         Ok(EventTypeDeleted::NoContent)

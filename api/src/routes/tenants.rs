@@ -3,14 +3,12 @@
 //! An API key is shown once, in the answer that creates it; Redis keeps its
 //! SHA-256 hash (the lookup) and metadata without the key (the listing).
 
-use std::collections::HashMap;
-
 use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::store::tenants::{self as store_tenants, TenantRecord};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use super::ApiTags;
@@ -172,14 +170,13 @@ impl TenantsApi {
             return Err(ApiError::not_found("tenant"));
         }
         let mut conn = self.state.conn().await?;
-        let map: HashMap<String, String> = conn.hgetall(self.state.store.keys.tenant(id)).await?;
-        let (Some(name), Some(created)) = (map.get("name"), map.get("created")) else {
-            return Err(ApiError::not_found("tenant"));
-        };
+        let tenant = store_tenants::load(&mut conn, &self.state.store.keys, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
         Ok(Tenant {
-            id: id.to_string(),
-            name: name.clone(),
-            created_at: rfc3339_ms(created.parse().unwrap_or(0)),
+            id: tenant.id,
+            name: tenant.name,
+            created_at: rfc3339_ms(tenant.created_ms),
         })
     }
 }
@@ -201,17 +198,12 @@ impl TenantsApi {
         let now = now_ms();
         let id = ids::new_id(IdKind::Tenant, Partition(0), now);
         let mut conn = self.state.conn().await?;
-        let _: () = conn
-            .hset_multiple(
-                self.state.store.keys.tenant(&id),
-                &[
-                    ("id", id.clone()),
-                    ("name", name.clone()),
-                    ("created", now.to_string()),
-                ],
-            )
-            .await?;
-        let _: () = conn.zadd(self.state.store.keys.tenants(), &id, now).await?;
+        let record = TenantRecord {
+            id: id.clone(),
+            name: name.clone(),
+            created_ms: now,
+        };
+        store_tenants::create(&mut conn, &self.state.store.keys, &record).await?;
         Ok(TenantCreated::Created(Json(Tenant {
             id,
             name,
@@ -241,21 +233,14 @@ impl TenantsApi {
         // (ties in that millisecond are skipped by `page`), one more than a
         // page plus room for such ties.
         let from = match &request.after {
-            Some(after) => ids::created_ms(IdKind::Tenant, after)
-                .ok_or_else(|| ApiError::bad_param("cursor", "not a cursor returned by this API"))?
-                .to_string(),
-            None => "-inf".to_string(),
+            Some(after) => Some(ids::created_ms(IdKind::Tenant, after).ok_or_else(|| {
+                ApiError::bad_param("cursor", "not a cursor returned by this API")
+            })?),
+            None => None,
         };
         let mut conn = self.state.conn().await?;
-        let ids: Vec<String> = conn
-            .zrangebyscore_limit(
-                self.state.store.keys.tenants(),
-                from,
-                "+inf",
-                0,
-                (request.limit + 64) as isize,
-            )
-            .await?;
+        let keys = &self.state.store.keys;
+        let ids = store_tenants::ids_from(&mut conn, keys, from, request.limit + 64).await?;
         drop(conn);
         let (ids, next) = request.page(ids, |id| id.as_str());
         let mut data = Vec::with_capacity(ids.len());
@@ -321,21 +306,8 @@ impl TenantsApi {
         };
         let meta = serde_json::to_string(&info).map_err(|_| ApiError::unavailable())?;
         let mut conn = self.state.conn().await?;
-        // Metadata first: a key that exists in the lookup is always listed
-        // (and so can be revoked).
-        let _: () = conn
-            .hset(
-                self.state.store.keys.tenant_api_keys(&tenant.id),
-                &key_id,
-                meta,
-            )
-            .await?;
-        let _: () = conn
-            .set(
-                self.state.store.keys.api_key_lookup(&hash),
-                format!("{} {}", tenant.id, key_id),
-            )
-            .await?;
+        let keys = &self.state.store.keys;
+        store_tenants::add_api_key(&mut conn, keys, &tenant.id, &key_id, &hash, &meta).await?;
         Ok(ApiKeyCreated::Created(Json(CreatedApiKey {
             id: key_id,
             key,
@@ -371,9 +343,7 @@ impl TenantsApi {
         let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
-        let map: HashMap<String, String> = conn
-            .hgetall(self.state.store.keys.tenant_api_keys(&tenant.id))
-            .await?;
+        let map = store_tenants::api_keys(&mut conn, &self.state.store.keys, &tenant.id).await?;
         let mut keys: Vec<ApiKeyInfo> = map
             .values()
             .filter_map(|meta| serde_json::from_str(meta).ok())
@@ -402,19 +372,12 @@ impl TenantsApi {
         self.state.admin(&auth)?;
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
-        let meta: Option<String> = conn
-            .hget(self.state.store.keys.tenant_api_keys(&tenant.id), &key_id.0)
-            .await?;
+        let keys = &self.state.store.keys;
+        let meta = store_tenants::api_key(&mut conn, keys, &tenant.id, &key_id.0).await?;
         let info: ApiKeyInfo = meta
             .and_then(|m| serde_json::from_str(&m).ok())
             .ok_or_else(|| ApiError::not_found("API key"))?;
-        // Lookup first: once it is gone the key no longer authenticates.
-        let _: () = conn
-            .del(self.state.store.keys.api_key_lookup(&info.hash))
-            .await?;
-        let _: () = conn
-            .hdel(self.state.store.keys.tenant_api_keys(&tenant.id), &key_id.0)
-            .await?;
+        store_tenants::revoke_api_key(&mut conn, keys, &tenant.id, &key_id.0, &info.hash).await?;
         Ok(Revoked::NoContent)
     }
 }

@@ -18,6 +18,8 @@
 //! | [`replay`] | `replay_lock.lua` | one replay per endpoint at a time |
 //! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
 //! | [`reads`] | `event_heads.lua`, `backlog.lua` | read-only views |
+//! | [`tenants`] | (plain commands) | tenants and their API keys |
+//! | [`event_types`] | (plain commands) | a tenant's own event types |
 
 mod scripts;
 
@@ -29,11 +31,13 @@ use crate::{Config, Keys};
 pub mod caps;
 pub mod claim;
 pub mod endpoint;
+pub mod event_types;
 pub mod publish;
 pub mod reads;
 pub mod record;
 pub mod replay;
 pub mod retry;
+pub mod tenants;
 
 #[cfg(test)]
 pub(crate) use scripts::SOURCES;

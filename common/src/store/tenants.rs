@@ -1,0 +1,131 @@
+//! Tenants and their API keys: the tenant hash `{t:<tid>}:tenant`, the
+//! admin listing `tenants` (ids by creation time), a tenant's key
+//! metadata `{t:<tid>}:api_keys` (never the key itself) and the lookup from
+//! a key's SHA-256 to its tenant, `api_key:<sha256>`.
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionLike;
+use redis::AsyncCommands;
+
+use crate::Keys;
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub id: String,
+    pub name: String,
+    pub created_ms: u64,
+}
+
+/// Stores a new tenant and lists it for the admin listing.
+pub async fn create(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant: &TenantRecord,
+) -> redis::RedisResult<()> {
+    let () = conn
+        .hset_multiple(
+            keys.tenant(&tenant.id),
+            &[
+                ("id", tenant.id.clone()),
+                ("name", tenant.name.clone()),
+                ("created", tenant.created_ms.to_string()),
+            ],
+        )
+        .await?;
+    conn.zadd(keys.tenants(), &tenant.id, tenant.created_ms)
+        .await
+}
+
+/// The tenant `id`, if there is one.
+pub async fn load(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    id: &str,
+) -> redis::RedisResult<Option<TenantRecord>> {
+    let map: HashMap<String, String> = conn.hgetall(keys.tenant(id)).await?;
+    let (Some(name), Some(created)) = (map.get("name"), map.get("created")) else {
+        return Ok(None);
+    };
+    Ok(Some(TenantRecord {
+        id: id.to_string(),
+        name: name.clone(),
+        created_ms: created.parse().unwrap_or(0),
+    }))
+}
+
+/// Up to `count` tenant ids in creation order, from those created at
+/// `from_ms` on (all when `None`).
+pub async fn ids_from(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    from_ms: Option<u64>,
+    count: usize,
+) -> redis::RedisResult<Vec<String>> {
+    let from = from_ms.map_or_else(|| "-inf".to_string(), |ms| ms.to_string());
+    conn.zrangebyscore_limit(keys.tenants(), from, "+inf", 0, count as isize)
+        .await
+}
+
+/// Stores a new API key of `tenant_id`: its metadata (`meta`, JSON, never
+/// the key) first, so a key that authenticates is always listed and can be
+/// revoked, then the lookup from its hash.
+pub async fn add_api_key(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    key_id: &str,
+    key_hash_hex: &str,
+    meta: &str,
+) -> redis::RedisResult<()> {
+    let () = conn
+        .hset(keys.tenant_api_keys(tenant_id), key_id, meta)
+        .await?;
+    conn.set(
+        keys.api_key_lookup(key_hash_hex),
+        format!("{tenant_id} {key_id}"),
+    )
+    .await
+}
+
+/// Every API key's metadata of `tenant_id` (key id → JSON).
+pub async fn api_keys(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+) -> redis::RedisResult<HashMap<String, String>> {
+    conn.hgetall(keys.tenant_api_keys(tenant_id)).await
+}
+
+/// One API key's metadata of `tenant_id`.
+pub async fn api_key(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    key_id: &str,
+) -> redis::RedisResult<Option<String>> {
+    conn.hget(keys.tenant_api_keys(tenant_id), key_id).await
+}
+
+/// Revokes an API key: the lookup goes first (from then on the key no
+/// longer authenticates), then its metadata.
+pub async fn revoke_api_key(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    key_id: &str,
+    key_hash_hex: &str,
+) -> redis::RedisResult<()> {
+    let () = conn.del(keys.api_key_lookup(key_hash_hex)).await?;
+    conn.hdel(keys.tenant_api_keys(tenant_id), key_id).await
+}
+
+/// `<tenant id> <key id>` for the API key whose SHA-256 is `key_hash_hex`.
+pub async fn lookup_api_key(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    key_hash_hex: &str,
+) -> redis::RedisResult<Option<String>> {
+    conn.get(keys.api_key_lookup(key_hash_hex)).await
+}
