@@ -7,10 +7,10 @@
 //! accepted the request, and one whose process stops reads `interrupted`.
 
 use hookfleet_common::ids::Partition;
-use hookfleet_common::store::replay::{self, HoldAction};
+use hookfleet_common::store::reads;
+use hookfleet_common::store::replay::{self, HoldAction, Progress};
 use hookfleet_common::store::retry::{RetryOutcome, Retryable};
 use hookfleet_common::time_util::now_ms;
-use redis::AsyncCommands;
 
 use crate::delivery_view::{self, DeliveryRef};
 use crate::error::ApiError;
@@ -33,8 +33,6 @@ pub struct ReplayJob {
     pub p: Partition,
     pub endpoint_id: String,
     pub replay_id: String,
-    /// The replay's record (`{pN}:replay:<rid>`), where progress goes.
-    pub key: String,
     /// The window, creation times in ms, both ends included.
     pub since: u64,
     pub until: u64,
@@ -88,14 +86,17 @@ impl ReplayJob {
         let (mut scanned, mut queued, mut offset) = (0u64, 0u64, 0usize);
         loop {
             // The log's scores are microseconds.
-            let event_ids: Vec<(String, u64)> = {
+            let event_ids = {
                 let mut conn = self.state.conn().await?;
-                conn.zrangebyscore_limit_withscores(
-                    keys.endpoint_deliveries(self.p, &self.endpoint_id),
-                    self.since.saturating_mul(1000),
-                    self.until.saturating_mul(1000).saturating_add(999),
-                    offset as isize,
-                    CHUNK as isize,
+                let window = (self.since, self.until);
+                reads::log_window(
+                    &mut conn,
+                    keys,
+                    self.p,
+                    &self.endpoint_id,
+                    window,
+                    offset,
+                    CHUNK,
                 )
                 .await?
             };
@@ -126,23 +127,20 @@ impl ReplayJob {
             let ids = event_ids;
             let done = ids.len() < CHUNK;
             let mut conn = self.state.conn().await?;
-            let mut fields = vec![
-                ("scanned", scanned.to_string()),
-                ("queued", queued.to_string()),
-                ("heartbeat", now_ms().to_string()),
-            ];
-            if done {
-                fields.push(("status", "completed".into()));
-                fields.push(("finished", now_ms().to_string()));
-            }
-            let _: () = conn.hset_multiple(&self.key, &fields).await?;
+            let progress = Progress {
+                scanned,
+                queued,
+                now_ms: now_ms(),
+                done,
+            };
+            replay::progress(&mut conn, keys, self.p, &self.replay_id, progress).await?;
             let renew = HoldAction::Renew {
                 hold_ms: REPLAY_STALE_MS,
             };
             if !done && !self.hold(&mut conn, renew).await? {
                 // Stalled past its hold, and another replay of the endpoint
                 // has started: leave the rest to that one.
-                let _: () = conn.hset(&self.key, "status", "interrupted").await?;
+                replay::interrupted(&mut conn, keys, self.p, &self.replay_id).await?;
                 tracing::warn!(endpoint_id = %self.endpoint_id, "replay lost its hold; stopped");
                 return Ok(());
             }

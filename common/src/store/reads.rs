@@ -39,3 +39,27 @@ pub fn add_backlog(pipe: &mut redis::Pipeline, keys: &Keys, p: Partition, endpoi
             .arg(ids::body_of(IdKind::Endpoint, endpoint_id).unwrap_or_default()),
     );
 }
+
+/// Up to `count` entries of an endpoint's log (event id, creation time in
+/// µs) created within `(since_ms, until_ms)` (both ends included), oldest
+/// first, skipping the first `offset`.
+pub async fn log_window(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    p: Partition,
+    endpoint_id: &str,
+    (since_ms, until_ms): (u64, u64),
+    offset: usize,
+    count: usize,
+) -> redis::RedisResult<Vec<(String, u64)>> {
+    redis::cmd("ZRANGEBYSCORE")
+        .arg(keys.endpoint_deliveries(p, endpoint_id))
+        .arg(since_ms.saturating_mul(1000))
+        .arg(until_ms.saturating_mul(1000).saturating_add(999))
+        .arg("WITHSCORES")
+        .arg("LIMIT")
+        .arg(offset)
+        .arg(count)
+        .query_async(conn)
+        .await
+}

@@ -67,3 +67,118 @@ pub async fn acquire(
     let holder: Option<String> = redis::cmd("GET").arg(&running).query_async(conn).await?;
     Ok(Some(holder.unwrap_or_default()))
 }
+
+/// A replay's record as it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayStart<'a> {
+    pub replay_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub tenant_id: &'a str,
+    /// The window, creation times in ms, both ends included.
+    pub since_ms: u64,
+    pub until_ms: u64,
+    /// `failed` or `all`, as the request said.
+    pub filter: &'a str,
+    pub now_ms: u64,
+}
+
+impl ReplayStart<'_> {
+    /// The record's fields, as [`load`] answers them.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("id", self.replay_id.to_string()),
+            ("endpoint", self.endpoint_id.to_string()),
+            ("tenant", self.tenant_id.to_string()),
+            ("status", "running".into()),
+            ("since", self.since_ms.to_string()),
+            ("until", self.until_ms.to_string()),
+            ("filter", self.filter.to_string()),
+            ("scanned", "0".into()),
+            ("queued", "0".into()),
+            ("started", self.now_ms.to_string()),
+            ("heartbeat", self.now_ms.to_string()),
+        ]
+    }
+}
+
+/// Writes a new replay's record, kept for `keep_ms`.
+pub async fn start(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    replay: &ReplayStart<'_>,
+    keep_ms: u64,
+) -> redis::RedisResult<()> {
+    let key = keys.replay(partition, replay.replay_id);
+    redis::pipe()
+        .hset_multiple(&key, &replay.fields())
+        .ignore()
+        .pexpire(&key, keep_ms as i64)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+/// Where a running replay is.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Deliveries of the window looked at, and queued again.
+    pub scanned: u64,
+    pub queued: u64,
+    /// Now: the replay's heartbeat.
+    pub now_ms: u64,
+    /// The window is done.
+    pub done: bool,
+}
+
+/// Writes a running replay's progress.
+pub async fn progress(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    replay_id: &str,
+    progress: Progress,
+) -> redis::RedisResult<()> {
+    let mut fields = vec![
+        ("scanned", progress.scanned.to_string()),
+        ("queued", progress.queued.to_string()),
+        ("heartbeat", progress.now_ms.to_string()),
+    ];
+    if progress.done {
+        fields.push(("status", "completed".into()));
+        fields.push(("finished", progress.now_ms.to_string()));
+    }
+    redis::cmd("HSET")
+        .arg(keys.replay(partition, replay_id))
+        .arg(fields)
+        .exec_async(conn)
+        .await
+}
+
+/// Marks a replay that lost its hold to another one as interrupted.
+pub async fn interrupted(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    replay_id: &str,
+) -> redis::RedisResult<()> {
+    redis::cmd("HSET")
+        .arg(keys.replay(partition, replay_id))
+        .arg("status")
+        .arg("interrupted")
+        .exec_async(conn)
+        .await
+}
+
+/// A replay's record (empty when there is none).
+pub async fn load(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    replay_id: &str,
+) -> redis::RedisResult<std::collections::HashMap<String, String>> {
+    redis::cmd("HGETALL")
+        .arg(keys.replay(partition, replay_id))
+        .query_async(conn)
+        .await
+}

@@ -8,13 +8,12 @@
 use std::collections::HashMap;
 
 use hookfleet_common::ids::{self, IdKind};
-use hookfleet_common::store::replay::{self, HoldAction};
+use hookfleet_common::store::replay::{self, HoldAction, ReplayStart};
 use hookfleet_common::store::retry::Retryable;
 use hookfleet_common::time_util::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use redis::AsyncCommands;
 use serde::Deserialize;
 
 use super::load_endpoint;
@@ -177,7 +176,6 @@ impl ReplayApi {
             ));
         }
         let replay_id = ids::new_id(IdKind::Replay, p, now);
-        let key = self.state.store.keys.replay(p, &replay_id);
         // One replay per endpoint at a time: the running one holds this key,
         // refreshed as it goes (it expires with a replay's heartbeat if the
         // API process running it dies).
@@ -196,26 +194,18 @@ impl ReplayApi {
                 "a replay of this webhook is running ({other}); wait for it to end"
             )));
         }
-        let fields = [
-            ("id", replay_id.clone()),
-            ("endpoint", record.id.clone()),
-            ("tenant", tenant.tenant_id.clone()),
-            ("status", "running".into()),
-            ("since", since.to_string()),
-            ("until", until.to_string()),
-            ("filter", filter.clone()),
-            ("scanned", "0".into()),
-            ("queued", "0".into()),
-            ("started", now.to_string()),
-            ("heartbeat", now.to_string()),
-        ];
-        let stored: redis::RedisResult<()> = redis::pipe()
-            .hset_multiple(&key, &fields)
-            .ignore()
-            .pexpire(&key, MAX_REPLAY_WINDOW_MS as i64)
-            .ignore()
-            .query_async(&mut conn)
-            .await;
+        let start = ReplayStart {
+            replay_id: &replay_id,
+            endpoint_id: &record.id,
+            tenant_id: &tenant.tenant_id,
+            since_ms: since,
+            until_ms: until,
+            filter: &filter,
+            now_ms: now,
+        };
+        let fields = start.fields();
+        let keys = &self.state.store.keys;
+        let stored = replay::start(&mut conn, keys, p, &start, MAX_REPLAY_WINDOW_MS).await;
         if let Err(err) = stored {
             // Let the webhook have a replay again at once, not in 30 s.
             let _ = replay::hold(
@@ -236,7 +226,6 @@ impl ReplayApi {
             p,
             endpoint_id: record.id.clone(),
             replay_id: replay_id.clone(),
-            key,
             since,
             until,
             allowed,
@@ -273,9 +262,7 @@ impl ReplayApi {
             return Err(ApiError::not_found("replay"));
         }
         let mut conn = self.state.conn().await?;
-        let map: HashMap<String, String> = conn
-            .hgetall(self.state.store.keys.replay(p, &replay_id.0))
-            .await?;
+        let map = replay::load(&mut conn, &self.state.store.keys, p, &replay_id.0).await?;
         if map.get("endpoint") != Some(&record.id) {
             return Err(ApiError::not_found("replay"));
         }
