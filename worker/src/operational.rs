@@ -18,8 +18,8 @@ use hookfleet_common::catalog::is_operational;
 use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::Partition;
 use hookfleet_common::publish::{self, PublishError, Store, Target};
+use hookfleet_common::store::notices;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -166,12 +166,7 @@ pub async fn publish_notice(store: &Store, p: Partition, member: &str) {
             tracing::warn!(error = %err, event_type = event.event_type, "could not publish an operational event; a sweep will");
             let moved: Result<(), String> = async {
                 let mut conn = store.pool.get().await.map_err(|e| e.to_string())?;
-                redis::cmd("ZADD")
-                    .arg(store.keys.notices(p))
-                    .arg("XX")
-                    .arg(now_ms())
-                    .arg(member)
-                    .query_async(&mut conn)
+                notices::again(&mut conn, &store.keys, p, member, now_ms())
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -186,7 +181,7 @@ pub async fn publish_notice(store: &Store, p: Partition, member: &str) {
 async fn remove(store: &Store, p: Partition, member: &str) {
     let removed: Result<(), String> = async {
         let mut conn = store.pool.get().await.map_err(|e| e.to_string())?;
-        conn.zrem(store.keys.notices(p), member)
+        notices::done(&mut conn, &store.keys, p, member)
             .await
             .map_err(|e| e.to_string())
     }
@@ -215,8 +210,7 @@ pub async fn recover_notices(
                 "no Redis connection",
             )));
         };
-        conn.zrangebyscore_limit(store.keys.notices(p), "-inf", cutoff, 0, limit as isize)
-            .await?
+        notices::due(&mut conn, &store.keys, p, cutoff, limit).await?
     };
     for member in &members {
         publish_notice(store, p, member).await;

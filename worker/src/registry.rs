@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use hookfleet_common::outage::{RedisOutage, Source};
 use hookfleet_common::redis_pool::RedisPool;
+use hookfleet_common::store::workers;
 use hookfleet_common::time_util::now_ms;
 use hookfleet_common::Keys;
 use rand::Rng;
@@ -80,11 +81,7 @@ pub async fn heartbeat(
         }
     }
     if let Ok(mut conn) = pool.get().await {
-        let _: Result<(), _> = redis::pipe()
-            .hdel(keys.workers(), &id)
-            .zrem(keys.workers_seen(), &id)
-            .query_async(&mut conn)
-            .await;
+        let _ = workers::remove(&mut conn, &keys, std::slice::from_ref(&id)).await;
     }
 }
 
@@ -98,10 +95,7 @@ fn delivered_total(metrics: &WorkerMetrics) -> u64 {
 async fn write(pool: &RedisPool, keys: &Keys, beat: &Heartbeat) -> Result<(), String> {
     let json = serde_json::to_string(beat).map_err(|e| e.to_string())?;
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    redis::pipe()
-        .hset(keys.workers(), &beat.id, json)
-        .zadd(keys.workers_seen(), &beat.id, beat.last_heartbeat)
-        .query_async::<()>(&mut conn)
+    workers::beat(&mut conn, keys, &beat.id, &json, beat.last_heartbeat)
         .await
         .map_err(|e| e.to_string())
 }

@@ -1,11 +1,9 @@
 //! Operator views (admin key): the live workers of the fleet.
 
-use std::collections::HashMap;
-
+use hookfleet_common::store::workers as store_workers;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use redis::AsyncCommands;
 use serde::Deserialize;
 
 use super::ApiTags;
@@ -61,23 +59,9 @@ impl AdminApi {
         let cutoff =
             now_ms().saturating_sub(self.state.store.config.worker_timeout.as_millis() as u64);
         let mut conn = self.state.conn().await?;
-        let stale: Vec<String> = conn
-            .zrangebyscore(keys.workers_seen(), "-inf", format!("({cutoff}"))
-            .await?;
-        if !stale.is_empty() {
-            let _: () = redis::pipe()
-                .zrem(keys.workers_seen(), &stale)
-                .hdel(keys.workers(), &stale)
-                .query_async(&mut conn)
-                .await?;
-        }
-        let live: Vec<String> = conn
-            .zrangebyscore(keys.workers_seen(), cutoff, "+inf")
-            .await?;
-        let beats: HashMap<String, String> = conn.hgetall(keys.workers()).await?;
-        let mut workers: Vec<Worker> = live
+        let beats = store_workers::live(&mut conn, keys, cutoff).await?;
+        let mut workers: Vec<Worker> = beats
             .iter()
-            .filter_map(|id| beats.get(id))
             .filter_map(|json| serde_json::from_str::<Worker>(json).ok())
             .map(|mut w| {
                 w.started = rfc3339_ms(w.started_ms);

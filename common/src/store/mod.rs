@@ -20,6 +20,8 @@
 //! | [`reads`] | `event_heads.lua`, `backlog.lua` | read-only views |
 //! | [`tenants`] | (plain commands) | tenants and their API keys |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
+//! | [`notices`] | (plain commands) | operational events waiting to be published |
+//! | [`workers`] | (plain commands) | the worker registry (heartbeats) |
 
 mod scripts;
 
@@ -32,12 +34,14 @@ pub mod caps;
 pub mod claim;
 pub mod endpoint;
 pub mod event_types;
+pub mod notices;
 pub mod publish;
 pub mod reads;
 pub mod record;
 pub mod replay;
 pub mod retry;
 pub mod tenants;
+pub mod workers;
 
 #[cfg(test)]
 pub(crate) use scripts::SOURCES;
