@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use hookfleet_common::delivery_state::StoredState;
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::{attempt_field as field, attempt_fields};
+use hookfleet_common::store::endpoint as store_endpoint;
+use hookfleet_common::store::reads;
 use hookfleet_common::store::retry::{self, RetryOutcome, RetryRequest, Retryable};
 use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use redis::AsyncCommands;
 
 use super::ApiTags;
 use crate::auth::ApiKeyAuth;
@@ -197,19 +198,11 @@ pub async fn load_attempts(
     if entry_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let stream = state
-        .store
-        .keys
-        .attempts(delivery.partition, &delivery.endpoint_id);
-    let mut pipe = redis::pipe();
-    for id in entry_ids {
-        pipe.cmd("XRANGE").arg(&stream).arg(id).arg(id);
-    }
     let mut conn = state.conn().await?;
-    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
-    Ok(replies
+    let (p, endpoint_id) = (delivery.partition, &delivery.endpoint_id);
+    let entries = reads::attempts(&mut conn, &state.store.keys, p, endpoint_id, entry_ids).await?;
+    Ok(entries
         .into_iter()
-        .flat_map(|reply| reply.ids)
         .map(|entry| {
             let stored: HashMap<String, String> = entry
                 .map
@@ -279,9 +272,8 @@ impl DeliveriesApi {
             cursor: cursor.0.as_deref(),
         })?;
         let mut conn = self.state.conn().await?;
-        let endpoint_ids: Vec<String> = conn
-            .hkeys(self.state.store.keys.tenant_endpoints(&tenant.tenant_id))
-            .await?;
+        let keys = &self.state.store.keys;
+        let endpoint_ids = store_endpoint::ids_of(&mut conn, keys, &tenant.tenant_id).await?;
         drop(conn);
         let sources: Vec<(Partition, String)> = endpoint_ids
             .into_iter()

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::{self, IdKind};
+use hookfleet_common::store::endpoint as store_endpoint;
 use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::param::{Header, Path};
@@ -467,21 +468,10 @@ impl EventsApi {
         };
         // Its deliveries: those of the tenant's endpoints (and of endpoints
         // deleted since it was created) whose log lists it.
-        let (mut endpoint_ids, deleted): (Vec<String>, Vec<String>) = {
+        let endpoint_ids = {
             let mut conn = self.state.conn().await?;
-            redis::pipe()
-                .hkeys(keys.tenant_endpoints(&tenant.tenant_id))
-                .zrangebyscore(
-                    keys.tenant_endpoints_deleted(&tenant.tenant_id),
-                    created,
-                    "+inf",
-                )
-                .query_async(&mut conn)
-                .await?
+            store_endpoint::ids_since(&mut conn, keys, &tenant.tenant_id, created).await?
         };
-        endpoint_ids.extend(deleted);
-        endpoint_ids.sort();
-        endpoint_ids.dedup();
         let refs: Vec<DeliveryRef> = endpoint_ids
             .iter()
             .filter_map(|endpoint_id| DeliveryRef::new(&id.0, endpoint_id, None))

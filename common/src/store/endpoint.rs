@@ -245,3 +245,23 @@ pub async fn unindex_deleted(
         .query_async(conn)
         .await
 }
+
+/// The ids of the tenant's endpoints and of those deleted since
+/// `since_ms` (within retention): every endpoint that may have a delivery
+/// of an event created then, sorted, each once.
+pub async fn ids_since(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    since_ms: u64,
+) -> redis::RedisResult<Vec<String>> {
+    let (mut ids, deleted): (Vec<String>, Vec<String>) = redis::pipe()
+        .hkeys(keys.tenant_endpoints(tenant_id))
+        .zrangebyscore(keys.tenant_endpoints_deleted(tenant_id), since_ms, "+inf")
+        .query_async(conn)
+        .await?;
+    ids.extend(deleted);
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}

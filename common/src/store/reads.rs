@@ -63,3 +63,81 @@ pub async fn log_window(
         .query_async(conn)
         .await
 }
+
+/// An endpoint's statistics over a window: each bucket's counters (5-minute
+/// or hourly buckets starting at `bucket_starts`), its lifetime counters
+/// and last outcomes, and its backlog, in one round trip.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    /// The window's counters, summed over its buckets.
+    pub sums: std::collections::HashMap<String, u64>,
+    /// Lifetime counters, `failing_since` and the last success and failure.
+    pub totals: std::collections::HashMap<String, String>,
+    /// Deliveries not yet attempted or waiting for a later attempt
+    /// (including those held while paused or disabled), and in flight.
+    pub waiting: u64,
+    pub in_flight: u64,
+}
+
+/// Reads an endpoint's statistics (see [`EndpointStats`]); `fine` picks
+/// the 5-minute buckets, else the hourly ones.
+pub async fn endpoint_stats(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    p: Partition,
+    endpoint_id: &str,
+    bucket_starts: &[u64],
+    fine: bool,
+) -> redis::RedisResult<EndpointStats> {
+    let mut pipe = redis::pipe();
+    for &start in bucket_starts {
+        if fine {
+            pipe.hgetall(keys.stats_fine(p, endpoint_id, start));
+        } else {
+            pipe.hgetall(keys.stats_coarse(p, endpoint_id, start));
+        }
+    }
+    pipe.hgetall(keys.endpoint_stats(p, endpoint_id));
+    add_backlog(&mut pipe, keys, p, endpoint_id);
+    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let (waiting, in_flight): (u64, u64) = replies
+        .pop()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .unwrap_or((0, 0));
+    let totals = replies
+        .pop()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .unwrap_or_default();
+    let mut sums = std::collections::HashMap::new();
+    for reply in replies {
+        let bucket: std::collections::HashMap<String, u64> =
+            redis::from_redis_value(reply).unwrap_or_default();
+        for (field, n) in bucket {
+            *sums.entry(field).or_default() += n;
+        }
+    }
+    Ok(EndpointStats {
+        sums,
+        totals,
+        waiting,
+        in_flight,
+    })
+}
+
+/// The attempt-log entries `entry_ids` of an endpoint, in that order (one
+/// pipelined round trip; entries trimmed away are left out).
+pub async fn attempts(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    p: Partition,
+    endpoint_id: &str,
+    entry_ids: &[String],
+) -> redis::RedisResult<Vec<redis::streams::StreamId>> {
+    let stream = keys.attempts(p, endpoint_id);
+    let mut pipe = redis::pipe();
+    for id in entry_ids {
+        pipe.cmd("XRANGE").arg(&stream).arg(id).arg(id);
+    }
+    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(conn).await?;
+    Ok(replies.into_iter().flat_map(|reply| reply.ids).collect())
+}

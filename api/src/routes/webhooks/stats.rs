@@ -4,8 +4,6 @@
 //! `record.lua` adds to as attempts are recorded, in 5-minute and hourly
 //! buckets (`common/src/stats.rs`), never from the log.
 
-use std::collections::HashMap;
-
 use hookfleet_common::stats::{self, LATENCY_BINS};
 use hookfleet_common::store::reads;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
@@ -116,34 +114,13 @@ impl StatsApi {
             _ => return Err(ApiError::bad_param("window", "must be 1h, 24h or 7d")),
         };
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
-        let keys = &self.state.store.keys;
-        let mut pipe = redis::pipe();
-        for start in stats::buckets(now_ms(), window_ms, bucket_ms) {
-            if bucket_ms == stats::FINE_BUCKET_MS {
-                pipe.hgetall(keys.stats_fine(p, &record.id, start));
-            } else {
-                pipe.hgetall(keys.stats_coarse(p, &record.id, start));
-            }
-        }
-        pipe.hgetall(keys.endpoint_stats(p, &record.id));
-        reads::add_backlog(&mut pipe, keys, p, &record.id);
+        let starts = stats::buckets(now_ms(), window_ms, bucket_ms);
+        let fine = bucket_ms == stats::FINE_BUCKET_MS;
         let mut conn = self.state.conn().await?;
-        let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-        let (waiting, in_flight): (u64, u64) = replies
-            .pop()
-            .and_then(|v| redis::from_redis_value(v).ok())
-            .unwrap_or((0, 0));
-        let totals: HashMap<String, String> = replies
-            .pop()
-            .and_then(|v| redis::from_redis_value(v).ok())
-            .unwrap_or_default();
-        let mut sums: HashMap<String, u64> = HashMap::new();
-        for reply in replies {
-            let bucket: HashMap<String, u64> = redis::from_redis_value(reply).unwrap_or_default();
-            for (field, n) in bucket {
-                *sums.entry(field).or_default() += n;
-            }
-        }
+        let keys = &self.state.store.keys;
+        let read = reads::endpoint_stats(&mut conn, keys, p, &record.id, &starts, fine).await?;
+        let (sums, totals, waiting, in_flight) =
+            (read.sums, read.totals, read.waiting, read.in_flight);
         let n = |name: &str| sums.get(name).copied().unwrap_or(0);
         let mut bins = [0u64; LATENCY_BINS];
         for (bin, slot) in bins.iter_mut().enumerate() {
