@@ -16,6 +16,7 @@
 
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::model::DeliveryStatus;
+use hookfleet_common::store::reads::{self, LogRange};
 use hookfleet_common::time_util::parse_rfc3339_ms;
 
 use crate::delivery_view::{self, DeliveryRef};
@@ -252,34 +253,18 @@ pub async fn page(
         .unwrap_or_else(|| "-inf".into());
 
     // Candidates from every source, fetched in one round trip.
-    let mut pipe = redis::pipe();
-    for (p, endpoint_id) in endpoints {
-        let key = state.store.keys.endpoint_deliveries(*p, endpoint_id);
-        if let Some(us) = ties_us {
-            pipe.cmd("ZREVRANGEBYSCORE")
-                .arg(&key)
-                .arg(us)
-                .arg(us)
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(TIES_LIMIT);
-        }
-        pipe.cmd("ZREVRANGEBYSCORE")
-            .arg(&key)
-            .arg(&max)
-            .arg(&min)
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(per_source);
-    }
-    let mut replies: std::vec::IntoIter<Vec<(String, u64)>> = if endpoints.is_empty() {
-        Vec::new().into_iter()
+    let range = LogRange {
+        max: &max,
+        min: &min,
+        per_source,
+        ties_at_us: ties_us,
+        ties_limit: TIES_LIMIT,
+    };
+    let read = if endpoints.is_empty() {
+        Vec::new()
     } else {
         let mut conn = state.conn().await?;
-        let replies: Vec<Vec<(String, u64)>> = pipe.query_async(&mut conn).await?;
-        replies.into_iter()
+        reads::log_ranges(&mut conn, &state.store.keys, endpoints, range).await?
     };
     let mut maybe_more = false;
     // (score, delivery) candidates.
@@ -295,13 +280,12 @@ pub async fn page(
             })
             .collect()
     };
-    for (_, endpoint_id) in endpoints {
+    for ((_, endpoint_id), (ties, older)) in endpoints.iter().zip(read) {
         if ties_us.is_some() {
-            let ties = refs_of(replies.next().unwrap_or_default(), endpoint_id);
+            let ties = refs_of(ties, endpoint_id);
             let below = |id: &str| cursor.is_some_and(|c| id < c.delivery_id.as_str());
             candidates.extend(ties.into_iter().filter(|(_, r)| below(&r.delivery_id)));
         }
-        let older = replies.next().unwrap_or_default();
         let full = older.len() >= per_source;
         let older = refs_of(older, endpoint_id);
         if full {

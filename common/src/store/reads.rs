@@ -141,3 +141,68 @@ pub async fn attempts(
     let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(conn).await?;
     Ok(replies.into_iter().flat_map(|reply| reply.ids).collect())
 }
+
+/// What a page of the delivery log reads of each endpoint's log, newest
+/// first: entries scored from `max` down to `min` (Redis score bounds, e.g.
+/// `(123` for "below 123", `+inf`), at most `per_source`; and, when
+/// `ties_at_us` is set, up to `ties_limit` entries scored exactly that
+/// (those sharing the cursor's time, read apart).
+#[derive(Debug, Clone, Copy)]
+pub struct LogRange<'a> {
+    pub max: &'a str,
+    pub min: &'a str,
+    pub per_source: usize,
+    pub ties_at_us: Option<u64>,
+    pub ties_limit: usize,
+}
+
+/// Entries (event id, creation µs) of an endpoint's log.
+pub type LogEntries = Vec<(String, u64)>;
+
+/// Reads `range` of each endpoint's log in one round trip: per source, in
+/// order, (its entries at `ties_at_us` — empty when not asked —, its
+/// entries in the range).
+pub async fn log_ranges(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    sources: &[(Partition, String)],
+    range: LogRange<'_>,
+) -> redis::RedisResult<Vec<(LogEntries, LogEntries)>> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for (p, endpoint_id) in sources {
+        let key = keys.endpoint_deliveries(*p, endpoint_id);
+        if let Some(us) = range.ties_at_us {
+            pipe.cmd("ZREVRANGEBYSCORE")
+                .arg(&key)
+                .arg(us)
+                .arg(us)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(range.ties_limit);
+        }
+        pipe.cmd("ZREVRANGEBYSCORE")
+            .arg(&key)
+            .arg(range.max)
+            .arg(range.min)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(range.per_source);
+    }
+    let replies: Vec<LogEntries> = pipe.query_async(conn).await?;
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(sources.len());
+    for _ in sources {
+        let ties = if range.ties_at_us.is_some() {
+            replies.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        out.push((ties, replies.next().unwrap_or_default()));
+    }
+    Ok(out)
+}
