@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use hookfleet_common::delivery_state::{self, Found, StoredState};
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::store::reads;
+use hookfleet_common::store::reads::{self, DeliveryKey};
 use hookfleet_common::stored_event;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 
@@ -91,84 +91,38 @@ pub async fn load(
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let keys = &state.store.keys;
     let retention = state.store.config.retention;
     let now = now_ms();
-    // The events, by home partition (one event_heads.lua call each).
-    let mut events: Vec<&str> = refs.iter().map(|r| r.event_id.as_str()).collect();
-    events.sort_unstable();
-    events.dedup();
-    let mut by_home: HashMap<Partition, Vec<&str>> = HashMap::new();
-    for event_id in &events {
-        let created = ids::created_ms(IdKind::Event, event_id).unwrap_or(0);
-        if stored_event::expired(created, retention, now) {
-            continue;
-        }
-        if let Some(home) = ids::partition_of(IdKind::Event, event_id) {
-            by_home.entry(home).or_default().push(event_id);
-        }
-    }
-    let mut endpoints: Vec<(&str, Partition)> = refs
+    let keys: Vec<DeliveryKey<'_>> = refs
         .iter()
-        .map(|r| (r.endpoint_id.as_str(), r.partition))
+        .map(|r| DeliveryKey {
+            partition: r.partition,
+            delivery_id: &r.delivery_id,
+            event_id: &r.event_id,
+            endpoint_id: &r.endpoint_id,
+            created_us: r.created_us,
+        })
         .collect();
-    endpoints.sort_unstable();
-    endpoints.dedup();
-
-    let mut pipe = redis::pipe();
-    let homes: Vec<(Partition, Vec<&str>)> = by_home.into_iter().collect();
-    reads::add_event_heads(&mut pipe, keys, &homes);
-    for (endpoint_id, p) in &endpoints {
-        pipe.cmd("HMGET")
-            .arg(keys.endpoint(*p, endpoint_id))
-            .arg("active")
-            .arg("paused");
-    }
-    for r in refs {
-        let p = r.partition;
-        let bucket = ids::time_bucket(IdKind::Delivery, &r.delivery_id).map_or("", |(b, _)| b);
-        if r.created_us.is_none() {
-            pipe.zscore(keys.endpoint_deliveries(p, &r.endpoint_id), &r.event_id);
-        }
-        pipe.hget(keys.states(p, bucket), &r.delivery_id[4..])
-            .zscore(keys.inflight(p), &r.delivery_id)
-            .zscore(keys.endpoint_due(p, &r.endpoint_id), &r.event_id);
-    }
-    let mut conn = state.conn().await?;
-    let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-    drop(conn);
-    let mut replies = replies.into_iter();
-
-    let mut heads: HashMap<&str, Head> = HashMap::new();
-    for (_, event_ids) in &homes {
-        let answer: Vec<Option<String>> = from_value(replies.next())?;
-        for (event_id, head) in event_ids.iter().zip(answer) {
-            if let Some(head) = head.as_deref().and_then(parse_head) {
-                heads.insert(event_id, head);
-            }
-        }
-    }
-    // Endpoint id → (exists, holds its waiting deliveries: paused or
-    // disabled).
-    let mut endpoint_state: HashMap<&str, (bool, bool)> = HashMap::new();
-    for (endpoint_id, _) in &endpoints {
-        let fields: Vec<Option<String>> = from_value(replies.next())?;
-        let mut fields = fields.into_iter();
-        let (active, paused) = (fields.next().flatten(), fields.next().flatten());
-        let holds = active.as_deref() != Some("1") || paused.as_deref() == Some("1");
-        endpoint_state.insert(endpoint_id, (active.is_some(), holds));
-    }
+    let expired = |created_ms| stored_event::expired(created_ms, retention, now);
+    let facts = {
+        let mut conn = state.conn().await?;
+        reads::delivery_facts(&mut conn, &state.store.keys, &keys, expired)
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "unexpected reply reading deliveries");
+                ApiError::unavailable()
+            })?
+    };
+    let heads: HashMap<&str, Head> = facts
+        .heads
+        .iter()
+        .filter_map(|(event_id, head)| Some((event_id.as_str(), parse_head(head)?)))
+        .collect();
     let initial_delay_ms = state.store.config.initial_delay_ms();
     let mut loaded = Vec::with_capacity(refs.len());
-    for r in refs {
-        let created_us = match r.created_us {
-            Some(us) => Some(us),
-            None => from_value::<Option<f64>>(replies.next())?.map(|score| score as u64),
-        };
-        let stored: Option<String> = from_value(replies.next())?;
-        let leased: Option<f64> = from_value(replies.next())?;
-        let due_at: Option<f64> = from_value(replies.next())?;
-        let (Some(created_us), Some(head)) = (created_us, heads.get(r.event_id.as_str())) else {
+    for (r, found) in refs.iter().zip(facts.deliveries) {
+        let (Some(created_us), Some(head)) = (found.created_us, heads.get(r.event_id.as_str()))
+        else {
             loaded.push(None);
             continue;
         };
@@ -176,18 +130,19 @@ pub async fn load(
             loaded.push(None);
             continue;
         }
-        let stored = stored.as_deref().and_then(StoredState::parse);
+        let stored = found.stored.as_deref().and_then(StoredState::parse);
         let created_ms = created_us / 1000;
-        let (endpoint_exists, endpoint_holds) = endpoint_state
+        let (endpoint_exists, endpoint_holds) = facts
+            .endpoints
             .get(r.endpoint_id.as_str())
             .copied()
             .unwrap_or((false, false));
         let derived = delivery_state::derive(&Found {
             stored: stored.clone(),
-            leased: leased.is_some(),
+            leased: found.leased,
             endpoint_exists,
             endpoint_holds,
-            due_at: due_at.map(|at| at as u64),
+            due_at: found.due_at,
             created_ms,
             initial_delay_ms,
         });
@@ -226,13 +181,6 @@ pub async fn load_one(
         .flatten()
         .ok_or_else(not_found)?;
     Ok((r, loaded))
-}
-
-fn from_value<T: redis::FromRedisValue>(value: Option<redis::Value>) -> Result<T, ApiError> {
-    redis::from_redis_value(value.unwrap_or(redis::Value::Nil)).map_err(|err| {
-        tracing::warn!(error = %err, "unexpected reply reading deliveries");
-        ApiError::unavailable()
-    })
 }
 
 #[cfg(test)]

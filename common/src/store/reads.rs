@@ -206,3 +206,135 @@ pub async fn log_ranges(
     }
     Ok(out)
 }
+
+/// One delivery to read facts of: the pair it names, its partition (the
+/// endpoint's) and its log score when the caller has it already.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryKey<'a> {
+    pub partition: Partition,
+    pub delivery_id: &'a str,
+    pub event_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub created_us: Option<u64>,
+}
+
+/// What Redis holds of one delivery (its status is derived from these by
+/// `delivery_state::derive`).
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFacts {
+    /// Its score in its endpoint's log (creation µs); `None`: not listed.
+    pub created_us: Option<u64>,
+    /// Its stored state once attempted (`delivery_state.rs`'s text).
+    pub stored: Option<String>,
+    /// In the lease set: being attempted.
+    pub leased: bool,
+    /// Its due time in the endpoint's `ep_due` (a later attempt queued).
+    pub due_at: Option<u64>,
+}
+
+/// What a read of some deliveries found, in one round trip.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// Event id → its record's head, `<flag><tenant id>\n<event type>`, for
+    /// the events still stored.
+    pub heads: std::collections::HashMap<String, String>,
+    /// Endpoint id → (it exists, it holds its waiting deliveries: paused or
+    /// disabled).
+    pub endpoints: std::collections::HashMap<String, (bool, bool)>,
+    /// Per delivery, in the order asked.
+    pub deliveries: Vec<DeliveryFacts>,
+}
+
+/// Reads the facts of `deliveries` (see [`Facts`]) in one pipelined round
+/// trip; events past retention (`expired(created_ms)`) are not read.
+pub async fn delivery_facts(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    deliveries: &[DeliveryKey<'_>],
+    expired: impl Fn(u64) -> bool,
+) -> redis::RedisResult<Facts> {
+    use std::collections::HashMap;
+    if deliveries.is_empty() {
+        return Ok(Facts::default());
+    }
+    // The events, by home partition (one event_heads.lua call each).
+    let mut events: Vec<&str> = deliveries.iter().map(|d| d.event_id).collect();
+    events.sort_unstable();
+    events.dedup();
+    let mut by_home: HashMap<Partition, Vec<&str>> = HashMap::new();
+    for event_id in events {
+        if expired(ids::created_ms(IdKind::Event, event_id).unwrap_or(0)) {
+            continue;
+        }
+        if let Some(home) = ids::partition_of(IdKind::Event, event_id) {
+            by_home.entry(home).or_default().push(event_id);
+        }
+    }
+    let mut endpoints: Vec<(&str, Partition)> = deliveries
+        .iter()
+        .map(|d| (d.endpoint_id, d.partition))
+        .collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+
+    let mut pipe = redis::pipe();
+    let homes: Vec<(Partition, Vec<&str>)> = by_home.into_iter().collect();
+    add_event_heads(&mut pipe, keys, &homes);
+    for (endpoint_id, p) in &endpoints {
+        pipe.cmd("HMGET")
+            .arg(keys.endpoint(*p, endpoint_id))
+            .arg("active")
+            .arg("paused");
+    }
+    for d in deliveries {
+        let p = d.partition;
+        let bucket = ids::time_bucket(IdKind::Delivery, d.delivery_id).map_or("", |(b, _)| b);
+        if d.created_us.is_none() {
+            pipe.zscore(keys.endpoint_deliveries(p, d.endpoint_id), d.event_id);
+        }
+        pipe.hget(
+            keys.states(p, bucket),
+            d.delivery_id.get(4..).unwrap_or_default(),
+        )
+        .zscore(keys.inflight(p), d.delivery_id)
+        .zscore(keys.endpoint_due(p, d.endpoint_id), d.event_id);
+    }
+    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let mut replies = replies.into_iter();
+    let mut next = || replies.next().unwrap_or(redis::Value::Nil);
+
+    let mut facts = Facts::default();
+    for (_, event_ids) in &homes {
+        let answer: Vec<Option<String>> = redis::from_redis_value(next())?;
+        for (event_id, head) in event_ids.iter().zip(answer) {
+            if let Some(head) = head {
+                facts.heads.insert(event_id.to_string(), head);
+            }
+        }
+    }
+    for (endpoint_id, _) in &endpoints {
+        let fields: Vec<Option<String>> = redis::from_redis_value(next())?;
+        let mut fields = fields.into_iter();
+        let (active, paused) = (fields.next().flatten(), fields.next().flatten());
+        let holds = active.as_deref() != Some("1") || paused.as_deref() == Some("1");
+        facts
+            .endpoints
+            .insert(endpoint_id.to_string(), (active.is_some(), holds));
+    }
+    for d in deliveries {
+        let created_us = match d.created_us {
+            Some(us) => Some(us),
+            None => redis::from_redis_value::<Option<f64>>(next())?.map(|score| score as u64),
+        };
+        let stored: Option<String> = redis::from_redis_value(next())?;
+        let leased: Option<f64> = redis::from_redis_value(next())?;
+        let due_at: Option<f64> = redis::from_redis_value(next())?;
+        facts.deliveries.push(DeliveryFacts {
+            created_us,
+            stored,
+            leased: leased.is_some(),
+            due_at: due_at.map(|at| at as u64),
+        });
+    }
+    Ok(facts)
+}
