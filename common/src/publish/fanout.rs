@@ -2,7 +2,7 @@
 //! (`store::publish::fan_out`), marking the event complete, and finishing
 //! fan-outs their API process left incomplete ([`recover_fanouts`]).
 
-use redis::AsyncCommands;
+use crate::store::publish as store_publish;
 
 use super::subscribers::{endpoint_index, wanted_by};
 use super::{PublishError, Store};
@@ -18,8 +18,7 @@ pub(super) async fn mark_complete(
     event_id: &str,
 ) -> Result<(), PublishError> {
     let mut conn = state.conn().await?;
-    let _: () = conn.zrem(state.keys.fanout_pending(home), event_id).await?;
-    Ok(())
+    Ok(store_publish::mark_complete(&mut conn, &state.keys, home, event_id).await?)
 }
 
 /// Finishes the fan-out of events of home partition `p` still pending
@@ -36,14 +35,7 @@ pub async fn recover_fanouts(
     let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
     let pending: Vec<String> = {
         let mut conn = state.conn().await?;
-        conn.zrangebyscore_limit(
-            state.keys.fanout_pending(p),
-            "-inf",
-            cutoff,
-            0,
-            limit as isize,
-        )
-        .await?
+        store_publish::pending_fanouts(&mut conn, &state.keys, p, cutoff, limit).await?
     };
     for event_id in &pending {
         let record = {
@@ -60,7 +52,7 @@ pub async fn recover_fanouts(
             }
             Err(PublishError::Expired) => {
                 let mut conn = state.conn().await?;
-                let _: () = conn.zrem(state.keys.fanout_pending(p), event_id).await?;
+                store_publish::mark_complete(&mut conn, &state.keys, p, event_id).await?;
             }
             Err(err) => {
                 // Left pending: the next round tries it again; the others
@@ -82,7 +74,7 @@ pub(super) async fn fanout<'g>(
     groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
 ) -> Result<u64, PublishError> {
     let mut conn = state.conn().await?;
-    Ok(crate::store::publish::fan_out(
+    Ok(store_publish::fan_out(
         &mut conn,
         &state.keys,
         state.config.initial_delay_ms(),
@@ -112,22 +104,10 @@ pub(super) async fn finish_fanout(
     let index = endpoint_index(state, tenant_id).await?;
     let groups = wanted_by(&index, &record.event_type);
     fanout(state, tenant_id, event_id, groups.iter()).await?;
-    let total: u64 = {
-        let mut pipe = redis::pipe();
-        let mut any = false;
-        for endpoint_id in index.keys() {
-            if let Some(p) = ids::partition_of(IdKind::Endpoint, endpoint_id) {
-                pipe.zscore(state.keys.endpoint_deliveries(p, endpoint_id), event_id);
-                any = true;
-            }
-        }
-        if any {
-            let mut conn = state.conn().await?;
-            let scores: Vec<Option<f64>> = pipe.query_async(&mut conn).await?;
-            scores.iter().filter(|s| s.is_some()).count() as u64
-        } else {
-            0
-        }
+    let total = {
+        let mut conn = state.conn().await?;
+        let endpoints = index.keys().map(String::as_str);
+        store_publish::delivery_count(&mut conn, &state.keys, event_id, endpoints).await?
     };
     mark_complete(state, home, event_id).await?;
     Ok(total)

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use redis::AsyncCommands;
+use crate::store::endpoint as store_endpoint;
 
 use super::{PublishError, Store};
 use crate::ids::{self, IdKind, Partition};
@@ -37,11 +37,9 @@ pub async fn subscribers(
         endpoint_index(state, tenant_id).await?
     } else {
         let mut conn = state.conn().await?;
-        let (defined, index): (bool, HashMap<String, String>) = redis::pipe()
-            .hexists(state.keys.tenant_event_types(tenant_id), event_type)
-            .hgetall(state.keys.tenant_endpoints(tenant_id))
-            .query_async(&mut conn)
-            .await?;
+        let keys = &state.keys;
+        let (defined, index) =
+            store_endpoint::index_with_type(&mut conn, keys, tenant_id, event_type).await?;
         if !defined {
             return Ok(None);
         }
@@ -56,7 +54,7 @@ pub(super) async fn endpoint_index(
     tenant_id: &str,
 ) -> Result<HashMap<String, String>, PublishError> {
     let mut conn = state.conn().await?;
-    Ok(conn.hgetall(state.keys.tenant_endpoints(tenant_id)).await?)
+    Ok(store_endpoint::index_of(&mut conn, &state.keys, tenant_id).await?)
 }
 
 /// The endpoints of `index` that want `event_type`, by partition.

@@ -265,3 +265,28 @@ pub async fn ids_since(
     ids.dedup();
     Ok(ids)
 }
+
+/// The tenant's endpoint index: endpoint id → subscription summary
+/// (`EndpointRecord::subscription_summary`), what publish matches on.
+pub async fn index_of(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+) -> redis::RedisResult<HashMap<String, String>> {
+    conn.hgetall(keys.tenant_endpoints(tenant_id)).await
+}
+
+/// The tenant's endpoint index with whether it defined the event type
+/// `event_type`, in one round trip (both live in the tenant's slot).
+pub async fn index_with_type(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    event_type: &str,
+) -> redis::RedisResult<(bool, HashMap<String, String>)> {
+    redis::pipe()
+        .hexists(keys.tenant_event_types(tenant_id), event_type)
+        .hgetall(keys.tenant_endpoints(tenant_id))
+        .query_async(conn)
+        .await
+}

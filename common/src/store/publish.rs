@@ -158,3 +158,60 @@ pub async fn fan_out<'g>(
     let counts: Vec<u64> = pipe.query_async(conn).await?;
     Ok(counts.iter().sum())
 }
+
+/// Takes an event off its home partition's list of incomplete fan-outs.
+pub async fn mark_complete(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    home: Partition,
+    event_id: &str,
+) -> redis::RedisResult<()> {
+    redis::cmd("ZREM")
+        .arg(keys.fanout_pending(home))
+        .arg(event_id)
+        .exec_async(conn)
+        .await
+}
+
+/// Up to `limit` events of home partition `p` whose fan-out has been
+/// incomplete since `cutoff_ms` or before.
+pub async fn pending_fanouts(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    p: Partition,
+    cutoff_ms: u64,
+    limit: usize,
+) -> redis::RedisResult<Vec<String>> {
+    redis::cmd("ZRANGEBYSCORE")
+        .arg(keys.fanout_pending(p))
+        .arg("-inf")
+        .arg(cutoff_ms)
+        .arg("LIMIT")
+        .arg(0)
+        .arg(limit)
+        .query_async(conn)
+        .await
+}
+
+/// How many of `endpoint_ids` have a delivery of `event_id` (their log
+/// lists it).
+pub async fn delivery_count(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    event_id: &str,
+    endpoint_ids: impl Iterator<Item = &str>,
+) -> redis::RedisResult<u64> {
+    let mut pipe = redis::pipe();
+    let mut any = false;
+    for endpoint_id in endpoint_ids {
+        if let Some(p) = crate::ids::partition_of(crate::ids::IdKind::Endpoint, endpoint_id) {
+            pipe.zscore(keys.endpoint_deliveries(p, endpoint_id), event_id);
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(0);
+    }
+    let scores: Vec<Option<f64>> = pipe.query_async(conn).await?;
+    Ok(scores.iter().filter(|s| s.is_some()).count() as u64)
+}
