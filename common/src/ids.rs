@@ -10,7 +10,13 @@
 use rand::Rng;
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-const BODY_LEN: usize = 24;
+/// Characters of an id's body (after `<kind>_`); a delivery id's body is
+/// twice as long (its event's body, then its endpoint's).
+pub const BODY_LEN: usize = 24;
+/// Characters of a time bucket, the start of an event or delivery body.
+pub const BUCKET_CHARS: usize = 6;
+/// Characters that end an id and name its partition.
+pub const PARTITION_CHARS: usize = 2;
 
 /// The highest partition count an id can encode (two base32 characters).
 pub const MAX_PARTITIONS: u16 = 1024;
@@ -157,7 +163,7 @@ pub fn time_bucket(kind: IdKind, id: &str) -> Option<(&str, u64)> {
         }
         _ => body_of(kind, id)?,
     };
-    let bucket = &body[..6];
+    let bucket = &body[..BUCKET_CHARS];
     let value = bucket.bytes().try_fold(0u64, |acc, c| {
         decode_char(c).map(|v| (acc << 5) | u64::from(v))
     })?;

@@ -172,6 +172,35 @@ pub fn attempt_fields(mut stored: HashMap<String, String>) -> HashMap<String, St
 /// The most response body kept per attempt.
 pub const RESPONSE_EXCERPT_MAX: usize = 4096;
 
+/// Every field of an endpoint's hash: those [`EndpointRecord::to_fields`]
+/// writes, the signing secrets, and those the scripts keep (`qhead`, the
+/// concurrency state, why the breaker disabled it). A test checks that the
+/// scripts read and write no other field of an endpoint's hash.
+pub const ENDPOINT_FIELDS: &[&str] = &[
+    "id",
+    "tenant",
+    "url",
+    "events",
+    "description",
+    "headers",
+    "rate_limit",
+    "timeout_ms",
+    "max_in_flight",
+    "active",
+    "paused",
+    "created",
+    "updated",
+    "secret",
+    "old_secret",
+    "old_secret_until",
+    "disabled_reason",
+    "qhead",
+    "busy",
+    "busy_at",
+    "window",
+    "parked",
+];
+
 /// An endpoint as stored in its hash (`hf:{pN}:endpoint:<id>`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EndpointRecord {
@@ -319,6 +348,37 @@ pub fn summary_wants(summary: &str, event_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoints_fields_are_the_listed_ones() {
+        let record = EndpointRecord::from_hash(&HashMap::from([
+            ("id".to_string(), "ep_x".to_string()),
+            ("events".to_string(), "[]".to_string()),
+            ("headers".to_string(), "[]".to_string()),
+        ]))
+        .unwrap();
+        let all_changes = EndpointChanges {
+            url: Some(String::new()),
+            events: Some(Vec::new()),
+            description: Some(String::new()),
+            headers: Some(Vec::new()),
+            rate_limit: Some(None),
+            timeout_ms: Some(None),
+            max_in_flight: Some(None),
+            active: Some(true),
+            paused: Some(false),
+        };
+        for (name, _) in record
+            .to_fields()
+            .into_iter()
+            .chain(all_changes.to_fields(0))
+        {
+            assert!(
+                ENDPOINT_FIELDS.contains(&name),
+                "{name} is not in ENDPOINT_FIELDS"
+            );
+        }
+    }
 
     /// A change writes only the fields it names (plus `updated`), encoded
     /// as a whole record encodes them.

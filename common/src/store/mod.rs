@@ -43,6 +43,7 @@ pub mod retry;
 pub mod tenants;
 pub mod workers;
 
+pub use scripts::id_layout;
 #[cfg(test)]
 pub(crate) use scripts::SOURCES;
 

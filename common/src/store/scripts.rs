@@ -18,17 +18,49 @@ macro_rules! prelude {
     };
 }
 
-/// A script: `prelude.lua`, the helper files it uses (`state.lua`), then
-/// its own file. Helpers are closures made anew on
-/// every call, so a script carries only those it uses.
+/// The id layout the scripts slice ids by (1-based positions, as Lua's
+/// `string.sub` takes them), generated from `ids.rs` so the two cannot
+/// drift: the body of an event, endpoint or delivery id starts at
+/// `EVT_BODY`, `EP_BODY`, `DLV_BODY`; a delivery's body is its event's
+/// body (`DLV_EVENT` to `DLV_EVENT_END`) then its endpoint's (from
+/// `DLV_ENDPOINT`); a time bucket ends at `EVT_BUCKET_END` in an event id
+/// and `DLV_BUCKET_END` in a delivery id; the last `ID_PARTITION` characters
+/// name the partition.
+pub fn id_layout() -> String {
+    use crate::ids::{IdKind, BODY_LEN, BUCKET_CHARS, PARTITION_CHARS};
+    let body = |kind: IdKind| kind.prefix().len() + 2;
+    let (evt, ep, dlv) = (
+        body(IdKind::Event),
+        body(IdKind::Endpoint),
+        body(IdKind::Delivery),
+    );
+    format!(
+        "local EVT_BODY, EP_BODY, DLV_BODY = {evt}, {ep}, {dlv}\n\
+         local DLV_EVENT, DLV_EVENT_END, DLV_ENDPOINT = {dlv}, {}, {}\n\
+         local EVT_BUCKET_END, DLV_BUCKET_END = {}, {}\n\
+         local ID_PARTITION = {PARTITION_CHARS}\n",
+        dlv + BODY_LEN - 1,
+        dlv + BODY_LEN,
+        evt + BUCKET_CHARS - 1,
+        dlv + BUCKET_CHARS - 1,
+    )
+}
+
+/// A script: the generated id layout, `prelude.lua`, the helper files it
+/// uses (`state.lua`), then its own file. Helpers are closures made anew
+/// on every call, so a script carries only those it uses.
 macro_rules! script {
     ($name:ident, $file:literal $(, $helpers:literal)*) => {
         #[doc = concat!("`", $file, "`; see the file's header.")]
         pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(concat!(
-                prelude!(),
-                $(include_str!(concat!("scripts/", $helpers)),)*
-                include_str!(concat!("scripts/", $file))
+            Script::new(&format!(
+                "{}{}",
+                id_layout(),
+                concat!(
+                    prelude!(),
+                    $(include_str!(concat!("scripts/", $helpers)),)*
+                    include_str!(concat!("scripts/", $file))
+                )
             ))
         });
     };
@@ -41,8 +73,9 @@ script!(CLAIM, "claim.lua", "state.lua");
 /// (generated here, so the two cannot drift).
 pub(super) static RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "local STRIDE = {}\n{}",
+        "local STRIDE = {}\n{}{}",
         super::record::STRIDE,
+        id_layout(),
         concat!(
             prelude!(),
             include_str!("scripts/state.lua"),
@@ -91,3 +124,109 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("event_heads.lua", include_str!("scripts/event_heads.lua")),
     ("backlog.lua", include_str!("scripts/backlog.lua")),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ENDPOINT_FIELDS;
+
+    /// The arguments of each `redis.call(...)` in `source` whose command
+    /// starts with `H` (a hash command), split at top-level commas.
+    fn hash_calls(source: &str) -> Vec<Vec<String>> {
+        let mut calls = Vec::new();
+        for (at, _) in source.match_indices("redis.call('H") {
+            let open = at + "redis.call".len();
+            let (mut depth, mut quoted, mut args, mut arg) = (0, false, Vec::new(), String::new());
+            for c in source[open..].chars() {
+                match c {
+                    '\'' => quoted = !quoted,
+                    '(' if !quoted => {
+                        depth += 1;
+                        if depth == 1 {
+                            continue;
+                        }
+                    }
+                    ')' if !quoted => {
+                        depth -= 1;
+                        if depth == 0 {
+                            args.push(arg.trim().to_string());
+                            break;
+                        }
+                    }
+                    ',' if !quoted && depth == 1 => {
+                        args.push(std::mem::take(&mut arg).trim().to_string());
+                        continue;
+                    }
+                    _ => {}
+                }
+                arg.push(c);
+            }
+            calls.push(args);
+        }
+        calls
+    }
+
+    /// Field names the scripts spell for an endpoint's hash (its key built
+    /// from `'endpoint:'`, held in `endpoint_key`, or KEYS[1] where the
+    /// header says it is the endpoint hash) are fields `model.rs` lists.
+    /// (Fields gathered into a table first, as claim.lua's `qhead`/`busy`
+    /// write, are not seen here.)
+    #[test]
+    fn scripts_use_only_the_endpoint_fields_model_rs_lists() {
+        let mut checked = 0;
+        for (name, source) in SOURCES {
+            let keys_1_is_endpoint = source.contains("KEYS[1] endpoint hash");
+            for args in hash_calls(source) {
+                let Some(key) = args.get(1) else { continue };
+                let endpoint = key.contains("'endpoint:'")
+                    || key == "endpoint_key"
+                    || (keys_1_is_endpoint && key == "KEYS[1]");
+                if !endpoint {
+                    continue;
+                }
+                for arg in &args[2..] {
+                    let Some(field) = arg.strip_prefix('\'').and_then(|a| a.strip_suffix('\''))
+                    else {
+                        continue;
+                    };
+                    if field.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        && !field.is_empty()
+                    {
+                        assert!(
+                            ENDPOINT_FIELDS.contains(&field),
+                            "{name} uses endpoint field `{field}`, which model::ENDPOINT_FIELDS does not list"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            checked > 30,
+            "only {checked} field names found: the parser is broken"
+        );
+    }
+
+    /// Ids are sliced by the generated layout, never by literal positions.
+    #[test]
+    fn scripts_slice_ids_only_by_the_generated_layout() {
+        for (name, source) in SOURCES {
+            for (at, _) in source.match_indices("string.sub(") {
+                let args = &source[at + "string.sub(".len()..];
+                let second = args
+                    .split(',')
+                    .nth(1)
+                    .and_then(|arg| arg.split(')').next())
+                    .unwrap_or("")
+                    .trim();
+                let literal = second.trim_start_matches('-');
+                let numeric = !literal.is_empty() && literal.chars().all(|c| c.is_ascii_digit());
+                let line = source[..at].lines().count();
+                assert!(
+                    !numeric || literal == "1",
+                    "{name}, line {line}: `string.sub` slices at the literal position {second}; use the id layout"
+                );
+            }
+        }
+    }
+}

@@ -26,6 +26,8 @@ mod processes;
 /// Publishing events: single and batch, exact payloads, what is stored
 /// and for how long.
 mod publish;
+/// The storage layer's contracts with its Lua scripts, checked in Redis.
+mod store;
 /// Endpoints (webhooks, in the API): CRUD, SSRF rules, pause and the
 /// circuit breaker.
 mod webhooks;

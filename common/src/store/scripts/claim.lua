@@ -118,9 +118,9 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_s, 'LIMIT', '0'
 if #expired > 0 then
   local released = {}
   for _, delivery_id in ipairs(expired) do
-    local endpoint_id = 'ep_' .. string.sub(delivery_id, 29)
+    local endpoint_id = 'ep_' .. string.sub(delivery_id, DLV_ENDPOINT)
     redis.call('ZADD', prefix .. 'ep_due:' .. endpoint_id, now_s,
-      'evt_' .. string.sub(delivery_id, 5, 28))
+      'evt_' .. string.sub(delivery_id, DLV_EVENT, DLV_EVENT_END))
     redis.call('ZADD', KEYS[1], 'LT', now_s, endpoint_id)
     released[endpoint_id] = (released[endpoint_id] or 0) + 1
   end
@@ -213,12 +213,12 @@ end
 -- Leases one delivery of the visited endpoint (event `event_id`); false
 -- when its event has expired or it has ended (it is dropped then).
 local function lease(visit, event_id, later)
-  local delivery_id = 'dlv_' .. string.sub(event_id, 5) .. string.sub(visit.id, 4)
+  local delivery_id = 'dlv_' .. string.sub(event_id, EVT_BODY) .. string.sub(visit.id, EP_BODY)
   local at = event_at[event_id]
   if not at then
     local record = ''
-    if string.sub(event_id, -2) == here then
-      record = redis.call('HGET', prefix .. 'events:' .. string.sub(event_id, 5, 10), event_id)
+    if string.sub(event_id, -ID_PARTITION) == here then
+      record = redis.call('HGET', prefix .. 'events:' .. string.sub(event_id, EVT_BODY, EVT_BUCKET_END), event_id)
       if not record then return false end
     end
     event_list[#event_list + 1] = {event_id, record}

@@ -221,7 +221,7 @@ for i = first, #ARGV, STRIDE do
           e.requeue = later
         end
         later[#later + 1] = next_at
-        later[#later + 1] = 'evt_' .. string.sub(delivery_id, 5, 28)
+        later[#later + 1] = 'evt_' .. string.sub(delivery_id, DLV_EVENT, DLV_EVENT_END)
         local due = tonumber(next_at)
         if not e.next_due or due < e.next_due then e.next_due = due end
         requeued = requeued + 1

@@ -32,7 +32,7 @@ if not tenant then
   return {-2, 'cancelled'}
 end
 if tenant ~= ARGV[1] or not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {-1, ''} end
-local field = string.sub(ARGV[2], 5)
+local field = string.sub(ARGV[2], DLV_BODY)
 local s = read_state(redis.call('HGET', KEYS[6], field))
 local status = (s and s.status) or 'pending'
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {-4, 'in_flight'} end

@@ -30,5 +30,6 @@ end
 -- (`dlv_<event body><endpoint body>`; the bucket is the first six
 -- characters of the event's body).
 local function state_key(prefix, delivery_id)
-  return prefix .. 'states:' .. string.sub(delivery_id, 5, 10), string.sub(delivery_id, 5)
+  return prefix .. 'states:' .. string.sub(delivery_id, DLV_BODY, DLV_BUCKET_END),
+    string.sub(delivery_id, DLV_BODY)
 end
