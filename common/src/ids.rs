@@ -170,6 +170,15 @@ pub fn time_bucket(kind: IdKind, id: &str) -> Option<(&str, u64)> {
     Some((bucket, (value + 1) << BUCKET_SHIFT))
 }
 
+/// When what an event or delivery id's bucket holds may expire: the
+/// bucket's end plus retention (the one rule for the events and states
+/// hashes; 0, which Redis takes as "now", only for a malformed id).
+pub fn bucket_expires_at(kind: IdKind, id: &str, retention: std::time::Duration) -> u64 {
+    time_bucket(kind, id).map_or(0, |(_, end)| {
+        end.saturating_add(retention.as_millis() as u64)
+    })
+}
+
 /// The two characters that end the ids of everything living in partition
 /// `p` (claim.lua tells the events homed in its partition by them).
 pub fn partition_code(p: Partition) -> String {
@@ -257,6 +266,16 @@ mod tests {
             Some((bucket, end))
         );
         assert_eq!(time_bucket(IdKind::Event, "evt_x"), None);
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(
+            bucket_expires_at(IdKind::Event, &event, day),
+            end + 86_400_000
+        );
+        assert_eq!(
+            bucket_expires_at(IdKind::Delivery, &delivery, day),
+            end + 86_400_000
+        );
+        assert_eq!(bucket_expires_at(IdKind::Event, "evt_x", day), 0);
     }
 
     #[test]

@@ -401,7 +401,7 @@ pub async fn retry_one(
         endpoint_id: &delivery.endpoint_id,
         allowed,
         skip_test,
-        retention_ms: state.store.config.retention.as_millis() as u64,
+        retention: state.store.config.retention,
     };
     Ok(retry::retry(&mut conn, &state.store.keys, request).await?)
 }

@@ -64,10 +64,10 @@ impl Prepared {
             &rfc3339_ms(now),
             data,
         );
-        let (bucket, bucket_end) = ids::time_bucket(IdKind::Event, &event_id)
-            .map(|(bucket, end)| (bucket.to_string(), end))
+        let bucket = ids::time_bucket(IdKind::Event, &event_id)
+            .map(|(bucket, _)| bucket.to_string())
             .unwrap_or_default();
-        let expire_at = bucket_end.saturating_add(config.retention.as_millis() as u64);
+        let expire_at = ids::bucket_expires_at(IdKind::Event, &event_id, config.retention);
         let complete = groups.keys().all(|p| *p == home);
         let matched: usize = groups.values().map(Vec::len).sum();
         Prepared {

@@ -178,18 +178,9 @@ pub fn values(attempt: &AttemptRecord<'_>, retention: Duration) -> [String; STRI
         (at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS).to_string(),
         attempt.entry.to_string(),
         attempt.notice.to_string(),
-        state_expiry(attempt.delivery_id, retention).to_string(),
+        ids::bucket_expires_at(IdKind::Delivery, attempt.delivery_id, retention).to_string(),
         flag(attempt.timed_out),
     ]
-}
-
-/// When the delivery's `states:<bucket>` hash may expire: its bucket's end
-/// plus retention (0, which Redis takes as "now", never happens for the
-/// well-formed ids a claim hands out).
-fn state_expiry(delivery_id: &str, retention: Duration) -> u64 {
-    ids::time_bucket(IdKind::Delivery, delivery_id).map_or(0, |(_, end)| {
-        end.saturating_add(retention.as_millis() as u64)
-    })
 }
 
 /// Four values per attempt: held, attempt entry id, disabled, notices.

@@ -22,7 +22,7 @@ pub struct RetryRequest<'a> {
     /// deliveries only).
     pub skip_test: bool,
     /// Retention: how long the delivery's state stays readable.
-    pub retention_ms: u64,
+    pub retention: std::time::Duration,
 }
 
 /// A state a retry may start from.
@@ -69,9 +69,9 @@ pub async fn retry(
 ) -> redis::RedisResult<(RetryOutcome, String)> {
     let p = request.partition;
     let endpoint = request.endpoint_id;
-    let (bucket, bucket_end) =
-        ids::time_bucket(IdKind::Delivery, request.delivery_id).unwrap_or(("", 0));
-    let expire_at = bucket_end.saturating_add(request.retention_ms);
+    let bucket = ids::time_bucket(IdKind::Delivery, request.delivery_id).map_or("", |(b, _)| b);
+    let expire_at =
+        ids::bucket_expires_at(IdKind::Delivery, request.delivery_id, request.retention);
     let allowed: Vec<&str> = request.allowed.iter().map(|s| s.as_str()).collect();
     let (code, before): (i64, String) = scripts::RETRY
         .key(keys.endpoint(p, endpoint))
