@@ -176,7 +176,7 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// New URL (same rules as on create).
-    #[oai(validator(min_length = 1, max_length = 2048,), nullable)]
+    #[oai(validator(min_length = 1, max_length = 2048), nullable)]
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub url: Option<String>,

@@ -537,3 +537,56 @@ async fn the_spec_states_the_rules_the_api_applies() {
     }
     app.stop().await;
 }
+
+/// The bounds the spec states for an endpoint's fields are the constants
+/// `input.rs` checks them against (body validators only document, so
+/// without this the two could drift apart).
+#[tokio::test]
+async fn the_endpoint_bounds_the_spec_states_are_the_ones_input_rs_applies() {
+    use hookfleet_api::input::{
+        MAX_DESCRIPTION_LEN, MAX_EVENTS, MAX_HEADERS, MAX_HEADER_VALUE_LEN, MAX_RATE_LIMIT,
+        MAX_URL_LEN,
+    };
+    use hookfleet_common::config::MAX_IN_FLIGHT;
+    let (app, spec) = spec().await;
+    for schema in ["CreateWebhook", "UpdateWebhook"] {
+        let p = &spec["components"]["schemas"][schema]["properties"];
+        let checks = [
+            ("url.maxLength", &p["url"]["maxLength"], MAX_URL_LEN as u64),
+            (
+                "events.maxItems",
+                &p["events"]["maxItems"],
+                MAX_EVENTS as u64,
+            ),
+            (
+                "description.maxLength",
+                &p["description"]["maxLength"],
+                MAX_DESCRIPTION_LEN as u64,
+            ),
+            (
+                "headers.maxProperties",
+                &p["headers"]["maxProperties"],
+                MAX_HEADERS as u64,
+            ),
+            (
+                "headers values' maxLength",
+                &p["headers"]["additionalProperties"]["maxLength"],
+                MAX_HEADER_VALUE_LEN as u64,
+            ),
+            (
+                "rate_limit.maximum",
+                &p["rate_limit"]["maximum"],
+                u64::from(MAX_RATE_LIMIT),
+            ),
+            (
+                "max_in_flight.maximum",
+                &p["max_in_flight"]["maximum"],
+                u64::from(MAX_IN_FLIGHT),
+            ),
+        ];
+        for (what, stated, applied) in checks {
+            assert_eq!(stated.as_f64(), Some(applied as f64), "{schema}.{what}");
+        }
+    }
+    app.stop().await;
+}
