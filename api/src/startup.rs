@@ -94,7 +94,7 @@ pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
 pub async fn build(config: Config) -> Result<Application, String> {
     let pool = redis_pool::create_pool(&config)?;
     let keys = Keys::new(config.redis_prefix.clone());
-    hookfleet_common::layout::check(&pool, &keys, &config).await?;
+    hookfleet_common::store::layout::check(&pool, &keys, &config).await?;
     let per_second = NonZeroU32::new(config.api_rate_limit).unwrap_or(NonZeroU32::MIN);
     let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
     let limiter = Arc::new(RateLimiter::keyed(

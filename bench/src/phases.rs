@@ -456,7 +456,7 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         .unwrap_or_default();
     // (The body is the tail of the event's record; the record's head,
     // tenant and type, counts as beyond the payload.)
-    let body_len: u64 = hookfleet_common::stored_event::load(
+    let body_len: u64 = hookfleet_common::store::events::load(
         &mut conn,
         &hookfleet_common::Keys::new(prefix),
         &sample_id,

@@ -13,7 +13,6 @@ pub mod duration;
 pub mod event_data;
 pub mod ids;
 pub mod keys;
-pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod net_policy;

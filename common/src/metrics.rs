@@ -54,39 +54,25 @@ impl QueueGauges {
         keys: &Keys,
         config: &Config,
     ) -> Result<(), String> {
-        let mut pipe = redis::pipe();
-        for p in config.all_partitions() {
-            pipe.get(keys.queued(p));
-            pipe.cmd("ZRANGE")
-                .arg(keys.ready(p))
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES");
-            pipe.zcard(keys.inflight(p));
-        }
+        let partitions: Vec<_> = config.all_partitions().collect();
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        let replies: Vec<redis::Value> = pipe
-            .query_async(&mut conn)
+        let depths = crate::store::reads::queue_depths(&mut conn, keys, &partitions)
             .await
             .map_err(|e| e.to_string())?;
         let now = now_ms();
-        for (p, chunk) in config.all_partitions().zip(replies.chunks(3)) {
+        for (p, depth) in partitions.iter().zip(depths) {
             let label = p.0.to_string();
-            let value = |i: usize| chunk.get(i).cloned().unwrap_or(redis::Value::Nil);
-            let depth: i64 = redis::from_redis_value::<Option<i64>>(value(0))
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-                .max(0);
-            let first: Vec<(String, u64)> = redis::from_redis_value(value(1)).unwrap_or_default();
-            let in_flight: i64 = redis::from_redis_value(value(2)).unwrap_or(0);
-            let age = first
-                .first()
-                .map(|(_, due)| now.saturating_sub(*due) as f64 / 1000.0)
+            let age = depth
+                .first_due_ms
+                .map(|due| now.saturating_sub(due) as f64 / 1000.0)
                 .unwrap_or(0.0);
-            self.depth.with_label_values(&[&label]).set(depth);
+            self.depth
+                .with_label_values(&[&label])
+                .set(depth.queued as i64);
             self.oldest_due_age.with_label_values(&[&label]).set(age);
-            self.in_flight.with_label_values(&[&label]).set(in_flight);
+            self.in_flight
+                .with_label_values(&[&label])
+                .set(depth.in_flight as i64);
         }
         Ok(())
     }

@@ -22,12 +22,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionLike;
 use serde_json::value::RawValue;
 
 use crate::event_data::EventData;
-use crate::ids::{self, IdKind};
-use crate::Keys;
 
 /// An event's record, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,32 +155,6 @@ fn push_json_string(out: &mut String, value: &str) {
 /// Whether an event created at `created_ms` is past `retention` at `now_ms`.
 pub fn expired(created_ms: u64, retention: Duration, now_ms: u64) -> bool {
     created_ms.saturating_add(retention.as_millis() as u64) <= now_ms
-}
-
-/// The record of event `event_id`, or `None` once it has expired (or when
-/// the id is malformed).
-pub async fn load<C: ConnectionLike + Send>(
-    conn: &mut C,
-    keys: &Keys,
-    event_id: &str,
-    retention: Duration,
-) -> redis::RedisResult<Option<EventRecord>> {
-    let (Some(home), Some((bucket, _)), Some(created)) = (
-        ids::partition_of(IdKind::Event, event_id),
-        ids::time_bucket(IdKind::Event, event_id),
-        ids::created_ms(IdKind::Event, event_id),
-    ) else {
-        return Ok(None);
-    };
-    if expired(created, retention, crate::time_util::now_ms()) {
-        return Ok(None);
-    }
-    let text: Option<String> = redis::cmd("HGET")
-        .arg(keys.events(home, bucket))
-        .arg(event_id)
-        .query_async(conn)
-        .await?;
-    Ok(text.and_then(EventRecord::parse))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::outage::Source;
-use hookfleet_common::stored_event::{self, EventRecord};
+use hookfleet_common::stored_event::EventRecord;
 use hookfleet_common::time_util::now_ms;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -84,7 +84,7 @@ async fn read_event(ctx: &Context, job: &mut Job) -> bool {
 /// Reads an event from its home partition. `Ok(None)`: the event expired.
 async fn fetch_event(ctx: &Context, job: &Job) -> Result<Option<EventRecord>, String> {
     let mut conn = ctx.store.pool.get().await.map_err(|e| e.to_string())?;
-    stored_event::load(
+    hookfleet_common::store::events::load(
         &mut conn,
         &ctx.store.keys,
         &job.event_id,

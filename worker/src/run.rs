@@ -45,7 +45,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let pool = redis_pool::create_pool(&config).map_err(WorkerError::Config)?;
     let client = deliver::build_client(&config.address_policy)?;
     let keys = Keys::new(config.redis_prefix.clone());
-    hookfleet_common::layout::check(&pool, &keys, &config)
+    hookfleet_common::store::layout::check(&pool, &keys, &config)
         .await
         .map_err(WorkerError::Config)?;
     let notify = Arc::new(Notify::new());

@@ -307,7 +307,7 @@ impl DeliveriesApi {
         let attempts = load_attempts(&self.state, &delivery, loaded.stored.as_ref()).await?;
         let request_body = {
             let mut conn = self.state.conn().await?;
-            stored_event::load(
+            hookfleet_common::store::events::load(
                 &mut conn,
                 &self.state.store.keys,
                 &delivery.event_id,

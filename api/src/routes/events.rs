@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::store::endpoint as store_endpoint;
-use hookfleet_common::stored_event;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
@@ -451,7 +450,13 @@ impl EventsApi {
         let keys = &self.state.store.keys;
         let record = {
             let mut conn = self.state.conn().await?;
-            stored_event::load(&mut conn, keys, &id.0, self.state.store.config.retention).await?
+            hookfleet_common::store::events::load(
+                &mut conn,
+                keys,
+                &id.0,
+                self.state.store.config.retention,
+            )
+            .await?
         };
         let record = record
             .filter(|record| record.tenant_id == tenant.tenant_id)

@@ -20,6 +20,8 @@
 //! | [`reads`] | `event_heads.lua`, `backlog.lua` | read-only views |
 //! | [`tenants`] | (plain commands) | tenants and their API keys |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
+//! | [`events`] | (plain commands) | reading an event's record |
+//! | [`layout`] | (plain commands) | the storage layout check at start |
 //! | [`notices`] | (plain commands) | operational events waiting to be published |
 //! | [`workers`] | (plain commands) | the worker registry (heartbeats) |
 
@@ -34,6 +36,8 @@ pub mod caps;
 pub mod claim;
 pub mod endpoint;
 pub mod event_types;
+pub mod events;
+pub mod layout;
 pub mod notices;
 pub mod publish;
 pub mod reads;

@@ -338,3 +338,51 @@ pub async fn delivery_facts(
     }
     Ok(facts)
 }
+
+/// A partition's queue as the gauges show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Deliveries waiting (its `queued` counter, never below 0).
+    pub queued: u64,
+    /// When its earliest ready endpoint is due (ms), if any.
+    pub first_due_ms: Option<u64>,
+    /// Deliveries being attempted (its lease set).
+    pub in_flight: u64,
+}
+
+/// Every partition's queue in one round trip, in the order given.
+pub async fn queue_depths(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    partitions: &[Partition],
+) -> redis::RedisResult<Vec<QueueDepth>> {
+    let mut pipe = redis::pipe();
+    for &p in partitions {
+        pipe.get(keys.queued(p));
+        pipe.cmd("ZRANGE")
+            .arg(keys.ready(p))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES");
+        pipe.zcard(keys.inflight(p));
+    }
+    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    Ok(replies
+        .chunks(3)
+        .map(|chunk| {
+            let value = |i: usize| chunk.get(i).cloned().unwrap_or(redis::Value::Nil);
+            let queued = redis::from_redis_value::<Option<i64>>(value(0))
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+                .max(0) as u64;
+            let first: Vec<(String, u64)> = redis::from_redis_value(value(1)).unwrap_or_default();
+            let in_flight: i64 = redis::from_redis_value(value(2)).unwrap_or(0);
+            QueueDepth {
+                queued,
+                first_due_ms: first.first().map(|(_, due)| *due),
+                in_flight: in_flight.max(0) as u64,
+            }
+        })
+        .collect())
+}

@@ -97,7 +97,7 @@ async fn data_of_another_layout_is_refused_at_start() {
     let config = TestApp::builder().config();
     let keys = hookfleet_common::Keys::new(config.redis_prefix.clone());
     let pool = hookfleet_common::redis_pool::create_pool(&config).unwrap();
-    let check = || hookfleet_common::layout::check(&pool, &keys, &config);
+    let check = || hookfleet_common::store::layout::check(&pool, &keys, &config);
     let mut conn = pool.get().await.unwrap();
     let layout: Option<String> = redis::cmd("GET")
         .arg(keys.layout())
@@ -154,7 +154,7 @@ async fn a_drained_first_layout_is_taken_over_and_anything_waiting_refuses() {
     let config = TestApp::builder().config();
     let keys = hookfleet_common::Keys::new(config.redis_prefix.clone());
     let pool = hookfleet_common::redis_pool::create_pool(&config).unwrap();
-    let check = || hookfleet_common::layout::check(&pool, &keys, &config);
+    let check = || hookfleet_common::store::layout::check(&pool, &keys, &config);
     let mut conn = pool.get().await.unwrap();
     let p = ids::Partition(1);
     let now_ms = 1_764_000_000_000u64;
