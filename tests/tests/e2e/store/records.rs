@@ -1,0 +1,221 @@
+//! The storage layer's plain-command modules against a real Redis: each
+//! call does what its documentation says, through the `Store` functions
+//! the API and the worker use (the Lua modules are exercised the same way
+//! in `delivery/invariants.rs` and by every flow test).
+
+use std::time::Duration;
+
+use hookfleet_common::ids::{self, IdKind, Partition};
+use hookfleet_common::store::caps::{self, CappedAdd, CappedHash};
+use hookfleet_common::store::retry::{self, RetryOutcome, RetryRequest, Retryable};
+use hookfleet_common::store::tenants::{self, TenantRecord};
+use hookfleet_common::store::{event_types, notices, workers};
+use hookfleet_common::time_util::now_ms;
+use hookfleet_tests::TestApp;
+
+#[tokio::test]
+async fn capped_hashes_refuse_a_member_over_the_cap_and_repeats_write_nothing() {
+    let app = TestApp::builder().spawn().await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let hash = CappedHash::EventTypes {
+        tenant_id: "ten_caps",
+    };
+    for (field, expected) in [
+        ("a", CappedAdd::Added),
+        ("a", CappedAdd::Exists),
+        ("b", CappedAdd::Added),
+        ("c", CappedAdd::Full),
+    ] {
+        let added = caps::capped_add(&mut conn, &keys, hash, 2, field, "{}")
+            .await
+            .expect("capped_add");
+        assert_eq!(added, expected, "{field}");
+    }
+    let names = event_types::names(&mut conn, &keys, "ten_caps")
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(event_types::delete(&mut conn, &keys, "ten_caps", "a")
+        .await
+        .unwrap());
+    assert!(!event_types::delete(&mut conn, &keys, "ten_caps", "a")
+        .await
+        .unwrap());
+
+    // Test-send places: the third of two waits, told when a place frees.
+    let mut retry_in = Vec::new();
+    for token in ["t1", "t2", "t3"] {
+        retry_in.push(
+            caps::take_test_send_place(&mut conn, &keys, "ten_caps", 2, token, 60_000)
+                .await
+                .expect("take a place"),
+        );
+    }
+    assert_eq!(&retry_in[..2], [0, 0]);
+    assert!(retry_in[2] > 0 && retry_in[2] <= 60_000, "{retry_in:?}");
+    caps::release_test_send_place(&mut conn, &keys, "ten_caps", "t1")
+        .await
+        .unwrap();
+    let again = caps::take_test_send_place(&mut conn, &keys, "ten_caps", 2, "t3", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "a released place is free again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tenants_and_their_keys_are_stored_looked_up_and_revoked() {
+    let app = TestApp::builder().spawn().await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let now = now_ms();
+    let tenant = TenantRecord {
+        id: ids::new_id(IdKind::Tenant, Partition(0), now),
+        name: "acme".into(),
+        created_ms: now,
+    };
+    tenants::create(&mut conn, &keys, &tenant).await.unwrap();
+    assert_eq!(
+        tenants::load(&mut conn, &keys, &tenant.id).await.unwrap(),
+        Some(tenant.clone())
+    );
+    assert_eq!(
+        tenants::load(&mut conn, &keys, "ten_nope").await.unwrap(),
+        None
+    );
+    let listed = tenants::ids_from(&mut conn, &keys, Some(now), 10)
+        .await
+        .unwrap();
+    assert!(listed.contains(&tenant.id), "{listed:?}");
+
+    tenants::add_api_key(
+        &mut conn,
+        &keys,
+        &tenant.id,
+        "key_1",
+        "abc123",
+        "{\"id\":\"key_1\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tenants::lookup_api_key(&mut conn, &keys, "abc123")
+            .await
+            .unwrap(),
+        Some(format!("{} key_1", tenant.id))
+    );
+    assert_eq!(
+        tenants::api_key(&mut conn, &keys, &tenant.id, "key_1")
+            .await
+            .unwrap(),
+        Some("{\"id\":\"key_1\"}".to_string())
+    );
+    tenants::revoke_api_key(&mut conn, &keys, &tenant.id, "key_1", "abc123")
+        .await
+        .unwrap();
+    assert_eq!(
+        tenants::lookup_api_key(&mut conn, &keys, "abc123")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(tenants::api_keys(&mut conn, &keys, &tenant.id)
+        .await
+        .unwrap()
+        .is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_worker_registry_keeps_live_workers_and_drops_silent_ones() {
+    let app = TestApp::builder().spawn().await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let now = now_ms();
+    workers::beat(
+        &mut conn,
+        &keys,
+        "w_old",
+        "{\"id\":\"w_old\"}",
+        now - 60_000,
+    )
+    .await
+    .unwrap();
+    workers::beat(&mut conn, &keys, "w_new", "{\"id\":\"w_new\"}", now)
+        .await
+        .unwrap();
+    let live = workers::live(&mut conn, &keys, now - 15_000).await.unwrap();
+    assert_eq!(live, ["{\"id\":\"w_new\"}"]);
+    // The silent one is gone from the registry, not only from the answer.
+    let live = workers::live(&mut conn, &keys, 0).await.unwrap();
+    assert_eq!(live, ["{\"id\":\"w_new\"}"]);
+    workers::remove(&mut conn, &keys, &["w_new".to_string()])
+        .await
+        .unwrap();
+    assert!(workers::live(&mut conn, &keys, 0).await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn notices_are_due_by_time_moved_back_in_line_and_done_once_published() {
+    let app = TestApp::builder().spawn().await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let p = Partition(3);
+    let _: () = redis::cmd("ZADD")
+        .arg(keys.notices(p))
+        .arg(1_000)
+        .arg("n1")
+        .arg(5_000)
+        .arg("n2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        notices::due(&mut conn, &keys, p, 2_000, 10).await.unwrap(),
+        ["n1"]
+    );
+    notices::again(&mut conn, &keys, p, "n1", 9_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        notices::due(&mut conn, &keys, p, 6_000, 10).await.unwrap(),
+        ["n2"]
+    );
+    notices::done(&mut conn, &keys, p, "n2").await.unwrap();
+    // A notice already gone is not brought back by `again`.
+    notices::again(&mut conn, &keys, p, "n2", 1).await.unwrap();
+    assert_eq!(
+        notices::due(&mut conn, &keys, p, 10_000, 10).await.unwrap(),
+        ["n1"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_whose_endpoint_is_gone_reads_as_cancelled_and_writes_nothing() {
+    let app = TestApp::builder().spawn().await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let event = ids::new_id(IdKind::Event, Partition(1), now_ms());
+    let endpoint = ids::new_id(IdKind::Endpoint, Partition(1), now_ms());
+    let delivery = ids::delivery_id(&event, &endpoint).unwrap();
+    let before = app.snapshot().await;
+    let (outcome, status) = retry::retry(
+        &mut conn,
+        &keys,
+        RetryRequest {
+            tenant_id: "ten_x",
+            partition: Partition(1),
+            delivery_id: &delivery,
+            event_id: &event,
+            endpoint_id: &endpoint,
+            allowed: &[Retryable::Failed],
+            skip_test: false,
+            retention: Duration::from_secs(3600),
+        },
+    )
+    .await
+    .unwrap();
+    // (The API finds the delivery first; without its endpoint it reads as
+    // cancelled, and nothing is queued for it.)
+    assert_eq!(outcome, RetryOutcome::Cancelled, "{status}");
+    assert_eq!(app.snapshot().await, before, "nothing written");
+    app.stop().await;
+}
