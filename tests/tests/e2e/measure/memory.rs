@@ -1,6 +1,6 @@
 //! Measures the Redis memory a retained delivery costs, with its attempts.
 //! Not part of the suite (it asserts nothing): `scripts/measure-memory`
-//! runs it and prints the figures documented in docs/ARCHITECTURE.md.
+//! runs it and prints the figures documented in docs/BENCHMARKS.md ("Memory per delivery").
 
 use std::time::Duration;
 
