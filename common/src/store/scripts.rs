@@ -168,7 +168,7 @@ mod tests {
 
     /// Field names the scripts spell for an endpoint's hash (its key built
     /// from `'endpoint:'`, held in `endpoint_key`, or KEYS[1] where the
-    /// header says it is the endpoint hash) are fields `model.rs` lists.
+    /// header says it is the endpoint hash) are in `model::ENDPOINT_FIELDS`.
     /// (Fields gathered into a table first, as claim.lua's `qhead`/`busy`
     /// write, are not seen here.)
     #[test]
