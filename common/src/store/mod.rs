@@ -77,6 +77,25 @@ impl Store {
     }
 }
 
+/// Up to `limit` members of the sorted set `key` scored `cutoff` or less,
+/// lowest first: what is due in a set scored by due time.
+async fn due_members(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: String,
+    cutoff: u64,
+    limit: usize,
+) -> redis::RedisResult<Vec<String>> {
+    redis::cmd("ZRANGEBYSCORE")
+        .arg(key)
+        .arg("-inf")
+        .arg(cutoff)
+        .arg("LIMIT")
+        .arg(0)
+        .arg(limit)
+        .query_async(conn)
+        .await
+}
+
 /// `prelude.lua`, the helpers every script starts with, for tests that
 /// run those helpers on their own.
 pub const PRELUDE: &str = include_str!("scripts/prelude.lua");

@@ -16,15 +16,7 @@ pub async fn due(
     cutoff_ms: u64,
     limit: usize,
 ) -> redis::RedisResult<Vec<String>> {
-    redis::cmd("ZRANGEBYSCORE")
-        .arg(keys.notices(p))
-        .arg("-inf")
-        .arg(cutoff_ms)
-        .arg("LIMIT")
-        .arg(0)
-        .arg(limit)
-        .query_async(conn)
-        .await
+    super::due_members(conn, keys.notices(p), cutoff_ms, limit).await
 }
 
 /// A notice published: it leaves the set.

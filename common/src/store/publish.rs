@@ -182,15 +182,7 @@ pub async fn pending_fanouts(
     cutoff_ms: u64,
     limit: usize,
 ) -> redis::RedisResult<Vec<String>> {
-    redis::cmd("ZRANGEBYSCORE")
-        .arg(keys.fanout_pending(p))
-        .arg("-inf")
-        .arg(cutoff_ms)
-        .arg("LIMIT")
-        .arg(0)
-        .arg(limit)
-        .query_async(conn)
-        .await
+    super::due_members(conn, keys.fanout_pending(p), cutoff_ms, limit).await
 }
 
 /// How many of `endpoint_ids` have a delivery of `event_id` (their log
