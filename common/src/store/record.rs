@@ -145,7 +145,7 @@ pub async fn record(
         .arg(keys.attempted_channel());
     for attempt in attempts {
         for value in values(attempt, settings.retention) {
-            invocation.arg(value.as_ref());
+            invocation.arg(value);
         }
     }
     let mut conn = pool.get().await?;
@@ -153,40 +153,75 @@ pub async fn record(
     parse_reply(&reply, attempts.len())
 }
 
+/// One value of an attempt's ARGV group: text the attempt holds (ids, the
+/// entry of up to several KiB, the notice) goes borrowed and numbers go
+/// as numbers, so a batch allocates only the two strings it must build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    Text(&'a str),
+    Built(String),
+    Number(u64),
+}
+
+impl Value<'_> {
+    /// The value as the script reads it.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Value::Text(text) => Cow::Borrowed(text),
+            Value::Built(text) => Cow::Borrowed(text),
+            Value::Number(n) => Cow::Owned(n.to_string()),
+        }
+    }
+}
+
+impl redis::ToRedisArgs for Value<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        match self {
+            Value::Text(text) => text.write_redis_args(out),
+            Value::Built(text) => text.write_redis_args(out),
+            Value::Number(n) => n.write_redis_args(out),
+        }
+    }
+}
+
 /// One attempt's ARGV group, in `record.lua`'s order (see its header).
-/// Borrowed where the attempt holds the text (ids, the entry, which can
-/// be several KiB with a response body, and the notice), so a batch
-/// copies nothing it need not.
-pub fn values<'a>(attempt: &AttemptRecord<'a>, retention: Duration) -> [Cow<'a, str>; STRIDE] {
+pub fn values<'a>(attempt: &AttemptRecord<'a>, retention: Duration) -> [Value<'a>; STRIDE] {
     let (outcome, next) = match attempt.decision {
-        Decision::Delivered => ("delivered", String::new()),
-        Decision::Failed => ("failed", String::new()),
-        Decision::RetryAt(at) => ("retry", at.to_string()),
+        Decision::Delivered => ("delivered", Value::Text("")),
+        Decision::Failed => ("failed", Value::Text("")),
+        Decision::RetryAt(at) => ("retry", Value::Number(at)),
     };
-    let flag = |on: bool| Cow::Borrowed(if on { "1" } else { "0" });
+    let flag = |on: bool| Value::Text(if on { "1" } else { "0" });
     let at_ms = attempt.at_ms;
     [
-        Cow::Borrowed(attempt.delivery_id),
-        Cow::Borrowed(attempt.endpoint_id),
-        Cow::Borrowed(attempt.lease_token),
-        Cow::Borrowed(outcome),
-        Cow::Owned(next),
-        Cow::Owned(at_ms.to_string()),
-        Cow::Owned(attempt.status.map(|s| s.to_string()).unwrap_or_default()),
-        Cow::Borrowed(class_field(attempt.status)),
+        Value::Text(attempt.delivery_id),
+        Value::Text(attempt.endpoint_id),
+        Value::Text(attempt.lease_token),
+        Value::Text(outcome),
+        next,
+        Value::Number(at_ms),
+        attempt
+            .status
+            .map_or(Value::Text(""), |s| Value::Number(u64::from(s))),
+        Value::Text(class_field(attempt.status)),
         flag(attempt.decision == Decision::Delivered),
         flag(attempt.status == Some(410)),
         flag(attempt.test),
-        Cow::Owned(stats::latency_field(stats::latency_bin(
+        Value::Built(stats::latency_field(stats::latency_bin(
             attempt.duration_ms,
         ))),
-        Cow::Owned((at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS).to_string()),
-        Cow::Owned((at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS).to_string()),
-        Cow::Borrowed(attempt.entry),
-        Cow::Borrowed(attempt.notice),
-        Cow::Owned(
-            ids::bucket_expires_at(IdKind::Delivery, attempt.delivery_id, retention).to_string(),
-        ),
+        Value::Number(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS),
+        Value::Number(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS),
+        Value::Text(attempt.entry),
+        Value::Text(attempt.notice),
+        Value::Number(ids::bucket_expires_at(
+            IdKind::Delivery,
+            attempt.delivery_id,
+            retention,
+        )),
         flag(attempt.timed_out),
     ]
 }
@@ -250,13 +285,16 @@ mod tests {
             notice: "{}",
         };
         let v = values(&attempt, Duration::from_secs(60));
-        assert_eq!(v[3], "retry");
-        assert_eq!(v[4], "99");
-        assert_eq!(v[6], "503");
-        assert_eq!(v[7], "attempts_5xx");
-        assert_eq!((&*v[8], &*v[9], &*v[10]), ("0", "0", "0"));
-        assert_eq!(v[14], "[]");
-        assert_eq!(v[15], "{}");
-        assert_eq!(v[17], "1");
+        assert_eq!(v[3].text(), "retry");
+        assert_eq!(v[4].text(), "99");
+        assert_eq!(v[6].text(), "503");
+        assert_eq!(v[7].text(), "attempts_5xx");
+        assert_eq!(
+            (&*v[8].text(), &*v[9].text(), &*v[10].text()),
+            ("0", "0", "0")
+        );
+        assert_eq!(v[14].text(), "[]");
+        assert_eq!(v[15].text(), "{}");
+        assert_eq!(v[17].text(), "1");
     }
 }
