@@ -1,43 +1,209 @@
-//! Authentication. Every request carries `Authorization: Bearer <key>`:
-//! the admin key (`HOOKFLEET_ADMIN_KEY`) for tenant management, or a
-//! tenant's API key for everything else. Tenant keys are stored only as
-//! SHA-256 hashes; a key is shown once, when it is created.
+//! Authentication and scopes. Every request carries
+//! `Authorization: Bearer <credential>`:
+//!
+//! - the admin key (`HOOKFLEET_ADMIN_KEY`) for tenants, portal links and
+//!   the fleet;
+//! - a tenant's API key (`hf_…`), with the scopes it was created with;
+//! - a portal session (`hfs_…`), exchanged for a portal link's token
+//!   (`routes::portal`), acting for one tenant with `read` (and `manage`
+//!   unless the link is read-only), perhaps for some endpoints only.
+//!
+//! Keys and sessions are stored only as SHA-256 hashes; each is shown
+//! once, when it is created. The scope a request needs follows from its
+//! method and path alone ([`scope_needed`]), so it is checked here, before
+//! any handler runs or any body is read, and no route can forget it.
+
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use governor::clock::{Clock, DefaultClock};
 use hookfleet_common::signing::constant_time_eq;
+use hookfleet_common::store::portal::{self as store_portal, PortalLink};
 use hookfleet_common::store::tenants as store_tenants;
+use hookfleet_common::time_util::now_ms;
+use poem::http::Method;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, KeyKind};
 use crate::state::AppState;
 
-/// `Authorization: Bearer <key>` with a tenant API key (`hf_…`): every
-/// route except tenant management.
+/// `Authorization: Bearer <key>` with a tenant API key (`hf_…`) or a
+/// portal session (`hfs_…`): every route except tenant management. The
+/// key needs the operation's scope: `read` for every GET, `publish` to
+/// publish events, `manage` for every other write.
 ///
 /// Keys are resolved while the request is extracted, before its body is
-/// read, so a request without a valid key of the right kind gets 401
-/// whatever its body holds.
+/// read, so a request without a valid key of the right kind and scope gets
+/// 401 or 403 whatever its body holds, and nothing is written.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", rename = "ApiKey", checker = "resolve_tenant")]
 pub struct ApiKeyAuth(pub TenantCtx);
 
 /// `Authorization: Bearer <admin key>` (`HOOKFLEET_ADMIN_KEY`): every admin
 /// route: tenants and their API keys (`/api/v1/tenants…`) and the fleet
-/// (`/api/v1/admin/…`). Tenant routes need a tenant key instead.
+/// (`/api/v1/admin/…`); it may also make and revoke any tenant's portal
+/// links (`/api/v1/portal-links`) and ask `/api/v1/me`. Tenant routes need
+/// a tenant key instead.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", rename = "AdminKey", checker = "resolve_admin")]
 pub struct AdminAuth(pub ());
 
-/// The tenant a request acts for.
+/// Either kind of credential, for the few routes both may call
+/// (`/api/v1/me`, portal links). The admin key is tried first, so a
+/// tenant credential that fails gets the tenant check's error.
+#[derive(SecurityScheme)]
+pub enum AnyAuth {
+    Admin(AdminAuth),
+    Tenant(ApiKeyAuth),
+}
+
+/// What a tenant credential may do.
+///
+/// Read from JSON as a string (an unknown name, or not a string, is
+/// refused naming the field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, poem_openapi::Enum, Serialize, Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Scope {
+    /// Publish events (`POST /api/v1/events`, `/api/v1/events/batch`).
+    Publish,
+    /// Every other write: endpoints, event types, retries, replays, test
+    /// sends, secret rotation, portal links.
+    Manage,
+    /// Every `GET`.
+    Read,
+}
+
+impl Scope {
+    /// Every scope, in the order they are listed.
+    pub const ALL: [Scope; 3] = [Scope::Publish, Scope::Manage, Scope::Read];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Publish => "publish",
+            Scope::Manage => "manage",
+            Scope::Read => "read",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Scope::parse(&name)
+            .ok_or_else(|| format!("unknown scope `{name}`; expected publish, manage or read"))
+    }
+}
+
+/// A set of scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// All three: what keys made before scopes existed have.
+    pub const ALL: Scopes = Scopes(0b111);
+
+    pub fn of(scopes: impl IntoIterator<Item = Scope>) -> Scopes {
+        Scopes(scopes.into_iter().fold(0, |bits, s| bits | s.bit()))
+    }
+
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// The scopes, in [`Scope::ALL`]'s order.
+    pub fn list(self) -> Vec<Scope> {
+        Scope::ALL
+            .into_iter()
+            .filter(|s| self.contains(*s))
+            .collect()
+    }
+
+    /// As stored: names joined by commas.
+    pub fn encode(self) -> String {
+        let names: Vec<&str> = self.list().into_iter().map(Scope::name).collect();
+        names.join(",")
+    }
+
+    /// What [`Scopes::encode`] wrote; unknown names are ignored.
+    pub fn decode(text: &str) -> Scopes {
+        Scopes::of(text.split(',').filter_map(Scope::parse))
+    }
+}
+
+/// The scope a tenant request needs, from its method and path: `read` for
+/// `GET` (and `HEAD`), `publish` for publishing events, `manage` for any
+/// other write. `GET /api/v1/me` needs none: any credential may ask what
+/// it is.
+pub fn scope_needed(method: &Method, path: &str) -> Option<Scope> {
+    if path == "/api/v1/me" {
+        return None;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Some(Scope::Read);
+    }
+    if method == Method::POST && (path == "/api/v1/events" || path == "/api/v1/events/batch") {
+        return Some(Scope::Publish);
+    }
+    Some(Scope::Manage)
+}
+
+/// Why a portal session may not make this request, if it may not,
+/// whatever its scopes: a portal shows one tenant's endpoints to that
+/// tenant's customer; it never changes the tenant's event types or mints
+/// portal links, and a portal limited to some endpoints cannot add others.
+fn portal_refusal(method: &Method, path: &str, link: &PortalLink) -> Option<&'static str> {
+    if method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    if path.starts_with("/api/v1/event-types") {
+        return Some("a portal session cannot change event types");
+    }
+    if path.starts_with("/api/v1/portal-links") {
+        return Some("a portal session cannot create or revoke portal links");
+    }
+    if path == "/api/v1/webhooks" && link.endpoint_ids.is_some() {
+        return Some("this portal link is limited to some webhooks; it cannot create others");
+    }
+    None
+}
+
+/// The tenant a request acts for, and what it may do.
 #[derive(Debug, Clone)]
 pub struct TenantCtx {
     pub tenant_id: String,
+    /// The API key's id, or for a portal session its link's id (what the
+    /// request budget is counted against).
     pub key_id: String,
+    pub scopes: Scopes,
+    /// Set for a portal session: the link it was made from.
+    pub portal: Option<Arc<PortalLink>>,
+}
+
+impl TenantCtx {
+    /// Whether this credential sees the endpoint: always, except for a
+    /// portal limited to some endpoints. Others answer 404, as another
+    /// tenant's would.
+    pub fn sees_endpoint(&self, endpoint_id: &str) -> bool {
+        match self.portal.as_ref().and_then(|l| l.endpoint_ids.as_ref()) {
+            Some(ids) => ids.iter().any(|id| id == endpoint_id),
+            None => true,
+        }
+    }
 }
 
 fn reject(error: ApiError) -> poem::Error {
@@ -64,7 +230,8 @@ async fn resolve_admin(req: &poem::Request, bearer: Bearer) -> poem::Result<()> 
     }
 }
 
-/// The `<tenant id> <key id>` a tenant key stands for, if it is one.
+/// The `<tenant id> <key id>[ <scopes>]` a tenant key stands for, if it is
+/// one.
 async fn lookup_tenant_key(state: &AppState, key: &str) -> poem::Result<Option<String>> {
     if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
         return Ok(None);
@@ -73,6 +240,46 @@ async fn lookup_tenant_key(state: &AppState, key: &str) -> poem::Result<Option<S
     store_tenants::lookup_api_key(&mut conn, &state.store.keys, &hash_key(key))
         .await
         .map_err(|err| reject(err.into()))
+}
+
+/// The tenant and scopes of an API key, or of a portal session.
+async fn tenant_of(state: &AppState, credential: &str) -> poem::Result<TenantCtx> {
+    if credential.starts_with(SESSION_PREFIX) && credential.len() <= 128 {
+        let mut conn = state.conn().await.map_err(reject)?;
+        let link = store_portal::by_session(
+            &mut conn,
+            &state.store.keys,
+            &hash_key(credential),
+            now_ms(),
+        )
+        .await
+        .map_err(|err| reject(err.into()))?
+        .ok_or_else(|| reject(ApiError::portal_expired()))?;
+        let scopes = if link.read_only {
+            Scopes::of([Scope::Read])
+        } else {
+            Scopes::of([Scope::Read, Scope::Manage])
+        };
+        return Ok(TenantCtx {
+            tenant_id: link.tenant_id.clone(),
+            key_id: link.id.clone(),
+            scopes,
+            portal: Some(Arc::new(link)),
+        });
+    }
+    let found = lookup_tenant_key(state, credential)
+        .await?
+        .ok_or_else(|| reject(ApiError::unauthorized()))?;
+    let mut parts = found.split(' ');
+    let (Some(tenant_id), Some(key_id)) = (parts.next(), parts.next()) else {
+        return Err(reject(ApiError::unauthorized()));
+    };
+    Ok(TenantCtx {
+        tenant_id: tenant_id.to_string(),
+        key_id: key_id.to_string(),
+        scopes: parts.next().map_or(Scopes::ALL, Scopes::decode),
+        portal: None,
+    })
 }
 
 async fn resolve_tenant(req: &poem::Request, bearer: Bearer) -> poem::Result<TenantCtx> {
@@ -87,17 +294,28 @@ async fn resolve_tenant(req: &poem::Request, bearer: Bearer) -> poem::Result<Ten
     if is_admin {
         return Err(reject(ApiError::wrong_key_kind(KeyKind::Tenant)));
     }
-    let found = lookup_tenant_key(state, key)
-        .await?
-        .ok_or_else(|| reject(ApiError::unauthorized()))?;
-    let (tenant_id, key_id) = found
-        .split_once(' ')
-        .ok_or_else(|| reject(ApiError::unauthorized()))?;
-    check_budget(state, key_id)?;
-    Ok(TenantCtx {
-        tenant_id: tenant_id.to_string(),
-        key_id: key_id.to_string(),
-    })
+    let tenant = tenant_of(state, key).await?;
+    check_budget(state, &tenant.key_id)?;
+    let (method, path) = (req.method(), req.uri().path());
+    if let Some(scope) = scope_needed(method, path) {
+        if !tenant.scopes.contains(scope) {
+            let what = if tenant.portal.is_some() {
+                "this portal session"
+            } else {
+                "this API key"
+            };
+            return Err(reject(ApiError::forbidden(format!(
+                "{what} lacks the `{}` scope this operation needs",
+                scope.name()
+            ))));
+        }
+    }
+    if let Some(link) = &tenant.portal {
+        if let Some(why) = portal_refusal(method, path, link) {
+            return Err(reject(ApiError::forbidden(why)));
+        }
+    }
+    Ok(tenant)
 }
 
 /// Spends one request of the key's budget, or 429 with `Retry-After`.
@@ -116,11 +334,22 @@ fn check_budget(state: &AppState, key_id: &str) -> poem::Result<()> {
 /// Prefix of tenant API keys, so leaked keys are recognisable by scanners.
 pub const API_KEY_PREFIX: &str = "hf_";
 
-/// A new tenant API key: `hf_` and 32 random bytes, URL-safe base64.
-pub fn generate_api_key() -> String {
+/// Prefix of portal sessions.
+pub const SESSION_PREFIX: &str = "hfs_";
+
+/// Prefix of portal link tokens (the part of a link after `#`).
+pub const PORTAL_TOKEN_PREFIX: &str = "hfp_";
+
+/// A new secret credential: `prefix` and 32 random bytes, URL-safe base64.
+pub fn generate_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
-    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A new tenant API key: `hf_` and 32 random bytes, URL-safe base64.
+pub fn generate_api_key() -> String {
+    generate_secret(API_KEY_PREFIX)
 }
 
 /// Lower-case hex SHA-256 of a key: what Redis stores instead of the key.
@@ -137,7 +366,8 @@ pub fn hash_key(key: &str) -> String {
 }
 
 impl AppState {
-    /// The tenant the request's API key belongs to.
+    /// The tenant the request's API key belongs to (its scope was checked
+    /// when the request was extracted).
     pub async fn tenant(&self, auth: &ApiKeyAuth) -> Result<TenantCtx, ApiError> {
         Ok(auth.0.clone())
     }
@@ -164,5 +394,47 @@ mod tests {
             hash_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn scopes_round_trip_and_old_keys_have_all() {
+        let some = Scopes::of([Scope::Read, Scope::Publish]);
+        assert_eq!(some.encode(), "publish,read");
+        assert_eq!(Scopes::decode(&some.encode()), some);
+        assert!(!some.contains(Scope::Manage));
+        assert_eq!(Scopes::ALL.encode(), "publish,manage,read");
+        assert_eq!(Scopes::decode("read,bogus"), Scopes::of([Scope::Read]));
+    }
+
+    #[test]
+    fn each_operation_needs_the_scope_its_method_and_path_say() {
+        let cases = [
+            (Method::GET, "/api/v1/webhooks", Some(Scope::Read)),
+            (Method::GET, "/api/v1/events/evt_1", Some(Scope::Read)),
+            (Method::POST, "/api/v1/events", Some(Scope::Publish)),
+            (Method::POST, "/api/v1/events/batch", Some(Scope::Publish)),
+            (Method::POST, "/api/v1/webhooks", Some(Scope::Manage)),
+            (Method::PATCH, "/api/v1/webhooks/ep_1", Some(Scope::Manage)),
+            (
+                Method::DELETE,
+                "/api/v1/event-types/a.b",
+                Some(Scope::Manage),
+            ),
+            (
+                Method::POST,
+                "/api/v1/deliveries/dlv_1/retry",
+                Some(Scope::Manage),
+            ),
+            (
+                Method::POST,
+                "/api/v1/webhooks/ep_1/test",
+                Some(Scope::Manage),
+            ),
+            (Method::POST, "/api/v1/portal-links", Some(Scope::Manage)),
+            (Method::GET, "/api/v1/me", None),
+        ];
+        for (method, path, scope) in cases {
+            assert_eq!(scope_needed(&method, path), scope, "{method} {path}");
+        }
     }
 }

@@ -183,6 +183,23 @@ pub async fn load_one(
     Ok((r, loaded))
 }
 
+/// [`load_one`] for a request's credential: a delivery to an endpoint a
+/// portal session does not show is not found, as another tenant's is.
+pub async fn load_visible(
+    state: &AppState,
+    tenant: &crate::auth::TenantCtx,
+    delivery_id: &str,
+) -> Result<(DeliveryRef, Loaded), ApiError> {
+    let visible =
+        DeliveryRef::parse(delivery_id).is_some_and(|r| tenant.sees_endpoint(&r.endpoint_id));
+    if !visible {
+        return Err(ApiError::not_found(
+            "delivery (or it expired after the retention period)",
+        ));
+    }
+    load_one(state, &tenant.tenant_id, delivery_id).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,12 @@ pub enum ApiError {
     /// No API key, or one that is unknown or revoked.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// The key is valid but may not do this: it lacks the scope the
+    /// operation needs (`publish`, `manage` or `read`; the message names
+    /// it), or it is a portal session and the operation is outside its
+    /// portal. Nothing was written.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// No such resource: unknown, deleted, past its retention period, or
     /// (on tenant routes) another tenant's, which is reported the same way
     /// so that ids do not leak.
@@ -173,6 +179,20 @@ impl ApiError {
         ApiError::Unauthorized(body("unauthorized", message, None))
     }
 
+    /// 401 for a portal link or session that has expired or was revoked.
+    pub fn portal_expired() -> Self {
+        ApiError::Unauthorized(body(
+            "unauthorized",
+            "this portal link has expired or was revoked",
+            None,
+        ))
+    }
+
+    /// 403 `forbidden`: a valid key that may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::Forbidden(body("forbidden", message, None))
+    }
+
     pub fn not_found(what: &str) -> Self {
         ApiError::NotFound(body("not_found", format!("{what} not found"), None))
     }
@@ -227,6 +247,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(b)
             | ApiError::Unauthorized(b)
+            | ApiError::Forbidden(b)
             | ApiError::NotFound(b)
             | ApiError::Conflict(b)
             | ApiError::PayloadTooLarge(b)
@@ -240,6 +261,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

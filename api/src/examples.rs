@@ -14,19 +14,24 @@ use std::collections::BTreeMap;
 use poem_openapi::types::{Example, MaybeUndefined};
 use serde_json::json;
 
+use crate::auth::Scope;
 use crate::event_data::RawData;
-use crate::routes::admin::Worker;
+use crate::routes::admin::{QueuePartition, Worker};
 use crate::routes::deliveries::{
     Attempt, DeliveryDetail, DeliveryPage, DeliverySummary, RetryQueued,
 };
 use crate::routes::event_types::{CreateEventType, EventType};
 use crate::routes::events::{EventDetail, Published};
 use crate::routes::health::Health;
+use crate::routes::portal::{
+    CreatePortalLink, CreatePortalSession, CreatedPortalLink, CredentialKind, Me, PortalBranding,
+    PortalSession,
+};
 use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
 use crate::routes::webhooks::replay::{Replay, StartReplay};
 use crate::routes::webhooks::schema::{CreateWebhook, UpdateWebhook, Webhook};
 use crate::routes::webhooks::secret::{RotateSecret, RotatedSecret};
-use crate::routes::webhooks::stats::{LastAttempt, Latency, WebhookStats};
+use crate::routes::webhooks::stats::{LastAttempt, Latency, StatsBucket, WebhookStats};
 use crate::routes::webhooks::test_send::{TestResult, TestWebhook};
 
 const TENANT_ID: &str = "ten_01m8jtd28xm1bp8vz820ax00";
@@ -74,6 +79,7 @@ impl Example for CreateApiKey {
     fn example() -> Self {
         Self {
             name: Some("billing-service".into()),
+            scopes: Some(vec![Scope::Publish, Scope::Read]),
         }
     }
 }
@@ -85,6 +91,7 @@ impl Example for CreatedApiKey {
             key: "hf_Xq3n8Vb1sK0aP7dR2tY6uW9zC4eF5gH8jL1mN3oQ5rS".into(),
             name: "billing-service".into(),
             prefix: "hf_Xq3n8Vb".into(),
+            scopes: vec![Scope::Publish, Scope::Read],
             created_at: CREATED.into(),
         }
     }
@@ -96,6 +103,7 @@ impl Example for ApiKeyInfo {
             id: KEY_ID.into(),
             name: "billing-service".into(),
             prefix: "hf_Xq3n8Vb".into(),
+            scopes: vec![Scope::Publish, Scope::Read],
             created_at: CREATED.into(),
             hash: String::new(),
         }
@@ -246,6 +254,21 @@ impl Example for WebhookStats {
                 at: "2026-01-31T11:42:10.007Z".into(),
                 status_code: Some(503),
             }),
+            series: vec![StatsBucket::example()],
+        }
+    }
+}
+
+impl Example for StatsBucket {
+    fn example() -> Self {
+        Self {
+            start: "2026-01-31T11:55:00.000Z".into(),
+            attempts: 5,
+            succeeded: 4,
+            failed: 1,
+            p50: Some(181),
+            p95: Some(362),
+            p99: Some(362),
         }
     }
 }
@@ -460,6 +483,90 @@ impl Example for crate::routes::event_types::EventTypePage {
         Self {
             data: vec![first],
             next,
+        }
+    }
+}
+
+const PORTAL_LINK_ID: &str = "pl_01m8jtd3b7qz0k2w9d5e8x00";
+
+fn portal_branding() -> PortalBranding {
+    PortalBranding {
+        name: Some("Acme Video".into()),
+        logo_url: Some("https://acme.example.com/logo.svg".into()),
+        accent_color: Some("#0b7285".into()),
+    }
+}
+
+impl Example for Me {
+    fn example() -> Self {
+        Self {
+            kind: CredentialKind::Portal,
+            tenant_id: Some(TENANT_ID.into()),
+            tenant_name: Some("Acme Video".into()),
+            scopes: vec![Scope::Manage, Scope::Read],
+            endpoint_ids: Some(vec![ENDPOINT_ID.into()]),
+            expires_at: Some(CREATED.into()),
+            branding: Some(portal_branding()),
+        }
+    }
+}
+
+impl Example for CreatePortalLink {
+    fn example() -> Self {
+        Self {
+            tenant_id: Some(TENANT_ID.into()),
+            expires_in: Some(3600),
+            read_only: Some(false),
+            endpoint_ids: Some(vec![ENDPOINT_ID.into()]),
+            allowed_origins: Some(vec!["https://app.acme.example.com".into()]),
+            branding: Some(portal_branding()),
+        }
+    }
+}
+
+impl Example for CreatedPortalLink {
+    fn example() -> Self {
+        let path = format!(
+            "/console/portal/{PORTAL_LINK_ID}#hfp_Zr4m1Qx8Vb2sK0aP7dR2tY6uW9zC4eF5gH8jL1mN3o"
+        );
+        Self {
+            id: PORTAL_LINK_ID.into(),
+            tenant_id: TENANT_ID.into(),
+            url: format!("https://hooks.acme.example.com{path}"),
+            path,
+            expires_at: CREATED.into(),
+            read_only: false,
+            endpoint_ids: Some(vec![ENDPOINT_ID.into()]),
+            allowed_origins: vec!["https://app.acme.example.com".into()],
+            branding: Some(portal_branding()),
+        }
+    }
+}
+
+impl Example for CreatePortalSession {
+    fn example() -> Self {
+        Self {
+            token: "hfp_Zr4m1Qx8Vb2sK0aP7dR2tY6uW9zC4eF5gH8jL1mN3o".into(),
+        }
+    }
+}
+
+impl Example for PortalSession {
+    fn example() -> Self {
+        Self {
+            session: "hfs_Kd9w2Lx7Qa1sV0bP6cR3tY8uW5zN4eF2gH7jM1oQ3rS".into(),
+            expires_at: CREATED.into(),
+        }
+    }
+}
+
+impl Example for QueuePartition {
+    fn example() -> Self {
+        Self {
+            partition: 3,
+            queued: 1250,
+            in_flight: 32,
+            oldest_due_age_ms: Some(140),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The Hookfleet HTTP API: tenants and their API keys, endpoints (called
 //! *webhooks* in the API, as in the system Hookfleet replaces), event types,
-//! publishing, and the delivery log. Stateless: every request reads and writes
+//! publishing, the delivery log, portal links, and the console that uses
+//! them ([`console`]). Stateless: every request reads and writes
 //! Redis, so any number of API processes can run behind a load balancer.
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod delivery_log;
 pub mod delivery_view;
 pub mod error;

@@ -8,8 +8,9 @@
 //!   with, worked out from its shape: a body can be malformed (400), too
 //!   large (413), of another media type (415) or invalid (422); a query or
 //!   header parameter can be malformed (400); a path names something that
-//!   may not exist (404); a key can be missing (401) or over its budget
-//!   (429); Redis can be down (503). 409 is listed where a handler reports
+//!   may not exist (404); a key can be missing (401), lack the scope the
+//!   operation needs (403, on routes that take tenant keys) or be over its
+//!   budget (429); Redis can be down (503). 409 is listed where a handler reports
 //!   a conflict ([`CONFLICTS`]). Each error response gets its own example.
 //! - **Request bodies refuse unknown fields** (`additionalProperties:
 //!   false`), as their types do with `deny_unknown_fields`.
@@ -117,6 +118,10 @@ const TIME_FIELDS: &[(&str, &str)] = &[
     ("Webhook", "updated_at"),
     ("Worker", "started"),
     ("Worker", "last_heartbeat"),
+    ("CreatedPortalLink", "expires_at"),
+    ("Me", "expires_at"),
+    ("PortalSession", "expires_at"),
+    ("StatsBucket", "start"),
 ];
 
 /// Query parameters holding an RFC 3339 time.
@@ -292,6 +297,31 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
             json!({"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "minLength": 1}),
         );
     }
+    // A portal link's lists: endpoint ids, and origins that go into a
+    // `frame-ancestors` header as they are (routes::portal checks both).
+    let link_lists = [
+        ("endpoint_ids", r"^ep_[0-9a-hjkmnp-tv-z]+$", 64),
+        (
+            "allowed_origins",
+            crate::routes::portal::ORIGIN_PATTERN,
+            200,
+        ),
+    ];
+    for (field, pattern, max) in link_lists {
+        let items = property_mut(schemas, "CreatePortalLink", field)?
+            .get_mut("items")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| format!("CreatePortalLink.{field} has no items"))?;
+        items.insert("pattern".into(), json!(pattern));
+        items.insert("maxLength".into(), json!(max));
+    }
+    // Branding is an object of its own that refuses unknown fields.
+    property_mut(schemas, "CreatePortalLink", "branding")?.insert("type".into(), json!("object"));
+    schemas
+        .get_mut("PortalBranding")
+        .and_then(Value::as_object_mut)
+        .ok_or("PortalBranding is missing")?
+        .insert("additionalProperties".into(), json!(false));
     for (operation, param) in TIME_PARAMS {
         param_schema_mut(doc, operation, param)?.insert("format".into(), json!("date-time"));
     }
@@ -325,7 +355,7 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
             .insert("additionalProperties".into(), json!(false));
     }
     let mut conflicts_seen = Vec::new();
-    for (path, _, op) in operations_mut(doc) {
+    for (path, method, op) in operations_mut(doc) {
         let id = op
             .get("operationId")
             .and_then(Value::as_str)
@@ -335,7 +365,8 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
         if conflict.is_some() {
             conflicts_seen.push(id.clone());
         }
-        keep_applicable_errors(op, &path, conflict).map_err(|err| format!("{id}: {err}"))?;
+        keep_applicable_errors(op, &method, &path, conflict)
+            .map_err(|err| format!("{id}: {err}"))?;
     }
     for conflict in CONFLICTS {
         if !conflicts_seen.iter().any(|seen| seen == conflict.operation) {
@@ -352,11 +383,12 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
 /// a user meets them (webhooks first, then publishing and following
 /// events), the operator's groups after, health last.
 fn order_tags(doc: &mut Value) {
-    const ORDER: [&str; 7] = [
+    const ORDER: [&str; 8] = [
         "Webhooks",
         "Events",
         "Deliveries",
         "EventTypes",
+        "Access",
         "Tenants",
         "Admin",
         "Health",
@@ -495,8 +527,29 @@ fn parameter_error_example(name: &str) -> Value {
 }
 
 /// An example body for an error status of the operation at `path`.
-fn error_example(status: &str, path: &str, conflict: Option<&Conflict>) -> Value {
+fn error_example(status: &str, method: &str, path: &str, conflict: Option<&Conflict>) -> Value {
+    let scope_message;
     let (code, message, field) = match status {
+        "403" => {
+            let scope = crate::auth::scope_needed(
+                &method
+                    .to_ascii_uppercase()
+                    .parse()
+                    .unwrap_or(poem::http::Method::GET),
+                path,
+            )
+            .unwrap_or(crate::auth::Scope::Read);
+            scope_message = format!(
+                "this API key lacks the `{}` scope this operation needs",
+                scope.name()
+            );
+            ("forbidden", scope_message.as_str(), None)
+        }
+        "401" if path == "/api/v1/portal-sessions" => (
+            "unauthorized",
+            "this portal link has expired or was revoked",
+            None,
+        ),
         "400" => (
             "bad_request",
             "the body is not valid JSON: expected value at line 1 column 1",
@@ -558,6 +611,7 @@ fn error_example(status: &str, path: &str, conflict: Option<&Conflict>) -> Value
 /// adds 415 to operations with a body, and an example to each.
 fn keep_applicable_errors(
     op: &mut Value,
+    method: &str,
     path: &str,
     conflict: Option<&Conflict>,
 ) -> Result<(), String> {
@@ -591,16 +645,34 @@ fn keep_applicable_errors(
     // Every secured operation reads Redis (the tenant key's lookup, or the
     // admin handlers' own reads); the unsecured ones are the health probes,
     // whose 503 is their own.
-    let secured = op
+    let schemes: Vec<String> = op
         .get("security")
         .and_then(Value::as_array)
-        .is_some_and(|s| !s.is_empty());
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_object)
+                .flat_map(|s| s.keys().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let secured = !schemes.is_empty();
     let mut applicable = Vec::new();
     if has_body || has_other_params {
         applicable.push("400");
     }
     if secured {
         applicable.extend(["401", "429", "503"]);
+    }
+    // A tenant credential may lack the operation's scope, or be a portal
+    // session the operation is closed to.
+    let takes_tenant_keys = schemes.iter().any(|s| s == "ApiKey");
+    if takes_tenant_keys && crate::auth::scope_needed(&poem::http::Method::GET, path).is_some() {
+        applicable.push("403");
+    }
+    // Exchanging a portal link's token needs no key, but the token may be
+    // expired or revoked, and it is looked up in Redis.
+    if path == "/api/v1/portal-sessions" {
+        applicable.extend(["401", "503"]);
     }
     if has_path {
         applicable.push("404");
@@ -654,7 +726,7 @@ fn keep_applicable_errors(
             let example = match (status.as_str(), has_body, &first_param) {
                 // Without a body, a 400 is about a parameter.
                 ("400", false, Some(name)) => parameter_error_example(name),
-                _ => error_example(status, path, conflict),
+                _ => error_example(status, method, path, conflict),
             };
             media.insert("example".into(), example);
         }

@@ -39,7 +39,8 @@ pub fn published_spec(state: &AppState) -> Result<spec::Published, String> {
     spec::Published::new(&api.spec(), &api.swagger_ui_html(), &state.store.config)
 }
 
-/// The whole HTTP surface: the API, its spec, Swagger UI, all errors JSON.
+/// The whole HTTP surface: the API, its spec, Swagger UI, the console, all
+/// errors JSON.
 /// Two rules the framework leaves open are kept here: a 405 says which
 /// methods the path has (`Allow`), and a header parameter that is not text
 /// is refused (400) rather than taken as absent.
@@ -63,6 +64,7 @@ pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
                 poem::endpoint::make_sync(move |_| poem::web::Html(swagger_ui.clone())),
             ),
         )
+        .nest("/console", crate::console::routes())
         .at("/metrics", poem::get(crate::metrics::render))
         .around(crate::metrics::count)
         .data(state)

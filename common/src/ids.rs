@@ -36,6 +36,7 @@ pub enum IdKind {
     Event,
     Delivery,
     Replay,
+    PortalLink,
 }
 
 impl IdKind {
@@ -47,6 +48,7 @@ impl IdKind {
             IdKind::Event => "evt",
             IdKind::Delivery => "dlv",
             IdKind::Replay => "rpl",
+            IdKind::PortalLink => "pl",
         }
     }
 }

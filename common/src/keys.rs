@@ -6,7 +6,10 @@
 //! | --- | --- | --- |
 //! | `hf:layout` | string | the storage layout this data is in (see [`LAYOUT`]) |
 //! | `hf:tenants` | zset | tenant ids by creation time (admin listing) |
-//! | `hf:api_key:<sha256>` | string | `<tenant id> <key id>` for a hashed API key |
+//! | `hf:api_key:<sha256>` | string | `<tenant id> <key id> <scopes>` for a hashed API key (keys made before scopes have no third part: all scopes) |
+//! | `hf:portal_link:<plid>` | string | a portal link (JSON, with the SHA-256 of its token, never the token), expiring with the link |
+//! | `hf:portal_token:<sha256>` | string | the portal link id for a hashed link token, expiring with the link |
+//! | `hf:portal_session:<sha256>` | string | the portal link id for a hashed portal session token, expiring with the link |
 //! | `hf:workers` | hash | worker id → its last heartbeat (JSON) |
 //! | `hf:workers_seen` | zset | worker ids by last heartbeat time |
 //! | `hf:{t:<tid>}:tenant` | hash | the tenant |
@@ -111,6 +114,21 @@ impl Keys {
     /// Lookup from the SHA-256 (hex) of an API key to its tenant and key id.
     pub fn api_key_lookup(&self, key_hash_hex: &str) -> String {
         format!("{}:api_key:{key_hash_hex}", self.prefix)
+    }
+
+    /// A portal link (JSON), by its id.
+    pub fn portal_link(&self, link_id: &str) -> String {
+        format!("{}:portal_link:{link_id}", self.prefix)
+    }
+
+    /// Lookup from the SHA-256 (hex) of a portal link's token to the link.
+    pub fn portal_token(&self, token_hash_hex: &str) -> String {
+        format!("{}:portal_token:{token_hash_hex}", self.prefix)
+    }
+
+    /// Lookup from the SHA-256 (hex) of a portal session to its link.
+    pub fn portal_session(&self, session_hash_hex: &str) -> String {
+        format!("{}:portal_session:{session_hash_hex}", self.prefix)
     }
 
     /// Live workers: worker id → JSON heartbeat.

@@ -1,5 +1,7 @@
-//! Operator views (admin key): the live workers of the fleet.
+//! Operator views (admin key): the live workers of the fleet and each
+//! queue partition's depth.
 
+use hookfleet_common::store::reads;
 use hookfleet_common::store::workers as store_workers;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::payload::Json;
@@ -45,6 +47,22 @@ pub struct Worker {
     pub heartbeat_ms: u64,
 }
 
+/// One queue partition now (the figures the metrics export as gauges).
+#[derive(Object)]
+#[oai(example)]
+pub struct QueuePartition {
+    /// The partition's number (0 to `HOOKFLEET_PARTITIONS` − 1).
+    pub partition: u16,
+    /// Deliveries waiting in it: due now, scheduled for later, or held.
+    pub queued: u64,
+    /// Deliveries being attempted (leased to a worker).
+    pub in_flight: u64,
+    /// How long the longest-waiting due endpoint has been due (ms); absent
+    /// when nothing is due. Growing steadily means the fleet is behind.
+    #[oai(skip_serializing_if_is_none)]
+    pub oldest_due_age_ms: Option<u64>,
+}
+
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
 impl AdminApi {
     /// List live workers
@@ -71,5 +89,34 @@ impl AdminApi {
             .collect();
         workers.sort_by_key(|w| w.started_ms);
         Ok(Json(workers))
+    }
+
+    /// List queue partitions
+    ///
+    /// Every partition's depth, deliveries in flight and how long its
+    /// oldest due work has waited, read in one round trip. Admin key only.
+    #[oai(path = "/admin/queues", method = "get", operation_id = "list_queues")]
+    async fn queues(&self, auth: AdminAuth) -> Result<Json<Vec<QueuePartition>>, ApiError> {
+        self.state.admin(&auth)?;
+        let config = &self.state.store.config;
+        let partitions: Vec<_> = config.all_partitions().collect();
+        let mut conn = self.state.conn().await?;
+        let depths = reads::queue_depths(&mut conn, &self.state.store.keys, &partitions).await?;
+        let now = now_ms();
+        Ok(Json(
+            partitions
+                .iter()
+                .zip(depths)
+                .map(|(p, depth)| QueuePartition {
+                    partition: p.0,
+                    queued: depth.queued,
+                    in_flight: depth.in_flight,
+                    oldest_due_age_ms: depth
+                        .first_due_ms
+                        .filter(|due| *due <= now)
+                        .map(|due| now - due),
+                })
+                .collect(),
+        ))
     }
 }

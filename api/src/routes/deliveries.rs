@@ -277,6 +277,7 @@ impl DeliveriesApi {
         drop(conn);
         let sources: Vec<(Partition, String)> = endpoint_ids
             .into_iter()
+            .filter(|id| tenant.sees_endpoint(id))
             .filter_map(|id| ids::partition_of(IdKind::Endpoint, &id).map(|p| (p, id)))
             .collect();
         let page = query.page(&self.state, &tenant.tenant_id, &sources).await?;
@@ -302,8 +303,7 @@ impl DeliveriesApi {
         id: Path<String>,
     ) -> Result<Json<DeliveryDetail>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        let (delivery, loaded) =
-            delivery_view::load_one(&self.state, &tenant.tenant_id, &id.0).await?;
+        let (delivery, loaded) = delivery_view::load_visible(&self.state, &tenant, &id.0).await?;
         let attempts = load_attempts(&self.state, &delivery, loaded.stored.as_ref()).await?;
         let request_body = {
             let mut conn = self.state.conn().await?;
@@ -342,7 +342,7 @@ impl DeliveriesApi {
         id: Path<String>,
     ) -> Result<RetryResponse, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        let (delivery, _) = delivery_view::load_one(&self.state, &tenant.tenant_id, &id.0).await?;
+        let (delivery, _) = delivery_view::load_visible(&self.state, &tenant, &id.0).await?;
         let (code, previous) = retry_one(
             &self.state,
             &tenant.tenant_id,

@@ -479,6 +479,7 @@ impl EventsApi {
         };
         let refs: Vec<DeliveryRef> = endpoint_ids
             .iter()
+            .filter(|endpoint_id| tenant.sees_endpoint(endpoint_id))
             .filter_map(|endpoint_id| DeliveryRef::new(&id.0, endpoint_id, None))
             .collect();
         let deliveries: Vec<DeliverySummary> =
@@ -488,6 +489,15 @@ impl EventsApi {
                 .flatten()
                 .map(|loaded| loaded.summary)
                 .collect();
+        // A portal limited to some endpoints sees only the events sent to
+        // them.
+        let limited = tenant
+            .portal
+            .as_ref()
+            .is_some_and(|link| link.endpoint_ids.is_some());
+        if limited && deliveries.is_empty() {
+            return Err(not_found());
+        }
         Ok(ExactJson(EventDetail {
             id: id.0.clone(),
             event_type: record.event_type.clone(),

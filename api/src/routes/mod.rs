@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod event_types;
 pub mod events;
 pub mod health;
+pub mod portal;
 pub mod tenants;
 pub mod webhooks;
 
@@ -28,6 +29,9 @@ pub enum ApiTags {
     Deliveries,
     /// The event types a tenant can publish and subscribe to.
     EventTypes,
+    /// Who a credential is, and portal links: the console for a tenant's
+    /// customers.
+    Access,
     /// Managing tenants and their API keys (admin key only).
     Tenants,
     /// Operating the fleet (admin key only).
@@ -48,6 +52,7 @@ pub fn all(
     deliveries::DeliveriesApi,
     health::HealthApi,
     admin::AdminApi,
+    portal::PortalApi,
 ) {
     (
         tenants::TenantsApi {
@@ -67,6 +72,9 @@ pub fn all(
             state: state.clone(),
         },
         admin::AdminApi {
+            state: state.clone(),
+        },
+        portal::PortalApi {
             state: state.clone(),
         },
     )

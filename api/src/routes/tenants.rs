@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 
 use super::ApiTags;
-use crate::auth::{generate_api_key, hash_key, AdminAuth};
+use crate::auth::{generate_api_key, hash_key, AdminAuth, Scope, Scopes};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::paging::PageRequest;
@@ -70,6 +70,18 @@ pub struct CreateApiKey {
     )]
     #[serde(default)]
     pub name: Option<String>,
+    /// What the key may do: `publish` (publish events), `manage` (create,
+    /// change and delete endpoints and event types; retries, replays, test
+    /// sends, secret rotation, portal links) and `read` (every `GET`). All
+    /// three when absent. A request outside them gets 403 `forbidden`.
+    #[oai(validator(min_items = 1, max_items = 3), nullable)]
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// A key's scopes as listed: all three for keys made before scopes.
+fn all_scopes() -> Vec<Scope> {
+    Scope::ALL.to_vec()
 }
 
 /// A newly created API key. `key` is shown only here.
@@ -85,6 +97,8 @@ pub struct CreatedApiKey {
     pub name: String,
     /// The first characters of the key, to recognise it in listings.
     pub prefix: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
     /// When it was created (RFC 3339).
     pub created_at: String,
 }
@@ -99,6 +113,9 @@ pub struct ApiKeyInfo {
     pub name: String,
     /// The first characters of the key.
     pub prefix: String,
+    /// What the key may do (all three for keys made before scopes).
+    #[serde(default = "all_scopes")]
+    pub scopes: Vec<Scope>,
     /// When it was created (RFC 3339).
     pub created_at: String,
     #[oai(skip)]
@@ -272,9 +289,10 @@ impl TenantsApi {
 
     /// Create an API key
     ///
-    /// Creates a key that acts for this tenant. The key is in this answer
-    /// only; Hookfleet stores its SHA-256 hash. Send `{}` for an unnamed key.
-    /// Admin key only.
+    /// Creates a key that acts for this tenant, with the scopes given (all
+    /// three by default: `publish`, `manage`, `read`). The key is in this
+    /// answer only; Hookfleet stores its SHA-256 hash. Send `{}` for an
+    /// unnamed key with every scope. Admin key only.
     #[oai(
         path = "/tenants/:tenant_id/api-keys",
         method = "post",
@@ -292,6 +310,16 @@ impl TenantsApi {
             Some(label) => name("name", label)?,
             None => String::new(),
         };
+        let scopes = match &body.0.scopes {
+            Some(list) if list.is_empty() || list.len() > Scope::ALL.len() => {
+                return Err(ApiError::invalid(
+                    "scopes",
+                    "must list one to three of publish, manage, read",
+                ))
+            }
+            Some(list) => Scopes::of(list.iter().copied()),
+            None => Scopes::ALL,
+        };
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let now = now_ms();
         let key = generate_api_key();
@@ -301,18 +329,30 @@ impl TenantsApi {
             id: key_id.clone(),
             name: label.clone(),
             prefix: key.chars().take(10).collect(),
+            scopes: scopes.list(),
             created_at: rfc3339_ms(now),
             hash: hash.clone(),
         };
         let meta = serde_json::to_string(&info).map_err(|_| ApiError::unavailable())?;
         let mut conn = self.state.conn().await?;
         let keys = &self.state.store.keys;
-        store_tenants::add_api_key(&mut conn, keys, &tenant.id, &key_id, &hash, &meta).await?;
+        let scopes_text = scopes.encode();
+        store_tenants::add_api_key(
+            &mut conn,
+            keys,
+            &tenant.id,
+            &key_id,
+            &hash,
+            &scopes_text,
+            &meta,
+        )
+        .await?;
         Ok(ApiKeyCreated::Created(Json(CreatedApiKey {
             id: key_id,
             key,
             name: label,
             prefix: info.prefix,
+            scopes: info.scopes,
             created_at: info.created_at,
         })))
     }

@@ -23,6 +23,7 @@
 //! | [`events`] | (plain commands) | reading an event's record |
 //! | [`layout`] | (plain commands) | the storage layout check at start |
 //! | [`notices`] | (plain commands) | operational events waiting to be published |
+//! | [`portal`] | (plain commands) | portal links and their sessions |
 //! | [`workers`] | (plain commands) | the worker registry (heartbeats) |
 
 mod scripts;
@@ -39,6 +40,7 @@ pub mod event_types;
 pub mod events;
 pub mod layout;
 pub mod notices;
+pub mod portal;
 pub mod publish;
 pub mod reads;
 pub mod record;

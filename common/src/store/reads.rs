@@ -71,6 +71,8 @@ pub async fn log_window(
 pub struct EndpointStats {
     /// The window's counters, summed over its buckets.
     pub sums: std::collections::HashMap<String, u64>,
+    /// Each bucket's counters, in the order of `bucket_starts`.
+    pub buckets: Vec<std::collections::HashMap<String, u64>>,
     /// Lifetime counters, `failing_since` and the last success and failure.
     pub totals: std::collections::HashMap<String, String>,
     /// Deliveries not yet attempted or waiting for a later attempt
@@ -109,15 +111,18 @@ pub async fn endpoint_stats(
         .and_then(|v| redis::from_redis_value(v).ok())
         .unwrap_or_default();
     let mut sums = std::collections::HashMap::new();
+    let mut buckets = Vec::with_capacity(replies.len());
     for reply in replies {
         let bucket: std::collections::HashMap<String, u64> =
             redis::from_redis_value(reply).unwrap_or_default();
-        for (field, n) in bucket {
-            *sums.entry(field).or_default() += n;
+        for (field, n) in &bucket {
+            *sums.entry(field.clone()).or_default() += n;
         }
+        buckets.push(bucket);
     }
     Ok(EndpointStats {
         sums,
+        buckets,
         totals,
         waiting,
         in_flight,

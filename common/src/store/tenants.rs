@@ -1,7 +1,7 @@
 //! Tenants and their API keys: the tenant hash `{t:<tid>}:tenant`, the
 //! admin listing `tenants` (ids by creation time), a tenant's key
 //! metadata `{t:<tid>}:api_keys` (never the key itself) and the lookup from
-//! a key's SHA-256 to its tenant, `api_key:<sha256>`.
+//! a key's SHA-256 to its tenant, key id and scopes, `api_key:<sha256>`.
 
 use std::collections::HashMap;
 
@@ -77,6 +77,7 @@ pub async fn add_api_key(
     tenant_id: &str,
     key_id: &str,
     key_hash_hex: &str,
+    scopes: &str,
     meta: &str,
 ) -> redis::RedisResult<()> {
     let () = conn
@@ -84,7 +85,7 @@ pub async fn add_api_key(
         .await?;
     conn.set(
         keys.api_key_lookup(key_hash_hex),
-        format!("{tenant_id} {key_id}"),
+        format!("{tenant_id} {key_id} {scopes}"),
     )
     .await
 }
@@ -121,7 +122,8 @@ pub async fn revoke_api_key(
     conn.hdel(keys.tenant_api_keys(tenant_id), key_id).await
 }
 
-/// `<tenant id> <key id>` for the API key whose SHA-256 is `key_hash_hex`.
+/// `<tenant id> <key id> <scopes>` for the API key whose SHA-256 is
+/// `key_hash_hex` (`<tenant id> <key id>` for keys made before scopes).
 pub async fn lookup_api_key(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,

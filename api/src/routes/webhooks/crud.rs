@@ -157,7 +157,8 @@ impl WebhooksApi {
         let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let mut conn = self.state.conn().await?;
         let keys = &self.state.store.keys;
-        let ids = store_endpoint::ids_of(&mut conn, keys, &tenant.tenant_id).await?;
+        let mut ids = store_endpoint::ids_of(&mut conn, keys, &tenant.tenant_id).await?;
+        ids.retain(|id| tenant.sees_endpoint(id));
         let (ids, next) = request.page(ids, |id| id.as_str());
         let data = if ids.is_empty() {
             Vec::new()
@@ -256,6 +257,7 @@ impl WebhooksApi {
         // Only the fields the request names are written (the script checks
         // the tenant and answers the endpoint as stored after the change).
         let p = ids::partition_of(IdKind::Endpoint, &id.0)
+            .filter(|_| tenant.sees_endpoint(&id.0))
             .ok_or_else(|| ApiError::not_found("webhook"))?;
         let endpoint = EndpointRef {
             tenant_id: &tenant.tenant_id,

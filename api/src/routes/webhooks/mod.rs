@@ -66,12 +66,15 @@ pub fn all(state: &AppState) -> Apis {
 }
 
 /// The tenant's endpoint and its partition, or 404 (also for other
-/// tenants' ids).
+/// tenants' ids, and for endpoints a portal session does not show).
 pub async fn load_endpoint(
     state: &AppState,
     tenant: &TenantCtx,
     id: &str,
 ) -> Result<(Partition, EndpointRecord), ApiError> {
+    if !tenant.sees_endpoint(id) {
+        return Err(ApiError::not_found("webhook"));
+    }
     let mut conn = state.conn().await?;
     store_endpoint::load(&mut conn, &state.store.keys, &tenant.tenant_id, id)
         .await?

@@ -4,6 +4,8 @@
 //! `record.lua` adds to as attempts are recorded, in 5-minute and hourly
 //! buckets (`common/src/stats.rs`), never from the log.
 
+use std::collections::HashMap;
+
 use hookfleet_common::stats::{self, LATENCY_BINS};
 use hookfleet_common::store::reads;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
@@ -45,6 +47,47 @@ pub struct LastAttempt {
     pub status_code: Option<u16>,
 }
 
+/// One bucket of an endpoint's statistics: 5 minutes in the `1h` and
+/// `24h` windows, an hour in `7d`.
+#[derive(Object)]
+#[oai(example)]
+pub struct StatsBucket {
+    /// When the bucket starts (RFC 3339).
+    pub start: String,
+    /// Attempts made in it.
+    pub attempts: u64,
+    /// Of those, answered 2xx.
+    pub succeeded: u64,
+    /// Of those, failed (non-2xx or no answer).
+    pub failed: u64,
+    /// Half of its attempts took at most this long (ms); absent without
+    /// attempts.
+    #[oai(skip_serializing_if_is_none)]
+    pub p50: Option<u64>,
+    /// 95% of its attempts took at most this long (ms).
+    #[oai(skip_serializing_if_is_none)]
+    pub p95: Option<u64>,
+    /// 99% of its attempts took at most this long (ms).
+    #[oai(skip_serializing_if_is_none)]
+    pub p99: Option<u64>,
+}
+
+/// Latency percentiles of one set of counters.
+fn percentiles(counters: &HashMap<String, u64>) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let mut bins = [0u64; LATENCY_BINS];
+    for (bin, slot) in bins.iter_mut().enumerate() {
+        *slot = counters
+            .get(&stats::latency_field(bin))
+            .copied()
+            .unwrap_or(0);
+    }
+    (
+        stats::quantile(&bins, 0.5),
+        stats::quantile(&bins, 0.95),
+        stats::quantile(&bins, 0.99),
+    )
+}
+
 /// An endpoint's statistics over a window (test sends excluded).
 #[derive(Object)]
 #[oai(example)]
@@ -80,6 +123,10 @@ pub struct WebhookStats {
     /// The last failed attempt ever.
     #[oai(skip_serializing_if_is_none)]
     pub last_failure: Option<LastAttempt>,
+    /// The window bucket by bucket, oldest first, for charts: the
+    /// five-minute buckets (`1h`, `24h`) or hourly ones (`7d`) that cover
+    /// it, the first of which may start before it.
+    pub series: Vec<StatsBucket>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Webhooks")]
@@ -88,7 +135,8 @@ impl StatsApi {
     ///
     /// Attempts, success rate, latency percentiles and ended deliveries in
     /// the window (`1h`, `24h` — the default — or `7d`), the backlog now, and
-    /// the last success and failure. Kept as counters in 5-minute and hourly
+    /// the last success and failure, and the window bucket by bucket
+    /// (`series`, for charts). Kept as counters in 5-minute and hourly
     /// buckets, so reading them never scans the log. Test sends are not
     /// counted.
     #[oai(
@@ -122,19 +170,28 @@ impl StatsApi {
         let (sums, totals, waiting, in_flight) =
             (read.sums, read.totals, read.waiting, read.in_flight);
         let n = |name: &str| sums.get(name).copied().unwrap_or(0);
-        let mut bins = [0u64; LATENCY_BINS];
-        for (bin, slot) in bins.iter_mut().enumerate() {
-            *slot = n(&stats::latency_field(bin));
-        }
         let attempts = n("attempts");
-        let latency_ms = match (
-            stats::quantile(&bins, 0.5),
-            stats::quantile(&bins, 0.95),
-            stats::quantile(&bins, 0.99),
-        ) {
+        let latency_ms = match percentiles(&sums) {
             (Some(p50), Some(p95), Some(p99)) => Some(Latency { p50, p95, p99 }),
             _ => None,
         };
+        let series = starts
+            .iter()
+            .zip(&read.buckets)
+            .map(|(&start, bucket)| {
+                let count = |name: &str| bucket.get(name).copied().unwrap_or(0);
+                let (p50, p95, p99) = percentiles(bucket);
+                StatsBucket {
+                    start: rfc3339_ms(start),
+                    attempts: count("attempts"),
+                    succeeded: count("ok"),
+                    failed: count("attempts").saturating_sub(count("ok")),
+                    p50,
+                    p95,
+                    p99,
+                }
+            })
+            .collect();
         let last = |at: &str, code: &str| {
             totals
                 .get(at)
@@ -161,6 +218,7 @@ impl StatsApi {
             },
             last_success: last("last_success_at", "last_success_code"),
             last_failure: last("last_failure_at", "last_failure_code"),
+            series,
         }))
     }
 }

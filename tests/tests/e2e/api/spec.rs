@@ -428,6 +428,7 @@ async fn swagger_ui_groups_and_examples_read_in_the_users_order() {
             "Events",
             "Deliveries",
             "EventTypes",
+            "Access",
             "Tenants",
             "Admin",
             "Health"

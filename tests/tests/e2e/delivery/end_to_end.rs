@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hookfleet_common::ids;
 use hookfleet_common::signing::{verify, SigningSecret};
+use hookfleet_common::time_util::parse_rfc3339_ms;
 use serde_json::{json, Value};
 
 use hookfleet_tests::{
@@ -138,6 +139,47 @@ async fn retries_until_success_with_the_same_webhook_id() {
     assert_eq!(stats["backlog"], 0);
     assert_eq!(stats["last_success"]["status_code"], 200);
     assert_eq!(stats["last_failure"]["status_code"], 500);
+    // The series, for charts: its buckets hold the same attempts, in the
+    // bucket of now, and cover the window oldest first.
+    for (window, bucket_s) in [("1h", 300u64), ("24h", 300), ("7d", 3600)] {
+        let (status, stats) = app
+            .get(
+                &format!(
+                    "/api/v1/webhooks/{}/stats?window={window}",
+                    endpoint["id"].as_str().unwrap()
+                ),
+                &key,
+            )
+            .await;
+        assert_eq!(status, 200, "{stats}");
+        let series = stats["series"].as_array().expect("series");
+        let sum = |field: &str| {
+            series
+                .iter()
+                .map(|b| b[field].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        assert_eq!(sum("attempts"), 3, "{window}");
+        assert_eq!(sum("succeeded"), 1, "{window}");
+        assert_eq!(sum("failed"), 2, "{window}");
+        let starts: Vec<u64> = series
+            .iter()
+            .map(|b| parse_rfc3339_ms(b["start"].as_str().unwrap()).unwrap())
+            .collect();
+        assert!(
+            starts.windows(2).all(|w| w[1] - w[0] == bucket_s * 1000),
+            "{window}"
+        );
+        let busy: Vec<&Value> = series
+            .iter()
+            .filter(|b| b["attempts"].as_u64() > Some(0))
+            .collect();
+        assert!(busy.iter().all(|b| b["p50"].is_u64() && b["p99"].is_u64()));
+        assert!(series
+            .iter()
+            .filter(|b| b["attempts"] == 0)
+            .all(|b| b.get("p50").is_none()));
+    }
     app.stop().await;
 }
 

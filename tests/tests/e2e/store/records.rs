@@ -93,6 +93,7 @@ async fn tenants_and_their_keys_are_stored_looked_up_and_revoked() {
         &tenant.id,
         "key_1",
         "abc123",
+        "publish,read",
         "{\"id\":\"key_1\"}",
     )
     .await
@@ -101,7 +102,7 @@ async fn tenants_and_their_keys_are_stored_looked_up_and_revoked() {
         tenants::lookup_api_key(&mut conn, &keys, "abc123")
             .await
             .unwrap(),
-        Some(format!("{} key_1", tenant.id))
+        Some(format!("{} key_1 publish,read", tenant.id))
     );
     assert_eq!(
         tenants::api_key(&mut conn, &keys, &tenant.id, "key_1")
