@@ -246,3 +246,20 @@ stop_redis_cluster() {
         stop_pidfile "$file"
     done
 }
+
+# ensure_browser_tools: Debian's chromium, Node.js with npm, and
+# playwright-core in $ROOT/.data/test-node (for NODE_PATH), for the checks
+# and measurements that drive a real browser.
+ensure_browser_tools() {
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    local node_dir=$ROOT/.data/test-node
+    if [ ! -d "$node_dir/node_modules/playwright-core" ]; then
+        hf_log "installing playwright-core into $node_dir"
+        mkdir -p "$node_dir"
+        npm install --silent --no-audit --no-fund --prefix "$node_dir" playwright-core@1 ||
+            hf_die "npm could not install playwright-core"
+    fi
+}

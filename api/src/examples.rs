@@ -23,9 +23,9 @@ use crate::routes::deliveries::{
 use crate::routes::event_types::{CreateEventType, EventType};
 use crate::routes::events::{EventDetail, Published};
 use crate::routes::health::Health;
+use crate::routes::me::{CredentialKind, Me};
 use crate::routes::portal::{
-    CreatePortalLink, CreatePortalSession, CreatedPortalLink, CredentialKind, Me, PortalBranding,
-    PortalSession,
+    CreatePortalLink, CreatePortalSession, CreatedPortalLink, PortalBranding, PortalSession,
 };
 use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
 use crate::routes::webhooks::replay::{Replay, StartReplay};

@@ -303,7 +303,7 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
         ("endpoint_ids", r"^ep_[0-9a-hjkmnp-tv-z]+$", 64),
         (
             "allowed_origins",
-            crate::routes::portal::ORIGIN_PATTERN,
+            crate::routes::portal::input::ORIGIN_PATTERN,
             200,
         ),
     ];

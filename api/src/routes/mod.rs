@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod event_types;
 pub mod events;
 pub mod health;
+pub mod me;
 pub mod portal;
 pub mod tenants;
 pub mod webhooks;
@@ -52,6 +53,7 @@ pub fn all(
     deliveries::DeliveriesApi,
     health::HealthApi,
     admin::AdminApi,
+    me::MeApi,
     portal::PortalApi,
 ) {
     (
@@ -72,6 +74,9 @@ pub fn all(
             state: state.clone(),
         },
         admin::AdminApi {
+            state: state.clone(),
+        },
+        me::MeApi {
             state: state.clone(),
         },
         portal::PortalApi {

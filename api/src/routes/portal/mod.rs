@@ -1,6 +1,6 @@
-//! Who a credential is (`GET /api/v1/me`), and portal links: a URL that
-//! opens the console for one tenant's customer, expiring, optionally
-//! read-only and limited to some endpoints, never able to publish.
+//! Portal links: a URL that opens the console for one tenant's customer,
+//! expiring, optionally read-only and limited to some endpoints, never
+//! able to publish. What a link may say is checked in [`input`].
 //!
 //! A link is `<origin>/console/portal/<link id>#<token>`. The token rides
 //! in the fragment, so browsers never send it to a server (no access log,
@@ -17,48 +17,24 @@ use hookfleet_common::store::tenants as store_tenants;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
-use crate::auth::{
-    generate_secret, hash_key, AnyAuth, Scope, TenantCtx, PORTAL_TOKEN_PREFIX, SESSION_PREFIX,
-};
+use crate::auth::{generate_secret, hash_key, AnyAuth, PORTAL_TOKEN_PREFIX, SESSION_PREFIX};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub mod input;
+
+use input::{
+    check_branding, check_origins, link_tenant, request_origin, DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN,
+    MAX_LINK_ENDPOINTS, MIN_EXPIRES_IN,
+};
+
 pub struct PortalApi {
     pub state: AppState,
-}
-
-/// Default and longest life of a portal link, in seconds.
-pub const DEFAULT_EXPIRES_IN: u32 = 3600;
-pub const MAX_EXPIRES_IN: u32 = 86_400;
-/// Shortest life of a portal link, in seconds.
-pub const MIN_EXPIRES_IN: u32 = 60;
-/// Most endpoints one link may be limited to, and most embedding origins.
-pub const MAX_LINK_ENDPOINTS: usize = 100;
-pub const MAX_ORIGINS: usize = 10;
-
-/// An origin allowed to embed a portal: `http(s)://host[:port]`, nothing
-/// more (it goes into a `Content-Security-Policy` header as it is).
-pub const ORIGIN_PATTERN: &str = r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)(:[0-9]{1,5})?$";
-/// A logo's URL: https, without quotes, spaces or angle brackets.
-pub const LOGO_URL_PATTERN: &str = r#"^https://[^\s"'<>\\]+$"#;
-/// An accent colour: `#rrggbb`.
-pub const COLOR_PATTERN: &str = "^#[0-9A-Fa-f]{6}$";
-
-/// What kind of credential a request carries.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum CredentialKind {
-    /// `HOOKFLEET_ADMIN_KEY`.
-    Admin,
-    /// A tenant's API key (`hf_…`).
-    Tenant,
-    /// A portal session (`hfs_…`), made from a portal link.
-    Portal,
 }
 
 /// How a portal presents itself.
@@ -99,32 +75,6 @@ impl From<Branding> for PortalBranding {
             accent_color: b.accent_color,
         }
     }
-}
-
-/// The credential this request carries, and what it may do.
-#[derive(Object)]
-#[oai(example)]
-pub struct Me {
-    /// `admin`, `tenant` (an API key) or `portal` (a portal session).
-    pub kind: CredentialKind,
-    /// The tenant it acts for; absent for the admin key.
-    #[oai(skip_serializing_if_is_none)]
-    pub tenant_id: Option<String>,
-    /// The tenant's name; absent for the admin key.
-    #[oai(skip_serializing_if_is_none)]
-    pub tenant_name: Option<String>,
-    /// Its scopes (empty for the admin key, which manages tenants and the
-    /// fleet rather than acting for a tenant).
-    pub scopes: Vec<Scope>,
-    /// For a portal limited to some endpoints: those endpoints.
-    #[oai(skip_serializing_if_is_none)]
-    pub endpoint_ids: Option<Vec<String>>,
-    /// For a portal session: when it (and its link) expires (RFC 3339).
-    #[oai(skip_serializing_if_is_none)]
-    pub expires_at: Option<String>,
-    /// For a portal session: the link's branding, if it has one.
-    #[oai(skip_serializing_if_is_none)]
-    pub branding: Option<PortalBranding>,
 }
 
 /// A portal link to create.
@@ -241,149 +191,8 @@ pub enum PortalLinkRevoked {
     NoContent,
 }
 
-/// The tenant a portal-link request acts for: the tenant key's, or the
-/// one the admin key names.
-fn link_tenant(auth: &AnyAuth, named: Option<&str>) -> Result<String, ApiError> {
-    match auth {
-        AnyAuth::Admin(_) => named
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::invalid("tenant_id", "is required with the admin key")),
-        AnyAuth::Tenant(key) => match named {
-            Some(id) if id != key.0.tenant_id => Err(ApiError::invalid(
-                "tenant_id",
-                "must be this API key's tenant (or absent)",
-            )),
-            _ => Ok(key.0.tenant_id.clone()),
-        },
-    }
-}
-
-fn check_origins(origins: &[String]) -> Result<Vec<String>, ApiError> {
-    let pattern = regex::Regex::new(ORIGIN_PATTERN).map_err(|_| ApiError::unavailable())?;
-    if origins.len() > MAX_ORIGINS {
-        return Err(ApiError::invalid(
-            "allowed_origins",
-            format!("at most {MAX_ORIGINS} origins"),
-        ));
-    }
-    origins
-        .iter()
-        .enumerate()
-        .map(|(i, origin)| {
-            if origin.len() <= 200 && pattern.is_match(origin) {
-                Ok(origin.to_ascii_lowercase())
-            } else {
-                Err(ApiError::invalid(
-                    format!("allowed_origins[{i}]"),
-                    "must be an origin: http(s)://host[:port], with no path",
-                ))
-            }
-        })
-        .collect()
-}
-
-fn check_branding(branding: &PortalBranding) -> Result<Branding, ApiError> {
-    let check =
-        |field: &str, value: &Option<String>, pattern: &str, max: usize, rule: &str| match value {
-            Some(v) => {
-                let re = regex::Regex::new(pattern).map_err(|_| ApiError::unavailable())?;
-                if v.chars().count() <= max && re.is_match(v) {
-                    Ok(Some(v.clone()))
-                } else {
-                    Err(ApiError::invalid(format!("branding.{field}"), rule))
-                }
-            }
-            None => Ok(None),
-        };
-    Ok(Branding {
-        name: check(
-            "name",
-            &branding.name,
-            r"^[^\x00-\x1f\x7f-\x9f]+$",
-            100,
-            "must be 1 to 100 characters without control characters",
-        )?,
-        logo_url: check(
-            "logo_url",
-            &branding.logo_url,
-            LOGO_URL_PATTERN,
-            500,
-            "must be an https URL of at most 500 characters",
-        )?,
-        accent_color: check(
-            "accent_color",
-            &branding.accent_color,
-            COLOR_PATTERN,
-            7,
-            "must be a colour as #rrggbb",
-        )?,
-    })
-}
-
-/// The origin the request was made to, from its `Host` header (and
-/// `X-Forwarded-Proto` when a proxy says https), or `None` when the header
-/// is absent or not a plain `host[:port]`.
-fn request_origin(req: &poem::Request) -> Option<String> {
-    let host = req.headers().get("host")?.to_str().ok()?;
-    let plain = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    if !plain {
-        return None;
-    }
-    let https = req
-        .headers()
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    Some(format!("{}://{host}", if https { "https" } else { "http" }))
-}
-
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Access")]
 impl PortalApi {
-    /// Who am I
-    ///
-    /// What the credential in `Authorization` is (`admin`, `tenant` or
-    /// `portal`), the tenant it acts for and its scopes; for a portal
-    /// session also its endpoints, expiry and branding. Any credential may
-    /// call it, whatever its scopes. The console starts here.
-    #[oai(path = "/me", method = "get", operation_id = "get_me")]
-    async fn me(&self, auth: AnyAuth) -> Result<Json<Me>, ApiError> {
-        let tenant: &TenantCtx = match &auth {
-            AnyAuth::Admin(_) => {
-                return Ok(Json(Me {
-                    kind: CredentialKind::Admin,
-                    tenant_id: None,
-                    tenant_name: None,
-                    scopes: Vec::new(),
-                    endpoint_ids: None,
-                    expires_at: None,
-                    branding: None,
-                }))
-            }
-            AnyAuth::Tenant(key) => &key.0,
-        };
-        let mut conn = self.state.conn().await?;
-        let record =
-            store_tenants::load(&mut conn, &self.state.store.keys, &tenant.tenant_id).await?;
-        let link = tenant.portal.as_deref();
-        Ok(Json(Me {
-            kind: if link.is_some() {
-                CredentialKind::Portal
-            } else {
-                CredentialKind::Tenant
-            },
-            tenant_id: Some(tenant.tenant_id.clone()),
-            tenant_name: record.map(|t| t.name),
-            scopes: tenant.scopes.list(),
-            endpoint_ids: link.and_then(|l| l.endpoint_ids.clone()),
-            expires_at: link.map(|l| rfc3339_ms(l.expires_ms)),
-            branding: link.and_then(|l| l.branding.clone()).map(Into::into),
-        }))
-    }
-
     /// Create a portal link
     ///
     /// A URL that opens the console for one tenant's customer: they see
