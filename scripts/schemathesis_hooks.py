@@ -10,7 +10,11 @@ can state them, and random input almost never meets them:
 - an endpoint's host may not be a private, loopback or otherwise
   restricted address (HOOKFLEET_ALLOW_CIDRS can open ranges, so the spec
   cannot list them), so IP and numeric hosts become `hooks.example.com`;
-- a replay's window lies within the last seven days.
+- a replay's window lies within the last seven days;
+- a portal link names the key's own tenant and endpoints that exist, and a
+  portal session needs the token of a live link: these come from the API
+  itself (HOOKFLEET_CONFORMANCE_BASE and HOOKFLEET_CONFORMANCE_KEY name it
+  and the tenant key of the run).
 
 This hook puts such values in place of what was drawn, and only where the
 drawn value was itself valid: a value drawn to break the schema stays
@@ -18,7 +22,11 @@ broken, so the negative checks still see it refused.
 """
 
 import datetime
+import json
+import os
 import re
+import urllib.error
+import urllib.request
 
 import schemathesis
 
@@ -30,6 +38,66 @@ NUMERIC_LABEL = re.compile(r"^(0[xX][0-9A-Fa-f]*|[0-9]+)$")
 EXACT_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 SUBSCRIBING = {("POST", "/api/v1/webhooks"), ("PATCH", "/api/v1/webhooks/{id}")}
 REPLAY = ("POST", "/api/v1/webhooks/{id}/replay")
+PORTAL_LINK = ("POST", "/api/v1/portal-links")
+PORTAL_SESSION = ("POST", "/api/v1/portal-sessions")
+TENANT_ID = re.compile(r"^ten_[0-9a-hjkmnp-tv-z]+$")
+ENDPOINT_ID = re.compile(r"^ep_[0-9a-hjkmnp-tv-z]+$")
+
+
+def _api(method, path, body=None):
+    """(status, JSON answer) of a request with the run's tenant key."""
+    base = os.environ.get("HOOKFLEET_CONFORMANCE_BASE")
+    key = os.environ.get("HOOKFLEET_CONFORMANCE_KEY")
+    if not base or not key:
+        return 0, None
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {key}")
+    request.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, None
+
+
+_TENANT = []
+_ENDPOINT = []
+
+
+def _tenant_id():
+    if not _TENANT:
+        status, me = _api("GET", "/api/v1/me")
+        if status == 200 and isinstance(me, dict) and me.get("tenant_id"):
+            _TENANT.append(me["tenant_id"])
+    return _TENANT[0] if _TENANT else None
+
+
+def _endpoint_id():
+    """An endpoint of the run's tenant that exists now (the run may have
+    deleted the last one)."""
+    if _ENDPOINT:
+        status, _ = _api("GET", f"/api/v1/webhooks/{_ENDPOINT[0]}")
+        if status == 200:
+            return _ENDPOINT[0]
+        _ENDPOINT.clear()
+    status, created = _api(
+        "POST", "/api/v1/webhooks", {"url": f"https://{PUBLIC_HOST}/portal", "events": ["*"]}
+    )
+    if status == 201 and isinstance(created, dict):
+        _ENDPOINT.append(created["id"])
+        return created["id"]
+    return None
+
+
+def _portal_token():
+    """The token of a new live portal link of the run's tenant."""
+    status, link = _api("POST", "/api/v1/portal-links", {})
+    if status == 201 and isinstance(link, dict):
+        return link["url"].split("#", 1)[1]
+    return None
 
 
 # The spec's own pattern for `url`, read from the spec the run loaded.
@@ -87,6 +155,21 @@ def before_call(ctx, case, **kwargs):
         url = body.get("url")
         if isinstance(url, str) and len(url) <= 2048 and URL_PATTERN.match(url):
             body["url"] = _public_url(url)
+    elif operation == PORTAL_LINK:
+        tenant = body.get("tenant_id")
+        if isinstance(tenant, str) and TENANT_ID.match(tenant):
+            body["tenant_id"] = _tenant_id() or tenant
+        endpoints = body.get("endpoint_ids")
+        if isinstance(endpoints, list) and endpoints:
+            real = _endpoint_id()
+            body["endpoint_ids"] = [
+                real if real and isinstance(e, str) and ENDPOINT_ID.match(e) else e
+                for e in endpoints
+            ]
+    elif operation == PORTAL_SESSION:
+        token = body.get("token")
+        if isinstance(token, str) and 1 <= len(token) <= 128:
+            body["token"] = _portal_token() or token
     elif operation == REPLAY:
         now = datetime.datetime.now(datetime.timezone.utc)
         if _is_time(body.get("since")):

@@ -315,6 +315,13 @@ pub fn complete(doc: &mut Value, config: &Config) -> Result<(), String> {
         items.insert("pattern".into(), json!(pattern));
         items.insert("maxLength".into(), json!(max));
     }
+    // Branding's patterns, as `routes::portal::input` applies them.
+    for (field, pattern) in [
+        ("logo_url", crate::routes::portal::input::LOGO_URL_PATTERN),
+        ("accent_color", crate::routes::portal::input::COLOR_PATTERN),
+    ] {
+        property_mut(schemas, "PortalBranding", field)?.insert("pattern".into(), json!(pattern));
+    }
     // Branding is an object of its own that refuses unknown fields.
     property_mut(schemas, "CreatePortalLink", "branding")?.insert("type".into(), json!("object"));
     schemas

@@ -17,11 +17,13 @@ pub const MIN_EXPIRES_IN: u32 = 60;
 pub const MAX_LINK_ENDPOINTS: usize = 100;
 pub const MAX_ORIGINS: usize = 10;
 
-/// An origin allowed to embed a portal: `http(s)://host[:port]`, nothing
-/// more (it goes into a `Content-Security-Policy` header as it is).
-pub const ORIGIN_PATTERN: &str = r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)(:[0-9]{1,5})?$";
-/// A logo's URL: https, without quotes, spaces or angle brackets.
-pub const LOGO_URL_PATTERN: &str = r#"^https://[^\s"'<>\\]+$"#;
+/// An origin allowed to embed a portal: `http(s)://host[:port]` with a host
+/// name or IPv4 address, nothing more (it goes into a
+/// `Content-Security-Policy` header as it is).
+pub const ORIGIN_PATTERN: &str = r"^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,5})?$";
+/// A logo's URL: https, a host name or IPv4 address, and a path without
+/// quotes, spaces, brackets or braces.
+pub const LOGO_URL_PATTERN: &str = r#"^https://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?([/?#][^\s"'<>\\\[\]{}|^`]*)?$"#;
 /// An accent colour: `#rrggbb`.
 pub const COLOR_PATTERN: &str = "^#[0-9A-Fa-f]{6}$";
 
@@ -54,7 +56,9 @@ pub fn check_origins(origins: &[String]) -> Result<Vec<String>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, origin)| {
-            if origin.len() <= 200 && pattern.is_match(origin) {
+            // The port must be one (the pattern allows five digits).
+            let port_ok = url::Url::parse(origin).is_ok();
+            if origin.len() <= 200 && pattern.is_match(origin) && port_ok {
                 Ok(origin.to_ascii_lowercase())
             } else {
                 Err(ApiError::invalid(
@@ -71,7 +75,9 @@ pub fn check_branding(branding: &PortalBranding) -> Result<Branding, ApiError> {
         |field: &str, value: &Option<String>, pattern: &str, max: usize, rule: &str| match value {
             Some(v) => {
                 let re = regex::Regex::new(pattern).map_err(|_| ApiError::unavailable())?;
-                if v.chars().count() <= max && re.is_match(v) {
+                // A URL's port must be one (the pattern allows five digits).
+                let parses = field != "logo_url" || url::Url::parse(v).is_ok();
+                if v.chars().count() <= max && re.is_match(v) && parses {
                     Ok(Some(v.clone()))
                 } else {
                     Err(ApiError::invalid(format!("branding.{field}"), rule))

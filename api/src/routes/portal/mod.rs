@@ -50,19 +50,17 @@ pub struct PortalBranding {
             max_length = 100,
             pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
         ),
-        skip_serializing_if_is_none
+        skip_serializing_if_is_none,
+        nullable
     )]
     #[serde(default)]
     pub name: Option<String>,
     /// An https URL of the platform's logo (at most 500 characters).
-    #[oai(
-        validator(max_length = 500, pattern = r#"^https://[^\s"'<>\\]+$"#),
-        skip_serializing_if_is_none
-    )]
+    #[oai(validator(max_length = 500), skip_serializing_if_is_none, nullable)]
     #[serde(default)]
     pub logo_url: Option<String>,
     /// The accent colour, `#rrggbb`.
-    #[oai(validator(pattern = "^#[0-9A-Fa-f]{6}$"), skip_serializing_if_is_none)]
+    #[oai(validator(max_length = 7), skip_serializing_if_is_none, nullable)]
     #[serde(default)]
     pub accent_color: Option<String>,
 }
@@ -87,37 +85,55 @@ pub struct CreatePortalLink {
     /// same id).
     #[oai(
         validator(max_length = 64, pattern = "^ten_[0-9a-hjkmnp-tv-z]+$"),
-        skip_serializing_if_is_none
+        skip_serializing_if_is_none,
+        nullable
     )]
     #[serde(default)]
     pub tenant_id: Option<String>,
     /// Seconds until the link and its sessions expire: 60 to 86,400
     /// (24 h); 3,600 (1 h) when absent.
-    #[oai(validator(minimum(value = "60"), maximum(value = "86400")))]
+    #[oai(validator(minimum(value = "60"), maximum(value = "86400")), nullable)]
     #[serde(default)]
     pub expires_in: Option<u32>,
     /// `true`: the portal may only read (sessions get the `read` scope);
     /// `false` (default): its user may also manage the endpoints it shows
     /// (`manage`). A portal never publishes events, never changes event
     /// types and never makes portal links.
+    #[oai(nullable)]
     #[serde(default)]
     pub read_only: Option<bool>,
     /// Limit the portal to these endpoints (1 to 100 of the tenant's
     /// `ep_…` ids): others are not found, and no endpoint can be created.
     /// All of the tenant's endpoints when absent.
-    #[oai(validator(min_items = 1, max_items = 100), skip_serializing_if_is_none)]
+    #[oai(
+        validator(min_items = 1, max_items = 100),
+        skip_serializing_if_is_none,
+        nullable
+    )]
     #[serde(default)]
     pub endpoint_ids: Option<Vec<String>>,
     /// Origins allowed to show the portal in an `<iframe>`
-    /// (`https://app.example.com`, scheme and host and optional port; at
-    /// most 10). None when absent: the portal cannot be framed.
-    #[oai(validator(max_items = 10), skip_serializing_if_is_none)]
+    /// (`https://app.example.com`: scheme, host name or IPv4 address, and
+    /// optional port; at most 10). None when absent: the portal cannot be framed.
+    #[oai(validator(max_items = 10), skip_serializing_if_is_none, nullable)]
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
     /// The platform's name, logo and accent colour, shown by the portal.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(default)]
+    #[oai(skip_serializing_if_is_none, nullable)]
+    #[serde(default, deserialize_with = "branding_object")]
     pub branding: Option<PortalBranding>,
+}
+
+/// `branding` from a JSON object only (serde would build the struct from
+/// an array too).
+fn branding_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<PortalBranding>, D::Error> {
+    use serde::de::Error as _;
+    let fields = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?;
+    fields
+        .map(|map| serde_json::from_value(serde_json::Value::Object(map)).map_err(D::Error::custom))
+        .transpose()
 }
 
 /// A portal link. `url` (with the token) is shown only when it is made.

@@ -403,6 +403,14 @@ async fn bad_portal_links_are_refused_naming_the_field_and_write_nothing() {
             with(json!({"allowed_origins": ["javascript://x"]})),
             "allowed_origins[0]",
         ),
+        (
+            with(json!({"allowed_origins": ["https://ok.example.com", "https://[::1]"]})),
+            "allowed_origins[1]",
+        ),
+        (
+            with(json!({"allowed_origins": ["https://a.example.com:70000"]})),
+            "allowed_origins[0]",
+        ),
         (with(json!({"allowed_origins": many})), "allowed_origins"),
         (
             with(json!({"branding": {"logo_url": "http://example.com/logo.png"}})),
@@ -421,6 +429,7 @@ async fn bad_portal_links_are_refused_naming_the_field_and_write_nothing() {
             "branding.name",
         ),
         (with(json!({"branding": {"font": "x"}})), "branding"),
+        (with(json!({"branding": [null, null]})), "branding"),
         (with(json!({"nope": 1})), "nope"),
     ];
     let before = app.snapshot().await;
