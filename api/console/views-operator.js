@@ -1,0 +1,170 @@
+// Operator view (admin key): tenants, a tenant's API keys, live workers
+// and queue depth per partition.
+import {
+  h, mount, loading, errorBox, empty, field, actionButton, confirmDialog, table, pager, secretBox,
+  timeEl, fmtMs, repeat,
+} from './dom.js';
+import { get, post, del, query } from './api.js';
+
+const SCOPES = ['publish', 'manage', 'read'];
+
+export function operatorView(page) {
+  document.title = 'Operator — Hookfleet';
+  const list = h('div', { class: 'list' });
+  const p = pager(async (cursor) => {
+    mount(list, loading());
+    try {
+      const res = await get(`/tenants${query({ limit: 25, cursor })}`);
+      mount(list, res.data.length ? table([
+        { label: 'Name', cell: (t) => h('a', { href: `#/operator/tenants/${t.id}` }, t.name) },
+        { label: 'Id', cell: (t) => h('code', {}, t.id) },
+        { label: 'Created', cell: (t) => timeEl(t.created_at) },
+      ], res.data) : empty('No tenants yet.'));
+      return res.next;
+    } catch (err) {
+      mount(list, errorBox(err));
+      return null;
+    }
+  });
+  const workers = h('div', {}, loading());
+  const queues = h('div', {}, loading());
+  mount(page,
+    h('h1', {}, 'Operator'),
+    h('div', { class: 'columns' },
+      h('section', { class: 'panel', 'aria-labelledby': 'workers-title' },
+        h('h2', { id: 'workers-title' }, 'Workers'), workers),
+      h('section', { class: 'panel', 'aria-labelledby': 'queues-title' },
+        h('h2', { id: 'queues-title' }, 'Queues'), queues)),
+    h('section', { class: 'panel', 'aria-labelledby': 'tenants-title' },
+      h('h2', { id: 'tenants-title' }, 'Tenants'), newTenantForm(() => p.first()), list, p.el));
+  p.first();
+  // Live figures, refreshed every 5 s while this page is shown.
+  repeat(page, 5000, () => Promise.all([showWorkers(workers), showQueues(queues)]));
+}
+
+async function showWorkers(el) {
+  try {
+    const list = await get('/admin/workers');
+    mount(el, list.length ? table([
+      { label: 'Worker', cell: (w) => h('code', {}, w.id) },
+      { label: 'Host / pid', cell: (w) => `${w.host} / ${w.pid}` },
+      { label: 'In flight', cell: (w) => String(w.in_flight) },
+      { label: 'Deliveries/s', cell: (w) => w.deliveries_per_second.toFixed(1) },
+      { label: 'Heartbeat', cell: (w) => timeEl(w.last_heartbeat) },
+      { label: 'Version', cell: (w) => w.version },
+    ], list) : empty('No live worker.'), updated());
+  } catch (err) {
+    mount(el, errorBox(err));
+  }
+}
+
+async function showQueues(el) {
+  try {
+    const list = await get('/admin/queues');
+    mount(el, list.length ? table([
+      { label: 'Partition', cell: (q) => String(q.partition) },
+      { label: 'Queued', cell: (q) => String(q.queued) },
+      { label: 'In flight', cell: (q) => String(q.in_flight) },
+      { label: 'Oldest due waiting', cell: (q) => (q.oldest_due_age_ms === undefined ? 'nothing due' : fmtMs(q.oldest_due_age_ms)) },
+    ], list) : empty('No partitions.'), updated());
+  } catch (err) {
+    mount(el, errorBox(err));
+  }
+}
+
+function updated() {
+  return h('p', { class: 'hint' }, `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 s.`);
+}
+
+function newTenantForm(reload) {
+  const name = h('input', { type: 'text', required: true, maxlength: 200 });
+  const status = h('div', { role: 'status' });
+  const form = h('form', { class: 'inline-form', 'aria-label': 'New tenant' },
+    field('New tenant name', name), h('button', { type: 'submit' }, 'Create tenant'), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const t = await post('/tenants', { name: name.value.trim() });
+      mount(status, h('p', { class: 'ok' }, 'Created ', h('a', { href: `#/operator/tenants/${t.id}` }, t.name), '.'));
+      name.value = '';
+      reload();
+    } catch (err) {
+      mount(status, errorBox(err));
+    }
+  });
+  return form;
+}
+
+export function tenantView(page, [id]) {
+  document.title = 'Tenant — Hookfleet';
+  const head = h('div', {}, loading());
+  const list = h('div', { class: 'list' });
+  const created = h('div');
+  const p = pager(async (cursor) => {
+    mount(list, loading());
+    try {
+      const res = await get(`/tenants/${id}/api-keys${query({ limit: 25, cursor })}`);
+      mount(list, res.data.length ? keysTable(id, res.data, () => p.reload()) : empty('No API keys.'));
+      return res.next;
+    } catch (err) {
+      mount(list, errorBox(err));
+      return null;
+    }
+  });
+  mount(page,
+    h('p', { class: 'crumbs' }, h('a', { href: '#/operator' }, '← Operator')),
+    head,
+    h('section', { class: 'panel', 'aria-labelledby': 'keys-title' },
+      h('h2', { id: 'keys-title' }, 'API keys'),
+      newKeyForm(id, created, () => p.first()), created, list, p.el));
+  get(`/tenants/${id}`).then(
+    (t) => mount(head, h('h1', {}, t.name), h('p', {}, h('code', {}, t.id), ' — created ', timeEl(t.created_at))),
+    (err) => mount(head, errorBox(err)));
+  p.first();
+}
+
+function keysTable(tenantId, keys, reload) {
+  return table([
+    { label: 'Name', cell: (k) => k.name || '—' },
+    { label: 'Prefix', cell: (k) => h('code', {}, `${k.prefix}…`) },
+    { label: 'Scopes', cell: (k) => (k.scopes ? k.scopes.join(', ') : 'all') },
+    { label: 'Created', cell: (k) => timeEl(k.created_at) },
+    { label: '', cell: (k) => actionButton('Revoke', async () => {
+      if (!(await confirmDialog(`Revoke the key ${k.name || k.prefix}? Anything using it stops working at once.`, 'Revoke'))) return;
+      await del(`/tenants/${tenantId}/api-keys/${k.id}`);
+      reload();
+    }, { class: 'danger', 'aria-label': `Revoke ${k.name || k.prefix}` }) },
+  ], keys, () => 'key-row');
+}
+
+function newKeyForm(tenantId, created, reload) {
+  const name = h('input', { type: 'text', maxlength: 200 });
+  const boxes = SCOPES.map((scope) => h('input', { type: 'checkbox', value: scope, checked: true, id: `scope-${scope}` }));
+  const status = h('div', { role: 'status' });
+  const form = h('form', { class: 'panel inner', 'aria-label': 'New API key' },
+    field('Key name', name),
+    h('fieldset', { class: 'field' }, h('legend', {}, 'Scopes'),
+      boxes.map((box) => h('label', { class: 'check', for: box.id }, box, ` ${box.value}`))),
+    h('button', { type: 'submit' }, 'Create key'), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const scopes = boxes.filter((b) => b.checked).map((b) => b.value);
+    if (scopes.length === 0) {
+      mount(status, errorBox('Choose at least one scope.'));
+      return;
+    }
+    // All three is the default: only a narrower key needs to say so.
+    const body = scopes.length < SCOPES.length ? { scopes } : {};
+    if (name.value.trim()) body.name = name.value.trim();
+    try {
+      const key = await post(`/tenants/${tenantId}/api-keys`, body);
+      mount(status);
+      mount(created, secretBox(`API key ${key.name || key.prefix}${key.scopes ? ` (${key.scopes.join(', ')})` : ''}`, key.key));
+      name.value = '';
+      reload();
+    } catch (err) {
+      mount(status, errorBox(err));
+    }
+  });
+  return form;
+}
