@@ -21,10 +21,7 @@
 // /usr/bin/chromium (or HOOKFLEET_CHROMIUM).
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch: launchChromium } = require('./chromium');
 
 const [base, tenantKey, endpointId, runsArg] = process.argv.slice(2);
 if (!base || !tenantKey || !endpointId) {
@@ -64,17 +61,7 @@ async function networkMeter(page) {
   };
 }
 
-async function launch() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hookfleet-bench-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.HOOKFLEET_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-    viewport: { width: 1280, height: 1000 },
-  });
-  return { context, close: async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); } };
-}
+const launch = () => launchChromium({ width: 1280, height: 1000 });
 
 const navTiming = (page) => page.evaluate(() => {
   const [n] = performance.getEntriesByType('navigation');

@@ -20,10 +20,9 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const http = require('http');
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium');
 
 const [base, adminKey, outDir] = process.argv.slice(2);
 if (!base || !adminKey || !outDir) {
@@ -146,15 +145,9 @@ async function main() {
   const stamp = Date.now().toString(36);
 
   // Needs the API's /me (the console's contract); say so clearly if absent.
-  // HOOKFLEET_CONSOLE_CHECK_LEGACY=1 runs what an API from before the
-  // console's routes can do (no portal, no scopes, no queues) and ends
-  // INCOMPLETE (exit 3): for working on the console against an old build.
   const me = await call('GET', '/me', adminKey);
-  const legacy = me.status === 404 && process.env.HOOKFLEET_CONSOLE_CHECK_LEGACY === '1';
-  if (!legacy) {
-    assert(me.status === 200, `GET /api/v1/me with the admin key answered ${me.status}: this API predates the console`);
-    assert(me.data.kind === 'admin', `GET /me with the admin key says kind ${JSON.stringify(me.data.kind)}, not "admin"`);
-  }
+  assert(me.status === 200, `GET /api/v1/me with the admin key answered ${me.status}: this API predates the console`);
+  assert(me.data.kind === 'admin', `GET /me with the admin key says kind ${JSON.stringify(me.data.kind)}, not "admin"`);
 
   // Tenants and keys, through the API.
   const tenantA = await must('POST', '/tenants', adminKey, { name: `Console check A ${stamp}` });
@@ -168,26 +161,11 @@ async function main() {
   const epB = await must('POST', '/webhooks', keyB, { url: good.url, events: ['match.found'] });
   const evB = await must('POST', '/events', keyB, { event_type: 'match.found', data: { n: 1 } });
   const dlvB = (await must('GET', `/events/${evB.id}`, keyB)).deliveries[0].id;
-  const shortLink = legacy ? null : await must('POST', '/portal-links', keyA, { expires_in: 60, allowed_origins: [embed.origin] }, 201);
+  const shortLink = await must('POST', '/portal-links', keyA, { expires_in: 60, allowed_origins: [embed.origin] }, 201);
   ok(`set up tenants ${tenantA.id} and ${tenantB.id}, receivers ${good.url} (200) and ${bad.url} (500)`);
 
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hookfleet-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.HOOKFLEET_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
-    viewport: { width: 1280, height: 1000 },
-  });
+  const browser = await launch({ width: 1280, height: 1000 });
+  const context = browser.context;
 
   // Everything that goes wrong in the browser, unless provoked on purpose
   // (see `problems` at the top).
@@ -217,9 +195,6 @@ async function main() {
     });
   }
   const foreign = [];
-  if (legacy) {
-    provoked.push({ pathPart: '/api/v1/me', status: 404 }, { pathPart: '/api/v1/admin/queues', status: 404 });
-  }
   const checkProblems = (step) => {
     if (problems.length) fail(`${step}: ${problems.join('; ')}`);
     if (foreign.length) fail(`${step}: the console requested outside its origin: ${foreign.join(', ')}`);
@@ -320,9 +295,7 @@ async function main() {
     // Stats again (1h window), now that the attempt is counted.
     await page.locator('.segmented').getByRole('button', { name: '1h' }).click();
     await page.locator('.panel .facts', { hasText: '1 (1 ok, 0 failed)' }).waitFor();
-    if (!legacy) {
-      await until('the charts\' lines', async () => (await page.locator('figure.chart svg path.line').count()) >= 6);
-    }
+    await until('the charts\' lines', async () => (await page.locator('figure.chart svg path.line').count()) >= 6);
     await shot('endpoint');
     await noOverflow('the endpoint page');
     ok(`event ${ev1.id} shows delivered in the endpoint's delivery log; the charts are drawn`);
@@ -434,7 +407,7 @@ async function main() {
     await until('the first page again', async () => (await log.locator('tbody tr').count()) === 50);
     await page.locator('section.panel').getByRole('button', { name: '7d' }).click();
     await page.locator('.panel .facts').first().waitFor();
-    if (!legacy) await page.locator('figure.chart figcaption', { hasText: 'Latency' }).waitFor();
+    await page.locator('figure.chart figcaption', { hasText: 'Latency' }).waitFor();
     await page.locator('.endpoint-head').getByRole('button', { name: 'Delete' }).click();
     await page.locator('dialog[open]').getByRole('button', { name: 'Cancel' }).click();
     assert((await call('GET', `/webhooks/${held.id}`, keyA)).status === 200, 'Cancel deleted the endpoint');
@@ -490,7 +463,7 @@ async function main() {
     assert(await page.evaluate(() => sessionStorage.getItem('hookfleet.credential')) === null, 'Sign out left the key in sessionStorage');
     ok('Sign out forgets the key');
 
-    if (!legacy) await portalChecks();
+    await portalChecks();
     async function portalChecks() {
     // ----- portal: a link embedded on another origin -----
     const link = await must('POST', '/portal-links', keyA, {
@@ -618,7 +591,7 @@ async function main() {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Operator' }).waitFor();
     await page.locator('#workers-title + div table.cards tbody tr').first().waitFor();
-    if (!legacy) await page.locator('#queues-title + div table.cards tbody tr').first().waitFor();
+    await page.locator('#queues-title + div table.cards tbody tr').first().waitFor();
     const newTenant = `Console check C ${stamp}`;
     await page.getByLabel('New tenant name').fill(newTenant);
     await page.getByRole('button', { name: 'Create tenant' }).click();
@@ -636,15 +609,13 @@ async function main() {
     await tenantsPanel.getByRole('link', { name: tenantA.name }).click();
     await page.getByRole('heading', { name: tenantA.name }).waitFor();
     await page.getByLabel('Key name').fill(`scoped-${stamp}`);
-    if (!legacy) await page.getByLabel('publish').uncheck();
+    await page.getByLabel('publish').uncheck();
     await page.getByRole('button', { name: 'Create key' }).click();
     await page.locator('.secret-box .secret-value').waitFor();
     const scopedKey = (await page.locator('.secret-box .secret-value').innerText()).trim();
     assert(/^hf_/.test(scopedKey), 'the new key shown is not an hf_ key');
-    if (!legacy) {
-      const scopedMe = await must('GET', '/me', scopedKey);
-      assert(JSON.stringify([...scopedMe.scopes].sort()) === '["manage","read"]', `the new key's scopes are ${JSON.stringify(scopedMe.scopes)}`);
-    }
+    const scopedMe = await must('GET', '/me', scopedKey);
+    assert(JSON.stringify([...scopedMe.scopes].sort()) === '["manage","read"]', `the new key's scopes are ${JSON.stringify(scopedMe.scopes)}`);
     const keyRow = page.locator('tr.key-row', { hasText: `scoped-${stamp}` });
     await keyRow.waitFor();
     await shot('operator-tenant');
@@ -656,19 +627,13 @@ async function main() {
     ok('operator view: lists the tenant, workers and queues; created a tenant; created a manage+read key (shown once) and revoked it');
     checkProblems('operator view');
 
-    if (legacy) {
-      console.log(`console-check: INCOMPLETE (${passed} checks passed; an API without /me: portal, scopes and queues not checked)`);
-      process.exitCode = 3;
-      return;
-    }
     console.log(`console-check: PASSED (${passed} checks)`);
   } catch (err) {
     const page = context.pages()[0];
     if (page) await page.screenshot({ path: path.join(outDir, 'console-failure.png'), fullPage: true }).catch(() => {});
     throw err;
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await browser.close();
     for (const s of [good.server, bad.server, embed.server]) s.close();
   }
 }

@@ -11,9 +11,8 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium');
 
 const [base, apiKey, screenshot] = process.argv.slice(2);
 if (!base || !apiKey || !screenshot) {
@@ -22,23 +21,8 @@ if (!base || !apiKey || !screenshot) {
 }
 
 async function main() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hookfleet-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.HOOKFLEET_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
-    viewport: { width: 1280, height: 1600 },
-  });
+  const browser = await launch({ width: 1280, height: 1600 });
+  const context = browser.context;
   const origin = new URL(base).origin;
   const foreign = [];
   try {
@@ -113,8 +97,7 @@ async function main() {
     console.log(`Swagger UI: authorized, executed GET /api/v1/webhooks, page shows ${code}`);
     console.log(`screenshot: ${screenshot}`);
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await browser.close();
   }
 }
 
