@@ -500,7 +500,7 @@ fn portal_branding() -> PortalBranding {
 impl Example for Me {
     fn example() -> Self {
         Self {
-            kind: CredentialKind::Portal,
+            kind: CredentialKind::Portal.name().into(),
             tenant_id: Some(TENANT_ID.into()),
             tenant_name: Some("Acme Video".into()),
             scopes: vec![Scope::Manage, Scope::Read],

@@ -5,7 +5,7 @@
 use hookfleet_common::store::tenants as store_tenants;
 use hookfleet_common::time_util::rfc3339_ms;
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 
 use super::portal::PortalBranding;
 use super::ApiTags;
@@ -18,8 +18,7 @@ pub struct MeApi {
 }
 
 /// What kind of credential a request carries.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CredentialKind {
     /// `HOOKFLEET_ADMIN_KEY`.
     Admin,
@@ -29,12 +28,26 @@ pub enum CredentialKind {
     Portal,
 }
 
+impl CredentialKind {
+    /// As the API writes it. (A plain string in the spec, whose pattern
+    /// becomes an enum: a described enum field is an `allOf` that client
+    /// generators refuse.)
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialKind::Admin => "admin",
+            CredentialKind::Tenant => "tenant",
+            CredentialKind::Portal => "portal",
+        }
+    }
+}
+
 /// The credential this request carries, and what it may do.
 #[derive(Object)]
 #[oai(example)]
 pub struct Me {
     /// `admin`, `tenant` (an API key) or `portal` (a portal session).
-    pub kind: CredentialKind,
+    #[oai(validator(pattern = "^(admin|tenant|portal)$"))]
+    pub kind: String,
     /// The tenant it acts for; absent for the admin key.
     #[oai(skip_serializing_if_is_none)]
     pub tenant_id: Option<String>,
@@ -68,7 +81,7 @@ impl MeApi {
         let tenant: &TenantCtx = match &auth {
             AnyAuth::Admin(_) => {
                 return Ok(Json(Me {
-                    kind: CredentialKind::Admin,
+                    kind: CredentialKind::Admin.name().into(),
                     tenant_id: None,
                     tenant_name: None,
                     scopes: Vec::new(),
@@ -88,7 +101,9 @@ impl MeApi {
                 CredentialKind::Portal
             } else {
                 CredentialKind::Tenant
-            },
+            }
+            .name()
+            .into(),
             tenant_id: Some(tenant.tenant_id.clone()),
             tenant_name: record.map(|t| t.name),
             scopes: tenant.scopes.list(),
