@@ -69,7 +69,7 @@ function endpointsTable(endpoints) {
 const statsCache = new WeakMap();
 function statCell(ep, render) {
   const cell = h('span', { class: 'muted' }, '…');
-  if (!statsCache.has(ep)) statsCache.set(ep, get(`/webhooks/${ep.id}/stats?window=24h`));
+  if (!statsCache.has(ep)) statsCache.set(ep, get(`/webhooks/${ep.id}/stats?window=24h&series=false`));
   statsCache.get(ep).then(
     (st) => mount(cell, render(st)),
     (err) => mount(cell, h('span', { class: 'error-inline' }, errorText(err))),

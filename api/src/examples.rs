@@ -254,7 +254,7 @@ impl Example for WebhookStats {
                 at: "2026-01-31T11:42:10.007Z".into(),
                 status_code: Some(503),
             }),
-            series: vec![StatsBucket::example()],
+            series: Some(vec![StatsBucket::example()]),
         }
     }
 }

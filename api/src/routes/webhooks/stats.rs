@@ -125,8 +125,10 @@ pub struct WebhookStats {
     pub last_failure: Option<LastAttempt>,
     /// The window bucket by bucket, oldest first, for charts: the
     /// five-minute buckets (`1h`, `24h`) or hourly ones (`7d`) that cover
-    /// it, the first of which may start before it.
-    pub series: Vec<StatsBucket>,
+    /// it, the first of which may start before it. Absent with
+    /// `series=false`.
+    #[oai(skip_serializing_if_is_none)]
+    pub series: Option<Vec<StatsBucket>>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Webhooks")]
@@ -152,6 +154,9 @@ impl StatsApi {
         /// `1h`, `24h` (default) or `7d`.
         #[oai(validator(pattern = "^(1h|24h|7d)$"))]
         window: Query<Option<String>>,
+        /// `false` leaves out `series` (288 buckets for `24h`), for a
+        /// listing that needs only the totals; `true` by default.
+        series: Query<Option<bool>>,
     ) -> Result<Json<WebhookStats>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let window = window.0.unwrap_or_else(|| "24h".into());
@@ -175,23 +180,25 @@ impl StatsApi {
             (Some(p50), Some(p95), Some(p99)) => Some(Latency { p50, p95, p99 }),
             _ => None,
         };
-        let series = starts
-            .iter()
-            .zip(&read.buckets)
-            .map(|(&start, bucket)| {
-                let count = |name: &str| bucket.get(name).copied().unwrap_or(0);
-                let (p50, p95, p99) = percentiles(bucket);
-                StatsBucket {
-                    start: rfc3339_ms(start),
-                    attempts: count("attempts"),
-                    succeeded: count("ok"),
-                    failed: count("attempts").saturating_sub(count("ok")),
-                    p50,
-                    p95,
-                    p99,
-                }
-            })
-            .collect();
+        let series = series.0.unwrap_or(true).then(|| {
+            starts
+                .iter()
+                .zip(&read.buckets)
+                .map(|(&start, bucket)| {
+                    let count = |name: &str| bucket.get(name).copied().unwrap_or(0);
+                    let (p50, p95, p99) = percentiles(bucket);
+                    StatsBucket {
+                        start: rfc3339_ms(start),
+                        attempts: count("attempts"),
+                        succeeded: count("ok"),
+                        failed: count("attempts").saturating_sub(count("ok")),
+                        p50,
+                        p95,
+                        p99,
+                    }
+                })
+                .collect()
+        });
         let last = |at: &str, code: &str| {
             totals
                 .get(at)

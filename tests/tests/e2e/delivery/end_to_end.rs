@@ -180,6 +180,18 @@ async fn retries_until_success_with_the_same_webhook_id() {
             .filter(|b| b["attempts"] == 0)
             .all(|b| b.get("p50").is_none()));
     }
+    // A listing asks for the totals only.
+    let (_, totals) = app
+        .get(
+            &format!(
+                "/api/v1/webhooks/{}/stats?series=false",
+                endpoint["id"].as_str().unwrap()
+            ),
+            &key,
+        )
+        .await;
+    assert_eq!(totals["attempts"], 3);
+    assert!(totals.get("series").is_none(), "{totals}");
     app.stop().await;
 }
 

@@ -166,14 +166,20 @@ async fn bad_log_parameters_are_refused() {
             assert_eq!(error["field"], field, "{query}");
         }
     }
-    for query in ["window=2h", "window=", "window=1h;drop"] {
+    for (query, field) in [
+        ("window=2h", "window"),
+        ("window=", "window"),
+        ("window=1h;drop", "window"),
+        ("series=maybe", "series"),
+        ("series=", "series"),
+    ] {
         let (status, error) = app
             .get(&format!("/api/v1/webhooks/{id}/stats?{query}"), &key)
             .await;
         assert_eq!(
             (status, error["field"].as_str()),
-            (400, Some("window")),
-            "{query}"
+            (400, Some(field)),
+            "{query}: {error}"
         );
     }
     for (body, field) in [
