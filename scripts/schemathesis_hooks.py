@@ -92,11 +92,11 @@ def _endpoint_id():
     return None
 
 
-def _portal_token():
-    """The token of a new live portal link of the run's tenant."""
+def _portal_link():
+    """(token, id) of a new live portal link of the run's tenant."""
     status, link = _api("POST", "/api/v1/portal-links", {})
     if status == 201 and isinstance(link, dict):
-        return link["url"].split("#", 1)[1]
+        return link["url"].split("#", 1)[1], link["id"]
     return None
 
 
@@ -169,7 +169,11 @@ def before_call(ctx, case, **kwargs):
     elif operation == PORTAL_SESSION:
         token = body.get("token")
         if isinstance(token, str) and 1 <= len(token) <= 128:
-            body["token"] = _portal_token() or token
+            live = _portal_link()
+            if live:
+                body["token"] = live[0]
+                if isinstance(body.get("link_id"), str) and len(body["link_id"]) <= 64:
+                    body["link_id"] = live[1]
     elif operation == REPLAY:
         now = datetime.datetime.now(datetime.timezone.utc)
         if _is_time(body.get("since")):

@@ -134,6 +134,8 @@ export async function whoAmI() {
 }
 
 // Portal link token -> session (no Authorization header).
-export async function exchangePortalToken(token) {
-  return api('POST', '/portal-sessions', { token }, { auth: false });
+// The link's id (the page's path) goes along: the token must be that
+// link's, whose framing rules this page was served with.
+export async function exchangePortalToken(token, linkId) {
+  return api('POST', '/portal-sessions', { token, link_id: linkId }, { auth: false });
 }

@@ -48,7 +48,8 @@ async function boot() {
     if (token && !token.startsWith('/')) {
       history.replaceState(null, '', location.pathname);
       try {
-        const created = await api.exchangePortalToken(token);
+        const linkId = location.pathname.split('/').pop();
+        const created = await api.exchangePortalToken(token, linkId);
         api.setCredential(created.session);
       } catch (err) {
         api.setCredential(null);

@@ -321,12 +321,18 @@ async fn resolve_tenant(req: &poem::Request, bearer: Bearer) -> poem::Result<Ten
 /// Spends one request of the key's budget, or 429 with `Retry-After`.
 /// Only known keys have a budget, so garbage keys cannot fill the limiter.
 fn check_budget(state: &AppState, key_id: &str) -> poem::Result<()> {
-    match state.limiter.check_key(&key_id.to_string()) {
+    spend_budget(state, key_id).map_err(reject)
+}
+
+/// [`check_budget`] for handlers: one request of `budget_id`'s budget
+/// (a key's id, or a portal link's for the exchanges of its token).
+pub fn spend_budget(state: &AppState, budget_id: &str) -> Result<(), ApiError> {
+    match state.limiter.check_key(&budget_id.to_string()) {
         Ok(()) => Ok(()),
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            Err(reject(ApiError::too_many_requests(seconds.max(1))))
+            Err(ApiError::too_many_requests(seconds.max(1)))
         }
     }
 }

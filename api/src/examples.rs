@@ -547,6 +547,7 @@ impl Example for CreatePortalSession {
     fn example() -> Self {
         Self {
             token: "hfp_Zr4m1Qx8Vb2sK0aP7dR2tY6uW9zC4eF5gH8jL1mN3o".into(),
+            link_id: Some(PORTAL_LINK_ID.into()),
         }
     }
 }

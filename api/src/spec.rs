@@ -677,9 +677,10 @@ fn keep_applicable_errors(
         applicable.push("403");
     }
     // Exchanging a portal link's token needs no key, but the token may be
-    // expired or revoked, and it is looked up in Redis.
+    // expired or revoked, it is looked up in Redis, and the exchanges of
+    // one link share its request budget.
     if path == "/api/v1/portal-sessions" {
-        applicable.extend(["401", "503"]);
+        applicable.extend(["401", "429", "503"]);
     }
     if has_path {
         applicable.push("404");

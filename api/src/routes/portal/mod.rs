@@ -6,7 +6,8 @@
 //! in the fragment, so browsers never send it to a server (no access log,
 //! no `Referer` holds it); the console reads it, rewrites the address
 //! without it, and exchanges it for a session (`POST
-//! /api/v1/portal-sessions`) that it keeps in the tab's memory. The link id
+//! /api/v1/portal-sessions`) that it keeps in the tab (`sessionStorage`,
+//! or memory where the browser denies a framed page storage). The link id
 //! in the path is not secret: it lets the page be served with the link's
 //! `frame-ancestors`. Tokens and sessions are stored as SHA-256 hashes.
 
@@ -21,7 +22,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
-use crate::auth::{generate_secret, hash_key, AnyAuth, PORTAL_TOKEN_PREFIX, SESSION_PREFIX};
+use crate::auth::{generate_secret, hash_key, AnyAuth, Scope, PORTAL_TOKEN_PREFIX, SESSION_PREFIX};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -173,6 +174,12 @@ pub struct CreatePortalSession {
     /// The token: the part of the portal link after `#` (`hfp_…`).
     #[oai(validator(min_length = 1, max_length = 128))]
     pub token: String,
+    /// The link's id (`pl_…`, the last part of the link's path): when
+    /// given, the token must be that link's, so a page framed under one
+    /// link's `frame-ancestors` cannot open another link's session.
+    #[oai(validator(max_length = 64), skip_serializing_if_is_none, nullable)]
+    #[serde(default)]
+    pub link_id: Option<String>,
 }
 
 /// A portal session: send it as `Authorization: Bearer <session>`.
@@ -232,6 +239,15 @@ impl PortalApi {
         body: JsonBody<CreatePortalLink>,
     ) -> Result<PortalLinkCreated, ApiError> {
         let body = body.0;
+        // A link's sessions read; a key may not hand out more than it has.
+        if let AnyAuth::Tenant(key) = &auth {
+            if !key.0.scopes.contains(Scope::Read) {
+                return Err(ApiError::forbidden(
+                    "this API key lacks the `read` scope, which a portal link's sessions have; \
+                     making one needs `manage` and `read`",
+                ));
+            }
+        }
         let tenant_id = link_tenant(&auth, body.tenant_id.as_deref())?;
         let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
         if !(MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(&expires_in) {
@@ -353,7 +369,7 @@ impl PortalApi {
         &self,
         body: JsonBody<CreatePortalSession>,
     ) -> Result<PortalSessionCreated, ApiError> {
-        let token = body.0.token;
+        let CreatePortalSession { token, link_id } = body.0;
         if token.is_empty() || token.len() > 128 {
             return Err(ApiError::invalid("token", "must be 1 to 128 characters"));
         }
@@ -366,6 +382,12 @@ impl PortalApi {
         let link = store_portal::by_token(&mut conn, keys, &hash_key(&token), now)
             .await?
             .ok_or_else(ApiError::portal_expired)?;
+        if link_id.is_some_and(|id| id != link.id) {
+            return Err(ApiError::portal_expired());
+        }
+        // Exchanges need no key, so they spend the link's request budget:
+        // a link cannot be used to fill Redis with sessions.
+        crate::auth::spend_budget(&self.state, &link.id)?;
         let session = generate_secret(SESSION_PREFIX);
         store_portal::add_session(&mut conn, keys, &hash_key(&session), &link, now).await?;
         Ok(PortalSessionCreated::Created(Json(PortalSession {

@@ -207,6 +207,17 @@ impl WebhooksApi {
     ) -> Result<Json<Webhook>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let body = body.0;
+        // A portal limited to some endpoints must not widen what they
+        // receive: the tenant's other events may be meant for others.
+        let limited = tenant
+            .portal
+            .as_ref()
+            .is_some_and(|link| link.endpoint_ids.is_some());
+        if limited && body.events.is_some() {
+            return Err(ApiError::forbidden(
+                "this portal link is limited to some webhooks; it cannot change their `events`",
+            ));
+        }
         // Validate everything before touching the record: all or nothing.
         let policy = &self.state.store.config.address_policy;
         let url = body

@@ -159,6 +159,55 @@ async fn a_portal_session_acts_for_one_tenant_within_its_link() {
         let (status, body) = app.get(path, &session).await;
         assert_eq!(status, 404, "{path}: {body}");
     }
+    // Nor can it act on them.
+    let hidden_writes = [
+        (
+            "POST",
+            format!(
+                "/api/v1/deliveries/{}/retry",
+                delivery_id(&to_hidden, hidden_id)
+            ),
+            json!({}),
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{hidden_id}/replay"),
+            json!({"since": "2026-12-01T00:00:00Z"}),
+        ),
+        (
+            "GET",
+            format!("/api/v1/webhooks/{hidden_id}/replay/rpl_01m8jw2k7c3a9x0d5t8e1q05"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{hidden_id}/secret/rotate"),
+            json!({}),
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{hidden_id}/test"),
+            json!({"event_type": "video.processed"}),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/webhooks/{hidden_id}"),
+            Value::Null,
+        ),
+    ];
+    let before = app.snapshot().await;
+    for (method, path, body) in &hidden_writes {
+        let mut request = app
+            .http
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&session);
+        if !body.is_null() {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    assert!(app.changed_since(&before).await.is_empty());
 
     // It manages what it shows, and nothing beyond its portal.
     let (status, _) = app
@@ -169,6 +218,17 @@ async fn a_portal_session_acts_for_one_tenant_within_its_link() {
         )
         .await;
     assert_eq!(status, 200);
+    // ...but not what it receives: the tenant's other events may be meant
+    // for others.
+    let (status, error) = app
+        .patch(
+            &format!("/api/v1/webhooks/{shown_id}"),
+            &session,
+            json!({"events": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, 403, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("`events`"));
     let (status, _) = app
         .patch(
             &format!("/api/v1/webhooks/{hidden_id}"),
@@ -239,6 +299,24 @@ async fn a_read_only_portal_reads_and_a_tenant_key_makes_links_for_its_own_tenan
         .await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["field"], "tenant_id");
+    // A key may not hand out more than it has: a link's sessions read.
+    let (status, manage_only) = app
+        .post(
+            &format!("/api/v1/tenants/{tenant_id}/api-keys"),
+            &app.admin_key(),
+            json!({"scopes": ["manage"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, error) = app
+        .post(
+            "/api/v1/portal-links",
+            manage_only["key"].as_str().unwrap(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("`read`"));
     let (status, link) = app
         .post("/api/v1/portal-links", &key, json!({"read_only": true}))
         .await;
@@ -597,5 +675,45 @@ async fn the_operator_sees_every_partitions_queue() {
     assert!(busy["oldest_due_age_ms"].as_u64().is_some(), "{busy}");
     let (status, _) = app.get("/api/v1/admin/queues", &key).await;
     assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_opens_only_its_own_links_page_and_exchanges_spend_the_links_budget() {
+    let app = TestApp::builder().api_rate_limit(5).spawn().await;
+    let (tenant_id, _) = app.tenant("acme").await;
+    let first = link(&app, json!({"tenant_id": tenant_id})).await;
+    let second = link(&app, json!({"tenant_id": tenant_id})).await;
+    // The page of one link cannot open another link's session.
+    let exchange = |token: String, link_id: Value| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/api/v1/portal-sessions"))
+                .json(&json!({"token": token, "link_id": link_id}))
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(exchange(token_of(&first), second["id"].clone()).await, 401);
+    assert_eq!(exchange(token_of(&first), first["id"].clone()).await, 201);
+    // Exchanges need no key, so they spend the link's budget (5/s, bursts
+    // of 10 here): a link cannot fill Redis with sessions.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(exchange(token_of(&second), Value::Null).await);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let made = statuses.iter().filter(|s| **s == 201).count();
+    let sessions = app
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|(key, _)| key.contains(":portal_session:"))
+        .count();
+    assert_eq!(sessions, made + 1, "{statuses:?}");
     app.stop().await;
 }
