@@ -167,14 +167,14 @@ pub fn scope_needed(method: &Method, path: &str) -> Option<Scope> {
 /// tenant's customer; it never changes the tenant's event types or mints
 /// portal links, and a portal limited to some endpoints cannot add others.
 fn portal_refusal(method: &Method, path: &str, link: &PortalLink) -> Option<&'static str> {
+    if path.starts_with("/api/v1/portal-links") {
+        return Some("a portal session cannot list, create or revoke portal links");
+    }
     if method == Method::GET || method == Method::HEAD {
         return None;
     }
     if path.starts_with("/api/v1/event-types") {
         return Some("a portal session cannot change event types");
-    }
-    if path.starts_with("/api/v1/portal-links") {
-        return Some("a portal session cannot create or revoke portal links");
     }
     if path == "/api/v1/webhooks" && link.endpoint_ids.is_some() {
         return Some("this portal link is limited to some webhooks; it cannot create others");

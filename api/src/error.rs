@@ -302,6 +302,7 @@ pub fn parameter_rule(name: &str) -> Option<&'static str> {
         "since" | "until" => "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
         "window" => "must be 1h, 24h or 7d",
         "series" => "must be true or false",
+        "tenant_id" => "must be a tenant id (`ten_…`)",
         "Idempotency-Key" => "must be 1 to 255 visible ASCII characters",
         _ => return None,
     })

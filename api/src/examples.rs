@@ -25,7 +25,8 @@ use crate::routes::events::{EventDetail, Published};
 use crate::routes::health::Health;
 use crate::routes::me::{CredentialKind, Me};
 use crate::routes::portal::{
-    CreatePortalLink, CreatePortalSession, CreatedPortalLink, PortalBranding, PortalSession,
+    CreatePortalLink, CreatePortalSession, CreatedPortalLink, PortalBranding, PortalLinkInfo,
+    PortalLinkPage, PortalSession,
 };
 use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
 use crate::routes::webhooks::replay::{Replay, StartReplay};
@@ -568,6 +569,30 @@ impl Example for QueuePartition {
             queued: 1250,
             in_flight: 32,
             oldest_due_age_ms: Some(140),
+        }
+    }
+}
+
+impl Example for PortalLinkInfo {
+    fn example() -> Self {
+        Self {
+            id: PORTAL_LINK_ID.into(),
+            tenant_id: TENANT_ID.into(),
+            created_at: CREATED.into(),
+            expires_at: "2026-01-31T13:00:00.000Z".into(),
+            read_only: false,
+            endpoint_ids: Some(vec![ENDPOINT_ID.into()]),
+            allowed_origins: vec!["https://app.acme.example.com".into()],
+            branding: Some(portal_branding()),
+        }
+    }
+}
+
+impl Example for PortalLinkPage {
+    fn example() -> Self {
+        Self {
+            data: vec![PortalLinkInfo::example()],
+            next: None,
         }
     }
 }

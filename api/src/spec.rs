@@ -122,6 +122,8 @@ const TIME_FIELDS: &[(&str, &str)] = &[
     ("Me", "expires_at"),
     ("PortalSession", "expires_at"),
     ("StatsBucket", "start"),
+    ("PortalLinkInfo", "created_at"),
+    ("PortalLinkInfo", "expires_at"),
 ];
 
 /// Query parameters holding an RFC 3339 time.

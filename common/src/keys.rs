@@ -17,6 +17,7 @@
 //! | `hf:{t:<tid>}:endpoints` | hash | endpoint id → subscription summary (publish's index) |
 //! | `hf:{t:<tid>}:endpoints_deleted` | zset | endpoints deleted within retention, by deletion time (their deliveries still show, cancelled, on their events) |
 //! | `hf:{t:<tid>}:event_types` | hash | tenant-defined event types |
+//! | `hf:{t:<tid>}:portal_links` | zset | the tenant's portal link ids, score = when each expires (ms) |
 //! | `hf:{pN}:events:<bucket>` | hash | event id → the event record (`<flag><tenant>\n<type>\n<body>`, [`crate::stored_event`]), for events created in the bucket |
 //! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → `<event id> <delivery count>` |
 //! | `hf:{pN}:fanout_pending` | zset | events (of this home partition) whose fan-out is not complete, score = publish time |
@@ -178,6 +179,11 @@ impl Keys {
     /// itself (`HOOKFLEET_TEST_SEND_MAX_PENDING`).
     pub fn tenant_test_sends(&self, tenant_id: &str) -> String {
         format!("{}:{{t:{tenant_id}}}:test_sends", self.prefix)
+    }
+
+    /// The tenant's portal links by expiry, to list them.
+    pub fn tenant_portal_links(&self, tenant_id: &str) -> String {
+        format!("{}:{{t:{tenant_id}}}:portal_links", self.prefix)
     }
 
     pub fn tenant_event_types(&self, tenant_id: &str) -> String {

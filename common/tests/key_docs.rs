@@ -40,6 +40,7 @@ fn built() -> Vec<(&'static str, String)> {
         ),
         ("tenant_test_sends", k.tenant_test_sends("<tid>")),
         ("tenant_event_types", k.tenant_event_types("<tid>")),
+        ("tenant_portal_links", k.tenant_portal_links("<tid>")),
         ("ready", k.ready(p)),
         ("queued", k.queued(p)),
         ("fanout_pending", k.fanout_pending(p)),

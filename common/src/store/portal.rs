@@ -4,7 +4,8 @@
 //! token's hash to the link, `portal_token:<sha256>`, and each session's
 //! lookup to its link, `portal_session:<sha256>`. All three expire with
 //! the link. A session names its link, so revoking the link (deleting it)
-//! ends every session made from it at once.
+//! ends every session made from it at once. The tenant's listing,
+//! `{t:<tid>}:portal_links`, holds link ids scored by expiry.
 
 use redis::aio::ConnectionLike;
 use redis::AsyncCommands;
@@ -51,14 +52,19 @@ impl PortalLink {
     }
 }
 
-/// Stores a new link: the link first, then the lookup from its token, so
-/// a token that resolves always has its link.
+/// Stores a new link: listed first (so a link that works can always be
+/// found and revoked; expired ids leave the listing here), then the link,
+/// then the lookup from its token, so a token that resolves always has its
+/// link.
 pub async fn create(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
     link: &PortalLink,
     now_ms: u64,
 ) -> redis::RedisResult<()> {
+    let listing = keys.tenant_portal_links(&link.tenant_id);
+    let () = conn.zrembyscore(&listing, "-inf", now_ms).await?;
+    let () = conn.zadd(&listing, &link.id, link.expires_ms).await?;
     let json = serde_json::to_string(link).map_err(|err| {
         redis::RedisError::from((redis::ErrorKind::Client, "portal link", err.to_string()))
     })?;
@@ -135,5 +141,22 @@ pub async fn revoke(
     link: &PortalLink,
 ) -> redis::RedisResult<()> {
     let () = conn.del(keys.portal_link(&link.id)).await?;
-    conn.del(keys.portal_token(&link.token_hash)).await
+    let () = conn.del(keys.portal_token(&link.token_hash)).await?;
+    conn.zrem(keys.tenant_portal_links(&link.tenant_id), &link.id)
+        .await
+}
+
+/// The ids of the tenant's links that have not expired at `now_ms`, in
+/// id (creation) order.
+pub async fn ids_of(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    now_ms: u64,
+) -> redis::RedisResult<Vec<String>> {
+    let mut ids: Vec<String> = conn
+        .zrangebyscore(keys.tenant_portal_links(tenant_id), now_ms + 1, "+inf")
+        .await?;
+    ids.sort();
+    Ok(ids)
 }

@@ -16,7 +16,7 @@ use hookfleet_common::store::endpoint as store_endpoint;
 use hookfleet_common::store::portal::{self as store_portal, Branding, PortalLink};
 use hookfleet_common::store::tenants as store_tenants;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
@@ -25,6 +25,7 @@ use super::ApiTags;
 use crate::auth::{generate_secret, hash_key, AnyAuth, Scope, PORTAL_TOKEN_PREFIX, SESSION_PREFIX};
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::paging::PageRequest;
 use crate::state::AppState;
 
 pub mod input;
@@ -137,6 +138,56 @@ fn branding_object<'de, D: serde::Deserializer<'de>>(
         .transpose()
 }
 
+/// A portal link as listed (never its token).
+#[derive(Object)]
+#[oai(example)]
+pub struct PortalLinkInfo {
+    /// The link's id (`pl_…`), to revoke it.
+    pub id: String,
+    /// The tenant (`ten_…`).
+    pub tenant_id: String,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// When it and its sessions expire (RFC 3339).
+    pub expires_at: String,
+    /// Whether the portal may only read.
+    pub read_only: bool,
+    /// The endpoints it is limited to, if any.
+    #[oai(skip_serializing_if_is_none)]
+    pub endpoint_ids: Option<Vec<String>>,
+    /// Origins allowed to frame it.
+    pub allowed_origins: Vec<String>,
+    /// Its branding, if any.
+    #[oai(skip_serializing_if_is_none)]
+    pub branding: Option<PortalBranding>,
+}
+
+impl From<PortalLink> for PortalLinkInfo {
+    fn from(link: PortalLink) -> Self {
+        PortalLinkInfo {
+            id: link.id,
+            tenant_id: link.tenant_id,
+            created_at: rfc3339_ms(link.created_ms),
+            expires_at: rfc3339_ms(link.expires_ms),
+            read_only: link.read_only,
+            endpoint_ids: link.endpoint_ids,
+            allowed_origins: link.allowed_origins,
+            branding: link.branding.map(Into::into),
+        }
+    }
+}
+
+/// A page of a tenant's live portal links, oldest first.
+#[derive(Object)]
+#[oai(example)]
+pub struct PortalLinkPage {
+    /// The links of this page.
+    pub data: Vec<PortalLinkInfo>,
+    /// Pass as `cursor` to get the next page; absent at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
+}
+
 /// A portal link. `url` (with the token) is shown only when it is made.
 #[derive(Object)]
 #[oai(example)]
@@ -216,6 +267,64 @@ pub enum PortalLinkRevoked {
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Access")]
 impl PortalApi {
+    /// List portal links
+    ///
+    /// A tenant's links that have not expired (revoked ones are gone),
+    /// oldest first, a page at a time (`limit`, default 50; pass `next`
+    /// back as `cursor`), without their tokens: to find and revoke them,
+    /// e.g. after revoking the key that made them (a link lives until it
+    /// expires or is revoked). Admin key (name `tenant_id`), or a tenant
+    /// key with `read`.
+    #[oai(
+        path = "/portal-links",
+        method = "get",
+        operation_id = "list_portal_links"
+    )]
+    async fn list_links(
+        &self,
+        auth: AnyAuth,
+        /// The tenant (`ten_…`): required with the admin key; with a tenant
+        /// key, its own tenant (omit it).
+        #[oai(validator(max_length = 64, pattern = "^ten_[0-9a-hjkmnp-tv-z]+$"))]
+        tenant_id: Query<Option<String>>,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page.
+        #[oai(validator(min_length = 1, max_length = 300, pattern = "^[A-Za-z0-9_-]+$"))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<PortalLinkPage>, ApiError> {
+        let tenant_id = match (&auth, tenant_id.0) {
+            (AnyAuth::Admin(_), Some(id)) => id,
+            (AnyAuth::Admin(_), None) => {
+                return Err(ApiError::bad_param(
+                    "tenant_id",
+                    "is required with the admin key",
+                ))
+            }
+            (AnyAuth::Tenant(key), Some(id)) if id != key.0.tenant_id => {
+                return Err(ApiError::bad_param(
+                    "tenant_id",
+                    "must be this API key's tenant (or absent)",
+                ))
+            }
+            (AnyAuth::Tenant(key), _) => key.0.tenant_id.clone(),
+        };
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
+        let keys = &self.state.store.keys;
+        let now = now_ms();
+        let mut conn = self.state.conn().await?;
+        let ids = store_portal::ids_of(&mut conn, keys, &tenant_id, now).await?;
+        let (ids, next) = request.page(ids, |id| id.as_str());
+        let mut data = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(link) = store_portal::load(&mut conn, keys, &id, now).await? {
+                data.push(link.into());
+            }
+        }
+        Ok(Json(PortalLinkPage { data, next }))
+    }
+
     /// Create a portal link
     ///
     /// A URL that opens the console for one tenant's customer: they see

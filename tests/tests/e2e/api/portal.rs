@@ -364,6 +364,33 @@ async fn revoked_and_expired_links_and_their_sessions_are_refused() {
 
     // Another tenant cannot revoke it: not found.
     let (_, other_key) = app.tenant("globex").await;
+    // The tenant lists its live links (never their tokens); others do not
+    // see them; the admin names the tenant; a portal session may not list.
+    let listed_ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, page) = app.get("/api/v1/portal-links", &key).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(listed_ids(&page), [revoked["id"].as_str().unwrap()]);
+    assert!(!page.to_string().contains(&token_of(&revoked)));
+    let (_, page) = app.get("/api/v1/portal-links", &other_key).await;
+    assert!(listed_ids(&page).is_empty(), "{page}");
+    let (_, page) = app
+        .get(
+            &format!("/api/v1/portal-links?tenant_id={tenant_id}"),
+            &app.admin_key(),
+        )
+        .await;
+    assert_eq!(listed_ids(&page), [revoked["id"].as_str().unwrap()]);
+    let (status, error) = app.get("/api/v1/portal-links", &app.admin_key()).await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("tenant_id")));
+    let (status, _) = app.get("/api/v1/portal-links", &session).await;
+    assert_eq!(status, 403);
     let path = format!("/api/v1/portal-links/{}", revoked["id"].as_str().unwrap());
     let (status, _) = app.delete(&path, &other_key).await;
     assert_eq!(status, 404);
@@ -409,6 +436,9 @@ async fn revoked_and_expired_links_and_their_sessions_are_refused() {
     assert_eq!(status, 401);
     let (status, _) = open(&app, &token_of(&expiring)).await;
     assert_eq!(status, 401);
+    // Neither the revoked nor the expired link is listed.
+    let (_, page) = app.get("/api/v1/portal-links", &key).await;
+    assert_eq!(page["data"], json!([]), "{page}");
     // And a link's keys expire in Redis with it.
     let ttl: i64 = redis::cmd("PTTL")
         .arg(keys.portal_link(revoked["id"].as_str().unwrap()))
