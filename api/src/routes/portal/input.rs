@@ -2,7 +2,10 @@
 //! may frame it and its branding, each checked before anything is written
 //! (the spec states the same patterns, `spec.rs`).
 
+use std::sync::LazyLock;
+
 use hookfleet_common::store::portal::Branding;
+use regex::Regex;
 
 use super::PortalBranding;
 use crate::auth::AnyAuth;
@@ -44,8 +47,22 @@ pub fn link_tenant(auth: &AnyAuth, named: Option<&str>) -> Result<String, ApiErr
     }
 }
 
+static ORIGIN_FORM: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(ORIGIN_PATTERN).ok());
+static LOGO_URL_FORM: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(LOGO_URL_PATTERN).ok());
+static COLOR_FORM: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(COLOR_PATTERN).ok());
+
+/// Whether `text` has the form (a pattern that did not compile matches
+/// nothing; the tests below compile each).
+fn has_form(form: &LazyLock<Option<Regex>>, text: &str) -> bool {
+    form.as_ref().is_some_and(|re| re.is_match(text))
+}
+
+/// A URL whose port is one (the patterns allow any five digits).
+fn parses(url: &str) -> bool {
+    url::Url::parse(url).is_ok()
+}
+
 pub fn check_origins(origins: &[String]) -> Result<Vec<String>, ApiError> {
-    let pattern = regex::Regex::new(ORIGIN_PATTERN).map_err(|_| ApiError::unavailable())?;
     if origins.len() > MAX_ORIGINS {
         return Err(ApiError::invalid(
             "allowed_origins",
@@ -56,9 +73,7 @@ pub fn check_origins(origins: &[String]) -> Result<Vec<String>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, origin)| {
-            // The port must be one (the pattern allows five digits).
-            let port_ok = url::Url::parse(origin).is_ok();
-            if origin.len() <= 200 && pattern.is_match(origin) && port_ok {
+            if origin.len() <= 200 && has_form(&ORIGIN_FORM, origin) && parses(origin) {
                 Ok(origin.to_ascii_lowercase())
             } else {
                 Err(ApiError::invalid(
@@ -72,39 +87,28 @@ pub fn check_origins(origins: &[String]) -> Result<Vec<String>, ApiError> {
 
 pub fn check_branding(branding: &PortalBranding) -> Result<Branding, ApiError> {
     let check =
-        |field: &str, value: &Option<String>, pattern: &str, max: usize, rule: &str| match value {
-            Some(v) => {
-                let re = regex::Regex::new(pattern).map_err(|_| ApiError::unavailable())?;
-                // A URL's port must be one (the pattern allows five digits).
-                let parses = field != "logo_url" || url::Url::parse(v).is_ok();
-                if v.chars().count() <= max && re.is_match(v) && parses {
-                    Ok(Some(v.clone()))
-                } else {
-                    Err(ApiError::invalid(format!("branding.{field}"), rule))
-                }
-            }
-            None => Ok(None),
+        |field: &str, value: &Option<String>, valid: &dyn Fn(&str) -> bool, rule: &str| match value
+        {
+            Some(v) if !valid(v) => Err(ApiError::invalid(format!("branding.{field}"), rule)),
+            _ => Ok(value.clone()),
         };
     Ok(Branding {
         name: check(
             "name",
             &branding.name,
-            r"^[^\x00-\x1f\x7f-\x9f]+$",
-            100,
+            &|v| !v.is_empty() && v.chars().count() <= 100 && !v.chars().any(char::is_control),
             "must be 1 to 100 characters without control characters",
         )?,
         logo_url: check(
             "logo_url",
             &branding.logo_url,
-            LOGO_URL_PATTERN,
-            500,
+            &|v| v.len() <= 500 && has_form(&LOGO_URL_FORM, v) && parses(v),
             "must be an https URL of at most 500 characters",
         )?,
         accent_color: check(
             "accent_color",
             &branding.accent_color,
-            COLOR_PATTERN,
-            7,
+            &|v| has_form(&COLOR_FORM, v),
             "must be a colour as #rrggbb",
         )?,
     })
@@ -129,4 +133,46 @@ pub fn request_origin(req: &poem::Request) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     Some(format!("{}://{host}", if https { "https" } else { "http" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patterns_compile_and_draw_the_lines_the_docs_say() {
+        for form in [&ORIGIN_FORM, &LOGO_URL_FORM, &COLOR_FORM] {
+            assert!(form.is_some());
+        }
+        let origins =
+            |list: &[&str]| check_origins(&list.iter().map(|o| o.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            origins(&["https://App.Example.com:8443", "http://10.0.0.1"]).ok(),
+            Some(vec![
+                "https://app.example.com:8443".to_string(),
+                "http://10.0.0.1".to_string()
+            ])
+        );
+        for bad in [
+            "https://a.example.com/",
+            "https://[::1]",
+            "https://a.example.com:70000",
+            "https://a b",
+        ] {
+            assert!(origins(&[bad]).is_err(), "{bad}");
+        }
+        let branding = |name: &str, logo: &str, color: &str| {
+            check_branding(&PortalBranding {
+                name: Some(name.into()),
+                logo_url: Some(logo.into()),
+                accent_color: Some(color.into()),
+            })
+        };
+        assert!(branding("Acme", "https://acme.example.com/logo.svg?v=2", "#0B7285").is_ok());
+        assert!(branding("", "https://acme.example.com/l.svg", "#0b7285").is_err());
+        assert!(branding("a\u{85}b", "https://acme.example.com/l.svg", "#0b7285").is_err());
+        assert!(branding("Acme", "http://acme.example.com/l.svg", "#0b7285").is_err());
+        assert!(branding("Acme", "https://acme.example.com/\"x", "#0b7285").is_err());
+        assert!(branding("Acme", "https://acme.example.com/l.svg", "teal").is_err());
+    }
 }
