@@ -68,8 +68,12 @@ def main():
     with open(out_path) as f:
         page = f.read()
     existing = re.compile(r"^## 8\. The console\n.*?(?=^## |^<!-- Everything below|\Z)", re.S | re.M)
+    later = re.compile(r"^## (9|10)\. ", re.M).search(page)
     if existing.search(page):
         page = existing.sub(lambda _: text + "\n", page, count=1)
+    elif later:
+        # Before the sections numbered after it.
+        page = page[: later.start()] + text + "\n\n" + page[later.start():]
     elif NOTES_MARKER in page:
         head, notes = page.split(NOTES_MARKER, 1)
         page = head.rstrip("\n") + "\n\n" + text + "\n" + NOTES_MARKER + notes

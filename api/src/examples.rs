@@ -30,7 +30,7 @@ use crate::routes::portal::{
 };
 use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
 use crate::routes::webhooks::replay::{Replay, StartReplay};
-use crate::routes::webhooks::schema::{CreateWebhook, UpdateWebhook, Webhook};
+use crate::routes::webhooks::schema::{CreateWebhook, HeadOfLine, UpdateWebhook, Webhook};
 use crate::routes::webhooks::secret::{RotateSecret, RotatedSecret};
 use crate::routes::webhooks::stats::{LastAttempt, Latency, StatsBucket, WebhookStats};
 use crate::routes::webhooks::test_send::{TestResult, TestWebhook};
@@ -123,6 +123,9 @@ impl Example for CreateWebhook {
             max_in_flight: Some(16),
             active: Some(true),
             paused: None,
+            ordering: Some("fifo".into()),
+            filter: Some("data.amount >= 1000 && data.currency == \"EUR\"".into()),
+            retry_schedule: Some(vec!["0s".into(), "30s".into(), "5m".into(), "1h".into()]),
             secret: None,
         }
     }
@@ -140,6 +143,9 @@ impl Example for UpdateWebhook {
             max_in_flight: MaybeUndefined::Undefined,
             active: None,
             paused: Some(true),
+            ordering: None,
+            filter: MaybeUndefined::Undefined,
+            retry_schedule: MaybeUndefined::Null,
         }
     }
 }
@@ -158,11 +164,29 @@ impl Example for Webhook {
             status: "enabled".into(),
             active: true,
             paused: false,
+            ordering: "fifo".into(),
+            filter: Some("data.amount >= 1000 && data.currency == \"EUR\"".into()),
+            retry_schedule: Some(vec!["0s".into(), "30s".into(), "5m".into(), "1h".into()]),
+            head_of_line: Some(HeadOfLine::example()),
             // Only `create_webhook` returns it; `spec::complete` shows it
             // in that operation's example.
             secret: None,
             created_at: CREATED.into(),
             updated_at: CREATED.into(),
+        }
+    }
+}
+
+impl Example for HeadOfLine {
+    fn example() -> Self {
+        Self {
+            delivery_id: DELIVERY_ID.into(),
+            event_id: EVENT_ID.into(),
+            status: "scheduled".into(),
+            attempts: 2,
+            queued_at: CREATED.into(),
+            age_ms: 35_200,
+            next_attempt_at: Some(CREATED.into()),
         }
     }
 }
@@ -214,6 +238,7 @@ impl Example for TestResult {
                 test: true,
                 ..Attempt::example()
             }),
+            filter_matched: Some(false),
         }
     }
 }
@@ -569,6 +594,8 @@ impl Example for QueuePartition {
             queued: 1250,
             in_flight: 32,
             oldest_due_age_ms: Some(140),
+            fifo_held: 1,
+            fifo_head_age_ms: Some(35_200),
         }
     }
 }

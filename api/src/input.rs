@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use hookfleet_common::catalog::{self, Pattern};
+use hookfleet_common::model::EndpointOrdering;
 use hookfleet_common::net_policy::AddressPolicy;
 use poem::http::HeaderName;
 
@@ -289,6 +290,68 @@ pub fn timeout_ms(seconds: i64, config: &hookfleet_common::Config) -> Result<u64
         ));
     }
     Ok(seconds as u64 * 1000)
+}
+
+/// Most entries of an endpoint's own retry schedule.
+pub const MAX_SCHEDULE_ENTRIES: usize = 20;
+
+/// An endpoint's delivery order: `none` or `fifo`.
+pub fn ordering(text: &str) -> Result<EndpointOrdering, ApiError> {
+    EndpointOrdering::parse(text)
+        .ok_or_else(|| ApiError::invalid("ordering", "must be `none` or `fifo`"))
+}
+
+/// An endpoint's own retry schedule: 1 to [`MAX_SCHEDULE_ENTRIES`]
+/// durations in the syntax of `HOOKFLEET_RETRY_SCHEDULE` (`0s`, `250ms`,
+/// `5m`, `2h`, `1d`), the first before the first attempt; with its jitter
+/// (+10 % each) the whole must end within the server's retention, as the
+/// server's own schedule must. Returns the delays in ms.
+pub fn retry_schedule(
+    entries: &[String],
+    config: &hookfleet_common::Config,
+) -> Result<Vec<u64>, ApiError> {
+    if entries.is_empty() || entries.len() > MAX_SCHEDULE_ENTRIES {
+        return Err(ApiError::invalid(
+            "retry_schedule",
+            format!("must list 1 to {MAX_SCHEDULE_ENTRIES} durations (or be null for the server's schedule)"),
+        ));
+    }
+    let mut delays = Vec::with_capacity(entries.len());
+    for (i, text) in entries.iter().enumerate() {
+        let field = format!("retry_schedule[{i}]");
+        if text.trim() != text || text.is_empty() {
+            return Err(ApiError::invalid(
+                field,
+                "a duration such as `30s`, `5m` or `2h`, without spaces",
+            ));
+        }
+        let delay = hookfleet_common::duration::parse_duration(text)
+            .map_err(|reason| ApiError::invalid(field, reason))?;
+        delays.push(delay);
+    }
+    let total: std::time::Duration = delays.iter().sum();
+    let retention = config.retention;
+    if total.mul_f64(1.1) >= retention {
+        return Err(ApiError::invalid(
+            "retry_schedule",
+            format!(
+                "the whole schedule with its jitter (+10 %) must end within the server's retention ({}); this one takes {}",
+                hookfleet_common::duration::format_duration(retention),
+                hookfleet_common::duration::format_duration(total.mul_f64(1.1)),
+            ),
+        ));
+    }
+    Ok(delays.iter().map(|d| d.as_millis() as u64).collect())
+}
+
+/// An endpoint's content filter: a CEL expression that compiles and
+/// passes the checks of `hookfleet_common::filter` (at most 2 KiB, only
+/// `type` and `data`, known functions, a bool at its root). The error
+/// names the line and column.
+pub fn filter(text: &str) -> Result<String, ApiError> {
+    hookfleet_common::filter::compile(text)
+        .map_err(|err| ApiError::invalid("filter", err.to_string()))?;
+    Ok(text.to_string())
 }
 
 /// An event type name for a new tenant-defined type.

@@ -35,6 +35,7 @@ impl ApiMetrics {
         )?;
         registry.register(Box::new(responses.clone()))?;
         registry.register(Box::new(published.clone()))?;
+        hookfleet_common::filter::register(&registry)?;
         let queue = QueueGauges::register(&registry)?;
         Ok(Self {
             registry,

@@ -31,14 +31,15 @@ fn store(state: &AppState) -> &Store {
     &state.store
 }
 
-/// The tenant's endpoints that want `event_type`; `None` when the tenant
+/// The tenant's endpoints that want the event; `None` when the tenant
 /// has no such type (see `hookfleet_common::publish::subscribers`).
 pub async fn subscribers(
     state: &AppState,
     tenant_id: &str,
     event_type: &str,
+    data: &EventData,
 ) -> Result<Option<Subscribers>, ApiError> {
-    Ok(shared::subscribers(store(state), tenant_id, event_type).await?)
+    Ok(shared::subscribers(store(state), tenant_id, event_type, data.as_str()).await?)
 }
 
 /// Publishes one event for a tenant, its `publish.lua` call shared with

@@ -100,6 +100,8 @@ const TIME_FIELDS: &[(&str, &str)] = &[
     ("StartReplay", "until"),
     ("ApiKeyInfo", "created_at"),
     ("Attempt", "at"),
+    ("HeadOfLine", "queued_at"),
+    ("HeadOfLine", "next_attempt_at"),
     ("Attempt", "next_attempt_at"),
     ("CreatedApiKey", "created_at"),
     ("DeliverySummary", "created_at"),

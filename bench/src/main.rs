@@ -12,6 +12,8 @@
 //! hookfleet-bench backlog    --deliveries N --redis URL [--prefix hf]
 //! hookfleet-bench drain      --expect N --workers W
 //! hookfleet-bench noisy-neighbour --rate R --seconds S --deliveries D [--workers W]
+//! hookfleet-bench fifo       --events N --rate R --seconds S [--draining F] [--held H]
+//! hookfleet-bench filter     --endpoints E --repeat R --events N --clients C [--rounds K]
 //! hookfleet-bench report     --results FILE --out FILE [--meta key=value]... [--only PHASES]
 //! ```
 //!
@@ -26,6 +28,7 @@ mod args;
 mod noisy_neighbour;
 mod phases;
 mod report;
+mod semantics;
 mod slow_receiver;
 
 use std::io::Write;
@@ -41,7 +44,7 @@ async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut raw = std::env::args().skip(1);
     let Some(command) = raw.next() else {
-        eprintln!("usage: hookfleet-bench <throughput|latency|bare|fanout|backlog|drain|noisy-neighbour|report> --flag value ...");
+        eprintln!("usage: hookfleet-bench <throughput|latency|bare|fanout|backlog|drain|noisy-neighbour|fifo|filter|report> --flag value ...");
         return std::process::ExitCode::from(2);
     };
     let outcome = match Args::parse(raw) {
@@ -77,6 +80,8 @@ async fn run(command: &str, args: &Args) -> Result<(), String> {
         "backlog" => phases::backlog(&env, args).await?,
         "drain" => phases::drain(&env, args).await?,
         "noisy-neighbour" => noisy_neighbour::run(&env, args).await?,
+        "fifo" => semantics::fifo(&env, args).await?,
+        "filter" => semantics::filter(&env, args).await?,
         other => return Err(format!("unknown phase `{other}`")),
     };
     println!("{record}");

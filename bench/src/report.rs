@@ -119,7 +119,26 @@ const SECTIONS: &[Section] = &[
         heading: "## 7. Noisy neighbour",
         write: noisy_neighbour,
     },
+    // (8 is the console's, written by scripts/bench_console_section.py.)
+    Section {
+        phase: "fifo",
+        heading: "## 9. Ordered delivery (FIFO)",
+        write: fifo,
+    },
+    Section {
+        phase: "filter",
+        heading: "## 10. Content filters",
+        write: filter,
+    },
 ];
+
+/// The number of a `## N. ...` heading.
+fn section_number(heading: &str) -> Option<u32> {
+    heading
+        .strip_prefix("## ")?
+        .split_once('.')
+        .and_then(|(n, _)| n.parse().ok())
+}
 
 /// One row of the targets table, and the phases it is measured from (a run
 /// of all of them rewrites it).
@@ -196,6 +215,22 @@ fn targets(records: &[Value]) -> Vec<Target> {
             num(&r["alone"]["received"]) + num(&r["beside"]["received"]),
         )
     });
+    let fifo_rate = phase(records, "fifo")
+        .map(|r| num(&r["fifo_per_s"]))
+        .next()
+        .unwrap_or(f64::NAN);
+    let fifo_ratio = phase(records, "fifo")
+        .map(|r| num(&r["beside"]["p99_us"]) / num(&r["alone"]["p99_us"]))
+        .next()
+        .unwrap_or(f64::NAN);
+    let filtered_answer = phase(records, "filter")
+        .map(|r| num(&r["fanout_answer_filtered"]["p50_us"]) / 1000.0)
+        .next()
+        .unwrap_or(f64::NAN);
+    let filtered_ratio = phase(records, "filter")
+        .map(|r| num(&r["publish_filtered_per_s"]) / num(&r["publish_plain_per_s"]))
+        .next()
+        .unwrap_or(f64::NAN);
     vec![
         Target {
             phases: &["throughput"],
@@ -245,6 +280,34 @@ fn targets(records: &[Value]) -> Vec<Target> {
             target: "≤ 3×; all",
             measured: format!("{}×; {} of {}", f2(noisy_ratio), f0(q_received), f0(q_events)),
             met: noisy_ratio <= 3.0 && q_received >= q_events,
+        },
+        Target {
+            phases: &["fifo"],
+            measure: "one FIFO endpoint, receiver answering in 1 ms: deliveries/s (bound 1,000)",
+            target: "reported",
+            measured: format!("{} ({}% of the bound)", f0(fifo_rate), f0(fifo_rate / 10.0)),
+            met: fifo_rate > 0.0,
+        },
+        Target {
+            phases: &["fifo"],
+            measure: "a tenant's p99 publish→receipt beside draining and held FIFO endpoints, over alone",
+            target: "≤ 3×",
+            measured: format!("{}×", f2(fifo_ratio)),
+            met: fifo_ratio <= 3.0,
+        },
+        Target {
+            phases: &["filter"],
+            measure: "fan-out to 1,000 endpoints with a filter each: publish answers in (median)",
+            target: "≤ 5 ms",
+            measured: format!("{} ms", f2(filtered_answer)),
+            met: filtered_answer <= 5.0,
+        },
+        Target {
+            phases: &["filter"],
+            measure: "single publish with a filter on the endpoint, over without",
+            target: "≥ 0.95",
+            measured: f2(filtered_ratio),
+            met: filtered_ratio >= 0.95,
         },
     ]
 }
@@ -329,11 +392,21 @@ pub fn merge(old: &str, records: &[Value], meta: &[(String, String)], only: &[&s
         match heading_at(&chunks, section.heading) {
             Some(at) => chunks[at] = with_meta,
             None => {
-                let at = SECTIONS[..i]
+                let mut at = SECTIONS[..i]
                     .iter()
                     .rev()
                     .find_map(|earlier| heading_at(&chunks, earlier.heading))
                     .map_or(chunks.len(), |at| at + 1);
+                // Past sections numbered before it that are not ours (the
+                // console's).
+                let own = section_number(section.heading).unwrap_or(0);
+                while chunks
+                    .get(at)
+                    .and_then(|c| section_number(c.lines().next().unwrap_or("")))
+                    .is_some_and(|n| n < own)
+                {
+                    at += 1;
+                }
                 chunks.insert(at, with_meta);
             }
         }
@@ -708,6 +781,138 @@ fn noisy_neighbour(records: &[Value], out: &mut String) {
                 n["most_open"],
             );
         }
+    }
+}
+
+/// Ordered delivery: one FIFO endpoint's drain rate against its bound,
+/// and another tenant's latency beside FIFO endpoints.
+fn fifo(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 9. Ordered delivery (FIFO)\n");
+    let _ = writeln!(
+        out,
+        "(a) N events queued to one endpoint while paused, then resumed: \
+         the time until the receiver (in the load driver, answering 200 \
+         after 1 ms) has them all. A FIFO endpoint has one attempt in \
+         flight, so each delivery costs a whole round trip (claim, POST, \
+         1 ms answer, record, the next claim): its bound is 1,000/s. The \
+         same queue to an unordered endpoint (its default cap of attempts \
+         in flight) is the comparison.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| N | FIFO deliveries/s | of the 1 ms bound | unordered deliveries/s |\n| --- | --- | --- | --- |"
+    );
+    for r in phase(records, "fifo") {
+        let fifo = num(&r["fifo_per_s"]);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}% | {} |",
+            f0(num(&r["events"])),
+            f0(fifo),
+            f0(fifo / 10.0),
+            f0(num(&r["none_per_s"])),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n(b) Tenant Q publishes R events/s for S seconds (open loop, one \
+         event per request, as in section 2) to the fast receiver: alone, \
+         then beside a tenant with F FIFO endpoints draining a backlog each \
+         (on the 1 ms receiver) and H FIFO endpoints whose line is held: \
+         each has a backlog behind a head that failed (500) and waits an \
+         hour for its retry.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| tenant Q | R/s | S | F draining | H held | backlog each | p50 ms | p95 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for r in phase(records, "fifo") {
+        for (label, l) in [
+            ("alone", &r["alone"]),
+            ("beside FIFO endpoints", &r["beside"]),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r["rate"],
+                r["seconds"],
+                r["draining"],
+                r["held"],
+                f0(num(&r["backlog_per_endpoint"])),
+                ms(l, "p50_us"),
+                ms(l, "p95_us"),
+                ms(l, "p99_us"),
+                ms(l, "max_us"),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nThe held endpoints' receiver got {} requests in all: one per \
+             endpoint, the head's first attempt; their lines cost nothing \
+             while they wait.",
+            f0(num(&r["held_attempts"]))
+        );
+    }
+}
+
+/// Content filters: fan-out with a filter per endpoint, and single-event
+/// publishing with a filter on the one endpoint, each against the same
+/// without.
+fn filter(records: &[Value], out: &mut String) {
+    let _ = writeln!(out, "## 10. Content filters\n");
+    for r in phase(records, "filter") {
+        let _ = writeln!(
+            out,
+            "Every filtered endpoint has `{}` (it reads two fields and \
+             passes the event). (a) One event to E endpoints, each with the \
+             filter, and to E without, published alternately R times after \
+             one warm-up each (which compiles the filter): the publish \
+             answer's time (fan-out and filters included). (b) C clients \
+             publishing single events (closed loop) to one endpoint with the \
+             filter and to one without, in alternating rounds.\n",
+            r["filter"].as_str().unwrap_or("")
+        );
+        let (plain, filtered) = (&r["fanout_answer_plain"], &r["fanout_answer_filtered"]);
+        let _ = writeln!(
+            out,
+            "| fan-out to E | R | answer median ms | p95 ms | max ms |\n| --- | --- | --- | --- | --- |"
+        );
+        for (label, p) in [("without filters", plain), ("a filter each", filtered)] {
+            let _ = writeln!(
+                out,
+                "| {} {label} | {} | {} | {} | {} |",
+                f0(num(&r["endpoints"])),
+                r["repeat"],
+                ms(p, "p50_us"),
+                ms(p, "p95_us"),
+                ms(p, "max_us"),
+            );
+        }
+        let (a, b) = (
+            num(&r["publish_plain_per_s"]),
+            num(&r["publish_filtered_per_s"]),
+        );
+        let _ = writeln!(
+            out,
+            "\n| single publish, C = {} | events per round | rounds | events/s (mean) |\n| --- | --- | --- | --- |",
+            r["clients"]
+        );
+        let _ = writeln!(
+            out,
+            "| without a filter | {} | {} | {} |\n| with a filter | {} | {} | {} |",
+            f0(num(&r["events_per_round"])),
+            r["rounds"],
+            f0(a),
+            f0(num(&r["events_per_round"])),
+            r["rounds"],
+            f0(b),
+        );
+        let _ = writeln!(
+            out,
+            "\nWith a filter over without: **{}** (target ≥ 0.95: {}).",
+            f2(b / a),
+            met(b / a >= 0.95)
+        );
     }
 }
 

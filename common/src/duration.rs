@@ -47,9 +47,37 @@ pub fn parse_duration_list(text: &str) -> Result<Vec<Duration>, String> {
         .collect()
 }
 
+/// Writes a duration in the largest unit that holds it exactly (`0s`,
+/// `250ms`, `90s`, `5m`, `2h`, `1d`): what [`parse_duration`] reads back.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in ["0s", "250ms", "1500ms", "90s", "5m", "2h", "1d", "36h"] {
+            let duration = parse_duration(text).unwrap();
+            assert_eq!(format_duration(duration), text);
+        }
+    }
 
     #[test]
     fn parses_each_unit() {

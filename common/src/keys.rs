@@ -226,6 +226,13 @@ impl Keys {
         format!("{}:{{p{}}}:notices", self.prefix, p.0)
     }
 
+    /// Ordered (FIFO) endpoints of partition `p` whose line is held by a
+    /// delivery waiting for its retry, scored by when that delivery was
+    /// created (ms): record.lua keeps it, the head-age gauge reads it.
+    pub fn fifo_heads(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:fifo_heads", self.prefix, p.0)
+    }
+
     pub fn inflight(&self, p: Partition) -> String {
         format!("{}:{{p{}}}:inflight", self.prefix, p.0)
     }
@@ -321,6 +328,7 @@ mod tests {
             keys.ready(p),
             keys.queued(p),
             keys.inflight(p),
+            keys.fifo_heads(p),
             keys.fanout_pending(p),
             keys.notices(p),
             keys.endpoint(p, "ep_1"),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery_state;
 pub mod duration;
 pub mod event_data;
+pub mod filter;
 pub mod ids;
 pub mod keys;
 pub mod metrics;

@@ -14,6 +14,8 @@ pub struct QueueGauges {
     depth: IntGaugeVec,
     oldest_due_age: GaugeVec,
     in_flight: IntGaugeVec,
+    fifo_head_age: GaugeVec,
+    fifo_held: IntGaugeVec,
 }
 
 impl QueueGauges {
@@ -36,6 +38,22 @@ impl QueueGauges {
             Opts::new("hookfleet_queue_in_flight", "Deliveries leased to workers."),
             &["partition"],
         )?;
+        let fifo_head_age = GaugeVec::new(
+            Opts::new(
+                "hookfleet_fifo_head_age_seconds",
+                "For ordered (FIFO) endpoints held by a delivery waiting for its retry: how long the oldest such delivery has waited since it was queued (0 when none is). A growing value is a receiver holding its line.",
+            ),
+            &["partition"],
+        )?;
+        let fifo_held = IntGaugeVec::new(
+            Opts::new(
+                "hookfleet_fifo_held_endpoints",
+                "Ordered (FIFO) endpoints whose line is held by a delivery waiting for its retry.",
+            ),
+            &["partition"],
+        )?;
+        registry.register(Box::new(fifo_head_age.clone()))?;
+        registry.register(Box::new(fifo_held.clone()))?;
         registry.register(Box::new(depth.clone()))?;
         registry.register(Box::new(oldest_due_age.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -43,6 +61,8 @@ impl QueueGauges {
             depth,
             oldest_due_age,
             in_flight,
+            fifo_head_age,
+            fifo_held,
         })
     }
 
@@ -73,6 +93,16 @@ impl QueueGauges {
             self.in_flight
                 .with_label_values(&[&label])
                 .set(depth.in_flight as i64);
+            let head_age = depth
+                .fifo_oldest_head_ms
+                .map(|queued| now.saturating_sub(queued) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            self.fifo_head_age
+                .with_label_values(&[&label])
+                .set(head_age);
+            self.fifo_held
+                .with_label_values(&[&label])
+                .set(depth.fifo_held as i64);
         }
         Ok(())
     }

@@ -46,6 +46,7 @@ fn built() -> Vec<(&'static str, String)> {
         ("fanout_pending", k.fanout_pending(p)),
         ("notices", k.notices(p)),
         ("inflight", k.inflight(p)),
+        ("fifo_heads", k.fifo_heads(p)),
         ("endpoint", k.endpoint(p, "<eid>")),
         ("events", k.events(p, "<bucket>")),
         ("states", k.states(p, "<bucket>")),

@@ -68,11 +68,20 @@ impl Reply {
 pub struct Receiver {
     pub url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Requests being answered right now, and the most there ever were
+    /// at once (counted from arrival until the reply is sent).
+    pub active: Arc<std::sync::atomic::AtomicUsize>,
+    pub peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().expect("receiver lock").clone()
+    }
+
+    /// The most requests this receiver was answering at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {
@@ -102,7 +111,15 @@ pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
         .copied()
         .expect("receiver addr");
     let log = received.clone();
+    let active: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+    let peak: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+    let (counting, peaking) = (active.clone(), peak.clone());
     let endpoint = poem::endpoint::make(move |req: poem::Request| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = counting.fetch_add(1, SeqCst) + 1;
+        peaking.fetch_max(now, SeqCst);
+        // Counted down when the reply is made (or the request dropped).
+        let leaving = LeaveGuard(counting.clone());
         let log = log.clone();
         let queue = queue.clone();
         let fallback = fallback.clone();
@@ -127,6 +144,7 @@ pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
             if !reply.delay.is_zero() {
                 tokio::time::sleep(reply.delay).await;
             }
+            drop(leaving);
             let mut response = poem::Response::builder()
                 .status(poem::http::StatusCode::from_u16(reply.status).expect("status"));
             for (k, v) in &reply.headers {
@@ -143,5 +161,16 @@ pub async fn spawn_receiver(replies: Vec<Reply>, fallback: Reply) -> Receiver {
     Receiver {
         url: format!("http://{addr}/hook"),
         received,
+        active,
+        peak,
+    }
+}
+
+/// Counts a request out of [`Receiver::active`] when dropped.
+struct LeaveGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LeaveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

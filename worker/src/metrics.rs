@@ -117,6 +117,7 @@ impl WorkerMetrics {
         ] {
             registry.register(metric)?;
         }
+        hookfleet_common::filter::register(&registry)?;
         let queue = QueueGauges::register(&registry)?;
         Ok(Self {
             registry,

@@ -150,7 +150,12 @@ fn decide(ctx: &Context, job: &Job, result: &AttemptResult) -> Decision {
         result,
         job.attempts_before + 1,
         job.attempt_cap(),
-        &config.retry_schedule,
+        // The endpoint's own schedule as the claim read it, else the
+        // server's: a change applies from the next attempt that fails.
+        job.endpoint
+            .retry_schedule
+            .as_deref()
+            .unwrap_or(&config.retry_schedule),
         config.retry_after_max,
         now_ms(),
     );

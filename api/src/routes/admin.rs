@@ -61,6 +61,13 @@ pub struct QueuePartition {
     /// when nothing is due. Growing steadily means the fleet is behind.
     #[oai(skip_serializing_if_is_none)]
     pub oldest_due_age_ms: Option<u64>,
+    /// Ordered (`fifo`) endpoints whose line is held by a delivery waiting
+    /// for its retry.
+    pub fifo_held: u64,
+    /// How long the oldest of those deliveries has waited since it was
+    /// queued (ms); absent when none is held.
+    #[oai(skip_serializing_if_is_none)]
+    pub fifo_head_age_ms: Option<u64>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
@@ -115,6 +122,10 @@ impl AdminApi {
                         .first_due_ms
                         .filter(|due| *due <= now)
                         .map(|due| now - due),
+                    fifo_held: depth.fifo_held,
+                    fifo_head_age_ms: depth
+                        .fifo_oldest_head_ms
+                        .map(|queued| now.saturating_sub(queued)),
                 })
                 .collect(),
         ))

@@ -273,7 +273,7 @@ impl EventsApi {
             .transpose()?;
         let data = check_event("", &body.event_type, body.data)?;
         let Some(subscribers) =
-            publish::subscribers(&self.state, &tenant.tenant_id, &body.event_type).await?
+            publish::subscribers(&self.state, &tenant.tenant_id, &body.event_type, &data).await?
         else {
             return Err(unknown_type("event_type", &body.event_type));
         };

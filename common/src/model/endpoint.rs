@@ -20,6 +20,9 @@ pub const ENDPOINT_FIELDS: &[&str] = &[
     "max_in_flight",
     "active",
     "paused",
+    "ordering",
+    "filter",
+    "retry_schedule",
     "created",
     "updated",
     "secret",
@@ -31,7 +34,46 @@ pub const ENDPOINT_FIELDS: &[&str] = &[
     "busy_at",
     "window",
     "parked",
+    "fifo_at",
 ];
+
+/// The order an endpoint's deliveries are attempted in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EndpointOrdering {
+    /// As many at once as its concurrency cap allows; a delivery waiting
+    /// for a retry does not hold the others.
+    #[default]
+    None,
+    /// One attempt in flight at a time, fleet-wide, in the endpoint's log
+    /// order: a delivery waiting for a retry holds the ones behind it until
+    /// it ends (claim.lua).
+    Fifo,
+}
+
+impl EndpointOrdering {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointOrdering::None => "none",
+            EndpointOrdering::Fifo => "fifo",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(EndpointOrdering::None),
+            "fifo" => Some(EndpointOrdering::Fifo),
+            _ => None,
+        }
+    }
+
+    /// As stored in the hash: `fifo`, or empty (claim.lua tests for `fifo`).
+    fn encode(self) -> String {
+        match self {
+            EndpointOrdering::None => String::new(),
+            EndpointOrdering::Fifo => "fifo".into(),
+        }
+    }
+}
 
 /// An endpoint as stored in its hash (`hf:{pN}:endpoint:<id>`).
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +95,14 @@ pub struct EndpointRecord {
     /// Paused: new events are queued for it but held, in order, until it
     /// is resumed (claim.lua leaves it out).
     pub paused: bool,
+    pub ordering: EndpointOrdering,
+    /// A CEL expression an event must satisfy to be delivered here
+    /// (`filter.rs`); `None` delivers every event of its types.
+    pub filter: Option<String>,
+    /// Delays before each attempt in ms (the first before the first
+    /// attempt); `None` follows the server's `HOOKFLEET_RETRY_SCHEDULE`.
+    /// Stored comma-separated; claim.lua reads its first entry.
+    pub retry_schedule: Option<Vec<u64>>,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -77,6 +127,9 @@ impl EndpointRecord {
             max_in_flight: get("max_in_flight").parse().ok(),
             active: get("active") == "1",
             paused: get("paused") == "1",
+            ordering: EndpointOrdering::parse(&get("ordering")).unwrap_or_default(),
+            filter: map.get("filter").filter(|f| !f.is_empty()).cloned(),
+            retry_schedule: decode_schedule(&get("retry_schedule")),
             created_at: get("created").parse().unwrap_or(0),
             updated_at: get("updated").parse().unwrap_or(0),
         })
@@ -97,18 +150,30 @@ impl EndpointRecord {
             ("max_in_flight", encode_option(self.max_in_flight)),
             ("active", encode_flag(self.active)),
             ("paused", encode_flag(self.paused)),
+            ("ordering", self.ordering.encode()),
+            ("filter", self.filter.clone().unwrap_or_default()),
+            (
+                "retry_schedule",
+                encode_schedule(self.retry_schedule.as_deref()),
+            ),
             ("created", self.created_at.to_string()),
             ("updated", self.updated_at.to_string()),
         ]
     }
 
     /// What the tenant's endpoint index stores for publish to match on:
-    /// `<active 0|1> <pattern> <pattern> ...`.
+    /// `<active 0|1> <pattern> <pattern> ...`, then, when it has a filter,
+    /// a newline and the filter's text (patterns hold no spaces or
+    /// newlines; a filter may hold both).
     pub fn subscription_summary(&self) -> String {
         let mut summary = String::from(if self.active { "1" } else { "0" });
         for pattern in &self.events {
             summary.push(' ');
             summary.push_str(pattern);
+        }
+        if let Some(filter) = &self.filter {
+            summary.push('\n');
+            summary.push_str(filter);
         }
         summary
     }
@@ -127,6 +192,9 @@ pub struct EndpointChanges {
     pub max_in_flight: Option<Option<u32>>,
     pub active: Option<bool>,
     pub paused: Option<bool>,
+    pub ordering: Option<EndpointOrdering>,
+    pub filter: Option<Option<String>>,
+    pub retry_schedule: Option<Option<Vec<u64>>>,
 }
 
 impl EndpointChanges {
@@ -150,6 +218,17 @@ impl EndpointChanges {
         set("max_in_flight", self.max_in_flight.map(encode_option));
         set("active", self.active.map(encode_flag));
         set("paused", self.paused.map(encode_flag));
+        set("ordering", self.ordering.map(EndpointOrdering::encode));
+        set(
+            "filter",
+            self.filter.as_ref().map(|f| f.clone().unwrap_or_default()),
+        );
+        set(
+            "retry_schedule",
+            self.retry_schedule
+                .as_ref()
+                .map(|s| encode_schedule(s.as_deref())),
+        );
         fields.push(("updated", now_ms.to_string()));
         fields
     }
@@ -163,18 +242,45 @@ fn encode_option<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// A schedule as stored: delays in ms, comma-separated; empty for none.
+fn encode_schedule(schedule: Option<&[u64]>) -> String {
+    schedule
+        .map(|delays| {
+            delays
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+fn decode_schedule(text: &str) -> Option<Vec<u64>> {
+    if text.is_empty() {
+        return None;
+    }
+    text.split(',').map(|part| part.parse().ok()).collect()
+}
+
 fn encode_flag(on: bool) -> String {
     if on { "1" } else { "0" }.to_string()
 }
 
 /// Parses an index entry written by [`EndpointRecord::subscription_summary`]:
-/// whether the endpoint is active and whether it wants `event_type`.
+/// whether the endpoint is active and whether it wants `event_type` (its
+/// filter, if any, aside: see [`summary_filter`]).
 pub fn summary_wants(summary: &str, event_type: &str) -> bool {
-    let mut parts = summary.split(' ');
+    let patterns = summary.split('\n').next().unwrap_or("");
+    let mut parts = patterns.split(' ');
     if parts.next() != Some("1") {
         return false;
     }
     crate::catalog::any_matches(parts, event_type)
+}
+
+/// The filter of an index entry, if it has one.
+pub fn summary_filter(summary: &str) -> Option<&str> {
+    summary.split_once('\n').map(|(_, filter)| filter)
 }
 
 #[cfg(test)]
@@ -199,6 +305,9 @@ mod tests {
             max_in_flight: Some(None),
             active: Some(true),
             paused: Some(false),
+            ordering: Some(EndpointOrdering::Fifo),
+            filter: Some(None),
+            retry_schedule: Some(None),
         };
         for (name, _) in record
             .to_fields()
@@ -241,6 +350,9 @@ mod tests {
             max_in_flight: None,
             active: true,
             paused: true,
+            ordering: EndpointOrdering::None,
+            filter: None,
+            retry_schedule: None,
             created_at: 1,
             updated_at: 42,
         };
@@ -265,6 +377,9 @@ mod tests {
             max_in_flight: Some(4),
             active: true,
             paused: false,
+            ordering: EndpointOrdering::Fifo,
+            filter: Some("data.amount > 1000 &&\n type == 'invoice.paid'".into()),
+            retry_schedule: Some(vec![0, 1_000, 60_000]),
             created_at: 1,
             updated_at: 2,
         };
@@ -278,6 +393,12 @@ mod tests {
         assert!(summary_wants(&summary, "video.processed"));
         assert!(summary_wants(&summary, "user.created"));
         assert!(!summary_wants(&summary, "job.failed"));
+        assert_eq!(summary_filter(&summary), record.filter.as_deref());
+        let unfiltered = EndpointRecord {
+            filter: None,
+            ..record.clone()
+        };
+        assert_eq!(summary_filter(&unfiltered.subscription_summary()), None);
         let inactive = EndpointRecord {
             active: false,
             ..record

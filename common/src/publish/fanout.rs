@@ -102,7 +102,8 @@ pub(super) async fn finish_fanout(
     };
     let record = record.ok_or(PublishError::Expired)?;
     let index = endpoint_index(state, tenant_id).await?;
-    let groups = wanted_by(&index, &record.event_type);
+    let data = record.data().map_or("null", |data| data.get());
+    let groups = wanted_by(&index, &record.event_type, data);
     fanout(state, tenant_id, event_id, groups.iter()).await?;
     let total = {
         let mut conn = state.conn().await?;

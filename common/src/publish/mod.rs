@@ -31,7 +31,7 @@ pub use fanout::recover_fanouts;
 pub use subscribers::{subscribers, Subscribers};
 
 use call::{invocation, Prepared, PublishReply};
-use subscribers::{endpoint_index, group_by_partition, matching_endpoints, wanted_by};
+use subscribers::{any_filter, endpoint_index, group_by_partition, matching_endpoints, wanted_by};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -104,7 +104,9 @@ pub async fn publish(
     // Each step takes its own connection handle (a shared lane, cheap).
     let test = matches!(target, Target::Test(_));
     let groups = match target {
-        Target::Subscribers => matching_endpoints(state, tenant_id, event_type).await?,
+        Target::Subscribers => {
+            matching_endpoints(state, tenant_id, event_type, data.as_str()).await?
+        }
         Target::Matched(found) => found.0,
         Target::Test(id) => group_by_partition(vec![id]),
     };
@@ -175,32 +177,43 @@ pub async fn publish_many(
     events: &[BatchEvent<'_>],
 ) -> Result<Vec<Result<Published, PublishError>>, PublishError> {
     let index = endpoint_index(state, tenant_id).await?;
-    // Shared by every event of a type: no copy of the endpoint list per event.
+    // Shared by every event of a type (no copy of the endpoint list per
+    // event), unless an endpoint has a filter: then each event's own.
+    let filtered = any_filter(&index);
     let mut groups_by_type: HashMap<&str, Arc<BTreeMap<Partition, Vec<String>>>> = HashMap::new();
+    let mut groups_of: Vec<Arc<BTreeMap<Partition, Vec<String>>>> =
+        Vec::with_capacity(events.len());
     let mut deliveries = 0;
     for event in events {
-        let groups = groups_by_type
-            .entry(event.event_type)
-            .or_insert_with(|| Arc::new(wanted_by(&index, event.event_type)));
+        let groups = if filtered {
+            Arc::new(wanted_by(&index, event.event_type, event.data.as_str()))
+        } else {
+            groups_by_type
+                .entry(event.event_type)
+                .or_insert_with(|| Arc::new(wanted_by(&index, event.event_type, "null")))
+                .clone()
+        };
         deliveries += groups.values().map(Vec::len).sum::<usize>();
+        groups_of.push(groups);
     }
     if deliveries > MAX_BATCH_DELIVERIES {
         return Err(PublishError::TooManyDeliveries(deliveries));
     }
     let mut results = Vec::with_capacity(events.len());
     let mut failed: Option<PublishError> = None;
-    for chunk in events.chunks(PIPELINE_CHUNK) {
+    for (chunk, chunk_groups) in events
+        .chunks(PIPELINE_CHUNK)
+        .zip(groups_of.chunks(PIPELINE_CHUNK))
+    {
         if let Some(err) = &failed {
             results.extend(chunk.iter().map(|_| Err(err.clone_kind())));
             continue;
         }
         let prepared: Vec<Prepared> = chunk
             .iter()
-            .map(|event| {
-                let groups = groups_by_type
-                    .get(event.event_type)
-                    .map(Arc::clone)
-                    .unwrap_or_default();
+            .zip(chunk_groups)
+            .map(|(event, groups)| {
+                let groups = Arc::clone(groups);
                 Prepared::new(
                     state,
                     tenant_id,

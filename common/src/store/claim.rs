@@ -28,6 +28,9 @@ pub struct ClaimedEndpoint {
     pub timeout_ms: Option<u64>,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<u64>,
+    /// The endpoint's own retry schedule, when it has one (else the
+    /// server's `HOOKFLEET_RETRY_SCHEDULE` applies).
+    pub retry_schedule: Option<Vec<std::time::Duration>>,
 }
 
 impl ClaimedEndpoint {
@@ -44,6 +47,7 @@ impl ClaimedEndpoint {
             timeout_ms: None,
             previous_secret: None,
             previous_secret_until: None,
+            retry_schedule: None,
         }
     }
 }
@@ -217,6 +221,17 @@ pub async fn claim(
     parse_reply(p, reply)
 }
 
+/// An endpoint's own schedule as stored (ms, comma-separated); `None` when
+/// it has none (or, should it not parse, the server's applies).
+fn parse_schedule(text: &str) -> Option<Vec<std::time::Duration>> {
+    if text.is_empty() {
+        return None;
+    }
+    text.split(',')
+        .map(|ms| ms.parse().ok().map(std::time::Duration::from_millis))
+        .collect()
+}
+
 fn int(value: Option<Value>, what: &str) -> Result<i64, ClaimError> {
     match value {
         Some(Value::Int(n)) => Ok(n),
@@ -245,10 +260,10 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     for item in items.by_ref().take(endpoint_count) {
         let fields: Vec<String> =
             redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
-        let [id, tenant_id, url, secret, headers, timeout, previous_secret, previous_until]: [String; 8] =
+        let [id, tenant_id, url, secret, headers, timeout, previous_secret, previous_until, schedule]: [String; 9] =
             fields
                 .try_into()
-                .map_err(|_| ClaimError::Reply("an endpoint needs 8 fields".into()))?;
+                .map_err(|_| ClaimError::Reply("an endpoint needs 9 fields".into()))?;
         endpoints.push(Arc::new(ClaimedEndpoint {
             parsed_url: parse_url(&url),
             id,
@@ -259,6 +274,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             timeout_ms: timeout.parse().ok(),
             previous_secret: (!previous_secret.is_empty()).then_some(previous_secret),
             previous_secret_until: previous_until.parse().ok(),
+            retry_schedule: parse_schedule(&schedule),
         }));
     }
     let event_count = int(items.next(), "event count")?.max(0) as usize;
@@ -351,6 +367,7 @@ mod tests {
             "5000",
             "",
             "",
+            "0,1000",
         ];
         Value::Array(vec![
             Value::Int(-1),
@@ -394,5 +411,12 @@ mod tests {
         assert_eq!(claimed.jobs[1].delivery_id, "dlv_bad");
         assert!(claimed.jobs[1].event.is_none());
         assert_eq!(&*claimed.jobs[1].lease_token, "1700000000000");
+        assert_eq!(
+            claimed.jobs[0].endpoint.retry_schedule,
+            Some(vec![
+                std::time::Duration::ZERO,
+                std::time::Duration::from_secs(1)
+            ])
+        );
     }
 }

@@ -17,7 +17,7 @@
 //! | [`endpoint`] | `update_endpoint.lua`, `delete_endpoint.lua`, `rotate_secret.lua` | an endpoint changes |
 //! | [`replay`] | `replay_lock.lua` | one replay per endpoint at a time |
 //! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
-//! | [`reads`] | `event_heads.lua`, `backlog.lua` | read-only views |
+//! | [`reads`] | `event_heads.lua`, `backlog.lua`, `fifo_head.lua` | read-only views |
 //! | [`tenants`] | (plain commands) | tenants and their API keys |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
 //! | [`events`] | (plain commands) | reading an event's record |

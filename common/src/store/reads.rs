@@ -40,6 +40,78 @@ pub fn add_backlog(pipe: &mut redis::Pipeline, keys: &Keys, p: Partition, endpoi
     );
 }
 
+/// Where the head of a FIFO endpoint's line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadStatus {
+    InFlight,
+    /// Waiting in ep_due for its next attempt (at `next_ms`).
+    Scheduled,
+    /// Not attempted yet: next to go.
+    Pending,
+}
+
+impl HeadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeadStatus::InFlight => "in_flight",
+            HeadStatus::Scheduled => "scheduled",
+            HeadStatus::Pending => "pending",
+        }
+    }
+}
+
+/// The delivery at the head of an ordered endpoint's line (`fifo_head.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoHead {
+    pub event_id: String,
+    pub status: HeadStatus,
+    /// When it entered the endpoint's log (ms).
+    pub queued_ms: u64,
+    pub next_ms: Option<u64>,
+    pub attempts: u32,
+}
+
+/// The head of an endpoint's line, as a FIFO endpoint sees it; `None`
+/// when nothing waits.
+pub async fn fifo_head(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    p: Partition,
+    endpoint_id: &str,
+) -> redis::RedisResult<Option<FifoHead>> {
+    let reply: Vec<redis::Value> = scripts::FIFO_HEAD
+        .key(keys.endpoint(p, endpoint_id))
+        .key(keys.endpoint_due(p, endpoint_id))
+        .key(keys.endpoint_deliveries(p, endpoint_id))
+        .key(keys.inflight(p))
+        .arg(keys.partition_prefix(p))
+        .arg(endpoint_id)
+        .invoke_async(conn)
+        .await?;
+    let text = |i: usize| -> String {
+        reply
+            .get(i)
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    if reply.len() < 5 {
+        return Ok(None);
+    }
+    let status = match text(1).as_str() {
+        "in_flight" => HeadStatus::InFlight,
+        "scheduled" => HeadStatus::Scheduled,
+        _ => HeadStatus::Pending,
+    };
+    let queued_us: f64 = text(2).parse().unwrap_or(0.0);
+    Ok(Some(FifoHead {
+        event_id: text(0),
+        status,
+        queued_ms: (queued_us / 1000.0) as u64,
+        next_ms: text(3).parse().ok(),
+        attempts: text(4).parse().unwrap_or(0),
+    }))
+}
+
 /// Up to `count` entries of an endpoint's log (event id, creation time in
 /// µs) created within `(since_ms, until_ms)` (both ends included), oldest
 /// first, skipping the first `offset`.
@@ -353,6 +425,10 @@ pub struct QueueDepth {
     pub first_due_ms: Option<u64>,
     /// Deliveries being attempted (its lease set).
     pub in_flight: u64,
+    /// Ordered endpoints whose line a delivery waiting for its retry
+    /// holds, and when the oldest of those deliveries was queued (ms).
+    pub fifo_held: u64,
+    pub fifo_oldest_head_ms: Option<u64>,
 }
 
 /// Every partition's queue in one round trip, in the order given.
@@ -370,10 +446,16 @@ pub async fn queue_depths(
             .arg(0)
             .arg("WITHSCORES");
         pipe.zcard(keys.inflight(p));
+        pipe.cmd("ZRANGE")
+            .arg(keys.fifo_heads(p))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES");
+        pipe.zcard(keys.fifo_heads(p));
     }
     let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
     Ok(replies
-        .chunks(3)
+        .chunks(5)
         .map(|chunk| {
             let value = |i: usize| chunk.get(i).cloned().unwrap_or(redis::Value::Nil);
             let queued = redis::from_redis_value::<Option<i64>>(value(0))
@@ -383,10 +465,15 @@ pub async fn queue_depths(
                 .max(0) as u64;
             let first: Vec<(String, u64)> = redis::from_redis_value(value(1)).unwrap_or_default();
             let in_flight: i64 = redis::from_redis_value(value(2)).unwrap_or(0);
+            let oldest_head: Vec<(String, u64)> =
+                redis::from_redis_value(value(3)).unwrap_or_default();
+            let fifo_held: i64 = redis::from_redis_value(value(4)).unwrap_or(0);
             QueueDepth {
                 queued,
                 first_due_ms: first.first().map(|(_, due)| *due),
                 in_flight: in_flight.max(0) as u64,
+                fifo_held: fifo_held.max(0) as u64,
+                fifo_oldest_head_ms: oldest_head.first().map(|(_, at)| *at),
             }
         })
         .collect())

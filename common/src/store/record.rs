@@ -132,6 +132,7 @@ pub async fn record(
         .key(keys.ready(p))
         .key(keys.notices(p))
         .key(keys.queued(p))
+        .key(keys.fifo_heads(p))
         .arg(keys.partition_prefix(p))
         .arg(settings.attempt_log_maxlen)
         .arg(oldest_kept)

@@ -88,6 +88,7 @@ script!(DELETE_ENDPOINT, "delete_endpoint.lua");
 script!(RETRY, "retry.lua", "state.lua");
 script!(EVENT_HEADS, "event_heads.lua");
 script!(BACKLOG, "backlog.lua");
+script!(FIFO_HEAD, "fifo_head.lua", "state.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
 script!(REPLAY_LOCK, "replay_lock.lua");
 script!(CAPPED_ADD, "capped_add.lua");
@@ -123,6 +124,7 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ),
     ("event_heads.lua", include_str!("scripts/event_heads.lua")),
     ("backlog.lua", include_str!("scripts/backlog.lua")),
+    ("fifo_head.lua", include_str!("scripts/fifo_head.lua")),
 ];
 
 #[cfg(test)]

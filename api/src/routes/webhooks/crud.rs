@@ -7,9 +7,10 @@
 //! two writes can never deliver to a deleted or disabled endpoint.
 
 use hookfleet_common::ids::{self, IdKind};
-use hookfleet_common::model::{EndpointChanges, EndpointRecord};
+use hookfleet_common::model::{EndpointChanges, EndpointOrdering, EndpointRecord};
 use hookfleet_common::signing::SigningSecret;
 use hookfleet_common::store::endpoint::{self as store_endpoint, EndpointRef};
+use hookfleet_common::store::reads;
 use hookfleet_common::time_util::now_ms;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -17,7 +18,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::load_endpoint;
-use super::schema::{CreateWebhook, UpdateWebhook, Webhook, WebhookPage};
+use super::schema::{CreateWebhook, HeadOfLine, UpdateWebhook, Webhook, WebhookPage};
 use crate::auth::{ApiKeyAuth, TenantCtx};
 use crate::body::JsonBody;
 use crate::error::ApiError;
@@ -91,6 +92,19 @@ impl WebhooksApi {
             .map(|t| input::timeout_ms(t, &self.state.store.config))
             .transpose()?;
         let max_in_flight = body.max_in_flight.map(input::max_in_flight).transpose()?;
+        let config = &self.state.store.config;
+        let ordering = body
+            .ordering
+            .as_deref()
+            .map(input::ordering)
+            .transpose()?
+            .unwrap_or_default();
+        let filter = body.filter.as_deref().map(input::filter).transpose()?;
+        let retry_schedule = body
+            .retry_schedule
+            .as_deref()
+            .map(|entries| input::retry_schedule(entries, config))
+            .transpose()?;
         let secret = match &body.secret {
             Some(text) => {
                 SigningSecret::parse(text).map_err(|reason| ApiError::invalid("secret", reason))?
@@ -112,6 +126,9 @@ impl WebhooksApi {
             max_in_flight,
             active: body.active.unwrap_or(true),
             paused: body.paused.unwrap_or(false),
+            ordering,
+            filter,
+            retry_schedule,
             created_at: now,
             updated_at: now,
         };
@@ -183,10 +200,16 @@ impl WebhooksApi {
         id: Path<String>,
     ) -> Result<Json<Webhook>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
-        Ok(Json(Webhook::from_record(
-            self.load(&tenant, &id.0).await?,
-            None,
-        )))
+        let record = self.load(&tenant, &id.0).await?;
+        let fifo = record.ordering == EndpointOrdering::Fifo;
+        let p = ids::partition_of(IdKind::Endpoint, &record.id);
+        let mut webhook = Webhook::from_record(record, None);
+        if let (true, Some(p)) = (fifo, p) {
+            let mut conn = self.state.conn().await?;
+            let head = reads::fifo_head(&mut conn, &self.state.store.keys, p, &webhook.id).await?;
+            webhook.head_of_line = head.and_then(|head| HeadOfLine::new(head, &webhook.id));
+        }
+        Ok(Json(webhook))
     }
 
     /// Update a webhook
@@ -254,6 +277,20 @@ impl WebhooksApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(input::max_in_flight(v)?)),
         };
+        let ordering = body.ordering.as_deref().map(input::ordering).transpose()?;
+        let filter = match &body.filter {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(text) => Some(Some(input::filter(text)?)),
+        };
+        let retry_schedule = match &body.retry_schedule {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(entries) => Some(Some(input::retry_schedule(
+                entries,
+                &self.state.store.config,
+            )?)),
+        };
         let changes = EndpointChanges {
             url: url.map(EndpointUrl::into_string),
             events,
@@ -264,6 +301,9 @@ impl WebhooksApi {
             max_in_flight,
             active: body.active,
             paused: body.paused,
+            ordering,
+            filter,
+            retry_schedule,
         };
         // Only the fields the request names are written (the script checks
         // the tenant and answers the endpoint as stored after the change).

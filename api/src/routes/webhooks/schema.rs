@@ -5,9 +5,14 @@
 //! and the handlers enforce them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use hookfleet_common::duration::format_duration;
+
+use hookfleet_common::ids;
 use hookfleet_common::model::EndpointRecord;
-use hookfleet_common::time_util::rfc3339_ms;
+use hookfleet_common::store::reads;
+use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
 use serde::Deserialize;
@@ -52,6 +57,28 @@ pub struct Webhook {
     /// meanwhile are queued for it but held, in order, and go out when it
     /// is resumed (`{"paused": false}`). The circuit breaker never pauses.
     pub paused: bool,
+    /// `none` (deliveries go out as fast as `max_in_flight` allows; one
+    /// waiting for a retry holds no other) or `fifo` (one attempt at a
+    /// time, fleet-wide, in the order the events were published to it; a
+    /// delivery waiting for a retry holds the ones behind it until it is
+    /// delivered or fails for good).
+    #[oai(validator(pattern = "^(none|fifo)$"))]
+    pub ordering: String,
+    /// A CEL expression over the event (`type`, `data`): only events for
+    /// which it is true are delivered here. Absent: every event of its
+    /// types.
+    #[oai(skip_serializing_if_is_none)]
+    pub filter: Option<String>,
+    /// Its own retry schedule (the delays before each attempt, the first
+    /// before the first attempt); absent: the server's
+    /// (`HOOKFLEET_RETRY_SCHEDULE`).
+    #[oai(skip_serializing_if_is_none)]
+    pub retry_schedule: Option<Vec<String>>,
+    /// For a `fifo` endpoint read on its own (`GET /webhooks/{id}`): the
+    /// delivery at the head of its line, which the others wait behind.
+    /// Absent when nothing waits, in lists, and for `none`.
+    #[oai(skip_serializing_if_is_none)]
+    pub head_of_line: Option<HeadOfLine>,
     /// The signing secret (`whsec_…`). Returned only when the endpoint is
     /// created; store it then.
     #[oai(skip_serializing_if_is_none)]
@@ -83,10 +110,59 @@ impl Webhook {
             .to_string(),
             active: record.active,
             paused: record.paused,
+            ordering: record.ordering.as_str().to_string(),
+            filter: record.filter,
+            retry_schedule: record.retry_schedule.map(|delays| {
+                delays
+                    .into_iter()
+                    .map(|ms| format_duration(Duration::from_millis(ms)))
+                    .collect()
+            }),
+            head_of_line: None,
             secret,
             created_at: rfc3339_ms(record.created_at),
             updated_at: rfc3339_ms(record.updated_at),
         }
+    }
+}
+
+/// The delivery at the head of a FIFO endpoint's line.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct HeadOfLine {
+    /// The delivery (`dlv_…`).
+    pub delivery_id: String,
+    /// Its event (`evt_…`).
+    pub event_id: String,
+    /// `in_flight` (being attempted now), `scheduled` (waiting for its
+    /// next attempt, at `next_attempt_at`; the deliveries behind it wait
+    /// too) or `pending` (next to go).
+    #[oai(validator(pattern = "^(in_flight|scheduled|pending)$"))]
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When its event was published to this endpoint (RFC 3339).
+    pub queued_at: String,
+    /// How long it has been waiting since then, in milliseconds: a large
+    /// value means the receiver is holding the line.
+    pub age_ms: u64,
+    /// When it is attempted next (RFC 3339), if scheduled.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_attempt_at: Option<String>,
+}
+
+impl HeadOfLine {
+    /// The API's view of [`reads::FifoHead`] for endpoint `endpoint_id`.
+    pub(super) fn new(head: reads::FifoHead, endpoint_id: &str) -> Option<Self> {
+        Some(Self {
+            delivery_id: ids::delivery_id(&head.event_id, endpoint_id)?,
+            event_id: head.event_id,
+            status: head.status.as_str().to_string(),
+            attempts: head.attempts,
+            queued_at: rfc3339_ms(head.queued_ms),
+            age_ms: now_ms().saturating_sub(head.queued_ms),
+            next_attempt_at: head.next_ms.map(rfc3339_ms),
+        })
     }
 }
 
@@ -154,6 +230,33 @@ pub struct CreateWebhook {
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
+    /// `none` (the default) or `fifo`: one attempt at a time, fleet-wide,
+    /// in publish order; a delivery waiting for its retry holds the ones
+    /// behind it until it is delivered or fails for good. See the README,
+    /// "Delivery semantics", for what retries, replays and test sends do.
+    #[oai(validator(pattern = "^(none|fifo)$"), nullable)]
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub ordering: Option<String>,
+    /// Deliver only events for which this CEL expression is true, e.g.
+    /// `data.amount >= 1000 && data.currency == "EUR"`. Variables: `type`
+    /// (the event type) and `data` (its payload). Up to 2048 bytes; one
+    /// that does not compile, names another variable or an unknown
+    /// function is refused with its position. An event on which it fails
+    /// (a missing field, a wrong type) is not delivered here.
+    #[oai(validator(min_length = 1, max_length = 2048), nullable)]
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub filter: Option<String>,
+    /// This endpoint's own retry schedule, replacing the server's: 1 to 20
+    /// durations (`0s`, `250ms`, `30s`, `5m`, `2h`, `1d`), the first
+    /// before the first attempt, each later one before the next retry.
+    /// With its jitter (+10 %) the whole must end within the server's
+    /// retention.
+    #[oai(validator(min_items = 1, max_items = 20, max_length = 16), nullable)]
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub retry_schedule: Option<Vec<String>>,
     /// A signing secret of your own (`whsec_` + standard base64 of 24 to 64
     /// bytes); omit to have one generated.
     #[oai(
@@ -170,7 +273,8 @@ pub struct CreateWebhook {
 }
 
 /// Changes to an endpoint; absent fields (and `null` ones, except
-/// `rate_limit` and `timeout_s`) stay as they are.
+/// `rate_limit`, `timeout_s`, `max_in_flight`, `filter` and
+/// `retry_schedule`, where `null` returns to the default) stay as they are.
 #[derive(Object, Deserialize)]
 #[oai(deny_unknown_fields, example)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +331,25 @@ pub struct UpdateWebhook {
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
+    /// `none` or `fifo` (see create). Switching with deliveries waiting is
+    /// safe: to `fifo`, the attempts in flight finish and then one goes
+    /// at a time, those waiting for a retry first; to `none`, everything
+    /// waiting goes out as the concurrency cap allows.
+    #[oai(validator(pattern = "^(none|fifo)$"), nullable)]
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub ordering: Option<String>,
+    /// New filter (same rules as on create); `null` removes it. Applies to
+    /// events published after the change.
+    #[oai(validator(min_length = 1, max_length = 2048), nullable)]
+    #[serde(default)]
+    pub filter: MaybeUndefined<String>,
+    /// New retry schedule (same rules as on create); `null` returns to
+    /// the server's. A delivery waiting for a retry keeps the time it was
+    /// given; its later attempts follow the new schedule.
+    #[oai(validator(min_items = 1, max_items = 20, max_length = 16), nullable)]
+    #[serde(default)]
+    pub retry_schedule: MaybeUndefined<Vec<String>>,
 }
 
 /// A page of webhooks, oldest first.

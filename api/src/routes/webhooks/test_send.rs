@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hookfleet_common::catalog::TEST_EVENT_TYPE;
 use hookfleet_common::event_data::EventData;
+use hookfleet_common::filter::would_pass;
 use hookfleet_common::ids;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -67,6 +68,11 @@ pub struct TestResult {
     /// The attempt, once made.
     #[oai(skip_serializing_if_is_none)]
     pub attempt: Option<Attempt>,
+    /// For an endpoint with a `filter`: whether this event would have
+    /// passed it. A test send is delivered either way; absent when the
+    /// endpoint has no filter.
+    #[oai(skip_serializing_if_is_none)]
+    pub filter_matched: Option<bool>,
 }
 
 #[derive(ApiResponse)]
@@ -90,6 +96,7 @@ impl TestSendApi {
         event_type: &str,
         data: &EventData,
         wait: Duration,
+        filter_matched: Option<bool>,
     ) -> Result<TestResponse, ApiError> {
         let published = publish::publish(
             &self.state,
@@ -118,6 +125,7 @@ impl TestSendApi {
                     delivery_id,
                     status,
                     attempt,
+                    filter_matched,
                 })));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -126,6 +134,7 @@ impl TestSendApi {
                     delivery_id,
                     status: "pending".into(),
                     attempt: None,
+                    filter_matched,
                 })));
             }
             // Woken (read again) or at the deadline (one last read).
@@ -143,7 +152,10 @@ impl TestSendApi {
     /// waits up to the endpoint's timeout for the attempt and returns it:
     /// status, duration, response excerpt or error. One attempt, no retries;
     /// it shows in the delivery log marked `test` and does not count in the
-    /// statistics or the circuit breaker. 409 if the endpoint is disabled.
+    /// statistics or the circuit breaker. It bypasses the endpoint's
+    /// `filter` (`filter_matched` says whether it would have passed). On a
+    /// `fifo` endpoint it takes its place at the end of the line, as any
+    /// event does. 409 if the endpoint is disabled.
     #[oai(
         path = "/webhooks/:id/test",
         method = "post",
@@ -197,8 +209,19 @@ impl TestSendApi {
         // record it.
         let wait = timeout + Duration::from_secs(2);
         let place = Place::take(&self.state, &tenant.tenant_id, wait).await?;
+        let filter_matched = record
+            .filter
+            .as_deref()
+            .map(|filter| would_pass(filter, &event_type, data.as_str()));
         let sent = self
-            .send_and_wait(&tenant.tenant_id, &record.id, &event_type, &data, wait)
+            .send_and_wait(
+                &tenant.tenant_id,
+                &record.id,
+                &event_type,
+                &data,
+                wait,
+                filter_matched,
+            )
             .await;
         place.release(&self.state).await;
         sent

@@ -6,7 +6,9 @@
 -- ARGV[1] partition key prefix  hf:{pN}:  ARGV[2] max deliveries to claim
 -- ARGV[3] lease (ms)  ARGV[4] this partition's code (the two characters
 --         that end the ids of events homed here: their records are here)
--- ARGV[5] max expired leases to reclaim  ARGV[6] initial delay (ms)
+-- ARGV[5] max expired leases to reclaim  ARGV[6] initial delay (ms): the
+--         server's retry schedule's first entry, for endpoints without a
+--         `retry_schedule` of their own (whose first entry counts instead)
 -- ARGV[7] retention (ms): a delivery older than that is dropped, not sent
 --         (its event's bucket may linger a little longer)
 -- ARGV[8] wake channel  ARGV[9] this partition's number
@@ -40,7 +42,7 @@
 -- for their tenant's share, E, endpoint x E, V, event x V, job, job, ...}:
 --   each endpoint the jobs go to once, as {endpoint id, tenant id, url,
 --   secret, headers json, timeout ms, previous secret, previous secret
---   valid until (ms)};
+--   valid until (ms), its own retry schedule (ms, comma-separated) or ''};
 --   each event once, as {event id, record (stored_event.rs), or '' when
 --   the event lives in another partition (the worker reads it there)};
 --   each job as {delivery id, endpoint (1-based position above), event
@@ -82,6 +84,17 @@
 -- included, over and over), so another worker with room takes them and
 -- this worker's other tenants are served.
 --
+-- Ordered endpoints (`ordering` = fifo). At most one attempt in flight,
+-- fleet-wide (their limit is 1 whatever `max_in_flight` says), and the
+-- first attempts leave in their log order, as for every endpoint. What
+-- makes the order hold is that a FIFO endpoint hands out no first attempt
+-- while its ep_due holds anything: a delivery waiting for its retry (or
+-- put back after its worker died, or queued again by a manual retry or a
+-- replay) goes before everything behind it, and the endpoint is scored by
+-- that delivery's due time alone until it has ended. The delivery handed
+-- out is remembered in `fifo_at` (the API shows it as the head of the
+-- line while it is in flight).
+--
 -- Round robin. An endpoint that got deliveries and still has some due
 -- goes to the back of the due line (scored now, not by its oldest due
 -- delivery), so when more endpoints are due than one claim visits, the
@@ -98,7 +111,7 @@ local delay = tonumber(ARGV[6]) or 0
 local expired_us = (now - (tonumber(ARGV[7]) or 0)) * 1000
 -- A first attempt is due in the millisecond its score falls in, plus the
 -- delay: the ready set's scores are computed the same way.
-local upper_us = int((now - delay + 1) * 1000 - 1)
+local function upper_us_of(first_delay) return int((now - first_delay + 1) * 1000 - 1) end
 local queued_delta = 0
 local lease_ms = tonumber(ARGV[3])
 local default_cap = tonumber(ARGV[10]) or 32
@@ -144,7 +157,8 @@ local deferred = 0
 for _, endpoint_id in ipairs(ready) do
   local e = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id,
     'tenant', 'active', 'url', 'secret', 'headers', 'timeout_ms', 'rate_limit',
-    'old_secret', 'old_secret_until', 'qhead', 'max_in_flight', 'busy', 'window', 'busy_at', 'parked', 'paused')
+    'old_secret', 'old_secret_until', 'qhead', 'max_in_flight', 'busy', 'window', 'busy_at', 'parked', 'paused',
+    'ordering', 'retry_schedule')
   if not e[1] then
     -- Deleted (delete_endpoint.lua counted and dropped what waited then;
     -- what came back since, from expired leases, goes now).
@@ -161,10 +175,13 @@ for _, endpoint_id in ipairs(ready) do
     redis.call('ZADD', KEYS[1], 'GT', int(now + SHARE_DELAY), endpoint_id)
     skipped = skipped + 1
   else
-    local visit = {id = endpoint_id, e = e, head = e[10], taken = 0, full = false}
+    local visit = {id = endpoint_id, e = e, head = e[10], taken = 0, full = false,
+      fifo = e[17] == 'fifo',
+      delay = tonumber(string.match(e[18] or '', '^(%d+)') or '') or delay}
     local limit = tonumber(e[11] or '') or default_cap
     local window = tonumber(e[13] or '')
     if window and window < limit then limit = math.max(1, window) end
+    if visit.fifo then limit = 1 end
     local busy = tonumber(e[12] or '') or 0
     if busy > 0 and now - (tonumber(e[14] or '') or 0) > 2 * lease_ms then
       busy = 0
@@ -248,6 +265,7 @@ local function lease(visit, event_id, later)
   leased[#leased + 1] = deadline
   leased[#leased + 1] = delivery_id
   jobs[#jobs + 1] = {delivery_id, position, at, attempts, max}
+  if visit.fifo then visit.fifo_at = event_id end
   return true
 end
 
@@ -279,7 +297,9 @@ local function take(visit, want)
     end
     in_slices('ZREM', due_key, later)
   end
-  if got < want then
+  -- (An ordered endpoint's first attempts wait while any later attempt
+  -- does, due or not: see the header.)
+  if got < want and (not visit.fifo or redis.call('ZCARD', due_key) == 0) then
     -- First attempts past retention leave the queue unsent.
     if not visit.head or tonumber(visit.head) < expired_us then
       local lower = '-inf'
@@ -293,7 +313,7 @@ local function take(visit, want)
     end
     local lower = '-inf'
     if visit.head then lower = '(' .. visit.head end
-    local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, upper_us,
+    local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, upper_us_of(visit.delay),
       'WITHSCORES', 'LIMIT', '0', int(want - got))
     for i = 1, #first, 2 do
       if lease(visit, first[i], false) then got = got + 1 end
@@ -348,6 +368,10 @@ for _, visit in ipairs(visits) do
     fields[#fields + 1] = 'busy_at'
     fields[#fields + 1] = now_s
   end
+  if visit.fifo_at then
+    fields[#fields + 1] = 'fifo_at'
+    fields[#fields + 1] = visit.fifo_at
+  end
   if #fields > 0 then redis.call('HSET', endpoint_key, unpack(fields)) end
   local r = visit.rate
   if r and visit.taken > 0 then
@@ -360,11 +384,14 @@ for _, visit in ipairs(visits) do
   if later[2] then next_due = tonumber(later[2]) end
   local lower = '-inf'
   if visit.head then lower = '(' .. visit.head end
-  local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, '+inf',
-    'WITHSCORES', 'LIMIT', '0', '1')
-  if first[2] then
-    local due = math.floor(tonumber(first[2]) / 1000) + delay
-    if not next_due or due < next_due then next_due = due end
+  -- (An ordered endpoint with a later attempt waiting is due when that is.)
+  if not (visit.fifo and next_due) then
+    local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, '+inf',
+      'WITHSCORES', 'LIMIT', '0', '1')
+    if first[2] then
+      local due = math.floor(tonumber(first[2]) / 1000) + visit.delay
+      if not next_due or due < next_due then next_due = due end
+    end
   end
   local parked = false
   if not next_due then
@@ -405,7 +432,7 @@ local result = {next_due, deferred, deadline, capped, skipped, #used}
 for _, visit in ipairs(used) do
   local e = visit.e
   result[#result + 1] = {visit.id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',
-    e[8] or '', e[9] or ''}
+    e[8] or '', e[9] or '', e[18] or ''}
 end
 result[#result + 1] = #event_list
 for _, event in ipairs(event_list) do result[#result + 1] = event end

@@ -9,6 +9,7 @@
 -- KEYS[6] endpoint log      hf:{pN}:ep_dlv:<eid>
 -- KEYS[7] attempt stream    hf:{pN}:attempts:<eid>
 -- KEYS[8] queued counter    hf:{pN}:queued
+-- KEYS[9] ordered endpoints held by a retry  hf:{pN}:fifo_heads
 -- ARGV[1] tenant id  ARGV[2] retention (ms): the log of a deleted endpoint
 -- stays readable through its deliveries until then  ARGV[3] endpoint id
 --
@@ -29,6 +30,7 @@ local cancelled = redis.call('ZCARD', KEYS[2]) + redis.call('ZCOUNT', KEYS[6], l
 redis.call('UNLINK', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
 redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('ZREM', KEYS[9], ARGV[3])
 if cancelled > 0 then redis.call('INCRBY', KEYS[8], int(-cancelled)) end
 redis.call('PEXPIRE', KEYS[6], ARGV[2])
 redis.call('PEXPIRE', KEYS[7], ARGV[2])

@@ -5,7 +5,8 @@
 --
 -- KEYS[1] ready zset      hf:{pN}:ready
 -- KEYS[2] queued counter  hf:{pN}:queued
--- ARGV[1] partition key prefix  ARGV[2] initial delay (ms)
+-- ARGV[1] partition key prefix  ARGV[2] initial delay (ms) (an endpoint's
+--   own `retry_schedule` has its first entry instead)
 -- ARGV[3] event id  ARGV[4] tenant id  ARGV[5] this partition's number
 -- ARGV[6] wake channel  ARGV[7..] endpoint ids (of this partition)
 --
@@ -15,7 +16,7 @@
 
 local prefix = ARGV[1]
 local now_ms, now_us = redis_clock()
-local due_ms = now_ms + (tonumber(ARGV[2]) or 0)
+local initial_delay = tonumber(ARGV[2]) or 0
 local event_id = ARGV[3]
 local tenant = ARGV[4]
 local have = 0
@@ -28,13 +29,13 @@ for i = 7, #ARGV do
     have = have + 1
   else
     local h = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active',
-      'rate_limit', 'paused')
+      'rate_limit', 'paused', 'retry_schedule')
     if h[1] == tenant and h[2] == '1' then
       -- Strictly after the endpoint's newest entry (see publish.lua).
       local last = redis.call('ZRANGE', log_key, -1, -1, 'WITHSCORES')
       local score = now_us
       if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
-      local at = due_ms
+      local at = now_ms + (tonumber(string.match(h[5] or '', '^(%d+)') or '') or initial_delay)
       if (tonumber(h[3] or '') or 0) > 0 then
         local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id)
         local tat = stored and tonumber(string.match(stored, '^(%S+)'))

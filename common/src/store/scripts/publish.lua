@@ -21,7 +21,8 @@
 --   idempotency key       hf:{pN}:idem:<tid>:<key> (the events hash again
 --                         when the event has no key)
 -- ARGV[1] partition key prefix  hf:{pN}:
--- ARGV[2] initial delay (ms): the retry schedule's first entry
+-- ARGV[2] initial delay (ms): the retry schedule's first entry (an
+--   endpoint with a `retry_schedule` of its own uses that one's)
 -- ARGV[3] idempotency TTL (ms)   ARGV[4] tenant id
 -- ARGV[5] this partition's number   ARGV[6] wake channel
 -- ARGV[7] number of events; then, for each event, 7 values and its
@@ -49,7 +50,7 @@
 local prefix = ARGV[1]
 -- Due times use Redis's clock, the one claim.lua compares them with.
 local now_ms, now_us = redis_clock()
-local due_ms = now_ms + (tonumber(ARGV[2]) or 0)
+local initial_delay = tonumber(ARGV[2]) or 0
 local idempotency_ttl = ARGV[3]
 local tenant = ARGV[4]
 
@@ -110,8 +111,9 @@ for n = 1, events do
       local e = endpoints[endpoint_id]
       if not e then
         local h = redis.call('HMGET', prefix .. 'endpoint:' .. endpoint_id, 'tenant', 'active',
-          'rate_limit', 'paused')
-        e = {ok = h[1] == tenant and h[2] == '1'}
+          'rate_limit', 'paused', 'retry_schedule')
+        e = {ok = h[1] == tenant and h[2] == '1',
+          delay = tonumber(string.match(h[5] or '', '^(%d+)') or '') or initial_delay}
         if e.ok then
           e.limited = (tonumber(h[3] or '') or 0) > 0
           e.paused = h[4] == '1'
@@ -161,7 +163,7 @@ for _, endpoint_id in ipairs(order) do
     -- Ready when the first new delivery is due, or at the endpoint's next
     -- rate-limit slot if that is later (else every publish would bring a
     -- limited endpoint forward for a claim that cannot use it).
-    local at = due_ms
+    local at = now_ms + e.delay
     if e.limited then
       local stored = redis.call('GET', prefix .. 'rate:' .. endpoint_id)
       local tat = stored and tonumber(string.match(stored, '^(%S+)'))

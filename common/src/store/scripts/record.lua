@@ -5,6 +5,7 @@
 -- KEYS[2] ready zset      hf:{pN}:ready
 -- KEYS[3] notices zset    hf:{pN}:notices (operational events to publish)
 -- KEYS[4] queued counter  hf:{pN}:queued
+-- KEYS[5] ordered endpoints held by a retry  hf:{pN}:fifo_heads
 -- ARGV[1] partition key prefix  hf:{pN}:
 -- ARGV[2] stream MAXLEN (approximate)
 -- ARGV[3] retention cut-off (ms): older attempt-log entries and endpoint
@@ -45,6 +46,12 @@
 -- its limit, where it is dropped (absent means the limit). Connection
 -- errors leave it alone: they hold no slot for long.
 --
+-- Ordered endpoints (`ordering` = fifo, see claim.lua): once one of their
+-- attempts is recorded, KEYS[5] lists the endpoint while a delivery waits
+-- in its ep_due (the head of its line, holding the rest), scored by when
+-- that delivery was created (ms), and leaves it when none does: the
+-- `hookfleet_fifo_head_age_seconds` gauge reads the oldest.
+--
 -- Returns four values per attempt, in order: held, attempt entry id,
 -- disabled, notices. held is 0 when the lease was lost (another worker
 -- reclaimed the delivery, or it was cancelled): the attempt is still
@@ -83,12 +90,12 @@ local function endpoint_of(eid)
   local e = endpoints[eid]
   if not e then
     local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active', 'qhead',
-      'busy', 'window', 'max_in_flight', 'parked')
+      'busy', 'window', 'max_in_flight', 'parked', 'ordering')
     e = {exists = h[1] ~= false, active = h[2], qhead = h[3], stats = {}, buckets = {},
       bucket_ttl = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
       since = nil, since_dirty = false, busy = tonumber(h[4] or '') or 0,
       window = tonumber(h[5] or ''), cap = tonumber(h[6] or '') or default_cap,
-      parked = h[7] == '1', released = 0, window_dirty = false}
+      parked = h[7] == '1', released = 0, window_dirty = false, fifo = h[8] == 'fifo'}
     endpoints[eid] = e
     order[#order + 1] = eid
   end
@@ -288,6 +295,15 @@ for _, eid in ipairs(order) do
   if e.requeue then
     in_slices('ZADD', prefix .. 'ep_due:' .. eid, e.requeue)
     redis.call('ZADD', KEYS[2], 'LT', int(e.next_due), eid)
+  end
+  if e.fifo and e.released > 0 then
+    local head = redis.call('ZRANGE', prefix .. 'ep_due:' .. eid, 0, 0)
+    local created = head[1] and redis.call('ZSCORE', prefix .. 'ep_dlv:' .. eid, head[1])
+    if created then
+      redis.call('ZADD', KEYS[5], math.floor(tonumber(created) / 1000), eid)
+    else
+      redis.call('ZREM', KEYS[5], eid)
+    end
   end
   if e.logged then
     redis.call('XTRIM', prefix .. 'attempts:' .. eid, 'MINID', '~', ARGV[3] .. '-0')

@@ -8,15 +8,22 @@
 -- KEYS[3] ready zset        hf:{pN}:ready
 -- KEYS[4] endpoint ep_due   hf:{pN}:ep_due:<eid>
 -- KEYS[5] endpoint log      hf:{pN}:ep_dlv:<eid>
+-- KEYS[6] ordered endpoints held by a retry  hf:{pN}:fifo_heads
 -- ARGV[1] tenant id  ARGV[2] wake channel  ARGV[3] partition
 -- ARGV[4] endpoint id
 -- ARGV[5..] field/value pairs to set (only the fields the request changes,
 --          so a concurrent change of another field, such as the circuit
 --          breaker disabling the endpoint, is not overwritten)
 --
--- A change of `max_in_flight` also releases an endpoint claim.lua parked at
--- its old limit: it is due again now, and the next claim applies the new
--- one.
+-- A change of `max_in_flight` or `ordering` also releases an endpoint
+-- claim.lua parked at its old limit: it is due again now, and the next
+-- claim applies the new one. Leaving FIFO ordering takes the endpoint out
+-- of KEYS[6] (record.lua adds it back only while it is ordered); from then
+-- on its waiting deliveries go out as any endpoint's do. Switching to FIFO
+-- lets the attempts in flight finish; no new one starts until they have.
+-- A change of `ordering` or `retry_schedule` (whose first entry delays
+-- first attempts) makes an enabled endpoint with deliveries waiting due
+-- now, so the next claim scores it by the new rules rather than the old.
 --
 -- Returns -1 when the endpoint does not exist or belongs to another tenant
 -- (nothing written); else {released, the endpoint's hash after the change
@@ -31,9 +38,16 @@ local before = redis.call('HGET', KEYS[1], 'active')
 local was_paused = redis.call('HGET', KEYS[1], 'paused') == '1'
 local fields = {}
 local new_cap = false
+local reschedule = false
 for i = 5, #ARGV do
   fields[#fields + 1] = ARGV[i]
-  if i % 2 == 1 and ARGV[i] == 'max_in_flight' then new_cap = true end
+  if i % 2 == 1 and (ARGV[i] == 'max_in_flight' or ARGV[i] == 'ordering') then new_cap = true end
+  if i % 2 == 1 and (ARGV[i] == 'ordering' or ARGV[i] == 'retry_schedule') then
+    reschedule = true
+  end
+  if i % 2 == 1 and ARGV[i] == 'ordering' and ARGV[i + 1] ~= 'fifo' then
+    redis.call('ZREM', KEYS[6], ARGV[4])
+  end
 end
 if #fields > 0 then
   redis.call('HSET', KEYS[1], unpack(fields))
@@ -56,7 +70,7 @@ if enabled then
   redis.call('HDEL', KEYS[1], 'disabled_reason')
 end
 local released = 0
-if (enabled or resumed) and now[1] == '1' and now[2] ~= '1' then
+if (enabled or resumed or reschedule) and now[1] == '1' and now[2] ~= '1' then
   local head = redis.call('HGET', KEYS[1], 'qhead')
   local lower = '-inf'
   if head then lower = '(' .. head end
@@ -66,7 +80,7 @@ if (enabled or resumed) and now[1] == '1' and now[2] ~= '1' then
     -- Due now: the claim scores it by its first due delivery.
     redis.call('ZADD', KEYS[3], int(redis_now_ms()), ARGV[4])
     redis.call('PUBLISH', ARGV[2], ARGV[3])
-    released = 1
+    if enabled or resumed then released = 1 end
   end
 end
 return {released, redis.call('HGETALL', KEYS[1])}

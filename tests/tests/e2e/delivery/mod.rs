@@ -1,6 +1,9 @@
 mod end_to_end;
+mod filters;
 mod invariants;
 mod noisy_neighbour;
+mod ordering;
 mod rate_limit;
 mod receiving;
+mod retry_schedules;
 mod test_sends;

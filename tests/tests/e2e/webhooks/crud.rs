@@ -31,6 +31,8 @@ async fn create_read_list_update_delete() {
     assert_eq!(created["timeout_s"], 3);
     assert_eq!(created["max_in_flight"], 4);
     assert_eq!(created["headers"], json!({"x-team": "blue"}));
+    assert_eq!(created["ordering"], "none", "the default order");
+    assert!(created.get("filter").is_none() && created.get("retry_schedule").is_none());
 
     let (status, fetched) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
     assert_eq!(status, 200);
@@ -95,6 +97,67 @@ async fn create_read_list_update_delete() {
     assert_eq!(status, 404);
     let (_, list) = app.get("/api/v1/webhooks", &key).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ordering_filter_and_retry_schedule_are_set_shown_and_cleared() {
+    let app = TestApp::builder().spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let filter = "data.amount >= 1000 && data.currency == \"EUR\"";
+    let created = app
+        .endpoint(
+            &key,
+            json!({
+                "url": "https://example.com/hooks",
+                "events": ["*"],
+                "ordering": "fifo",
+                "filter": filter,
+                "retry_schedule": ["0s", "30s", "90s", "300000ms", "1500ms", "1h"]
+            }),
+        )
+        .await;
+    assert_eq!(created["ordering"], "fifo");
+    assert_eq!(created["filter"], filter);
+    // Shown in the largest unit that holds each exactly.
+    assert_eq!(
+        created["retry_schedule"],
+        json!(["0s", "30s", "90s", "5m", "1500ms", "1h"])
+    );
+    let path = format!("/api/v1/webhooks/{}", created["id"].as_str().unwrap());
+    let (status, fetched) = app.get(&path, &key).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["retry_schedule"], created["retry_schedule"]);
+    assert!(
+        fetched.get("head_of_line").is_none(),
+        "nothing waits: {fetched}"
+    );
+
+    // Other fields change; these stay.
+    let (status, updated) = app.patch(&path, &key, json!({"description": "d"})).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["filter"], filter);
+    assert_eq!(updated["ordering"], "fifo");
+    let (status, updated) = app
+        .patch(
+            &path,
+            &key,
+            json!({"ordering": "none", "filter": "type == 'user.created'", "retry_schedule": ["5s"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["ordering"], "none");
+    assert_eq!(updated["filter"], "type == 'user.created'");
+    assert_eq!(updated["retry_schedule"], json!(["5s"]));
+    // null returns to the defaults.
+    let (status, cleared) = app
+        .patch(&path, &key, json!({"filter": null, "retry_schedule": null}))
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert!(cleared.get("filter").is_none(), "{cleared}");
+    assert!(cleared.get("retry_schedule").is_none(), "{cleared}");
+    let (_, list) = app.get("/api/v1/webhooks", &key).await;
+    assert_eq!(list["data"][0]["ordering"], "none");
     app.stop().await;
 }
 
@@ -469,6 +532,72 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
         (with("timeout_s", json!(6)), 422, Some("timeout_s")),
         (with("timeout_s", json!(2.5)), 422, Some("timeout_s")),
         (with("secret", json!("not-a-secret")), 422, Some("secret")),
+        (with("ordering", json!("lifo")), 422, Some("ordering")),
+        (with("ordering", json!(1)), 422, Some("ordering")),
+        (with("ordering", json!("")), 422, Some("ordering")),
+        (
+            with("retry_schedule", json!([])),
+            422,
+            Some("retry_schedule"),
+        ),
+        (
+            with("retry_schedule", json!("0s,5s")),
+            422,
+            Some("retry_schedule"),
+        ),
+        (
+            with("retry_schedule", json!(vec!["1s"; 21])),
+            422,
+            Some("retry_schedule"),
+        ),
+        (
+            with("retry_schedule", json!(["5x"])),
+            422,
+            Some("retry_schedule[0]"),
+        ),
+        (
+            with("retry_schedule", json!(["0s", "30"])),
+            422,
+            Some("retry_schedule[1]"),
+        ),
+        (
+            with("retry_schedule", json!(["0s", " 5s"])),
+            422,
+            Some("retry_schedule[1]"),
+        ),
+        (
+            with("retry_schedule", json!(["0s", 5])),
+            422,
+            Some("retry_schedule[1]"),
+        ),
+        (
+            with("retry_schedule", json!(["0s", "400d"])),
+            422,
+            Some("retry_schedule"),
+        ),
+        (with("filter", json!("")), 422, Some("filter")),
+        (with("filter", json!(5)), 422, Some("filter")),
+        (with("filter", json!("data.amount >")), 422, Some("filter")),
+        (with("filter", json!("amount > 5")), 422, Some("filter")),
+        (
+            with("filter", json!("data.x.nosuch()")),
+            422,
+            Some("filter"),
+        ),
+        (with("filter", json!("1 + 2")), 422, Some("filter")),
+        (
+            with("filter", json!(format!("data.a == '{}'", "x".repeat(2040)))),
+            422,
+            Some("filter"),
+        ),
+        (
+            with(
+                "filter",
+                json!(format!("{}true{}", "(".repeat(500), ")".repeat(500))),
+            ),
+            422,
+            Some("filter"),
+        ),
         (with("unknown_field", json!(1)), 422, Some("unknown_field")),
         (json!([1, 2]), 422, Some("body")),
         (json!("text"), 422, Some("body")),
@@ -493,6 +622,21 @@ async fn bad_endpoint_input_is_refused_and_writes_nothing() {
             Some("headers.webhook-timestamp"),
         ),
         (json!({"secret": "whsec_x"}), 422, Some("secret")),
+        (json!({"ordering": "random"}), 422, Some("ordering")),
+        (json!({"retry_schedule": []}), 422, Some("retry_schedule")),
+        (
+            json!({"retry_schedule": ["1w"]}),
+            422,
+            Some("retry_schedule[0]"),
+        ),
+        (json!({"filter": "data.a == "}), 422, Some("filter")),
+        (json!({"filter": "headers.x == 'a'"}), 422, Some("filter")),
+        // Valid ones next to an invalid one: nothing is applied.
+        (
+            json!({"ordering": "fifo", "filter": "data.a > 1", "retry_schedule": ["0s", "x"]}),
+            422,
+            Some("retry_schedule[1]"),
+        ),
         // A valid change next to an invalid one: nothing is applied.
         (
             json!({"description": "new", "url": "nope"}),
