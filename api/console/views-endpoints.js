@@ -114,6 +114,14 @@ function endpointForm(ep, submit, submitLabel) {
   const headers = headersEditor(ep ? ep.headers : {});
   const rate = h('input', { type: 'number', min: 1, max: 10000, value: ep && ep.rate_limit ? ep.rate_limit : '', inputmode: 'numeric' });
   const timeout = h('input', { type: 'number', min: 1, max: 55, value: ep && ep.timeout_s ? ep.timeout_s : '', inputmode: 'numeric' });
+  const ordering = h('select', {},
+    h('option', { value: 'none' }, 'none: as fast as the receiver takes them'),
+    h('option', { value: 'fifo' }, 'fifo: one at a time, in publish order'));
+  ordering.value = ep && ep.ordering === 'fifo' ? 'fifo' : 'none';
+  const filter = h('textarea', { rows: 2, spellcheck: 'false', class: 'mono', maxlength: 2048,
+    placeholder: 'data.amount >= 1000 && data.currency == "EUR"' }, ep && ep.filter ? ep.filter : '');
+  const schedule = h('input', { type: 'text', class: 'mono', autocomplete: 'off', placeholder: '0s, 30s, 5m, 1h',
+    value: ep && ep.retry_schedule ? ep.retry_schedule.join(', ') : '' });
   const status = h('div', { role: 'status' });
   const button = h('button', { type: 'submit' }, submitLabel);
   const form = h('form', { class: 'panel endpoint-form', 'aria-label': submitLabel },
@@ -124,6 +132,9 @@ function endpointForm(ep, submit, submitLabel) {
     h('div', { class: 'row' },
       field('Rate limit (deliveries/s)', rate, 'Empty: no limit.'),
       field('Timeout (s)', timeout, 'Empty: the server default.')),
+    field('Delivery order', ordering, 'FIFO: a delivery waiting for its retry holds the ones behind it.'),
+    field('Filter (CEL)', filter, 'Only events for which it is true are delivered; it sees type and data. Empty: every event of its types.'),
+    field('Retry schedule', schedule, 'Delays before each attempt, comma-separated (the first before the first attempt). Empty: the server’s.'),
     h('div', { class: 'buttons' }, button), status);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -138,6 +149,12 @@ function endpointForm(ep, submit, submitLabel) {
     else if (ep) body.rate_limit = null;
     if (timeout.value) body.timeout_s = Number(timeout.value);
     else if (ep) body.timeout_s = null;
+    if (!ep || ordering.value !== (ep.ordering || 'none')) body.ordering = ordering.value;
+    if (filter.value.trim()) body.filter = filter.value.trim();
+    else if (ep) body.filter = null;
+    const delays = schedule.value.split(',').map((x) => x.trim()).filter(Boolean);
+    if (delays.length) body.retry_schedule = delays;
+    else if (ep) body.retry_schedule = null;
     button.disabled = true;
     mount(status, loading('Saving…'));
     try {
@@ -269,11 +286,24 @@ function endpointHead(ep, s, reload) {
       ['Events', ep.events.join(', ')],
       ['Rate limit', ep.rate_limit ? `${ep.rate_limit}/s` : 'none'],
       ['Timeout', ep.timeout_s ? `${ep.timeout_s} s` : 'default'],
+      ['Order', ep.ordering === 'fifo' ? 'FIFO (one at a time, in publish order)' : 'none'],
+      ['Filter', ep.filter ? h('code', { class: 'filter-text' }, ep.filter) : 'none'],
+      ['Retry schedule', ep.retry_schedule ? ep.retry_schedule.join(', ') : 'the server’s'],
+      ep.ordering === 'fifo' ? ['Head of the line', headOfLine(ep.head_of_line)] : null,
       ['Custom headers', Object.keys(ep.headers || {}).join(', ') || 'none'],
       ['Created', timeEl(ep.created_at)],
     ]),
     actions,
   ];
+}
+
+// What a FIFO endpoint's line waits behind.
+function headOfLine(head) {
+  if (!head) return 'nothing waiting';
+  return h('span', { class: 'head-of-line' },
+    h('a', { href: `#/deliveries/${head.delivery_id}`, class: 'mono' }, head.delivery_id), ' ',
+    badge(head.status), ` waiting ${fmtMs(head.age_ms)}, ${head.attempts} attempt${head.attempts === 1 ? '' : 's'}`,
+    head.next_attempt_at ? [', next ', timeEl(head.next_attempt_at)] : null);
 }
 
 // Stats with a window switch and two hand-drawn SVG charts.
@@ -413,6 +443,12 @@ function testResult(res) {
   const a = res.attempt;
   return h('div', { class: 'result-box' },
     h('p', {}, 'Result: ', badge(res.status), ' ', h('a', { href: `#/deliveries/${res.delivery_id}` }, 'see the delivery')),
+    typeof res.filter_matched === 'boolean'
+      ? h('p', { class: `filter-verdict filter-${res.filter_matched ? 'pass' : 'miss'}` },
+        res.filter_matched
+          ? 'The endpoint’s filter would have passed this event.'
+          : 'The endpoint’s filter would not have passed this event (a test send is sent anyway).')
+      : null,
     a ? facts([
       ['Response', a.status_code ? `HTTP ${a.status_code}` : 'none'],
       ['Duration', fmtMs(a.duration_ms)],

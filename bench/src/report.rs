@@ -215,10 +215,13 @@ fn targets(records: &[Value]) -> Vec<Target> {
             num(&r["alone"]["received"]) + num(&r["beside"]["received"]),
         )
     });
-    let fifo_rate = phase(records, "fifo")
-        .map(|r| num(&r["fifo_per_s"]))
+    let (fifo_rate, fifo_of_loop) = phase(records, "fifo")
+        .map(|r| {
+            let fifo = num(&r["fifo_per_s"]);
+            (fifo, 100.0 * fifo / num(&r["sequential_per_s"]))
+        })
         .next()
-        .unwrap_or(f64::NAN);
+        .unwrap_or((f64::NAN, f64::NAN));
     let fifo_ratio = phase(records, "fifo")
         .map(|r| num(&r["beside"]["p99_us"]) / num(&r["alone"]["p99_us"]))
         .next()
@@ -283,9 +286,9 @@ fn targets(records: &[Value]) -> Vec<Target> {
         },
         Target {
             phases: &["fifo"],
-            measure: "one FIFO endpoint, receiver answering in 1 ms: deliveries/s (bound 1,000)",
+            measure: "one FIFO endpoint, receiver answering in 1 ms: deliveries/s, and of one request at a time (its bound)",
             target: "reported",
-            measured: format!("{} ({}% of the bound)", f0(fifo_rate), f0(fifo_rate / 10.0)),
+            measured: format!("{}; {}%", f0(fifo_rate), f0(fifo_of_loop)),
             met: fifo_rate > 0.0,
         },
         Target {
@@ -794,21 +797,27 @@ fn fifo(records: &[Value], out: &mut String) {
          the time until the receiver (in the load driver, answering 200 \
          after 1 ms) has them all. A FIFO endpoint has one attempt in \
          flight, so each delivery costs a whole round trip (claim, POST, \
-         1 ms answer, record, the next claim): its bound is 1,000/s. The \
-         same queue to an unordered endpoint (its default cap of attempts \
-         in flight) is the comparison.\n"
+         1 ms answer, record, the next claim): its bound is one round trip \
+         per delivery, at most 1,000/s, and in practice what the load \
+         driver's own client gets posting to that receiver one request at \
+         a time (a 1 ms timer takes a little longer than 1 ms). The same \
+         queue to an unordered endpoint (its default cap of attempts in \
+         flight) is the comparison.\n"
     );
     let _ = writeln!(
         out,
-        "| N | FIFO deliveries/s | of the 1 ms bound | unordered deliveries/s |\n| --- | --- | --- | --- |"
+        "| N | FIFO deliveries/s | one request at a time, requests/s | FIFO of that | of 1,000/s | unordered deliveries/s |\n| --- | --- | --- | --- | --- | --- |"
     );
     for r in phase(records, "fifo") {
         let fifo = num(&r["fifo_per_s"]);
+        let sequential = num(&r["sequential_per_s"]);
         let _ = writeln!(
             out,
-            "| {} | {} | {}% | {} |",
+            "| {} | {} | {} | {}% | {}% | {} |",
             f0(num(&r["events"])),
             f0(fifo),
+            f0(sequential),
+            f0(100.0 * fifo / sequential),
             f0(fifo / 10.0),
             f0(num(&r["none_per_s"])),
         );
@@ -863,8 +872,9 @@ fn filter(records: &[Value], out: &mut String) {
     for r in phase(records, "filter") {
         let _ = writeln!(
             out,
-            "Every filtered endpoint has `{}` (it reads two fields and \
-             passes the event). (a) One event to E endpoints, each with the \
+            "Every filtered endpoint has `{}`, each with its own `<n>` (it \
+             reads two fields and passes the event; distinct texts, so each \
+             is compiled and evaluated on its own). (a) One event to E endpoints, each with the \
              filter, and to E without, published alternately R times after \
              one warm-up each (which compiles the filter): the publish \
              answer's time (fan-out and filters included). (b) C clients \

@@ -27,9 +27,12 @@ use crate::args::Args;
 use crate::phases::{open_loop, warm_up, Env};
 use crate::slow_receiver::SlowReceiver;
 
-/// The filter every filtered endpoint of these phases has: it reads two
-/// fields of the benchmark's event data and passes it.
-pub const FILTER: &str = r#"data.sent_ns > 0 && data.pad.startsWith("x")"#;
+/// The filters of these phases read two fields of the benchmark's event
+/// data and pass it; each endpoint's differs (by `n`), so each is compiled
+/// and evaluated on its own, as distinct tenants' filters would be.
+pub fn filter_text(n: usize) -> String {
+    format!(r#"data.sent_ns > {n} && data.pad.startsWith("x")"#)
+}
 
 fn rate(count: u64, ns: u64) -> f64 {
     if ns == 0 {
@@ -94,6 +97,22 @@ pub async fn fifo(env: &Env, args: &Args) -> Result<Value, String> {
     let unordered = api
         .tenant_with(&env.admin_key, vec![endpoint("none", &answering.url)])
         .await?;
+    // The bound measured: one request at a time from the driver's own
+    // client to the same receiver, with a body of the same size.
+    let body = json!({"data": "x".repeat(env.body_bytes)}).to_string();
+    let client = reqwest::Client::new();
+    let sequential = 500;
+    let loop_start = unix_nanos();
+    for _ in 0..sequential {
+        client
+            .post(&answering.url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| format!("sequential loop: {e}"))?;
+    }
+    let sequential_per_s = rate(sequential, unix_nanos() - loop_start);
     // Warm: connections and scripts.
     drain_rate(api, &ordered, &answering, 20, env.body_bytes, env.timeout).await?;
     let fifo_per_s = drain_rate(
@@ -149,6 +168,7 @@ pub async fn fifo(env: &Env, args: &Args) -> Result<Value, String> {
         "phase": "fifo",
         "events": events,
         "fifo_per_s": fifo_per_s,
+        "sequential_per_s": sequential_per_s,
         "none_per_s": none_per_s,
         "receiver_delay_ms": 1,
         "rate": per_s,
@@ -198,14 +218,15 @@ pub async fn filter(env: &Env, args: &Args) -> Result<Value, String> {
     let api = &env.api;
     let hook = env.receiver.hook_url();
     let plain = json!({"url": hook, "events": [EVENT_TYPE]});
-    let filtered = json!({"url": hook, "events": [EVENT_TYPE], "filter": FILTER});
+    let filtered =
+        |n: usize| json!({"url": hook, "events": [EVENT_TYPE], "filter": filter_text(n)});
 
     // (a) Fan-out, E endpoints with a filter each against E without.
     let wide_plain = api
         .tenant_with(&env.admin_key, vec![plain.clone(); endpoints])
         .await?;
     let wide_filtered = api
-        .tenant_with(&env.admin_key, vec![filtered.clone(); endpoints])
+        .tenant_with(&env.admin_key, (0..endpoints).map(filtered).collect())
         .await?;
     let mut answers_plain = Vec::with_capacity(repeat);
     let mut answers_filtered = Vec::with_capacity(repeat);
@@ -236,7 +257,7 @@ pub async fn filter(env: &Env, args: &Args) -> Result<Value, String> {
 
     // (b) Single-event publishing to one endpoint, with and without.
     let one_plain = api.tenant_with(&env.admin_key, vec![plain]).await?;
-    let one_filtered = api.tenant_with(&env.admin_key, vec![filtered]).await?;
+    let one_filtered = api.tenant_with(&env.admin_key, vec![filtered(0)]).await?;
     let per_round = (events / rounds.max(1) as u64).max(1);
     let mut plain_rates = Vec::new();
     let mut filtered_rates = Vec::new();
@@ -255,7 +276,7 @@ pub async fn filter(env: &Env, args: &Args) -> Result<Value, String> {
     let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len().max(1) as f64;
     Ok(json!({
         "phase": "filter",
-        "filter": FILTER,
+        "filter": filter_text(0).replace(" > 0 ", " > <n> "),
         "endpoints": endpoints,
         "repeat": repeat,
         "fanout_answer_plain": Percentiles::of_nanos(&mut answers_plain),
