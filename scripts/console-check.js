@@ -391,8 +391,10 @@ async function main() {
     await page.locator('.endpoint-head').getByRole('link', { name: 'Edit' }).click();
     await page.getByLabel('Delivery order').selectOption('fifo');
     await page.getByLabel('Filter (CEL)').fill('data.check ==');
+    provoked.push({ method: 'PATCH', pathPart: `/api/v1/webhooks/${goodId}`, status: 422 });
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.locator('.endpoint-form .error', { hasText: 'filter: line 1, column' }).waitFor();
+    provoked.pop(); // later 422s count again
     const filterText = `data.check == "${stamp}"`;
     await page.getByLabel('Filter (CEL)').fill(filterText);
     await page.getByLabel('Retry schedule').fill('0s, 30s, 5m');
