@@ -18,7 +18,6 @@ pub mod input;
 pub mod metrics;
 pub mod paging;
 pub mod publish;
-pub mod replay;
 pub mod routes;
 pub mod spec;
 pub mod startup;

@@ -40,6 +40,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_CLAIM_BATCH", "64", "Deliveries claimed per Redis call."),
     ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
     ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way), and publishes an operational event (`endpoint.disabled`, `message.attempt.exhausted`) still unpublished this long after it was recorded (its worker died first)."),
+    ("HOOKFLEET_REPLAY_RATE", "2000", "Most deliveries of its window one replay looks at per second (workers run replays, a chunk of at most 200 at a time, so a large replay does not flood the queue at once)."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_WAKE_KEEPALIVE", "15s", "A worker pings its wake-up subscription after this long without a message, and replaces it when the ping gets no answer within the same time (a connection a NAT or load balancer dropped silently)."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
@@ -109,6 +110,8 @@ pub struct Config {
     pub worker_max_rate: u32,
     /// Requests per second per API key.
     pub api_rate_limit: u32,
+    /// Log entries one replay looks at per second (`HOOKFLEET_REPLAY_RATE`).
+    pub replay_rate: u32,
     /// Where deliveries may go (SSRF protection).
     pub address_policy: AddressPolicy,
 }
@@ -279,6 +282,12 @@ impl Config {
             api_rate_limit: u32::try_from(positive("HOOKFLEET_API_RATE_LIMIT")?).map_err(|_| {
                 ConfigError {
                     variable: "HOOKFLEET_API_RATE_LIMIT",
+                    reason: "too large".into(),
+                }
+            })?,
+            replay_rate: u32::try_from(positive("HOOKFLEET_REPLAY_RATE")?).map_err(|_| {
+                ConfigError {
+                    variable: "HOOKFLEET_REPLAY_RATE",
                     reason: "too large".into(),
                 }
             })?,

@@ -233,6 +233,12 @@ impl Keys {
         format!("{}:{{p{}}}:fifo_heads", self.prefix, p.0)
     }
 
+    /// Running replays of partition `p`, by when a worker may take one:
+    /// its start, or its holder's lease deadline (ms).
+    pub fn replays(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:replays", self.prefix, p.0)
+    }
+
     pub fn inflight(&self, p: Partition) -> String {
         format!("{}:{{p{}}}:inflight", self.prefix, p.0)
     }
@@ -329,6 +335,7 @@ mod tests {
             keys.queued(p),
             keys.inflight(p),
             keys.fifo_heads(p),
+            keys.replays(p),
             keys.fanout_pending(p),
             keys.notices(p),
             keys.endpoint(p, "ep_1"),
@@ -368,6 +375,7 @@ mod tests {
             RATE_PART,
             STATS_FINE_PART,
             STATS_COARSE_PART,
+            REPLAY_PART,
         ];
         for (name, source) in crate::store::SOURCES {
             // Every `prefix .. '<fragment>'` in a script must be a known fragment.

@@ -47,6 +47,7 @@ fn built() -> Vec<(&'static str, String)> {
         ("notices", k.notices(p)),
         ("inflight", k.inflight(p)),
         ("fifo_heads", k.fifo_heads(p)),
+        ("replays", k.replays(p)),
         ("endpoint", k.endpoint(p, "<eid>")),
         ("events", k.events(p, "<bucket>")),
         ("states", k.states(p, "<bucket>")),

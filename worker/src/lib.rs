@@ -18,6 +18,10 @@
 //!          (wake-ups, operational.rs: the tenant's operational events)
 //! ```
 //!
+//! Beside the claim loop, run.rs starts the worker's background tasks:
+//! queue gauges, fan-out and notice recovery, and replays.rs, which takes
+//! due replays (one at a time per worker) and runs them a chunk at a time.
+//!
 //! Workers share nothing but Redis, so any number can run; a worker that dies
 //! mid-attempt loses only its leases, which the next claim takes back once
 //! they expire.
@@ -33,6 +37,7 @@ pub mod pipeline;
 pub mod record;
 pub mod recorder;
 pub mod registry;
+pub mod replays;
 pub mod run;
 pub mod shutdown;
 pub mod tenant_share;

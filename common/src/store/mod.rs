@@ -15,7 +15,7 @@
 //! | [`record`] | `record.lua` | attempts are logged; deliveries move on |
 //! | [`retry`] | `retry.lua` | a delivery is queued again by hand |
 //! | [`endpoint`] | `update_endpoint.lua`, `delete_endpoint.lua`, `rotate_secret.lua` | an endpoint changes |
-//! | [`replay`] | `replay_lock.lua` | one replay per endpoint at a time |
+//! | [`replay`] | `replay_lock.lua`, `replay_take.lua`, `replay_chunk.lua`, `replay_cancel.lua` | one replay per endpoint at a time; a worker takes a replay, runs it a chunk at a time, or it is cancelled |
 //! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
 //! | [`reads`] | `event_heads.lua`, `backlog.lua`, `fifo_head.lua` | read-only views |
 //! | [`tenants`] | (plain commands) | tenants and their API keys |

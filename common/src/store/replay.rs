@@ -1,6 +1,10 @@
-//! The hold a running replay has on its endpoint (one replay per endpoint
-//! at a time): renewed while it runs and released when it ends, each only
-//! while this replay is still the holder (`replay_lock.lua`).
+//! Replays in Redis: a replay's record (`replay:<rid>`, with its window,
+//! filter, cursor and counts), the partition's set of running replays the
+//! workers take them from (`replays`, `replay_take.lua`), the steps a
+//! worker runs them in (`replay_chunk.lua`: a chunk of deliveries queued and
+//! the cursor moved, atomically), cancelling (`replay_cancel.lua`), and the
+//! hold a running replay has on its endpoint (one at a time per endpoint;
+//! `replay_lock.lua` releases it only for its holder).
 
 use redis::aio::ConnectionLike;
 
@@ -101,7 +105,8 @@ impl ReplayStart<'_> {
     }
 }
 
-/// Writes a new replay's record, kept for `keep_ms`.
+/// Writes a new replay's record, kept for `keep_ms`, and lists it for the
+/// workers (due now) in one transaction.
 pub async fn start(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
@@ -111,62 +116,14 @@ pub async fn start(
 ) -> redis::RedisResult<()> {
     let key = keys.replay(partition, replay.replay_id);
     redis::pipe()
+        .atomic()
         .hset_multiple(&key, &replay.fields())
         .ignore()
         .pexpire(&key, keep_ms as i64)
         .ignore()
+        .zadd(keys.replays(partition), replay.replay_id, replay.now_ms)
+        .ignore()
         .query_async(conn)
-        .await
-}
-
-/// Where a running replay is.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// Deliveries of the window looked at, and queued again.
-    pub scanned: u64,
-    pub queued: u64,
-    /// Now: the replay's heartbeat.
-    pub now_ms: u64,
-    /// The window is done.
-    pub done: bool,
-}
-
-/// Writes a running replay's progress.
-pub async fn progress(
-    conn: &mut impl ConnectionLike,
-    keys: &Keys,
-    partition: Partition,
-    replay_id: &str,
-    progress: Progress,
-) -> redis::RedisResult<()> {
-    let mut fields = vec![
-        ("scanned", progress.scanned.to_string()),
-        ("queued", progress.queued.to_string()),
-        ("heartbeat", progress.now_ms.to_string()),
-    ];
-    if progress.done {
-        fields.push(("status", "completed".into()));
-        fields.push(("finished", progress.now_ms.to_string()));
-    }
-    redis::cmd("HSET")
-        .arg(keys.replay(partition, replay_id))
-        .arg(fields)
-        .exec_async(conn)
-        .await
-}
-
-/// Marks a replay that lost its hold to another one as interrupted.
-pub async fn interrupted(
-    conn: &mut impl ConnectionLike,
-    keys: &Keys,
-    partition: Partition,
-    replay_id: &str,
-) -> redis::RedisResult<()> {
-    redis::cmd("HSET")
-        .arg(keys.replay(partition, replay_id))
-        .arg("status")
-        .arg("interrupted")
-        .exec_async(conn)
         .await
 }
 
@@ -181,4 +138,101 @@ pub async fn load(
         .arg(keys.replay(partition, replay_id))
         .query_async(conn)
         .await
+}
+
+/// Takes a due replay of partition `p` for the caller (`token`) under a
+/// lease of `lease_ms` (`replay_take.lua`); its id, or `None`.
+pub async fn take(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    lease_ms: u64,
+    token: &str,
+) -> redis::RedisResult<Option<String>> {
+    scripts::REPLAY_TAKE
+        .key(keys.replays(partition))
+        .arg(keys.partition_prefix(partition))
+        .arg(lease_ms)
+        .arg(token)
+        .invoke_async(conn)
+        .await
+}
+
+/// One step of a held replay.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRequest<'a> {
+    pub replay_id: &'a str,
+    pub endpoint_id: &'a str,
+    /// The holder's token, as given to [`take`].
+    pub token: &'a str,
+    /// Most log entries to look at.
+    pub chunk: u64,
+    /// The lease, renewed by a step that leaves more to do.
+    pub lease_ms: u64,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// More to do; the totals so far.
+    More { scanned: u64, queued: u64 },
+    /// The replay ended (completed, or cancelled: its endpoint is gone).
+    Ended { scanned: u64, queued: u64 },
+    /// The caller no longer holds it (cancelled, or taken over).
+    Lost,
+}
+
+/// Runs one chunk of a replay (`replay_chunk.lua`): queues the next
+/// deliveries of its window and moves its cursor, atomically.
+pub async fn step(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    request: StepRequest<'_>,
+) -> redis::RedisResult<Step> {
+    let (p, endpoint) = (partition, request.endpoint_id);
+    let reply: (i64, u64, u64) = scripts::REPLAY_CHUNK
+        .key(keys.replay(p, request.replay_id))
+        .key(keys.replays(p))
+        .key(keys.endpoint(p, endpoint))
+        .key(keys.endpoint_deliveries(p, endpoint))
+        .key(keys.endpoint_due(p, endpoint))
+        .key(keys.ready(p))
+        .key(keys.inflight(p))
+        .key(keys.queued(p))
+        .key(keys.replay_running(p, endpoint))
+        .arg(keys.partition_prefix(p))
+        .arg(request.replay_id)
+        .arg(request.token)
+        .arg(request.chunk)
+        .arg(request.lease_ms)
+        .arg(keys.wake_channel())
+        .arg(p.0)
+        .arg(endpoint)
+        .invoke_async(conn)
+        .await?;
+    Ok(match reply {
+        (1, scanned, queued) => Step::Ended { scanned, queued },
+        (0, scanned, queued) => Step::More { scanned, queued },
+        _ => Step::Lost,
+    })
+}
+
+/// Cancels a running replay (`replay_cancel.lua`); false when it had
+/// already ended.
+pub async fn cancel(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    partition: Partition,
+    replay_id: &str,
+    endpoint_id: &str,
+) -> redis::RedisResult<bool> {
+    let cancelled: i64 = scripts::REPLAY_CANCEL
+        .key(keys.replay(partition, replay_id))
+        .key(keys.replays(partition))
+        .key(keys.replay_running(partition, endpoint_id))
+        .arg(replay_id)
+        .invoke_async(conn)
+        .await?;
+    Ok(cancelled == 1)
 }

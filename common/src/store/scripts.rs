@@ -91,6 +91,9 @@ script!(BACKLOG, "backlog.lua");
 script!(FIFO_HEAD, "fifo_head.lua", "state.lua");
 script!(ROTATE_SECRET, "rotate_secret.lua");
 script!(REPLAY_LOCK, "replay_lock.lua");
+script!(REPLAY_TAKE, "replay_take.lua");
+script!(REPLAY_CHUNK, "replay_chunk.lua", "state.lua");
+script!(REPLAY_CANCEL, "replay_cancel.lua");
 script!(CAPPED_ADD, "capped_add.lua");
 script!(TEST_SEND_SLOT, "test_send_slot.lua");
 
@@ -117,6 +120,12 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
         include_str!("scripts/rotate_secret.lua"),
     ),
     ("replay_lock.lua", include_str!("scripts/replay_lock.lua")),
+    ("replay_take.lua", include_str!("scripts/replay_take.lua")),
+    ("replay_chunk.lua", include_str!("scripts/replay_chunk.lua")),
+    (
+        "replay_cancel.lua",
+        include_str!("scripts/replay_cancel.lua"),
+    ),
     ("capped_add.lua", include_str!("scripts/capped_add.lua")),
     (
         "test_send_slot.lua",

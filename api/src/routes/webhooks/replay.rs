@@ -1,15 +1,15 @@
-//! `POST /api/v1/webhooks/{id}/replay` and
-//! `GET /api/v1/webhooks/{id}/replay/{replay_id}`: start a replay of a
-//! window of an endpoint's deliveries, and read its progress. Starting one
-//! checks the window, takes the endpoint's one-replay hold, writes the
-//! replay's record and hands the work to a [`ReplayJob`] in the
-//! background.
+//! `POST /api/v1/webhooks/{id}/replay`,
+//! `GET /api/v1/webhooks/{id}/replay/{replay_id}` and `DELETE` of the
+//! same: start a replay of a window of an endpoint's deliveries, read its
+//! progress, cancel it. Starting one checks the window, takes the
+//! endpoint's one-replay hold and writes the replay's record, listed for
+//! the workers, which run it (`worker/src/replays.rs`): a replay outlives
+//! the API process that accepted it.
 
 use std::collections::HashMap;
 
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::store::replay::{self, HoldAction, ReplayStart};
-use hookfleet_common::store::retry::Retryable;
 use hookfleet_common::time_util::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -20,11 +20,11 @@ use super::load_endpoint;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::replay::{ReplayJob, REPLAY_STALE_MS};
 use crate::routes::ApiTags;
 use crate::state::AppState;
 
-/// The longest window one replay may cover.
+/// The longest window one replay may cover; also how long a replay's
+/// record is kept, and the longest its endpoint's hold may last.
 pub const MAX_REPLAY_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 /// The replay routes.
@@ -60,10 +60,12 @@ pub struct Replay {
     pub id: String,
     /// The webhook (endpoint) it replays to (`ep_…`).
     pub webhook_id: String,
-    /// `running`, `completed`, or `interrupted` (the API process running it
-    /// stopped; start it again: deliveries already queued are not doubled
-    /// in a harmful way, they are simply attempted again).
-    #[oai(validator(pattern = "^(running|completed|interrupted)$"))]
+    /// `running` (waiting for a worker, or being run: a worker that dies
+    /// hands it on to another once its lease expires), `completed`, or
+    /// `cancelled` (by `DELETE`, or its webhook was deleted).
+    /// (`interrupted` is only found on replays of versions that ran them
+    /// in the API process.)
+    #[oai(validator(pattern = "^(running|completed|cancelled|interrupted)$"))]
     pub status: String,
     /// The window's start (RFC 3339).
     pub since: String,
@@ -78,9 +80,16 @@ pub struct Replay {
     pub queued: u64,
     /// When it started (RFC 3339).
     pub started_at: String,
-    /// When it ended (RFC 3339).
+    /// When it ended or was cancelled (RFC 3339).
     #[oai(skip_serializing_if_is_none)]
     pub finished_at: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum ReplayCancelled {
+    /// Cancelled: it queues nothing more (what it queued stays queued).
+    #[oai(status = 200)]
+    Cancelled(Json<Replay>),
 }
 
 #[derive(ApiResponse)]
@@ -92,15 +101,10 @@ pub enum ReplayStarted {
 }
 
 impl Replay {
-    fn from_hash(map: &HashMap<String, String>, now: u64) -> Option<Self> {
+    fn from_hash(map: &HashMap<String, String>) -> Option<Self> {
         let get = |name: &str| map.get(name).cloned().unwrap_or_default();
         let time = |name: &str| get(name).parse::<u64>().ok();
-        let mut status = get("status");
-        if status == "running"
-            && time("heartbeat").is_some_and(|h| now.saturating_sub(h) > REPLAY_STALE_MS)
-        {
-            status = "interrupted".into();
-        }
+        let status = get("status");
         Some(Self {
             id: map.get("id")?.clone(),
             webhook_id: get("endpoint"),
@@ -125,8 +129,11 @@ impl ReplayApi {
     /// "failed"`, the default) or failed and delivered ones (`"all"`). Each
     /// gets one more attempt with its original `webhook-id`. Answers at once
     /// with the replay's id; follow its progress with
-    /// `GET /api/v1/webhooks/{id}/replay/{replay_id}`. One replay per
-    /// webhook runs at a time: 409 while another is running.
+    /// `GET /api/v1/webhooks/{id}/replay/{replay_id}`, cancel it with
+    /// `DELETE` there. The workers run it, at most `HOOKFLEET_REPLAY_RATE`
+    /// deliveries a second, each delivery queued once even if the worker
+    /// running it dies (another goes on from where it stopped). One replay
+    /// per webhook runs at a time: 409 while another is running.
     #[oai(
         path = "/webhooks/:id/replay",
         method = "post",
@@ -164,11 +171,11 @@ impl ReplayApi {
             });
         }
         let filter = body.filter.unwrap_or_else(|| "failed".into());
-        let allowed: &'static [Retryable] = match filter.as_str() {
-            "failed" => &[Retryable::Failed],
-            "all" => &[Retryable::Failed, Retryable::Delivered],
-            _ => return Err(ApiError::invalid("filter", "must be `failed` or `all`")),
-        };
+        // (replay_chunk.lua reads it: `failed`, or `all` for failed and
+        // delivered ones.)
+        if filter != "failed" && filter != "all" {
+            return Err(ApiError::invalid("filter", "must be `failed` or `all`"));
+        }
         let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
         if !record.active {
             return Err(ApiError::conflict(
@@ -180,13 +187,15 @@ impl ReplayApi {
         // refreshed as it goes (it expires with a replay's heartbeat if the
         // API process running it dies).
         let mut conn = self.state.conn().await?;
+        // (Held until the replay ends or is cancelled; the expiry only
+        // bounds a hold whose replay record is gone.)
         let holder = replay::acquire(
             &mut conn,
             &self.state.store.keys,
             p,
             &record.id,
             &replay_id,
-            REPLAY_STALE_MS,
+            MAX_REPLAY_WINDOW_MS,
         )
         .await?;
         if let Some(other) = holder {
@@ -220,22 +229,12 @@ impl ReplayApi {
             return Err(err.into());
         }
         drop(conn);
-        ReplayJob {
-            state: self.state.clone(),
-            tenant_id: tenant.tenant_id.clone(),
-            p,
-            endpoint_id: record.id.clone(),
-            replay_id: replay_id.clone(),
-            since,
-            until,
-            allowed,
-        }
-        .spawn();
+        tracing::info!(%replay_id, endpoint_id = %record.id, "replay queued for the workers");
         let map: HashMap<String, String> = fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let replay = Replay::from_hash(&map, now).ok_or_else(ApiError::unavailable)?;
+        let replay = Replay::from_hash(&map).ok_or_else(ApiError::unavailable)?;
         Ok(ReplayStarted::Accepted(Json(replay)))
     }
 
@@ -267,7 +266,49 @@ impl ReplayApi {
             return Err(ApiError::not_found("replay"));
         }
         Ok(Json(
-            Replay::from_hash(&map, now_ms()).ok_or_else(|| ApiError::not_found("replay"))?,
+            Replay::from_hash(&map).ok_or_else(|| ApiError::not_found("replay"))?,
         ))
+    }
+
+    /// Cancel a replay
+    ///
+    /// Stops a running replay: it queues nothing more; the deliveries it
+    /// has queued so far stay queued. The webhook may have another replay
+    /// at once. 409 when the replay has already ended.
+    #[oai(
+        path = "/webhooks/:id/replay/:replay_id",
+        method = "delete",
+        operation_id = "cancel_replay"
+    )]
+    async fn cancel_replay(
+        &self,
+        auth: ApiKeyAuth,
+        /// The endpoint's id (`ep_…`).
+        id: Path<String>,
+        /// The replay's id (`rpl_…`).
+        replay_id: Path<String>,
+    ) -> Result<ReplayCancelled, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        let (p, record) = load_endpoint(&self.state, &tenant, &id.0).await?;
+        if !ids::is_valid(IdKind::Replay, &replay_id.0) {
+            return Err(ApiError::not_found("replay"));
+        }
+        let keys = &self.state.store.keys;
+        let mut conn = self.state.conn().await?;
+        let map = replay::load(&mut conn, keys, p, &replay_id.0).await?;
+        if map.get("endpoint") != Some(&record.id) {
+            return Err(ApiError::not_found("replay"));
+        }
+        if !replay::cancel(&mut conn, keys, p, &replay_id.0, &record.id).await? {
+            let status = map.get("status").cloned().unwrap_or_default();
+            return Err(ApiError::conflict(format!(
+                "the replay has already ended ({status})"
+            )));
+        }
+        tracing::info!(replay_id = %replay_id.0, endpoint_id = %record.id, "replay cancelled");
+        let map = replay::load(&mut conn, keys, p, &replay_id.0).await?;
+        Ok(ReplayCancelled::Cancelled(Json(
+            Replay::from_hash(&map).ok_or_else(|| ApiError::not_found("replay"))?,
+        )))
     }
 }

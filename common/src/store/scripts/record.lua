@@ -215,6 +215,10 @@ for i = first, #ARGV, STRIDE do
         if d.ids ~= '' then ids = d.ids .. ',' .. entry end
         attempts = d.attempts + 1
         max = d.max
+      elseif test then
+        -- A test send has one attempt; its state says so (replays leave
+        -- test sends alone by it, see replay_chunk.lua).
+        max = '1'
       end
       leave_inflight[#leave_inflight + 1] = delivery_id
       e.released = e.released + 1

@@ -767,7 +767,7 @@ async fn a_tenant_wide_page_over_many_endpoints_skips_nothing() {
 /// webhook can be replayed again once the first has ended.
 #[tokio::test]
 async fn a_webhook_runs_one_replay_at_a_time() {
-    let app = TestApp::builder().spawn().await;
+    let mut app = TestApp::builder().spawn().await;
     let TenantWithEndpoint {
         key,
         endpoint_id: id,
@@ -831,6 +831,8 @@ async fn a_webhook_runs_one_replay_at_a_time() {
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
+    // Workers run replays.
+    app.start_worker();
     for _ in 0..2 {
         let (status, replay) = app.post(&path, &key, body.clone()).await;
         assert_eq!(status, 202, "{replay}");
