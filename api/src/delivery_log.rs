@@ -27,10 +27,54 @@ use crate::state::AppState;
 /// Candidates examined at most per page when filters are given.
 pub const SCAN_LIMIT: usize = 1000;
 
+/// Which last answers the `response` parameter keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFilter {
+    /// This status code exactly.
+    Code(u16),
+    /// Any code of this class: 2 for `2xx`, … 5 for `5xx`.
+    Class(u16),
+    Timeout,
+    ConnectError,
+}
+
+impl ResponseFilter {
+    /// `404`, `4xx` (1xx to 5xx), `timeout` or `connect_error`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "timeout" => return Some(Self::Timeout),
+            "connect_error" => return Some(Self::ConnectError),
+            _ => {}
+        }
+        let bytes = text.as_bytes();
+        if bytes.len() != 3 || !(b'1'..=b'5').contains(&bytes[0]) {
+            return None;
+        }
+        if &text[1..] == "xx" {
+            return Some(Self::Class(u16::from(bytes[0] - b'0')));
+        }
+        text.parse().ok().map(Self::Code)
+    }
+
+    fn accepts(self, delivery: &DeliverySummary) -> bool {
+        match self {
+            Self::Code(code) => delivery.last_status_code == Some(code),
+            Self::Class(class) => delivery.last_status_code.is_some_and(|c| c / 100 == class),
+            Self::Timeout => delivery.last_error.as_deref() == Some("timeout"),
+            Self::ConnectError => delivery.last_error.as_deref() == Some("connect_error"),
+        }
+    }
+}
+
+/// The form of the `response` parameter, as the spec states it.
+pub const RESPONSE_PATTERN: &str = r"^([1-5][0-9][0-9]|[1-5]xx|timeout|connect_error)$";
+
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub status: Option<DeliveryStatus>,
+    /// The last attempt's answer: a code, a class, or why there was none.
+    pub response: Option<ResponseFilter>,
     pub event_type: Option<String>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
@@ -79,6 +123,7 @@ impl Filter {
         }
         Ok(Self {
             status,
+            response: None,
             event_type: event_type.map(str::to_string),
             since_ms,
             until_ms,
@@ -86,11 +131,12 @@ impl Filter {
     }
 
     fn is_selective(&self) -> bool {
-        self.status.is_some() || self.event_type.is_some()
+        self.status.is_some() || self.event_type.is_some() || self.response.is_some()
     }
 
     fn accepts(&self, delivery: &DeliverySummary) -> bool {
         self.status.is_none_or(|s| delivery.status == s.as_str())
+            && self.response.is_none_or(|r| r.accepts(delivery))
             && self
                 .event_type
                 .as_ref()
@@ -144,6 +190,7 @@ pub struct Page {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogParams<'a> {
     pub status: Option<&'a str>,
+    pub response: Option<&'a str>,
     pub event_type: Option<&'a str>,
     pub since: Option<&'a str>,
     pub until: Option<&'a str>,
@@ -170,7 +217,19 @@ impl LogQuery {
     /// Parses the parameters, naming the bad one (the filter's first, then
     /// the cursor). The page size is clamped to 1..=[`MAX_LIMIT`].
     pub fn parse(params: LogParams<'_>) -> Result<Self, ApiError> {
-        let filter = Filter::parse(params.status, params.event_type, params.since, params.until)?;
+        let mut filter =
+            Filter::parse(params.status, params.event_type, params.since, params.until)?;
+        filter.response = params
+            .response
+            .map(|text| {
+                ResponseFilter::parse(text).ok_or_else(|| {
+                    ApiError::bad_param(
+                        "response",
+                        "must be a status code (404), a class (1xx to 5xx), timeout or connect_error",
+                    )
+                })
+            })
+            .transpose()?;
         let cursor = params.cursor.map(Cursor::decode).transpose()?;
         let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
         Ok(Self {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use hookfleet_common::delivery_state::{self, Found, StoredState};
+use hookfleet_common::delivery_state::{self, Found, NoAnswer, StoredState};
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::store::reads::{self, DeliveryKey};
 use hookfleet_common::stored_event;
@@ -157,6 +157,13 @@ pub async fn load(
                 created_at: rfc3339_ms(created_ms),
                 last_attempt_at: derived.last_at.map(rfc3339_ms),
                 last_status_code: derived.last_code,
+                last_error: derived.no_answer.map(|reason| {
+                    match reason {
+                        NoAnswer::Timeout => "timeout",
+                        NoAnswer::ConnectError => "connect_error",
+                    }
+                    .to_string()
+                }),
                 next_attempt_at: derived.next_at.map(rfc3339_ms),
                 test: head.test,
             },

@@ -300,6 +300,10 @@ pub fn parameter_rule(name: &str) -> Option<&'static str> {
             "must be an event type name: 1 to 128 letters, digits, `_` or `-`, in parts separated by dots"
         }
         "since" | "until" => "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
+        "response" => {
+            "must be a status code (404), a class (1xx to 5xx), timeout or connect_error"
+        }
+        "outcome" => "must be `failed` (events with a delivery that ended failed)",
         "window" => "must be 1h, 24h or 7d",
         "series" => "must be true or false",
         "tenant_id" => "must be a tenant id (`ten_…`)",

@@ -21,7 +21,7 @@ use crate::routes::deliveries::{
     Attempt, DeliveryDetail, DeliveryPage, DeliverySummary, RetryQueued,
 };
 use crate::routes::event_types::{CreateEventType, EventType};
-use crate::routes::events::{EventDetail, Published};
+use crate::routes::events::{EventDetail, EventPage, EventSummary, Published};
 use crate::routes::health::Health;
 use crate::routes::me::{CredentialKind, Me};
 use crate::routes::portal::{
@@ -343,6 +343,25 @@ impl Example for Replay {
     }
 }
 
+impl Example for EventSummary {
+    fn example() -> Self {
+        Self {
+            id: EVENT_ID.into(),
+            event_type: "user.created".into(),
+            created_at: CREATED.into(),
+        }
+    }
+}
+
+impl Example for EventPage {
+    fn example() -> Self {
+        Self {
+            data: vec![EventSummary::example()],
+            next: Some(EVENT_ID.into()),
+        }
+    }
+}
+
 impl Example for DeliverySummary {
     fn example() -> Self {
         Self {
@@ -355,6 +374,7 @@ impl Example for DeliverySummary {
             created_at: CREATED.into(),
             last_attempt_at: Some(ATTEMPTED.into()),
             last_status_code: Some(204),
+            last_error: None,
             next_attempt_at: None,
             test: false,
         }

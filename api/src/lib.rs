@@ -11,6 +11,7 @@ pub mod delivery_log;
 pub mod delivery_view;
 pub mod error;
 pub mod event_data;
+pub mod event_list;
 pub mod exact_json;
 pub mod examples;
 pub mod framing;

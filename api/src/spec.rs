@@ -101,6 +101,7 @@ const TIME_FIELDS: &[(&str, &str)] = &[
     ("ApiKeyInfo", "created_at"),
     ("Attempt", "at"),
     ("HeadOfLine", "queued_at"),
+    ("EventSummary", "created_at"),
     ("HeadOfLine", "next_attempt_at"),
     ("Attempt", "next_attempt_at"),
     ("CreatedApiKey", "created_at"),
@@ -134,6 +135,8 @@ const TIME_PARAMS: &[(&str, &str)] = &[
     ("list_deliveries", "until"),
     ("list_webhook_deliveries", "since"),
     ("list_webhook_deliveries", "until"),
+    ("list_events", "since"),
+    ("list_events", "until"),
 ];
 
 /// The finished document, and Swagger UI showing it.

@@ -22,6 +22,33 @@
 
 use crate::model::DeliveryStatus;
 
+/// Why the last attempt got no status code (`record.lua` stores `t` or
+/// `e` in the code's place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// No answer within the attempt's timeout.
+    Timeout,
+    /// No answer for another reason: the connection failed or was refused.
+    ConnectError,
+}
+
+impl NoAnswer {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "t" => Some(NoAnswer::Timeout),
+            "e" => Some(NoAnswer::ConnectError),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            NoAnswer::Timeout => "t",
+            NoAnswer::ConnectError => "e",
+        }
+    }
+}
+
 /// What `states:<bucket>` holds for one delivery.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredState {
@@ -30,6 +57,8 @@ pub struct StoredState {
     pub attempts: u32,
     pub last_at: Option<u64>,
     pub last_code: Option<u16>,
+    /// Why the last attempt had no status code, when it had none.
+    pub no_answer: Option<NoAnswer>,
     /// When the next attempt is due (ms), while one is.
     pub next: Option<u64>,
     /// A manual retry allows this many attempts in all (one more).
@@ -48,7 +77,9 @@ impl StoredState {
         let status = next()?.to_string();
         let attempts = next()?.parse().unwrap_or(0);
         let last_at = next()?.parse().ok();
-        let last_code = next()?.parse().ok();
+        let code_text = next()?;
+        let last_code = code_text.parse().ok();
+        let no_answer = NoAnswer::parse(code_text);
         let next_at = next()?.parse().ok();
         let max_attempts = next()?.parse().ok();
         let recorded = next()?.to_string();
@@ -62,6 +93,7 @@ impl StoredState {
             attempts,
             last_at,
             last_code,
+            no_answer,
             next: next_at,
             max_attempts,
             recorded,
@@ -77,7 +109,11 @@ impl StoredState {
             self.status,
             self.attempts,
             opt(self.last_at),
-            opt(self.last_code.map(u64::from)),
+            match (self.last_code, self.no_answer) {
+                (Some(code), _) => code.to_string(),
+                (None, Some(no_answer)) => no_answer.code().to_string(),
+                (None, None) => String::new(),
+            },
             opt(self.next),
             opt(self.max_attempts.map(u64::from)),
             self.recorded,
@@ -113,6 +149,7 @@ pub struct Derived {
     pub attempts: u32,
     pub last_at: Option<u64>,
     pub last_code: Option<u16>,
+    pub no_answer: Option<NoAnswer>,
     /// When the next attempt is due, while pending or scheduled.
     pub next_at: Option<u64>,
 }
@@ -147,6 +184,7 @@ pub fn derive(found: &Found) -> Derived {
         attempts: stored.attempts,
         last_at: stored.last_at,
         last_code: stored.last_code,
+        no_answer: stored.no_answer,
         next_at,
     }
 }
@@ -161,6 +199,7 @@ mod tests {
             attempts: 2,
             last_at: Some(1_000),
             last_code: Some(500),
+            no_answer: None,
             next: Some(9_000),
             max_attempts: None,
             recorded: "123:0".into(),
@@ -173,6 +212,12 @@ mod tests {
         let state = stored("scheduled");
         assert_eq!(state.encode(), "scheduled|2|1000|500|9000||123:0|1-0,2-0");
         assert_eq!(StoredState::parse(&state.encode()), Some(state));
+        for (code, no_answer) in [("t", NoAnswer::Timeout), ("e", NoAnswer::ConnectError)] {
+            let text = format!("scheduled|1|1000|{code}|9000||123:0|1-0");
+            let state = StoredState::parse(&text).unwrap();
+            assert_eq!((state.last_code, state.no_answer), (None, Some(no_answer)));
+            assert_eq!(state.encode(), text);
+        }
         let bare = StoredState::parse("pending|0||||||").unwrap();
         assert_eq!(bare.attempts, 0);
         assert!(bare.attempt_ids.is_empty() && bare.next.is_none());

@@ -80,6 +80,18 @@ pub fn new_id(kind: IdKind, partition: Partition, now_ms: u64) -> String {
     id
 }
 
+/// The start shared by every id of `kind` created in millisecond `ms`:
+/// `<kind>_` and the 10 characters of time. Ids sort by it, so
+/// `time_prefix(kind, t)` is a lexicographic bound for "created at `t` or
+/// later" (and, as an exclusive bound, "before `t`").
+pub fn time_prefix(kind: IdKind, ms: u64) -> String {
+    let mut prefix = String::with_capacity(kind.prefix().len() + 11);
+    prefix.push_str(kind.prefix());
+    prefix.push('_');
+    push_base32(&mut prefix, ms, 10);
+    prefix
+}
+
 /// Length of a delivery id's body: the event id's body, then the endpoint
 /// id's body.
 const DELIVERY_BODY_LEN: usize = 2 * BODY_LEN;

@@ -81,6 +81,12 @@ pub const STATS_FINE_PART: &str = "ep_b5:";
 pub const STATS_COARSE_PART: &str = "ep_bh:";
 /// Key fragment: an endpoint's replay jobs.
 pub const REPLAY_PART: &str = "replay:";
+/// Key fragment after the partition prefix: a tenant's events homed in the
+/// partition (`tevents:<tid>`).
+pub const TENANT_EVENTS_PART: &str = "tevents:";
+/// Key fragment after the partition prefix: a tenant's events with a
+/// delivery that ended failed in the partition (`tfailed:<tid>`).
+pub const TENANT_FAILED_PART: &str = "tfailed:";
 /// Key fragment: the id of an endpoint's running replay.
 pub const REPLAY_RUNNING_PART: &str = "replay_running:";
 
@@ -233,6 +239,18 @@ impl Keys {
         format!("{}:{{p{}}}:fifo_heads", self.prefix, p.0)
     }
 
+    /// The tenant's events homed in partition `p` (test sends aside), by
+    /// id: all scored 0, so the set orders them by id, which is by time.
+    pub fn tenant_events(&self, p: Partition, tenant_id: &str) -> String {
+        self.in_partition(p, TENANT_EVENTS_PART, tenant_id)
+    }
+
+    /// The tenant's events with a delivery to an endpoint of partition `p`
+    /// that ended failed, by id (scored 0, as [`Keys::tenant_events`]).
+    pub fn tenant_failed(&self, p: Partition, tenant_id: &str) -> String {
+        self.in_partition(p, TENANT_FAILED_PART, tenant_id)
+    }
+
     /// Running replays of partition `p`, by when a worker may take one:
     /// its start, or its holder's lease deadline (ms).
     pub fn replays(&self, p: Partition) -> String {
@@ -336,6 +354,8 @@ mod tests {
             keys.inflight(p),
             keys.fifo_heads(p),
             keys.replays(p),
+            keys.tenant_events(p, "ten_1"),
+            keys.tenant_failed(p, "ten_1"),
             keys.fanout_pending(p),
             keys.notices(p),
             keys.endpoint(p, "ep_1"),
@@ -376,6 +396,8 @@ mod tests {
             STATS_FINE_PART,
             STATS_COARSE_PART,
             REPLAY_PART,
+            TENANT_EVENTS_PART,
+            TENANT_FAILED_PART,
         ];
         for (name, source) in crate::store::SOURCES {
             // Every `prefix .. '<fragment>'` in a script must be a known fragment.

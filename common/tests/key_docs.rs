@@ -48,6 +48,8 @@ fn built() -> Vec<(&'static str, String)> {
         ("inflight", k.inflight(p)),
         ("fifo_heads", k.fifo_heads(p)),
         ("replays", k.replays(p)),
+        ("tenant_events", k.tenant_events(p, "<tid>")),
+        ("tenant_failed", k.tenant_failed(p, "<tid>")),
         ("endpoint", k.endpoint(p, "<eid>")),
         ("events", k.events(p, "<bucket>")),
         ("states", k.states(p, "<bucket>")),

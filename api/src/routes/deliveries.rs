@@ -57,6 +57,14 @@ pub struct DeliverySummary {
     /// HTTP status of the last attempt (absent if none, or no response).
     #[oai(skip_serializing_if_is_none)]
     pub last_status_code: Option<u16>,
+    /// Why the last attempt got no status code: `timeout` (no answer within
+    /// its timeout) or `connect_error` (the connection failed or was
+    /// refused). Absent otherwise.
+    #[oai(
+        validator(pattern = "^(timeout|connect_error)$"),
+        skip_serializing_if_is_none
+    )]
+    pub last_error: Option<String>,
     /// When the next attempt is due (RFC 3339), while pending or scheduled.
     #[oai(skip_serializing_if_is_none)]
     pub next_attempt_at: Option<String>,
@@ -240,6 +248,15 @@ impl DeliveriesApi {
             pattern = r"^(pending|in_flight|scheduled|held|delivered|failed|cancelled)$"
         ))]
         status: Query<Option<String>>,
+        /// Only deliveries whose last attempt got this answer: a status
+        /// code (`503`), a class (`4xx`; `1xx` to `5xx`), `timeout` or
+        /// `connect_error` (no answer).
+        #[oai(validator(
+            min_length = 3,
+            max_length = 13,
+            pattern = r"^([1-5][0-9][0-9]|[1-5]xx|timeout|connect_error)$"
+        ))]
+        response: Query<Option<String>>,
         /// Only deliveries of this event type.
         #[oai(validator(
             min_length = 1,
@@ -265,6 +282,7 @@ impl DeliveriesApi {
         let tenant = self.state.tenant(&auth).await?;
         let query = LogQuery::parse(LogParams {
             status: status.0.as_deref(),
+            response: response.0.as_deref(),
             event_type: event_type.0.as_deref(),
             since: since.0.as_deref(),
             until: until.0.as_deref(),

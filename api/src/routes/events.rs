@@ -10,7 +10,7 @@ use hookfleet_common::event_data::EventData;
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::store::endpoint as store_endpoint;
 use hookfleet_common::time_util::rfc3339_ms;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use crate::body::JsonBody;
 use crate::delivery_view::{self, DeliveryRef};
 use crate::error::{ApiError, ErrorBody};
 use crate::event_data::RawData;
+use crate::event_list::{self, EventQuery, ListParams};
 use crate::exact_json::{via_to_json, ExactJson};
 use crate::input;
 use crate::publish::{self, Target};
@@ -92,6 +93,32 @@ pub struct EventDetail {
     /// Its deliveries, one per endpoint.
     #[serde(serialize_with = "via_to_json")]
     pub deliveries: Vec<DeliverySummary>,
+}
+
+/// One event of a listing.
+#[derive(Object)]
+#[oai(example)]
+pub struct EventSummary {
+    /// The event's id (`evt_…`).
+    pub id: String,
+    /// Its type.
+    pub event_type: String,
+    /// When it was published (RFC 3339).
+    pub created_at: String,
+}
+
+/// A page of events, newest first.
+#[derive(Object)]
+#[oai(example)]
+pub struct EventPage {
+    /// The events of this page. With `event_type` it may hold fewer than
+    /// `limit` (or none) while `next` is present: a page examines at most
+    /// 1,000 events.
+    pub data: Vec<EventSummary>,
+    /// Pass as `cursor` (with the same filters) for the next page; absent
+    /// at the end.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<String>,
 }
 
 /// Most events in one batch.
@@ -431,6 +458,78 @@ impl EventsApi {
         } else {
             BatchPublishResponse::Partial(answer)
         })
+    }
+
+    /// List events
+    ///
+    /// The tenant's events (test sends aside), newest first, a page at a
+    /// time (`limit`, default 50; pass `next` back as `cursor`). Filters:
+    /// `event_type`, a time window (`since`, `until`), and `outcome=failed`
+    /// for events with a delivery that ended failed (even if retried
+    /// since). Events expire with the retention period. A page examines at
+    /// most 1,000 events, so a selective filter may return a short page
+    /// with a `next`.
+    #[oai(path = "/events", method = "get", operation_id = "list_events")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        /// Only events of this type.
+        #[oai(validator(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+        ))]
+        event_type: Query<Option<String>>,
+        /// Only events published at or after this time (RFC 3339).
+        since: Query<Option<String>>,
+        /// Only events published at or before this time (RFC 3339).
+        until: Query<Option<String>>,
+        /// `failed`: only events with a delivery that ended failed.
+        #[oai(validator(min_length = 6, max_length = 6, pattern = r"^failed$"))]
+        outcome: Query<Option<String>>,
+        /// Page size, 1 to 250 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "250")))]
+        limit: Query<Option<u32>>,
+        /// The `next` of the previous page (`evt_…`).
+        #[oai(validator(
+            min_length = 28,
+            max_length = 28,
+            pattern = r"^evt_[0-9a-hjkmnp-tv-z]{24}$"
+        ))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<EventPage>, ApiError> {
+        let tenant = self.state.tenant(&auth).await?;
+        if tenant
+            .portal
+            .as_ref()
+            .is_some_and(|link| link.endpoint_ids.is_some())
+        {
+            return Err(ApiError::forbidden(
+                "this portal link is limited to some webhooks; it cannot list all events",
+            ));
+        }
+        let query = EventQuery::parse(ListParams {
+            event_type: event_type.0.as_deref(),
+            since: since.0.as_deref(),
+            until: until.0.as_deref(),
+            outcome: outcome.0.as_deref(),
+            limit: limit.0,
+            cursor: cursor.0.as_deref(),
+        })?;
+        let page = query.page(&self.state, &tenant.tenant_id).await?;
+        Ok(Json(EventPage {
+            data: page
+                .data
+                .iter()
+                .map(|listed| EventSummary {
+                    id: listed.id.clone(),
+                    event_type: listed.event_type.clone(),
+                    created_at: event_list::created_at(listed),
+                })
+                .collect(),
+            next: page.next,
+        }))
     }
 
     /// Get an event

@@ -209,9 +209,14 @@ pub(super) fn invocation(state: &Store, tenant_id: &str, group: &[&Prepared]) ->
                 .unwrap_or(&[]),
         })
         .collect();
+    let retention = state.config.retention.as_millis() as u64;
     let settings = PublishSettings {
         initial_delay_ms: state.config.initial_delay_ms(),
         idempotency_ttl_ms: state.config.idempotency_ttl.as_millis() as u64,
+        retained_from: crate::ids::time_prefix(
+            crate::ids::IdKind::Event,
+            crate::time_util::now_ms().saturating_sub(retention),
+        ),
     };
     PublishCall::new(&state.keys, settings, tenant_id, home, &events)
 }

@@ -36,11 +36,14 @@ pub struct EventToStore<'a> {
 pub type PublishReply = (i64, String, u64, String);
 
 /// Settings the API's processes must agree on when storing.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PublishSettings {
     /// The retry schedule's first entry: when a first attempt is due.
     pub initial_delay_ms: u64,
     pub idempotency_ttl_ms: u64,
+    /// The id prefix of the oldest event still within retention
+    /// (`ids::time_prefix` of now minus retention).
+    pub retained_from: String,
 }
 
 /// One `publish.lua` call: events of one tenant sharing a home partition.
@@ -74,7 +77,8 @@ impl PublishCall {
             .arg(tenant_id)
             .arg(home.0)
             .arg(keys.wake_channel())
-            .arg(events.len());
+            .arg(events.len())
+            .arg(&settings.retained_from);
         for event in events {
             invocation
                 .arg(if event.idempotency_key.is_some() {

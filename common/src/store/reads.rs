@@ -26,6 +26,84 @@ pub fn add_event_heads(pipe: &mut redis::Pipeline, keys: &Keys, groups: &[(Parti
     }
 }
 
+/// A tenant's event index, for a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventIndex {
+    /// Every event (`tevents:<tid>` of each home partition).
+    All,
+    /// Events with a delivery that ended failed (`tfailed:<tid>` of each
+    /// endpoint partition).
+    Failed,
+}
+
+/// Up to `count` ids of the tenant's event index in each partition, newest
+/// first, between the lexicographic bounds `upper` and `lower` (as
+/// `ZREVRANGEBYLEX` takes them: `(evt_…`, `[evt_…`, `+`, `-`), in one
+/// round trip; one list per partition, in the order given.
+#[allow(clippy::too_many_arguments)]
+pub async fn event_index_pages(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    partitions: &[Partition],
+    tenant_id: &str,
+    index: EventIndex,
+    (upper, lower): (&str, &str),
+    count: usize,
+) -> redis::RedisResult<Vec<Vec<String>>> {
+    let mut pipe = redis::pipe();
+    for &p in partitions {
+        let key = match index {
+            EventIndex::All => keys.tenant_events(p, tenant_id),
+            EventIndex::Failed => keys.tenant_failed(p, tenant_id),
+        };
+        pipe.cmd("ZREVRANGEBYLEX")
+            .arg(key)
+            .arg(upper)
+            .arg(lower)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(count);
+    }
+    pipe.query_async(conn).await
+}
+
+/// The heads of some events' records (`<flag><tenant id>\n<event type>`,
+/// see `stored_event.rs`), `None` for an event that is gone, in the order
+/// given, in one round trip (`event_heads.lua` per home partition).
+pub async fn event_heads(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    event_ids: &[&str],
+) -> redis::RedisResult<Vec<Option<String>>> {
+    let mut groups: Vec<(Partition, Vec<&str>)> = Vec::new();
+    let mut at: Vec<(usize, usize)> = Vec::with_capacity(event_ids.len());
+    for &id in event_ids {
+        let Some(home) = ids::partition_of(IdKind::Event, id) else {
+            at.push((usize::MAX, 0));
+            continue;
+        };
+        let group = match groups.iter().position(|(p, _)| *p == home) {
+            Some(g) => g,
+            None => {
+                groups.push((home, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        at.push((group, groups[group].1.len()));
+        groups[group].1.push(id);
+    }
+    if groups.is_empty() {
+        return Ok(vec![None; event_ids.len()]);
+    }
+    let mut pipe = redis::pipe();
+    add_event_heads(&mut pipe, keys, &groups);
+    let replies: Vec<Vec<Option<String>>> = pipe.query_async(conn).await?;
+    Ok(at
+        .into_iter()
+        .map(|(g, i)| replies.get(g).and_then(|r| r.get(i)).cloned().flatten())
+        .collect())
+}
+
 /// Adds one `backlog.lua` call: replies `(waiting, in flight)`, the
 /// endpoint's deliveries that have not ended.
 pub fn add_backlog(pipe: &mut redis::Pipeline, keys: &Keys, p: Partition, endpoint_id: &str) {

@@ -53,6 +53,15 @@ impl WebhookLogApi {
             pattern = r"^(pending|in_flight|scheduled|held|delivered|failed|cancelled)$"
         ))]
         status: Query<Option<String>>,
+        /// Only deliveries whose last attempt got this answer: a status
+        /// code (`503`), a class (`4xx`; `1xx` to `5xx`), `timeout` or
+        /// `connect_error` (no answer).
+        #[oai(validator(
+            min_length = 3,
+            max_length = 13,
+            pattern = r"^([1-5][0-9][0-9]|[1-5]xx|timeout|connect_error)$"
+        ))]
+        response: Query<Option<String>>,
         /// Only deliveries of this event type.
         #[oai(validator(
             min_length = 1,
@@ -78,6 +87,7 @@ impl WebhookLogApi {
         let tenant = self.state.tenant(&auth).await?;
         let query = LogQuery::parse(LogParams {
             status: status.0.as_deref(),
+            response: response.0.as_deref(),
             event_type: event_type.0.as_deref(),
             since: since.0.as_deref(),
             until: until.0.as_deref(),

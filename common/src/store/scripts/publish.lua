@@ -25,7 +25,12 @@
 --   endpoint with a `retry_schedule` of its own uses that one's)
 -- ARGV[3] idempotency TTL (ms)   ARGV[4] tenant id
 -- ARGV[5] this partition's number   ARGV[6] wake channel
--- ARGV[7] number of events; then, for each event, 7 values and its
+-- ARGV[7] number of events
+-- ARGV[8] the id prefix of the oldest event still within retention
+--   (`ids::time_prefix`): the tenant's event index (tevents:<tid>, every
+--   new event but a test send, scored 0 so it orders by id, which is by
+--   time) loses the entries below it once per call
+-- then, for each event, 7 values and its
 --   endpoints: '1' if it has an idempotency key, event id, the event's
 --   record (stored_event.rs), '1' if every delivery is in this partition
 --   (the event is complete), the number of matching endpoints (its
@@ -63,7 +68,9 @@ local expiring = {}
 local pending = nil
 local replies = {}
 local created_total = 0
-local a = 8
+local a = 9
+local index_key = prefix .. 'tevents:' .. tenant
+local indexed = {}
 for n = 1, events do
   local k = 4 + (n - 1) * 2
   local events_key, idem_key = KEYS[k], KEYS[k + 1]
@@ -104,6 +111,10 @@ for n = 1, events do
 
   if not reply then
     redis.call('HSET', events_key, event_id, record)
+    if string.sub(record, 1, 1) ~= 't' then
+      indexed[#indexed + 1] = 0
+      indexed[#indexed + 1] = event_id
+    end
     expiring[events_key] = expire_at
     local created = 0
     for i = from, to do
@@ -179,6 +190,10 @@ for _, endpoint_id in ipairs(order) do
     -- (After the ready set: see fanout.lua.)
     in_slices('ZADD', prefix .. 'ep_dlv:' .. endpoint_id, e.adds)
   end
+end
+if #indexed > 0 then
+  in_slices('ZADD', index_key, indexed)
+  redis.call('ZREMRANGEBYLEX', index_key, '-', '(' .. ARGV[8])
 end
 if pending then in_slices('ZADD', KEYS[2], pending) end
 if created_total > 0 then redis.call('INCRBY', KEYS[3], int(created_total)) end

@@ -52,6 +52,13 @@
 -- that delivery was created (ms), and leaves it when none does: the
 -- `hookfleet_fifo_head_age_seconds` gauge reads the oldest.
 --
+-- A delivery's state records its last answer's status code, or `t` when
+-- the attempt timed out and `e` when it got no answer otherwise (a
+-- connection error), for the delivery log's `response` filter. An event
+-- whose delivery ends failed (not a test send) joins its tenant's
+-- tfailed:<tid> index in this partition (scored 0: ordered by id), which
+-- loses the ids older than ARGV[3] once per tenant and call.
+--
 -- Returns four values per attempt, in order: held, attempt entry id,
 -- disabled, notices. held is 0 when the lease was lost (another worker
 -- reclaimed the delivery, or it was cancelled): the attempt is still
@@ -82,6 +89,19 @@ local coarse_ttl = ARGV[6]
 local entry_field = ARGV[7]
 local default_cap = tonumber(ARGV[10]) or 32
 local first = 12
+local B32 = '0123456789abcdefghjkmnpqrstvwxyz'
+-- `ids::time_prefix` of an event id created at `ms`.
+local function event_prefix(ms)
+  local chars = {}
+  ms = math.floor(ms)
+  for i = 10, 1, -1 do
+    local v = ms % 32
+    chars[i] = string.sub(B32, v + 1, v + 1)
+    ms = math.floor(ms / 32)
+  end
+  return 'evt_' .. table.concat(chars)
+end
+local failed_events = {}
 
 -- What this call knows and will write per endpoint, read at first use.
 local endpoints = {}
@@ -95,7 +115,8 @@ local function endpoint_of(eid)
       bucket_ttl = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
       since = nil, since_dirty = false, busy = tonumber(h[4] or '') or 0,
       window = tonumber(h[5] or ''), cap = tonumber(h[6] or '') or default_cap,
-      parked = h[7] == '1', released = 0, window_dirty = false, fifo = h[8] == 'fifo'}
+      parked = h[7] == '1', released = 0, window_dirty = false, fifo = h[8] == 'fifo',
+      tenant = h[1]}
     endpoints[eid] = e
     order[#order + 1] = eid
   end
@@ -237,8 +258,22 @@ for i = first, #ARGV, STRIDE do
         if not e.next_due or due < e.next_due then e.next_due = due end
         requeued = requeued + 1
       end
+      local last_code = code
+      if code == '' then
+        last_code = 'e'
+        if ARGV[i + 17] == '1' then last_code = 't' end
+      end
+      if outcome == 'failed' and not test and e.tenant then
+        local list = failed_events[e.tenant]
+        if not list then
+          list = {}
+          failed_events[e.tenant] = list
+        end
+        list[#list + 1] = 0
+        list[#list + 1] = 'evt_' .. string.sub(delivery_id, DLV_EVENT, DLV_EVENT_END)
+      end
       redis.call('HSET', state_hash, field, write_state({status = status, attempts = attempts,
-        last_at = at, last_code = code, next = next_at, max = max,
+        last_at = at, last_code = last_code, next = next_at, max = max,
         recorded = token .. ':' .. disabled, ids = ids}))
       expiring[state_hash] = ARGV[i + 16]
       if outcome == 'failed' and notice ~= '' then
@@ -351,6 +386,11 @@ for _, eid in ipairs(order) do
     redis.call('HSET', stats, 'last_failure_at', e.last_failure[1],
       'last_failure_code', e.last_failure[2])
   end
+end
+for tenant, list in pairs(failed_events) do
+  local index_key = prefix .. 'tfailed:' .. tenant
+  in_slices('ZADD', index_key, list)
+  redis.call('ZREMRANGEBYLEX', index_key, '-', '(' .. event_prefix(tonumber(ARGV[3])))
 end
 if queued_delta ~= 0 then redis.call('INCRBY', KEYS[4], int(queued_delta)) end
 if unparked then redis.call('PUBLISH', ARGV[8], ARGV[9]) end

@@ -157,10 +157,24 @@ async fn a_tenant_cannot_see_or_touch_another_tenants_data() {
     assert_eq!(bobs["deliveries"], 0);
     let changed = app.changed_since(&before).await;
     // Only Bob's own new event may have appeared (in its bucket's hash,
-    // which may hold Alice's too: hers reads as before).
+    // which may hold Alice's too: hers reads as before; and in Bob's own
+    // event index).
     assert!(
-        changed.iter().all(|k| k.contains(":events:")),
+        changed
+            .iter()
+            .all(|k| k.contains(":events:") || k.contains(":tevents:")),
         "{changed:?}"
+    );
+    let (status, listed) = app.get("/api/v1/events", &bob).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Vec<&str> = listed["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        listed,
+        vec![bobs["id"].as_str().unwrap_or_default()],
+        "Bob lists his own event only"
     );
     let (status, alices) = app.get(&format!("/api/v1/events/{event_id}"), &alice).await;
     assert_eq!(status, 200);

@@ -559,6 +559,7 @@ impl RawPublish<'_> {
         let settings = store::publish::PublishSettings {
             initial_delay_ms: 0,
             idempotency_ttl_ms: 86_400_000,
+            retained_from: "evt_".into(),
         };
         let call = store::publish::PublishCall::new(&k, settings, self.tenant_id, home, &[event]);
         let replies = call.invoke(&mut app.redis().await).await.unwrap();

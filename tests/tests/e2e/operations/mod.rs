@@ -1,2 +1,3 @@
 mod delivery_ops;
+mod finding;
 mod replays;
