@@ -127,7 +127,7 @@ mod tests {
         let mut per_webhook = parameters::<WebhookLogApi>("list_webhook_deliveries");
         assert_eq!(per_webhook.first().map(|p| p.name.as_str()), Some("id"));
         per_webhook.remove(0);
-        assert_eq!(tenant_wide.len(), 6);
+        assert_eq!(tenant_wide.len(), 7);
         assert_eq!(tenant_wide, per_webhook);
     }
 }
