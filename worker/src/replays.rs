@@ -20,41 +20,49 @@ use crate::context::Context;
 /// Most log entries one chunk looks at.
 const CHUNK_MAX: u64 = 200;
 
-/// Runs the replays due in any partition, until shutdown.
+/// Runs the replays due in any partition, until shutdown. A round that
+/// meets a Redis error ends there, and the next waits longer each time
+/// (up to 5 s), so an outage costs a few calls, not a call per partition
+/// per poll.
 pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    const SOURCE: Source = Source::task("running replays");
     let every = ctx
         .store
         .config
         .poll_interval
         .max(Duration::from_millis(50));
+    let mut failures: u32 = 0;
     loop {
-        for p in ctx.store.config.all_partitions() {
-            let source = Source::partition("running replays", p.0);
+        let mut failed = false;
+        'round: for p in ctx.store.config.all_partitions() {
             loop {
                 if *shutdown.borrow() {
                     return;
                 }
                 let token = format!("{:016x}", rand::random::<u64>());
-                let taken = take(&ctx, p, &token).await;
-                match taken {
+                match take(&ctx, p, &token).await {
                     Ok(Some(replay_id)) => {
-                        ctx.outage.succeeded(source);
                         drive(&ctx, p, &replay_id, &token, &mut shutdown).await;
                     }
-                    Ok(None) => {
-                        ctx.outage.succeeded(source);
-                        break;
-                    }
+                    Ok(None) => break,
                     Err(err) => {
                         ctx.metrics.redis_errors.inc();
-                        ctx.outage.failed(source, &err);
-                        break;
+                        ctx.outage.failed(SOURCE, &err);
+                        failed = true;
+                        break 'round;
                     }
                 }
             }
         }
+        if failed {
+            failures = failures.saturating_add(1);
+        } else {
+            ctx.outage.succeeded(SOURCE);
+            failures = 0;
+        }
+        let wait = (every * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(5));
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = crate::shutdown::wait(&mut shutdown) => return,
         }
     }

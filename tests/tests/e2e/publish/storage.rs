@@ -45,7 +45,12 @@ async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
     let home = ids::partition_of(IdKind::Event, event_id).unwrap();
     let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
     let events_key = k.events(home, bucket);
-    let mut expected = vec![events_key.clone(), k.queued(home), k.ready(home)];
+    let mut expected = vec![
+        events_key.clone(),
+        k.queued(home),
+        k.ready(home),
+        k.tenant_events(home, &tenant_id),
+    ];
     for endpoint in &endpoints {
         let id = endpoint["id"].as_str().unwrap();
         expected.push(k.endpoint_deliveries(home, id));
