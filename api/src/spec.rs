@@ -64,6 +64,11 @@ pub const CONFLICTS: &[Conflict] = &[
         message: "the webhook is disabled; enable it to replay",
     },
     Conflict {
+        operation: "cancel_replay",
+        when: "The replay has already ended (completed or cancelled).",
+        message: "the replay has already ended (completed)",
+    },
+    Conflict {
         operation: "retry_delivery",
         when: "The delivery was cancelled, is being attempted right now, or its webhook is disabled or deleted.",
         message: "the delivery is being attempted right now",

@@ -69,21 +69,25 @@ pub fn build_client(policy: &AddressPolicy) -> Result<reqwest::Client, reqwest::
 
 /// The timeout of an attempt whose lease (`lease` long) started `since_claim`
 /// ago: the endpoint's own (or the default), cut so that the attempt ends
-/// 5 s before the lease does. `None` when less than a second would be left:
-/// better not to send, and let the delivery be claimed again.
+/// 5 s before the lease does. `None` when less than a second would be left
+/// (or, for a timeout under two seconds, less than half of it): better not
+/// to send, and let the delivery be claimed again. (A flat second would
+/// refuse every attempt of a 1 s timeout under the shortest lease the
+/// configuration allows, the timeout plus 5 s.)
 pub fn attempt_timeout(
     lease: Duration,
     since_claim: Duration,
     endpoint_timeout: Option<Duration>,
     default_timeout: Duration,
 ) -> Option<Duration> {
+    let timeout = endpoint_timeout.unwrap_or(default_timeout);
     let left = lease
         .saturating_sub(since_claim)
         .saturating_sub(Duration::from_secs(5));
-    if left < Duration::from_secs(1) {
+    if left.is_zero() || left < Duration::from_secs(1).min(timeout / 2) {
         return None;
     }
-    Some(endpoint_timeout.unwrap_or(default_timeout).min(left))
+    Some(timeout.min(left))
 }
 
 /// What happened on the wire for one attempt.
@@ -327,6 +331,17 @@ mod tests {
             None
         );
         assert_eq!(attempt_timeout(s(60), s(90), None, s(30)), None);
+        // The shortest lease the configuration allows (timeout + 5 s) still
+        // sends a 1 s attempt claimed a moment ago, cut by that moment.
+        let moment = Duration::from_millis(20);
+        assert_eq!(
+            attempt_timeout(s(6), moment, None, s(1)),
+            Some(s(1) - moment)
+        );
+        assert_eq!(
+            attempt_timeout(s(6), Duration::from_millis(600), None, s(1)),
+            None
+        );
     }
 
     #[tokio::test]
