@@ -468,8 +468,23 @@ async function main() {
     await typeRow.waitFor({ state: 'detached' });
     ok(`event types: the catalog with examples; created and deleted ${typeName}`);
 
-    // ----- find an event by id -----
-    await page.getByRole('link', { name: 'Find an event' }).click();
+    // ----- the events list: newest first, filtered; then one by id -----
+    await page.getByRole('link', { name: 'Events', exact: true }).click();
+    await page.locator('.event-list tr.event-row a').first().waitFor();
+    const listed = await page.locator('.event-list tr.event-row a').allInnerTexts();
+    // (Operational events may be published meanwhile: the API's longer
+    // page, read after, holds every listed one.)
+    const expected = (await must('GET', '/events?limit=250', keyA)).data.map((e) => e.id);
+    assert(listed.length > 0 && listed.every((id, i) => i === 0 || listed[i - 1] > id),
+      `the list is not newest first: ${listed}`);
+    assert(listed.every((id) => expected.includes(id)), `the list shows events the API does not: ${listed}`);
+    await page.getByLabel('Only with a failed delivery').check();
+    await page.locator('.event-list').getByRole('button', { name: 'Apply' }).click();
+    await page.locator('.event-list tr.event-row').first().waitFor();
+    const failedListed = await page.locator('.event-list tr.event-row').allInnerTexts();
+    assert(failedListed.every((row) => row.includes('job.failed')), `the failed filter listed ${failedListed}`);
+    await shot('events');
+    ok(`events: ${listed.length} listed newest first; ${failedListed.length} with a failed delivery (job.failed)`);
     await page.getByLabel('Event id').fill(ev1.id);
     await page.getByRole('button', { name: 'Show' }).click();
     await page.locator('h1', { hasText: ev1.id }).waitFor();

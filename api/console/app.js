@@ -19,6 +19,8 @@ function makeSession(me) {
     manage: me.kind !== 'admin' && scopes.includes('manage'),
     createEndpoints: me.kind !== 'admin' && scopes.includes('manage') && !limited,
     manageEventTypes: me.kind === 'tenant' && scopes.includes('manage'),
+    // A portal limited to some webhooks may not list all events (403).
+    listEvents: me.kind !== 'admin' && !limited,
   };
 }
 
@@ -162,7 +164,7 @@ function header(s) {
     ? h('img', { class: 'logo', src: me.branding.logo_url, alt: '' }) : null;
   const links = s.admin
     ? [['#/operator', 'Operator']]
-    : [['#/endpoints', 'Endpoints'], ['#/event-types', 'Event types'], ['#/events', 'Find an event']];
+    : [['#/endpoints', 'Endpoints'], ['#/event-types', 'Event types'], ['#/events', 'Events']];
   const who = s.admin ? 'Admin' : `${me.tenant_name || me.tenant_id || 'Tenant'}${s.portal ? ' (portal)' : ''}`;
   return h('header', { class: 'top' },
     h('a', { class: 'skip', href: '#main', onclick: skipToMain }, 'Skip to content'),

@@ -1,10 +1,11 @@
-// One delivery (body and every attempt, Retry) and one event (its data
-// and each of its deliveries).
+// One delivery (body and every attempt, Retry), the tenant's events (a
+// list with filters, and finding one by id) and one event (its data and
+// each of its deliveries).
 import {
   h, mount, loading, errorBox, empty, badge, timeEl, fmtMs, field, actionButton, facts,
-  headersTable, prettyJson,
+  headersTable, prettyJson, table, pager,
 } from './dom.js';
-import { get, post, enc } from './api.js';
+import { get, post, enc, query } from './api.js';
 import { deliveriesTable } from './views-endpoints.js';
 
 export function deliveryView(page, [id], s) {
@@ -76,8 +77,8 @@ function attemptCard(a) {
       a.response_body ? h('pre', {}, a.response_body) : empty('empty')));
 }
 
-export function findEventView(page) {
-  document.title = 'Find an event — Hookfleet';
+export function findEventView(page, _params, s) {
+  document.title = 'Events — Hookfleet';
   const input = h('input', { type: 'text', required: true, placeholder: 'evt_…', pattern: 'evt_[A-Za-z0-9_\\-]+', autocomplete: 'off' });
   const form = h('form', { class: 'panel', 'aria-label': 'Find an event' },
     field('Event id', input, 'The id returned when the event was published (evt_…).'),
@@ -86,8 +87,46 @@ export function findEventView(page) {
     event.preventDefault();
     location.hash = `#/events/${enc(input.value.trim())}`;
   });
-  mount(page, h('h1', {}, 'Find an event'), form);
+  mount(page, h('h1', {}, 'Events'), form, s && s.listEvents ? eventList() : null);
   input.focus();
+}
+
+// The tenant's events, newest first, with the API's filters; pages follow
+// `next` (a type filter may give short pages).
+function eventList() {
+  const type = h('input', { type: 'text', placeholder: 'user.created', autocomplete: 'off' });
+  const failed = h('input', { type: 'checkbox', id: 'events-failed' });
+  const list = h('div', { class: 'list' });
+  let filters = {};
+  const p = pager(async (cursor) => {
+    mount(list, loading());
+    try {
+      const res = await get(`/events${query({ ...filters, limit: 50, cursor })}`);
+      mount(list, res.data.length
+        ? table([
+          { label: 'Event', cell: (e) => h('a', { href: `#/events/${e.id}`, class: 'mono' }, e.id) },
+          { label: 'Type', cell: (e) => e.event_type },
+          { label: 'Published', cell: (e) => timeEl(e.created_at) },
+        ], res.data, () => 'event-row')
+        : empty(res.next ? 'None on this part of the list; press Next to look further.' : 'No events.'));
+      return res.next;
+    } catch (err) {
+      mount(list, errorBox(err));
+      return null;
+    }
+  });
+  const form = h('form', { class: 'filters', 'aria-label': 'Filter events' },
+    field('Event type', type),
+    h('div', { class: 'field check' }, failed, h('label', { for: 'events-failed' }, 'Only with a failed delivery')),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Apply')));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    filters = { event_type: type.value.trim(), outcome: failed.checked ? 'failed' : '' };
+    p.first();
+  });
+  p.first();
+  return h('section', { class: 'panel event-list', 'aria-labelledby': 'events-title' },
+    h('h2', { id: 'events-title' }, 'Recent events'), form, list, p.el);
 }
 
 export function eventView(page, [id]) {
@@ -95,7 +134,7 @@ export function eventView(page, [id]) {
   mount(page, loading());
   get(`/events/${id}`).then((ev) => {
     mount(page,
-      h('p', { class: 'crumbs' }, h('a', { href: '#/events' }, '← Find an event')),
+      h('p', { class: 'crumbs' }, h('a', { href: '#/events' }, '← Events')),
       h('h1', {}, 'Event ', h('code', {}, ev.id)),
       facts([['Type', ev.event_type], ['Created', timeEl(ev.created_at)]]),
       h('section', { class: 'panel' }, h('h2', {}, 'Data'), h('pre', { class: 'body' }, prettyJson(ev.data))),
