@@ -98,25 +98,7 @@ impl Filter {
                 })
             })
             .transpose()?;
-        let time = |name: &str, value: Option<&str>| {
-            value
-                .map(|v| {
-                    parse_rfc3339_ms(v).ok_or_else(|| {
-                        ApiError::bad_param(
-                            name,
-                            "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let since_ms = time("since", since)?;
-        let until_ms = time("until", until)?;
-        if let (Some(since), Some(until)) = (since_ms, until_ms) {
-            if since > until {
-                return Err(ApiError::bad_param("since", "must not be after `until`"));
-            }
-        }
+        let (since_ms, until_ms) = parse_window(since, until)?;
         if let Some(event_type) = event_type {
             hookfleet_common::catalog::validate_name(event_type)
                 .map_err(|reason| ApiError::bad_param("event_type", reason))?;
@@ -142,6 +124,31 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|t| &delivery.event_type == t)
     }
+}
+
+/// A `since`/`until` window of query parameters (RFC 3339, both ends
+/// included) in ms, naming the parameter that is wrong.
+pub fn parse_window(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<u64>, Option<u64>), ApiError> {
+    let time = |name: &str, value: Option<&str>| {
+        value
+            .map(|v| {
+                parse_rfc3339_ms(v).ok_or_else(|| {
+                    ApiError::bad_param(name, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z")
+                })
+            })
+            .transpose()
+    };
+    let since_ms = time("since", since)?;
+    let until_ms = time("until", until)?;
+    if let (Some(since), Some(until)) = (since_ms, until_ms) {
+        if since > until {
+            return Err(ApiError::bad_param("since", "must not be after `until`"));
+        }
+    }
+    Ok((since_ms, until_ms))
 }
 
 /// The form of a cursor, as the spec states it for the `cursor` parameter

@@ -12,9 +12,9 @@
 
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::store::reads::{self, EventIndex};
-use hookfleet_common::time_util::{parse_rfc3339_ms, rfc3339_ms};
+use hookfleet_common::time_util::rfc3339_ms;
 
-use crate::delivery_log::{FETCH_BUDGET, SCAN_LIMIT};
+use crate::delivery_log::{parse_window, FETCH_BUDGET, SCAN_LIMIT};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -56,25 +56,7 @@ pub struct EventQuery {
 
 impl EventQuery {
     pub fn parse(params: ListParams<'_>) -> Result<Self, ApiError> {
-        let time = |name: &str, value: Option<&str>| {
-            value
-                .map(|v| {
-                    parse_rfc3339_ms(v).ok_or_else(|| {
-                        ApiError::bad_param(
-                            name,
-                            "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let since = time("since", params.since)?;
-        let until = time("until", params.until)?;
-        if let (Some(since), Some(until)) = (since, until) {
-            if since > until {
-                return Err(ApiError::bad_param("since", "must not be after `until`"));
-            }
-        }
+        let (since, until) = parse_window(params.since, params.until)?;
         if let Some(name) = params.event_type {
             hookfleet_common::catalog::validate_name(name)
                 .map_err(|reason| ApiError::bad_param("event_type", reason))?;

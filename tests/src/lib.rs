@@ -25,7 +25,7 @@ use rand::Rng;
 
 pub use app::{init_tls, TestApp};
 pub use fixtures::{endpoint_partition, TenantWithEndpoint};
-pub use metrics::counter;
+pub use metrics::{counter, summed};
 pub use poll::wait_until;
 pub use processes::{
     api_binary, free_port, sigterm, spawn, spawn_logged, wait_exit, worker_binary, worker_env,

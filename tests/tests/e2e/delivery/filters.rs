@@ -9,23 +9,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use hookfleet_tests::{spawn_receiver, wait_until, Receiver, Reply, TestApp};
+use hookfleet_tests::{spawn_receiver, summed, wait_until, Receiver, Reply, TestApp};
 
 /// A counter from the API's `/metrics` (0 when absent).
 async fn counter(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+    summed(app.authority(), name).await
 }
 
 /// The `n` of each event a receiver got, sorted.

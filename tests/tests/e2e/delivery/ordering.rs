@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use hookfleet_tests::{
-    spawn_logged, spawn_receiver, wait_until, worker_binary, worker_env, Received, Receiver, Reply,
-    TestApp,
+    spawn_logged, spawn_receiver, summed, wait_until, worker_binary, worker_env, Received,
+    Receiver, Reply, TestApp,
 };
 
 /// The `seq` of each request's event, in the order the receiver got them.
@@ -259,19 +259,7 @@ async fn fifo_sends_one_at_a_time_where_none_sends_several() {
 
 /// Sums a gauge over its partitions from the API's `/metrics`.
 async fn gauge(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    summed(app.authority(), name).await
 }
 
 #[tokio::test]
