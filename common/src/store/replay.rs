@@ -12,35 +12,20 @@ use super::scripts;
 use crate::ids::Partition;
 use crate::Keys;
 
-/// What to do with the hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldAction {
-    /// Keep holding for `hold_ms` more.
-    Renew {
-        hold_ms: u64,
-    },
-    Release,
-}
-
-/// Renews or releases `replay_id`'s hold on the endpoint; false when the
-/// replay does not hold it (nothing written: another replay may).
-pub async fn hold(
+/// Releases `replay_id`'s hold on the endpoint (a replay whose record
+/// could not be written); false when the replay does not hold it (nothing
+/// written: another replay may). A running replay's hold lasts until
+/// `replay_chunk.lua` ends it or `replay_cancel.lua` cancels it.
+pub async fn release(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     partition: Partition,
     endpoint_id: &str,
     replay_id: &str,
-    action: HoldAction,
 ) -> redis::RedisResult<bool> {
-    let (name, hold_ms) = match action {
-        HoldAction::Renew { hold_ms } => ("renew", hold_ms),
-        HoldAction::Release => ("release", 0),
-    };
     let held: i64 = scripts::REPLAY_LOCK
         .key(keys.replay_running(partition, endpoint_id))
         .arg(replay_id)
-        .arg(name)
-        .arg(hold_ms)
         .invoke_async(conn)
         .await?;
     Ok(held == 1)

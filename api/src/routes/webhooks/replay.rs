@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use hookfleet_common::ids::{self, IdKind};
-use hookfleet_common::store::replay::{self, HoldAction, ReplayStart};
+use hookfleet_common::store::replay::{self, ReplayStart};
 use hookfleet_common::time_util::{now_ms, parse_rfc3339_ms, rfc3339_ms};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -216,16 +216,9 @@ impl ReplayApi {
         let keys = &self.state.store.keys;
         let stored = replay::start(&mut conn, keys, p, &start, MAX_REPLAY_WINDOW_MS).await;
         if let Err(err) = stored {
-            // Let the webhook have a replay again at once, not in 30 s.
-            let _ = replay::hold(
-                &mut conn,
-                &self.state.store.keys,
-                p,
-                &record.id,
-                &replay_id,
-                HoldAction::Release,
-            )
-            .await;
+            // Let the webhook have a replay again at once.
+            let _ =
+                replay::release(&mut conn, &self.state.store.keys, p, &record.id, &replay_id).await;
             return Err(err.into());
         }
         drop(conn);

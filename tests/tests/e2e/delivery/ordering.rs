@@ -297,6 +297,24 @@ async fn a_failing_head_holds_its_line_visibly_until_ordering_is_switched_off() 
     assert!(head["next_attempt_at"].is_string(), "{head}");
     assert!(head["age_ms"].as_u64().is_some(), "{head}");
     assert_eq!(receiver.count(), 1);
+    // Invariant 9: a held line costs no claim meanwhile. The endpoint is
+    // scored by its head's retry (an hour, less jitter), not by the
+    // deliveries due behind it, so no worker visits it until then.
+    let p = hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, &id)
+        .expect("an endpoint id");
+    // (The claim that follows the failed attempt's record scores it so.)
+    let half_hour = hookfleet_common::time_util::now_ms() as f64 + 1_800_000.0;
+    let ready = app.keys().ready(p);
+    let due = wait_until(Duration::from_secs(10), || async {
+        let due = app.zscore(&ready, &id).await?;
+        (due > half_hour).then_some(due)
+    })
+    .await;
+    assert!(
+        due.is_some(),
+        "the held endpoint is due at {:?}, not in about an hour",
+        app.zscore(&ready, &id).await
+    );
     // Visible to operators: the gauge and the queue view.
     let held = wait_until(Duration::from_secs(10), || async {
         let held = gauge(&app, "hookfleet_fifo_held_endpoints").await;
