@@ -28,7 +28,9 @@ use crate::routes::portal::{
     CreatePortalLink, CreatePortalSession, CreatedPortalLink, PortalBranding, PortalLinkInfo,
     PortalLinkPage, PortalSession,
 };
-use crate::routes::tenants::{ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant};
+use crate::routes::tenants::{
+    ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant, TenantStatus, UpdateTenant,
+};
 use crate::routes::webhooks::replay::{Replay, StartReplay};
 use crate::routes::webhooks::schema::{CreateWebhook, HeadOfLine, UpdateWebhook, Webhook};
 use crate::routes::webhooks::secret::{RotateSecret, RotatedSecret};
@@ -72,6 +74,16 @@ impl Example for Tenant {
             id: TENANT_ID.into(),
             name: "acme".into(),
             created_at: CREATED.into(),
+            status: TenantStatus::Active,
+            deletion: None,
+        }
+    }
+}
+
+impl Example for UpdateTenant {
+    fn example() -> Self {
+        Self {
+            name: Some("acme-eu".into()),
         }
     }
 }

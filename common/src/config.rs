@@ -41,6 +41,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_FANOUT_INLINE", "100", "An event with more deliveries than this, across several partitions, is answered 202 once stored and its home partition's deliveries queued; the API queues the rest right after (see Architecture)."),
     ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way), and publishes an operational event (`endpoint.disabled`, `message.attempt.exhausted`) still unpublished this long after it was recorded (its worker died first)."),
     ("HOOKFLEET_REPLAY_RATE", "2000", "Most deliveries of its window one replay looks at per second (workers run replays, a chunk of at most 200 at a time, so a large replay does not flood the queue at once)."),
+    ("HOOKFLEET_TENANT_DELETE_RATE", "5000", "Most log entries and events a tenant's deletion removes per second (workers remove a deleted tenant's data in the background, at most 500 at a time, so a large tenant's deletion does not stall Redis)."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_WAKE_KEEPALIVE", "15s", "A worker pings its wake-up subscription after this long without a message, and replaces it when the ping gets no answer within the same time (a connection a NAT or load balancer dropped silently)."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
@@ -112,6 +113,9 @@ pub struct Config {
     pub api_rate_limit: u32,
     /// Log entries one replay looks at per second (`HOOKFLEET_REPLAY_RATE`).
     pub replay_rate: u32,
+    /// Log entries and events a tenant's deletion removes per second
+    /// (`HOOKFLEET_TENANT_DELETE_RATE`).
+    pub tenant_delete_rate: u32,
     /// Where deliveries may go (SSRF protection).
     pub address_policy: AddressPolicy,
 }
@@ -291,6 +295,12 @@ impl Config {
                     reason: "too large".into(),
                 }
             })?,
+            tenant_delete_rate: u32::try_from(positive("HOOKFLEET_TENANT_DELETE_RATE")?).map_err(
+                |_| ConfigError {
+                    variable: "HOOKFLEET_TENANT_DELETE_RATE",
+                    reason: "too large".into(),
+                },
+            )?,
             redis_url: get("HOOKFLEET_REDIS_URL"),
             redis_cluster_nodes,
             redis_prefix,

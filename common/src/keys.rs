@@ -10,6 +10,7 @@
 //! | `hf:portal_link:<plid>` | string | a portal link (JSON, with the SHA-256 of its token, never the token), expiring with the link |
 //! | `hf:portal_token:<sha256>` | string | the portal link id for a hashed link token, expiring with the link |
 //! | `hf:portal_session:<sha256>` | string | the portal link id for a hashed portal session token, expiring with the link |
+//! | `hf:tenant_deletions` | hash | tenant id → its deletion job (phase, cursor, counts, lease) |
 //! | `hf:workers` | hash | worker id → its last heartbeat (JSON) |
 //! | `hf:workers_seen` | zset | worker ids by last heartbeat time |
 //! | `hf:{t:<tid>}:tenant` | hash | the tenant |
@@ -136,6 +137,14 @@ impl Keys {
     /// Lookup from the SHA-256 (hex) of a portal session to its link.
     pub fn portal_session(&self, session_hash_hex: &str) -> String {
         format!("{}:portal_session:{session_hash_hex}", self.prefix)
+    }
+
+    /// Tenant deletions under way: tenant id → the job (JSON: its phase,
+    /// cursor, counts, and the lease of the worker running it). One key
+    /// for the whole installation, so taking a job and moving its cursor
+    /// are single-key scripts on a cluster too.
+    pub fn tenant_deletions(&self) -> String {
+        format!("{}:tenant_deletions", self.prefix)
     }
 
     /// Live workers: worker id → JSON heartbeat.

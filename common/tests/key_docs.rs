@@ -29,6 +29,7 @@ fn built() -> Vec<(&'static str, String)> {
         ("portal_link", k.portal_link("<plid>")),
         ("portal_token", k.portal_token("<sha256>")),
         ("portal_session", k.portal_session("<sha256>")),
+        ("tenant_deletions", k.tenant_deletions()),
         ("workers", k.workers()),
         ("workers_seen", k.workers_seen()),
         ("tenant", k.tenant("<tid>")),

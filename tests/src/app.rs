@@ -325,20 +325,9 @@ impl TestApp {
     /// Every key under this test's prefix with its value, so a test can prove
     /// a refused request wrote nothing. In cluster mode every node is read.
     pub async fn snapshot(&self) -> Vec<(String, String)> {
-        let mut nodes = hookfleet_common::redis_pool::cluster_nodes(&self.config);
-        if nodes.is_empty() {
-            nodes.push(self.config.redis_url.clone());
-        } else {
-            nodes = cluster_masters(&nodes[0]).await;
-        }
         let pattern = format!("{}:*", self.config.redis_prefix);
         let mut out = Vec::new();
-        for node in nodes {
-            let mut conn = redis::Client::open(node.as_str())
-                .expect("redis url")
-                .get_multiplexed_async_connection()
-                .await
-                .expect("connect to test redis");
+        for mut conn in self.node_connections().await {
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg(&pattern)
                 .query_async(&mut conn)
@@ -354,6 +343,29 @@ impl TestApp {
             }
         }
         out.sort();
+        out
+    }
+
+    /// A connection to each Redis holding this app's data: the one
+    /// server, or every master of the cluster (for commands such as `KEYS`
+    /// that see one node's keys only).
+    pub async fn node_connections(&self) -> Vec<redis::aio::MultiplexedConnection> {
+        let mut nodes = hookfleet_common::redis_pool::cluster_nodes(&self.config);
+        if nodes.is_empty() {
+            nodes.push(self.config.redis_url.clone());
+        } else {
+            nodes = cluster_masters(&nodes[0]).await;
+        }
+        let mut out = Vec::new();
+        for node in nodes {
+            out.push(
+                redis::Client::open(node.as_str())
+                    .expect("redis url")
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("connect to test redis"),
+            );
+        }
         out
     }
 

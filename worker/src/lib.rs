@@ -20,7 +20,8 @@
 //!
 //! Beside the claim loop, run.rs starts the worker's background tasks:
 //! queue gauges, fan-out and notice recovery, and replays.rs, which takes
-//! due replays (one at a time per worker) and runs them a chunk at a time.
+//! due replays (one at a time per worker) and runs them a chunk at a time;
+//! tenant_deletions.rs does the same for deleted tenants' data.
 //!
 //! Workers share nothing but Redis, so any number can run; a worker that dies
 //! mid-attempt loses only its leases, which the next claim takes back once
@@ -40,6 +41,7 @@ pub mod registry;
 pub mod replays;
 pub mod run;
 pub mod shutdown;
+pub mod tenant_deletions;
 pub mod tenant_share;
 pub mod wake;
 

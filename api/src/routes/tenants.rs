@@ -1,14 +1,20 @@
 //! Tenants and their API keys. Admin key only.
 //!
+//! Deleting a tenant revokes its keys and portal links before the answer,
+//! so nothing can act for it from then on; its data is removed in the
+//! background by the workers (`store::tenant_deletion`), and the tenant
+//! reads `deleting`, with the deletion's progress, until it is gone.
+//!
 //! An API key is shown once, in the answer that creates it; Redis keeps its
 //! SHA-256 hash (the lookup) and metadata without the key (the listing).
 
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::store::tenants::{self as store_tenants, TenantRecord};
+use hookfleet_common::store::tenant_deletion::{self as store_deletion, DeletionJob, Phase};
+use hookfleet_common::store::tenants::{self as store_tenants, Renamed, TenantRecord};
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 
 use super::ApiTags;
@@ -40,6 +46,91 @@ pub struct CreateTenant {
     pub name: String,
 }
 
+/// A change to a tenant. Fields left out are left as they are.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// A new name, 1 to 200 characters without control characters;
+    /// surrounding spaces are trimmed.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    ))]
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Whether a tenant is in use or being deleted.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// In use.
+    Active,
+    /// Deleted: its keys and portal links no longer work, and its data is
+    /// being removed. The tenant answers 404 once that is done.
+    Deleting,
+}
+
+/// Where a tenant's deletion is.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionPhase {
+    /// Revoking its API keys and portal links (again: the delete itself
+    /// revoked them before answering).
+    Access,
+    /// Removing its webhooks, each with its deliveries, attempts and
+    /// stats.
+    Endpoints,
+    /// Removing its events, partition by partition.
+    Events,
+    /// Removing its own records (event types, key metadata); then the
+    /// tenant is gone.
+    Records,
+}
+
+impl From<Phase> for DeletionPhase {
+    fn from(phase: Phase) -> Self {
+        match phase {
+            Phase::Access => DeletionPhase::Access,
+            Phase::Endpoints => DeletionPhase::Endpoints,
+            Phase::Events => DeletionPhase::Events,
+            Phase::Records => DeletionPhase::Records,
+        }
+    }
+}
+
+/// A tenant's deletion in progress. It runs in the background, in steps
+/// that survive any process's crash; the counts are progress.
+#[derive(Object, Serialize, Deserialize)]
+pub struct TenantDeletion {
+    /// When the deletion was asked for (RFC 3339).
+    pub requested_at: String,
+    /// What it is removing now.
+    pub phase: DeletionPhase,
+    /// Webhooks whose data is gone.
+    pub endpoints_removed: u64,
+    /// Deliveries (with their states) removed.
+    pub deliveries_removed: u64,
+    /// Events removed that no webhook of the tenant had received.
+    pub events_removed: u64,
+}
+
+impl TenantDeletion {
+    fn of(job: &DeletionJob) -> Self {
+        Self {
+            requested_at: rfc3339_ms(job.requested_ms),
+            phase: job.phase.into(),
+            endpoints_removed: job.endpoints,
+            deliveries_removed: job.deliveries,
+            events_removed: job.events,
+        }
+    }
+}
+
 /// A tenant: an isolated customer account with its own endpoints, event
 /// types, events and API keys.
 #[derive(Object, Serialize, Deserialize)]
@@ -51,6 +142,12 @@ pub struct Tenant {
     pub name: String,
     /// When it was created (RFC 3339).
     pub created_at: String,
+    /// `active`, or `deleting` once `DELETE` was asked for.
+    pub status: TenantStatus,
+    /// While it is being deleted: how far the deletion is.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<TenantDeletion>,
 }
 
 /// An API key to create.
@@ -153,6 +250,15 @@ pub enum TenantCreated {
 }
 
 #[derive(ApiResponse)]
+pub enum TenantDeleted {
+    /// The tenant's keys and portal links no longer work; its data is
+    /// being removed in the background (`status` is `deleting`, and
+    /// `deletion` shows progress). Asking again answers the same.
+    #[oai(status = 202)]
+    Accepted(Json<Tenant>),
+}
+
+#[derive(ApiResponse)]
 pub enum ApiKeyCreated {
     /// The key was created; this is the only time it is shown.
     #[oai(status = 201)]
@@ -181,20 +287,47 @@ fn name(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
+/// The message of the 409 for a change to a tenant being deleted.
+const DELETING: &str = "the tenant is being deleted";
+
 impl TenantsApi {
     async fn load_tenant(&self, id: &str) -> Result<Tenant, ApiError> {
         if !ids::is_valid(IdKind::Tenant, id) {
             return Err(ApiError::not_found("tenant"));
         }
         let mut conn = self.state.conn().await?;
-        let tenant = store_tenants::load(&mut conn, &self.state.store.keys, id)
+        let keys = &self.state.store.keys;
+        let tenant = store_tenants::load(&mut conn, keys, id)
             .await?
             .ok_or_else(|| ApiError::not_found("tenant"))?;
+        let deletion = match tenant.deleting_ms {
+            Some(requested_ms) => Some(
+                store_deletion::load(&mut conn, keys, id)
+                    .await?
+                    .unwrap_or_else(|| DeletionJob::new(requested_ms)),
+            ),
+            None => None,
+        };
         Ok(Tenant {
             id: tenant.id,
             name: tenant.name,
             created_at: rfc3339_ms(tenant.created_ms),
+            status: if deletion.is_some() {
+                TenantStatus::Deleting
+            } else {
+                TenantStatus::Active
+            },
+            deletion: deletion.as_ref().map(TenantDeletion::of),
         })
+    }
+
+    /// The tenant `id`, refused with 409 while it is being deleted.
+    async fn active_tenant(&self, id: &str) -> Result<Tenant, ApiError> {
+        let tenant = self.load_tenant(id).await?;
+        if tenant.status == TenantStatus::Deleting {
+            return Err(ApiError::conflict(DELETING));
+        }
+        Ok(tenant)
     }
 }
 
@@ -219,12 +352,15 @@ impl TenantsApi {
             id: id.clone(),
             name: name.clone(),
             created_ms: now,
+            deleting_ms: None,
         };
         store_tenants::create(&mut conn, &self.state.store.keys, &record).await?;
         Ok(TenantCreated::Created(Json(Tenant {
             id,
             name,
             created_at: rfc3339_ms(now),
+            status: TenantStatus::Active,
+            deletion: None,
         })))
     }
 
@@ -287,6 +423,81 @@ impl TenantsApi {
         Ok(Json(self.load_tenant(&tenant_id.0).await?))
     }
 
+    /// Rename a tenant
+    ///
+    /// Changes the fields given (only `name` today); `{}` changes nothing.
+    /// 409 while the tenant is being deleted. Admin key only.
+    #[oai(
+        path = "/tenants/:tenant_id",
+        method = "patch",
+        operation_id = "update_tenant"
+    )]
+    async fn update_tenant(
+        &self,
+        auth: AdminAuth,
+        /// The tenant's id (`ten_…`).
+        tenant_id: Path<String>,
+        body: JsonBody<UpdateTenant>,
+    ) -> Result<Json<Tenant>, ApiError> {
+        self.state.admin(&auth)?;
+        let new_name = body
+            .0
+            .name
+            .as_deref()
+            .map(|n| name("name", n))
+            .transpose()?;
+        let tenant = self.active_tenant(&tenant_id.0).await?;
+        let Some(new_name) = new_name else {
+            return Ok(Json(tenant));
+        };
+        let mut conn = self.state.conn().await?;
+        match store_tenants::rename(&mut conn, &self.state.store.keys, &tenant.id, &new_name)
+            .await?
+        {
+            Renamed::Renamed => Ok(Json(Tenant {
+                name: new_name,
+                ..tenant
+            })),
+            Renamed::NotFound => Err(ApiError::not_found("tenant")),
+            Renamed::Deleting => Err(ApiError::conflict(DELETING)),
+        }
+    }
+
+    /// Delete a tenant
+    ///
+    /// Its API keys and portal links stop working before this answers, so
+    /// nothing more can be published, read or changed for it. Then the
+    /// workers remove its webhooks, events, deliveries, attempts, stats,
+    /// event types and key metadata in bounded steps
+    /// (`HOOKFLEET_TENANT_DELETE_RATE` a second); a crash of any process
+    /// only pauses it. Meanwhile `GET` shows `status: deleting` and the
+    /// progress; once done, the tenant answers 404. Asking again while it
+    /// runs answers the same 202. Admin key only.
+    #[oai(
+        path = "/tenants/:tenant_id",
+        method = "delete",
+        operation_id = "delete_tenant"
+    )]
+    async fn delete_tenant(
+        &self,
+        auth: AdminAuth,
+        /// The tenant's id (`ten_…`).
+        tenant_id: Path<String>,
+    ) -> Result<TenantDeleted, ApiError> {
+        self.state.admin(&auth)?;
+        let tenant = self.load_tenant(&tenant_id.0).await?;
+        let mut conn = self.state.conn().await?;
+        let keys = &self.state.store.keys;
+        let job = store_deletion::start(&mut conn, keys, &tenant.id, now_ms()).await?;
+        store_deletion::revoke_access(&mut conn, keys, &tenant.id, job.requested_ms).await?;
+        tracing::info!(tenant_id = %tenant.id, "tenant deletion requested");
+        Ok(TenantDeleted::Accepted(Json(Tenant {
+            status: TenantStatus::Deleting,
+            deletion: Some(TenantDeletion::of(&job)),
+            ..tenant
+        })))
+    }
+
     /// Create an API key
     ///
     /// Creates a key that acts for this tenant, with the scopes given (all
@@ -320,7 +531,7 @@ impl TenantsApi {
             Some(list) => Scopes::of(list.iter().copied()),
             None => Scopes::ALL,
         };
-        let tenant = self.load_tenant(&tenant_id.0).await?;
+        let tenant = self.active_tenant(&tenant_id.0).await?;
         let now = now_ms();
         let key = generate_api_key();
         let key_id = ids::new_id(IdKind::ApiKey, Partition(0), now);

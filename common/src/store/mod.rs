@@ -18,7 +18,8 @@
 //! | [`replay`] | `replay_lock.lua`, `replay_take.lua`, `replay_chunk.lua`, `replay_cancel.lua` | one replay per endpoint at a time; a worker takes a replay, runs it a chunk at a time, or it is cancelled |
 //! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
 //! | [`reads`] | `event_heads.lua`, `backlog.lua`, `fifo_head.lua` | read-only views |
-//! | [`tenants`] | (plain commands) | tenants and their API keys |
+//! | [`tenant_deletion`] | `tenant_deletion_take.lua`, `tenant_deletion_step.lua` | a worker takes a tenant's deletion and saves its progress, one step at a time |
+//! | [`tenants`] | `tenant_rename.lua` (and plain commands) | tenants and their API keys |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
 //! | [`events`] | (plain commands) | reading an event's record |
 //! | [`layout`] | (plain commands) | the storage layout check at start |
@@ -46,6 +47,7 @@ pub mod reads;
 pub mod record;
 pub mod replay;
 pub mod retry;
+pub mod tenant_deletion;
 pub mod tenants;
 pub mod workers;
 

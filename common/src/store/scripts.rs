@@ -96,6 +96,9 @@ script!(REPLAY_CHUNK, "replay_chunk.lua", "state.lua");
 script!(REPLAY_CANCEL, "replay_cancel.lua");
 script!(CAPPED_ADD, "capped_add.lua");
 script!(TEST_SEND_SLOT, "test_send_slot.lua");
+script!(TENANT_RENAME, "tenant_rename.lua");
+script!(TENANT_DELETION_TAKE, "tenant_deletion_take.lua");
+script!(TENANT_DELETION_STEP, "tenant_deletion_step.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 #[cfg(test)]
@@ -134,6 +137,18 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("event_heads.lua", include_str!("scripts/event_heads.lua")),
     ("backlog.lua", include_str!("scripts/backlog.lua")),
     ("fifo_head.lua", include_str!("scripts/fifo_head.lua")),
+    (
+        "tenant_rename.lua",
+        include_str!("scripts/tenant_rename.lua"),
+    ),
+    (
+        "tenant_deletion_take.lua",
+        include_str!("scripts/tenant_deletion_take.lua"),
+    ),
+    (
+        "tenant_deletion_step.lua",
+        include_str!("scripts/tenant_deletion_step.lua"),
+    ),
 ];
 
 #[cfg(test)]

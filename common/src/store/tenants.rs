@@ -2,12 +2,16 @@
 //! admin listing `tenants` (ids by creation time), a tenant's key
 //! metadata `{t:<tid>}:api_keys` (never the key itself) and the lookup from
 //! a key's SHA-256 to its tenant, key id and scopes, `api_key:<sha256>`.
+//! A tenant being deleted has `deleting` (when it was asked for) in its
+//! hash until the deletion's last step removes it (see
+//! [`super::tenant_deletion`]).
 
 use std::collections::HashMap;
 
 use redis::aio::ConnectionLike;
 use redis::AsyncCommands;
 
+use super::scripts;
 use crate::Keys;
 
 /// A tenant as stored.
@@ -16,6 +20,35 @@ pub struct TenantRecord {
     pub id: String,
     pub name: String,
     pub created_ms: u64,
+    /// When its deletion was asked for, while it is being deleted.
+    pub deleting_ms: Option<u64>,
+}
+
+/// What a rename found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renamed {
+    Renamed,
+    NotFound,
+    Deleting,
+}
+
+/// Renames the tenant `id`, unless it is missing or being deleted.
+pub async fn rename(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    id: &str,
+    name: &str,
+) -> redis::RedisResult<Renamed> {
+    let outcome: i64 = scripts::TENANT_RENAME
+        .key(keys.tenant(id))
+        .arg(name)
+        .invoke_async(conn)
+        .await?;
+    Ok(match outcome {
+        1 => Renamed::Renamed,
+        -1 => Renamed::Deleting,
+        _ => Renamed::NotFound,
+    })
 }
 
 /// Stores a new tenant and lists it for the admin listing.
@@ -52,6 +85,7 @@ pub async fn load(
         id: id.to_string(),
         name: name.clone(),
         created_ms: created.parse().unwrap_or(0),
+        deleting_ms: map.get("deleting").and_then(|ms| ms.parse().ok()),
     }))
 }
 

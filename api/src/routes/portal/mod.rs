@@ -372,8 +372,9 @@ impl PortalApi {
         if !ids::is_valid(IdKind::Tenant, &tenant_id)
             || store_tenants::load(&mut conn, keys, &tenant_id)
                 .await?
-                .is_none()
+                .is_none_or(|tenant| tenant.deleting_ms.is_some())
         {
+            // A tenant being deleted has no links any more, and gets none.
             return Err(ApiError::invalid("tenant_id", "no such tenant"));
         }
         if let Some(list) = &body.endpoint_ids {

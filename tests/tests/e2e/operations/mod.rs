@@ -1,3 +1,4 @@
 mod delivery_ops;
 mod finding;
 mod replays;
+mod tenant_lifecycle;

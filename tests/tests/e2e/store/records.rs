@@ -72,6 +72,7 @@ async fn tenants_and_their_keys_are_stored_looked_up_and_revoked() {
         id: ids::new_id(IdKind::Tenant, Partition(0), now),
         name: "acme".into(),
         created_ms: now,
+        deleting_ms: None,
     };
     tenants::create(&mut conn, &keys, &tenant).await.unwrap();
     assert_eq!(
@@ -218,5 +219,78 @@ async fn a_retry_whose_endpoint_is_gone_reads_as_cancelled_and_writes_nothing() 
     // cancelled, and nothing is queued for it.)
     assert_eq!(outcome, RetryOutcome::Cancelled, "{status}");
     assert_eq!(app.snapshot().await, before, "nothing written");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_deletion_is_held_by_one_worker_and_taken_over_after_its_lease() {
+    use hookfleet_common::store::tenant_deletion::{self as deletion, Phase};
+
+    let app = TestApp::builder().spawn().await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let (tenant_id, _) = app.tenant("acme").await;
+    let job = deletion::start(&mut conn, &keys, &tenant_id, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(job.phase, Phase::Access);
+    // Asking again keeps the first request.
+    let again = deletion::start(&mut conn, &keys, &tenant_id, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(again.requested_ms, 1_000);
+    let tenant = tenants::load(&mut conn, &keys, &tenant_id).await.unwrap();
+    assert_eq!(tenant.and_then(|t| t.deleting_ms), Some(1_000));
+
+    let (taken, mut held) = deletion::take(&mut conn, &keys, 300, "first")
+        .await
+        .unwrap()
+        .expect("a new deletion is due");
+    assert_eq!(taken, tenant_id);
+    assert_eq!(
+        deletion::take(&mut conn, &keys, 300, "second")
+            .await
+            .unwrap(),
+        None,
+        "held while its lease runs"
+    );
+    held.phase = Phase::Events;
+    held.events = 7;
+    assert!(
+        deletion::save(&mut conn, &keys, &tenant_id, "first", 300, Some(&held))
+            .await
+            .unwrap()
+    );
+
+    // The holder stalls past its lease; another takes over from its cursor.
+    let taken_over = hookfleet_tests::wait_until(std::time::Duration::from_secs(5), || async {
+        let mut conn = app.redis().await;
+        deletion::take(&mut conn, &keys, 60_000, "second")
+            .await
+            .unwrap()
+    })
+    .await
+    .expect("taken over once the lease expired");
+    assert_eq!(taken_over.1, held, "resumed where the first left off");
+    let mut stale = held.clone();
+    stale.events = 99;
+    assert!(
+        !deletion::save(&mut conn, &keys, &tenant_id, "first", 300, Some(&stale))
+            .await
+            .unwrap(),
+        "the first holder can no longer save"
+    );
+    assert_eq!(
+        deletion::load(&mut conn, &keys, &tenant_id).await.unwrap(),
+        Some(held)
+    );
+    assert!(
+        deletion::save(&mut conn, &keys, &tenant_id, "second", 300, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        deletion::load(&mut conn, &keys, &tenant_id).await.unwrap(),
+        None
+    );
     app.stop().await;
 }
