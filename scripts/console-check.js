@@ -677,6 +677,28 @@ async function main() {
     ok('operator view: lists the tenant, workers and queues; created a tenant; created a manage+read key (shown once) and revoked it');
     checkProblems('operator view');
 
+    // ----- renaming and deleting a tenant -----
+    const tenantsNow = await must('GET', '/tenants?limit=250', adminKey);
+    const tenantC = tenantsNow.data.find((t) => t.name === newTenant);
+    assert(tenantC, `${newTenant} is not listed`);
+    const keyC = await must('POST', `/tenants/${tenantC.id}/api-keys`, adminKey, {}, 201);
+    await page.goto(`${base}/console#/operator/tenants/${tenantC.id}`);
+    await page.getByRole('heading', { name: newTenant }).waitFor();
+    const renamed = `${newTenant} renamed`;
+    await page.getByLabel('Tenant name').fill(renamed);
+    await page.getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('heading', { name: renamed }).waitFor();
+    assert((await must('GET', `/tenants/${tenantC.id}`, adminKey)).name === renamed, 'the rename was not stored');
+    await page.getByRole('button', { name: 'Delete tenant' }).click();
+    await page.locator('dialog[open]').getByRole('button', { name: 'Delete tenant' }).click();
+    await page.getByText('Being deleted').waitFor();
+    await shot('operator-tenant-deleting');
+    const afterDelete = await call('GET', '/webhooks', keyC.key);
+    assert(afterDelete.status === 401, `the deleted tenant's key still answers ${afterDelete.status}`);
+    await until('the deleted tenant to be gone', async () => (await call('GET', `/tenants/${tenantC.id}`, adminKey)).status === 404, 60000);
+    ok('operator view: renamed a tenant; deleted it (its key stopped at once, the page showed the deletion, then it was gone)');
+    checkProblems('tenant rename and delete');
+
     console.log(`console-check: PASSED (${passed} checks)`);
   } catch (err) {
     const page = context.pages()[0];

@@ -4,7 +4,7 @@ import {
   h, mount, loading, errorBox, empty, field, actionButton, confirmDialog, table, pager, secretBox,
   timeEl, fmtMs, repeat,
 } from './dom.js';
-import { get, post, del, query } from './api.js';
+import { get, post, patch, del, query } from './api.js';
 
 const SCOPES = ['publish', 'manage', 'read'];
 
@@ -18,6 +18,7 @@ export function operatorView(page) {
       mount(list, res.data.length ? table([
         { label: 'Name', cell: (t) => h('a', { href: `#/operator/tenants/${t.id}` }, t.name) },
         { label: 'Id', cell: (t) => h('code', {}, t.id) },
+        { label: 'Status', cell: (t) => (t.status === 'deleting' ? h('span', { class: 'badge badge-failed' }, 'deleting') : 'active') },
         { label: 'Created', cell: (t) => timeEl(t.created_at) },
       ], res.data) : empty('No tenants yet.'));
       return res.next;
@@ -111,16 +112,53 @@ export function tenantView(page, [id]) {
       return null;
     }
   });
+  const keysPanel = h('section', { class: 'panel', 'aria-labelledby': 'keys-title' },
+    h('h2', { id: 'keys-title' }, 'API keys'),
+    newKeyForm(id, created, () => p.first()), created, list, p.el);
   mount(page,
     h('p', { class: 'crumbs' }, h('a', { href: '#/operator' }, '← Operator')),
-    head,
-    h('section', { class: 'panel', 'aria-labelledby': 'keys-title' },
-      h('h2', { id: 'keys-title' }, 'API keys'),
-      newKeyForm(id, created, () => p.first()), created, list, p.el));
-  get(`/tenants/${id}`).then(
-    (t) => mount(head, h('h1', {}, t.name), h('p', {}, h('code', {}, t.id), ' — created ', timeEl(t.created_at))),
-    (err) => mount(head, errorBox(err)));
+    head, keysPanel);
+  const showTenant = (t) => {
+    mount(head, h('h1', {}, t.name), h('p', {}, h('code', {}, t.id), ' — created ', timeEl(t.created_at)));
+    if (t.status === 'deleting') {
+      const d = t.deletion || {};
+      head.append(h('p', { class: 'error', role: 'status' },
+        `Being deleted (asked ${new Date(d.requested_at).toLocaleString()}): its keys and portal links no longer work; `
+        + `now removing ${d.phase}: ${d.endpoints_removed} webhooks, ${d.deliveries_removed} deliveries, `
+        + `${d.events_removed} other events removed so far.`));
+      // Its keys no longer work and no new one can be made.
+      keysPanel.remove();
+      return;
+    }
+    head.append(renameForm(t, showTenant), deleteButton(t, showTenant));
+  };
+  get(`/tenants/${id}`).then(showTenant, (err) => mount(head, errorBox(err)));
   p.first();
+}
+
+function renameForm(tenant, show) {
+  const name = h('input', { type: 'text', required: true, maxlength: 200, value: tenant.name });
+  const status = h('div', { role: 'status' });
+  const form = h('form', { class: 'inline-form', 'aria-label': 'Rename tenant' },
+    field('Tenant name', name), h('button', { type: 'submit' }, 'Rename'), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      show(await patch(`/tenants/${tenant.id}`, { name: name.value.trim() }));
+    } catch (err) {
+      mount(status, errorBox(err));
+    }
+  });
+  return form;
+}
+
+function deleteButton(tenant, show) {
+  return actionButton('Delete tenant', async () => {
+    const question = `Delete the tenant ${tenant.name}? Its API keys and portal links stop working at once, `
+      + 'and its webhooks, events, deliveries and logs are removed. This cannot be undone.';
+    if (!(await confirmDialog(question, 'Delete tenant'))) return;
+    show(await del(`/tenants/${tenant.id}`));
+  }, { class: 'danger' });
 }
 
 function keysTable(tenantId, keys, reload) {
