@@ -91,7 +91,7 @@ pub async fn load(
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let retention = state.store.config.retention;
+    let retention = state.retention_of(tenant_id).await?;
     let now = now_ms();
     let keys: Vec<DeliveryKey<'_>> = refs
         .iter()

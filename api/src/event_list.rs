@@ -104,8 +104,23 @@ impl EventQuery {
         })
     }
 
-    /// Reads one page of `tenant_id`'s events.
+    /// Reads one page of `tenant_id`'s events, none older than the
+    /// tenant's retention (the index may hold older ones until they are
+    /// trimmed or swept).
     pub async fn page(&self, state: &AppState, tenant_id: &str) -> Result<EventsPage, ApiError> {
+        let retention = state.retention_of(tenant_id).await?;
+        let oldest = format!(
+            "[{}",
+            ids::time_prefix(
+                IdKind::Event,
+                hookfleet_common::time_util::now_ms().saturating_sub(retention.as_millis() as u64)
+            )
+        );
+        let lower = if self.lower == "-" || self.lower < oldest {
+            &oldest
+        } else {
+            &self.lower
+        };
         let partitions: Vec<_> = state.store.config.all_partitions().collect();
         // Candidates to examine: the page, or more when a type filter may
         // leave most of them out.
@@ -123,7 +138,7 @@ impl EventQuery {
             &partitions,
             tenant_id,
             self.index,
-            (&self.upper, &self.lower),
+            (&self.upper, lower),
             per_partition,
         )
         .await?;

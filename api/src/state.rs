@@ -33,6 +33,17 @@ impl AppState {
         Ok(self.store.pool.get().await?)
     }
 
+    /// The retention of `tenant_id`'s data: its own (set by the admin
+    /// routes), else the server's `HOOKFLEET_RETENTION`. Reads treat what
+    /// is older as gone, even while the workers' sweep has yet to remove it.
+    pub async fn retention_of(&self, tenant_id: &str) -> Result<std::time::Duration, ApiError> {
+        let mut conn = self.conn().await?;
+        let own =
+            hookfleet_common::store::tenants::retention(&mut conn, &self.store.keys, tenant_id)
+                .await?;
+        Ok(own.map_or(self.store.config.retention, std::time::Duration::from_millis))
+    }
+
     /// Adds `field` to one of a tenant's capped hashes (its webhooks, its
     /// event types): the cap check and the write are one step, so
     /// concurrent creates cannot overshoot the cap.

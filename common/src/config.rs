@@ -29,7 +29,9 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_HTTPS_ONLY", "false", "`true` refuses endpoint URLs that are not https."),
     ("HOOKFLEET_DISABLE_AFTER", "5d", "Circuit breaker: an endpoint failing without any success for this long is disabled (and `endpoint.disabled` is sent). A 410 Gone disables it at once."),
     ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
-    ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept."),
+    ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept, unless a tenant has a retention of its own (`PATCH /api/v1/tenants/{id}`)."),
+    ("HOOKFLEET_TENANT_RETENTION_MIN", "(none)", "The shortest retention a tenant may be given. Unset: just longer than the retry schedule with its jitter (+10 %), which is also the least it may be set to."),
+    ("HOOKFLEET_TENANT_RETENTION_MAX", "(none)", "The longest retention a tenant may be given (at least `HOOKFLEET_RETENTION`, the default when unset). Above `HOOKFLEET_RETENTION`, the shared event and state hashes live this long, and the workers remove each tenant's data when its own retention ends."),
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered (more than twice `HOOKFLEET_FANOUT_RECOVERY`: operational events use keys of their own too)."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
@@ -79,7 +81,11 @@ pub struct Config {
     pub lease: Duration,
     pub retry_after_max: Duration,
     pub max_payload: usize,
+    /// A tenant's retention unless it has its own.
     pub retention: Duration,
+    /// The bounds of a tenant's own retention.
+    pub tenant_retention_min: Duration,
+    pub tenant_retention_max: Duration,
     pub idempotency_ttl: Duration,
     /// Deliveries up to which a multi-partition fan-out completes before
     /// the 202 (`HOOKFLEET_FANOUT_INLINE`).
@@ -126,6 +132,16 @@ fn default_of(name: &str) -> &'static str {
         .find(|(n, _, _)| *n == name)
         .map(|(_, d, _)| *d)
         .unwrap_or("")
+}
+
+impl Config {
+    /// How long the shared, time-bucketed hashes (events, delivery states)
+    /// and endpoint logs are kept: the longest retention any tenant may
+    /// have. A tenant whose own retention is shorter has its data removed
+    /// at its end by the workers' retention sweep.
+    pub fn storage_retention(&self) -> Duration {
+        self.tenant_retention_max.max(self.retention)
+    }
 }
 
 impl Config {
@@ -209,6 +225,37 @@ impl Config {
                 ),
             });
         }
+        let optional_duration = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                Some(text) => parse_duration(&text)
+                    .map(Some)
+                    .map_err(|reason| ConfigError {
+                        variable: name,
+                        reason,
+                    }),
+                None => Ok(None),
+            }
+        };
+        let floor = needed + Duration::from_secs(1);
+        let tenant_retention_min = optional_duration("HOOKFLEET_TENANT_RETENTION_MIN")?;
+        if tenant_retention_min.is_some_and(|min| min <= needed || min > retention) {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_TENANT_RETENTION_MIN",
+                reason: format!(
+                    "must be longer than the whole retry schedule with its jitter ({}s) and at most HOOKFLEET_RETENTION",
+                    needed.as_secs()
+                ),
+            });
+        }
+        let tenant_retention_max = optional_duration("HOOKFLEET_TENANT_RETENTION_MAX")?;
+        if tenant_retention_max.is_some_and(|max| max < retention) {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_TENANT_RETENTION_MAX",
+                reason: "must be at least HOOKFLEET_RETENTION".into(),
+            });
+        }
+        let tenant_retention_min = tenant_retention_min.unwrap_or(floor.min(retention));
+        let tenant_retention_max = tenant_retention_max.unwrap_or(retention);
         // An operational event left unpublished is published by a sweep
         // after HOOKFLEET_FANOUT_RECOVERY under the same idempotency key as
         // its first try, which must still be remembered then.
@@ -314,6 +361,8 @@ impl Config {
             retry_after_max: duration("HOOKFLEET_RETRY_AFTER_MAX")?,
             max_payload: positive("HOOKFLEET_MAX_PAYLOAD")? as usize,
             retention,
+            tenant_retention_min,
+            tenant_retention_max,
             idempotency_ttl,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,

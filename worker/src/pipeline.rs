@@ -88,7 +88,7 @@ async fn fetch_event(ctx: &Context, job: &Job) -> Result<Option<EventRecord>, St
         &mut conn,
         &ctx.store.keys,
         &job.event_id,
-        ctx.store.config.retention,
+        ctx.store.config.storage_retention(),
     )
     .await
     .map_err(|e| e.to_string())
@@ -161,7 +161,7 @@ fn decide(ctx: &Context, job: &Job, result: &AttemptResult) -> Decision {
     );
     match ids::created_ms(IdKind::Event, &job.event_id) {
         Some(created) => {
-            decide::within_retention(decision, created, config.retention, config.lease)
+            decide::within_retention(decision, created, config.storage_retention(), config.lease)
         }
         None => decision,
     }

@@ -143,7 +143,7 @@ async fn step(
         tenant_id,
         chunk,
         now_ms: now_ms(),
-        retention_ms: store.config.retention.as_millis() as u64,
+        retention_ms: store.config.storage_retention().as_millis() as u64,
     };
     let mut removed = 0;
     match job.phase {

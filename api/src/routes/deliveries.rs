@@ -323,13 +323,14 @@ impl DeliveriesApi {
         let tenant = self.state.tenant(&auth).await?;
         let (delivery, loaded) = delivery_view::load_visible(&self.state, &tenant, &id.0).await?;
         let attempts = load_attempts(&self.state, &delivery, loaded.stored.as_ref()).await?;
+        let retention = self.state.retention_of(&tenant.tenant_id).await?;
         let request_body = {
             let mut conn = self.state.conn().await?;
             hookfleet_common::store::events::load(
                 &mut conn,
                 &self.state.store.keys,
                 &delivery.event_id,
-                self.state.store.config.retention,
+                retention,
             )
             .await?
             .map(stored_event::EventRecord::into_body)
@@ -419,7 +420,7 @@ pub async fn retry_one(
         endpoint_id: &delivery.endpoint_id,
         allowed,
         skip_test,
-        retention: state.store.config.retention,
+        retention: state.store.config.storage_retention(),
     };
     Ok(retry::retry(&mut conn, &state.store.keys, request).await?)
 }

@@ -547,15 +547,10 @@ impl EventsApi {
         let tenant = self.state.tenant(&auth).await?;
         let not_found = || ApiError::not_found("event (or it expired after the retention period)");
         let keys = &self.state.store.keys;
+        let retention = self.state.retention_of(&tenant.tenant_id).await?;
         let record = {
             let mut conn = self.state.conn().await?;
-            hookfleet_common::store::events::load(
-                &mut conn,
-                keys,
-                &id.0,
-                self.state.store.config.retention,
-            )
-            .await?
+            hookfleet_common::store::events::load(&mut conn, keys, &id.0, retention).await?
         };
         let record = record
             .filter(|record| record.tenant_id == tenant.tenant_id)

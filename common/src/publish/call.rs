@@ -67,7 +67,7 @@ impl Prepared {
         let bucket = ids::time_bucket(IdKind::Event, &event_id)
             .map(|(bucket, _)| bucket.to_string())
             .unwrap_or_default();
-        let expire_at = ids::bucket_expires_at(IdKind::Event, &event_id, config.retention);
+        let expire_at = ids::bucket_expires_at(IdKind::Event, &event_id, config.storage_retention());
         let complete = groups.keys().all(|p| *p == home);
         let matched: usize = groups.values().map(Vec::len).sum();
         Prepared {
@@ -209,7 +209,7 @@ pub(super) fn invocation(state: &Store, tenant_id: &str, group: &[&Prepared]) ->
                 .unwrap_or(&[]),
         })
         .collect();
-    let retention = state.config.retention.as_millis() as u64;
+    let retention = state.config.storage_retention().as_millis() as u64;
     let settings = PublishSettings {
         initial_delay_ms: state.config.initial_delay_ms(),
         idempotency_ttl_ms: state.config.idempotency_ttl.as_millis() as u64,

@@ -163,7 +163,7 @@ impl ClaimSettings {
         Self {
             lease_ms: config.lease.as_millis() as u64,
             initial_delay_ms: config.initial_delay_ms(),
-            retention_ms: config.retention.as_millis() as u64,
+            retention_ms: config.storage_retention().as_millis() as u64,
             max_in_flight: config.max_in_flight,
         }
     }

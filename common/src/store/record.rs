@@ -68,7 +68,7 @@ pub struct RecordSettings {
 impl RecordSettings {
     pub fn from_config(config: &crate::Config) -> Self {
         Self {
-            retention: config.retention,
+            retention: config.storage_retention(),
             attempt_log_maxlen: config.attempt_log_maxlen,
             disable_after: config.disable_after,
             max_in_flight: config.max_in_flight,

@@ -89,6 +89,16 @@ pub async fn load(
     }))
 }
 
+/// The tenant's own retention (ms), if it has one.
+pub async fn retention(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    id: &str,
+) -> redis::RedisResult<Option<u64>> {
+    let value: Option<String> = conn.hget(keys.tenant(id), "retention_ms").await?;
+    Ok(value.and_then(|v| v.parse().ok()))
+}
+
 /// Up to `count` tenant ids in creation order, from those created at
 /// `from_ms` on (all when `None`).
 pub async fn ids_from(

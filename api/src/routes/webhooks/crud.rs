@@ -350,7 +350,7 @@ impl WebhooksApi {
             .ok_or_else(|| ApiError::not_found("webhook"))?;
         let keys = &self.state.store.keys;
         let mut conn = self.state.conn().await?;
-        let retention_ms = self.state.store.config.retention.as_millis() as u64;
+        let retention_ms = self.state.store.config.storage_retention().as_millis() as u64;
         let endpoint = EndpointRef {
             tenant_id: &tenant.tenant_id,
             partition: p,
