@@ -103,8 +103,10 @@ pub enum ApiError {
     /// Too many requests: this API key has used its request budget
     /// (`HOOKFLEET_API_RATE_LIMIT` per second; code `rate_limited`), or, for
     /// a test send, the tenant has `HOOKFLEET_TEST_SEND_MAX_PENDING` test
-    /// sends waiting for their attempts (code `too_many_test_sends`). Retry
-    /// after `Retry-After` seconds.
+    /// sends waiting for their attempts (code `too_many_test_sends`), or
+    /// a publish would pass the tenant's cap on retained events (code
+    /// `quota_exceeded`, naming the cap; nothing is written). Retry after
+    /// `Retry-After` seconds.
     #[oai(status = 429)]
     TooManyRequests(
         Json<ErrorBody>,
@@ -229,6 +231,21 @@ impl ApiError {
                     "this tenant has {cap} test sends waiting for their attempts (the most allowed); retry after {retry_after_s}s"
                 ),
                 None,
+            ),
+            retry_after_s,
+        )
+    }
+
+    /// 429: storing the events would pass the tenant's cap on retained
+    /// events (`cap`; `kept` counted now). Nothing was written.
+    pub fn quota_exceeded(cap: u64, kept: u64, retry_after_s: u64) -> Self {
+        ApiError::TooManyRequests(
+            body(
+                "quota_exceeded",
+                format!(
+                    "this tenant may keep at most {cap} events (max_retained_events) and keeps {kept}; nothing was published. The oldest leave the count in {retry_after_s}s, or the operator may raise the cap"
+                ),
+                Some("max_retained_events".into()),
             ),
             retry_after_s,
         )

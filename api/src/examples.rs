@@ -29,7 +29,8 @@ use crate::routes::portal::{
     PortalLinkPage, PortalSession,
 };
 use crate::routes::tenants::{
-    ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant, TenantStatus, UpdateTenant,
+    ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant, TenantStatus, TenantUsage,
+    UpdateTenant,
 };
 use crate::routes::webhooks::replay::{Replay, StartReplay};
 use crate::routes::webhooks::schema::{CreateWebhook, HeadOfLine, UpdateWebhook, Webhook};
@@ -76,6 +77,13 @@ impl Example for Tenant {
             created_at: CREATED.into(),
             status: TenantStatus::Active,
             deletion: None,
+            retention: "30d".into(),
+            own_retention: false,
+            max_retained_events: Some(1_000_000),
+            usage: Some(TenantUsage {
+                retained_events: 48_210,
+                counted_events: Some(48_377),
+            }),
         }
     }
 }
@@ -84,6 +92,8 @@ impl Example for UpdateTenant {
     fn example() -> Self {
         Self {
             name: Some("acme-eu".into()),
+            retention: MaybeUndefined::Value("90d".into()),
+            max_retained_events: MaybeUndefined::Value(1_000_000),
         }
     }
 }

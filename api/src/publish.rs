@@ -4,6 +4,7 @@
 use hookfleet_common::event_data::EventData;
 use hookfleet_common::publish::{self as shared, PublishError, Store};
 pub use hookfleet_common::publish::{BatchEvent, Published, Subscribers, Target};
+use hookfleet_common::store::usage::{self, Counted};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,6 +30,69 @@ impl From<PublishError> for ApiError {
 
 fn store(state: &AppState) -> &Store {
     &state.store
+}
+
+/// Counts `n` events against the tenant's cap on retained events before
+/// they are stored: `None` when it has no cap, else the hour they were
+/// counted in (to give back those not stored, [`give_back`]). Over the
+/// cap: 429 `quota_exceeded`, and nothing is counted or written.
+pub async fn count_against_cap(
+    state: &AppState,
+    tenant_id: &str,
+    n: u64,
+) -> Result<Option<u64>, ApiError> {
+    let mut conn = state.conn().await?;
+    let retention_ms = state.store.config.retention.as_millis() as u64;
+    match usage::add(&mut conn, &state.store.keys, tenant_id, n, retention_ms).await? {
+        Counted::Uncapped => Ok(None),
+        Counted::Added { hour, .. } => Ok(Some(hour)),
+        Counted::Over {
+            cap,
+            total,
+            retry_after_ms,
+        } => Err(ApiError::quota_exceeded(
+            cap,
+            total,
+            retry_after_ms.div_ceil(1000).max(1),
+        )),
+    }
+}
+
+/// Which of the tenant's idempotency keys are remembered: a publish with
+/// one of them stores nothing, so it is not counted against a cap.
+pub async fn seen_keys(
+    state: &AppState,
+    tenant_id: &str,
+    keys: &[&str],
+) -> Result<Vec<bool>, ApiError> {
+    Ok(shared::seen_keys(store(state), tenant_id, keys).await?)
+}
+
+/// Gives back `n` events counted in `hour` that were not stored (a
+/// repeated idempotency key, a failure). A failure here only leaves them
+/// counted until their hour is past retention, so it is logged, not
+/// answered.
+pub async fn give_back(state: &AppState, tenant_id: &str, n: u64, hour: u64) {
+    if n == 0 {
+        return;
+    }
+    let retention_ms = state.store.config.retention.as_millis() as u64;
+    let result = match state.conn().await {
+        Ok(mut conn) => usage::give_back(
+            &mut conn,
+            &state.store.keys,
+            tenant_id,
+            n,
+            hour,
+            retention_ms,
+        )
+        .await
+        .map_err(|err| err.to_string()),
+        Err(err) => Err(format!("{err:?}")),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%tenant_id, n, %error, "events not stored stay counted against the cap");
+    }
 }
 
 /// The tenant's endpoints that want the event; `None` when the tenant

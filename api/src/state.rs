@@ -41,7 +41,10 @@ impl AppState {
         let own =
             hookfleet_common::store::tenants::retention(&mut conn, &self.store.keys, tenant_id)
                 .await?;
-        Ok(own.map_or(self.store.config.retention, std::time::Duration::from_millis))
+        Ok(own.map_or(
+            self.store.config.retention,
+            std::time::Duration::from_millis,
+        ))
     }
 
     /// Adds `field` to one of a tenant's capped hashes (its webhooks, its

@@ -44,6 +44,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_FANOUT_RECOVERY", "30s", "A worker finishes the fan-out of an event still incomplete this long after it was published (its API process died mid-way), and publishes an operational event (`endpoint.disabled`, `message.attempt.exhausted`) still unpublished this long after it was recorded (its worker died first)."),
     ("HOOKFLEET_REPLAY_RATE", "2000", "Most deliveries of its window one replay looks at per second (workers run replays, a chunk of at most 200 at a time, so a large replay does not flood the queue at once)."),
     ("HOOKFLEET_TENANT_DELETE_RATE", "5000", "Most log entries and events a tenant's deletion removes per second (workers remove a deleted tenant's data in the background, at most 500 at a time, so a large tenant's deletion does not stall Redis)."),
+    ("HOOKFLEET_RETENTION_SWEEP", "1m", "How often one worker of the fleet removes the data of tenants whose own retention is shorter than `HOOKFLEET_TENANT_RETENTION_MAX` (reads already treat it as gone)."),
     ("HOOKFLEET_POLL_INTERVAL", "1s", "Idle workers re-check the queue this often even without a wake-up message."),
     ("HOOKFLEET_WAKE_KEEPALIVE", "15s", "A worker pings its wake-up subscription after this long without a message, and replaces it when the ping gets no answer within the same time (a connection a NAT or load balancer dropped silently)."),
     ("HOOKFLEET_SHUTDOWN_GRACE", "25s", "On SIGTERM, how long a worker waits for attempts in flight before exiting."),
@@ -86,6 +87,8 @@ pub struct Config {
     /// The bounds of a tenant's own retention.
     pub tenant_retention_min: Duration,
     pub tenant_retention_max: Duration,
+    /// How often the retention sweep runs (`HOOKFLEET_RETENTION_SWEEP`).
+    pub retention_sweep: Duration,
     pub idempotency_ttl: Duration,
     /// Deliveries up to which a multi-partition fan-out completes before
     /// the 202 (`HOOKFLEET_FANOUT_INLINE`).
@@ -363,6 +366,7 @@ impl Config {
             retention,
             tenant_retention_min,
             tenant_retention_max,
+            retention_sweep: duration("HOOKFLEET_RETENTION_SWEEP")?,
             idempotency_ttl,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,
             worker_concurrency: positive("HOOKFLEET_WORKER_CONCURRENCY")? as usize,

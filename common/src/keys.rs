@@ -11,6 +11,7 @@
 //! | `hf:portal_token:<sha256>` | string | the portal link id for a hashed link token, expiring with the link |
 //! | `hf:portal_session:<sha256>` | string | the portal link id for a hashed portal session token, expiring with the link |
 //! | `hf:tenant_deletions` | hash | tenant id → its deletion job (phase, cursor, counts, lease) |
+//! | `hf:retention_sweep` | string | the worker sweeping data past tenants' own retention (TTL: one sweep interval) |
 //! | `hf:workers` | hash | worker id → its last heartbeat (JSON) |
 //! | `hf:workers_seen` | zset | worker ids by last heartbeat time |
 //! | `hf:{t:<tid>}:tenant` | hash | the tenant |
@@ -18,6 +19,7 @@
 //! | `hf:{t:<tid>}:endpoints` | hash | endpoint id → subscription summary (publish's index) |
 //! | `hf:{t:<tid>}:endpoints_deleted` | zset | endpoints deleted within retention, by deletion time (their deliveries still show, cancelled, on their events) |
 //! | `hf:{t:<tid>}:event_types` | hash | tenant-defined event types |
+//! | `hf:{t:<tid>}:usage` | hash | events counted against the tenant's cap, by hour (`h<hour>`), with `total` and `from` |
 //! | `hf:{t:<tid>}:portal_links` | zset | the tenant's portal link ids, score = when each expires (ms) |
 //! | `hf:{pN}:events:<bucket>` | hash | event id → the event record (`<flag><tenant>\n<type>\n<body>`, [`crate::stored_event`]), for events created in the bucket |
 //! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → `<event id> <delivery count>` |
@@ -147,6 +149,12 @@ impl Keys {
         format!("{}:tenant_deletions", self.prefix)
     }
 
+    /// Held (with a TTL of one sweep interval) by the worker sweeping
+    /// tenants' data past their own retention.
+    pub fn retention_sweep(&self) -> String {
+        format!("{}:retention_sweep", self.prefix)
+    }
+
     /// Live workers: worker id → JSON heartbeat.
     pub fn workers(&self) -> String {
         format!("{}:workers", self.prefix)
@@ -199,6 +207,12 @@ impl Keys {
     /// The tenant's portal links by expiry, to list them.
     pub fn tenant_portal_links(&self, tenant_id: &str) -> String {
         format!("{}:{{t:{tenant_id}}}:portal_links", self.prefix)
+    }
+
+    /// The tenant's events counted against its cap on retained events,
+    /// by hour (only while it has a cap; see `store::usage`).
+    pub fn tenant_usage(&self, tenant_id: &str) -> String {
+        format!("{}:{{t:{tenant_id}}}:usage", self.prefix)
     }
 
     pub fn tenant_event_types(&self, tenant_id: &str) -> String {

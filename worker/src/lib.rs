@@ -21,7 +21,8 @@
 //! Beside the claim loop, run.rs starts the worker's background tasks:
 //! queue gauges, fan-out and notice recovery, and replays.rs, which takes
 //! due replays (one at a time per worker) and runs them a chunk at a time;
-//! tenant_deletions.rs does the same for deleted tenants' data.
+//! tenant_deletions.rs does the same for deleted tenants' data, and
+//! retention_sweep.rs removes data past a tenant's own retention.
 //!
 //! Workers share nothing but Redis, so any number can run; a worker that dies
 //! mid-attempt loses only its leases, which the next claim takes back once
@@ -39,6 +40,7 @@ pub mod record;
 pub mod recorder;
 pub mod registry;
 pub mod replays;
+pub mod retention_sweep;
 pub mod run;
 pub mod shutdown;
 pub mod tenant_deletions;

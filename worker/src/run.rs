@@ -118,6 +118,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let fanouts = tokio::spawn(recover_fanouts(ctx.clone(), shutdown.clone()));
     let replays = tokio::spawn(crate::replays::run(ctx.clone(), shutdown.clone()));
     let deletions = tokio::spawn(crate::tenant_deletions::run(ctx.clone(), shutdown.clone()));
+    let sweep = tokio::spawn(crate::retention_sweep::run(ctx.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let partitions: Vec<Partition> = ctx.store.config.all_partitions().collect();
@@ -151,6 +152,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     fanouts.abort();
     replays.abort();
     deletions.abort();
+    sweep.abort();
     recorder_task.abort();
     metrics_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;

@@ -278,7 +278,9 @@ impl EventsApi {
     /// Stores the event once and queues one delivery per active endpoint
     /// whose `events` match its type. Send an `Idempotency-Key` to make
     /// retries of this request safe: the same key (per tenant, for 24 hours)
-    /// returns the first event and creates nothing new.
+    /// returns the first event and creates nothing new. A tenant with a
+    /// cap on retained events (`max_retained_events`) that has reached it
+    /// gets 429 `quota_exceeded`, naming the cap, and nothing is written.
     #[oai(path = "/events", method = "post", operation_id = "publish_event")]
     async fn publish(
         &self,
@@ -304,6 +306,23 @@ impl EventsApi {
         else {
             return Err(unknown_type("event_type", &body.event_type));
         };
+        // A tenant with a cap has the event counted first (refused over
+        // it), and given back if it is not stored after all.
+        // A repeated idempotency key stores nothing: not counted, and
+        // answered with the first event even at the cap.
+        let counted = match (subscribers.max_events, idempotency_key.as_deref()) {
+            (None, _) => None,
+            (Some(_), Some(key))
+                if publish::seen_keys(&self.state, &tenant.tenant_id, &[key])
+                    .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(false) =>
+            {
+                None
+            }
+            (Some(_), _) => publish::count_against_cap(&self.state, &tenant.tenant_id, 1).await?,
+        };
         let published = publish::publish(
             &self.state,
             &tenant.tenant_id,
@@ -312,7 +331,13 @@ impl EventsApi {
             idempotency_key.as_deref(),
             Target::Matched(subscribers),
         )
-        .await?;
+        .await;
+        if let Some(hour) = counted {
+            if !matches!(&published, Ok(p) if !p.duplicate) {
+                publish::give_back(&self.state, &tenant.tenant_id, 1, hour).await;
+            }
+        }
+        let published = published?;
         if !published.duplicate {
             self.state.metrics.published.inc();
         }
@@ -340,7 +365,9 @@ impl EventsApi {
     /// written: one invalid event refuses the request with a 4xx naming it
     /// (`events[3].event_type`) and nothing is published. So does a batch
     /// whose events would create more than 100,000 deliveries among them
-    /// (say 101 events to 1,000 webhooks): 422 naming `events`. The answer has
+    /// (say 101 events to 1,000 webhooks): 422 naming `events`, and one
+    /// that would take a tenant past its cap on retained events: 429
+    /// `quota_exceeded`. The answer has
     /// one result per event, in order. If the store fails midway, the
     /// answer is 207 and the events not accepted carry an `error` (503 when
     /// none was accepted).
@@ -409,7 +436,37 @@ impl EventsApi {
                 idempotency_key: idempotency_key.as_deref(),
             })
             .collect();
-        let outcomes = publish::publish_many(&self.state, &tenant.tenant_id, &events).await?;
+        // Counted against a cap: the events whose idempotency key is not
+        // remembered (the others store nothing).
+        let keyed: Vec<&str> = events.iter().filter_map(|e| e.idempotency_key).collect();
+        let seen = publish::seen_keys(&self.state, &tenant.tenant_id, &keyed).await?;
+        let mut seen = seen.into_iter();
+        let counts: Vec<bool> = events
+            .iter()
+            .map(|e| e.idempotency_key.is_none() || !seen.next().unwrap_or(false))
+            .collect();
+        let to_count = counts.iter().filter(|c| **c).count() as u64;
+        let counted = match to_count {
+            0 => None,
+            n => publish::count_against_cap(&self.state, &tenant.tenant_id, n).await?,
+        };
+        let outcomes = match publish::publish_many(&self.state, &tenant.tenant_id, &events).await {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                if let Some(hour) = counted {
+                    publish::give_back(&self.state, &tenant.tenant_id, to_count, hour).await;
+                }
+                return Err(err);
+            }
+        };
+        if let Some(hour) = counted {
+            let not_stored = outcomes
+                .iter()
+                .zip(&counts)
+                .filter(|(o, counted)| **counted && !matches!(o, Ok(p) if !p.duplicate))
+                .count() as u64;
+            publish::give_back(&self.state, &tenant.tenant_id, not_stored, hour).await;
+        }
         let mut accepted = 0;
         let mut fresh = 0;
         let mut results = Vec::with_capacity(outcomes.len());

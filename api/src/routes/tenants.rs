@@ -8,12 +8,17 @@
 //! An API key is shown once, in the answer that creates it; Redis keeps its
 //! SHA-256 hash (the lookup) and metadata without the key (the listing).
 
+use hookfleet_common::duration::{format_duration, parse_duration};
 use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::store::tenant_deletion::{self as store_deletion, DeletionJob, Phase};
-use hookfleet_common::store::tenants::{self as store_tenants, Renamed, TenantRecord};
+use hookfleet_common::store::tenants::{
+    self as store_tenants, TenantChange, TenantRecord, Updated,
+};
+use hookfleet_common::store::usage;
 use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +65,41 @@ pub struct UpdateTenant {
     ))]
     #[serde(default)]
     pub name: Option<String>,
+    /// How long the tenant's events, deliveries and attempts are kept, as
+    /// a duration (`7d`, `90d`, `36h`), within the operator's bounds
+    /// (`HOOKFLEET_TENANT_RETENTION_MIN` and `_MAX`); `null` returns to
+    /// the server's `HOOKFLEET_RETENTION`. It applies to what the tenant
+    /// has already: a shorter one removes what is older within a sweep
+    /// interval, a longer one keeps what is still there longer.
+    #[oai(validator(min_length = 1, max_length = 16), nullable)]
+    #[serde(default)]
+    pub retention: MaybeUndefined<String>,
+    /// The most events the tenant may keep within its retention, 1 to
+    /// 1,000,000,000; `null` removes the cap. A publish that would pass it
+    /// is answered 429 `quota_exceeded` and writes nothing. Events count
+    /// from the hour they are published until that hour is past retention;
+    /// operational events and test sends are not counted.
+    #[oai(
+        validator(minimum(value = "1"), maximum(value = "1000000000")),
+        nullable
+    )]
+    #[serde(default)]
+    pub max_retained_events: MaybeUndefined<u64>,
+}
+
+/// Most events a cap may allow.
+const MAX_CAP: u64 = 1_000_000_000;
+
+/// What a tenant keeps now.
+#[derive(Object, Serialize, Deserialize)]
+pub struct TenantUsage {
+    /// Its events within its retention (test sends aside).
+    pub retained_events: u64,
+    /// With a cap: what the cap counts now (events published in the hours
+    /// still within retention, so at least `retained_events`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_events: Option<u64>,
 }
 
 /// Whether a tenant is in use or being deleted.
@@ -144,6 +184,20 @@ pub struct Tenant {
     pub created_at: String,
     /// `active`, or `deleting` once `DELETE` was asked for.
     pub status: TenantStatus,
+    /// How long its events, deliveries and attempts are kept (its own,
+    /// or the server's `HOOKFLEET_RETENTION`).
+    pub retention: String,
+    /// True when `retention` is the tenant's own.
+    pub own_retention: bool,
+    /// The most events it may keep within its retention; absent without
+    /// a cap.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retained_events: Option<u64>,
+    /// What it keeps now (read one tenant at a time, not in lists).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TenantUsage>,
     /// While it is being deleted: how far the deletion is.
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,6 +362,9 @@ impl TenantsApi {
             ),
             None => None,
         };
+        let retention_ms = tenant
+            .retention_ms
+            .unwrap_or(self.state.store.config.retention.as_millis() as u64);
         Ok(Tenant {
             id: tenant.id,
             name: tenant.name,
@@ -318,7 +375,64 @@ impl TenantsApi {
                 TenantStatus::Active
             },
             deletion: deletion.as_ref().map(TenantDeletion::of),
+            retention: format_duration(std::time::Duration::from_millis(retention_ms)),
+            own_retention: tenant.retention_ms.is_some(),
+            max_retained_events: tenant.max_events,
+            usage: None,
         })
+    }
+
+    /// What the tenant keeps now: its retained events (exact, from its
+    /// event index) and, with a cap, what the cap counts.
+    async fn usage_of(&self, tenant: &Tenant) -> Result<TenantUsage, ApiError> {
+        let retention = self.state.retention_of(&tenant.id).await?;
+        let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
+        let mut conn = self.state.conn().await?;
+        let keys = &self.state.store.keys;
+        let retained = usage::retained(
+            &mut conn,
+            keys,
+            &tenant.id,
+            &partitions,
+            retention.as_millis() as u64,
+            now_ms(),
+        )
+        .await?;
+        let counted = match tenant.max_retained_events {
+            Some(_) => usage::counted(&mut conn, keys, &tenant.id).await?,
+            None => None,
+        };
+        Ok(TenantUsage {
+            retained_events: retained,
+            counted_events: counted,
+        })
+    }
+
+    /// The retention a request asks for, checked against the operator's
+    /// bounds: `Some(None)` returns to the server's.
+    fn retention_change(
+        &self,
+        value: &MaybeUndefined<String>,
+    ) -> Result<Option<Option<u64>>, ApiError> {
+        let text = match value {
+            MaybeUndefined::Undefined => return Ok(None),
+            MaybeUndefined::Null => return Ok(Some(None)),
+            MaybeUndefined::Value(text) => text,
+        };
+        let config = &self.state.store.config;
+        let (min, max) = (config.tenant_retention_min, config.tenant_retention_max);
+        let bounds = || {
+            format!(
+                "a duration such as `7d` or `36h`, from {} to {} (the operator's bounds)",
+                format_duration(min),
+                format_duration(max)
+            )
+        };
+        let retention = parse_duration(text.trim())
+            .ok()
+            .filter(|d| text.trim() == text && *d >= min && *d <= max)
+            .ok_or_else(|| ApiError::invalid("retention", bounds()))?;
+        Ok(Some(Some(retention.as_millis() as u64)))
     }
 
     /// The tenant `id`, refused with 409 while it is being deleted.
@@ -353,6 +467,8 @@ impl TenantsApi {
             name: name.clone(),
             created_ms: now,
             deleting_ms: None,
+            retention_ms: None,
+            max_events: None,
         };
         store_tenants::create(&mut conn, &self.state.store.keys, &record).await?;
         Ok(TenantCreated::Created(Json(Tenant {
@@ -361,6 +477,10 @@ impl TenantsApi {
             created_at: rfc3339_ms(now),
             status: TenantStatus::Active,
             deletion: None,
+            retention: format_duration(self.state.store.config.retention),
+            own_retention: false,
+            max_retained_events: None,
+            usage: None,
         })))
     }
 
@@ -420,12 +540,17 @@ impl TenantsApi {
         tenant_id: Path<String>,
     ) -> Result<Json<Tenant>, ApiError> {
         self.state.admin(&auth)?;
-        Ok(Json(self.load_tenant(&tenant_id.0).await?))
+        let mut tenant = self.load_tenant(&tenant_id.0).await?;
+        if tenant.status == TenantStatus::Active {
+            tenant.usage = Some(self.usage_of(&tenant).await?);
+        }
+        Ok(Json(tenant))
     }
 
-    /// Rename a tenant
+    /// Change a tenant
     ///
-    /// Changes the fields given (only `name` today); `{}` changes nothing.
+    /// Changes the fields given: its name, its own retention, its cap on
+    /// retained events; `{}` changes nothing. The answer shows its usage.
     /// 409 while the tenant is being deleted. Admin key only.
     #[oai(
         path = "/tenants/:tenant_id",
@@ -440,27 +565,54 @@ impl TenantsApi {
         body: JsonBody<UpdateTenant>,
     ) -> Result<Json<Tenant>, ApiError> {
         self.state.admin(&auth)?;
-        let new_name = body
-            .0
-            .name
-            .as_deref()
-            .map(|n| name("name", n))
-            .transpose()?;
-        let tenant = self.active_tenant(&tenant_id.0).await?;
-        let Some(new_name) = new_name else {
-            return Ok(Json(tenant));
+        let body = body.0;
+        let change = TenantChange {
+            name: body.name.as_deref().map(|n| name("name", n)).transpose()?,
+            retention_ms: self.retention_change(&body.retention)?,
+            max_events: match body.max_retained_events {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(cap) if (1..=MAX_CAP).contains(&cap) => Some(Some(cap)),
+                MaybeUndefined::Value(_) => {
+                    return Err(ApiError::invalid(
+                        "max_retained_events",
+                        format!("must be 1 to {MAX_CAP}, or null for no cap"),
+                    ))
+                }
+            },
         };
+        let tenant = self.active_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
-        match store_tenants::rename(&mut conn, &self.state.store.keys, &tenant.id, &new_name)
-            .await?
-        {
-            Renamed::Renamed => Ok(Json(Tenant {
-                name: new_name,
-                ..tenant
-            })),
-            Renamed::NotFound => Err(ApiError::not_found("tenant")),
-            Renamed::Deleting => Err(ApiError::conflict(DELETING)),
+        let keys = &self.state.store.keys;
+        match store_tenants::update(&mut conn, keys, &tenant.id, &change).await? {
+            Updated::Updated => {}
+            Updated::NotFound => return Err(ApiError::not_found("tenant")),
+            Updated::Deleting => return Err(ApiError::conflict(DELETING)),
         }
+        // A cap counts from the tenant's event index: afresh when it is
+        // set or when the retention it counts by changes.
+        if change.retention_ms.is_some() || change.max_events.is_some() {
+            let capped = match change.max_events {
+                Some(cap) => cap.is_some(),
+                None => tenant.max_retained_events.is_some(),
+            };
+            let retention = self.state.retention_of(&tenant.id).await?;
+            let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
+            usage::rebuild(
+                &mut conn,
+                keys,
+                &tenant.id,
+                &partitions,
+                capped,
+                retention.as_millis() as u64,
+                now_ms(),
+            )
+            .await?;
+        }
+        drop(conn);
+        let mut tenant = self.load_tenant(&tenant.id).await?;
+        tenant.usage = Some(self.usage_of(&tenant).await?);
+        Ok(Json(tenant))
     }
 
     /// Delete a tenant

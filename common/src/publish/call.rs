@@ -67,7 +67,8 @@ impl Prepared {
         let bucket = ids::time_bucket(IdKind::Event, &event_id)
             .map(|(bucket, _)| bucket.to_string())
             .unwrap_or_default();
-        let expire_at = ids::bucket_expires_at(IdKind::Event, &event_id, config.storage_retention());
+        let expire_at =
+            ids::bucket_expires_at(IdKind::Event, &event_id, config.storage_retention());
         let complete = groups.keys().all(|p| *p == home);
         let matched: usize = groups.values().map(Vec::len).sum();
         Prepared {

@@ -40,7 +40,13 @@ pub async fn recover_fanouts(
     for event_id in &pending {
         let record = {
             let mut conn = state.conn().await?;
-            store::events::load(&mut conn, &state.keys, event_id, state.config.storage_retention()).await?
+            store::events::load(
+                &mut conn,
+                &state.keys,
+                event_id,
+                state.config.storage_retention(),
+            )
+            .await?
         };
         let finished = match record {
             Some(record) => finish_fanout(state, &record.tenant_id, event_id).await,
@@ -98,7 +104,13 @@ pub(super) async fn finish_fanout(
     let home = ids::partition_of(IdKind::Event, event_id).ok_or(PublishError::Expired)?;
     let record = {
         let mut conn = state.conn().await?;
-        store::events::load(&mut conn, &state.keys, event_id, state.config.storage_retention()).await?
+        store::events::load(
+            &mut conn,
+            &state.keys,
+            event_id,
+            state.config.storage_retention(),
+        )
+        .await?
     };
     let record = record.ok_or(PublishError::Expired)?;
     let index = endpoint_index(state, tenant_id).await?;

@@ -107,7 +107,7 @@ pub async fn publish(
         Target::Subscribers => {
             matching_endpoints(state, tenant_id, event_type, data.as_str()).await?
         }
-        Target::Matched(found) => found.0,
+        Target::Matched(found) => found.groups,
         Target::Test(id) => group_by_partition(vec![id]),
     };
     let prepared = Prepared::new(
@@ -136,6 +136,26 @@ pub async fn publish(
         }
     };
     prepared.settle(state, tenant_id, reply).await
+}
+
+/// Which of the tenant's idempotency keys `keys` are remembered (a publish
+/// with one of them stores nothing new), in one pipelined round trip.
+pub async fn seen_keys(
+    state: &Store,
+    tenant_id: &str,
+    keys: &[&str],
+) -> Result<Vec<bool>, PublishError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for key in keys {
+        let home =
+            crate::ids::partition_for(&format!("{tenant_id}\n{key}"), state.config.partitions);
+        pipe.exists(state.keys.idempotency(home, tenant_id, key));
+    }
+    let mut conn = state.conn().await?;
+    Ok(pipe.query_async(&mut conn).await?)
 }
 
 /// One event of [`publish_many`].

@@ -23,34 +23,39 @@ pub(super) async fn matching_endpoints(
     Ok(wanted_by(&index, event_type, data))
 }
 
-/// The endpoints of a tenant that want an event type, by partition.
-pub struct Subscribers(pub(super) BTreeMap<Partition, Vec<String>>);
+/// The endpoints of a tenant that want an event type, by partition, and
+/// the tenant's cap on retained events (read in the same round trip).
+pub struct Subscribers {
+    pub(super) groups: BTreeMap<Partition, Vec<String>>,
+    pub max_events: Option<u64>,
+}
 
 /// The tenant's active endpoints that want the event (`data` is its JSON
 /// payload, for their filters), or `None` when the type is neither built
 /// in nor defined by the tenant. A tenant type's
-/// definition and the endpoint index share the tenant's hash slot, so both
-/// are read in one pipelined round trip (a single publish then makes three:
-/// the API key, this, and `publish.lua`).
+/// definition, the endpoint index and the tenant's cap share the tenant's
+/// hash slot, so all are read in one pipelined round trip (a single
+/// publish then makes three: the API key, this, and `publish.lua`; four
+/// for a tenant with a cap, whose events are counted before they are
+/// stored).
 pub async fn subscribers(
     state: &Store,
     tenant_id: &str,
     event_type: &str,
     data: &str,
 ) -> Result<Option<Subscribers>, PublishError> {
-    let index: HashMap<String, String> = if crate::catalog::is_built_in(event_type) {
-        endpoint_index(state, tenant_id).await?
-    } else {
-        let mut conn = state.conn().await?;
-        let keys = &state.keys;
-        let (defined, index) =
-            store_endpoint::index_with_type(&mut conn, keys, tenant_id, event_type).await?;
-        if !defined {
-            return Ok(None);
-        }
-        index
-    };
-    Ok(Some(Subscribers(wanted_by(&index, event_type, data))))
+    let tenant_type = (!crate::catalog::is_built_in(event_type)).then_some(event_type);
+    let mut conn = state.conn().await?;
+    let (defined, index, max_events) =
+        store_endpoint::index_with_type(&mut conn, &state.keys, tenant_id, tenant_type).await?;
+    drop(conn);
+    if !defined {
+        return Ok(None);
+    }
+    Ok(Some(Subscribers {
+        groups: wanted_by(&index, event_type, data),
+        max_events,
+    }))
 }
 
 /// The tenant's endpoint index: endpoint id → subscription summary.

@@ -279,16 +279,27 @@ pub async fn index_of(
 }
 
 /// The tenant's endpoint index with whether it defined the event type
-/// `event_type`, in one round trip (both live in the tenant's slot).
+/// `event_type` (when one is given; else `true`) and its cap on retained
+/// events, in one round trip (all live in the tenant's slot).
 pub async fn index_with_type(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
     tenant_id: &str,
-    event_type: &str,
-) -> redis::RedisResult<(bool, HashMap<String, String>)> {
-    redis::pipe()
-        .hexists(keys.tenant_event_types(tenant_id), event_type)
-        .hgetall(keys.tenant_endpoints(tenant_id))
-        .query_async(conn)
-        .await
+    event_type: Option<&str>,
+) -> redis::RedisResult<(bool, HashMap<String, String>, Option<u64>)> {
+    let mut pipe = redis::pipe();
+    if let Some(event_type) = event_type {
+        pipe.hexists(keys.tenant_event_types(tenant_id), event_type);
+    }
+    pipe.hgetall(keys.tenant_endpoints(tenant_id))
+        .hget(keys.tenant(tenant_id), "max_events");
+    let (defined, index, cap): (bool, HashMap<String, String>, Option<String>) =
+        if event_type.is_some() {
+            pipe.query_async(conn).await?
+        } else {
+            let (index, cap): (HashMap<String, String>, Option<String>) =
+                pipe.query_async(conn).await?;
+            (true, index, cap)
+        };
+    Ok((defined, index, cap.and_then(|c| c.parse().ok())))
 }

@@ -16,10 +16,12 @@
 //! | [`retry`] | `retry.lua` | a delivery is queued again by hand |
 //! | [`endpoint`] | `update_endpoint.lua`, `delete_endpoint.lua`, `rotate_secret.lua` | an endpoint changes |
 //! | [`replay`] | `replay_lock.lua`, `replay_take.lua`, `replay_chunk.lua`, `replay_cancel.lua` | one replay per endpoint at a time; a worker takes a replay, runs it a chunk at a time, or it is cancelled |
+//! | [`retention`] | (plain commands) | a tenant's data past its own retention is removed, a step at a time |
 //! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
 //! | [`reads`] | `event_heads.lua`, `backlog.lua`, `fifo_head.lua` | read-only views |
 //! | [`tenant_deletion`] | `tenant_deletion_take.lua`, `tenant_deletion_step.lua` | a worker takes a tenant's deletion and saves its progress, one step at a time |
-//! | [`tenants`] | `tenant_rename.lua` (and plain commands) | tenants and their API keys |
+//! | [`usage`] | `usage_reserve.lua` | events counted against a tenant's cap, or given back |
+//! | [`tenants`] | `tenant_update.lua` (and plain commands) | tenants and their API keys |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
 //! | [`events`] | (plain commands) | reading an event's record |
 //! | [`layout`] | (plain commands) | the storage layout check at start |
@@ -46,9 +48,11 @@ pub mod publish;
 pub mod reads;
 pub mod record;
 pub mod replay;
+pub mod retention;
 pub mod retry;
 pub mod tenant_deletion;
 pub mod tenants;
+pub mod usage;
 pub mod workers;
 
 pub use scripts::id_layout;

@@ -96,7 +96,8 @@ script!(REPLAY_CHUNK, "replay_chunk.lua", "state.lua");
 script!(REPLAY_CANCEL, "replay_cancel.lua");
 script!(CAPPED_ADD, "capped_add.lua");
 script!(TEST_SEND_SLOT, "test_send_slot.lua");
-script!(TENANT_RENAME, "tenant_rename.lua");
+script!(TENANT_UPDATE, "tenant_update.lua");
+script!(USAGE_RESERVE, "usage_reserve.lua");
 script!(TENANT_DELETION_TAKE, "tenant_deletion_take.lua");
 script!(TENANT_DELETION_STEP, "tenant_deletion_step.lua");
 
@@ -138,8 +139,12 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("backlog.lua", include_str!("scripts/backlog.lua")),
     ("fifo_head.lua", include_str!("scripts/fifo_head.lua")),
     (
-        "tenant_rename.lua",
-        include_str!("scripts/tenant_rename.lua"),
+        "tenant_update.lua",
+        include_str!("scripts/tenant_update.lua"),
+    ),
+    (
+        "usage_reserve.lua",
+        include_str!("scripts/usage_reserve.lua"),
     ),
     (
         "tenant_deletion_take.lua",

@@ -296,13 +296,30 @@ pub async fn clear_endpoint_step(
         clear_endpoint_keys(conn, keys, p, endpoint_id, endpoint_body, now_ms).await?;
         return Ok((0, true));
     }
-    // The states of its deliveries (in its partition, by bucket), the
-    // failed-events index entries it made, then the records of their
-    // events (in their home partitions), then the log entries: a step cut
-    // short leaves the entries, so the next one finds them again.
+    remove_log_entries(conn, keys, tenant_id, p, endpoint_id, &events).await?;
+    Ok((events.len() as u64, false))
+}
+
+/// Removes some entries of an endpoint's log (`events`, event ids) with
+/// what they point to: the deliveries' states (in its partition, by
+/// bucket), the failed-events index entries they made, the records of
+/// their events (in their home partitions), then the log entries
+/// themselves, last: a step cut short leaves the entries, so the next one
+/// finds them again. Shared with the retention sweep.
+pub(crate) async fn remove_log_entries(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    tenant_id: &str,
+    p: Partition,
+    endpoint_id: &str,
+    events: &[String],
+) -> redis::RedisResult<()> {
+    let Some(endpoint_body) = ids::body_of(IdKind::Endpoint, endpoint_id) else {
+        return Ok(());
+    };
     let mut states: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for event_id in &events {
+    for event_id in events {
         let Some(event_body) = ids::body_of(IdKind::Event, event_id) else {
             continue;
         };
@@ -324,16 +341,15 @@ pub async fn clear_endpoint_step(
     for (key, fields) in &states {
         pipe.hdel(key, fields).ignore();
     }
-    pipe.zrem(keys.tenant_failed(p, tenant_id), &events)
-        .ignore();
+    pipe.zrem(keys.tenant_failed(p, tenant_id), events).ignore();
     let () = pipe.query_async(conn).await?;
     let mut pipe = redis::pipe();
     for (key, fields) in &records {
         pipe.hdel(key, fields).ignore();
     }
     let () = pipe.query_async(conn).await?;
-    let () = conn.zrem(&log, &events).await?;
-    Ok((events.len() as u64, false))
+    conn.zrem(keys.endpoint_deliveries(p, endpoint_id), events)
+        .await
 }
 
 /// An endpoint's keys other than its log: its hash and queue state, its
@@ -413,8 +429,22 @@ pub async fn clear_events_step(
         let () = pipe.query_async(conn).await?;
         return Ok((0, true));
     }
+    remove_events(conn, keys, p, tenant_id, &events).await?;
+    Ok((events.len() as u64, false))
+}
+
+/// Removes some of the tenant's events homed in partition `p` (ids from
+/// its index): their records, their pending fan-outs, then their index
+/// entries, last. Shared with the retention sweep.
+pub(crate) async fn remove_events(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    p: Partition,
+    tenant_id: &str,
+    events: &[String],
+) -> redis::RedisResult<()> {
     let mut records: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for event_id in &events {
+    for event_id in events {
         if let Some((bucket, _)) = ids::time_bucket(IdKind::Event, event_id) {
             records
                 .entry(keys.events(p, bucket))
@@ -426,10 +456,9 @@ pub async fn clear_events_step(
     for (key, fields) in &records {
         pipe.hdel(key, fields).ignore();
     }
-    pipe.zrem(keys.fanout_pending(p), &events).ignore();
-    pipe.zrem(&index, &events).ignore();
-    let () = pipe.query_async(conn).await?;
-    Ok((events.len() as u64, false))
+    pipe.zrem(keys.fanout_pending(p), events).ignore();
+    pipe.zrem(keys.tenant_events(p, tenant_id), events).ignore();
+    pipe.query_async(conn).await
 }
 
 /// The last step: the tenant's own keys and its place in the listing.
@@ -450,6 +479,7 @@ pub async fn clear_records(
             keys.tenant_event_types(tenant_id),
             keys.tenant_portal_links(tenant_id),
             keys.tenant_test_sends(tenant_id),
+            keys.tenant_usage(tenant_id),
             keys.tenant(tenant_id),
         ])
         .await?;

@@ -22,32 +22,57 @@ pub struct TenantRecord {
     pub created_ms: u64,
     /// When its deletion was asked for, while it is being deleted.
     pub deleting_ms: Option<u64>,
+    /// Its own retention (ms), if it has one.
+    pub retention_ms: Option<u64>,
+    /// Its cap on retained events, if it has one.
+    pub max_events: Option<u64>,
 }
 
-/// What a rename found.
+/// What an update found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Renamed {
-    Renamed,
+pub enum Updated {
+    Updated,
     NotFound,
     Deleting,
 }
 
-/// Renames the tenant `id`, unless it is missing or being deleted.
-pub async fn rename(
+/// A change to a tenant: each `Some` is written (`Some(None)` removes the
+/// setting: the server's retention, no cap).
+#[derive(Debug, Clone, Default)]
+pub struct TenantChange {
+    pub name: Option<String>,
+    pub retention_ms: Option<Option<u64>>,
+    pub max_events: Option<Option<u64>>,
+}
+
+/// Applies `change` to the tenant `id`, unless it is missing or being
+/// deleted.
+pub async fn update(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     id: &str,
-    name: &str,
-) -> redis::RedisResult<Renamed> {
-    let outcome: i64 = scripts::TENANT_RENAME
-        .key(keys.tenant(id))
-        .arg(name)
-        .invoke_async(conn)
-        .await?;
+    change: &TenantChange,
+) -> redis::RedisResult<Updated> {
+    let mut invocation = scripts::TENANT_UPDATE.prepare_invoke();
+    invocation.key(keys.tenant(id));
+    if let Some(name) = &change.name {
+        invocation.arg("name").arg(name);
+    }
+    for (field, value) in [
+        ("retention_ms", change.retention_ms),
+        ("max_events", change.max_events),
+    ] {
+        if let Some(value) = value {
+            invocation
+                .arg(field)
+                .arg(value.map(|v| v.to_string()).unwrap_or_default());
+        }
+    }
+    let outcome: i64 = invocation.invoke_async(conn).await?;
     Ok(match outcome {
-        1 => Renamed::Renamed,
-        -1 => Renamed::Deleting,
-        _ => Renamed::NotFound,
+        1 => Updated::Updated,
+        -1 => Updated::Deleting,
+        _ => Updated::NotFound,
     })
 }
 
@@ -86,6 +111,8 @@ pub async fn load(
         name: name.clone(),
         created_ms: created.parse().unwrap_or(0),
         deleting_ms: map.get("deleting").and_then(|ms| ms.parse().ok()),
+        retention_ms: map.get("retention_ms").and_then(|ms| ms.parse().ok()),
+        max_events: map.get("max_events").and_then(|n| n.parse().ok()),
     }))
 }
 

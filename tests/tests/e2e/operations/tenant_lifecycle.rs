@@ -345,12 +345,12 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
             .query_async(&mut conn)
             .await
             .expect("PTTL");
-        assert!(ttl > 0 && ttl <= window, "{key} expires within the window: {ttl}");
+        assert!(
+            ttl > 0 && ttl <= window,
+            "{key} expires within the window: {ttl}"
+        );
     }
-    let bob_after: BTreeSet<&String> = after
-        .iter()
-        .filter(|e| !volatile(e) && !hers(e))
-        .collect();
+    let bob_after: BTreeSet<&String> = after.iter().filter(|e| !volatile(e) && !hers(e)).collect();
     let lost: Vec<&&String> = bob_before.difference(&bob_after).take(5).collect();
     let added: Vec<&&String> = bob_after.difference(&bob_before).take(5).collect();
     assert!(

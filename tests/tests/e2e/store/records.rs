@@ -73,6 +73,8 @@ async fn tenants_and_their_keys_are_stored_looked_up_and_revoked() {
         name: "acme".into(),
         created_ms: now,
         deleting_ms: None,
+        retention_ms: None,
+        max_events: None,
     };
     tenants::create(&mut conn, &keys, &tenant).await.unwrap();
     assert_eq!(
