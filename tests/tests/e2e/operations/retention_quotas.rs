@@ -1,0 +1,306 @@
+//! A tenant's own retention and its cap on retained events: set by the
+//! admin routes within the operator's bounds; a publish over the cap is
+//! refused with 429 `quota_exceeded` and writes nothing, however many
+//! arrive at once; data past a tenant's retention reads as gone and is
+//! removed by the workers' sweep, while a tenant with a longer retention
+//! keeps its events past the server's.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use hookfleet_common::ids::{self, IdKind};
+use hookfleet_tests::{spawn_receiver, wait_until, Reply, TestApp};
+
+async fn publish(app: &TestApp, key: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, event) = app
+            .post(
+                "/api/v1/events",
+                key,
+                json!({"event_type": "user.created", "data": {"i": i}}),
+            )
+            .await;
+        assert_eq!(status, 202, "{event}");
+        ids.push(event["id"].as_str().unwrap_or_default().to_string());
+    }
+    ids
+}
+
+/// Whether the event's record is still stored (in its home partition's
+/// bucket hash), whatever the reads say.
+async fn stored(app: &TestApp, event_id: &str) -> bool {
+    let keys = app.keys();
+    let (Some(p), Some((bucket, _))) = (
+        ids::partition_of(IdKind::Event, event_id),
+        ids::time_bucket(IdKind::Event, event_id),
+    ) else {
+        return false;
+    };
+    redis::cmd("HEXISTS")
+        .arg(keys.events(p, bucket))
+        .arg(event_id)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_cap_is_refused_and_nothing_is_written() {
+    let app = TestApp::builder().spawn().await;
+    let admin = app.admin_key();
+    let (id, key) = app.tenant("capped").await;
+    let path = format!("/api/v1/tenants/{id}");
+    let (status, tenant) = app
+        .patch(&path, &admin, json!({"max_retained_events": 5}))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["max_retained_events"], 5);
+    assert_eq!(tenant["usage"]["retained_events"], 0);
+
+    publish(&app, &key, 3).await;
+    let (status, batch) = app
+        .post(
+            "/api/v1/events/batch",
+            &key,
+            json!({"events": [
+                {"event_type": "user.created", "data": {}, "idempotency_key": "k-1"},
+                {"event_type": "user.created", "data": {}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{batch}");
+
+    // Full: the sixth is refused, naming the cap, and writes nothing.
+    let before = app.snapshot().await;
+    let response = app
+        .http
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .json(&json!({"event_type": "user.created", "data": {}}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    let error: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(error["code"], "quota_exceeded", "{error}");
+    assert_eq!(error["field"], "max_retained_events");
+    assert!(error["message"].as_str().unwrap_or("").contains('5'), "{error}");
+    let (status, error) = app
+        .post(
+            "/api/v1/events/batch",
+            &key,
+            json!({"events": [{"event_type": "user.created", "data": {}}]}),
+        )
+        .await;
+    assert_eq!(status, 429, "{error}");
+    assert_eq!(
+        app.changed_since(&before).await,
+        Vec::<String>::new(),
+        "a refused publish writes nothing"
+    );
+
+    // A retry with a key already used is answered with its event, not
+    // refused and not counted.
+    let (status, again) = app
+        .post(
+            "/api/v1/events/batch",
+            &key,
+            json!({"events": [{"event_type": "user.created", "data": {}, "idempotency_key": "k-1"}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["results"][0]["duplicate"], true, "{again}");
+    let (_, tenant) = app.get(&path, &admin).await;
+    assert_eq!(tenant["usage"]["retained_events"], 5, "{tenant}");
+    assert_eq!(tenant["usage"]["counted_events"], 5, "{tenant}");
+
+    // A higher cap lets publishes through again; none removes it.
+    let (status, _) = app
+        .patch(&path, &admin, json!({"max_retained_events": 6}))
+        .await;
+    assert_eq!(status, 200);
+    publish(&app, &key, 1).await;
+    let (status, tenant) = app
+        .patch(&path, &admin, json!({"max_retained_events": null}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(tenant.get("max_retained_events").is_none(), "{tenant}");
+    assert_eq!(tenant["usage"]["retained_events"], 6);
+    publish(&app, &key, 2).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_publishes_never_pass_the_cap() {
+    let app = TestApp::builder().spawn().await;
+    let admin = app.admin_key();
+    let (id, key) = app.tenant("racing").await;
+    let path = format!("/api/v1/tenants/{id}");
+    let (status, _) = app
+        .patch(&path, &admin, json!({"max_retained_events": 20}))
+        .await;
+    assert_eq!(status, 200);
+    let bodies: Vec<Value> = (0..60)
+        .map(|i| json!({"event_type": "user.created", "data": {"i": i}}))
+        .collect();
+    let answers = app.post_all("/api/v1/events", &key, bodies).await;
+    let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, e)| *s == 429 && e["code"] == "quota_exceeded")
+        .count();
+    assert_eq!((accepted, refused), (20, 40), "{answers:?}");
+    let (_, tenant) = app.get(&path, &admin).await;
+    assert_eq!(tenant["usage"]["retained_events"], 20, "{tenant}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_retention_and_caps_are_refused_naming_the_field() {
+    let app = TestApp::builder()
+        .env("HOOKFLEET_TENANT_RETENTION_MIN", "1h")
+        .env("HOOKFLEET_TENANT_RETENTION_MAX", "90d")
+        .spawn()
+        .await;
+    let admin = app.admin_key();
+    let (id, _) = app.tenant("bounds").await;
+    let path = format!("/api/v1/tenants/{id}");
+    let before = app.snapshot().await;
+    for (body, field) in [
+        (json!({"retention": "30m"}), "retention"),
+        (json!({"retention": "91d"}), "retention"),
+        (json!({"retention": "soon"}), "retention"),
+        (json!({"retention": " 2d"}), "retention"),
+        (json!({"retention": 7}), "retention"),
+        (json!({"max_retained_events": 0}), "max_retained_events"),
+        (json!({"max_retained_events": -1}), "max_retained_events"),
+        (json!({"max_retained_events": 10_000_000_000u64}), "max_retained_events"),
+        (json!({"max_retained_events": "10"}), "max_retained_events"),
+    ] {
+        let (status, error) = app.patch(&path, &admin, body.clone()).await;
+        assert!((400..500).contains(&status), "{body}: {status} {error}");
+        assert!(
+            error["field"].as_str().unwrap_or("").contains(field)
+                || error["message"].as_str().unwrap_or("").contains(field),
+            "{body}: {error}"
+        );
+    }
+    assert_eq!(app.changed_since(&before).await, Vec::<String>::new());
+    let (status, tenant) = app
+        .patch(&path, &admin, json!({"retention": "90d"}))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["retention"], "90d");
+    assert_eq!(tenant["own_retention"], true);
+    let (_, tenant) = app.patch(&path, &admin, json!({"retention": null})).await;
+    assert_eq!(tenant["retention"], "30d");
+    assert_eq!(tenant["own_retention"], false);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_tenant_keeps_its_data_for_its_own_retention() {
+    // The server keeps 6 s; tenants may have 1 s to 1 h; the sweep runs
+    // every 300 ms.
+    let mut app = TestApp::builder()
+        .retention("6s")
+        .env("HOOKFLEET_TENANT_RETENTION_MIN", "1s")
+        .env("HOOKFLEET_TENANT_RETENTION_MAX", "1h")
+        .env("HOOKFLEET_RETENTION_SWEEP", "300ms")
+        .spawn()
+        .await;
+    app.start_worker();
+    let admin = app.admin_key();
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let mut tenants = Vec::new();
+    for (name, retention) in [("short", Some("2s")), ("default", None), ("long", Some("1h"))] {
+        let (id, key) = app.tenant(name).await;
+        if let Some(retention) = retention {
+            let (status, tenant) = app
+                .patch(
+                    &format!("/api/v1/tenants/{id}"),
+                    &admin,
+                    json!({"retention": retention}),
+                )
+                .await;
+            assert_eq!(status, 200, "{tenant}");
+        }
+        let endpoint = app
+            .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+            .await;
+        let events = publish(&app, &key, 5).await;
+        tenants.push((key, endpoint["id"].as_str().unwrap_or_default().to_string(), events));
+    }
+    let delivered = wait_until(Duration::from_secs(20), || async {
+        (receiver.count() >= 15).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "all delivered");
+    // The shared hashes live as long as the longest retention allowed.
+    let first = &tenants[0].2[0];
+    let (p, bucket) = (
+        ids::partition_of(IdKind::Event, first).expect("event id"),
+        ids::time_bucket(IdKind::Event, first).expect("event id").0.to_string(),
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(app.keys().events(p, &bucket))
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("PTTL");
+    assert!(ttl > 600_000, "the events hash outlives the server's retention: {ttl} ms");
+
+    let gone = |key: String, endpoint: String, events: Vec<String>| {
+        let app = &app;
+        async move {
+            for event in &events {
+                let (status, _) = app.get(&format!("/api/v1/events/{event}"), &key).await;
+                if status != 404 || stored(app, event).await {
+                    return None;
+                }
+            }
+            let (_, list) = app.get("/api/v1/events", &key).await;
+            let (_, log) = app
+                .get(&format!("/api/v1/webhooks/{endpoint}/deliveries"), &key)
+                .await;
+            let empty = |page: &Value| page["data"].as_array().is_some_and(|d| d.is_empty());
+            (empty(&list) && empty(&log)).then_some(())
+        }
+    };
+    // The short tenant's events read as gone after 2 s, and are removed.
+    let (short_key, short_endpoint, short_events) = tenants[0].clone();
+    let short_gone = wait_until(Duration::from_secs(20), || {
+        gone(short_key.clone(), short_endpoint.clone(), short_events.clone())
+    })
+    .await;
+    assert!(short_gone.is_some(), "the 2 s tenant's data is gone");
+    let (long_key, _, long_events) = tenants[2].clone();
+    let (status, _) = app
+        .get(&format!("/api/v1/events/{}", long_events[0]), &long_key)
+        .await;
+    assert_eq!(status, 200, "the 1 h tenant keeps its events meanwhile");
+
+    // After the server's 6 s, the default tenant's are gone too (the
+    // sweep removes them: the storage keeps 1 h); the 1 h tenant keeps
+    // every one of its events, readable and listed.
+    let (default_key, default_endpoint, default_events) = tenants[1].clone();
+    let default_gone = wait_until(Duration::from_secs(30), || {
+        gone(
+            default_key.clone(),
+            default_endpoint.clone(),
+            default_events.clone(),
+        )
+    })
+    .await;
+    assert!(default_gone.is_some(), "the default tenant's data is gone");
+    for event in &long_events {
+        let (status, detail) = app.get(&format!("/api/v1/events/{event}"), &long_key).await;
+        assert_eq!(status, 200, "{detail}");
+        assert!(stored(&app, event).await);
+    }
+    let (_, list) = app.get("/api/v1/events", &long_key).await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(5), "{list}");
+    app.stop().await;
+}
