@@ -689,6 +689,13 @@ async function main() {
     await page.getByRole('button', { name: 'Rename' }).click();
     await page.getByRole('heading', { name: renamed }).waitFor();
     assert((await must('GET', `/tenants/${tenantC.id}`, adminKey)).name === renamed, 'the rename was not stored');
+    await page.getByLabel('Retention').fill('7d');
+    await page.getByLabel('Most retained events').fill('1000');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByText('of at most 1000').waitFor();
+    const limited = await must('GET', `/tenants/${tenantC.id}`, adminKey);
+    assert(limited.retention === '7d' && limited.max_retained_events === 1000, `the limits were not stored: ${JSON.stringify(limited)}`);
+    await shot('operator-tenant-limits');
     await page.getByRole('button', { name: 'Delete tenant' }).click();
     await page.locator('dialog[open]').getByRole('button', { name: 'Delete tenant' }).click();
     await page.getByText('Being deleted').waitFor();
@@ -696,7 +703,7 @@ async function main() {
     const afterDelete = await call('GET', '/webhooks', keyC.key);
     assert(afterDelete.status === 401, `the deleted tenant's key still answers ${afterDelete.status}`);
     await until('the deleted tenant to be gone', async () => (await call('GET', `/tenants/${tenantC.id}`, adminKey)).status === 404, 60000);
-    ok('operator view: renamed a tenant; deleted it (its key stopped at once, the page showed the deletion, then it was gone)');
+    ok('operator view: renamed a tenant; gave it a retention and a cap; deleted it (its key stopped at once, the page showed the deletion, then it was gone)');
     checkProblems('tenant rename and delete');
 
     console.log(`console-check: PASSED (${passed} checks)`);

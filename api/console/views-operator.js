@@ -130,7 +130,12 @@ export function tenantView(page, [id]) {
       keysPanel.remove();
       return;
     }
-    head.append(renameForm(t, showTenant), deleteButton(t, showTenant));
+    const u = t.usage || {};
+    head.append(
+      h('p', {}, `Keeps its data ${t.retention}${t.own_retention ? ' (its own retention)' : ' (the server\'s retention)'}; `
+        + `${u.retained_events ?? 0} events retained`
+        + (t.max_retained_events ? ` of at most ${t.max_retained_events} (${u.counted_events ?? 0} counted).` : ', no cap.')),
+      renameForm(t, showTenant), limitsForm(t, showTenant), deleteButton(t, showTenant));
   };
   get(`/tenants/${id}`).then(showTenant, (err) => mount(head, errorBox(err)));
   p.first();
@@ -145,6 +150,28 @@ function renameForm(tenant, show) {
     event.preventDefault();
     try {
       show(await patch(`/tenants/${tenant.id}`, { name: name.value.trim() }));
+    } catch (err) {
+      mount(status, errorBox(err));
+    }
+  });
+  return form;
+}
+
+function limitsForm(tenant, show) {
+  const retention = h('input', { type: 'text', maxlength: 16, value: tenant.own_retention ? tenant.retention : '', placeholder: `server's (${tenant.own_retention ? '' : tenant.retention})` });
+  const cap = h('input', { type: 'number', min: 1, max: 1000000000, value: tenant.max_retained_events ?? '', placeholder: 'no cap' });
+  const status = h('div', { role: 'status' });
+  const form = h('form', { class: 'inline-form', 'aria-label': 'Tenant limits' },
+    field('Retention', retention, 'e.g. 7d or 90d; empty for the server\'s'),
+    field('Most retained events', cap, 'empty for no cap'),
+    h('button', { type: 'submit' }, 'Save limits'), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      show(await patch(`/tenants/${tenant.id}`, {
+        retention: retention.value.trim() || null,
+        max_retained_events: cap.value.trim() ? Number(cap.value) : null,
+      }));
     } catch (err) {
       mount(status, errorBox(err));
     }

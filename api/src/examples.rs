@@ -575,6 +575,9 @@ impl Example for Me {
             endpoint_ids: Some(vec![ENDPOINT_ID.into()]),
             expires_at: Some(CREATED.into()),
             branding: Some(portal_branding()),
+            retention: Some("30d".into()),
+            max_retained_events: Some(1_000_000),
+            retained_events: Some(48_210),
         }
     }
 }

@@ -2,8 +2,10 @@
 //! key, a tenant's API key, or a portal session), the tenant it acts for
 //! and what it may do. The console starts here.
 
+use hookfleet_common::duration::format_duration;
 use hookfleet_common::store::tenants as store_tenants;
-use hookfleet_common::time_util::rfc3339_ms;
+use hookfleet_common::store::usage;
+use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -66,6 +68,18 @@ pub struct Me {
     /// For a portal session: the link's branding, if it has one.
     #[oai(skip_serializing_if_is_none)]
     pub branding: Option<PortalBranding>,
+    /// How long the tenant's events, deliveries and attempts are kept;
+    /// absent for the admin key.
+    #[oai(skip_serializing_if_is_none)]
+    pub retention: Option<String>,
+    /// The most events the tenant may keep within its retention (a
+    /// publish past it gets 429 `quota_exceeded`); absent without a cap.
+    #[oai(skip_serializing_if_is_none)]
+    pub max_retained_events: Option<u64>,
+    /// The tenant's events within its retention now (test sends aside);
+    /// absent for the admin key.
+    #[oai(skip_serializing_if_is_none)]
+    pub retained_events: Option<u64>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Access")]
@@ -88,13 +102,31 @@ impl MeApi {
                     endpoint_ids: None,
                     expires_at: None,
                     branding: None,
+                    retention: None,
+                    max_retained_events: None,
+                    retained_events: None,
                 }))
             }
             AnyAuth::Tenant(key) => &key.0,
         };
         let mut conn = self.state.conn().await?;
-        let record =
-            store_tenants::load(&mut conn, &self.state.store.keys, &tenant.tenant_id).await?;
+        let keys = &self.state.store.keys;
+        let record = store_tenants::load(&mut conn, keys, &tenant.tenant_id).await?;
+        let retention_ms = record
+            .as_ref()
+            .and_then(|t| t.retention_ms)
+            .unwrap_or(self.state.store.config.retention.as_millis() as u64);
+        let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
+        let retained = usage::retained(
+            &mut conn,
+            keys,
+            &tenant.tenant_id,
+            &partitions,
+            retention_ms,
+            now_ms(),
+        )
+        .await?;
+        let max_retained_events = record.as_ref().and_then(|t| t.max_events);
         let link = tenant.portal.as_deref();
         Ok(Json(Me {
             kind: if link.is_some() {
@@ -106,6 +138,11 @@ impl MeApi {
             .into(),
             tenant_id: Some(tenant.tenant_id.clone()),
             tenant_name: record.map(|t| t.name),
+            retention: Some(format_duration(std::time::Duration::from_millis(
+                retention_ms,
+            ))),
+            max_retained_events,
+            retained_events: Some(retained),
             scopes: tenant.scopes.list(),
             endpoint_ids: link.and_then(|l| l.endpoint_ids.clone()),
             expires_at: link.map(|l| rfc3339_ms(l.expires_ms)),

@@ -16,9 +16,8 @@
 local now = redis_now_ms()
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local field = all[i]
-  if string.sub(field, 1, 4) == 'job:' then
-    local tenant = string.sub(field, 5)
+  local tenant = string.match(all[i], '^job:(.+)$')
+  if tenant then
     local lease = redis.call('HGET', KEYS[1], 'lease:' .. tenant)
     local deadline = 0
     if lease then deadline = tonumber(string.match(lease, '^(%d+)')) or 0 end

@@ -1,5 +1,5 @@
 mod delivery_ops;
 mod finding;
 mod replays;
-mod tenant_lifecycle;
 mod retention_quotas;
+mod tenant_lifecycle;

@@ -87,7 +87,10 @@ async fn a_tenant_over_its_cap_is_refused_and_nothing_is_written() {
     let error: Value = response.json().await.unwrap_or(Value::Null);
     assert_eq!(error["code"], "quota_exceeded", "{error}");
     assert_eq!(error["field"], "max_retained_events");
-    assert!(error["message"].as_str().unwrap_or("").contains('5'), "{error}");
+    assert!(
+        error["message"].as_str().unwrap_or("").contains('5'),
+        "{error}"
+    );
     let (status, error) = app
         .post(
             "/api/v1/events/batch",
@@ -116,6 +119,11 @@ async fn a_tenant_over_its_cap_is_refused_and_nothing_is_written() {
     let (_, tenant) = app.get(&path, &admin).await;
     assert_eq!(tenant["usage"]["retained_events"], 5, "{tenant}");
     assert_eq!(tenant["usage"]["counted_events"], 5, "{tenant}");
+    // The tenant sees its own cap and usage.
+    let (_, me) = app.get("/api/v1/me", &key).await;
+    assert_eq!(me["max_retained_events"], 5, "{me}");
+    assert_eq!(me["retained_events"], 5, "{me}");
+    assert_eq!(me["retention"], "30d", "{me}");
 
     // A higher cap lets publishes through again; none removes it.
     let (status, _) = app
@@ -177,7 +185,10 @@ async fn bad_retention_and_caps_are_refused_naming_the_field() {
         (json!({"retention": 7}), "retention"),
         (json!({"max_retained_events": 0}), "max_retained_events"),
         (json!({"max_retained_events": -1}), "max_retained_events"),
-        (json!({"max_retained_events": 10_000_000_000u64}), "max_retained_events"),
+        (
+            json!({"max_retained_events": 10_000_000_000u64}),
+            "max_retained_events",
+        ),
         (json!({"max_retained_events": "10"}), "max_retained_events"),
     ] {
         let (status, error) = app.patch(&path, &admin, body.clone()).await;
@@ -189,9 +200,7 @@ async fn bad_retention_and_caps_are_refused_naming_the_field() {
         );
     }
     assert_eq!(app.changed_since(&before).await, Vec::<String>::new());
-    let (status, tenant) = app
-        .patch(&path, &admin, json!({"retention": "90d"}))
-        .await;
+    let (status, tenant) = app.patch(&path, &admin, json!({"retention": "90d"})).await;
     assert_eq!(status, 200, "{tenant}");
     assert_eq!(tenant["retention"], "90d");
     assert_eq!(tenant["own_retention"], true);
@@ -216,7 +225,11 @@ async fn each_tenant_keeps_its_data_for_its_own_retention() {
     let admin = app.admin_key();
     let receiver = spawn_receiver(vec![], Reply::status(200)).await;
     let mut tenants = Vec::new();
-    for (name, retention) in [("short", Some("2s")), ("default", None), ("long", Some("1h"))] {
+    for (name, retention) in [
+        ("short", Some("2s")),
+        ("default", None),
+        ("long", Some("1h")),
+    ] {
         let (id, key) = app.tenant(name).await;
         if let Some(retention) = retention {
             let (status, tenant) = app
@@ -232,7 +245,11 @@ async fn each_tenant_keeps_its_data_for_its_own_retention() {
             .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
             .await;
         let events = publish(&app, &key, 5).await;
-        tenants.push((key, endpoint["id"].as_str().unwrap_or_default().to_string(), events));
+        tenants.push((
+            key,
+            endpoint["id"].as_str().unwrap_or_default().to_string(),
+            events,
+        ));
     }
     let delivered = wait_until(Duration::from_secs(20), || async {
         (receiver.count() >= 15).then_some(())
@@ -243,14 +260,20 @@ async fn each_tenant_keeps_its_data_for_its_own_retention() {
     let first = &tenants[0].2[0];
     let (p, bucket) = (
         ids::partition_of(IdKind::Event, first).expect("event id"),
-        ids::time_bucket(IdKind::Event, first).expect("event id").0.to_string(),
+        ids::time_bucket(IdKind::Event, first)
+            .expect("event id")
+            .0
+            .to_string(),
     );
     let ttl: i64 = redis::cmd("PTTL")
         .arg(app.keys().events(p, &bucket))
         .query_async(&mut app.redis().await)
         .await
         .expect("PTTL");
-    assert!(ttl > 600_000, "the events hash outlives the server's retention: {ttl} ms");
+    assert!(
+        ttl > 600_000,
+        "the events hash outlives the server's retention: {ttl} ms"
+    );
 
     let gone = |key: String, endpoint: String, events: Vec<String>| {
         let app = &app;
@@ -272,7 +295,11 @@ async fn each_tenant_keeps_its_data_for_its_own_retention() {
     // The short tenant's events read as gone after 2 s, and are removed.
     let (short_key, short_endpoint, short_events) = tenants[0].clone();
     let short_gone = wait_until(Duration::from_secs(20), || {
-        gone(short_key.clone(), short_endpoint.clone(), short_events.clone())
+        gone(
+            short_key.clone(),
+            short_endpoint.clone(),
+            short_events.clone(),
+        )
     })
     .await;
     assert!(short_gone.is_some(), "the 2 s tenant's data is gone");
