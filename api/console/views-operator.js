@@ -18,7 +18,7 @@ export function operatorView(page) {
       mount(list, res.data.length ? table([
         { label: 'Name', cell: (t) => h('a', { href: `#/operator/tenants/${t.id}` }, t.name) },
         { label: 'Id', cell: (t) => h('code', {}, t.id) },
-        { label: 'Status', cell: (t) => (t.status === 'deleting' ? h('span', { class: 'badge badge-failed' }, 'deleting') : 'active') },
+        { label: 'Retention', cell: (t) => t.retention },
         { label: 'Created', cell: (t) => timeEl(t.created_at) },
       ], res.data) : empty('No tenants yet.'));
       return res.next;
@@ -29,6 +29,7 @@ export function operatorView(page) {
   });
   const workers = h('div', {}, loading());
   const queues = h('div', {}, loading());
+  const deletions = h('div', {}, loading());
   mount(page,
     h('h1', {}, 'Operator'),
     h('div', { class: 'columns' },
@@ -37,10 +38,12 @@ export function operatorView(page) {
       h('section', { class: 'panel', 'aria-labelledby': 'queues-title' },
         h('h2', { id: 'queues-title' }, 'Queues'), queues)),
     h('section', { class: 'panel', 'aria-labelledby': 'tenants-title' },
-      h('h2', { id: 'tenants-title' }, 'Tenants'), newTenantForm(() => p.first()), list, p.el));
+      h('h2', { id: 'tenants-title' }, 'Tenants'), newTenantForm(() => p.first()), list, p.el),
+    h('section', { class: 'panel', 'aria-labelledby': 'deletions-title' },
+      h('h2', { id: 'deletions-title' }, 'Tenant deletions under way'), deletions));
   p.first();
   // Live figures, refreshed every 5 s while this page is shown.
-  repeat(page, 5000, () => Promise.all([showWorkers(workers), showQueues(queues)]));
+  repeat(page, 5000, () => Promise.all([showWorkers(workers), showQueues(queues), showDeletions(deletions)]));
 }
 
 async function showWorkers(el) {
@@ -68,6 +71,20 @@ async function showQueues(el) {
       { label: 'In flight', cell: (q) => String(q.in_flight) },
       { label: 'Oldest due waiting', cell: (q) => (q.oldest_due_age_ms === undefined ? 'nothing due' : fmtMs(q.oldest_due_age_ms)) },
     ], list) : empty('No partitions.'), updated());
+  } catch (err) {
+    mount(el, errorBox(err));
+  }
+}
+
+async function showDeletions(el) {
+  try {
+    const list = await get('/admin/tenant-deletions');
+    mount(el, list.length ? table([
+      { label: 'Tenant', cell: (d) => h('span', {}, d.name || '—', ' ', h('code', {}, d.tenant_id)) },
+      { label: 'Asked', cell: (d) => timeEl(d.requested_at) },
+      { label: 'Removing', cell: (d) => d.phase },
+      { label: 'Removed', cell: (d) => `${d.endpoints_removed} webhooks, ${d.deliveries_removed} deliveries, ${d.events_removed} other events` },
+    ], list) : empty('None.'), updated());
   } catch (err) {
     mount(el, errorBox(err));
   }
@@ -118,18 +135,19 @@ export function tenantView(page, [id]) {
   mount(page,
     h('p', { class: 'crumbs' }, h('a', { href: '#/operator' }, '← Operator')),
     head, keysPanel);
+  const showDeleted = (d) => {
+    mount(head, h('h1', {}, d.name || d.tenant_id), h('p', {}, h('code', {}, d.tenant_id)),
+      h('p', { class: 'error', role: 'status' },
+        `Deleted (${new Date(d.requested_at).toLocaleString()}): its keys and portal links no longer work. `
+        + 'Its data is being removed in the background; the Operator page shows the progress.'));
+    keysPanel.remove();
+  };
   const showTenant = (t) => {
-    mount(head, h('h1', {}, t.name), h('p', {}, h('code', {}, t.id), ' — created ', timeEl(t.created_at)));
-    if (t.status === 'deleting') {
-      const d = t.deletion || {};
-      head.append(h('p', { class: 'error', role: 'status' },
-        `Being deleted (asked ${new Date(d.requested_at).toLocaleString()}): its keys and portal links no longer work; `
-        + `now removing ${d.phase}: ${d.endpoints_removed} webhooks, ${d.deliveries_removed} deliveries, `
-        + `${d.events_removed} other events removed so far.`));
-      // Its keys no longer work and no new one can be made.
-      keysPanel.remove();
+    if (t.tenant_id) {
+      showDeleted(t);
       return;
     }
+    mount(head, h('h1', {}, t.name), h('p', {}, h('code', {}, t.id), ' — created ', timeEl(t.created_at)));
     const u = t.usage || {};
     head.append(
       h('p', {}, `Keeps its data ${t.retention}${t.own_retention ? ' (its own retention)' : ' (the server\'s retention)'}; `

@@ -29,7 +29,7 @@ use crate::routes::portal::{
     PortalLinkPage, PortalSession,
 };
 use crate::routes::tenants::{
-    ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, Tenant, TenantStatus, TenantUsage,
+    ApiKeyInfo, CreateApiKey, CreateTenant, CreatedApiKey, StorageUsage, Tenant, TenantDeletion,
     UpdateTenant,
 };
 use crate::routes::webhooks::replay::{Replay, StartReplay};
@@ -75,15 +75,27 @@ impl Example for Tenant {
             id: TENANT_ID.into(),
             name: "acme".into(),
             created_at: CREATED.into(),
-            status: TenantStatus::Active,
-            deletion: None,
             retention: "30d".into(),
             own_retention: false,
             max_retained_events: Some(1_000_000),
-            usage: Some(TenantUsage {
+            usage: Some(StorageUsage {
                 retained_events: 48_210,
                 counted_events: Some(48_377),
             }),
+        }
+    }
+}
+
+impl Example for TenantDeletion {
+    fn example() -> Self {
+        Self {
+            tenant_id: TENANT_ID.into(),
+            name: Some("acme".into()),
+            requested_at: CREATED.into(),
+            phase: "endpoints".into(),
+            endpoints_removed: 3,
+            deliveries_removed: 41_500,
+            events_removed: 0,
         }
     }
 }

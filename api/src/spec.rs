@@ -74,16 +74,6 @@ pub const CONFLICTS: &[Conflict] = &[
         message: "the delivery is being attempted right now",
     },
     Conflict {
-        operation: "update_tenant",
-        when: "The tenant is being deleted.",
-        message: "the tenant is being deleted",
-    },
-    Conflict {
-        operation: "create_api_key",
-        when: "The tenant is being deleted.",
-        message: "the tenant is being deleted",
-    },
-    Conflict {
         operation: "create_event_type",
         when: "An event type of that name exists (built-in or the tenant's own).",
         message: "event type `invoice.paid` exists",

@@ -1,16 +1,17 @@
 //! Tenants and their API keys. Admin key only.
 //!
 //! Deleting a tenant revokes its keys and portal links before the answer,
-//! so nothing can act for it from then on; its data is removed in the
-//! background by the workers (`store::tenant_deletion`), and the tenant
-//! reads `deleting`, with the deletion's progress, until it is gone.
+//! so nothing can act for it from then on, and the tenant answers 404 from
+//! then on; its data is removed in the background by the workers
+//! (`store::tenant_deletion`), whose progress the operator reads at
+//! `GET /api/v1/admin/tenant-deletions`.
 //!
 //! An API key is shown once, in the answer that creates it; Redis keeps its
 //! SHA-256 hash (the lookup) and metadata without the key (the listing).
 
 use hookfleet_common::duration::{format_duration, parse_duration};
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::store::tenant_deletion::{self as store_deletion, DeletionJob, Phase};
+use hookfleet_common::store::tenant_deletion::{self as store_deletion, DeletionJob};
 use hookfleet_common::store::tenants::{
     self as store_tenants, TenantChange, TenantRecord, Updated,
 };
@@ -19,7 +20,7 @@ use hookfleet_common::time_util::{now_ms, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 
 use super::ApiTags;
@@ -92,7 +93,7 @@ const MAX_CAP: u64 = 1_000_000_000;
 
 /// What a tenant keeps now.
 #[derive(Object, Serialize, Deserialize)]
-pub struct TenantUsage {
+pub struct StorageUsage {
     /// Its events within its retention (test sends aside).
     pub retained_events: u64,
     /// With a cap: what the cap counts now (events published in the hours
@@ -102,55 +103,26 @@ pub struct TenantUsage {
     pub counted_events: Option<u64>,
 }
 
-/// Whether a tenant is in use or being deleted.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[oai(rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum TenantStatus {
-    /// In use.
-    Active,
-    /// Deleted: its keys and portal links no longer work, and its data is
-    /// being removed. The tenant answers 404 once that is done.
-    Deleting,
-}
-
-/// Where a tenant's deletion is.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[oai(rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum DeletionPhase {
-    /// Revoking its API keys and portal links (again: the delete itself
-    /// revoked them before answering).
-    Access,
-    /// Removing its webhooks, each with its deliveries, attempts and
-    /// stats.
-    Endpoints,
-    /// Removing its events, partition by partition.
-    Events,
-    /// Removing its own records (event types, key metadata); then the
-    /// tenant is gone.
-    Records,
-}
-
-impl From<Phase> for DeletionPhase {
-    fn from(phase: Phase) -> Self {
-        match phase {
-            Phase::Access => DeletionPhase::Access,
-            Phase::Endpoints => DeletionPhase::Endpoints,
-            Phase::Events => DeletionPhase::Events,
-            Phase::Records => DeletionPhase::Records,
-        }
-    }
-}
-
-/// A tenant's deletion in progress. It runs in the background, in steps
+/// A tenant's deletion under way. It runs in the background, in steps
 /// that survive any process's crash; the counts are progress.
 #[derive(Object, Serialize, Deserialize)]
+#[oai(example)]
 pub struct TenantDeletion {
+    /// The deleted tenant's id (`ten_…`); it answers 404 already.
+    pub tenant_id: String,
+    /// Its name, while its record is still there.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When the deletion was asked for (RFC 3339).
     pub requested_at: String,
-    /// What it is removing now.
-    pub phase: DeletionPhase,
+    /// What it is removing now: `access` (revoking keys and portal links,
+    /// again), `endpoints` (each webhook with its deliveries, attempts and
+    /// stats), `events` (the events no webhook received, partition by
+    /// partition), `records` (its event types, key metadata and the
+    /// tenant itself; then the deletion ends).
+    #[oai(validator(pattern = "^(access|endpoints|events|records)$"))]
+    pub phase: String,
     /// Webhooks whose data is gone.
     pub endpoints_removed: u64,
     /// Deliveries (with their states) removed.
@@ -160,10 +132,12 @@ pub struct TenantDeletion {
 }
 
 impl TenantDeletion {
-    fn of(job: &DeletionJob) -> Self {
+    fn of(tenant_id: &str, name: Option<String>, job: &DeletionJob) -> Self {
         Self {
+            tenant_id: tenant_id.to_string(),
+            name,
             requested_at: rfc3339_ms(job.requested_ms),
-            phase: job.phase.into(),
+            phase: job.phase.name().to_string(),
             endpoints_removed: job.endpoints,
             deliveries_removed: job.deliveries,
             events_removed: job.events,
@@ -182,8 +156,6 @@ pub struct Tenant {
     pub name: String,
     /// When it was created (RFC 3339).
     pub created_at: String,
-    /// `active`, or `deleting` once `DELETE` was asked for.
-    pub status: TenantStatus,
     /// How long its events, deliveries and attempts are kept (its own,
     /// or the server's `HOOKFLEET_RETENTION`).
     pub retention: String,
@@ -197,11 +169,7 @@ pub struct Tenant {
     /// What it keeps now (read one tenant at a time, not in lists).
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<TenantUsage>,
-    /// While it is being deleted: how far the deletion is.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion: Option<TenantDeletion>,
+    pub usage: Option<StorageUsage>,
 }
 
 /// An API key to create.
@@ -305,11 +273,11 @@ pub enum TenantCreated {
 
 #[derive(ApiResponse)]
 pub enum TenantDeleted {
-    /// The tenant's keys and portal links no longer work; its data is
-    /// being removed in the background (`status` is `deleting`, and
-    /// `deletion` shows progress). Asking again answers the same.
+    /// The tenant's keys and portal links no longer work, and it answers
+    /// 404; its data is being removed in the background (progress at
+    /// `GET /api/v1/admin/tenant-deletions`).
     #[oai(status = 202)]
-    Accepted(Json<Tenant>),
+    Accepted(Json<TenantDeletion>),
 }
 
 #[derive(ApiResponse)]
@@ -341,9 +309,6 @@ fn name(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
-/// The message of the 409 for a change to a tenant being deleted.
-const DELETING: &str = "the tenant is being deleted";
-
 impl TenantsApi {
     async fn load_tenant(&self, id: &str) -> Result<Tenant, ApiError> {
         if !ids::is_valid(IdKind::Tenant, id) {
@@ -351,17 +316,11 @@ impl TenantsApi {
         }
         let mut conn = self.state.conn().await?;
         let keys = &self.state.store.keys;
+        // A tenant being deleted is gone for the API already.
         let tenant = store_tenants::load(&mut conn, keys, id)
             .await?
+            .filter(|t| t.deleting_ms.is_none())
             .ok_or_else(|| ApiError::not_found("tenant"))?;
-        let deletion = match tenant.deleting_ms {
-            Some(requested_ms) => Some(
-                store_deletion::load(&mut conn, keys, id)
-                    .await?
-                    .unwrap_or_else(|| DeletionJob::new(requested_ms)),
-            ),
-            None => None,
-        };
         let retention_ms = tenant
             .retention_ms
             .unwrap_or(self.state.store.config.retention.as_millis() as u64);
@@ -369,12 +328,6 @@ impl TenantsApi {
             id: tenant.id,
             name: tenant.name,
             created_at: rfc3339_ms(tenant.created_ms),
-            status: if deletion.is_some() {
-                TenantStatus::Deleting
-            } else {
-                TenantStatus::Active
-            },
-            deletion: deletion.as_ref().map(TenantDeletion::of),
             retention: format_duration(std::time::Duration::from_millis(retention_ms)),
             own_retention: tenant.retention_ms.is_some(),
             max_retained_events: tenant.max_events,
@@ -384,7 +337,7 @@ impl TenantsApi {
 
     /// What the tenant keeps now: its retained events (exact, from its
     /// event index) and, with a cap, what the cap counts.
-    async fn usage_of(&self, tenant: &Tenant) -> Result<TenantUsage, ApiError> {
+    async fn usage_of(&self, tenant: &Tenant) -> Result<StorageUsage, ApiError> {
         let retention = self.state.retention_of(&tenant.id).await?;
         let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
         let mut conn = self.state.conn().await?;
@@ -402,7 +355,7 @@ impl TenantsApi {
             Some(_) => usage::counted(&mut conn, keys, &tenant.id).await?,
             None => None,
         };
-        Ok(TenantUsage {
+        Ok(StorageUsage {
             retained_events: retained,
             counted_events: counted,
         })
@@ -433,15 +386,6 @@ impl TenantsApi {
             .filter(|d| text.trim() == text && *d >= min && *d <= max)
             .ok_or_else(|| ApiError::invalid("retention", bounds()))?;
         Ok(Some(Some(retention.as_millis() as u64)))
-    }
-
-    /// The tenant `id`, refused with 409 while it is being deleted.
-    async fn active_tenant(&self, id: &str) -> Result<Tenant, ApiError> {
-        let tenant = self.load_tenant(id).await?;
-        if tenant.status == TenantStatus::Deleting {
-            return Err(ApiError::conflict(DELETING));
-        }
-        Ok(tenant)
     }
 }
 
@@ -475,8 +419,6 @@ impl TenantsApi {
             id,
             name,
             created_at: rfc3339_ms(now),
-            status: TenantStatus::Active,
-            deletion: None,
             retention: format_duration(self.state.store.config.retention),
             own_retention: false,
             max_retained_events: None,
@@ -541,9 +483,7 @@ impl TenantsApi {
     ) -> Result<Json<Tenant>, ApiError> {
         self.state.admin(&auth)?;
         let mut tenant = self.load_tenant(&tenant_id.0).await?;
-        if tenant.status == TenantStatus::Active {
-            tenant.usage = Some(self.usage_of(&tenant).await?);
-        }
+        tenant.usage = Some(self.usage_of(&tenant).await?);
         Ok(Json(tenant))
     }
 
@@ -581,13 +521,14 @@ impl TenantsApi {
                 }
             },
         };
-        let tenant = self.active_tenant(&tenant_id.0).await?;
+        let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
         let keys = &self.state.store.keys;
         match store_tenants::update(&mut conn, keys, &tenant.id, &change).await? {
             Updated::Updated => {}
             Updated::NotFound => return Err(ApiError::not_found("tenant")),
-            Updated::Deleting => return Err(ApiError::conflict(DELETING)),
+            // Its deletion started meanwhile: gone.
+            Updated::Deleting => return Err(ApiError::not_found("tenant")),
         }
         // A cap counts from the tenant's event index: afresh when it is
         // set or when the retention it counts by changes.
@@ -618,13 +559,13 @@ impl TenantsApi {
     /// Delete a tenant
     ///
     /// Its API keys and portal links stop working before this answers, so
-    /// nothing more can be published, read or changed for it. Then the
-    /// workers remove its webhooks, events, deliveries, attempts, stats,
-    /// event types and key metadata in bounded steps
-    /// (`HOOKFLEET_TENANT_DELETE_RATE` a second); a crash of any process
-    /// only pauses it. Meanwhile `GET` shows `status: deleting` and the
-    /// progress; once done, the tenant answers 404. Asking again while it
-    /// runs answers the same 202. Admin key only.
+    /// nothing more can be published, read or changed for it, and the
+    /// tenant answers 404 from then on. The workers then remove its
+    /// webhooks, events, deliveries, attempts, stats, event types and key
+    /// metadata in bounded steps (`HOOKFLEET_TENANT_DELETE_RATE` a
+    /// second); a crash of any process only pauses it. The answer, and
+    /// `GET /api/v1/admin/tenant-deletions` until it ends, show its
+    /// progress. Admin key only.
     #[oai(
         path = "/tenants/:tenant_id",
         method = "delete",
@@ -643,11 +584,39 @@ impl TenantsApi {
         let job = store_deletion::start(&mut conn, keys, &tenant.id, now_ms()).await?;
         store_deletion::revoke_access(&mut conn, keys, &tenant.id, job.requested_ms).await?;
         tracing::info!(tenant_id = %tenant.id, "tenant deletion requested");
-        Ok(TenantDeleted::Accepted(Json(Tenant {
-            status: TenantStatus::Deleting,
-            deletion: Some(TenantDeletion::of(&job)),
-            ..tenant
-        })))
+        Ok(TenantDeleted::Accepted(Json(TenantDeletion::of(
+            &tenant.id,
+            Some(tenant.name),
+            &job,
+        ))))
+    }
+
+    /// List tenant deletions
+    ///
+    /// The deletions under way, oldest first, with their progress; one
+    /// leaves the list when the tenant's data is gone. Admin key only.
+    #[oai(
+        path = "/admin/tenant-deletions",
+        method = "get",
+        operation_id = "list_tenant_deletions"
+    )]
+    async fn list_tenant_deletions(
+        &self,
+        auth: AdminAuth,
+    ) -> Result<Json<Vec<TenantDeletion>>, ApiError> {
+        self.state.admin(&auth)?;
+        let mut conn = self.state.conn().await?;
+        let keys = &self.state.store.keys;
+        let jobs = store_deletion::all(&mut conn, keys).await?;
+        let mut list = Vec::with_capacity(jobs.len());
+        for (tenant_id, job) in jobs {
+            let name = store_tenants::load(&mut conn, keys, &tenant_id)
+                .await?
+                .map(|t| t.name);
+            list.push(TenantDeletion::of(&tenant_id, name, &job));
+        }
+        list.sort_by(|a, b| (&a.requested_at, &a.tenant_id).cmp(&(&b.requested_at, &b.tenant_id)));
+        Ok(Json(list))
     }
 
     /// Create an API key
@@ -683,7 +652,7 @@ impl TenantsApi {
             Some(list) => Scopes::of(list.iter().copied()),
             None => Scopes::ALL,
         };
-        let tenant = self.active_tenant(&tenant_id.0).await?;
+        let tenant = self.load_tenant(&tenant_id.0).await?;
         let now = now_ms();
         let key = generate_api_key();
         let key_id = ids::new_id(IdKind::ApiKey, Partition(0), now);

@@ -156,6 +156,23 @@ pub async fn load(
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// Every deletion under way: tenant id → job.
+pub async fn all(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+) -> redis::RedisResult<Vec<(String, DeletionJob)>> {
+    let fields: std::collections::HashMap<String, String> =
+        conn.hgetall(keys.tenant_deletions()).await?;
+    Ok(fields
+        .into_iter()
+        .filter_map(|(field, text)| {
+            let tenant = field.strip_prefix("job:")?.to_string();
+            let job = serde_json::from_str(&text).ok()?;
+            Some((tenant, job))
+        })
+        .collect())
+}
+
 /// Takes a deletion whose lease has expired, under a lease of `lease_ms`
 /// for `token`: its tenant and job.
 pub async fn take(

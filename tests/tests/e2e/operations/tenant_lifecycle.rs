@@ -256,7 +256,10 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
         .delete(&format!("/api/v1/tenants/{alice_id}"), &admin)
         .await;
     assert_eq!(status, 202, "{deleting}");
-    assert_eq!(deleting["status"], "deleting");
+    assert_eq!(deleting["tenant_id"], alice_id.as_str());
+    let path = format!("/api/v1/tenants/{alice_id}");
+    let (status, _) = app.get(&path, &admin).await;
+    assert_eq!(status, 404, "the tenant is gone for the API at once");
     for key in [&alice, &second_key] {
         let (status, _) = app.get("/api/v1/webhooks", key).await;
         assert_eq!(status, 401);
@@ -283,10 +286,19 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
     );
 
     // The worker is killed mid-way through her endpoints.
-    let path = format!("/api/v1/tenants/{alice_id}");
+    let progress = || async {
+        let (status, list) = app.get("/api/v1/admin/tenant-deletions", &admin).await;
+        assert_eq!(status, 200, "{list}");
+        list.as_array().and_then(|l| {
+            l.iter()
+                .find(|d| d["tenant_id"] == alice_id.as_str())
+                .cloned()
+        })
+    };
     let midway = wait_until(Duration::from_secs(60), || async {
-        let (_, tenant) = app.get(&path, &admin).await;
-        (tenant["deletion"]["deliveries_removed"].as_u64() >= Some(400)).then_some(tenant)
+        progress()
+            .await
+            .filter(|d| d["deliveries_removed"].as_u64() >= Some(400))
     })
     .await;
     assert!(
@@ -295,18 +307,15 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
         first_worker.log()
     );
     kill(&mut first_worker.child);
-    let (status, at_kill) = app.get(&path, &admin).await;
-    assert_eq!(status, 200, "{at_kill}");
-    assert_eq!(at_kill["status"], "deleting");
-    assert_eq!(at_kill["deletion"]["phase"], "endpoints", "{at_kill}");
+    let at_kill = progress().await.expect("the deletion is listed");
+    assert_eq!(at_kill["phase"], "endpoints", "{at_kill}");
+    assert_eq!(at_kill["name"], "alice", "{at_kill}");
     let (status, page) = app.get("/api/v1/tenants?limit=250", &admin).await;
     assert_eq!(status, 200);
     let listed = page["data"].as_array().cloned().unwrap_or_default();
     assert!(
-        listed
-            .iter()
-            .any(|t| t["id"] == alice_id.as_str() && t["status"] == "deleting"),
-        "listed as deleting meanwhile: {page}"
+        !listed.iter().any(|t| t["id"] == alice_id.as_str()),
+        "no longer listed among the tenants: {page}"
     );
 
     // A new worker takes the deletion over once the lease expires.
@@ -314,8 +323,7 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
     env.retain(|(name, _)| *name != "HOOKFLEET_TENANT_DELETE_RATE");
     let mut second_worker = spawn_logged(worker_binary(), &env);
     let gone = wait_until(Duration::from_secs(90), || async {
-        let (status, _) = app.get(&path, &admin).await;
-        (status == 404).then_some(())
+        progress().await.is_none().then_some(())
     })
     .await;
     assert!(
@@ -359,23 +367,12 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
     );
     let (status, _) = app.get("/api/v1/webhooks", &bob).await;
     assert_eq!(status, 200, "Bob's key still works");
-    let (status, page) = app.get("/api/v1/tenants?limit=250", &admin).await;
-    assert_eq!(status, 200);
-    assert!(
-        !page["data"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .any(|t| t["id"] == alice_id.as_str()),
-        "no longer listed: {page}"
-    );
     kill(&mut second_worker.child);
     app.stop().await;
 }
 
 #[tokio::test]
-async fn a_tenant_is_renamed_and_a_deleting_tenant_refuses_changes() {
+async fn a_tenant_is_renamed_and_a_deleted_tenant_is_gone_for_every_route() {
     let mut app = TestApp::builder().spawn().await;
     let admin = app.admin_key();
     let (id, key) = app.tenant("acme").await;
@@ -386,9 +383,10 @@ async fn a_tenant_is_renamed_and_a_deleting_tenant_refuses_changes() {
         .await;
     assert_eq!(status, 200, "{renamed}");
     assert_eq!(renamed["name"], "Acme Europe");
-    assert_eq!(renamed["status"], "active");
     let (_, tenant) = app.get(&path, &admin).await;
     assert_eq!(tenant["name"], "Acme Europe");
+    let (status, list) = app.get("/api/v1/admin/tenant-deletions", &admin).await;
+    assert_eq!((status, list), (200, json!([])), "no deletion under way");
     let (status, same) = app.patch(&path, &admin, json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(same["name"], "Acme Europe");
@@ -432,36 +430,36 @@ async fn a_tenant_is_renamed_and_a_deleting_tenant_refuses_changes() {
     assert_eq!(status, 401, "a tenant key cannot rename");
     assert_eq!(app.changed_since(&before).await, Vec::<String>::new());
 
-    // Deleting: asking twice answers the same; changes are refused.
+    // Deleted: the tenant is gone for every route at once.
     let (status, first) = app.delete(&path, &admin).await;
     assert_eq!(status, 202, "{first}");
-    let (status, again) = app.delete(&path, &admin).await;
-    assert_eq!(status, 202);
-    assert_eq!(
-        first["deletion"]["requested_at"],
-        again["deletion"]["requested_at"]
-    );
+    assert_eq!(first["name"], "Acme Europe");
+    assert_eq!(first["phase"], "access");
+    let (status, _) = app.delete(&path, &admin).await;
+    assert_eq!(status, 404, "deleting it again");
     let (status, error) = app.patch(&path, &admin, json!({"name": "back"})).await;
-    assert_eq!(status, 409, "{error}");
+    assert_eq!(status, 404, "{error}");
     let (status, error) = app
         .post(&format!("{path}/api-keys"), &admin, json!({}))
         .await;
-    assert_eq!(status, 409, "no new key for a deleting tenant: {error}");
+    assert_eq!(status, 404, "no new key for a deleted tenant: {error}");
+    let (status, _) = app.get(&format!("{path}/api-keys"), &admin).await;
+    assert_eq!(status, 404);
     let (status, error) = app
         .post("/api/v1/portal-links", &admin, json!({"tenant_id": id}))
         .await;
     assert!((400..500).contains(&status), "{error}");
     assert!(error.to_string().contains("tenant_id"), "{error}");
 
-    // A worker finishes it: the tenant answers 404.
+    // A worker finishes it: it leaves the deletions under way.
     app.start_worker();
     let gone = wait_until(Duration::from_secs(30), || async {
-        let (status, _) = app.get(&path, &admin).await;
-        (status == 404).then_some(())
+        let (_, list) = app.get("/api/v1/admin/tenant-deletions", &admin).await;
+        list.as_array()
+            .is_some_and(|l| !l.iter().any(|d| d["tenant_id"] == id.as_str()))
+            .then_some(())
     })
     .await;
     assert!(gone.is_some(), "the empty tenant's deletion ended");
-    let (status, _) = app.delete(&path, &admin).await;
-    assert_eq!(status, 404);
     app.stop().await;
 }
