@@ -322,6 +322,7 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
                     &body,
                     Duration::from_secs(30),
                     now_ms,
+                    1024,
                 )
                 .await;
                 if result.status != Some(200) {

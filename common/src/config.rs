@@ -32,6 +32,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept, unless a tenant has a retention of its own (`PATCH /api/v1/tenants/{id}`)."),
     ("HOOKFLEET_TENANT_RETENTION_MIN", "(none)", "The shortest retention a tenant may be given. Unset: just longer than the retry schedule with its jitter (+10 %), which is also the least it may be set to."),
     ("HOOKFLEET_TENANT_RETENTION_MAX", "(none)", "The longest retention a tenant may be given (at least `HOOKFLEET_RETENTION`, the default when unset). Above `HOOKFLEET_RETENTION`, the shared event and state hashes live this long, and the workers remove each tenant's data when its own retention ends."),
+    ("HOOKFLEET_RESPONSE_EXCERPT", "1024", "Bytes of each response body kept in the attempt log (0 to 65536). Most receivers answer a few bytes; an error page is cut here. Every byte is kept for each attempt for the whole retention."),
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered (more than twice `HOOKFLEET_FANOUT_RECOVERY`: operational events use keys of their own too)."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
@@ -82,6 +83,8 @@ pub struct Config {
     pub lease: Duration,
     pub retry_after_max: Duration,
     pub max_payload: usize,
+    /// Bytes of a response body an attempt's log entry keeps.
+    pub response_excerpt: usize,
     /// A tenant's retention unless it has its own.
     pub retention: Duration,
     /// The bounds of a tenant's own retention.
@@ -239,6 +242,14 @@ impl Config {
                 None => Ok(None),
             }
         };
+        let response_excerpt = number("HOOKFLEET_RESPONSE_EXCERPT")?;
+        if response_excerpt > 65_536 {
+            return Err(ConfigError {
+                variable: "HOOKFLEET_RESPONSE_EXCERPT",
+                reason: "must be at most 65536".into(),
+            });
+        }
+        let response_excerpt = response_excerpt as usize;
         let floor = needed + Duration::from_secs(1);
         let tenant_retention_min = optional_duration("HOOKFLEET_TENANT_RETENTION_MIN")?;
         if tenant_retention_min.is_some_and(|min| min <= needed || min > retention) {
@@ -366,6 +377,7 @@ impl Config {
             retention,
             tenant_retention_min,
             tenant_retention_max,
+            response_excerpt,
             retention_sweep: duration("HOOKFLEET_RETENTION_SWEEP")?,
             idempotency_ttl,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,

@@ -54,6 +54,17 @@ impl SigningSecret {
     }
 
     /// `v1,<base64 signature>` of one attempt.
+    /// A short name for the secret: the first 8 hex digits of the SHA-256
+    /// of its key. An attempt's log entry keeps this, not the signature,
+    /// which is recomputed from the secret while the endpoint still has
+    /// it; 32 bits tell an endpoint's current and previous secret apart
+    /// and reveal nothing usable about either.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = Sha256::digest(&self.key);
+        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
         // Any key length is valid for HMAC, so this cannot fail.
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {

@@ -434,6 +434,7 @@ impl TestApp {
             .into_iter()
             .map(|entry| {
                 hookfleet_common::model::attempt_fields(
+                    endpoint_id,
                     entry
                         .map
                         .into_iter()

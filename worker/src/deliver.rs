@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use hookfleet_common::net_policy::AddressPolicy;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use hookfleet_common::model::RESPONSE_EXCERPT_MAX;
 use hookfleet_common::signing::{signature_header, SigningSecret};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use crate::claim::Job;
 
 /// `User-Agent` of every delivery.
-pub const USER_AGENT_VALUE: &str = concat!("Hookfleet/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT_VALUE: &str = hookfleet_common::model::USER_AGENT;
 
 /// Resolves names for deliveries and drops every address the policy
 /// refuses, at connect time, so a public-looking name that resolves to an
@@ -98,7 +97,7 @@ pub struct AttemptResult {
     /// Connection, TLS or timeout error, without the URL.
     pub error: Option<String>,
     pub response_headers: Vec<(String, String)>,
-    /// The first [`RESPONSE_EXCERPT_MAX`] bytes of the response body.
+    /// The first bytes of the response body (`HOOKFLEET_RESPONSE_EXCERPT`).
     pub response_body: String,
     /// `Retry-After` from a 429/503 answer, as a delay.
     pub retry_after: Option<Duration>,
@@ -107,8 +106,9 @@ pub struct AttemptResult {
     /// The destination was refused by the address policy before any
     /// connection (a literal restricted address): retrying cannot help.
     pub refused: bool,
-    /// The request headers as sent.
-    pub request_headers: Vec<(String, String)>,
+    /// The fingerprints of the secrets that signed it, space-separated:
+    /// what the attempt log keeps instead of the request headers.
+    pub signed_by: String,
     /// No answer came within the attempt's timeout: the endpoint's
     /// concurrency window shrinks (see record.lua).
     pub timed_out: bool,
@@ -130,13 +130,14 @@ pub fn check_destination(parsed: &url::Url, policy: &AddressPolicy) -> Result<()
     }
 }
 
-/// The signature headers of one attempt, in the order they are sent.
+/// The signature headers of one attempt, in the order they are sent, and
+/// the fingerprints of the secrets that signed it.
 pub fn signed_headers(
     job: &Job,
     body: &str,
     timestamp: u64,
     now_ms: u64,
-) -> Result<[(&'static str, String); 3], String> {
+) -> Result<([(&'static str, String); 3], String), String> {
     let endpoint = &job.endpoint;
     let secret = SigningSecret::parse(&endpoint.secret)?;
     let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
@@ -150,11 +151,19 @@ pub fn signed_headers(
         timestamp,
         body.as_bytes(),
     );
-    Ok([
-        ("webhook-id", job.event_id.clone()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ])
+    let mut signed_by = secret.fingerprint();
+    if let Some(previous) = &previous {
+        signed_by.push(' ');
+        signed_by.push_str(&previous.fingerprint());
+    }
+    Ok((
+        [
+            ("webhook-id", job.event_id.clone()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ],
+        signed_by,
+    ))
 }
 
 /// Sends one attempt, given at most `timeout` (see [`attempt_timeout`]),
@@ -166,6 +175,7 @@ pub async fn send(
     body: &str,
     timeout: Duration,
     now_ms: u64,
+    excerpt_max: usize,
 ) -> AttemptResult {
     let timestamp = now_ms / 1000;
     let mut result = AttemptResult {
@@ -188,7 +198,10 @@ pub async fn send(
         return result;
     }
     let signed = match signed_headers(job, body, timestamp, now_ms) {
-        Ok(signed) => signed,
+        Ok((signed, signed_by)) => {
+            result.signed_by = signed_by;
+            signed
+        }
         Err(err) => {
             result.error = Some(format!("endpoint secret unusable: {err}"));
             return result;
@@ -211,15 +224,6 @@ pub async fn send(
             headers.insert(name, value);
         }
     }
-    result.request_headers = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
     let started = Instant::now();
     let response = client
         .post(url.clone())
@@ -253,9 +257,9 @@ pub async fn send(
             loop {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
-                        let room = RESPONSE_EXCERPT_MAX - excerpt.len();
+                        let room = excerpt_max.saturating_sub(excerpt.len());
                         excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                        if excerpt.len() >= RESPONSE_EXCERPT_MAX {
+                        if excerpt.len() >= excerpt_max {
                             break;
                         }
                     }

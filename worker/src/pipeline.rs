@@ -138,6 +138,7 @@ async fn send(ctx: &Context, job: &Job, event: &EventRecord) -> Option<AttemptRe
             event.body(),
             timeout,
             started_ms,
+            ctx.store.config.response_excerpt,
         )
         .await,
     )

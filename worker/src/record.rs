@@ -74,7 +74,6 @@ fn entry_and_notice(attempted: &Attempted) -> (String, String) {
         Decision::RetryAt(at) => ("retry", at.to_string()),
     };
     let entry = AttemptEntry {
-        delivery: &job.delivery_id,
         event: &job.event_id,
         attempt: job.attempts_before + 1,
         at: at_ms,
@@ -86,8 +85,8 @@ fn entry_and_notice(attempted: &Attempted) -> (String, String) {
         response_body: &result.response_body,
         next: &next,
         webhook_timestamp: result.webhook_timestamp,
-        request_headers: &result.request_headers,
-        test: if job.test() { "1" } else { "0" },
+        signed_by: &result.signed_by,
+        test: job.test(),
     };
     // Only a failed attempt can trip the breaker or end the delivery.
     let notice = if decision == Decision::Delivered {

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use hookfleet_common::delivery_state::StoredState;
 use hookfleet_common::ids::{self, IdKind, Partition};
-use hookfleet_common::model::{attempt_field as field, attempt_fields};
+use hookfleet_common::model::{
+    attempt_field as field, attempt_fields, request_headers, SentWith, USER_AGENT,
+};
 use hookfleet_common::store::endpoint as store_endpoint;
 use hookfleet_common::store::reads;
 use hookfleet_common::store::retry::{self, RetryOutcome, RetryRequest, Retryable};
@@ -95,11 +97,16 @@ pub struct Attempt {
     /// refused by the SSRF policy, …).
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
-    /// The request headers as sent, signature included.
+    /// The request headers, signature included. Attempts logged since the
+    /// log became compact keep only which secret signed: the headers are
+    /// rebuilt from the endpoint's custom headers as they are now and the
+    /// signature recomputed (shown as `(made with a secret since rotated
+    /// out)` once the endpoint no longer has that secret).
     pub request_headers: BTreeMap<String, String>,
     /// The response headers.
     pub response_headers: BTreeMap<String, String>,
-    /// The first 4 KiB of the response body.
+    /// The start of the response body: its first
+    /// `HOOKFLEET_RESPONSE_EXCERPT` bytes (1 KiB by default).
     pub response_body: String,
     /// When the next attempt was scheduled for, after this one (RFC 3339).
     #[oai(skip_serializing_if_is_none)]
@@ -109,7 +116,11 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    fn from_fields(id: String, fields: &HashMap<String, String>) -> Self {
+    fn from_fields(
+        id: String,
+        fields: &HashMap<String, String>,
+        request_headers: Vec<(String, String)>,
+    ) -> Self {
         let get = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
         let pairs = |name: &str| -> BTreeMap<String, String> {
             serde_json::from_str::<Vec<(String, String)>>(get(name))
@@ -125,7 +136,7 @@ impl Attempt {
             status_code: get(field::STATUS_CODE).parse().ok(),
             duration_ms: get(field::DURATION_MS).parse().unwrap_or(0),
             error: Some(get(field::ERROR).to_string()).filter(|e| !e.is_empty()),
-            request_headers: pairs(field::REQUEST_HEADERS),
+            request_headers: request_headers.into_iter().collect(),
             response_headers: pairs(field::RESPONSE_HEADERS),
             response_body: get(field::RESPONSE_BODY).to_string(),
             next_attempt_at: get(field::NEXT_ATTEMPT_AT).parse().ok().map(rfc3339_ms),
@@ -195,21 +206,39 @@ pub struct DeliveriesApi {
     pub state: AppState,
 }
 
+/// The body an event's deliveries carry, unless it has expired
+/// (`retention`).
+pub async fn event_body(
+    state: &AppState,
+    event_id: &str,
+    retention: std::time::Duration,
+) -> Result<Option<String>, ApiError> {
+    let mut conn = state.conn().await?;
+    Ok(
+        hookfleet_common::store::events::load(&mut conn, &state.store.keys, event_id, retention)
+            .await?
+            .map(stored_event::EventRecord::into_body),
+    )
+}
+
 /// The attempts of a delivery, oldest first (those its state lists that
-/// the endpoint's log still holds).
+/// the endpoint's log still holds). `body` is the event's (when it has
+/// not expired): a compact entry's signature is recomputed from it.
 pub async fn load_attempts(
     state: &AppState,
     delivery: &DeliveryRef,
     stored: Option<&StoredState>,
+    body: Option<&str>,
 ) -> Result<Vec<Attempt>, ApiError> {
     let entry_ids: &[String] = stored.map_or(&[], |s| s.attempt_ids.as_slice());
     if entry_ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut conn = state.conn().await?;
+    let keys = &state.store.keys;
     let (p, endpoint_id) = (delivery.partition, &delivery.endpoint_id);
-    let entries = reads::attempts(&mut conn, &state.store.keys, p, endpoint_id, entry_ids).await?;
-    Ok(entries
+    let entries = reads::attempts(&mut conn, keys, p, endpoint_id, entry_ids).await?;
+    let read: Vec<(String, HashMap<String, String>)> = entries
         .into_iter()
         .map(|entry| {
             let stored: HashMap<String, String> = entry
@@ -222,7 +251,37 @@ pub async fn load_attempts(
                     )
                 })
                 .collect();
-            Attempt::from_fields(entry.id, &attempt_fields(stored))
+            (entry.id, attempt_fields(endpoint_id, stored))
+        })
+        .collect();
+    // Compact entries keep which secrets signed, not the headers: the
+    // endpoint's secrets and custom headers rebuild them.
+    let sent_with: Vec<Option<String>> = if read
+        .iter()
+        .any(|(_, fields)| fields.contains_key(field::SIGNED_BY))
+    {
+        reads::endpoint_fields(
+            &mut conn,
+            keys,
+            p,
+            endpoint_id,
+            &["secret", "old_secret", "headers"],
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let at = |i: usize| sent_with.get(i).and_then(|v| v.as_deref());
+    let endpoint = SentWith {
+        secret: at(0),
+        old_secret: at(1),
+        headers: at(2),
+    };
+    Ok(read
+        .into_iter()
+        .map(|(id, fields)| {
+            let headers = request_headers(&fields, &endpoint, body, USER_AGENT);
+            Attempt::from_fields(id, &fields, headers)
         })
         .collect())
 }
@@ -322,19 +381,15 @@ impl DeliveriesApi {
     ) -> Result<Json<DeliveryDetail>, ApiError> {
         let tenant = self.state.tenant(&auth).await?;
         let (delivery, loaded) = delivery_view::load_visible(&self.state, &tenant, &id.0).await?;
-        let attempts = load_attempts(&self.state, &delivery, loaded.stored.as_ref()).await?;
         let retention = self.state.retention_of(&tenant.tenant_id).await?;
-        let request_body = {
-            let mut conn = self.state.conn().await?;
-            hookfleet_common::store::events::load(
-                &mut conn,
-                &self.state.store.keys,
-                &delivery.event_id,
-                retention,
-            )
-            .await?
-            .map(stored_event::EventRecord::into_body)
-        };
+        let request_body = event_body(&self.state, &delivery.event_id, retention).await?;
+        let attempts = load_attempts(
+            &self.state,
+            &delivery,
+            loaded.stored.as_ref(),
+            request_body.as_deref(),
+        )
+        .await?;
         let summary = loaded.summary;
         Ok(Json(DeliveryDetail {
             delivery: summary,

@@ -297,6 +297,21 @@ pub async fn attempts(
     Ok(replies.into_iter().flat_map(|reply| reply.ids).collect())
 }
 
+/// Some fields of an endpoint's hash, in order (absent ones `None`).
+pub async fn endpoint_fields(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    p: Partition,
+    endpoint_id: &str,
+    fields: &[&str],
+) -> redis::RedisResult<Vec<Option<String>>> {
+    redis::cmd("HMGET")
+        .arg(keys.endpoint(p, endpoint_id))
+        .arg(fields)
+        .query_async(conn)
+        .await
+}
+
 /// What a page of the delivery log reads of each endpoint's log, newest
 /// first: entries scored from `max` down to `min` (Redis score bounds, e.g.
 /// `(123` for "below 123", `+inf`), at most `per_source`; and, when

@@ -116,10 +116,17 @@ impl TestSendApi {
                 delivery_view::load_one(&self.state, tenant_id, &delivery_id).await?;
             let status = loaded.summary.status.clone();
             if status == "delivered" || status == "failed" {
-                let attempt =
-                    deliveries::load_attempts(&self.state, &delivery, loaded.stored.as_ref())
-                        .await?
-                        .pop();
+                let retention = self.state.store.config.storage_retention();
+                let body =
+                    deliveries::event_body(&self.state, &published.event_id, retention).await?;
+                let attempt = deliveries::load_attempts(
+                    &self.state,
+                    &delivery,
+                    loaded.stored.as_ref(),
+                    body.as_deref(),
+                )
+                .await?
+                .pop();
                 return Ok(TestResponse::Done(Json(TestResult {
                     event_id: published.event_id,
                     delivery_id,

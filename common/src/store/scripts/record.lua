@@ -13,7 +13,7 @@
 -- ARGV[4] circuit breaker: disable an endpoint after failing without a
 --         success for this long (ms)
 -- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
--- ARGV[7] the attempt-log entry's field name (`entry`)
+-- ARGV[7] the attempt-log entry's field name (`a`, model::attempt_field::COMPACT)
 -- ARGV[8] wake channel  ARGV[9] this partition's number
 -- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT)
 -- ARGV[11] the test-send channel: each test send's delivery id is

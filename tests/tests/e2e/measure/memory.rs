@@ -70,5 +70,39 @@ async fn memory_per_retained_delivery() {
     println!("events: {EVENTS}, one endpoint, {attempts:.2} attempts each, data {body_len} bytes");
     println!("used_memory before {before}, after {after}");
     println!("bytes per retained delivery (event body, delivery, 2 attempts, indexes): {per_delivery:.0}");
+    // Where it goes: each key's MEMORY USAGE, summed by what the key holds
+    // (its name after the partition tag, up to the next `:`).
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.config.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut by_kind: std::collections::BTreeMap<String, u64> = Default::default();
+    for key in keys {
+        let bytes: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let after_tag = key.rsplit_once('}').map_or(key.as_str(), |(_, rest)| rest);
+        let kind = after_tag
+            .trim_start_matches(':')
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        *by_kind.entry(kind).or_default() += bytes.unwrap_or(0);
+    }
+    for (kind, bytes) in &by_kind {
+        println!(
+            "  {kind:<16} {bytes:>10} bytes  {:>7.0} per delivery",
+            *bytes as f64 / EVENTS as f64
+        );
+    }
     app.stop().await;
 }
