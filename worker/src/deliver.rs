@@ -130,14 +130,17 @@ pub fn check_destination(parsed: &url::Url, policy: &AddressPolicy) -> Result<()
     }
 }
 
-/// The signature headers of one attempt, in the order they are sent, and
-/// the fingerprints of the secrets that signed it.
+/// The three protocol headers of one attempt, in the order they are sent.
+pub type SignedHeaders = [(&'static str, String); 3];
+
+/// The signature headers of one attempt, and the fingerprints of the
+/// secrets that signed it.
 pub fn signed_headers(
     job: &Job,
     body: &str,
     timestamp: u64,
     now_ms: u64,
-) -> Result<([(&'static str, String); 3], String), String> {
+) -> Result<(SignedHeaders, String), String> {
     let endpoint = &job.endpoint;
     let secret = SigningSecret::parse(&endpoint.secret)?;
     let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
