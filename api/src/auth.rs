@@ -236,10 +236,19 @@ async fn lookup_tenant_key(state: &AppState, key: &str) -> poem::Result<Option<S
     if !key.starts_with(API_KEY_PREFIX) || key.len() > 128 {
         return Ok(None);
     }
+    let hash = hash_key(key);
+    if let Some(found) = state.key_cache.get(&hash) {
+        return Ok(Some(found));
+    }
+    let read_at = tokio::time::Instant::now();
     let mut conn = state.conn().await.map_err(reject)?;
-    store_tenants::lookup_api_key(&mut conn, &state.store.keys, &hash_key(key))
+    let found = store_tenants::lookup_api_key(&mut conn, &state.store.keys, &hash)
         .await
-        .map_err(|err| reject(err.into()))
+        .map_err(|err| reject(err.into()))?;
+    if let Some(found) = &found {
+        state.key_cache.put(&hash, found, read_at);
+    }
+    Ok(found)
 }
 
 /// The tenant and scopes of an API key, or of a portal session.

@@ -16,6 +16,7 @@ pub mod exact_json;
 pub mod examples;
 pub mod framing;
 pub mod input;
+pub mod key_cache;
 pub mod metrics;
 pub mod paging;
 pub mod publish;

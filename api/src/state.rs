@@ -25,6 +25,8 @@ pub struct AppState {
     pub coalescer: hookfleet_common::publish::Coalescer,
     /// Test sends waiting for their attempts (`crate::test_send`).
     pub attempt_waiters: Arc<crate::test_send::AttemptWaiters>,
+    /// API keys resolved lately (`crate::key_cache`).
+    pub key_cache: Arc<crate::key_cache::KeyCache>,
 }
 
 impl AppState {

@@ -28,6 +28,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_ALLOW_CIDRS", "(none)", "Comma-separated CIDRs that endpoints may reach although private, loopback or otherwise restricted (e.g. `10.0.0.0/8` for receivers on your own network)."),
     ("HOOKFLEET_HTTPS_ONLY", "false", "`true` refuses endpoint URLs that are not https."),
     ("HOOKFLEET_DISABLE_AFTER", "5d", "Circuit breaker: an endpoint failing without any success for this long is disabled (and `endpoint.disabled` is sent). A 410 Gone disables it at once."),
+    ("HOOKFLEET_API_KEY_CACHE", "1s", "How long an API process may use an API key it has resolved without asking Redis again (`0s`: always ask). A revoked key is dropped from every process's cache at once through Redis pub/sub; this bounds how long one keeps working if that message is lost."),
     ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept, unless a tenant has a retention of its own (`PATCH /api/v1/tenants/{id}`)."),
     ("HOOKFLEET_TENANT_RETENTION_MIN", "(none)", "The shortest retention a tenant may be given. Unset: just longer than the retry schedule with its jitter (+10 %), which is also the least it may be set to."),
@@ -83,6 +84,8 @@ pub struct Config {
     pub lease: Duration,
     pub retry_after_max: Duration,
     pub max_payload: usize,
+    /// How long a resolved API key is used from the API's cache.
+    pub api_key_cache: Duration,
     /// Bytes of a response body an attempt's log entry keeps.
     pub response_excerpt: usize,
     /// A tenant's retention unless it has its own.
@@ -378,6 +381,7 @@ impl Config {
             tenant_retention_min,
             tenant_retention_max,
             response_excerpt,
+            api_key_cache: duration("HOOKFLEET_API_KEY_CACHE")?,
             retention_sweep: duration("HOOKFLEET_RETENTION_SWEEP")?,
             idempotency_ttl,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,

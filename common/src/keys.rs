@@ -170,6 +170,12 @@ impl Keys {
         format!("{}:wake", self.prefix)
     }
 
+    /// Channel on which a revoked API key's SHA-256 is published, so every
+    /// API process drops it from its cache of resolved keys.
+    pub fn auth_channel(&self) -> String {
+        format!("{}:auth", self.prefix)
+    }
+
     /// Channel on which `record.lua` names each test send's delivery once
     /// its attempt is recorded: API processes wait on it instead of polling.
     pub fn attempted_channel(&self) -> String {

@@ -104,7 +104,7 @@ fn the_key_table_lists_exactly_the_keys_keys_rs_builds() {
     );
     let doc = repo_file("docs/ARCHITECTURE.md");
     let k = Keys::new("hf");
-    for channel in [k.wake_channel(), k.attempted_channel()] {
+    for channel in [k.wake_channel(), k.attempted_channel(), k.auth_channel()] {
         assert!(
             doc.contains(&format!("`{channel}`")),
             "{channel} is not documented"

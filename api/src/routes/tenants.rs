@@ -583,6 +583,8 @@ impl TenantsApi {
         let keys = &self.state.store.keys;
         let job = store_deletion::start(&mut conn, keys, &tenant.id, now_ms()).await?;
         store_deletion::revoke_access(&mut conn, keys, &tenant.id, job.requested_ms).await?;
+        // (The other processes hear of each key through `hf:auth`.)
+        self.state.key_cache.forget("*");
         tracing::info!(tenant_id = %tenant.id, "tenant deletion requested");
         Ok(TenantDeleted::Accepted(Json(TenantDeletion::of(
             &tenant.id,
@@ -750,6 +752,7 @@ impl TenantsApi {
             .and_then(|m| serde_json::from_str(&m).ok())
             .ok_or_else(|| ApiError::not_found("API key"))?;
         store_tenants::revoke_api_key(&mut conn, keys, &tenant.id, &key_id.0, &info.hash).await?;
+        self.state.key_cache.forget(&info.hash);
         Ok(Revoked::NoContent)
     }
 }

@@ -237,6 +237,7 @@ pub async fn revoke_access(
             .and_then(|v| v.get("hash").and_then(|h| h.as_str()).map(str::to_string));
         if let Some(hash) = hash.filter(|h| !h.is_empty()) {
             let () = conn.del(keys.api_key_lookup(&hash)).await?;
+            crate::store::tenants::forget_api_key(conn, keys, &hash).await?;
         }
     }
     let links: Vec<String> = conn

@@ -181,7 +181,8 @@ pub async fn api_key(
 }
 
 /// Revokes an API key: the lookup goes first (from then on the key no
-/// longer authenticates), then its metadata.
+/// longer authenticates), then every API process is told to drop it from
+/// its cache ([`forget_api_key`]), then its metadata.
 pub async fn revoke_api_key(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
@@ -190,7 +191,19 @@ pub async fn revoke_api_key(
     key_hash_hex: &str,
 ) -> redis::RedisResult<()> {
     let () = conn.del(keys.api_key_lookup(key_hash_hex)).await?;
+    forget_api_key(conn, keys, key_hash_hex).await?;
     conn.hdel(keys.tenant_api_keys(tenant_id), key_id).await
+}
+
+/// Tells every API process that the key whose SHA-256 is `key_hash_hex`
+/// no longer resolves (its lookup is gone): each drops it from its cache.
+pub async fn forget_api_key(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    key_hash_hex: &str,
+) -> redis::RedisResult<()> {
+    let _: i64 = conn.publish(keys.auth_channel(), key_hash_hex).await?;
+    Ok(())
 }
 
 /// `<tenant id> <key id> <scopes>` for the API key whose SHA-256 is

@@ -219,3 +219,128 @@ async fn each_api_key_has_a_request_budget() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// Starts an API binary of `app`'s fleet with its own `HOOKFLEET_API_KEY_CACHE`;
+/// returns it and its base URL once it is ready.
+async fn api_process(app: &TestApp, cache: &str) -> (hookfleet_tests::LoggedChild, String) {
+    let port = hookfleet_tests::free_port();
+    let mut env = hookfleet_tests::worker_env(&app.config, &[]);
+    env.push(("HOOKFLEET_LISTEN", format!("127.0.0.1:{port}")));
+    env.push(("HOOKFLEET_ADMIN_KEY", app.admin_key()));
+    env.push(("HOOKFLEET_API_RATE_LIMIT", "10000".into()));
+    env.push(("HOOKFLEET_API_KEY_CACHE", cache.into()));
+    let api = hookfleet_tests::spawn_logged(hookfleet_tests::api_binary(), &env);
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = hookfleet_tests::wait_until(std::time::Duration::from_secs(20), || async {
+        let response = app.http.get(format!("{base}/readyz")).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the API process started: {}", api.log());
+    (api, base)
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_one_api_process_stops_working_on_another() {
+    let app = TestApp::builder().spawn().await;
+    let admin = app.admin_key();
+    let (tenant_id, key) = app.tenant("acme").await;
+    // Another API process of the same fleet whose cache would keep a key
+    // for an hour: only the revocation's message can end it there.
+    let (mut other, base) = api_process(&app, "1h").await;
+    let get = |key: String| {
+        let (http, url) = (app.http.clone(), format!("{base}/api/v1/webhooks"));
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(
+        get(key.clone()).await,
+        200,
+        "the key resolves (and is cached)"
+    );
+    assert_eq!(get(key.clone()).await, 200);
+
+    let (_, keys) = app
+        .get(&format!("/api/v1/tenants/{tenant_id}/api-keys"), &admin)
+        .await;
+    let key_id = keys["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, _) = app
+        .delete(
+            &format!("/api/v1/tenants/{tenant_id}/api-keys/{key_id}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 204, "revoked through the test's own API process");
+    let stopped = hookfleet_tests::wait_until(std::time::Duration::from_secs(5), || async {
+        (get(key.clone()).await == 401).then_some(())
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "the other process dropped the key it had cached: {}",
+        other.log()
+    );
+
+    // A tenant's deletion reaches the other process's cache too.
+    let (tenant_b, key_b) = app.tenant("globex").await;
+    assert_eq!(get(key_b.clone()).await, 200);
+    let (status, _) = app
+        .delete(&format!("/api/v1/tenants/{tenant_b}"), &admin)
+        .await;
+    assert_eq!(status, 202);
+    let stopped = hookfleet_tests::wait_until(std::time::Duration::from_secs(5), || async {
+        (get(key_b.clone()).await == 401).then_some(())
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "the deleted tenant's key stopped there too"
+    );
+    let _ = other.child.kill();
+    let _ = other.child.wait();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_its_message_a_cached_key_lasts_no_longer_than_the_cache() {
+    let app = TestApp::builder().spawn().await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let (mut other, base) = api_process(&app, "1s").await;
+    let status = |key: String| {
+        let (http, url) = (app.http.clone(), format!("{base}/api/v1/webhooks"));
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(status(key.clone()).await, 200);
+    // The lookup goes without a message (as if it were lost): the key
+    // keeps working there only until its cached entry is a second old.
+    let hash = hookfleet_api::auth::hash_key(&key);
+    let () = redis::cmd("DEL")
+        .arg(app.keys().api_key_lookup(&hash))
+        .query_async(&mut app.redis().await)
+        .await
+        .expect("DEL");
+    // (A cache that never expired would fail this deadline.)
+    let stopped = hookfleet_tests::wait_until(std::time::Duration::from_secs(10), || async {
+        (status(key.clone()).await == 401).then_some(())
+    })
+    .await;
+    assert!(stopped.is_some(), "the cached key expired: {}", other.log());
+    let _ = (tenant_id, other.child.kill(), other.child.wait());
+    app.stop().await;
+}
