@@ -125,6 +125,7 @@ fn every_key_method_of_keys_rs_is_checked() {
         "prefix",
         "wake_channel",
         "attempted_channel",
+        "auth_channel",
         "partition_prefix",
     ];
     let methods: BTreeSet<&str> = body
