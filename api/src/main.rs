@@ -11,8 +11,7 @@ use hookfleet_common::{telemetry, Config};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -20,6 +19,16 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    match hookfleet_common::runtime::build(config.api_threads) {
+        Ok(runtime) => runtime.block_on(run(config)),
+        Err(err) => {
+            eprintln!("hookfleet-api: cannot start the runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> std::process::ExitCode {
     telemetry::init(&config.log_filter, config.log_json);
     if config.admin_key.is_none() {
         tracing::warn!("HOOKFLEET_ADMIN_KEY is not set: the tenant admin routes will answer 401");

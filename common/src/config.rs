@@ -28,6 +28,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_ALLOW_CIDRS", "(none)", "Comma-separated CIDRs that endpoints may reach although private, loopback or otherwise restricted (e.g. `10.0.0.0/8` for receivers on your own network)."),
     ("HOOKFLEET_HTTPS_ONLY", "false", "`true` refuses endpoint URLs that are not https."),
     ("HOOKFLEET_DISABLE_AFTER", "5d", "Circuit breaker: an endpoint failing without any success for this long is disabled (and `endpoint.disabled` is sent). A 410 Gone disables it at once."),
+    ("HOOKFLEET_API_THREADS", "0", "Threads of the API process's runtime (0: one per CPU core)."),
+    ("HOOKFLEET_WORKER_THREADS", "0", "Threads of a worker process's runtime (0: one per CPU core)."),
     ("HOOKFLEET_API_KEY_CACHE", "1s", "How long an API process may use an API key it has resolved without asking Redis again (`0s`: always ask). A revoked key is dropped from every process's cache at once through Redis pub/sub; this bounds how long one keeps working if that message is lost."),
     ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept, unless a tenant has a retention of its own (`PATCH /api/v1/tenants/{id}`)."),
@@ -84,6 +86,9 @@ pub struct Config {
     pub lease: Duration,
     pub retry_after_max: Duration,
     pub max_payload: usize,
+    /// Runtime threads of the API and of a worker (0: one per core).
+    pub api_threads: usize,
+    pub worker_threads: usize,
     /// How long a resolved API key is used from the API's cache.
     pub api_key_cache: Duration,
     /// Bytes of a response body an attempt's log entry keeps.
@@ -245,6 +250,15 @@ impl Config {
                 None => Ok(None),
             }
         };
+        let threads = |name: &'static str| -> Result<usize, ConfigError> {
+            match number(name)? {
+                n @ 0..=256 => Ok(n as usize),
+                _ => Err(ConfigError {
+                    variable: name,
+                    reason: "must be 0 (one per core) to 256".into(),
+                }),
+            }
+        };
         let response_excerpt = number("HOOKFLEET_RESPONSE_EXCERPT")?;
         if response_excerpt > 65_536 {
             return Err(ConfigError {
@@ -382,6 +396,8 @@ impl Config {
             tenant_retention_max,
             response_excerpt,
             api_key_cache: duration("HOOKFLEET_API_KEY_CACHE")?,
+            api_threads: threads("HOOKFLEET_API_THREADS")?,
+            worker_threads: threads("HOOKFLEET_WORKER_THREADS")?,
             retention_sweep: duration("HOOKFLEET_RETENTION_SWEEP")?,
             idempotency_ttl,
             attempt_log_maxlen: positive("HOOKFLEET_ATTEMPT_LOG_MAXLEN")?,

@@ -20,6 +20,7 @@ pub mod net_policy;
 pub mod outage;
 pub mod publish;
 pub mod redis_pool;
+pub mod runtime;
 pub mod signing;
 pub mod stats;
 pub mod store;

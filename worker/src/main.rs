@@ -8,8 +8,7 @@ use hookfleet_common::{telemetry, Config};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -17,6 +16,16 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    match hookfleet_common::runtime::build(config.worker_threads) {
+        Ok(runtime) => runtime.block_on(run(config)),
+        Err(err) => {
+            eprintln!("hookfleet-worker: cannot start the runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> std::process::ExitCode {
     telemetry::init(&config.log_filter, config.log_json);
     let (trigger, shutdown) = hookfleet_worker::shutdown::channel();
     tokio::spawn(async move {
