@@ -64,25 +64,42 @@ async fn sweep(
     every: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<u64, String> {
-    let store = &ctx.store;
-    let keys = &store.keys;
-    let config = &store.config;
-    let storage_ms = config.storage_retention().as_millis() as u64;
-    let default_ms = config.retention.as_millis() as u64;
-    let mut conn = store.pool.get().await.map_err(|e| e.to_string())?;
-    if !retention::take_sweep(&mut conn, keys, holder, every.as_millis() as u64)
+    let keys = &ctx.store.keys;
+    let mut conn = ctx.store.pool.get().await.map_err(|e| e.to_string())?;
+    let hold_ms = every.as_millis() as u64;
+    if !retention::take_sweep(&mut conn, keys, holder, hold_ms)
         .await
         .map_err(|e| e.to_string())?
     {
         return Ok(0);
     }
+    let removed = pass(ctx, &mut conn, holder, hold_ms, shutdown).await;
+    // (A release that fails leaves the hold to expire after one interval.)
+    let _ = retention::release_sweep(&mut conn, keys, holder).await;
+    removed
+}
+
+/// The sweep's pass over every tenant, renewing the hold between steps
+/// (and stopping when another worker has it).
+async fn pass(
+    ctx: &Context,
+    conn: &mut hookfleet_common::redis_pool::RedisConn,
+    holder: &str,
+    hold_ms: u64,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<u64, String> {
+    let store = &ctx.store;
+    let keys = &store.keys;
+    let config = &store.config;
+    let storage_ms = config.storage_retention().as_millis() as u64;
+    let default_ms = config.retention.as_millis() as u64;
     let rate = f64::from(config.tenant_delete_rate.max(1));
     let partitions: Vec<_> = config.all_partitions().collect();
     let mut removed = 0;
     let mut from: Option<u64> = None;
     let mut seen_last: Option<String> = None;
     loop {
-        let page = tenants::ids_from(&mut conn, keys, from, PAGE + 1)
+        let page = tenants::ids_from(conn, keys, from, PAGE + 1)
             .await
             .map_err(|e| e.to_string())?;
         // Skip those of the last page again (a page starts at the last
@@ -95,7 +112,7 @@ async fn sweep(
         if ids.is_empty() {
             return Ok(removed);
         }
-        let own = retention::retentions(&mut conn, keys, &ids)
+        let own = retention::retentions(conn, keys, &ids)
             .await
             .map_err(|e| e.to_string())?;
         for (tenant_id, own) in ids.iter().zip(own) {
@@ -104,7 +121,7 @@ async fn sweep(
                 continue;
             }
             let cutoff = now_ms().saturating_sub(retention_ms);
-            let endpoints = tenant_deletion::endpoint_ids(&mut conn, keys, tenant_id)
+            let endpoints = tenant_deletion::endpoint_ids(conn, keys, tenant_id)
                 .await
                 .map_err(|e| e.to_string())?;
             for endpoint_id in &endpoints {
@@ -113,7 +130,7 @@ async fn sweep(
                         return Ok(removed);
                     }
                     let (gone, done) = retention::sweep_endpoint_step(
-                        &mut conn,
+                        conn,
                         keys,
                         tenant_id,
                         endpoint_id,
@@ -124,6 +141,9 @@ async fn sweep(
                     .map_err(|e| e.to_string())?;
                     removed += gone;
                     pace(gone, rate).await;
+                    if !still_held(conn, keys, holder, hold_ms).await? {
+                        return Ok(removed);
+                    }
                     if done {
                         break;
                     }
@@ -135,11 +155,14 @@ async fn sweep(
                         return Ok(removed);
                     }
                     let (gone, done) =
-                        retention::sweep_events_step(&mut conn, keys, p, tenant_id, cutoff, CHUNK)
+                        retention::sweep_events_step(conn, keys, p, tenant_id, cutoff, CHUNK)
                             .await
                             .map_err(|e| e.to_string())?;
                     removed += gone;
                     pace(gone, rate).await;
+                    if !still_held(conn, keys, holder, hold_ms).await? {
+                        return Ok(removed);
+                    }
                     if done {
                         break;
                     }
@@ -154,6 +177,17 @@ async fn sweep(
             hookfleet_common::ids::created_ms(hookfleet_common::ids::IdKind::Tenant, id)
         });
     }
+}
+
+async fn still_held(
+    conn: &mut hookfleet_common::redis_pool::RedisConn,
+    keys: &hookfleet_common::Keys,
+    holder: &str,
+    hold_ms: u64,
+) -> Result<bool, String> {
+    retention::renew_sweep(conn, keys, holder, hold_ms)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn pace(removed: u64, rate: f64) {

@@ -69,6 +69,15 @@ async fn take(ctx: &Context, token: &str) -> Result<Option<(String, DeletionJob)
         .map_err(|e| e.to_string())
 }
 
+/// How long after the delete nothing is removed: requests that resolved a
+/// key of the tenant just before it (from Redis, or from an API process's
+/// key cache until its `hf:auth` message arrives, at most
+/// `HOOKFLEET_API_KEY_CACHE`) finish their writes first, so none lands
+/// after its kind of data was removed.
+fn grace(ctx: &Context) -> Duration {
+    ctx.store.config.api_key_cache + Duration::from_secs(5)
+}
+
 fn lease_ms(ctx: &Context) -> u64 {
     ctx.store.config.lease.as_millis() as u64
 }
@@ -77,6 +86,8 @@ fn lease_ms(ctx: &Context) -> u64 {
 enum Outcome {
     /// Progress saved; go on after a pause of `removed` entries' worth.
     Saved { removed: u64 },
+    /// Too early to remove anything (see [`grace`]): look again then.
+    Wait(Duration),
     /// The tenant is gone.
     Done,
     /// Another worker holds the deletion now.
@@ -100,6 +111,12 @@ async fn drive(
         match step(ctx, tenant_id, &mut job, token, chunk).await {
             Ok(Outcome::Saved { removed }) => {
                 let pause = Duration::from_secs_f64(removed as f64 / f64::from(rate));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = crate::shutdown::wait(shutdown) => return,
+                }
+            }
+            Ok(Outcome::Wait(pause)) => {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = crate::shutdown::wait(shutdown) => return,
@@ -151,6 +168,20 @@ async fn step(
             deletion::revoke_access(&mut conn, keys, tenant_id, job.requested_ms)
                 .await
                 .map_err(|e| e.to_string())?;
+            let ready_at = job.requested_ms + grace(ctx).as_millis() as u64;
+            let now = now_ms();
+            if now < ready_at {
+                let saved =
+                    deletion::save(&mut conn, keys, tenant_id, token, lease_ms(ctx), Some(job))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let pause = Duration::from_millis((ready_at - now).min(1000));
+                return Ok(if saved {
+                    Outcome::Wait(pause)
+                } else {
+                    Outcome::Lost
+                });
+            }
             job.phase = Phase::Endpoints;
         }
         Phase::Endpoints => {

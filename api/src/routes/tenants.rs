@@ -524,31 +524,41 @@ impl TenantsApi {
         let tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
         let keys = &self.state.store.keys;
-        match store_tenants::update(&mut conn, keys, &tenant.id, &change).await? {
-            Updated::Updated => {}
-            Updated::NotFound => return Err(ApiError::not_found("tenant")),
-            // Its deletion started meanwhile: gone.
-            Updated::Deleting => return Err(ApiError::not_found("tenant")),
-        }
-        // A cap counts from the tenant's event index: afresh when it is
-        // set or when the retention it counts by changes.
-        if change.retention_ms.is_some() || change.max_events.is_some() {
-            let capped = match change.max_events {
-                Some(cap) => cap.is_some(),
-                None => tenant.max_retained_events.is_some(),
+        // A cap counts from the tenant's event index: the count is started
+        // before the cap (or the retention it counts by) takes effect, so
+        // no publish meets a cap without its count; publishes counted
+        // meanwhile are kept (`usage::rebuild`).
+        let capped = match change.max_events {
+            Some(cap) => cap.is_some(),
+            None => tenant.max_retained_events.is_some(),
+        };
+        let recount = change.retention_ms.is_some() || change.max_events.is_some();
+        if recount && capped {
+            let retention_ms = match change.retention_ms {
+                Some(Some(ms)) => ms,
+                Some(None) => self.state.store.config.retention.as_millis() as u64,
+                None => self.state.retention_of(&tenant.id).await?.as_millis() as u64,
             };
-            let retention = self.state.retention_of(&tenant.id).await?;
             let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
             usage::rebuild(
                 &mut conn,
                 keys,
                 &tenant.id,
                 &partitions,
-                capped,
-                retention.as_millis() as u64,
+                true,
+                retention_ms,
                 now_ms(),
             )
             .await?;
+        }
+        match store_tenants::update(&mut conn, keys, &tenant.id, &change).await? {
+            Updated::Updated => {}
+            Updated::NotFound => return Err(ApiError::not_found("tenant")),
+            // Its deletion started meanwhile: gone.
+            Updated::Deleting => return Err(ApiError::not_found("tenant")),
+        }
+        if recount && !capped {
+            usage::rebuild(&mut conn, keys, &tenant.id, &[], false, 0, now_ms()).await?;
         }
         drop(conn);
         let mut tenant = self.load_tenant(&tenant.id).await?;

@@ -259,7 +259,12 @@ pub fn request_headers(
     if let Some(stored) = fields.get(attempt_field::REQUEST_HEADERS) {
         return serde_json::from_str(stored).unwrap_or_default();
     }
-    let Some(signed_by) = fields.get(attempt_field::SIGNED_BY) else {
+    // An attempt refused before sending (a restricted address, a URL that
+    // does not parse, an unusable secret) was never signed nor sent.
+    let Some(signed_by) = fields
+        .get(attempt_field::SIGNED_BY)
+        .filter(|s| !s.is_empty())
+    else {
         return Vec::new();
     };
     let get = |name: &str| fields.get(name).cloned().unwrap_or_default();

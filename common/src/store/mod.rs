@@ -20,7 +20,7 @@
 //! | [`caps`] | `capped_add.lua`, `test_send_slot.lua` | a capped set gains a member |
 //! | [`reads`] | `event_heads.lua`, `backlog.lua`, `fifo_head.lua` | read-only views |
 //! | [`tenant_deletion`] | `tenant_deletion_take.lua`, `tenant_deletion_step.lua` | a worker takes a tenant's deletion and saves its progress, one step at a time |
-//! | [`usage`] | `usage_reserve.lua` | events counted against a tenant's cap, or given back |
+//! | [`usage`] | `usage_reserve.lua`, `usage_rebuild.lua` | events counted against a tenant's cap, or given back; the count started from the event index |
 //! | [`tenants`] | `tenant_update.lua` (and plain commands) | tenants and their API keys |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
 //! | [`events`] | (plain commands) | reading an event's record |

@@ -8,7 +8,8 @@
 //! retention as gone already, so the sweep only frees memory.
 //!
 //! The sweep holds `retention_sweep` (a key with a TTL of one sweep
-//! interval) while it runs, so one worker of the fleet sweeps at a time.
+//! interval, renewed between steps and released at the end) while it
+//! runs, so one worker of the fleet sweeps at a time.
 
 use redis::aio::ConnectionLike;
 use redis::AsyncCommands;
@@ -33,6 +34,37 @@ pub async fn take_sweep(
         .query_async(conn)
         .await?;
     Ok(taken.is_some())
+}
+
+/// Keeps the sweep for another `hold_ms` while `holder` has it; false
+/// when another worker holds it now (the caller stops).
+pub async fn renew_sweep(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    holder: &str,
+    hold_ms: u64,
+) -> redis::RedisResult<bool> {
+    let key = keys.retention_sweep();
+    let current: Option<String> = conn.get(&key).await?;
+    if current.as_deref() != Some(holder) {
+        return Ok(false);
+    }
+    let _: bool = conn.pexpire(&key, hold_ms.max(1) as i64).await?;
+    Ok(true)
+}
+
+/// Lets the sweep go once a pass is over, if `holder` still has it.
+pub async fn release_sweep(
+    conn: &mut (impl ConnectionLike + Send + Sync),
+    keys: &Keys,
+    holder: &str,
+) -> redis::RedisResult<()> {
+    let key = keys.retention_sweep();
+    let current: Option<String> = conn.get(&key).await?;
+    if current.as_deref() == Some(holder) {
+        let () = conn.del(&key).await?;
+    }
+    Ok(())
 }
 
 /// The own retention (ms) of each of `tenant_ids`, in order.
@@ -94,7 +126,11 @@ pub async fn sweep_endpoint_step(
         }
         None => Vec::new(),
     };
-    if events.is_empty() {
+    if !events.is_empty() {
+        remove_log_entries(conn, keys, tenant_id, p, endpoint_id, &events).await?;
+    }
+    let done = events.len() < chunk;
+    if done {
         let () = redis::cmd("XTRIM")
             .arg(keys.attempts(p, endpoint_id))
             .arg("MINID")
@@ -102,10 +138,8 @@ pub async fn sweep_endpoint_step(
             .arg(cutoff_ms)
             .exec_async(conn)
             .await?;
-        return Ok((0, true));
     }
-    remove_log_entries(conn, keys, tenant_id, p, endpoint_id, &events).await?;
-    Ok((events.len() as u64, events.len() < chunk))
+    Ok((events.len() as u64, done))
 }
 
 /// One step of removing the tenant's events homed in `p` from before
@@ -129,12 +163,14 @@ pub async fn sweep_events_step(
             chunk as isize,
         )
         .await?;
-    if events.is_empty() {
+    if !events.is_empty() {
+        remove_events(conn, keys, p, tenant_id, &events).await?;
+    }
+    let done = events.len() < chunk;
+    if done {
         let () = conn
             .zrembylex(keys.tenant_failed(p, tenant_id), "-", &before)
             .await?;
-        return Ok((0, true));
     }
-    remove_events(conn, keys, p, tenant_id, &events).await?;
-    Ok((events.len() as u64, events.len() < chunk))
+    Ok((events.len() as u64, done))
 }

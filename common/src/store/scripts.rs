@@ -98,6 +98,7 @@ script!(CAPPED_ADD, "capped_add.lua");
 script!(TEST_SEND_SLOT, "test_send_slot.lua");
 script!(TENANT_UPDATE, "tenant_update.lua");
 script!(USAGE_RESERVE, "usage_reserve.lua");
+script!(USAGE_REBUILD, "usage_rebuild.lua");
 script!(TENANT_DELETION_TAKE, "tenant_deletion_take.lua");
 script!(TENANT_DELETION_STEP, "tenant_deletion_step.lua");
 
@@ -145,6 +146,10 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     (
         "usage_reserve.lua",
         include_str!("scripts/usage_reserve.lua"),
+    ),
+    (
+        "usage_rebuild.lua",
+        include_str!("scripts/usage_rebuild.lua"),
     ),
     (
         "tenant_deletion_take.lua",

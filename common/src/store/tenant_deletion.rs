@@ -136,12 +136,7 @@ async fn mark(
     tenant_id: &str,
     requested_ms: u64,
 ) -> redis::RedisResult<()> {
-    let tenant = keys.tenant(tenant_id);
-    let exists: bool = conn.exists(&tenant).await?;
-    if exists {
-        let _: bool = conn.hset_nx(&tenant, "deleting", requested_ms).await?;
-    }
-    Ok(())
+    crate::store::tenants::mark_deleting(conn, keys, tenant_id, requested_ms).await
 }
 
 /// The deletion of `tenant_id` under way, if any.

@@ -45,6 +45,24 @@ pub struct TenantChange {
     pub max_events: Option<Option<u64>>,
 }
 
+/// Marks the tenant `id` as being deleted since `requested_ms`, unless it
+/// is missing (its deletion's last step already ran: nothing is brought
+/// back) or marked already. One step (`tenant_update.lua`).
+pub async fn mark_deleting(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    id: &str,
+    requested_ms: u64,
+) -> redis::RedisResult<()> {
+    let _: i64 = scripts::TENANT_UPDATE
+        .key(keys.tenant(id))
+        .arg("deleting")
+        .arg(requested_ms)
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
 /// Applies `change` to the tenant `id`, unless it is missing or being
 /// deleted.
 pub async fn update(

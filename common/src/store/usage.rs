@@ -155,9 +155,11 @@ pub async fn retained(
     Ok(counts.into_iter().sum())
 }
 
-/// Starts the count afresh from the tenant's event index, hour by hour
-/// (when a cap is set or the retention it counts by changes); no count
-/// when `capped` is false. Returns the total counted.
+/// Starts the count from the tenant's event index, hour by hour (when a
+/// cap is set or the retention it counts by changes), keeping per hour the
+/// larger of the index's figure and what publishes counted meanwhile
+/// (`usage_rebuild.lua`); no count when `capped` is false. Returns the
+/// total counted.
 pub async fn rebuild(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
@@ -178,23 +180,16 @@ pub async fn rebuild(
         .map(|h| (h * HOUR_MS, (h + 1) * HOUR_MS))
         .collect();
     let counts = indexed_between(conn, keys, tenant_id, partitions, &ranges).await?;
-    let total: u64 = counts.iter().sum();
-    let mut fields: Vec<(String, u64)> = (first..=hour)
-        .zip(counts)
-        .filter(|(_, count)| *count > 0)
-        .map(|(h, count)| (format!("h{h}"), count))
-        .collect();
-    fields.push(("total".into(), total));
-    fields.push(("from".into(), first));
-    let () = redis::pipe()
-        .atomic()
-        .del(&usage)
-        .ignore()
-        .hset_multiple(&usage, &fields)
-        .ignore()
-        .pexpire(&usage, (retention_ms + HOUR_MS) as i64)
-        .ignore()
-        .query_async(conn)
-        .await?;
+    let mut invocation = scripts::USAGE_REBUILD.prepare_invoke();
+    invocation
+        .key(&usage)
+        .arg(first)
+        .arg(retention_ms + HOUR_MS);
+    for (h, count) in (first..=hour).zip(counts) {
+        if count > 0 {
+            invocation.arg(h).arg(count);
+        }
+    }
+    let total: u64 = invocation.invoke_async(conn).await?;
     Ok(total)
 }

@@ -1,8 +1,9 @@
 -- tenant_update.lua: change a tenant's name, retention or cap on
--- retained events.
+-- retained events, or mark it as being deleted (`deleting`).
 --
 -- KEYS[1] tenant hash  hf:{t:<tid>}:tenant
--- ARGV    field, value pairs (`name`, `retention_ms`, `max_events`); an
+-- ARGV    field, value pairs (`name`, `retention_ms`, `max_events`,
+--         `deleting`); an
 --         empty value removes the field (back to the server's retention,
 --         or no cap)
 --

@@ -57,7 +57,11 @@ if ARGV[3] == 'back' then
   local c = tonumber(redis.call('HGET', KEYS[1], field) or '')
   if c then
     local back = math.min(n, c)
-    redis.call('HSET', KEYS[1], field, int(c - back))
+    if c - back > 0 then
+      redis.call('HSET', KEYS[1], field, int(c - back))
+    else
+      redis.call('HDEL', KEYS[1], field)
+    end
     total = total - back
   end
 elseif total + n > cap then
@@ -67,6 +71,7 @@ elseif total + n > cap then
     oldest = oldest + 1
   end
   redis.call('HSET', KEYS[1], 'total', int(total), 'from', int(from))
+  redis.call('PEXPIRE', KEYS[1], int(retention + HOUR))
   return {0, int(total), int(cap), int(math.max(0, (oldest + 1) * HOUR + retention - now))}
 else
   redis.call('HINCRBY', KEYS[1], 'h' .. int(hour), n)
