@@ -134,7 +134,6 @@ pub async fn sweep_endpoint_step(
         let () = redis::cmd("XTRIM")
             .arg(keys.attempts(p, endpoint_id))
             .arg("MINID")
-            .arg("~")
             .arg(cutoff_ms)
             .exec_async(conn)
             .await?;

@@ -142,6 +142,35 @@ async fn a_tenant_over_its_cap_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn a_cap_set_later_counts_the_events_already_kept() {
+    let app = TestApp::builder().spawn().await;
+    let admin = app.admin_key();
+    let (id, key) = app.tenant("late").await;
+    publish(&app, &key, 3).await;
+    let path = format!("/api/v1/tenants/{id}");
+    let (status, tenant) = app
+        .patch(&path, &admin, json!({"max_retained_events": 4}))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["usage"]["counted_events"], 3, "{tenant}");
+    publish(&app, &key, 1).await;
+    let (status, error) = app
+        .post(
+            "/api/v1/events",
+            &key,
+            json!({"event_type": "user.created", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, 429, "{error}");
+    // A change of retention recounts, keeping what was counted.
+    let (status, tenant) = app.patch(&path, &admin, json!({"retention": "7d"})).await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["usage"]["counted_events"], 4, "{tenant}");
+    assert_eq!(tenant["usage"]["retained_events"], 4, "{tenant}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_publishes_never_pass_the_cap() {
     let app = TestApp::builder().spawn().await;
     let admin = app.admin_key();
@@ -289,7 +318,14 @@ async fn each_tenant_keeps_its_data_for_its_own_retention() {
                 .get(&format!("/api/v1/webhooks/{endpoint}/deliveries"), &key)
                 .await;
             let empty = |page: &Value| page["data"].as_array().is_some_and(|d| d.is_empty());
-            (empty(&list) && empty(&log)).then_some(())
+            // Its attempts are trimmed from the endpoint's stream too.
+            let p = ids::partition_of(IdKind::Endpoint, &endpoint)?;
+            let logged: u64 = redis::cmd("XLEN")
+                .arg(app.keys().attempts(p, &endpoint))
+                .query_async(&mut app.redis().await)
+                .await
+                .ok()?;
+            (empty(&list) && empty(&log) && logged == 0).then_some(())
         }
     };
     // The short tenant's events read as gone after 2 s, and are removed.
