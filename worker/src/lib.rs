@@ -41,6 +41,7 @@ pub mod recorder;
 pub mod registry;
 pub mod replays;
 pub mod retention_sweep;
+pub mod rounds;
 pub mod run;
 pub mod shutdown;
 pub mod tenant_deletions;

@@ -16,56 +16,37 @@ use hookfleet_common::store::replay::{self, Step};
 use tokio::sync::watch;
 
 use crate::context::Context;
+use crate::rounds::{every_poll, Round};
 
 /// Most log entries one chunk looks at.
 const CHUNK_MAX: u64 = 200;
 
-/// Runs the replays due in any partition, until shutdown. A round that
-/// meets a Redis error ends there, and the next waits longer each time
-/// (up to 5 s), so an outage costs a few calls, not a call per partition
-/// per poll.
+/// Runs the replays due in any partition, until shutdown (see
+/// `rounds.rs`: a round that meets a Redis error ends there).
 pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     const SOURCE: Source = Source::task("running replays");
-    let every = ctx
-        .store
-        .config
-        .poll_interval
-        .max(Duration::from_millis(50));
-    let mut failures: u32 = 0;
-    loop {
-        let mut failed = false;
-        'round: for p in ctx.store.config.all_partitions() {
-            loop {
-                if *shutdown.borrow() {
-                    return;
-                }
-                let token = format!("{:016x}", rand::random::<u64>());
-                match take(&ctx, p, &token).await {
-                    Ok(Some(replay_id)) => {
-                        drive(&ctx, p, &replay_id, &token, &mut shutdown).await;
+    let round = |mut shutdown: watch::Receiver<bool>| {
+        let ctx = ctx.clone();
+        async move {
+            for p in ctx.store.config.all_partitions() {
+                loop {
+                    if *shutdown.borrow() {
+                        return Round::Shutdown;
                     }
-                    Ok(None) => break,
-                    Err(err) => {
-                        ctx.metrics.redis_errors.inc();
-                        ctx.outage.failed(SOURCE, &err);
-                        failed = true;
-                        break 'round;
+                    let token = format!("{:016x}", rand::random::<u64>());
+                    match take(&ctx, p, &token).await {
+                        Ok(Some(replay_id)) => {
+                            drive(&ctx, p, &replay_id, &token, &mut shutdown).await;
+                        }
+                        Ok(None) => break,
+                        Err(err) => return Round::Failed(err),
                     }
                 }
             }
+            Round::Done
         }
-        if failed {
-            failures = failures.saturating_add(1);
-        } else {
-            ctx.outage.succeeded(SOURCE);
-            failures = 0;
-        }
-        let wait = (every * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(5));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = crate::shutdown::wait(&mut shutdown) => return,
-        }
-    }
+    };
+    every_poll(&ctx, SOURCE, &mut shutdown, round).await;
 }
 
 async fn take(ctx: &Context, p: Partition, token: &str) -> Result<Option<String>, String> {

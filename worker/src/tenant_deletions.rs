@@ -16,50 +16,33 @@ use hookfleet_common::time_util::now_ms;
 use tokio::sync::watch;
 
 use crate::context::Context;
+use crate::rounds::{every_poll, Round};
 
 /// Most log entries or events one step removes.
 const CHUNK_MAX: u32 = 500;
 
-/// Runs the deletions that are due, until shutdown. A Redis error ends the
-/// round, and the next waits longer each time (up to 5 s).
+/// Runs the deletions that are due, until shutdown (see `rounds.rs`).
 pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     const SOURCE: Source = Source::task("deleting tenants");
-    let every = ctx
-        .store
-        .config
-        .poll_interval
-        .max(Duration::from_millis(50));
-    let mut failures: u32 = 0;
-    loop {
-        let failed = loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let token = format!("{:016x}", rand::random::<u64>());
-            match take(&ctx, &token).await {
-                Ok(Some((tenant_id, job))) => {
-                    drive(&ctx, &tenant_id, job, &token, &mut shutdown).await;
+    let round = |mut shutdown: watch::Receiver<bool>| {
+        let ctx = ctx.clone();
+        async move {
+            loop {
+                if *shutdown.borrow() {
+                    return Round::Shutdown;
                 }
-                Ok(None) => break false,
-                Err(err) => {
-                    ctx.metrics.redis_errors.inc();
-                    ctx.outage.failed(SOURCE, &err);
-                    break true;
+                let token = format!("{:016x}", rand::random::<u64>());
+                match take(&ctx, &token).await {
+                    Ok(Some((tenant_id, job))) => {
+                        drive(&ctx, &tenant_id, job, &token, &mut shutdown).await;
+                    }
+                    Ok(None) => return Round::Done,
+                    Err(err) => return Round::Failed(err),
                 }
             }
-        };
-        if failed {
-            failures = failures.saturating_add(1);
-        } else {
-            ctx.outage.succeeded(SOURCE);
-            failures = 0;
         }
-        let wait = (every * 2u32.saturating_pow(failures.min(6))).min(Duration::from_secs(5));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = crate::shutdown::wait(&mut shutdown) => return,
-        }
-    }
+    };
+    every_poll(&ctx, SOURCE, &mut shutdown, round).await;
 }
 
 async fn take(ctx: &Context, token: &str) -> Result<Option<(String, DeletionJob)>, String> {
