@@ -240,6 +240,18 @@ async fn api_process(app: &TestApp, cache: &str) -> (hookfleet_tests::LoggedChil
     (api, base)
 }
 
+/// What `GET /api/v1/webhooks` with `key` answers on the API at `base`
+/// (0 when the request itself fails).
+async fn webhooks_status(app: &TestApp, base: &str, key: String) -> u16 {
+    app.http
+        .get(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn a_key_revoked_through_one_api_process_stops_working_on_another() {
     let app = TestApp::builder().spawn().await;
@@ -248,17 +260,7 @@ async fn a_key_revoked_through_one_api_process_stops_working_on_another() {
     // Another API process of the same fleet whose cache would keep a key
     // for an hour: only the revocation's message can end it there.
     let (mut other, base) = api_process(&app, "1h").await;
-    let get = |key: String| {
-        let (http, url) = (app.http.clone(), format!("{base}/api/v1/webhooks"));
-        async move {
-            http.get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
-    };
+    let get = |key: String| webhooks_status(&app, &base, key);
     assert_eq!(
         get(key.clone()).await,
         200,
@@ -315,17 +317,7 @@ async fn without_its_message_a_cached_key_lasts_no_longer_than_the_cache() {
     let app = TestApp::builder().spawn().await;
     let (tenant_id, key) = app.tenant("acme").await;
     let (mut other, base) = api_process(&app, "1s").await;
-    let status = |key: String| {
-        let (http, url) = (app.http.clone(), format!("{base}/api/v1/webhooks"));
-        async move {
-            http.get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
-    };
+    let status = |key: String| webhooks_status(&app, &base, key);
     assert_eq!(status(key.clone()).await, 200);
     // The lookup goes without a message (as if it were lost): the key
     // keeps working there only until its cached entry is a second old.
