@@ -13,7 +13,7 @@ use crate::event_data::EventData;
 use crate::ids::{self, IdKind, Partition};
 use crate::store::publish::{EventToStore, PublishCall, PublishSettings};
 use crate::stored_event::EventRecord;
-use crate::time_util::{now_ms, rfc3339_ms};
+use crate::time_util::now_ms;
 
 /// `publish.lua`'s answer: (fresh, event id, deliveries, complete).
 pub(super) use crate::store::publish::PublishReply;
@@ -25,7 +25,7 @@ pub(super) struct Prepared {
     pub(super) event_id: String,
     pub(super) home: Partition,
     /// The stored form (stored_event.rs): tenant, type, test flag, body.
-    pub(super) record: String,
+    pub(super) record: Vec<u8>,
     /// Its home partition's events hash, and when that may expire.
     pub(super) bucket: String,
     pub(super) expire_at: u64,
@@ -56,14 +56,8 @@ impl Prepared {
                 .unwrap_or_else(|| ids::random_partition(config.partitions)),
         };
         let event_id = ids::new_id(IdKind::Event, home, now);
-        let record = EventRecord::encode_event(
-            tenant_id,
-            event_type,
-            test,
-            &event_id,
-            &rfc3339_ms(now),
-            data,
-        );
+        let record =
+            EventRecord::encode_event(tenant_id, event_type, test, data, config.compress_above);
         let bucket = ids::time_bucket(IdKind::Event, &event_id)
             .map(|(bucket, _)| bucket.to_string())
             .unwrap_or_default();

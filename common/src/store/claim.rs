@@ -289,7 +289,8 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             return Err(ClaimError::Reply("an event is a pair".into()));
         };
         let id = text(id)?;
-        let record = text(record)?;
+        let record: Vec<u8> =
+            redis::from_redis_value(record).map_err(|e| ClaimError::Reply(e.to_string()))?;
         // A record that does not parse fails its own jobs, not the claim
         // (whose leases are taken already): without one, the attempt reads
         // the event again (`stored_event::load`), finds none and ends the
@@ -297,7 +298,7 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         let record = if record.is_empty() {
             None
         } else {
-            let parsed = EventRecord::parse(record).map(Arc::new);
+            let parsed = EventRecord::parse(&id, &record).map(Arc::new);
             if parsed.is_none() {
                 tracing::warn!(event_id = %id, "an event record that does not parse");
             }

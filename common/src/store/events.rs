@@ -28,10 +28,10 @@ pub async fn load<C: ConnectionLike + Send>(
     if expired(created, retention, crate::time_util::now_ms()) {
         return Ok(None);
     }
-    let text: Option<String> = redis::cmd("HGET")
+    let stored: Option<Vec<u8>> = redis::cmd("HGET")
         .arg(keys.events(home, bucket))
         .arg(event_id)
         .query_async(conn)
         .await?;
-    Ok(text.and_then(EventRecord::parse))
+    Ok(stored.and_then(|stored| EventRecord::parse(event_id, &stored)))
 }

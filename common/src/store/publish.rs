@@ -16,7 +16,7 @@ use crate::Keys;
 pub struct EventToStore<'a> {
     pub event_id: &'a str,
     /// The stored form (`stored_event.rs`): tenant, type, test flag, body.
-    pub record: &'a str,
+    pub record: &'a [u8],
     /// Its home partition's events-hash bucket, and when it may expire.
     pub bucket: &'a str,
     pub expire_at: u64,

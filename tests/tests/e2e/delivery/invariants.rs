@@ -15,7 +15,9 @@ use hookfleet_tests::{
     Reply, TenantWithEndpoint, TestApp,
 };
 
-/// How many stored values (string, hash field, stream field) contain `marker`.
+/// How many stored values (string, hash field, stream field) contain
+/// `marker`; an event record counts if the body it makes contains it
+/// (its `data` may be stored compressed).
 async fn occurrences(app: &TestApp, marker: &str) -> usize {
     let mut conn = app.redis().await;
     let pattern = format!("{}:*", app.config.redis_prefix);
@@ -38,12 +40,21 @@ async fn occurrences(app: &TestApp, marker: &str) -> usize {
                 .await
                 .unwrap()],
             "hash" => {
-                let map: HashMap<String, String> = redis::cmd("HGETALL")
+                let map: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
                     .arg(&key)
                     .query_async(&mut conn)
                     .await
                     .unwrap();
-                map.into_values().collect()
+                map.into_iter()
+                    .map(
+                        |(field, value)| match hookfleet_common::stored_event::EventRecord::parse(
+                            &field, &value,
+                        ) {
+                            Some(record) => record.into_body(),
+                            None => String::from_utf8_lossy(&value).into_owned(),
+                        },
+                    )
+                    .collect()
             }
             "set" => redis::cmd("SMEMBERS")
                 .arg(&key)
@@ -538,12 +549,13 @@ impl RawPublish<'_> {
     /// Runs the call; returns `publish.lua`'s answer for the event.
     async fn run(&self, app: &TestApp) -> (i64, String, u64, String) {
         let (k, home, event_id) = (app.keys(), self.home, self.event_id);
-        let body = json!({"id": event_id, "type": "user.created", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}}).to_string();
-        let record = hookfleet_common::stored_event::EventRecord::encode(
+        let data = hookfleet_common::event_data::EventData::from_json("{}").unwrap();
+        let record = hookfleet_common::stored_event::EventRecord::encode_event(
             self.tenant_id,
             "user.created",
             false,
-            &body,
+            &data,
+            app.config.compress_above,
         );
         let (bucket, end) = ids::time_bucket(IdKind::Event, event_id).unwrap();
         let event = store::publish::EventToStore {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use hookfleet_tests::{spawn_receiver, wait_until, OwnRedis, Reply, TestApp};
 
-async fn used_memory(url: &str) -> u64 {
+async fn memory_info(url: &str) -> std::collections::BTreeMap<String, u64> {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let info: String = redis::cmd("INFO")
@@ -17,29 +17,41 @@ async fn used_memory(url: &str) -> u64 {
         .await
         .unwrap();
     info.lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
+        .filter_map(|line| line.split_once(':'))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect()
 }
 
 #[tokio::test]
 #[ignore = "a measurement, run by scripts/measure-memory"]
 async fn memory_per_retained_delivery() {
-    const EVENTS: usize = 2000;
+    let events: usize = std::env::var("HOOKFLEET_MEASURE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let redis = OwnRedis::start();
     let url = redis.url();
-    let app = TestApp::builder()
+    let mut builder = TestApp::builder();
+    // Settings the measurement compares (e.g. compression off).
+    for name in ["HOOKFLEET_COMPRESS_ABOVE", "HOOKFLEET_RESPONSE_EXCERPT"] {
+        if let Ok(value) = std::env::var(name) {
+            builder = builder.env(name, &value);
+        }
+    }
+    let app = builder
         .with_worker()
         .redis_url(url.as_str())
         .partitions(16)
         .retry_schedule("0s,50ms,50ms,50ms,50ms,50ms,50ms,50ms")
+        // Every attempt kept: the log's cap would otherwise trim them.
+        .env("HOOKFLEET_ATTEMPT_LOG_MAXLEN", &(events * 4).to_string())
         .spawn()
         .await;
     let (_, key) = app.tenant("acme").await;
-    // The first EVENTS answers are 500s, the rest 200s: about two attempts
+    // The first `events` answers are 500s, the rest 200s: about two attempts
     // per delivery.
     let flaky = spawn_receiver(
-        (0..EVENTS).map(|_| Reply::status(500)).collect(),
+        (0..events).map(|_| Reply::status(500)).collect(),
         Reply::status(200),
     )
     .await;
@@ -52,8 +64,8 @@ async fn memory_per_retained_delivery() {
     );
     let payload = json!({"user_id": "u_123456", "email": "ada@example.com", "plan": "pro", "note": "x".repeat(120)});
     let body_len = payload.to_string().len();
-    let before = used_memory(&url).await;
-    for _ in 0..EVENTS {
+    let before_info = memory_info(&url).await;
+    for _ in 0..events {
         app.publish(&key, "user.created", payload.clone()).await;
     }
     wait_until(Duration::from_secs(120), || async {
@@ -62,12 +74,31 @@ async fn memory_per_retained_delivery() {
     })
     .await;
     let (_, stats) = app.get(&stats_path, &key).await;
-    println!("endpoint stats: {stats}");
+    println!(
+        "endpoint stats: attempts {}, delivered {}, failed {}",
+        stats["attempts"], stats["delivered"], stats["failed"]
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = used_memory(&url).await;
-    let per_delivery = (after - before) as f64 / EVENTS as f64;
-    let attempts = flaky.count() as f64 / EVENTS as f64;
-    println!("events: {EVENTS}, one endpoint, {attempts:.2} attempts each, data {body_len} bytes");
+    let after_info = memory_info(&url).await;
+    let grew = |name: &str| {
+        let at = |info: &std::collections::BTreeMap<String, u64>| {
+            info.get(name).copied().unwrap_or(0) as f64
+        };
+        (at(&after_info) - at(&before_info)) / events as f64
+    };
+    let (before, after) = (before_info["used_memory"], after_info["used_memory"]);
+    let per_delivery = grew("used_memory");
+    for name in [
+        "used_memory_dataset",
+        "used_memory_overhead",
+        "mem_clients_normal",
+        "used_memory_scripts",
+        "used_memory_vm_eval",
+    ] {
+        println!("  {name} grew {:.0} per delivery", grew(name));
+    }
+    let attempts = flaky.count() as f64 / events as f64;
+    println!("events: {events}, one endpoint, {attempts:.2} attempts each, data {body_len} bytes");
     println!("used_memory before {before}, after {after}");
     println!("bytes per retained delivery (event body, delivery, 2 attempts, indexes): {per_delivery:.0}");
     // Where it goes: each key's MEMORY USAGE, summed by what the key holds
@@ -101,7 +132,7 @@ async fn memory_per_retained_delivery() {
     for (kind, bytes) in &by_kind {
         println!(
             "  {kind:<16} {bytes:>10} bytes  {:>7.0} per delivery",
-            *bytes as f64 / EVENTS as f64
+            *bytes as f64 / events as f64
         );
     }
     app.stop().await;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use hookfleet_tests::{python_accepts, spawn_receiver, Reply, TestApp};
 
-async fn hget(app: &TestApp, key: &str, field: &str) -> Option<String> {
+async fn hget<T: redis::FromRedisValue>(app: &TestApp, key: &str, field: &str) -> Option<T> {
     redis::cmd("HGET")
         .arg(key)
         .arg(field)
@@ -61,7 +61,8 @@ async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
     assert_eq!(changed, expected, "what publishing wrote");
 
     // The record: tenant, type and the body every attempt sends.
-    let record = EventRecord::parse(hget(&app, &events_key, event_id).await.unwrap()).unwrap();
+    let stored: Vec<u8> = hget(&app, &events_key, event_id).await.unwrap();
+    let record = EventRecord::parse(event_id, &stored).unwrap();
     assert_eq!(record.tenant_id, tenant_id);
     assert_eq!(record.event_type, "user.created");
     assert!(!record.test);
@@ -86,11 +87,59 @@ async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
         .await;
     for delivery in detail["deliveries"].as_array().unwrap() {
         let id = delivery["id"].as_str().unwrap();
-        let stored = hget(&app, &k.states(home, bucket), &id[4..]).await;
+        let stored: Option<String> = hget(&app, &k.states(home, bucket), &id[4..]).await;
         let stored = stored.expect("a state once attempted");
         assert!(stored.starts_with("delivered|1|"), "{stored}");
     }
     assert_eq!(app.queued_total().await, 0);
+    app.stop().await;
+}
+
+/// A record written before the envelope was rebuilt on reading (the whole
+/// body stored) still reads and is delivered as it was stored: an upgrade
+/// needs no conversion.
+#[tokio::test]
+async fn records_holding_the_whole_body_still_read_and_deliver() {
+    let mut app = TestApp::builder().partitions(1).spawn().await;
+    let k = app.keys();
+    let (tenant_id, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let event = app
+        .publish(&key, "user.created", json!({"new": "x".repeat(200)}))
+        .await;
+    let event_id = event["id"].as_str().unwrap();
+    let home = ids::partition_of(IdKind::Event, event_id).unwrap();
+    let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
+    let events_key = k.events(home, bucket);
+    let stored: Vec<u8> = hget(&app, &events_key, event_id).await.unwrap();
+    let new_form = EventRecord::parse(event_id, &stored).unwrap();
+    let timestamp = serde_json::from_str::<Value>(new_form.body()).unwrap()["timestamp"].clone();
+    // The old form, with other data, so that what is delivered can only
+    // come from the stored body.
+    let old_body = format!(
+        "{{\"id\":\"{event_id}\",\"type\":\"user.created\",\"timestamp\":{timestamp},\"data\":{{\"old\": [1, 2]}}}}"
+    );
+    let old = EventRecord::encode_whole_body(&tenant_id, "user.created", false, &old_body);
+    let _: () = redis::cmd("HSET")
+        .arg(&events_key)
+        .arg(event_id)
+        .arg(old)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let (status, shown) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["data"], json!({"old": [1, 2]}));
+    app.start_worker();
+    let received = receiver.wait_for(1).await;
+    assert_eq!(received[0].body, old_body);
+    assert!(python_accepts(
+        endpoint["secret"].as_str().unwrap(),
+        &received[0]
+    ));
     app.stop().await;
 }
 
