@@ -94,5 +94,5 @@ fn entry_and_notice(attempted: &Attempted) -> (String, String) {
     } else {
         crate::operational::notice(job, result)
     };
-    (entry.packed(), notice)
+    (entry.encode(), notice)
 }

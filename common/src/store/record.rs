@@ -139,7 +139,7 @@ pub async fn record(
         .arg(settings.disable_after.as_millis() as u64)
         .arg(stats::FINE_TTL_MS)
         .arg(stats::COARSE_TTL_MS)
-        .arg(attempt_field::COMPACT)
+        .arg(attempt_field::TEXT)
         .arg(keys.wake_channel())
         .arg(p.0)
         .arg(settings.max_in_flight)
