@@ -46,12 +46,16 @@ async fn node_entries(
         }
         let lines: Vec<String> = match kind.as_str() {
             "hash" => {
-                let map: Vec<(String, String)> = redis::cmd("HGETALL")
+                // (Event records may hold compressed bytes: shown lossily,
+                // their head, with the tenant id, is text.)
+                let map: Vec<(String, Vec<u8>)> = redis::cmd("HGETALL")
                     .arg(&key)
                     .query_async(conn)
                     .await
                     .expect("HGETALL");
-                map.into_iter().map(|(f, v)| format!("{f} = {v}")).collect()
+                map.into_iter()
+                    .map(|(f, v)| format!("{f} = {}", String::from_utf8_lossy(&v)))
+                    .collect()
             }
             "zset" => {
                 let members: Vec<(String, String)> = redis::cmd("ZRANGE")

@@ -89,7 +89,7 @@ async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
         let id = delivery["id"].as_str().unwrap();
         let stored: Option<String> = hget(&app, &k.states(home, bucket), &id[4..]).await;
         let stored = stored.expect("a state once attempted");
-        assert!(stored.starts_with("delivered|1|"), "{stored}");
+        assert!(stored.starts_with("d|1|"), "{stored}");
     }
     assert_eq!(app.queued_total().await, 0);
     app.stop().await;
@@ -140,6 +140,67 @@ async fn records_holding_the_whole_body_still_read_and_deliver() {
         endpoint["secret"].as_str().unwrap(),
         &received[0]
     ));
+    app.stop().await;
+}
+
+/// A delivery state written in the earlier form (the status as a word,
+/// numbers in decimal) reads as it did, through the API and through the
+/// scripts: a manual retry takes it up and writes the compact form with
+/// both attempts.
+#[tokio::test]
+async fn delivery_states_of_the_earlier_form_still_read() {
+    let mut app = TestApp::builder().partitions(1).spawn().await;
+    let k = app.keys();
+    let (_, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    app.start_worker();
+    let event = app.publish(&key, "user.created", json!({"n": 1})).await;
+    let event_id = event["id"].as_str().unwrap();
+    let detail = app
+        .wait_for_deliveries(&key, event_id, &["delivered"])
+        .await;
+    let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap();
+    let home = ids::partition_of(IdKind::Event, event_id).unwrap();
+    let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
+    let states = k.states(home, bucket);
+    let compact: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
+    let state = hookfleet_common::delivery_state::StoredState::parse(&compact).unwrap();
+    let earlier = format!(
+        "delivered|1|{}|200|||{}|{}",
+        state.last_at.unwrap(),
+        state.recorded,
+        state.attempt_ids.join(",")
+    );
+    let _: () = redis::cmd("HSET")
+        .arg(&states)
+        .arg(&delivery_id[4..])
+        .arg(&earlier)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let path = format!("/api/v1/deliveries/{delivery_id}");
+    let (status, read) = app.get(&path, &key).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["delivery"]["status"], "delivered");
+    assert_eq!(read["delivery"]["attempts"], 1);
+    assert_eq!(read["attempts"].as_array().map(Vec::len), Some(1), "{read}");
+    let first_attempt = read["attempts"][0]["id"].clone();
+    let (status, retried) = app.post(&format!("{path}/retry"), &key, json!({})).await;
+    assert!(status < 300, "{status} {retried}");
+    receiver.wait_for(2).await;
+    let read = hookfleet_tests::wait_until(std::time::Duration::from_secs(10), || async {
+        let (_, read) = app.get(&path, &key).await;
+        (read["delivery"]["status"] == "delivered"
+            && read["attempts"].as_array().map(Vec::len) == Some(2))
+        .then_some(read)
+    })
+    .await
+    .expect("the retried delivery delivered, with both attempts");
+    assert_eq!(read["attempts"][0]["id"], first_attempt, "{read}");
+    let rewritten: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
+    assert!(rewritten.starts_with("d|2|"), "{rewritten}");
     app.stop().await;
 }
 
