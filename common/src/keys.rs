@@ -21,7 +21,7 @@
 //! | `hf:{t:<tid>}:event_types` | hash | tenant-defined event types |
 //! | `hf:{t:<tid>}:usage` | hash | events counted against the tenant's cap, by hour (`h<hour>`), with `total` and `from` |
 //! | `hf:{t:<tid>}:portal_links` | zset | the tenant's portal link ids, score = when each expires (ms) |
-//! | `hf:{pN}:events:<bucket>` | hash | event id → the event record (`<flag><tenant>\n<type>\n<body>`, [`crate::stored_event`]), for events created in the bucket |
+//! | `hf:{pN}:events:<bucket>` | hash | event id → the event record (`<flag><tenant>\n<type>\n<form><payload>`, [`crate::stored_event`]), for events created in the bucket |
 //! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → `<event id> <delivery count>` |
 //! | `hf:{pN}:fanout_pending` | zset | events (of this home partition) whose fan-out is not complete, score = publish time |
 //! | `hf:{pN}:ready` | zset | endpoints with deliveries to hand out, score = when the first is due (ms), or the endpoint's next rate-limit slot |
