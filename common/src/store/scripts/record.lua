@@ -156,7 +156,9 @@ for i = first, #ARGV, STRIDE do
     -- (Its notices, if any, were written then; a worker's sweep of
     -- KEYS[3] publishes them.)
     reply[#reply + 1] = 1
-    reply[#reply + 1] = string.match(d.ids, '([^,]*)$')
+    local last_entry = string.match(d.ids, '([^,]*)$')
+    if not string.find(last_entry, '-', 1, true) then last_entry = last_entry .. '-0' end
+    reply[#reply + 1] = last_entry
     reply[#reply + 1] = tonumber(string.sub(d.recorded, #mark + 1)) or 0
     reply[#reply + 1] = NO_NOTICES
   elseif not e.exists then
@@ -229,11 +231,11 @@ for i = first, #ARGV, STRIDE do
       -- delivery was cancelled.
       reply[#reply + 1] = 0
     else
-      local ids = entry
+      local ids = short_entry_id(entry)
       local attempts = 1
       local max = ''
       if d then
-        if d.ids ~= '' then ids = d.ids .. ',' .. entry end
+        if d.ids ~= '' then ids = d.ids .. ',' .. ids end
         attempts = d.attempts + 1
         max = d.max
       elseif test then
