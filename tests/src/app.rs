@@ -438,7 +438,9 @@ impl TestApp {
                     entry
                         .map
                         .into_iter()
-                        .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                        .map(|(k, v)| {
+                            (k, redis::from_redis_value::<Vec<u8>>(v).unwrap_or_default())
+                        })
                         .collect(),
                 )
             })

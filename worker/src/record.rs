@@ -36,7 +36,10 @@ pub async fn record_many(
     p: Partition,
     attempts: &[&Attempted],
 ) -> Result<Vec<Recorded>, RecordError> {
-    let texts: Vec<(String, String)> = attempts.iter().map(|a| entry_and_notice(a)).collect();
+    let texts: Vec<(Vec<u8>, String)> = attempts
+        .iter()
+        .map(|a| entry_and_notice(a, config.compress_above))
+        .collect();
     let records: Vec<AttemptRecord<'_>> = attempts
         .iter()
         .zip(&texts)
@@ -59,7 +62,7 @@ pub async fn record_many(
 
 /// The attempt-log entry (packed) and the operational notice of one
 /// attempt: the two texts of its record the worker writes.
-fn entry_and_notice(attempted: &Attempted) -> (String, String) {
+fn entry_and_notice(attempted: &Attempted, compress_above: usize) -> (Vec<u8>, String) {
     let Attempted {
         job,
         result,
@@ -94,5 +97,5 @@ fn entry_and_notice(attempted: &Attempted) -> (String, String) {
     } else {
         crate::operational::notice(job, result)
     };
-    (entry.encode(), notice)
+    (entry.encode(compress_above), notice)
 }

@@ -241,13 +241,13 @@ pub async fn load_attempts(
     let read: Vec<(String, HashMap<String, String>)> = entries
         .into_iter()
         .map(|entry| {
-            let stored: HashMap<String, String> = entry
+            let stored: HashMap<String, Vec<u8>> = entry
                 .map
                 .iter()
                 .map(|(k, v)| {
                     (
                         k.clone(),
-                        redis::from_redis_value_ref::<String>(v).unwrap_or_default(),
+                        redis::from_redis_value_ref::<Vec<u8>>(v).unwrap_or_default(),
                     )
                 })
                 .collect();

@@ -167,15 +167,18 @@ impl AttemptEntry<'_> {
     /// that may hold any text, whose lengths come first:
     ///
     /// ```text
-    /// <event body>|<attempt>|<at>|<code>|<duration>|<outcome>|<next>|<timestamp>|<signed by>|<test>|<error length>|<headers length>|<error><headers><response body>
+    /// <event body>|<attempt>|<at>|<code>|<duration>|<outcome>|<next>|<timestamp>|<signed by>|<test>|<error length>|<headers length>[~]|<error><headers><response body>
     /// ```
     ///
     /// `at` counts ms from the event's creation (its id says when), `next`
     /// ms from `at`, the `webhook-timestamp` seconds from `at`'s; the
     /// outcome is `d`, `r` or `f` (delivered, retry, failed); the response
-    /// headers are `name:value` lines. About 70 bytes fewer than the JSON
-    /// array of the previous layout.
-    pub fn encode(&self) -> String {
+    /// headers are `name:value` lines. A response body of at least
+    /// `compress_above` bytes that LZ4 shrinks by an eighth is stored
+    /// compressed (its length, 4 bytes little-endian, then the block),
+    /// marked by `~` after the headers' length. About 50 bytes fewer than
+    /// the JSON array of the previous layout before any body.
+    pub fn encode(&self, compress_above: usize) -> Vec<u8> {
         use std::fmt::Write;
         let event_body = self.event.strip_prefix("evt_").unwrap_or(self.event);
         let created = crate::ids::created_ms(crate::ids::IdKind::Event, self.event).unwrap_or(0);
@@ -190,11 +193,15 @@ impl AttemptEntry<'_> {
             Ok(next) => (next - self.at as i64).to_string(),
             Err(_) => String::new(),
         };
-        let mut out =
-            String::with_capacity(64 + self.error.len() + headers.len() + self.response_body.len());
+        let body = self.response_body.as_bytes();
+        let compressed = (body.len() >= compress_above)
+            .then(|| lz4_flex::block::compress(body))
+            .filter(|c| c.len() + 4 <= body.len() - body.len() / 8)
+            .and_then(|c| Some((u32::try_from(body.len()).ok()?, c)));
+        let mut head = String::with_capacity(96);
         let _ = write!(
-            out,
-            "{event_body}|{}|{}|{}|{}|{}|{next}|{}|{}|{}|{}|{}|",
+            head,
+            "{event_body}|{}|{}|{}|{}|{}|{next}|{}|{}|{}|{}|{}{}|",
             self.attempt,
             self.at as i64 - created as i64,
             self.code,
@@ -205,10 +212,20 @@ impl AttemptEntry<'_> {
             u8::from(self.test),
             self.error.len(),
             headers.len(),
+            if compressed.is_some() { "~" } else { "" },
         );
-        out.push_str(self.error);
-        out.push_str(&headers);
-        out.push_str(self.response_body);
+        let mut out =
+            Vec::with_capacity(head.len() + self.error.len() + headers.len() + body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(self.error.as_bytes());
+        out.extend_from_slice(headers.as_bytes());
+        match compressed {
+            Some((len, block)) => {
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&block);
+            }
+            None => out.extend_from_slice(body),
+        }
         out
     }
 }
@@ -224,28 +241,48 @@ fn outcome_letter(outcome: &str) -> &str {
         .map_or(outcome, |(_, letter)| letter)
 }
 
+/// The largest response body a compressed entry may claim to expand to
+/// (`HOOKFLEET_RESPONSE_EXCERPT` is at most 64 KiB).
+const MAX_EXCERPT: usize = 1 << 20;
+
 /// The values of a [`attempt_field::TEXT`] entry by name (as
 /// [`attempt_fields`] gives them); `None` when it is not one.
-fn decode_text(text: &str) -> Option<HashMap<String, String>> {
+fn decode_text(stored: &[u8]) -> Option<HashMap<String, String>> {
     use attempt_field as f;
-    let mut parts = text.splitn(13, '|');
-    let mut next = || parts.next();
-    let event_body = next()?;
-    let attempt = next()?;
-    let at_delta: i64 = next()?.parse().ok()?;
-    let code = next()?;
-    let duration = next()?;
-    let outcome = next()?;
-    let next_delta = next()?;
-    let timestamp_delta: i64 = next()?.parse().ok()?;
-    let signed_by = next()?;
-    let test = next()?;
-    let error_len: usize = next()?.parse().ok()?;
-    let headers_len: usize = next()?.parse().ok()?;
-    let rest = next()?;
-    let error = rest.get(..error_len)?;
-    let headers = rest.get(error_len..error_len.checked_add(headers_len)?)?;
-    let body = rest.get(error_len + headers_len..)?;
+    let mut fields: Vec<&str> = Vec::with_capacity(12);
+    let mut at = 0;
+    for _ in 0..12 {
+        let bar = at + memchr::memchr(b'|', stored.get(at..)?)?;
+        fields.push(std::str::from_utf8(&stored[at..bar]).ok()?);
+        at = bar + 1;
+    }
+    let rest = &stored[at..];
+    let [event_body, attempt, at_delta, code, duration, outcome, next_delta, timestamp_delta, signed_by, test, error_len, headers_len] =
+        fields[..]
+    else {
+        return None;
+    };
+    let (headers_len, compressed) = match headers_len.strip_suffix('~') {
+        Some(len) => (len, true),
+        None => (headers_len, false),
+    };
+    let (error_len, headers_len): (usize, usize) =
+        (error_len.parse().ok()?, headers_len.parse().ok()?);
+    let headers_end = error_len.checked_add(headers_len)?;
+    let error = std::str::from_utf8(rest.get(..error_len)?).ok()?;
+    let headers = std::str::from_utf8(rest.get(error_len..headers_end)?).ok()?;
+    let body = rest.get(headers_end..)?;
+    let body = if compressed {
+        let len = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+        if len > MAX_EXCERPT {
+            return None;
+        }
+        String::from_utf8(lz4_flex::block::decompress(&body[4..], len).ok()?).ok()?
+    } else {
+        std::str::from_utf8(body).ok()?.to_string()
+    };
+    let at_delta: i64 = at_delta.parse().ok()?;
+    let timestamp_delta: i64 = timestamp_delta.parse().ok()?;
     let created = crate::ids::created_ms(crate::ids::IdKind::Event, &format!("evt_{event_body}"))
         .unwrap_or(0);
     let at = (created as i64).checked_add(at_delta)?;
@@ -274,7 +311,7 @@ fn decode_text(text: &str) -> Option<HashMap<String, String>> {
             f::RESPONSE_HEADERS,
             serde_json::to_string(&headers).unwrap_or_default(),
         ),
-        (f::RESPONSE_BODY, body.to_string()),
+        (f::RESPONSE_BODY, body),
         (f::NEXT_ATTEMPT_AT, next_at),
         (
             f::WEBHOOK_TIMESTAMP,
@@ -300,12 +337,19 @@ fn decode_text(text: &str) -> Option<HashMap<String, String>> {
 /// Non-string values become their JSON text.
 pub fn attempt_fields(
     endpoint_id: &str,
-    mut stored: HashMap<String, String>,
+    mut stored: HashMap<String, Vec<u8>>,
 ) -> HashMap<String, String> {
-    let (order, text): (&[&str], String) = if let Some(text) = stored.remove(attempt_field::TEXT) {
-        let fields = decode_text(&text).unwrap_or_default();
+    if let Some(bytes) = stored.remove(attempt_field::TEXT) {
+        let fields = decode_text(&bytes).unwrap_or_default();
         return with_ids(endpoint_id, fields);
-    } else if let Some(text) = stored.remove(attempt_field::COMPACT) {
+    }
+    // Entries of earlier layouts are text.
+    let mut stored: HashMap<String, String> = stored
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    let (order, text): (&[&str], String) = if let Some(text) = stored.remove(attempt_field::COMPACT)
+    {
         (&attempt_field::COMPACT_ORDER, text)
     } else if let Some(text) = stored.remove(attempt_field::PACKED) {
         (&attempt_field::PACKED_ORDER, text)
@@ -512,11 +556,11 @@ mod tests {
             ),
         ];
         for (entry, values) in cases {
-            let text = entry.encode();
+            let text = String::from_utf8(entry.encode(128)).unwrap();
             assert!(!text.contains("evt_") && !text.contains("dlv_"), "{text}");
             let fields = attempt_fields(
                 ENDPOINT,
-                HashMap::from([(attempt_field::TEXT.to_string(), text.clone())]),
+                HashMap::from([(attempt_field::TEXT.to_string(), text.clone().into_bytes())]),
             );
             let names = &attempt_field::COMPACT_ORDER[1..];
             let expected = [
@@ -542,9 +586,66 @@ mod tests {
         ] {
             let fields = attempt_fields(
                 ENDPOINT,
-                HashMap::from([(attempt_field::TEXT.to_string(), bad.to_string())]),
+                HashMap::from([(attempt_field::TEXT.to_string(), bad.as_bytes().to_vec())]),
             );
             assert!(fields.is_empty(), "{bad}: {fields:?}");
+        }
+    }
+
+    #[test]
+    fn long_response_bodies_are_stored_compressed() {
+        let page = format!(
+            "<html><head><title>502 Bad Gateway</title></head><body>{}</body></html>",
+            "<p>The upstream server did not answer in time.</p>\n".repeat(16)
+        );
+        let noise: String = (0..400u32)
+            .map(|i| char::from(b'a' + ((i.wrapping_mul(2_654_435_761) >> 13) % 26) as u8))
+            .collect();
+        for (body, above, compressed) in [
+            (page.as_str(), 128, true),
+            (page.as_str(), page.len() + 1, false),
+            (noise.as_str(), 128, false),
+            ("short", 0, false),
+        ] {
+            let entry = AttemptEntry {
+                event: EVENT,
+                attempt: 1,
+                at: 1_700_000_000_123,
+                code: "502",
+                duration_ms: 30,
+                error: "",
+                outcome: "retry",
+                response_headers: &[],
+                response_body: body,
+                next: "1700000001123",
+                webhook_timestamp: 1_700_000_000,
+                signed_by: "0a1b2c3d",
+                test: false,
+            };
+            let stored = entry.encode(above);
+            assert_eq!(
+                stored.len() < body.len() / 2,
+                compressed,
+                "{above}: {} of {}",
+                stored.len(),
+                body.len()
+            );
+            let fields = attempt_fields(
+                ENDPOINT,
+                HashMap::from([(attempt_field::TEXT.to_string(), stored.clone())]),
+            );
+            assert_eq!(fields[attempt_field::RESPONSE_BODY], body);
+            assert_eq!(fields[attempt_field::STATUS_CODE], "502");
+            if compressed {
+                // A damaged block, or one claiming too much, reads as nothing.
+                let mut cut = stored.clone();
+                cut.truncate(cut.len() - 5);
+                let fields = attempt_fields(
+                    ENDPOINT,
+                    HashMap::from([(attempt_field::TEXT.to_string(), cut)]),
+                );
+                assert!(fields.is_empty());
+            }
         }
     }
 
@@ -584,9 +685,12 @@ mod tests {
         );
         let previous = attempt_fields(
             ENDPOINT,
-            HashMap::from([(attempt_field::COMPACT.to_string(), json_array.clone())]),
+            HashMap::from([(
+                attempt_field::COMPACT.to_string(),
+                json_array.clone().into_bytes(),
+            )]),
         );
-        let text = entry.encode();
+        let text = entry.encode(128);
         let now = attempt_fields(
             ENDPOINT,
             HashMap::from([(attempt_field::TEXT.to_string(), text.clone())]),
@@ -611,7 +715,7 @@ mod tests {
         );
         let fields = attempt_fields(
             ENDPOINT,
-            HashMap::from([(attempt_field::PACKED.to_string(), previous)]),
+            HashMap::from([(attempt_field::PACKED.to_string(), previous.into_bytes())]),
         );
         assert_eq!(fields[attempt_field::DELIVERY], DELIVERY);
         assert_eq!(fields[attempt_field::OUTCOME], "delivered");
@@ -624,8 +728,11 @@ mod tests {
             ]
         );
         // Earlier still: one stream field per value.
-        let old = HashMap::from([(attempt_field::OUTCOME.to_string(), "failed".to_string())]);
-        assert_eq!(attempt_fields(ENDPOINT, old.clone()), old);
+        let old = HashMap::from([(attempt_field::OUTCOME.to_string(), b"failed".to_vec())]);
+        assert_eq!(
+            attempt_fields(ENDPOINT, old),
+            HashMap::from([(attempt_field::OUTCOME.to_string(), "failed".to_string())])
+        );
     }
 
     #[test]
@@ -652,7 +759,7 @@ mod tests {
         };
         let fields = attempt_fields(
             ENDPOINT,
-            HashMap::from([(attempt_field::TEXT.to_string(), entry.encode())]),
+            HashMap::from([(attempt_field::TEXT.to_string(), entry.encode(128))]),
         );
         let endpoint = SentWith {
             secret: Some(&current_text),

@@ -46,8 +46,8 @@ pub struct AttemptRecord<'a> {
     /// No answer within the attempt's timeout (halves the endpoint's
     /// congestion window).
     pub timed_out: bool,
-    /// The attempt-log entry, packed (`model::AttemptEntry::packed`).
-    pub entry: &'a str,
+    /// The attempt-log entry (`model::AttemptEntry::encode`).
+    pub entry: &'a [u8],
     /// The operational-event notice (`""` when the attempt cannot cause
     /// one: it succeeded, or is a test send).
     pub notice: &'a str,
@@ -160,6 +160,8 @@ pub async fn record(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value<'a> {
     Text(&'a str),
+    /// Bytes that may not be text (an entry with a compressed body).
+    Bytes(&'a [u8]),
     Built(String),
     Number(u64),
 }
@@ -169,6 +171,7 @@ impl Value<'_> {
     pub fn text(&self) -> Cow<'_, str> {
         match self {
             Value::Text(text) => Cow::Borrowed(text),
+            Value::Bytes(bytes) => String::from_utf8_lossy(bytes),
             Value::Built(text) => Cow::Borrowed(text),
             Value::Number(n) => Cow::Owned(n.to_string()),
         }
@@ -182,6 +185,7 @@ impl redis::ToRedisArgs for Value<'_> {
     {
         match self {
             Value::Text(text) => text.write_redis_args(out),
+            Value::Bytes(bytes) => bytes.write_redis_args(out),
             Value::Built(text) => text.write_redis_args(out),
             Value::Number(n) => n.write_redis_args(out),
         }
@@ -216,7 +220,7 @@ pub fn values<'a>(attempt: &AttemptRecord<'a>, retention: Duration) -> [Value<'a
         ))),
         Value::Number(at_ms / stats::FINE_BUCKET_MS * stats::FINE_BUCKET_MS),
         Value::Number(at_ms / stats::COARSE_BUCKET_MS * stats::COARSE_BUCKET_MS),
-        Value::Text(attempt.entry),
+        Value::Bytes(attempt.entry),
         Value::Text(attempt.notice),
         Value::Number(ids::bucket_expires_at(
             IdKind::Delivery,
@@ -282,7 +286,7 @@ mod tests {
             duration_ms: 12,
             test: false,
             timed_out: true,
-            entry: "[]",
+            entry: b"[]",
             notice: "{}",
         };
         let v = values(&attempt, Duration::from_secs(60));

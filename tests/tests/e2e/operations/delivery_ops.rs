@@ -318,9 +318,35 @@ async fn a_delivery_shows_every_attempt_and_can_be_retried() {
     assert_eq!(attempts[1]["outcome"], "failed");
     assert_eq!(attempts[1]["status_code"], 422);
     assert_eq!(
-        attempts[1]["response_body"].as_str().unwrap().len(),
-        1024,
+        attempts[1]["response_body"].as_str().unwrap(),
+        "e".repeat(1024),
         "excerpt capped at HOOKFLEET_RESPONSE_EXCERPT (1 KiB by default)"
+    );
+    // The excerpt is kept LZ4-compressed (it is over
+    // HOOKFLEET_COMPRESS_ABOVE and compresses): the log entry is far
+    // smaller than the kilobyte it shows.
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let p =
+        hookfleet_common::ids::partition_of(hookfleet_common::ids::IdKind::Endpoint, endpoint_id)
+            .unwrap();
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(app.keys().attempts(p, endpoint_id))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let sizes: Vec<usize> = entries
+        .ids
+        .iter()
+        .filter_map(|entry| entry.get::<Vec<u8>>("b"))
+        .map(|stored| stored.len())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(
+        sizes[1] < 200,
+        "the 1 KiB excerpt stored in {} bytes",
+        sizes[1]
     );
 
     // Retry: one more attempt, same webhook-id, now delivered.
