@@ -455,8 +455,10 @@ pub async fn backlog(env: &Env, args: &Args) -> Result<Value, String> {
         .ok()
         .and_then(|s| s.clone())
         .unwrap_or_default();
-    // (The body is the tail of the event's record; the record's head,
-    // tenant and type, counts as beyond the payload.)
+    // (The body as sent. The record stores less: not the envelope, which
+    // reads rebuild, and the data compressed when that pays; so for data
+    // that compresses this subtracts more than is stored, and the figure
+    // beyond the payload is that much lower than the indexes' own cost.)
     let body_len: u64 = hookfleet_common::store::events::load(
         &mut conn,
         &hookfleet_common::Keys::new(prefix),

@@ -36,7 +36,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_TENANT_RETENTION_MIN", "(none)", "The shortest retention a tenant may be given. Unset: just longer than the retry schedule with its jitter (+10 %), which is also the least it may be set to."),
     ("HOOKFLEET_TENANT_RETENTION_MAX", "(none)", "The longest retention a tenant may be given (at least `HOOKFLEET_RETENTION`, the default when unset). Above `HOOKFLEET_RETENTION`, the shared event and state hashes live this long, and the workers remove each tenant's data when its own retention ends."),
     ("HOOKFLEET_RESPONSE_EXCERPT", "1024", "Bytes of each response body kept in the attempt log (0 to 65536). Most receivers answer a few bytes; an error page is cut here. Every byte is kept for each attempt for the whole retention."),
-    ("HOOKFLEET_COMPRESS_ABOVE", "128", "Event payloads (`data`) and response excerpts at least this many bytes long are stored LZ4-compressed when that saves an eighth of them (0 to 16777216; set it above `HOOKFLEET_MAX_PAYLOAD` to store them as sent). Costs about 1 µs per event or attempt."),
+    ("HOOKFLEET_COMPRESS_ABOVE", "128", "Event payloads (`data`) and response excerpts at least this many bytes long are stored LZ4-compressed when that saves an eighth of them (set it above `HOOKFLEET_MAX_PAYLOAD` to store them as sent). Costs about 1 µs per event or attempt."),
     ("HOOKFLEET_IDEMPOTENCY_TTL", "24h", "How long an `Idempotency-Key` is remembered (more than twice `HOOKFLEET_FANOUT_RECOVERY`: operational events use keys of their own too)."),
     ("HOOKFLEET_ATTEMPT_LOG_MAXLEN", "10000", "Attempts kept per endpoint in its log stream (approximate cap)."),
     ("HOOKFLEET_WORKER_CONCURRENCY", "256", "Attempts one worker runs at once."),
@@ -271,14 +271,8 @@ impl Config {
             });
         }
         let response_excerpt = response_excerpt as usize;
-        let compress_above = number("HOOKFLEET_COMPRESS_ABOVE")?;
-        if compress_above > 16 << 20 {
-            return Err(ConfigError {
-                variable: "HOOKFLEET_COMPRESS_ABOVE",
-                reason: "must be at most 16777216".into(),
-            });
-        }
-        let compress_above = compress_above as usize;
+        let compress_above =
+            usize::try_from(number("HOOKFLEET_COMPRESS_ABOVE")?).unwrap_or(usize::MAX);
         let floor = needed + Duration::from_secs(1);
         let tenant_retention_min = optional_duration("HOOKFLEET_TENANT_RETENTION_MIN")?;
         if tenant_retention_min.is_some_and(|min| min <= needed || min > retention) {

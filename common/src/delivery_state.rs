@@ -13,14 +13,12 @@
 //!
 //! with `status` one letter (`p`ending, `s`cheduled, `d`elivered,
 //! `f`ailed), empty values for what is unknown, and the attempt-log entry
-//! ids comma-separated. `recorded` is `<lease token>:<disabled>` of the
-//! last recorded attempt, so a resent `record.lua` call records nothing
-//! twice. The compact form stores the token as milliseconds after
-//! `last_at` and leaves out entry ids' `-0` sequence: a delivered
-//! delivery's state is about 45 bytes (63 in the earlier form, which still
-//! reads: the status a word, the token absolute).
-//! States written before (the status as a word, numbers in decimal) still
-//! read.
+//! ids comma-separated, each without its sequence when that is `-0`.
+//! `recorded` is `<lease token>:<disabled>` of the last recorded attempt,
+//! the token as milliseconds after `last_at`, so a resent `record.lua`
+//! call records nothing twice. A delivered delivery's state is about 45
+//! bytes. States of layout 2 (the status a word, the token absolute, ids
+//! with `-0`) still read, here and in `state.lua`.
 //!
 //! Two states are never stored: `in_flight` is membership of the
 //! partition's lease set, and `cancelled` is a delivery that had not ended
@@ -91,24 +89,29 @@ impl StoredState {
         let next_at = next()?.parse().ok();
         let max_attempts = next()?.parse().ok();
         let recorded_text = next()?;
+        // As `state.lua` reads them: a token that is not a number stays as
+        // it is, an entry id that is not one is left out.
         let recorded = match (recorded_text.split_once(':'), last_at) {
             (Some((delta, disabled)), Some(last_at)) if compact.is_some() => {
-                let token = i64::try_from(last_at)
-                    .ok()?
-                    .checked_add(delta.parse().ok()?)?;
-                format!("{token}:{disabled}")
+                match delta
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|d| d.checked_add(last_at as i64))
+                {
+                    Some(token) => format!("{token}:{disabled}"),
+                    None => recorded_text.to_string(),
+                }
             }
             _ => recorded_text.to_string(),
         };
         let attempt_ids = next()?
             .split(',')
-            .filter(|id| !id.is_empty())
-            .map(|id| {
+            .filter_map(|id| {
                 let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
                 let (ms, seq): (u64, u64) = (ms.parse().ok()?, seq.parse().ok()?);
                 Some(format!("{ms}-{seq}"))
             })
-            .collect::<Option<Vec<_>>>()?;
+            .collect();
         Some(StoredState {
             status,
             attempts,
@@ -269,8 +272,10 @@ mod tests {
         assert_eq!(bare.attempts, 0);
         assert!(bare.attempt_ids.is_empty() && bare.next.is_none());
         assert_eq!(StoredState::parse("p|0"), None);
-        assert_eq!(StoredState::parse("d|1|1000|200|||7:0|12-x"), None);
-        assert_eq!(StoredState::parse("d|1|1000|200|||7:0|zz"), None);
+        // A damaged entry id is left out, not the whole state.
+        let damaged = StoredState::parse("d|1|1000|200|||7:0|12-x,zz,13").unwrap();
+        assert_eq!(damaged.attempt_ids, vec!["13-0".to_string()]);
+        assert_eq!(damaged.recorded, "1007:0");
     }
 
     #[test]

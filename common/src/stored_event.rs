@@ -76,7 +76,7 @@ impl EventRecord {
     ) -> Vec<u8> {
         let data = data.as_str().as_bytes();
         let mut stored = Self::head(tenant_id, event_type, test, data.len() + 5);
-        if data.len() >= compress_above {
+        if data.len() >= compress_above && data.len() <= MAX_DATA_LEN {
             let compressed = lz4_flex::block::compress(data);
             if compressed.len() + 5 <= data.len() - data.len() / 8 {
                 if let Ok(len) = u32::try_from(data.len()) {

@@ -11,6 +11,11 @@ use crate::ids::{self, IdKind};
 use crate::redis_pool::RedisPool;
 use crate::{keys, Config, Keys};
 
+/// The layout before this one: the same keys, with event records holding
+/// the whole body, delivery states in decimal with the status as a word,
+/// and attempt entries as JSON arrays, all of which this version reads.
+const PREVIOUS_LAYOUT: &str = "2";
+
 /// Below this an `ep_dlv` score is a first-layout one (epoch ms, ~1.7e12);
 /// this layout scores in microseconds (~1.7e15).
 const FIRST_LAYOUT_SCORE_LIMIT: &str = "100000000000000";
@@ -40,6 +45,24 @@ pub async fn check(pool: &RedisPool, keys: &Keys, config: &Config) -> Result<(),
     };
     match found.as_deref() {
         Some(keys::LAYOUT) => Ok(()),
+        Some(PREVIOUS_LAYOUT) => {
+            // Read as it is (event records, delivery states and attempt
+            // entries of its forms still read); marked, so that a version
+            // of that layout, which cannot read the forms this one
+            // writes, refuses to start on it from now on.
+            let _: () = redis::cmd("SET")
+                .arg(keys.layout())
+                .arg(keys::LAYOUT)
+                .query_async(&mut conn)
+                .await
+                .map_err(|err| format!("marking the storage layout: {err}"))?;
+            tracing::info!(
+                from = PREVIOUS_LAYOUT,
+                to = keys::LAYOUT,
+                "storage layout taken over in place"
+            );
+            Ok(())
+        }
         Some(other) => Err(format!(
             "Redis holds Hookfleet data of storage layout {other} under the prefix `{}`; this version uses layout {} (see docs/ARCHITECTURE.md, \"Upgrading\")",
             keys.prefix(),

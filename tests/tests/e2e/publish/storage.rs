@@ -229,6 +229,23 @@ async fn data_of_another_layout_is_refused_at_start() {
     assert_eq!(layout.as_deref(), Some(hookfleet_common::keys::LAYOUT));
     check().await.unwrap();
 
+    // The previous layout is taken over in place and marked, so that its
+    // versions refuse to start on what this one writes.
+    let _: () = redis::cmd("SET")
+        .arg(keys.layout())
+        .arg("2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    check().await.unwrap();
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(keys.layout())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(layout.as_deref(), Some("3"));
+    assert_eq!(hookfleet_common::keys::LAYOUT, "3");
+
     let _: () = redis::cmd("SET")
         .arg(keys.layout())
         .arg("9")
