@@ -110,15 +110,24 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
     let events: u64 = args.num("events", 20_000)?;
     let clients: usize = args.num("clients", 16)?;
     let batch: usize = args.num("batch", 0)?;
+    // Tenants of one endpoint each, published to in turn: their
+    // deliveries spread over partitions (and a cluster's masters), where
+    // one endpoint's all go through one.
+    let tenants: usize = args.num("tenants", 1)?;
     let pids = parse_pids(&args.opt("pids").unwrap_or_default());
     let mut redis = match args.opt("redis") {
         Some(url) => Some(redis_conn(&url).await?),
         None => None,
     };
-    let tenant = env
-        .api
-        .tenant(&env.admin_key, &env.receiver.hook_url(), 1)
-        .await?;
+    let mut keys = Vec::with_capacity(tenants.max(1));
+    for _ in 0..tenants.max(1) {
+        let tenant = env
+            .api
+            .tenant(&env.admin_key, &env.receiver.hook_url(), 1)
+            .await?;
+        keys.push(tenant.key);
+    }
+    let keys = Arc::new(keys);
     env.receiver.reset().await?;
     let commands_before = match &mut redis {
         Some(conn) => command_stats(conn).await?,
@@ -132,7 +141,7 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..clients {
         let api = env.api.clone();
-        let key = tenant.key.clone();
+        let keys = keys.clone();
         let next = next.clone();
         let body_bytes = env.body_bytes;
         set.spawn(async move {
@@ -142,10 +151,11 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
                     return Ok::<(), String>(());
                 }
                 let n = step.min(events - first) as usize;
+                let key = &keys[(first / step) as usize % keys.len()];
                 if batch == 0 {
-                    api.publish(&key, body_bytes).await?;
+                    api.publish(key, body_bytes).await?;
                 } else {
-                    api.publish_batch(&key, n, body_bytes).await?;
+                    api.publish_batch(key, n, body_bytes).await?;
                 }
             }
         });
@@ -179,6 +189,7 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         "phase": "throughput",
         "redis_commands": redis_profile,
         "events": events,
+        "tenants": tenants.max(1),
         "clients": clients,
         "batch": batch,
         "received": stats.count,

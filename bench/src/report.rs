@@ -512,10 +512,13 @@ fn throughput(records: &[Value], out: &mut String) {
     }
     let _ = writeln!(out, "{header}\n{rule}");
     for r in phase(records, "throughput") {
-        let how = match r["batch"].as_u64().unwrap_or(0) {
+        let mut how = match r["batch"].as_u64().unwrap_or(0) {
             0 => "`POST /api/v1/events`, one event per request".to_string(),
             b => format!("`POST /api/v1/events/batch`, {b} events per request"),
         };
+        if let Some(tenants) = r["tenants"].as_u64().filter(|t| *t > 1) {
+            let _ = write!(how, ", to {tenants} tenants of one endpoint each");
+        }
         let mut row = format!(
             "| {how} | {} | {} | {} | {} |",
             f0(num(&r["events"])),
