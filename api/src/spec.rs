@@ -153,6 +153,8 @@ pub struct Published {
     pub swagger_ui: String,
     /// Each path template's methods, for the `Allow` header of a 405.
     pub methods: Vec<(Vec<Segment>, String)>,
+    /// Each path template's methods and its 404 message.
+    pub templates: Vec<(Vec<Segment>, String, &'static str)>,
     /// The header parameters of all operations.
     pub header_params: Vec<String>,
 }
@@ -179,6 +181,10 @@ impl Published {
         }
         let swagger_ui = swagger_ui.replacen(derived, &json, 1);
         let methods = path_methods(&doc);
+        let templates = path_methods_with_paths(&doc)
+            .into_iter()
+            .map(|(path, template, allow)| (template, allow, missing_resource(&path)))
+            .collect();
         let mut header_params: Vec<String> = operations_mut(&mut doc)
             .into_iter()
             .flat_map(|(_, _, op)| {
@@ -196,6 +202,7 @@ impl Published {
             json,
             swagger_ui,
             methods,
+            templates,
             header_params,
         })
     }
@@ -214,6 +221,28 @@ impl Published {
                     .any(|value| value.to_str().is_err())
             })
             .map(String::as_str)
+    }
+
+    /// When routing sent `method` on `path` to a literal route without
+    /// it (`PATCH /api/v1/webhooks/events`), a template with a parameter
+    /// that has the method and would take the path otherwise
+    /// (`/api/v1/webhooks/{id}`): what that operation answers for an id
+    /// that names nothing, its 404 message. `None` when no such template
+    /// exists (a true 405).
+    pub fn shadowed_not_found(&self, method: &str, path: &str) -> Option<&'static str> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.templates
+            .iter()
+            .find(|(template, methods, _)| {
+                template.len() == segments.len()
+                    && template.iter().any(|t| matches!(t, Segment::Param))
+                    && template.iter().zip(&segments).all(|(t, s)| match t {
+                        Segment::Literal(lit) => lit == s,
+                        Segment::Param => !s.is_empty(),
+                    })
+                    && methods.split(", ").any(|m| m == method)
+            })
+            .map(|(_, _, not_found)| *not_found)
     }
 
     /// The `Allow` value for a request path: the methods of the template
@@ -240,6 +269,14 @@ impl Published {
 }
 
 fn path_methods(doc: &Value) -> Vec<(Vec<Segment>, String)> {
+    path_methods_with_paths(doc)
+        .into_iter()
+        .map(|(_, template, allow)| (template, allow))
+        .collect()
+}
+
+/// Each path of the document, as written, as a template, and its methods.
+fn path_methods_with_paths(doc: &Value) -> Vec<(String, Vec<Segment>, String)> {
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -264,7 +301,7 @@ fn path_methods(doc: &Value) -> Vec<(Vec<Segment>, String)> {
             if methods.iter().any(|m| m == "GET") {
                 methods.push("HEAD".into());
             }
-            (template, methods.join(", "))
+            (path.clone(), template, methods.join(", "))
         })
         .collect()
 }
@@ -773,6 +810,10 @@ mod tests {
             json: String::new(),
             swagger_ui: String::new(),
             methods: path_methods(&doc),
+            templates: path_methods_with_paths(&doc)
+                .into_iter()
+                .map(|(path, template, allow)| (template, allow, missing_resource(&path)))
+                .collect(),
             header_params: Vec::new(),
         };
         assert_eq!(
@@ -785,6 +826,20 @@ mod tests {
         );
         assert_eq!(published.allow("/api/v1/webhooks"), Some("GET, POST, HEAD"));
         assert_eq!(published.allow("/api/v1/nope"), None);
+        // `events` taken as an id by a method the literal route lacks: the
+        // id route's 404, not a 405.
+        assert_eq!(
+            published.shadowed_not_found("PATCH", "/api/v1/webhooks/events"),
+            Some("webhook not found")
+        );
+        assert_eq!(
+            published.shadowed_not_found("POST", "/api/v1/webhooks/events"),
+            None
+        );
+        assert_eq!(
+            published.shadowed_not_found("PUT", "/api/v1/webhooks"),
+            None
+        );
     }
 
     #[test]

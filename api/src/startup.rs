@@ -41,9 +41,12 @@ pub fn published_spec(state: &AppState) -> Result<spec::Published, String> {
 
 /// The whole HTTP surface: the API, its spec, Swagger UI, the console, all
 /// errors JSON.
-/// Two rules the framework leaves open are kept here: a 405 says which
-/// methods the path has (`Allow`), and a header parameter that is not text
-/// is refused (400) rather than taken as absent.
+/// Three rules the framework leaves open are kept here: a 405 says which
+/// methods the path has (`Allow`); a path a literal route takes but an
+/// operation with a parameter would take for that method
+/// (`PATCH /api/v1/webhooks/events`) gets that operation's 404, as any id
+/// naming nothing does; and a header parameter that is not text is
+/// refused (400) rather than taken as absent.
 pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
     let spec_json = published.json.clone();
     let swagger_ui = published.swagger_ui.clone();
@@ -78,8 +81,22 @@ pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
                     return Ok(error.into_response());
                 }
                 let path = req.uri().path().to_string();
+                let method = req.method().as_str().to_string();
+                let has_key = req.headers().contains_key(header::AUTHORIZATION);
                 let mut response = ep.get_response(req).await;
                 if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    // A literal route took a path that names, for this
+                    // method, a resource that does not exist.
+                    // (Without a key that operation answers 401 first.)
+                    if let Some(message) = published.shadowed_not_found(&method, &path) {
+                        let error = if has_key {
+                            let what = message.strip_suffix(" not found").unwrap_or(message);
+                            ApiError::not_found(what)
+                        } else {
+                            ApiError::unauthorized()
+                        };
+                        return Ok(error.into_response());
+                    }
                     if let Some(allow) = published
                         .allow(&path)
                         .and_then(|a| HeaderValue::from_str(a).ok())

@@ -357,6 +357,35 @@ async fn documented_constraints_keep_the_apis_own_errors() {
             .and_then(|v| v.to_str().ok()),
         Some("GET, HEAD")
     );
+    // A method the literal route lacks but the id route has: `events` is
+    // taken as an id naming nothing, as any other would be (401 first
+    // without a key).
+    for (with_key, expected) in [(true, 404), (false, 401)] {
+        let mut request = app
+            .http
+            .patch(app.url("/api/v1/webhooks/events"))
+            .json(&json!({"description": "x"}));
+        if with_key {
+            request = request.bearer_auth(&key);
+        }
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status(), expected);
+        let error: Value = response.json().await.expect("json");
+        let code = if with_key {
+            "not_found"
+        } else {
+            "unauthorized"
+        };
+        assert_eq!(error["code"], code, "{error}");
+    }
+    let response = app
+        .http
+        .delete(app.url("/api/v1/webhooks/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
 
     // The endpoint timeout's documented maximum follows the lease (the
     // tests run with a 10 s lease: 5 s).
