@@ -8,7 +8,7 @@ use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::stored_event::EventRecord;
 use serde_json::{json, Value};
 
-use hookfleet_tests::{python_accepts, spawn_receiver, Reply, TestApp};
+use hookfleet_tests::{python_accepts, spawn_receiver, Receiver, Reply, TestApp};
 
 async fn hget<T: redis::FromRedisValue>(app: &TestApp, key: &str, field: &str) -> Option<T> {
     redis::cmd("HGET")
@@ -17,6 +17,26 @@ async fn hget<T: redis::FromRedisValue>(app: &TestApp, key: &str, field: &str) -
         .query_async(&mut app.redis().await)
         .await
         .unwrap()
+}
+
+/// The events and states hashes of an event's home partition and bucket.
+fn hashes_of(app: &TestApp, event_id: &str) -> (String, String) {
+    let k = app.keys();
+    let home = ids::partition_of(IdKind::Event, event_id).unwrap();
+    let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
+    (k.events(home, bucket), k.states(home, bucket))
+}
+
+/// One partition, a tenant (its id and key) and one endpoint for every
+/// event on a receiver answering 200.
+async fn one_endpoint() -> (TestApp, String, String, Receiver, Value) {
+    let app = TestApp::builder().partitions(1).spawn().await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    (app, tenant_id, key, receiver, endpoint)
 }
 
 /// Publishing an event to the endpoints of one partition writes its
@@ -100,20 +120,12 @@ async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
 /// needs no conversion.
 #[tokio::test]
 async fn records_holding_the_whole_body_still_read_and_deliver() {
-    let mut app = TestApp::builder().partitions(1).spawn().await;
-    let k = app.keys();
-    let (tenant_id, key) = app.tenant("acme").await;
-    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
-    let endpoint = app
-        .endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
-        .await;
+    let (mut app, tenant_id, key, receiver, endpoint) = one_endpoint().await;
     let event = app
         .publish(&key, "user.created", json!({"new": "x".repeat(200)}))
         .await;
     let event_id = event["id"].as_str().unwrap();
-    let home = ids::partition_of(IdKind::Event, event_id).unwrap();
-    let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
-    let events_key = k.events(home, bucket);
+    let (events_key, _) = hashes_of(&app, event_id);
     let stored: Vec<u8> = hget(&app, &events_key, event_id).await.unwrap();
     let new_form = EventRecord::parse(event_id, &stored).unwrap();
     let timestamp = serde_json::from_str::<Value>(new_form.body()).unwrap()["timestamp"].clone();
@@ -149,12 +161,7 @@ async fn records_holding_the_whole_body_still_read_and_deliver() {
 /// both attempts.
 #[tokio::test]
 async fn delivery_states_of_the_earlier_form_still_read() {
-    let mut app = TestApp::builder().partitions(1).spawn().await;
-    let k = app.keys();
-    let (_, key) = app.tenant("acme").await;
-    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
-    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
-        .await;
+    let (mut app, _, key, receiver, _) = one_endpoint().await;
     app.start_worker();
     let event = app.publish(&key, "user.created", json!({"n": 1})).await;
     let event_id = event["id"].as_str().unwrap();
@@ -162,9 +169,7 @@ async fn delivery_states_of_the_earlier_form_still_read() {
         .wait_for_deliveries(&key, event_id, &["delivered"])
         .await;
     let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap();
-    let home = ids::partition_of(IdKind::Event, event_id).unwrap();
-    let (bucket, _) = ids::time_bucket(IdKind::Event, event_id).unwrap();
-    let states = k.states(home, bucket);
+    let (_, states) = hashes_of(&app, event_id);
     let compact: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
     let state = hookfleet_common::delivery_state::StoredState::parse(&compact).unwrap();
     let earlier = format!(
