@@ -151,12 +151,36 @@ pub struct Published {
     pub json: String,
     /// The Swagger UI page served at `/docs`, with the document inlined.
     pub swagger_ui: String,
-    /// Each path template's methods, for the `Allow` header of a 405.
-    pub methods: Vec<(Vec<Segment>, String)>,
-    /// Each path template's methods and its 404 message.
-    pub templates: Vec<(Vec<Segment>, String, &'static str)>,
+    /// Each path template: its segments, its methods (the `Allow` header
+    /// of a 405) and its 404 message.
+    pub templates: Vec<Template>,
     /// The header parameters of all operations.
     pub header_params: Vec<String>,
+}
+
+/// A path of the document, for routing questions the framework leaves
+/// open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub segments: Vec<Segment>,
+    /// Its methods as an `Allow` header lists them (`GET, HEAD`).
+    pub allow: String,
+    /// What its operations answer with 404 (`webhook not found`).
+    pub not_found: &'static str,
+}
+
+impl Template {
+    fn matches(&self, path: &[&str]) -> bool {
+        self.segments.len() == path.len()
+            && self.segments.iter().zip(path).all(|(t, s)| match t {
+                Segment::Literal(lit) => lit == s,
+                Segment::Param => !s.is_empty(),
+            })
+    }
+
+    fn has_param(&self) -> bool {
+        self.segments.iter().any(|t| matches!(t, Segment::Param))
+    }
 }
 
 /// A segment of a path template: literal, or a `{parameter}`.
@@ -180,11 +204,7 @@ impl Published {
             return Err("Swagger UI's page does not inline the derived document".into());
         }
         let swagger_ui = swagger_ui.replacen(derived, &json, 1);
-        let methods = path_methods(&doc);
-        let templates = path_methods_with_paths(&doc)
-            .into_iter()
-            .map(|(path, template, allow)| (template, allow, missing_resource(&path)))
-            .collect();
+        let templates = path_templates(&doc);
         let mut header_params: Vec<String> = operations_mut(&mut doc)
             .into_iter()
             .flat_map(|(_, _, op)| {
@@ -201,7 +221,6 @@ impl Published {
         Ok(Self {
             json,
             swagger_ui,
-            methods,
             templates,
             header_params,
         })
@@ -233,50 +252,30 @@ impl Published {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         self.templates
             .iter()
-            .find(|(template, methods, _)| {
-                template.len() == segments.len()
-                    && template.iter().any(|t| matches!(t, Segment::Param))
-                    && template.iter().zip(&segments).all(|(t, s)| match t {
-                        Segment::Literal(lit) => lit == s,
-                        Segment::Param => !s.is_empty(),
-                    })
-                    && methods.split(", ").any(|m| m == method)
+            .find(|t| {
+                t.has_param() && t.matches(&segments) && t.allow.split(", ").any(|m| m == method)
             })
-            .map(|(_, _, not_found)| *not_found)
+            .map(|t| t.not_found)
     }
 
     /// The `Allow` value for a request path: the methods of the template
     /// that routing picks for it (literal segments win over parameters).
     pub fn allow(&self, path: &str) -> Option<&str> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.methods
+        self.templates
             .iter()
-            .filter(|(template, _)| {
-                template.len() == segments.len()
-                    && template.iter().zip(&segments).all(|(t, s)| match t {
-                        Segment::Literal(lit) => lit == s,
-                        Segment::Param => !s.is_empty(),
-                    })
-            })
-            .min_by_key(|(template, _)| {
-                template
+            .filter(|t| t.matches(&segments))
+            .min_by_key(|t| {
+                t.segments
                     .iter()
-                    .map(|t| matches!(t, Segment::Param))
+                    .map(|s| matches!(s, Segment::Param))
                     .collect::<Vec<bool>>()
             })
-            .map(|(_, allow)| allow.as_str())
+            .map(|t| t.allow.as_str())
     }
 }
 
-fn path_methods(doc: &Value) -> Vec<(Vec<Segment>, String)> {
-    path_methods_with_paths(doc)
-        .into_iter()
-        .map(|(_, template, allow)| (template, allow))
-        .collect()
-}
-
-/// Each path of the document, as written, as a template, and its methods.
-fn path_methods_with_paths(doc: &Value) -> Vec<(String, Vec<Segment>, String)> {
+fn path_templates(doc: &Value) -> Vec<Template> {
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -301,7 +300,11 @@ fn path_methods_with_paths(doc: &Value) -> Vec<(String, Vec<Segment>, String)> {
             if methods.iter().any(|m| m == "GET") {
                 methods.push("HEAD".into());
             }
-            (path.clone(), template, methods.join(", "))
+            Template {
+                segments: template,
+                allow: methods.join(", "),
+                not_found: missing_resource(path),
+            }
         })
         .collect()
 }
@@ -809,11 +812,7 @@ mod tests {
         let published = Published {
             json: String::new(),
             swagger_ui: String::new(),
-            methods: path_methods(&doc),
-            templates: path_methods_with_paths(&doc)
-                .into_iter()
-                .map(|(path, template, allow)| (template, allow, missing_resource(&path)))
-                .collect(),
+            templates: path_templates(&doc),
             header_params: Vec::new(),
         };
         assert_eq!(

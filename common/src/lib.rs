@@ -7,6 +7,7 @@
 //! storage layout can be read (and changed) in one place.
 
 pub mod catalog;
+pub mod compression;
 pub mod config;
 pub mod delivery_state;
 pub mod duration;

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
+use crate::compression;
 use crate::event_data::EventData;
 use crate::ids::{self, IdKind};
 use crate::time_util::rfc3339_ms;
@@ -75,17 +76,19 @@ impl EventRecord {
         compress_above: usize,
     ) -> Vec<u8> {
         let data = data.as_str().as_bytes();
-        let mut stored = Self::head(tenant_id, event_type, test, data.len() + 5);
-        if data.len() >= compress_above && data.len() <= MAX_DATA_LEN {
-            let compressed = lz4_flex::block::compress(data);
-            if compressed.len() + 5 <= data.len() - data.len() / 8 {
-                if let Ok(len) = u32::try_from(data.len()) {
-                    stored.push(COMPRESSED);
-                    stored.extend_from_slice(&len.to_le_bytes());
-                    stored.extend_from_slice(&compressed);
-                    return stored;
-                }
+        let compress = data.len() >= compress_above && data.len() <= MAX_DATA_LEN;
+        let room = if compress {
+            compression::room_for(data.len())
+        } else {
+            data.len()
+        };
+        let mut stored = Self::head(tenant_id, event_type, test, room + 1);
+        if compress {
+            stored.push(COMPRESSED);
+            if compression::append_if_smaller(&mut stored, data) {
+                return stored;
             }
+            stored.pop();
         }
         stored.push(PLAIN);
         stored.extend_from_slice(data);
@@ -130,11 +133,7 @@ impl EventRecord {
                 envelope(event_id, event_type, data)?
             }
             COMPRESSED => {
-                let len = u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?) as usize;
-                if len > MAX_DATA_LEN {
-                    return None;
-                }
-                let data = lz4_flex::block::decompress(&payload[5..], len).ok()?;
+                let data = compression::expand(&payload[1..], MAX_DATA_LEN)?;
                 envelope(event_id, event_type, std::str::from_utf8(&data).ok()?)?
             }
             WHOLE_BODY => std::str::from_utf8(payload).ok()?.to_string(),

@@ -179,55 +179,65 @@ impl AttemptEntry<'_> {
     /// marked by `~` after the headers' length. About 50 bytes fewer than
     /// the JSON array of the previous layout before any body.
     pub fn encode(&self, compress_above: usize) -> Vec<u8> {
-        use std::fmt::Write;
+        use std::io::Write;
         let event_body = self.event.strip_prefix("evt_").unwrap_or(self.event);
         let created = crate::ids::created_ms(crate::ids::IdKind::Event, self.event).unwrap_or(0);
-        let mut headers = String::new();
-        for (name, value) in self.response_headers {
-            // Header names hold no `:` and neither holds a line break; a
-            // value that did would be cut there.
-            let value = value.split(['\r', '\n']).next().unwrap_or_default();
-            let _ = writeln!(headers, "{name}:{value}");
-        }
-        let next = match self.next.parse::<i64>() {
-            Ok(next) => (next - self.at as i64).to_string(),
-            Err(_) => String::new(),
-        };
+        let headers_len: usize = self
+            .response_headers
+            .iter()
+            .map(|(name, value)| name.len() + header_value(value).len() + 2)
+            .sum();
         let body = self.response_body.as_bytes();
-        let compressed = (body.len() >= compress_above)
-            .then(|| lz4_flex::block::compress(body))
-            .filter(|c| c.len() + 4 <= body.len() - body.len() / 8)
-            .and_then(|c| Some((u32::try_from(body.len()).ok()?, c)));
-        let mut head = String::with_capacity(96);
+        let compress = body.len() >= compress_above;
+        let body_room = if compress {
+            crate::compression::room_for(body.len())
+        } else {
+            body.len()
+        };
+        let mut out = Vec::with_capacity(96 + self.error.len() + headers_len + body_room);
+        // (Writing to a Vec cannot fail.)
         let _ = write!(
-            head,
-            "{event_body}|{}|{}|{}|{}|{}|{next}|{}|{}|{}|{}|{}{}|",
+            out,
+            "{event_body}|{}|{}|{}|{}|{}|",
             self.attempt,
             self.at as i64 - created as i64,
             self.code,
             self.duration_ms,
             outcome_letter(self.outcome),
+        );
+        if let Ok(next) = self.next.parse::<i64>() {
+            let _ = write!(out, "{}", next - self.at as i64);
+        }
+        let _ = write!(
+            out,
+            "|{}|{}|{}|{}|{headers_len}",
             self.webhook_timestamp as i64 - (self.at / 1000) as i64,
             self.signed_by,
             u8::from(self.test),
             self.error.len(),
-            headers.len(),
-            if compressed.is_some() { "~" } else { "" },
         );
-        let mut out =
-            Vec::with_capacity(head.len() + self.error.len() + headers.len() + body.len());
-        out.extend_from_slice(head.as_bytes());
+        let marker_at = out.len();
+        out.push(b'|');
         out.extend_from_slice(self.error.as_bytes());
-        out.extend_from_slice(headers.as_bytes());
-        match compressed {
-            Some((len, block)) => {
-                out.extend_from_slice(&len.to_le_bytes());
-                out.extend_from_slice(&block);
-            }
-            None => out.extend_from_slice(body),
+        for (name, value) in self.response_headers {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(header_value(value).as_bytes());
+            out.push(b'\n');
+        }
+        if compress && crate::compression::append_if_smaller(&mut out, body) {
+            out.insert(marker_at, b'~');
+        } else {
+            out.extend_from_slice(body);
         }
         out
     }
+}
+
+/// A response header's value as an entry keeps it: header names hold no
+/// `:` and neither holds a line break; a value that did is cut there.
+fn header_value(value: &str) -> &str {
+    value.split(['\r', '\n']).next().unwrap_or_default()
 }
 
 /// The outcomes an attempt can have, with the letter a
@@ -273,11 +283,7 @@ fn decode_text(stored: &[u8]) -> Option<HashMap<String, String>> {
     let headers = std::str::from_utf8(rest.get(error_len..headers_end)?).ok()?;
     let body = rest.get(headers_end..)?;
     let body = if compressed {
-        let len = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
-        if len > MAX_EXCERPT {
-            return None;
-        }
-        String::from_utf8(lz4_flex::block::decompress(&body[4..], len).ok()?).ok()?
+        String::from_utf8(crate::compression::expand(body, MAX_EXCERPT)?).ok()?
     } else {
         std::str::from_utf8(body).ok()?.to_string()
     };
