@@ -1,6 +1,7 @@
 //! Operational events: Hookfleet tells a tenant about its own endpoints by
 //! publishing `endpoint.disabled` and `message.attempt.exhausted` to the
-//! tenant's endpoints that subscribe to those types by exact name. They are
+//! tenant's endpoints that subscribe to those types by exact name. When
+//! none does, nothing is published (no event is stored). They are
 //! signed and retried like any event. Deliveries of operational events never
 //! produce operational events themselves, so a broken operations endpoint
 //! cannot start a loop.
@@ -137,6 +138,28 @@ pub async fn publish_notice(store: &Store, p: Partition, member: &str) {
         remove(store, p, member).await;
         return;
     };
+    // An operational event no endpoint subscribes to is not stored: it
+    // would reach no one, and would cost a record, an index entry and an
+    // idempotency key per failure.
+    let target = match publish::subscribers(
+        store,
+        &event.tenant_id,
+        event.event_type,
+        data.as_str(),
+    )
+    .await
+    {
+        Ok(Some(found)) if found.is_empty() => {
+            tracing::debug!(
+                event_type = event.event_type,
+                "no endpoint subscribes to the operational event; dropped"
+            );
+            remove(store, p, member).await;
+            return;
+        }
+        Ok(Some(found)) => Target::Matched(found),
+        Ok(None) | Err(_) => Target::Subscribers,
+    };
     match publish::publish(
         store,
         None,
@@ -144,7 +167,7 @@ pub async fn publish_notice(store: &Store, p: Partition, member: &str) {
         event.event_type,
         &data,
         Some(&event.idempotency_key),
-        Target::Subscribers,
+        target,
     )
     .await
     {

@@ -30,6 +30,13 @@ pub struct Subscribers {
     pub max_events: Option<u64>,
 }
 
+impl Subscribers {
+    /// No endpoint wants the event.
+    pub fn is_empty(&self) -> bool {
+        self.groups.values().all(Vec::is_empty)
+    }
+}
+
 /// The tenant's active endpoints that want the event (`data` is its JSON
 /// payload, for their filters), or `None` when the type is neither built
 /// in nor defined by the tenant. A tenant type's

@@ -200,6 +200,46 @@ async fn an_exhausted_schedule_sends_message_attempt_exhausted() {
     app.stop().await;
 }
 
+/// An operational event no endpoint subscribes to is not stored: a tenant
+/// whose endpoint takes every type (`*`, which does not include
+/// operational types) sees its failed delivery, and no
+/// `message.attempt.exhausted` event in its list.
+#[tokio::test]
+async fn an_operational_event_no_endpoint_subscribes_to_is_not_stored() {
+    let app = TestApp::builder().with_worker().spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    let broken = spawn_receiver(vec![], Reply::status(502)).await;
+    let endpoint = app
+        .endpoint(&key, json!({"url": broken.url, "events": ["*"]}))
+        .await;
+    let p = ids::partition_of(IdKind::Endpoint, endpoint["id"].as_str().unwrap()).unwrap();
+    let event = app.publish(&key, "video.processed", json!({})).await;
+    app.wait_for_deliveries(&key, event["id"].as_str().unwrap(), &["failed"])
+        .await;
+    // The failure left a notice; the worker takes it up and drops it.
+    let keys = app.keys();
+    let taken = wait_until(Duration::from_secs(10), || async {
+        (app.zcard(&keys.notices(p)).await == 0).then_some(())
+    })
+    .await;
+    assert!(taken.is_some(), "the notice was not taken up");
+    let (status, page) = app.get("/api/v1/events", &key).await;
+    assert_eq!(status, 200, "{page}");
+    let types: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(types, ["video.processed"], "{page}");
+    assert_eq!(
+        broken.count(),
+        3,
+        "the failing endpoint got an operational event"
+    );
+    app.stop().await;
+}
+
 /// Operational events are sent at least once: a worker that dies after
 /// recording the attempt that ended a delivery `failed`, before publishing
 /// `message.attempt.exhausted`, leaves a notice in the partition (written
