@@ -130,7 +130,11 @@ pub async fn load(
             loaded.push(None);
             continue;
         }
-        let stored = found.stored.as_deref().and_then(StoredState::parse);
+        let event_created_ms = ids::created_ms(IdKind::Event, &r.event_id).unwrap_or(0);
+        let stored = found
+            .stored
+            .as_deref()
+            .and_then(|text| StoredState::parse(text, event_created_ms));
         let created_ms = created_us / 1000;
         let (endpoint_exists, endpoint_holds) = facts
             .endpoints

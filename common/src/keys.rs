@@ -60,7 +60,7 @@ use crate::ids::Partition;
 /// The storage layout of this version: the value of `hf:layout`. Both
 /// binaries refuse to start on data of another layout (an empty Redis
 /// takes this one).
-pub const LAYOUT: &str = "3";
+pub const LAYOUT: &str = "4";
 
 /// Key fragment after the partition prefix: an endpoint's hash.
 pub const ENDPOINT_PART: &str = "endpoint:";

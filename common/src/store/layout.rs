@@ -11,10 +11,11 @@ use crate::ids::{self, IdKind};
 use crate::redis_pool::RedisPool;
 use crate::{keys, Config, Keys};
 
-/// The layout before this one: the same keys, with event records holding
-/// the whole body, delivery states in decimal with the status as a word,
-/// and attempt entries as JSON arrays, all of which this version reads.
-const PREVIOUS_LAYOUT: &str = "2";
+/// The layouts before this one, with the same keys, whose forms this
+/// version reads: `2` (event records holding the whole body, delivery
+/// states with the status as a word, attempt entries as JSON arrays) and
+/// `3` (states with absolute times, response dates kept as sent).
+const PREVIOUS_LAYOUTS: [&str; 2] = ["2", "3"];
 
 /// Below this an `ep_dlv` score is a first-layout one (epoch ms, ~1.7e12);
 /// this layout scores in microseconds (~1.7e15).
@@ -45,7 +46,7 @@ pub async fn check(pool: &RedisPool, keys: &Keys, config: &Config) -> Result<(),
     };
     match found.as_deref() {
         Some(keys::LAYOUT) => Ok(()),
-        Some(PREVIOUS_LAYOUT) => {
+        Some(previous) if PREVIOUS_LAYOUTS.contains(&previous) => {
             // Read as it is (event records, delivery states and attempt
             // entries of its forms still read); marked, so that a version
             // of that layout, which cannot read the forms this one
@@ -57,7 +58,7 @@ pub async fn check(pool: &RedisPool, keys: &Keys, config: &Config) -> Result<(),
                 .await
                 .map_err(|err| format!("marking the storage layout: {err}"))?;
             tracing::info!(
-                from = PREVIOUS_LAYOUT,
+                from = previous,
                 to = keys::LAYOUT,
                 "storage layout taken over in place"
             );

@@ -148,7 +148,7 @@ for i = first, #ARGV, STRIDE do
   local next_at, at, code, class = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local ok, gone, test, latency = ARGV[i + 8] == '1', ARGV[i + 9] == '1', ARGV[i + 10] == '1', ARGV[i + 11]
   local state_hash, field = state_key(prefix, delivery_id)
-  local d = read_state(redis.call('HGET', state_hash, field))
+  local d = read_state(redis.call('HGET', state_hash, field), field)
   local mark = token .. ':'
   local e = endpoint_of(eid)
   if d and string.sub(d.recorded, 1, #mark) == mark then
@@ -276,7 +276,7 @@ for i = first, #ARGV, STRIDE do
       end
       redis.call('HSET', state_hash, field, write_state({status = status, attempts = attempts,
         last_at = at, last_code = last_code, next = next_at, max = max,
-        recorded = token .. ':' .. disabled, ids = ids}))
+        recorded = token .. ':' .. disabled, ids = ids}, field))
       expiring[state_hash] = ARGV[i + 16]
       if outcome == 'failed' and notice ~= '' then
         if notices == NO_NOTICES then notices = {} end

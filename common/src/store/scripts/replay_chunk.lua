@@ -58,13 +58,13 @@ for i = 1, #entries, 2 do
   scanned = scanned + 1
   local delivery_id = 'dlv_' .. string.sub(event_id, EVT_BODY) .. string.sub(ARGV[8], EP_BODY)
   local states, field = state_key(ARGV[1], delivery_id)
-  local s = read_state(redis.call('HGET', states, field))
+  local s = read_state(redis.call('HGET', states, field), field)
   if active and s and allowed[s.status] and s.max ~= '1'
     and not redis.call('ZSCORE', KEYS[7], delivery_id) then
     s.status = 'pending'
     s.max = int(s.attempts + 1)
     s.next = now
-    redis.call('HSET', states, field, write_state(s))
+    redis.call('HSET', states, field, write_state(s, field))
     due[#due + 1] = now
     due[#due + 1] = event_id
     queued = queued + 1

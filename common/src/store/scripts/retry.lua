@@ -33,7 +33,7 @@ if not tenant then
 end
 if tenant ~= ARGV[1] or not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {-1, ''} end
 local field = string.sub(ARGV[2], DLV_BODY)
-local s = read_state(redis.call('HGET', KEYS[6], field))
+local s = read_state(redis.call('HGET', KEYS[6], field), field)
 local status = (s and s.status) or 'pending'
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {-4, 'in_flight'} end
 if ARGV[8] == '1' then return {0, status} end
@@ -53,7 +53,7 @@ else
   s.next = now
   redis.call('INCRBY', KEYS[7], '1')
 end
-redis.call('HSET', KEYS[6], field, write_state(s))
+redis.call('HSET', KEYS[6], field, write_state(s, field))
 redis.call('PEXPIREAT', KEYS[6], ARGV[9])
 redis.call('ZADD', KEYS[3], now, ARGV[3])
 redis.call('ZADD', KEYS[4], 'LT', now, ARGV[4])

@@ -4,24 +4,61 @@
 --   <status>|<attempts>|<last_at>|<last_code>|<next>|<max_attempts>|<recorded>|<attempt ids>
 
 -- The stored form is compact (delivery_state.rs): the status as one
--- letter, the recorded lease token as ms after `last_at`, entry ids
--- without a `-0` sequence. Each costs a table lookup or one subtraction:
--- numbers in another base cost a Lua loop (or a C call per number) on
--- every attempt, several times the write itself. The table read_state
--- gives (and write_state takes) holds values as the scripts use them: the
--- status word, the absolute token; entry ids as stored (an id without
--- `-` has sequence 0).
-local STATUS_LETTER = {pending = 'p', scheduled = 's', delivered = 'd', failed = 'f'}
-local STATUS_WORD = {p = 'pending', s = 'scheduled', d = 'delivered', f = 'failed'}
+-- upper-case letter, `last_at` as ms after the event's creation (the
+-- first ten characters of the field, the delivery id's body, in base 32),
+-- the recorded lease token as ms after `last_at`, and the entry ids as
+-- `<ms after last_at>[.<sequence>]`. Each costs a table lookup or one
+-- subtraction (the creation time ten small steps): numbers in another
+-- base cost a Lua loop (or a C call per number) on every attempt, several
+-- times the write itself. The table read_state gives (and write_state
+-- takes) holds values as the scripts use them: the status word, `last_at`
+-- and the token absolute, entry ids absolute without a `-0` sequence.
+-- The forms of earlier layouts still read: a lower-case letter (`last_at`
+-- and the ids absolute, the token relative) or a word (all absolute).
+local STATUS_LETTER = {pending = 'P', scheduled = 'S', delivered = 'D', failed = 'F'}
+local STATUS_WORD = {P = 'pending', S = 'scheduled', D = 'delivered', F = 'failed',
+  p = 'pending', s = 'scheduled', d = 'delivered', f = 'failed'}
 
 -- An attempt-log entry id as a state stores it: `-0` left out.
 local function short_entry_id(id)
   return string.match(id, '^(%d+)%-0$') or id
 end
 
--- Parses a states:<bucket> value (compact, or the earlier form with the
--- status word and absolute token); nil when there is none.
-local function read_state(text)
+-- The creation time (epoch ms) of the event of the delivery whose state
+-- field (its id's body) is `field`: its first ten characters, in the ids'
+-- base 32 (`0-9`, then `a-z` without i, l, o, u); nil when they are not.
+local function created_of(field)
+  local t = 0
+  for i = 1, 10 do
+    local c = string.byte(field, i)
+    if not c then return nil end
+    local v = c - 48
+    if c > 96 then
+      v = c - 87
+      if c > 105 then v = v - 1 end
+      if c > 108 then v = v - 1 end
+      if c > 111 then v = v - 1 end
+      if c > 117 then v = v - 1 end
+    elseif c > 57 then
+      return nil
+    end
+    t = t * 32 + v
+  end
+  return t
+end
+
+-- Each of the comma-separated entry ids `ids` as `convert` gives it
+-- (nil: left out).
+local function map_ids(ids, convert)
+  if not string.find(ids, ',', 1, true) then return convert(ids) or '' end
+  local out = {}
+  for id in string.gmatch(ids, '[^,]+') do out[#out + 1] = convert(id) end
+  return table.concat(out, ',')
+end
+
+-- Parses a states:<bucket> value (any layout's form) of the delivery
+-- whose field is `field`; nil when there is none.
+local function read_state(text, field)
   if not text then return nil end
   local fields = {}
   local start = 1
@@ -31,34 +68,58 @@ local function read_state(text)
     fields[i] = string.sub(text, start, bar - 1)
     start = bar + 1
   end
-  local status, recorded = fields[1], fields[7]
+  local status, last_at, recorded = fields[1], fields[3], fields[7]
+  local ids = string.sub(text, start)
   local word = STATUS_WORD[status]
   if word then
+    local at = tonumber(last_at)
+    if at and STATUS_LETTER[word] == status then
+      at = at + (created_of(field) or 0)
+      last_at = int(at)
+      ids = map_ids(ids, function(id)
+        local ms, seq = string.match(id, '^(%-?%d+)%.?(%d*)$')
+        if not ms then return nil end
+        if seq == '' then return int(at + tonumber(ms)) end
+        return int(at + tonumber(ms)) .. '-' .. seq
+      end)
+    end
     status = word
     local colon = string.find(recorded, ':', 1, true)
-    local last_at = tonumber(fields[3])
-    if colon and last_at then
+    if colon and at then
       local token = tonumber(string.sub(recorded, 1, colon - 1))
-      if token then recorded = int(last_at + token) .. string.sub(recorded, colon) end
+      if token then recorded = int(at + token) .. string.sub(recorded, colon) end
     end
   end
-  return {status = status, attempts = tonumber(fields[2]) or 0, last_at = fields[3],
-    last_code = fields[4], next = fields[5], max = fields[6], recorded = recorded,
-    ids = string.sub(text, start)}
+  return {status = status, attempts = tonumber(fields[2]) or 0, last_at = last_at,
+    last_code = fields[4], next = fields[5], max = fields[6], recorded = recorded, ids = ids}
 end
 
 -- The stored form of a state table (its values strings, or attempts a
--- number).
-local function write_state(s)
-  local recorded = s.recorded
-  local colon = string.find(recorded, ':', 1, true)
-  local last_at = tonumber(s.last_at)
-  if colon and last_at then
-    local token = tonumber(string.sub(recorded, 1, colon - 1))
-    if token then recorded = int(token - last_at) .. string.sub(recorded, colon) end
+-- number) of the delivery whose field is `field`.
+local function write_state(s, field)
+  local recorded, last_at, ids = s.recorded, s.last_at, s.ids
+  local at = tonumber(last_at)
+  local created = at and created_of(field)
+  local letter = STATUS_LETTER[s.status]
+  if created then
+    last_at = int(at - created)
+    ids = map_ids(ids, function(id)
+      local ms, seq = string.match(id, '^(%d+)%-?(%d*)$')
+      if not ms then return nil end
+      if seq == '' or seq == '0' then return int(tonumber(ms) - at) end
+      return int(tonumber(ms) - at) .. '.' .. seq
+    end)
+  elseif at and letter then
+    -- (No creation time to count from: the previous layout's form.)
+    letter = string.lower(letter)
   end
-  return (STATUS_LETTER[s.status] or s.status) .. '|' .. int(s.attempts) .. '|' .. s.last_at ..
-    '|' .. s.last_code .. '|' .. s.next .. '|' .. s.max .. '|' .. recorded .. '|' .. s.ids
+  local colon = string.find(recorded, ':', 1, true)
+  if colon and at then
+    local token = tonumber(string.sub(recorded, 1, colon - 1))
+    if token then recorded = int(token - at) .. string.sub(recorded, colon) end
+  end
+  return (letter or s.status) .. '|' .. int(s.attempts) .. '|' .. last_at ..
+    '|' .. s.last_code .. '|' .. s.next .. '|' .. s.max .. '|' .. recorded .. '|' .. ids
 end
 
 -- A delivery's states:<bucket> key and field, from its id

@@ -120,6 +120,8 @@ async fn memory_per_retained_delivery() {
         .await
         .unwrap();
     let mut by_kind: std::collections::BTreeMap<String, u64> = Default::default();
+    // Per kind, one key and its encoding, to show what an entry looks like.
+    let mut example: std::collections::BTreeMap<String, (String, String)> = Default::default();
     for key in keys {
         let bytes: Option<u64> = redis::cmd("MEMORY")
             .arg("USAGE")
@@ -136,13 +138,42 @@ async fn memory_per_retained_delivery() {
             .next()
             .unwrap_or("")
             .to_string();
-        *by_kind.entry(kind).or_default() += bytes.unwrap_or(0);
+        *by_kind.entry(kind.clone()).or_default() += bytes.unwrap_or(0);
+        if let std::collections::btree_map::Entry::Vacant(slot) = example.entry(kind) {
+            let encoding: String = redis::cmd("OBJECT")
+                .arg("ENCODING")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            slot.insert((key, encoding));
+        }
     }
     for (kind, bytes) in &by_kind {
+        let (key, encoding) = &example[kind];
         println!(
-            "  {kind:<16} {bytes:>10} bytes  {:>7.0} per delivery",
+            "  {kind:<16} {bytes:>10} bytes  {:>7.0} per delivery  ({encoding}, e.g. {key})",
             *bytes as f64 / events as f64
         );
+    }
+    // What one entry of each large kind looks like.
+    for (kind, (key, encoding)) in &example {
+        let mut cmd = match encoding.as_str() {
+            "stream" => redis::cmd("XRANGE"),
+            "hashtable" => redis::cmd("HRANDFIELD"),
+            "skiplist" => redis::cmd("ZRANGE"),
+            _ => continue,
+        };
+        match encoding.as_str() {
+            "stream" => cmd.arg(key).arg("-").arg("+").arg("COUNT").arg(2),
+            "hashtable" => cmd.arg(key).arg(1).arg("WITHVALUES"),
+            _ => cmd.arg(key).arg(0).arg(0).arg("WITHSCORES"),
+        };
+        let sample: redis::Value = cmd
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(redis::Value::Nil);
+        println!("  {kind}: {sample:?}");
     }
     app.stop().await;
 }
