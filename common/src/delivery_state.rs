@@ -19,7 +19,7 @@
 //! left out when 0. `recorded` is `<lease token>:<disabled>` of the last
 //! recorded attempt, the token as ms after `last_at`, so a resent
 //! `record.lua` call records nothing twice. A delivered delivery's state
-//! is about 25 bytes (`D|1|412|200|||10000:0|0`), which Redis keeps in a
+//! is about 23 bytes (`D|1|412|200|||10000:0|0`), which Redis keeps in a
 //! 32-byte allocation. States of earlier layouts still read, here and in
 //! `state.lua`: layout 3's lower-case letter (`last_at` and the ids
 //! absolute), layout 2's status word (the token absolute too, ids with
@@ -212,11 +212,18 @@ enum Form {
 }
 
 impl Form {
+    /// As `state.lua` tells them: by a known letter, in either case
+    /// (anything else reads as a word, all absolute).
     fn of(status: &str) -> Self {
-        match status.as_bytes() {
-            [c] if c.is_ascii_uppercase() => Form::Relative,
-            [_] => Form::Letters,
-            _ => Form::Words,
+        if STATUSES.iter().any(|(_, letter)| *letter == status) {
+            Form::Relative
+        } else if STATUSES
+            .iter()
+            .any(|(_, letter)| letter.eq_ignore_ascii_case(status))
+        {
+            Form::Letters
+        } else {
+            Form::Words
         }
     }
 }

@@ -267,7 +267,8 @@ fn http_date_secs(value: &str) -> Option<i64> {
 
 /// The HTTP date of `secs` after the epoch (see [`http_date_secs`]).
 fn http_date(secs: i64) -> Option<String> {
-    let secs = u64::try_from(secs).ok()?;
+    // (httpdate formats years up to 9999 and panics past them.)
+    let secs = u64::try_from(secs).ok().filter(|&s| s < 253_402_300_800)?;
     let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))?;
     Some(httpdate::fmt_http_date(at))
 }
@@ -817,6 +818,15 @@ mod tests {
             serde_json::from_str(&fields[attempt_field::RESPONSE_HEADERS]).unwrap();
         assert_eq!(read, response);
         assert_eq!(fields[attempt_field::RESPONSE_BODY], "ok");
+        // A damaged delta is no date, whatever year it would name
+        // (formatting one past 9999 would panic).
+        assert_eq!(
+            http_date(0).as_deref(),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+        for secs in [-1, 253_402_300_800, i64::MAX] {
+            assert_eq!(http_date(secs), None);
+        }
     }
 
     #[test]

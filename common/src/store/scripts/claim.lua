@@ -247,7 +247,7 @@ local function lease(visit, event_id, later)
     local created = redis.call('ZSCORE', prefix .. 'ep_dlv:' .. visit.id, event_id)
     if not created or tonumber(created) <= expired_us then return false end
     local states, field = state_key(prefix, delivery_id)
-    local s = read_state(redis.call('HGET', states, field), field)
+    local s = read_state(redis.call('HGET', states, field))
     if s then
       -- Already ended: nothing to hand out (a safety net; nothing queues
       -- an ended delivery without making it pending first).

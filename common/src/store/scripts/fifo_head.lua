@@ -20,7 +20,7 @@ local function delivery_of(event_id)
 end
 local function attempts_of(event_id)
   local states, field = state_key(ARGV[1], delivery_of(event_id))
-  local s = read_state(redis.call('HGET', states, field), field)
+  local s = read_state(redis.call('HGET', states, field))
   return (s and s.attempts) or 0
 end
 local function answer(event_id, status, next_ms)

@@ -276,7 +276,7 @@ for i = first, #ARGV, STRIDE do
       end
       redis.call('HSET', state_hash, field, write_state({status = status, attempts = attempts,
         last_at = at, last_code = last_code, next = next_at, max = max,
-        recorded = token .. ':' .. disabled, ids = ids}, field))
+        recorded = token .. ':' .. disabled, ids = ids, created = d and d.created}, field))
       expiring[state_hash] = ARGV[i + 16]
       if outcome == 'failed' and notice ~= '' then
         if notices == NO_NOTICES then notices = {} end

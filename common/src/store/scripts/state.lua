@@ -32,14 +32,16 @@ local function created_of(field)
   for i = 1, 10 do
     local c = string.byte(field, i)
     if not c then return nil end
-    local v = c - 48
-    if c > 96 then
+    local v
+    if c >= 48 and c <= 57 then
+      v = c - 48
+    elseif c >= 97 and c <= 122 and c ~= 105 and c ~= 108 and c ~= 111 and c ~= 117 then
       v = c - 87
       if c > 105 then v = v - 1 end
       if c > 108 then v = v - 1 end
       if c > 111 then v = v - 1 end
       if c > 117 then v = v - 1 end
-    elseif c > 57 then
+    else
       return nil
     end
     t = t * 32 + v
@@ -57,7 +59,10 @@ local function map_ids(ids, convert)
 end
 
 -- Parses a states:<bucket> value (any layout's form) of the delivery
--- whose field is `field`; nil when there is none.
+-- whose field is `field`; nil when there is none. Without `field`, only
+-- its status, attempts and max are read (for a script that does not
+-- write it back: the times are not converted, and write_state refuses
+-- the table).
 local function read_state(text, field)
   if not text then return nil end
   local fields = {}
@@ -69,12 +74,17 @@ local function read_state(text, field)
     start = bar + 1
   end
   local status, last_at, recorded = fields[1], fields[3], fields[7]
-  local ids = string.sub(text, start)
   local word = STATUS_WORD[status]
+  if not field then
+    return {status = word or status, attempts = tonumber(fields[2]) or 0, max = fields[6]}
+  end
+  local ids = string.sub(text, start)
+  local created
   if word then
     local at = tonumber(last_at)
     if at and STATUS_LETTER[word] == status then
-      at = at + (created_of(field) or 0)
+      created = created_of(field)
+      at = at + (created or 0)
       last_at = int(at)
       ids = map_ids(ids, function(id)
         local ms, seq = string.match(id, '^(%-?%d+)%.?(%d*)$')
@@ -91,15 +101,17 @@ local function read_state(text, field)
     end
   end
   return {status = status, attempts = tonumber(fields[2]) or 0, last_at = last_at,
-    last_code = fields[4], next = fields[5], max = fields[6], recorded = recorded, ids = ids}
+    last_code = fields[4], next = fields[5], max = fields[6], recorded = recorded, ids = ids,
+    created = created}
 end
 
 -- The stored form of a state table (its values strings, or attempts a
--- number) of the delivery whose field is `field`.
+-- number) of the delivery whose field is `field` (`s.created`, when
+-- read_state gave it, saves decoding its creation time again).
 local function write_state(s, field)
   local recorded, last_at, ids = s.recorded, s.last_at, s.ids
   local at = tonumber(last_at)
-  local created = at and created_of(field)
+  local created = at and (s.created or created_of(field))
   local letter = STATUS_LETTER[s.status]
   if created then
     last_at = int(at - created)
