@@ -711,6 +711,38 @@ mod tests {
         }
     }
 
+    /// An event id created 0.9 s before the attempt of [`delivered`].
+    fn event_before_its_attempt() -> String {
+        crate::ids::new_id(
+            crate::ids::IdKind::Event,
+            crate::ids::Partition(1),
+            1_796_586_189_540,
+        )
+    }
+
+    /// A first attempt that delivered, at 1_796_586_190_440.
+    fn delivered<'a>(
+        event: &'a str,
+        response_headers: &'a [(String, String)],
+        response_body: &'a str,
+    ) -> AttemptEntry<'a> {
+        AttemptEntry {
+            event,
+            attempt: 1,
+            at: 1_796_586_190_440,
+            code: "200",
+            duration_ms: 2,
+            error: "",
+            outcome: "delivered",
+            response_headers,
+            response_body,
+            next: "",
+            webhook_timestamp: 1_796_586_190,
+            signed_by: "85eea8ab",
+            test: false,
+        }
+    }
+
     #[test]
     fn text_entries_are_smaller_than_the_json_arrays_before_them() {
         let response = vec![
@@ -720,27 +752,8 @@ mod tests {
                 "Sun, 06 Dec 2026 19:43:10 GMT".to_string(),
             ),
         ];
-        // An event created 0.9 s before its first attempt.
-        let event = crate::ids::new_id(
-            crate::ids::IdKind::Event,
-            crate::ids::Partition(1),
-            1_796_586_189_540,
-        );
-        let entry = AttemptEntry {
-            event: &event,
-            attempt: 1,
-            at: 1_796_586_190_440,
-            code: "200",
-            duration_ms: 2,
-            error: "",
-            outcome: "delivered",
-            response_headers: &response,
-            response_body: "",
-            next: "",
-            webhook_timestamp: 1_796_586_190,
-            signed_by: "85eea8ab",
-            test: false,
-        };
+        let event = event_before_its_attempt();
+        let entry = delivered(&event, &response, "");
         let json_array = format!(
             r#"["{}",1,1796586190440,"200",2,"","delivered",[["content-length","0"],["date","Sun, 06 Dec 2026 19:43:10 GMT"]],"","",1796586190,"85eea8ab",0]"#,
             &event[4..]
@@ -771,11 +784,7 @@ mod tests {
 
     #[test]
     fn http_dates_are_kept_as_seconds_and_read_back_exactly() {
-        let event = crate::ids::new_id(
-            crate::ids::IdKind::Event,
-            crate::ids::Partition(1),
-            1_796_586_189_540,
-        );
+        let event = event_before_its_attempt();
         let header = |name: &str, value: &str| (name.to_string(), value.to_string());
         let response = vec![
             // The attempt's second, one before it, one a day after.
@@ -787,21 +796,7 @@ mod tests {
             header("x-wrong-day", "Mon, 06 Dec 2026 19:43:10 GMT"),
             header("x-other", "Sun, 06 Dec 2026 19:43:10 UTC"),
         ];
-        let entry = AttemptEntry {
-            event: &event,
-            attempt: 1,
-            at: 1_796_586_190_440,
-            code: "200",
-            duration_ms: 2,
-            error: "",
-            outcome: "delivered",
-            response_headers: &response,
-            response_body: "ok",
-            next: "",
-            webhook_timestamp: 1_796_586_190,
-            signed_by: "85eea8ab",
-            test: false,
-        };
+        let entry = delivered(&event, &response, "ok");
         let text = entry.encode(128);
         let stored = String::from_utf8(text.clone()).unwrap();
         for line in ["\ndate@0\n", "\nlast-modified@-1\n", "\nexpires@86400\n"] {

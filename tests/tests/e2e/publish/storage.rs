@@ -19,6 +19,18 @@ async fn hget<T: redis::FromRedisValue>(app: &TestApp, key: &str, field: &str) -
         .unwrap()
 }
 
+/// Overwrites one field of a hash, as an earlier version would have
+/// written it.
+async fn hset(app: &TestApp, key: &str, field: &str, value: impl redis::ToRedisArgs) {
+    let () = redis::cmd("HSET")
+        .arg(key)
+        .arg(field)
+        .arg(value)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+}
+
 /// The events and states hashes of an event's home partition and bucket.
 fn hashes_of(app: &TestApp, event_id: &str) -> (String, String) {
     let k = app.keys();
@@ -137,13 +149,7 @@ async fn records_holding_the_whole_body_still_read_and_deliver() {
         "{{\"id\":\"{event_id}\",\"type\":\"user.created\",\"timestamp\":{timestamp},\"data\":{{\"old\": [1, 2]}}}}"
     );
     let old = EventRecord::encode_whole_body(&tenant_id, "user.created", false, &old_body);
-    let _: () = redis::cmd("HSET")
-        .arg(&events_key)
-        .arg(event_id)
-        .arg(old)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
+    hset(&app, &events_key, event_id, old).await;
     let (status, shown) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["data"], json!({"old": [1, 2]}));
@@ -200,13 +206,7 @@ async fn delivery_states_of_the_earlier_forms_still_read() {
                 ids.join(",")
             )
         };
-        let _: () = redis::cmd("HSET")
-            .arg(&states)
-            .arg(&delivery_id[4..])
-            .arg(&earlier)
-            .query_async(&mut app.redis().await)
-            .await
-            .unwrap();
+        hset(&app, &states, &delivery_id[4..], &earlier).await;
         let path = format!("/api/v1/deliveries/{delivery_id}");
         let (status, read) = app.get(&path, &key).await;
         assert_eq!(status, 200, "{read}");
@@ -270,13 +270,7 @@ async fn a_state_encoded_in_rust_goes_through_the_scripts_unchanged() {
     ];
     let written = state.encode(created);
     assert!(written.contains("|-51,-3.2,"), "{written}");
-    let _: () = redis::cmd("HSET")
-        .arg(&states)
-        .arg(&delivery_id[4..])
-        .arg(&written)
-        .query_async(&mut app.redis().await)
-        .await
-        .unwrap();
+    hset(&app, &states, &delivery_id[4..], &written).await;
     let (status, retried) = app
         .post(
             &format!("/api/v1/deliveries/{delivery_id}/retry"),
