@@ -79,6 +79,11 @@ pub const CONFLICTS: &[Conflict] = &[
         message: "event type `invoice.paid` exists",
     },
     Conflict {
+        operation: "update_tenant",
+        when: "Other changes of the tenant's retention or cap kept restarting its count of retained events; try again.",
+        message: "the tenant's retention or cap kept changing meanwhile; try again",
+    },
+    Conflict {
         operation: "delete_event_type",
         when: "Built-in event types cannot be deleted.",
         message: "`user.created` is a built-in event type and cannot be deleted",

@@ -19,7 +19,7 @@
 //! | `hf:{t:<tid>}:endpoints` | hash | endpoint id → subscription summary (publish's index) |
 //! | `hf:{t:<tid>}:endpoints_deleted` | zset | endpoints deleted within retention, by deletion time (their deliveries still show, cancelled, on their events) |
 //! | `hf:{t:<tid>}:event_types` | hash | tenant-defined event types |
-//! | `hf:{t:<tid>}:usage` | hash | events counted against the tenant's cap, by hour (`h<hour>`), with `total` and `from` |
+//! | `hf:{t:<tid>}:usage` | hash | events counted against the tenant's cap, by hour (`h<hour>`), with `total`, `from` and `retention` |
 //! | `hf:{t:<tid>}:portal_links` | zset | the tenant's portal link ids, score = when each expires (ms) |
 //! | `hf:{pN}:events:<bucket>` | hash | event id → the event record (`<flag><tenant>\n<type>\n<form><payload>`, [`crate::stored_event`]), for events created in the bucket |
 //! | `hf:{pN}:idem:<tid>:<key>` | string | idempotency key → `<event id> <delivery count>` |

@@ -491,7 +491,9 @@ impl TenantsApi {
     ///
     /// Changes the fields given: its name, its own retention, its cap on
     /// retained events; `{}` changes nothing. The answer shows its usage.
-    /// 409 while the tenant is being deleted. Admin key only.
+    /// 404 once its deletion has started; 409 in the rare case that other
+    /// changes of its retention or cap kept restarting its count. Admin
+    /// key only.
     #[oai(
         path = "/tenants/:tenant_id",
         method = "patch",
@@ -521,44 +523,58 @@ impl TenantsApi {
                 }
             },
         };
-        let tenant = self.load_tenant(&tenant_id.0).await?;
+        let mut tenant = self.load_tenant(&tenant_id.0).await?;
         let mut conn = self.state.conn().await?;
         let keys = &self.state.store.keys;
+        let server_retention_ms = self.state.store.config.retention.as_millis() as u64;
+        let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
+        let recount = change.retention_ms.is_some() || change.max_events.is_some();
         // A cap counts from the tenant's event index: the count is started
         // before the cap (or the retention it counts by) takes effect, so
         // no publish meets a cap without its count; publishes counted
-        // meanwhile are kept (`usage::rebuild`).
-        let capped = match change.max_events {
-            Some(cap) => cap.is_some(),
-            None => tenant.max_retained_events.is_some(),
-        };
-        let recount = change.retention_ms.is_some() || change.max_events.is_some();
-        if recount && capped {
-            let retention_ms = match change.retention_ms {
-                Some(Some(ms)) => ms,
-                Some(None) => self.state.store.config.retention.as_millis() as u64,
-                None => self.state.retention_of(&tenant.id).await?.as_millis() as u64,
+        // meanwhile are kept (`usage::rebuild`). The change is written only
+        // over a count for the retention it leaves (`tenant_update.lua`):
+        // when another change removed or restarted the count meanwhile,
+        // this one counts again, from the tenant as it is now.
+        let mut tries = 0;
+        loop {
+            let capped = match change.max_events {
+                Some(cap) => cap.is_some(),
+                None => tenant.max_retained_events.is_some(),
             };
-            let partitions: Vec<_> = self.state.store.config.all_partitions().collect();
-            usage::rebuild(
-                &mut conn,
-                keys,
-                &tenant.id,
-                &partitions,
-                true,
-                retention_ms,
-                now_ms(),
-            )
-            .await?;
-        }
-        match store_tenants::update(&mut conn, keys, &tenant.id, &change).await? {
-            Updated::Updated => {}
-            Updated::NotFound => return Err(ApiError::not_found("tenant")),
-            // Its deletion started meanwhile: gone.
-            Updated::Deleting => return Err(ApiError::not_found("tenant")),
-        }
-        if recount && !capped {
-            usage::rebuild(&mut conn, keys, &tenant.id, &[], false, 0, now_ms()).await?;
+            if recount && capped {
+                let retention_ms = match change.retention_ms {
+                    Some(Some(ms)) => ms,
+                    Some(None) => server_retention_ms,
+                    None => self.state.retention_of(&tenant.id).await?.as_millis() as u64,
+                };
+                usage::rebuild(
+                    &mut conn,
+                    keys,
+                    &tenant.id,
+                    &partitions,
+                    retention_ms,
+                    now_ms(),
+                )
+                .await?;
+            }
+            match store_tenants::update(&mut conn, keys, &tenant.id, &change, server_retention_ms)
+                .await?
+            {
+                Updated::Updated => break,
+                Updated::NotFound => return Err(ApiError::not_found("tenant")),
+                // Its deletion started meanwhile: gone.
+                Updated::Deleting => return Err(ApiError::not_found("tenant")),
+                Updated::Recount if tries < 3 => {
+                    tries += 1;
+                    tenant = self.load_tenant(&tenant.id).await?;
+                }
+                Updated::Recount => {
+                    return Err(ApiError::conflict(
+                        "the tenant's retention or cap kept changing meanwhile; try again",
+                    ))
+                }
+            }
         }
         drop(conn);
         let mut tenant = self.load_tenant(&tenant.id).await?;

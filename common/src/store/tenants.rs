@@ -34,6 +34,10 @@ pub enum Updated {
     Updated,
     NotFound,
     Deleting,
+    /// Nothing written: the change leaves the tenant capped, and its count
+    /// is missing or for another retention (a change ran meanwhile).
+    /// Start the count ([`super::usage::rebuild`]) and try again.
+    Recount,
 }
 
 /// A change to a tenant: each `Some` is written (`Some(None)` removes the
@@ -56,6 +60,8 @@ pub async fn mark_deleting(
 ) -> redis::RedisResult<()> {
     let _: i64 = scripts::TENANT_UPDATE
         .key(keys.tenant(id))
+        .key(keys.tenant_usage(id))
+        .arg(0)
         .arg("deleting")
         .arg(requested_ms)
         .invoke_async(conn)
@@ -64,15 +70,20 @@ pub async fn mark_deleting(
 }
 
 /// Applies `change` to the tenant `id`, unless it is missing or being
-/// deleted.
+/// deleted, or it leaves the tenant capped without a count for its
+/// retention (`server_retention_ms` for a tenant without its own).
 pub async fn update(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     id: &str,
     change: &TenantChange,
+    server_retention_ms: u64,
 ) -> redis::RedisResult<Updated> {
     let mut invocation = scripts::TENANT_UPDATE.prepare_invoke();
-    invocation.key(keys.tenant(id));
+    invocation
+        .key(keys.tenant(id))
+        .key(keys.tenant_usage(id))
+        .arg(server_retention_ms);
     if let Some(name) = &change.name {
         invocation.arg("name").arg(name);
     }
@@ -90,6 +101,7 @@ pub async fn update(
     Ok(match outcome {
         1 => Updated::Updated,
         -1 => Updated::Deleting,
+        -2 => Updated::Recount,
         _ => Updated::NotFound,
     })
 }

@@ -157,23 +157,19 @@ pub async fn retained(
 
 /// Starts the count from the tenant's event index, hour by hour (when a
 /// cap is set or the retention it counts by changes), keeping per hour the
-/// larger of the index's figure and what publishes counted meanwhile
-/// (`usage_rebuild.lua`); no count when `capped` is false. Returns the
-/// total counted.
+/// larger of the index's figure and what publishes counted meanwhile, and
+/// stamped with `retention_ms` (`usage_rebuild.lua`; the change itself is
+/// written only over a count for its retention, see `tenant_update.lua`).
+/// Returns the total counted.
 pub async fn rebuild(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
     tenant_id: &str,
     partitions: &[Partition],
-    capped: bool,
     retention_ms: u64,
     now_ms: u64,
 ) -> redis::RedisResult<u64> {
     let usage = keys.tenant_usage(tenant_id);
-    if !capped {
-        let () = conn.del(&usage).await?;
-        return Ok(0);
-    }
     let first = now_ms.saturating_sub(retention_ms) / HOUR_MS;
     let hour = now_ms / HOUR_MS;
     let ranges: Vec<(u64, u64)> = (first..=hour)
@@ -184,7 +180,8 @@ pub async fn rebuild(
     invocation
         .key(&usage)
         .arg(first)
-        .arg(retention_ms + HOUR_MS);
+        .arg(retention_ms + HOUR_MS)
+        .arg(retention_ms);
     for (h, count) in (first..=hour).zip(counts) {
         if count > 0 {
             invocation.arg(h).arg(count);

@@ -170,6 +170,90 @@ async fn a_cap_set_later_counts_the_events_already_kept() {
     app.stop().await;
 }
 
+/// Two changes racing: one counts the tenant's events for a cap, then
+/// another removes the cap (and with it the count) before the first writes
+/// its cap. The first must not write a cap without a count (publishes
+/// would then pass it): it is refused until it counts again, which the
+/// API does by itself.
+#[tokio::test]
+async fn a_cap_is_never_written_over_a_count_another_change_removed() {
+    use hookfleet_common::store::{tenants, usage};
+    let app = TestApp::builder().spawn().await;
+    let admin = app.admin_key();
+    let (id, key) = app.tenant("raced").await;
+    publish(&app, &key, 3).await;
+    let keys = app.keys();
+    let retention_ms = app.config.retention.as_millis() as u64;
+    let partitions: Vec<_> = app.config.all_partitions().collect();
+    let mut conn = app.redis().await;
+    // The first change counts...
+    let counted = usage::rebuild(
+        &mut conn,
+        &keys,
+        &id,
+        &partitions,
+        retention_ms,
+        hookfleet_common::time_util::now_ms(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(counted, 3);
+    // ...the second removes the cap, and the count with it...
+    let path = format!("/api/v1/tenants/{id}");
+    let (status, tenant) = app
+        .patch(&path, &admin, json!({"max_retained_events": null}))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(keys.tenant_usage(&id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!exists, "an uncapped tenant keeps no count");
+    // ...and the first's write comes last: refused, nothing written.
+    let change = tenants::TenantChange {
+        max_events: Some(Some(4)),
+        ..Default::default()
+    };
+    let outcome = tenants::update(&mut conn, &keys, &id, &change, retention_ms)
+        .await
+        .unwrap();
+    assert_eq!(outcome, tenants::Updated::Recount);
+    let (_, tenant) = app.get(&path, &admin).await;
+    assert!(tenant["max_retained_events"].is_null(), "{tenant}");
+    // Through the API the change counts again and is written.
+    let (status, tenant) = app
+        .patch(&path, &admin, json!({"max_retained_events": 4}))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["usage"]["counted_events"], 3, "{tenant}");
+    publish(&app, &key, 1).await;
+    let (status, error) = app
+        .post(
+            "/api/v1/events",
+            &key,
+            json!({"event_type": "user.created", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, 429, "{error}");
+    // A cap whose count was started for another retention is refused too.
+    let _ = usage::rebuild(
+        &mut conn,
+        &keys,
+        &id,
+        &partitions,
+        retention_ms / 2,
+        hookfleet_common::time_util::now_ms(),
+    )
+    .await
+    .unwrap();
+    let outcome = tenants::update(&mut conn, &keys, &id, &change, retention_ms)
+        .await
+        .unwrap();
+    assert_eq!(outcome, tenants::Updated::Recount);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_publishes_never_pass_the_cap() {
     let app = TestApp::builder().spawn().await;
