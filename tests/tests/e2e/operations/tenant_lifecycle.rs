@@ -392,6 +392,64 @@ async fn a_deleted_tenants_data_goes_in_steps_that_survive_a_killed_worker_and_n
     app.stop().await;
 }
 
+/// No tenant slows another (invariant 9), deletions included: a large
+/// tenant's deletion goes in paced, bounded steps, so another tenant's
+/// events published while it runs are delivered while it is still under
+/// way, by the same worker, instead of waiting for it to end.
+#[tokio::test]
+async fn another_tenants_deliveries_go_on_while_a_large_deletion_runs() {
+    let app = TestApp::builder()
+        .with_worker()
+        // 2,000 events to remove at 200 a second: about ten seconds.
+        .env("HOOKFLEET_TENANT_DELETE_RATE", "200")
+        .spawn()
+        .await;
+    let admin = app.admin_key();
+    let (big_id, big) = app.tenant("big").await;
+    let (_, other) = app.tenant("other").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&other, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    publish(&app, &big, "job.failed", 2_000).await;
+
+    let (status, deleting) = app
+        .delete(&format!("/api/v1/tenants/{big_id}"), &admin)
+        .await;
+    assert_eq!(status, 202, "{deleting}");
+    let progress = || async {
+        let (status, list) = app.get("/api/v1/admin/tenant-deletions", &admin).await;
+        assert_eq!(status, 200, "{list}");
+        list.as_array().and_then(|l| {
+            l.iter()
+                .find(|d| d["tenant_id"] == big_id.as_str())
+                .cloned()
+        })
+    };
+    let started = wait_until(Duration::from_secs(30), || async {
+        progress()
+            .await
+            .filter(|d| d["events_removed"].as_u64() > Some(0))
+    })
+    .await;
+    assert!(started.is_some(), "the deletion started removing events");
+
+    for i in 0..10 {
+        app.publish(&other, "user.created", json!({"i": i})).await;
+    }
+    receiver.wait_for(10).await;
+    let still = progress().await;
+    assert!(
+        still.is_some(),
+        "the other tenant's events arrived only after the deletion ended"
+    );
+    let gone = wait_until(Duration::from_secs(60), || async {
+        progress().await.is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the deletion ended");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_tenant_is_renamed_and_a_deleted_tenant_is_gone_for_every_route() {
     let mut app = TestApp::builder().spawn().await;
