@@ -141,6 +141,25 @@ async fn a_tenant_over_its_cap_is_refused_and_nothing_is_written() {
     app.stop().await;
 }
 
+/// Caps the tenant at 4 retained events over the 3 it keeps: the answer
+/// counts them, one more publish fills the cap and the next is refused.
+async fn cap_at_four_over_three(app: &TestApp, path: &str, admin: &str, key: &str) {
+    let (status, tenant) = app
+        .patch(path, admin, json!({"max_retained_events": 4}))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["usage"]["counted_events"], 3, "{tenant}");
+    publish(app, key, 1).await;
+    let (status, error) = app
+        .post(
+            "/api/v1/events",
+            key,
+            json!({"event_type": "user.created", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, 429, "{error}");
+}
+
 #[tokio::test]
 async fn a_cap_set_later_counts_the_events_already_kept() {
     let app = TestApp::builder().spawn().await;
@@ -148,20 +167,7 @@ async fn a_cap_set_later_counts_the_events_already_kept() {
     let (id, key) = app.tenant("late").await;
     publish(&app, &key, 3).await;
     let path = format!("/api/v1/tenants/{id}");
-    let (status, tenant) = app
-        .patch(&path, &admin, json!({"max_retained_events": 4}))
-        .await;
-    assert_eq!(status, 200, "{tenant}");
-    assert_eq!(tenant["usage"]["counted_events"], 3, "{tenant}");
-    publish(&app, &key, 1).await;
-    let (status, error) = app
-        .post(
-            "/api/v1/events",
-            &key,
-            json!({"event_type": "user.created", "data": {}}),
-        )
-        .await;
-    assert_eq!(status, 429, "{error}");
+    cap_at_four_over_three(&app, &path, &admin, &key).await;
     // A change of retention recounts, keeping what was counted.
     let (status, tenant) = app.patch(&path, &admin, json!({"retention": "7d"})).await;
     assert_eq!(status, 200, "{tenant}");
@@ -222,20 +228,7 @@ async fn a_cap_is_never_written_over_a_count_another_change_removed() {
     let (_, tenant) = app.get(&path, &admin).await;
     assert!(tenant["max_retained_events"].is_null(), "{tenant}");
     // Through the API the change counts again and is written.
-    let (status, tenant) = app
-        .patch(&path, &admin, json!({"max_retained_events": 4}))
-        .await;
-    assert_eq!(status, 200, "{tenant}");
-    assert_eq!(tenant["usage"]["counted_events"], 3, "{tenant}");
-    publish(&app, &key, 1).await;
-    let (status, error) = app
-        .post(
-            "/api/v1/events",
-            &key,
-            json!({"event_type": "user.created", "data": {}}),
-        )
-        .await;
-    assert_eq!(status, 429, "{error}");
+    cap_at_four_over_three(&app, &path, &admin, &key).await;
     // A cap whose count was started for another retention is refused too.
     let _ = usage::rebuild(
         &mut conn,

@@ -4,6 +4,7 @@
 //! delivery's state, one field), and the layout check both binaries run at
 //! start.
 
+use hookfleet_common::delivery_state::StoredState;
 use hookfleet_common::ids::{self, IdKind};
 use hookfleet_common::stored_event::EventRecord;
 use serde_json::{json, Value};
@@ -129,6 +130,36 @@ async fn a_queued_delivery_is_a_log_entry_beside_its_events_record() {
     app.stop().await;
 }
 
+/// One event published and delivered to the only endpoint, with its
+/// delivery's stored state as written and as Rust reads it.
+struct DeliveredOne {
+    created: u64,
+    delivery_id: String,
+    states: String,
+    stored: String,
+    state: StoredState,
+}
+
+async fn deliver_one(app: &TestApp, key: &str, n: usize) -> DeliveredOne {
+    let event = app.publish(key, "user.created", json!({"n": n})).await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+    let created = ids::created_ms(IdKind::Event, &event_id).unwrap();
+    let detail = app
+        .wait_for_deliveries(key, &event_id, &["delivered"])
+        .await;
+    let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap().to_string();
+    let (_, states) = hashes_of(app, &event_id);
+    let stored: String = hget(app, &states, &delivery_id[4..]).await.unwrap();
+    let state = StoredState::parse(&stored, created).unwrap();
+    DeliveredOne {
+        created,
+        delivery_id,
+        states,
+        stored,
+        state,
+    }
+}
+
 /// A record written before the envelope was rebuilt on reading (the whole
 /// body stored) still reads and is delivered as it was stored: an upgrade
 /// needs no conversion.
@@ -173,18 +204,15 @@ async fn delivery_states_of_the_earlier_forms_still_read() {
     let (mut app, _, key, receiver, _) = one_endpoint().await;
     app.start_worker();
     for (n, layout) in [2, 3].into_iter().enumerate() {
-        let event = app.publish(&key, "user.created", json!({"n": n})).await;
-        let event_id = event["id"].as_str().unwrap();
-        let created = ids::created_ms(IdKind::Event, event_id).unwrap();
-        let detail = app
-            .wait_for_deliveries(&key, event_id, &["delivered"])
-            .await;
-        let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap();
-        let (_, states) = hashes_of(&app, event_id);
-        let compact: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
-        assert!(compact.starts_with("D|1|"), "{compact}");
-        let state =
-            hookfleet_common::delivery_state::StoredState::parse(&compact, created).unwrap();
+        let DeliveredOne {
+            created,
+            delivery_id,
+            states,
+            stored,
+            state,
+            ..
+        } = deliver_one(&app, &key, n).await;
+        assert!(stored.starts_with("D|1|"), "{stored}");
         let last_at = state.last_at.unwrap();
         let earlier = if layout == 2 {
             format!(
@@ -228,8 +256,7 @@ async fn delivery_states_of_the_earlier_forms_still_read() {
         assert_eq!(read["attempts"][0]["id"], first_attempt, "{read}");
         let rewritten: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
         assert!(rewritten.starts_with("D|2|"), "{rewritten}");
-        let reread =
-            hookfleet_common::delivery_state::StoredState::parse(&rewritten, created).unwrap();
+        let reread = StoredState::parse(&rewritten, created).unwrap();
         assert_eq!(reread.attempt_ids.first(), state.attempt_ids.first());
         assert_eq!(reread.attempt_ids.len(), 2);
     }
@@ -245,22 +272,19 @@ async fn delivery_states_of_the_earlier_forms_still_read() {
 async fn a_state_encoded_in_rust_goes_through_the_scripts_unchanged() {
     let (mut app, _, key, _, endpoint) = one_endpoint().await;
     app.start_worker();
-    let event = app.publish(&key, "user.created", json!({"n": 1})).await;
-    let event_id = event["id"].as_str().unwrap();
-    let created = ids::created_ms(IdKind::Event, event_id).unwrap();
-    let detail = app
-        .wait_for_deliveries(&key, event_id, &["delivered"])
-        .await;
-    let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap();
+    let DeliveredOne {
+        created,
+        delivery_id,
+        states,
+        mut state,
+        ..
+    } = deliver_one(&app, &key, 1).await;
     // Paused, so the retry waits and the state stays as retry.lua wrote it.
     let endpoint_path = format!("/api/v1/webhooks/{}", endpoint["id"].as_str().unwrap());
     let (status, paused) = app
         .patch(&endpoint_path, &key, json!({"paused": true}))
         .await;
     assert_eq!(status, 200, "{paused}");
-    let (_, states) = hashes_of(&app, event_id);
-    let stored: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
-    let mut state = hookfleet_common::delivery_state::StoredState::parse(&stored, created).unwrap();
     let last_at = state.last_at.unwrap();
     state.attempts = 3;
     state.attempt_ids = vec![
@@ -280,7 +304,7 @@ async fn a_state_encoded_in_rust_goes_through_the_scripts_unchanged() {
         .await;
     assert!(status < 300, "{status} {retried}");
     let rewritten: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
-    let read = hookfleet_common::delivery_state::StoredState::parse(&rewritten, created).unwrap();
+    let read = StoredState::parse(&rewritten, created).unwrap();
     assert_eq!(read.status, "pending");
     assert_eq!(read.max_attempts, Some(4));
     assert_eq!(
