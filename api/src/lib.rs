@@ -15,6 +15,7 @@ pub mod event_list;
 pub mod exact_json;
 pub mod examples;
 pub mod framing;
+pub mod index_cache;
 pub mod input;
 pub mod key_cache;
 pub mod metrics;

@@ -16,6 +16,10 @@ pub struct ApiMetrics {
     pub responses: IntCounterVec,
     /// Events accepted (202), duplicates by idempotency key excluded.
     pub published: IntCounter,
+    /// Single publishes by how they found their subscribers: `hit` (the
+    /// cached configuration), `miss` (read from Redis), `stale` (refused
+    /// for a cached copy a change had outdated, then read).
+    pub index_cache: IntCounterVec,
     pub queue: QueueGauges,
 }
 
@@ -34,13 +38,22 @@ impl ApiMetrics {
             "Events accepted for delivery.",
         )?;
         registry.register(Box::new(responses.clone()))?;
+        let index_cache = IntCounterVec::new(
+            Opts::new(
+                "hookfleet_api_index_cache_total",
+                "Single publishes by how their subscribers were found: hit (this process's cached copy of the tenant's endpoints, types and cap), miss (read from Redis), stale (matched against a copy a change had outdated: refused by Redis and matched again).",
+            ),
+            &["result"],
+        )?;
         registry.register(Box::new(published.clone()))?;
+        registry.register(Box::new(index_cache.clone()))?;
         hookfleet_common::filter::register(&registry)?;
         let queue = QueueGauges::register(&registry)?;
         Ok(Self {
             registry,
             responses,
             published,
+            index_cache,
             queue,
         })
     }

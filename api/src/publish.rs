@@ -96,19 +96,100 @@ pub async fn give_back(state: &AppState, tenant_id: &str, n: u64, hour: u64) {
 }
 
 /// The tenant's endpoints that want the event; `None` when the tenant
-/// has no such type (see `hookfleet_common::publish::subscribers`).
-pub async fn subscribers(
+/// has no such type. With `cached`, matched against the tenant's
+/// configuration as this process last read it, when it has a copy that
+/// knows the type (`crate::index_cache`; the publish call then checks that
+/// copy's version); otherwise read from Redis, and the copy kept.
+async fn subscribers(
     state: &AppState,
     tenant_id: &str,
     event_type: &str,
     data: &EventData,
+    cached: bool,
 ) -> Result<Option<Subscribers>, ApiError> {
-    Ok(shared::subscribers(store(state), tenant_id, event_type, data.as_str()).await?)
+    let result = |name: &str| state.metrics.index_cache.with_label_values(&[name]).inc();
+    if cached {
+        if let Some(config) = state.index_cache.get(tenant_id) {
+            if config.knows(event_type) {
+                result("hit");
+                return Ok(Some(config.subscribers(event_type, data.as_str(), true)));
+            }
+        }
+        result("miss");
+    }
+    let read_at = tokio::time::Instant::now();
+    let Some(config) = shared::read_config(store(state), tenant_id, event_type).await? else {
+        return Ok(None);
+    };
+    let subscribers = config.subscribers(event_type, data.as_str(), false);
+    state.index_cache.put(tenant_id, config, read_at);
+    Ok(Some(subscribers))
 }
 
-/// Publishes one event for a tenant, its `publish.lua` call shared with
-/// the single publishes arriving beside it. The caller has validated the
-/// input.
+/// Publishes one validated event for a tenant (`POST /api/v1/events`): its
+/// subscribers found ([`subscribers`], from the cache when it can), the
+/// event counted against the tenant's cap if it has one, and its
+/// `publish.lua` call shared with the single publishes arriving beside it.
+/// `None` when the tenant has no such event type. A publish matched
+/// against a cached copy that a change has outdated is refused by Redis,
+/// writing nothing; it is then matched again against what Redis holds.
+pub async fn publish_one(
+    state: &AppState,
+    tenant_id: &str,
+    event_type: &str,
+    data: &EventData,
+    idempotency_key: Option<&str>,
+) -> Result<Option<Published>, ApiError> {
+    let mut cached = true;
+    loop {
+        let Some(subscribers) = subscribers(state, tenant_id, event_type, data, cached).await?
+        else {
+            return Ok(None);
+        };
+        // A tenant with a cap has the event counted first (refused over
+        // it), and given back if it is not stored after all.
+        // A repeated idempotency key stores nothing: not counted, and
+        // answered with the first event even at the cap.
+        let counted = match (subscribers.max_events, idempotency_key) {
+            (None, _) => None,
+            (Some(_), Some(key))
+                if seen_keys(state, tenant_id, &[key])
+                    .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(false) =>
+            {
+                None
+            }
+            (Some(_), _) => count_against_cap(state, tenant_id, 1).await?,
+        };
+        let target = Target::Matched(subscribers);
+        let published =
+            coalesced(state, tenant_id, event_type, data, idempotency_key, target).await;
+        if let Some(hour) = counted {
+            if !matches!(&published, Ok(p) if !p.duplicate) {
+                give_back(state, tenant_id, 1, hour).await;
+            }
+        }
+        match published {
+            // (Only a cached copy is checked: the second pass reads Redis.)
+            Err(PublishError::Stale) if cached => {
+                state
+                    .metrics
+                    .index_cache
+                    .with_label_values(&["stale"])
+                    .inc();
+                state.index_cache.forget(tenant_id);
+                cached = false;
+            }
+            published => return Ok(Some(published?)),
+        }
+    }
+}
+
+/// Publishes one event for a tenant to `target` (a test send's endpoint),
+/// its `publish.lua` call shared with the single publishes arriving beside
+/// it. The caller has validated the input.
 pub async fn publish(
     state: &AppState,
     tenant_id: &str,
@@ -117,16 +198,29 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, ApiError> {
-    Ok(shared::publish(
+    Ok(coalesced(state, tenant_id, event_type, data, idempotency_key, target).await?)
+}
+
+/// [`shared::publish`] through this process's coalescer.
+async fn coalesced(
+    state: &AppState,
+    tenant_id: &str,
+    event_type: &str,
+    data: &EventData,
+    idempotency_key: Option<&str>,
+    target: Target,
+) -> Result<Published, PublishError> {
+    let coalescer = Some(&state.coalescer);
+    shared::publish(
         store(state),
-        Some(&state.coalescer),
+        coalescer,
         tenant_id,
         event_type,
         data,
         idempotency_key,
         target,
     )
-    .await?)
+    .await
 }
 
 /// Publishes validated events of one tenant in one go (see

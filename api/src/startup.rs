@@ -133,11 +133,13 @@ pub async fn build(config: Config) -> Result<Application, String> {
     });
     let attempt_waiters = Arc::new(crate::test_send::AttemptWaiters::start(&config, &keys));
     let key_cache = Arc::new(crate::key_cache::KeyCache::start(&config, &keys));
+    let index_cache = Arc::new(crate::index_cache::IndexCache::new(config.api_index_cache));
     let store = Store::new(pool, keys, config);
     let coalescer = hookfleet_common::publish::Coalescer::start(store.clone());
     let state = AppState {
         attempt_waiters,
         key_cache,
+        index_cache,
         store,
         limiter,
         coalescer,

@@ -27,12 +27,31 @@ pub struct AppState {
     pub attempt_waiters: Arc<crate::test_send::AttemptWaiters>,
     /// API keys resolved lately (`crate::key_cache`).
     pub key_cache: Arc<crate::key_cache::KeyCache>,
+    /// Tenants' publish configurations read lately (`crate::index_cache`).
+    pub index_cache: Arc<crate::index_cache::IndexCache>,
 }
 
 impl AppState {
     /// A pooled connection, or 503 when Redis is unreachable.
     pub async fn conn(&self) -> Result<RedisConn, ApiError> {
         Ok(self.store.pool.get().await?)
+    }
+
+    /// Announces a change of the tenant's endpoint index, event types or
+    /// cap, already written, to every partition (`store::tenant_config`),
+    /// so no API process matches a publish made after the change is
+    /// answered against a copy cached before it. Call it before answering.
+    pub async fn announce_config_change(&self, tenant_id: &str) -> Result<(), ApiError> {
+        let mut conn = self.conn().await?;
+        hookfleet_common::store::tenant_config::announce(
+            &mut conn,
+            &self.store.keys,
+            tenant_id,
+            self.store.config.all_partitions(),
+        )
+        .await?;
+        self.index_cache.forget(tenant_id);
+        Ok(())
     }
 
     /// The retention of `tenant_id`'s data: its own (set by the admin

@@ -31,6 +31,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("HOOKFLEET_API_THREADS", "0", "Threads of the API process's runtime (0: one per CPU core)."),
     ("HOOKFLEET_WORKER_THREADS", "0", "Threads of a worker process's runtime (0: one per CPU core)."),
     ("HOOKFLEET_API_KEY_CACHE", "1s", "How long an API process may use an API key it has resolved without asking Redis again (`0s`: always ask). A revoked key is dropped from every process's cache at once through Redis pub/sub; this bounds how long one keeps working if that message is lost."),
+    ("HOOKFLEET_API_INDEX_CACHE", "30s", "How long an API process may match single publishes against a tenant's endpoint index, event types and cap as it last read them (`0s`: read them for every publish). A change of those is announced to every partition before it is answered, and a publish matched against an older copy is refused by Redis and matched again, so a new endpoint receives every event published after its creation was answered; this bounds the memory idle tenants take and, should an announcement fail, how long a copy from before it is used."),
     ("HOOKFLEET_API_RATE_LIMIT", "100", "Requests per second each API key may make (bursts up to twice that); over it the API answers 429 with `Retry-After`."),
     ("HOOKFLEET_RETENTION", "30d", "How long events, deliveries and attempt logs are kept, unless a tenant has a retention of its own (`PATCH /api/v1/tenants/{id}`)."),
     ("HOOKFLEET_TENANT_RETENTION_MIN", "(none)", "The shortest retention a tenant may be given. Unset: just longer than the retry schedule with its jitter (+10 %), which is also the least it may be set to."),
@@ -92,6 +93,9 @@ pub struct Config {
     pub worker_threads: usize,
     /// How long a resolved API key is used from the API's cache.
     pub api_key_cache: Duration,
+    /// How long a tenant's publish configuration is used from the API's
+    /// cache (`HOOKFLEET_API_INDEX_CACHE`).
+    pub api_index_cache: Duration,
     /// Bytes of a response body an attempt's log entry keeps.
     pub response_excerpt: usize,
     /// `HOOKFLEET_COMPRESS_ABOVE`: payloads this long or longer are stored
@@ -403,6 +407,7 @@ impl Config {
             response_excerpt,
             compress_above,
             api_key_cache: duration("HOOKFLEET_API_KEY_CACHE")?,
+            api_index_cache: duration("HOOKFLEET_API_INDEX_CACHE")?,
             api_threads: threads("HOOKFLEET_API_THREADS")?,
             worker_threads: threads("HOOKFLEET_WORKER_THREADS")?,
             retention_sweep: duration("HOOKFLEET_RETENTION_SWEEP")?,

@@ -261,6 +261,16 @@ impl Keys {
         format!("{}:{{p{}}}:notices", self.prefix, p.0)
     }
 
+    /// `hf:{pN}:tconfig`: tenant id → the version of the tenant's publish
+    /// configuration (endpoint index, event types, cap) last announced to
+    /// this partition. Every change writes it into every partition before
+    /// it is answered, so `publish.lua` can tell an API process that
+    /// matched an event against an older cached copy to read it again
+    /// (`publish::index_cache`).
+    pub fn tenant_config_versions(&self, p: Partition) -> String {
+        format!("{}:{{p{}}}:tconfig", self.prefix, p.0)
+    }
+
     /// Ordered (FIFO) endpoints of partition `p` whose line is held by a
     /// delivery waiting for its retry, scored by when that delivery was
     /// created (ms): record.lua keeps it, the head-age gauge reads it.

@@ -50,6 +50,7 @@ fn built() -> Vec<(&'static str, String)> {
         ("notices", k.notices(p)),
         ("inflight", k.inflight(p)),
         ("fifo_heads", k.fifo_heads(p)),
+        ("tenant_config_versions", k.tenant_config_versions(p)),
         ("replays", k.replays(p)),
         ("tenant_events", k.tenant_events(p, "<tid>")),
         ("tenant_failed", k.tenant_failed(p, "<tid>")),

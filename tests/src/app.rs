@@ -243,6 +243,29 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Starts another API process of this app's fleet (the real binary, on
+    /// a port of its own), with `extra` settings; returns it and its base
+    /// URL once it is ready. Dropping it stops it.
+    pub async fn start_api_process(&self, extra: &[(&str, &str)]) -> (crate::LoggedChild, String) {
+        let port = crate::free_port();
+        let mut env = crate::worker_env(&self.config, &[]);
+        env.push(("HOOKFLEET_LISTEN", format!("127.0.0.1:{port}")));
+        env.push(("HOOKFLEET_ADMIN_KEY", self.admin_key()));
+        env.push(("HOOKFLEET_API_RATE_LIMIT", "10000".into()));
+        for (name, value) in extra {
+            env.push((name, value.to_string()));
+        }
+        let api = crate::spawn_logged(crate::api_binary(), &env);
+        let base = format!("http://127.0.0.1:{port}");
+        let ready = crate::wait_until(Duration::from_secs(20), || async {
+            let response = self.http.get(format!("{base}/readyz")).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "the API process started: {}", api.log());
+        (api, base)
+    }
+
     pub fn admin_key(&self) -> String {
         self.config.admin_key.clone().unwrap_or_default()
     }

@@ -309,6 +309,10 @@ impl EventTypesApi {
         if !removed {
             return Err(ApiError::not_found("event type"));
         }
+        drop(conn);
+        // (A new type needs no announcing: a copy that does not know a
+        // type reads it from Redis.)
+        self.state.announce_config_change(&tenant.tenant_id).await?;
         Ok(EventTypeDeleted::NoContent)
     }
 }

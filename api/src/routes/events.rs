@@ -26,7 +26,7 @@ use crate::event_data::RawData;
 use crate::event_list::{self, EventQuery, ListParams};
 use crate::exact_json::{via_to_json, ExactJson};
 use crate::input;
-use crate::publish::{self, Target};
+use crate::publish;
 use crate::state::AppState;
 
 pub struct EventsApi {
@@ -301,43 +301,17 @@ impl EventsApi {
             .map(input::idempotency_key)
             .transpose()?;
         let data = check_event("", &body.event_type, body.data)?;
-        let Some(subscribers) =
-            publish::subscribers(&self.state, &tenant.tenant_id, &body.event_type, &data).await?
-        else {
-            return Err(unknown_type("event_type", &body.event_type));
-        };
-        // A tenant with a cap has the event counted first (refused over
-        // it), and given back if it is not stored after all.
-        // A repeated idempotency key stores nothing: not counted, and
-        // answered with the first event even at the cap.
-        let counted = match (subscribers.max_events, idempotency_key.as_deref()) {
-            (None, _) => None,
-            (Some(_), Some(key))
-                if publish::seen_keys(&self.state, &tenant.tenant_id, &[key])
-                    .await?
-                    .first()
-                    .copied()
-                    .unwrap_or(false) =>
-            {
-                None
-            }
-            (Some(_), _) => publish::count_against_cap(&self.state, &tenant.tenant_id, 1).await?,
-        };
-        let published = publish::publish(
+        let Some(published) = publish::publish_one(
             &self.state,
             &tenant.tenant_id,
             &body.event_type,
             &data,
             idempotency_key.as_deref(),
-            Target::Matched(subscribers),
         )
-        .await;
-        if let Some(hour) = counted {
-            if !matches!(&published, Ok(p) if !p.duplicate) {
-                publish::give_back(&self.state, &tenant.tenant_id, 1, hour).await;
-            }
-        }
-        let published = published?;
+        .await?
+        else {
+            return Err(unknown_type("event_type", &body.event_type));
+        };
         if !published.duplicate {
             self.state.metrics.published.inc();
         }

@@ -577,6 +577,10 @@ impl TenantsApi {
             }
         }
         drop(conn);
+        if change.max_events.is_some() {
+            // A publish counts its event by the cap it matched with.
+            self.state.announce_config_change(&tenant.id).await?;
+        }
         let mut tenant = self.load_tenant(&tenant.id).await?;
         tenant.usage = Some(self.usage_of(&tenant).await?);
         Ok(Json(tenant))

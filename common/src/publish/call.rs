@@ -11,7 +11,7 @@ use super::fanout::{fanout, finish_fanout, mark_complete};
 use super::{PublishError, Published, Store};
 use crate::event_data::EventData;
 use crate::ids::{self, IdKind, Partition};
-use crate::store::publish::{EventToStore, PublishCall, PublishSettings};
+use crate::store::publish::{EventToStore, PublishCall, PublishSettings, STALE};
 use crate::stored_event::EventRecord;
 use crate::time_util::now_ms;
 
@@ -33,6 +33,9 @@ pub(super) struct Prepared {
     pub(super) matched: usize,
     pub(super) idempotency_key: Option<String>,
     pub(super) groups: Arc<BTreeMap<Partition, Vec<String>>>,
+    /// The configuration version `groups` were matched at, when they came
+    /// from a cache (`publish.lua` checks it; see `store::tenant_config`).
+    pub(super) checked: Option<u64>,
 }
 
 impl Prepared {
@@ -76,7 +79,14 @@ impl Prepared {
             matched,
             idempotency_key: idempotency_key.map(str::to_string),
             groups,
+            checked: None,
         }
+    }
+
+    /// The same event, its endpoints matched against a cached copy of the
+    /// tenant's configuration at version `checked` (if any).
+    pub(super) fn checked_at(self, checked: Option<u64>) -> Self {
+        Prepared { checked, ..self }
     }
 
     /// After `publish.lua`: finish an interrupted fan-out of a repeated
@@ -88,6 +98,9 @@ impl Prepared {
         reply: PublishReply,
     ) -> Result<Published, PublishError> {
         let (fresh, id, count, first_complete) = reply;
+        if fresh == STALE {
+            return Err(PublishError::Stale);
+        }
         let now = self.now;
         if fresh == 0 {
             // Seen before. If that request's fan-out was interrupted, finish it.
@@ -184,9 +197,11 @@ impl Prepared {
 }
 
 /// The `publish.lua` call for events of one tenant sharing a home
-/// partition.
+/// partition and the version they were matched at (the first event's is
+/// checked: callers group events by it).
 pub(super) fn invocation(state: &Store, tenant_id: &str, group: &[&Prepared]) -> PublishCall {
     let home = group.first().map_or(Partition(0), |first| first.home);
+    let checked = group.first().and_then(|first| first.checked);
     let events: Vec<EventToStore<'_>> = group
         .iter()
         .map(|event| EventToStore {
@@ -213,5 +228,5 @@ pub(super) fn invocation(state: &Store, tenant_id: &str, group: &[&Prepared]) ->
             crate::time_util::now_ms().saturating_sub(retention),
         ),
     };
-    PublishCall::new(&state.keys, settings, tenant_id, home, &events)
+    PublishCall::new(&state.keys, settings, tenant_id, home, checked, &events)
 }

@@ -109,16 +109,18 @@ async fn run(store: Store, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
     }
 }
 
-/// Sends gathered publishes as calls grouped by tenant and home partition
-/// (in arrival order within a group, [`EVENTS_PER_CALL`] per call): one
+/// Sends gathered publishes as calls grouped by tenant, home partition and
+/// the configuration version they were matched at (in arrival order within
+/// a group, [`EVENTS_PER_CALL`] per call): one
 /// call alone (`EVALSHA`, reloading the script if Redis lost it), or a
 /// pipeline of them led by `SCRIPT LOAD`. Answers each publish.
 async fn send(store: &Store, gathered: Vec<Waiting>) {
     let state = store;
-    let mut groups: BTreeMap<(&str, Partition), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, Partition, Option<u64>), Vec<usize>> = BTreeMap::new();
     for (position, waiting) in gathered.iter().enumerate() {
+        let prepared = &waiting.prepared;
         groups
-            .entry((waiting.tenant_id.as_str(), waiting.prepared.home))
+            .entry((waiting.tenant_id.as_str(), prepared.home, prepared.checked))
             .or_default()
             .push(position);
     }

@@ -28,7 +28,7 @@ mod subscribers;
 
 pub use coalesce::Coalescer;
 pub use fanout::recover_fanouts;
-pub use subscribers::{subscribers, Subscribers};
+pub use subscribers::{read_config, subscribers, Subscribers, TenantConfig};
 
 use call::{invocation, Prepared, PublishReply};
 use subscribers::{any_filter, endpoint_index, group_by_partition, matching_endpoints, wanted_by};
@@ -63,6 +63,11 @@ pub enum PublishError {
     /// [`MAX_BATCH_DELIVERIES`] deliveries among them (nothing written).
     #[error("the batch would create {0} deliveries")]
     TooManyDeliveries(usize),
+    /// The event was matched against a cached copy of the tenant's
+    /// configuration that a change has since outdated (nothing written):
+    /// match it again against what Redis holds ([`read_config`]).
+    #[error("the tenant's configuration changed since it was cached")]
+    Stale,
 }
 
 /// Who receives an event.
@@ -103,12 +108,13 @@ pub async fn publish(
 ) -> Result<Published, PublishError> {
     // Each step takes its own connection handle (a shared lane, cheap).
     let test = matches!(target, Target::Test(_));
-    let groups = match target {
-        Target::Subscribers => {
-            matching_endpoints(state, tenant_id, event_type, data.as_str()).await?
-        }
-        Target::Matched(found) => found.groups,
-        Target::Test(id) => group_by_partition(vec![id]),
+    let (groups, checked) = match target {
+        Target::Subscribers => (
+            matching_endpoints(state, tenant_id, event_type, data.as_str()).await?,
+            None,
+        ),
+        Target::Matched(found) => (found.groups, found.checked),
+        Target::Test(id) => (group_by_partition(vec![id]), None),
     };
     let prepared = Prepared::new(
         state,
@@ -118,7 +124,8 @@ pub async fn publish(
         idempotency_key,
         Arc::new(groups),
         test,
-    );
+    )
+    .checked_at(checked);
     let (prepared, reply) = match coalescer {
         Some(coalescer) => coalescer.call(tenant_id, prepared).await?,
         None => {
@@ -298,6 +305,7 @@ impl PublishError {
     fn clone_kind(&self) -> PublishError {
         match self {
             PublishError::Expired => PublishError::Expired,
+            PublishError::Stale => PublishError::Stale,
             PublishError::Reply(what) => PublishError::Reply(what),
             other => PublishError::Batch(other.to_string()),
         }

@@ -28,6 +28,10 @@ pub(super) async fn matching_endpoints(
 pub struct Subscribers {
     pub(super) groups: BTreeMap<Partition, Vec<String>>,
     pub max_events: Option<u64>,
+    /// The configuration version they were matched at, when that came
+    /// from a cache: `publish.lua` refuses the call if a later change was
+    /// announced (see `store::tenant_config`).
+    pub(super) checked: Option<u64>,
 }
 
 impl Subscribers {
@@ -37,32 +41,92 @@ impl Subscribers {
     }
 }
 
+/// A tenant's publish configuration as read at one version: its endpoint
+/// index, its cap on retained events and the tenant-defined event types
+/// found defined (built-in types need no check). Read whole, it may be
+/// cached and matched against later ([`TenantConfig::subscribers`]).
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// The tenant's `config_version`, read before the rest.
+    pub version: u64,
+    pub index: HashMap<String, String>,
+    pub max_events: Option<u64>,
+    pub types: Vec<String>,
+}
+
+impl TenantConfig {
+    /// Whether `event_type` is known to exist at this version: built in,
+    /// or found defined by the tenant.
+    pub fn knows(&self, event_type: &str) -> bool {
+        crate::catalog::is_built_in(event_type) || self.types.iter().any(|t| t == event_type)
+    }
+
+    /// The tenant's endpoints that want the event (`data`: its JSON
+    /// payload). `cached`: this copy comes from a cache, so the publish
+    /// call checks its version.
+    pub fn subscribers(&self, event_type: &str, data: &str, cached: bool) -> Subscribers {
+        Subscribers {
+            groups: wanted_by(&self.index, event_type, data),
+            max_events: self.max_events,
+            checked: cached.then_some(self.version),
+        }
+    }
+
+    /// Adds what `older` knew of the tenant's types when both were read at
+    /// the same version (a type found defined then still is).
+    pub fn learn_from(&mut self, older: &TenantConfig) {
+        if older.version != self.version {
+            return;
+        }
+        for name in &older.types {
+            if !self.types.contains(name) {
+                self.types.push(name.clone());
+            }
+        }
+    }
+}
+
+/// The tenant's publish configuration, read for an event of `event_type`,
+/// or `None` when that type is neither built in nor defined by the
+/// tenant. A tenant type's definition, the endpoint index, the cap and the
+/// version share the tenant's hash slot, so all are read in one pipelined
+/// round trip.
+pub async fn read_config(
+    state: &Store,
+    tenant_id: &str,
+    event_type: &str,
+) -> Result<Option<TenantConfig>, PublishError> {
+    let tenant_type = (!crate::catalog::is_built_in(event_type)).then_some(event_type);
+    let mut conn = state.conn().await?;
+    let read =
+        store_endpoint::index_with_type(&mut conn, &state.keys, tenant_id, tenant_type).await?;
+    drop(conn);
+    if !read.defined {
+        return Ok(None);
+    }
+    Ok(Some(TenantConfig {
+        version: read.version,
+        index: read.index,
+        max_events: read.max_events,
+        types: tenant_type.map(str::to_string).into_iter().collect(),
+    }))
+}
+
 /// The tenant's active endpoints that want the event (`data` is its JSON
 /// payload, for their filters), or `None` when the type is neither built
-/// in nor defined by the tenant. A tenant type's
-/// definition, the endpoint index and the tenant's cap share the tenant's
-/// hash slot, so all are read in one pipelined round trip (a single
-/// publish then makes three: the API key, this, and `publish.lua`; four
-/// for a tenant with a cap, whose events are counted before they are
-/// stored).
+/// in nor defined by the tenant, read from Redis ([`read_config`]; a
+/// single publish then makes three round trips: the API key unless
+/// cached, this, and `publish.lua`; four for a tenant with a cap, whose
+/// events are counted before they are stored).
 pub async fn subscribers(
     state: &Store,
     tenant_id: &str,
     event_type: &str,
     data: &str,
 ) -> Result<Option<Subscribers>, PublishError> {
-    let tenant_type = (!crate::catalog::is_built_in(event_type)).then_some(event_type);
-    let mut conn = state.conn().await?;
-    let (defined, index, max_events) =
-        store_endpoint::index_with_type(&mut conn, &state.keys, tenant_id, tenant_type).await?;
-    drop(conn);
-    if !defined {
-        return Ok(None);
-    }
-    Ok(Some(Subscribers {
-        groups: wanted_by(&index, event_type, data),
-        max_events,
-    }))
+    Ok(read_config(state, tenant_id, event_type)
+        .await?
+        .map(|config| config.subscribers(event_type, data, false)))
 }
 
 /// The tenant's endpoint index: endpoint id → subscription summary.
@@ -131,4 +195,62 @@ pub(super) fn group_by_partition(endpoint_ids: Vec<String>) -> BTreeMap<Partitio
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Endpoint ids of partition 1.
+    fn endpoints() -> Vec<String> {
+        (0..3)
+            .map(|n| ids::new_id(IdKind::Endpoint, Partition(1), 1_700_000_000_000 + n))
+            .collect()
+    }
+
+    fn config_of(endpoints: &[String]) -> TenantConfig {
+        TenantConfig {
+            version: 7,
+            index: HashMap::from([
+                (endpoints[0].clone(), "1 order.*".to_string()),
+                (endpoints[1].clone(), "0 order.*".to_string()),
+                (endpoints[2].clone(), "1 user.*".to_string()),
+            ]),
+            max_events: Some(10),
+            types: vec!["order.paid".to_string()],
+        }
+    }
+
+    #[test]
+    fn a_config_knows_built_in_types_and_those_found_defined() {
+        let config = config_of(&endpoints());
+        assert!(config.knows("order.paid"));
+        assert!(config.knows("message.attempt.exhausted"));
+        assert!(!config.knows("order.sent"));
+        let mut newer = TenantConfig {
+            types: vec!["order.sent".to_string()],
+            ..config.clone()
+        };
+        newer.learn_from(&config);
+        assert!(newer.knows("order.paid") && newer.knows("order.sent"));
+        let mut other_version = TenantConfig {
+            version: 8,
+            types: Vec::new(),
+            ..config.clone()
+        };
+        other_version.learn_from(&config);
+        assert!(!other_version.knows("order.paid"));
+    }
+
+    #[test]
+    fn only_a_cached_config_has_its_version_checked() {
+        let endpoints = endpoints();
+        let config = config_of(&endpoints);
+        let cached = config.subscribers("order.paid", "{}", true);
+        assert_eq!(cached.checked, Some(7));
+        assert_eq!(cached.max_events, Some(10));
+        let wanted: Vec<&String> = cached.groups.values().flatten().collect();
+        assert_eq!(wanted, [&endpoints[0]], "active and subscribed only");
+        assert_eq!(config.subscribers("order.paid", "{}", false).checked, None);
+    }
 }

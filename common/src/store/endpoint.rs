@@ -278,28 +278,48 @@ pub async fn index_of(
     conn.hgetall(keys.tenant_endpoints(tenant_id)).await
 }
 
+/// What [`index_with_type`] read.
+#[derive(Debug)]
+pub struct IndexRead {
+    /// The tenant's `config_version` (`store::tenant_config`), read first:
+    /// what follows is at least as new as it.
+    pub version: u64,
+    /// Whether the tenant defined the event type asked about (`true` when
+    /// none was asked about).
+    pub defined: bool,
+    pub index: HashMap<String, String>,
+    pub max_events: Option<u64>,
+}
+
 /// The tenant's endpoint index with whether it defined the event type
-/// `event_type` (when one is given; else `true`) and its cap on retained
-/// events, in one round trip (all live in the tenant's slot).
+/// `event_type` (when one is given), its cap on retained events and the
+/// version of all three, in one round trip (all live in the tenant's
+/// slot).
 pub async fn index_with_type(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
     tenant_id: &str,
     event_type: Option<&str>,
-) -> redis::RedisResult<(bool, HashMap<String, String>, Option<u64>)> {
+) -> redis::RedisResult<IndexRead> {
     let mut pipe = redis::pipe();
-    if let Some(event_type) = event_type {
-        pipe.hexists(keys.tenant_event_types(tenant_id), event_type);
-    }
+    pipe.hget(keys.tenant(tenant_id), "config_version");
+    match event_type {
+        Some(event_type) => pipe.hexists(keys.tenant_event_types(tenant_id), event_type),
+        // (Something to read in its place, so the reply has one shape.)
+        None => pipe.exists(keys.tenant(tenant_id)),
+    };
     pipe.hgetall(keys.tenant_endpoints(tenant_id))
         .hget(keys.tenant(tenant_id), "max_events");
-    let (defined, index, cap): (bool, HashMap<String, String>, Option<String>) =
-        if event_type.is_some() {
-            pipe.query_async(conn).await?
-        } else {
-            let (index, cap): (HashMap<String, String>, Option<String>) =
-                pipe.query_async(conn).await?;
-            (true, index, cap)
-        };
-    Ok((defined, index, cap.and_then(|c| c.parse().ok())))
+    let (version, defined, index, cap): (
+        Option<String>,
+        bool,
+        HashMap<String, String>,
+        Option<String>,
+    ) = pipe.query_async(conn).await?;
+    Ok(IndexRead {
+        version: version.and_then(|v| v.parse().ok()).unwrap_or(0),
+        defined: defined || event_type.is_none(),
+        index,
+        max_events: cap.and_then(|c| c.parse().ok()),
+    })
 }

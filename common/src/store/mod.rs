@@ -22,6 +22,7 @@
 //! | [`tenant_deletion`] | `tenant_deletion_take.lua`, `tenant_deletion_step.lua` | a worker takes a tenant's deletion and saves its progress, one step at a time |
 //! | [`usage`] | `usage_reserve.lua`, `usage_rebuild.lua` | events counted against a tenant's cap, or given back; the count started from the event index |
 //! | [`tenants`] | `tenant_update.lua` (and plain commands) | tenants and their API keys |
+//! | [`tenant_config`] | `config_bump.lua`, `config_mark.lua` | a change of a tenant's endpoint index, event types or cap is announced to every partition |
 //! | [`event_types`] | (plain commands) | a tenant's own event types |
 //! | [`events`] | (plain commands) | reading an event's record |
 //! | [`layout`] | (plain commands) | the storage layout check at start |
@@ -50,6 +51,7 @@ pub mod record;
 pub mod replay;
 pub mod retention;
 pub mod retry;
+pub mod tenant_config;
 pub mod tenant_deletion;
 pub mod tenants;
 pub mod usage;

@@ -32,8 +32,14 @@ pub struct EventToStore<'a> {
 /// `publish.lua`'s answer for one event: (1 for a new event or 0 for a
 /// repeat of an idempotency key, the event id (the first event's for a
 /// repeat), its deliveries (created here, or the first event's count),
-/// its complete flag).
+/// its complete flag); or ([`STALE`], "", the version announced, "") when
+/// the call's configuration version was older than the partition's and
+/// nothing was written.
 pub type PublishReply = (i64, String, u64, String);
+
+/// The first value of a [`PublishReply`] for a call refused because it
+/// was matched against an outdated copy of the tenant's configuration.
+pub const STALE: i64 = -1;
 
 /// Settings the API's processes must agree on when storing.
 #[derive(Debug, Clone)]
@@ -50,18 +56,24 @@ pub struct PublishSettings {
 pub struct PublishCall(ScriptInvocation<'static>);
 
 impl PublishCall {
+    /// `checked`: the version of the tenant's publish configuration the
+    /// events were matched against when it came from a cache (the call is
+    /// refused, answering [`STALE`], if a later change was announced);
+    /// `None` when it was read from Redis for these events.
     pub fn new(
         keys: &Keys,
         settings: PublishSettings,
         tenant_id: &str,
         home: Partition,
+        checked: Option<u64>,
         events: &[EventToStore<'_>],
     ) -> Self {
         let mut invocation = scripts::PUBLISH.prepare_invoke();
         invocation
             .key(keys.ready(home))
             .key(keys.fanout_pending(home))
-            .key(keys.queued(home));
+            .key(keys.queued(home))
+            .key(keys.tenant_config_versions(home));
         for event in events {
             let events_key = keys.events(home, event.bucket);
             let idem_key = match event.idempotency_key {
@@ -78,7 +90,8 @@ impl PublishCall {
             .arg(home.0)
             .arg(keys.wake_channel())
             .arg(events.len())
-            .arg(&settings.retained_from);
+            .arg(&settings.retained_from)
+            .arg(checked.map(|v| v.to_string()).unwrap_or_default());
         for event in events {
             invocation
                 .arg(if event.idempotency_key.is_some() {

@@ -101,6 +101,8 @@ script!(USAGE_RESERVE, "usage_reserve.lua");
 script!(USAGE_REBUILD, "usage_rebuild.lua");
 script!(TENANT_DELETION_TAKE, "tenant_deletion_take.lua");
 script!(TENANT_DELETION_STEP, "tenant_deletion_step.lua");
+script!(CONFIG_BUMP, "config_bump.lua");
+script!(CONFIG_MARK, "config_mark.lua");
 
 /// Every script's file name and source, for tests that check them as text.
 #[cfg(test)]
@@ -159,6 +161,8 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
         "tenant_deletion_step.lua",
         include_str!("scripts/tenant_deletion_step.lua"),
     ),
+    ("config_bump.lua", include_str!("scripts/config_bump.lua")),
+    ("config_mark.lua", include_str!("scripts/config_mark.lua")),
 ];
 
 #[cfg(test)]

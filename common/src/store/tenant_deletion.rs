@@ -418,8 +418,8 @@ async fn clear_endpoint_keys(
 /// One step of removing the records of the tenant's events homed in
 /// partition `p`: at most `chunk` of its index. Returns how many events
 /// went, and whether the partition is done (the index was empty; its
-/// failed-events index and the tenant's unpublished operational events
-/// there are gone now).
+/// failed-events index, the tenant's unpublished operational events and
+/// its configuration version there are gone now).
 pub async fn clear_events_step(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
@@ -435,6 +435,8 @@ pub async fn clear_events_step(
         let theirs: Vec<&String> = notices.iter().filter(|n| n.contains(&needle)).collect();
         let mut pipe = redis::pipe();
         pipe.unlink(&[index, keys.tenant_failed(p, tenant_id)])
+            .ignore()
+            .hdel(keys.tenant_config_versions(p), tenant_id)
             .ignore();
         if !theirs.is_empty() {
             pipe.zrem(keys.notices(p), theirs).ignore();

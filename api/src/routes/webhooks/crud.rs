@@ -148,6 +148,7 @@ impl WebhooksApi {
                 "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhooks"
             )));
         }
+        self.state.announce_config_change(&tenant.tenant_id).await?;
         tracing::info!(endpoint_id = %record.id, tenant_id = %tenant.tenant_id, "endpoint created");
         Ok(WebhookCreated::Created(Json(Webhook::from_record(
             record,
@@ -325,6 +326,8 @@ impl WebhooksApi {
         )
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
+        drop(conn);
+        self.state.announce_config_change(&tenant.tenant_id).await?;
         Ok(Json(Webhook::from_record(record, None)))
     }
 
@@ -373,6 +376,8 @@ impl WebhooksApi {
             retention_ms,
         )
         .await?;
+        drop(conn);
+        self.state.announce_config_change(&tenant.tenant_id).await?;
         tracing::info!(endpoint_id = %record.id, cancelled, "endpoint deleted");
         Ok(WebhookDeleted::NoContent)
     }

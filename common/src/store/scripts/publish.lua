@@ -16,6 +16,7 @@
 --         is listed there until its fan-out completes; workers finish the
 --         ones left behind)
 -- KEYS[3] queued counter        hf:{pN}:queued
+-- KEYS[4] configuration versions hf:{pN}:tconfig
 -- then two keys per event, in the events' order:
 --   events hash           hf:{pN}:events:<bucket of the event id>
 --   idempotency key       hf:{pN}:idem:<tid>:<key> (the events hash again
@@ -30,6 +31,9 @@
 --   (`ids::time_prefix`): the tenant's event index (tevents:<tid>, every
 --   new event but a test send, scored 0 so it orders by id, which is by
 --   time) loses the entries below it once per call
+-- ARGV[9] the version of the tenant's publish configuration (endpoint
+--   index, event types, cap) the caller matched the events against, from
+--   its cache; empty when it read them from Redis for this request
 -- then, for each event, 7 values and its
 --   endpoints: '1' if it has an idempotency key, event id, the event's
 --   record (stored_event.rs), '1' if every delivery is in this partition
@@ -38,7 +42,12 @@
 --   bucket's end plus retention), the number of endpoint ids that follow
 --   (those of this partition); then those endpoint ids
 --
--- Returns, per event in order, {1, event id, deliveries created here,
+-- Returns {-1, '', <version announced here>, ''} for every event, writing
+-- nothing, when ARGV[9] is older than the version KEYS[4] holds for the
+-- tenant: the configuration changed after the caller's copy was read (and
+-- that change was answered only once its version was written here), so
+-- the caller matches the events again against what Redis holds now.
+-- Otherwise, per event in order, {1, event id, deliveries created here,
 -- complete} for a new event (and the same for a resend of the call that
 -- created it), or {0, first event id, its delivery count, its complete
 -- flag} when the idempotency key was seen before (nothing is written for
@@ -60,6 +69,14 @@ local idempotency_ttl = ARGV[3]
 local tenant = ARGV[4]
 
 local events = tonumber(ARGV[7]) or 0
+if ARGV[9] ~= '' then
+  local announced = tonumber(redis.call('HGET', KEYS[4], tenant) or '0') or 0
+  if announced > (tonumber(ARGV[9]) or 0) then
+    local stale = {}
+    for n = 1, events do stale[n] = {-1, '', int(announced), ''} end
+    return stale
+  end
+end
 -- Per endpoint of this call: whether it may receive, the next free ep_dlv
 -- score and the entries to add; read once per call.
 local endpoints = {}
@@ -68,11 +85,11 @@ local expiring = {}
 local pending = nil
 local replies = {}
 local created_total = 0
-local a = 9
+local a = 10
 local index_key = prefix .. 'tevents:' .. tenant
 local indexed = {}
 for n = 1, events do
-  local k = 4 + (n - 1) * 2
+  local k = 5 + (n - 1) * 2
   local events_key, idem_key = KEYS[k], KEYS[k + 1]
   local has_idempotency_key = ARGV[a] == '1'
   local event_id, record, complete_flag = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]

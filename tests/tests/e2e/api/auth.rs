@@ -223,21 +223,8 @@ async fn each_api_key_has_a_request_budget() {
 /// Starts an API binary of `app`'s fleet with its own `HOOKFLEET_API_KEY_CACHE`;
 /// returns it and its base URL once it is ready.
 async fn api_process(app: &TestApp, cache: &str) -> (hookfleet_tests::LoggedChild, String) {
-    let port = hookfleet_tests::free_port();
-    let mut env = hookfleet_tests::worker_env(&app.config, &[]);
-    env.push(("HOOKFLEET_LISTEN", format!("127.0.0.1:{port}")));
-    env.push(("HOOKFLEET_ADMIN_KEY", app.admin_key()));
-    env.push(("HOOKFLEET_API_RATE_LIMIT", "10000".into()));
-    env.push(("HOOKFLEET_API_KEY_CACHE", cache.into()));
-    let api = hookfleet_tests::spawn_logged(hookfleet_tests::api_binary(), &env);
-    let base = format!("http://127.0.0.1:{port}");
-    let ready = hookfleet_tests::wait_until(std::time::Duration::from_secs(20), || async {
-        let response = app.http.get(format!("{base}/readyz")).send().await.ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "the API process started: {}", api.log());
-    (api, base)
+    app.start_api_process(&[("HOOKFLEET_API_KEY_CACHE", cache)])
+        .await
 }
 
 /// What `GET /api/v1/webhooks` with `key` answers on the API at `base`

@@ -573,7 +573,8 @@ impl RawPublish<'_> {
             idempotency_ttl_ms: 86_400_000,
             retained_from: "evt_".into(),
         };
-        let call = store::publish::PublishCall::new(&k, settings, self.tenant_id, home, &[event]);
+        let call =
+            store::publish::PublishCall::new(&k, settings, self.tenant_id, home, None, &[event]);
         let replies = call.invoke(&mut app.redis().await).await.unwrap();
         assert_eq!(replies.len(), 1);
         replies[0].clone()

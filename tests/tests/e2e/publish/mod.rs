@@ -1,4 +1,5 @@
 mod batch;
 mod exact_payloads;
+mod index_cache;
 mod retention;
 mod storage;

@@ -9,7 +9,7 @@ use hookfleet_common::ids::{self, IdKind, Partition};
 use hookfleet_common::store::caps::{self, CappedAdd, CappedHash};
 use hookfleet_common::store::retry::{self, RetryOutcome, RetryRequest, Retryable};
 use hookfleet_common::store::tenants::{self, TenantRecord};
-use hookfleet_common::store::{event_types, notices, workers};
+use hookfleet_common::store::{event_types, notices, publish, tenant_config, workers};
 use hookfleet_common::time_util::now_ms;
 use hookfleet_tests::TestApp;
 
@@ -294,5 +294,103 @@ async fn a_tenant_deletion_is_held_by_one_worker_and_taken_over_after_its_lease(
         deletion::load(&mut conn, &keys, &tenant_id).await.unwrap(),
         None
     );
+    app.stop().await;
+}
+
+/// `publish.lua` for one event of `tenant_id` with no endpoints, matched
+/// at configuration version `checked`; its answer.
+async fn publish_checked(
+    app: &TestApp,
+    tenant_id: &str,
+    checked: Option<u64>,
+) -> (i64, String, u64, String) {
+    let home = Partition(2);
+    let event_id = ids::new_id(IdKind::Event, home, now_ms());
+    let data = hookfleet_common::event_data::EventData::from_json("{}").unwrap();
+    let record = hookfleet_common::stored_event::EventRecord::encode_event(
+        tenant_id,
+        "user.created",
+        false,
+        &data,
+        app.config.compress_above,
+    );
+    let (bucket, end) = ids::time_bucket(IdKind::Event, &event_id).unwrap();
+    let event = publish::EventToStore {
+        event_id: &event_id,
+        record: &record,
+        bucket,
+        expire_at: end + 86_400_000,
+        complete: true,
+        matched: 0,
+        idempotency_key: None,
+        here: &[],
+    };
+    let settings = publish::PublishSettings {
+        initial_delay_ms: 0,
+        idempotency_ttl_ms: 86_400_000,
+        retained_from: "evt_".into(),
+    };
+    let call = publish::PublishCall::new(&app.keys(), settings, tenant_id, home, checked, &[event]);
+    let replies = call.invoke(&mut app.redis().await).await.unwrap();
+    assert_eq!(replies.len(), 1);
+    replies[0].clone()
+}
+
+#[tokio::test]
+async fn a_publish_matched_at_an_announced_version_or_later_is_stored_an_older_one_writes_nothing()
+{
+    let app = TestApp::builder().spawn().await;
+    let (tenant_id, _key) = app.tenant("acme").await;
+    let (keys, mut conn) = (app.keys(), app.redis().await);
+    let partitions = || app.config.all_partitions();
+    // Nothing announced yet: any version passes.
+    assert_eq!(publish_checked(&app, &tenant_id, Some(0)).await.0, 1);
+    assert_eq!(
+        tenant_config::announce(&mut conn, &keys, &tenant_id, partitions())
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        tenant_config::announce(&mut conn, &keys, &tenant_id, partitions())
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    for p in app.config.all_partitions() {
+        let version: Option<String> = redis::cmd("HGET")
+            .arg(keys.tenant_config_versions(p))
+            .arg(&tenant_id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            version.as_deref(),
+            Some("2"),
+            "announced to partition {p:?}"
+        );
+    }
+
+    let before = app.snapshot().await;
+    let stale = publish_checked(&app, &tenant_id, Some(1)).await;
+    assert_eq!(stale, (publish::STALE, String::new(), 2, String::new()));
+    assert_eq!(app.snapshot().await, before, "nothing written");
+    // At the announced version, or read from Redis for it (unchecked).
+    assert_eq!(publish_checked(&app, &tenant_id, Some(2)).await.0, 1);
+    assert_eq!(publish_checked(&app, &tenant_id, None).await.0, 1);
+
+    // A tenant that is gone gets no hash back.
+    assert_eq!(
+        tenant_config::announce(&mut conn, &keys, "ten_gone", partitions())
+            .await
+            .unwrap(),
+        None
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(keys.tenant("ten_gone"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!exists);
     app.stop().await;
 }
