@@ -103,13 +103,20 @@ impl CpuWatch {
 }
 
 /// Phase 1: N events from C concurrent clients (batch size B, 0 for one
-/// event per request) to one endpoint; accepted events/s, deliveries/s from
-/// the first publish to the last receipt, CPU seconds and peak RSS of the
+/// event per request; over HTTP/2 with `--http2 1`, else HTTP/1.1
+/// keep-alive) to one endpoint; accepted events/s, deliveries/s from the
+/// first publish to the last receipt, CPU seconds and peak RSS of the
 /// watched processes.
 pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
     let events: u64 = args.num("events", 20_000)?;
     let clients: usize = args.num("clients", 16)?;
     let batch: usize = args.num("batch", 0)?;
+    let http2 = args.num::<u8>("http2", 0)? == 1;
+    let api = if http2 {
+        env.api.http2()?
+    } else {
+        env.api.clone()
+    };
     // Tenants of one endpoint each, published to in turn: their
     // deliveries spread over partitions (and a cluster's masters), where
     // one endpoint's all go through one.
@@ -140,7 +147,7 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
     let step = batch.max(1) as u64;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let api = env.api.clone();
+        let api = api.clone();
         let keys = keys.clone();
         let next = next.clone();
         let body_bytes = env.body_bytes;
@@ -192,6 +199,7 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         "tenants": tenants.max(1),
         "clients": clients,
         "batch": batch,
+        "http2": http2,
         "received": stats.count,
         "publish_s": secs(accepted - start),
         "accepted_per_s": rate(events, accepted - start),

@@ -169,7 +169,7 @@ fn bare_ratios(records: &[Value]) -> (f64, f64) {
         .map(|r| num(&r["deliveries_per_s"]))
         .fold(f64::NAN, f64::max);
     let single_rate = phase(records, "throughput")
-        .find(|r| r["batch"] == 0)
+        .find(|r| r["batch"] == 0 && r["http2"] != true)
         .map(|r| num(&r["deliveries_per_s"]))
         .unwrap_or(f64::NAN);
     let bare_rate = phase(records, "bare")
@@ -479,6 +479,15 @@ fn set_row(chunk: &str, measure: &str, row: &str) -> String {
 }
 
 /// Phase 1: the throughput rows, then Redis's commands per delivery.
+/// A throughput row's short name: how its events were published.
+fn row_name(r: &Value) -> String {
+    match (r["batch"].as_u64().unwrap_or(0), r["http2"] == true) {
+        (0, false) => "one event per request".to_string(),
+        (0, true) => "one event per request, HTTP/2".to_string(),
+        (b, _) => format!("batches of {b}"),
+    }
+}
+
 fn throughput(records: &[Value], out: &mut String) {
     let _ = writeln!(out, "## 1. Throughput\n");
     let _ = writeln!(
@@ -516,6 +525,9 @@ fn throughput(records: &[Value], out: &mut String) {
             0 => "`POST /api/v1/events`, one event per request".to_string(),
             b => format!("`POST /api/v1/events/batch`, {b} events per request"),
         };
+        if r["http2"] == true {
+            how.push_str(", HTTP/2 (one connection, a stream per request)");
+        }
         if let Some(tenants) = r["tenants"].as_u64().filter(|t| *t > 1) {
             let _ = write!(how, ", to {tenants} tenants of one endpoint each");
         }
@@ -539,10 +551,7 @@ fn throughput(records: &[Value], out: &mut String) {
         else {
             continue;
         };
-        let how = match r["batch"].as_u64().unwrap_or(0) {
-            0 => "one event per request".to_string(),
-            b => format!("batches of {b}"),
-        };
+        let how = row_name(r);
         let _ = writeln!(
             out,
             "\nRedis per delivery, {how} (`INFO commandstats`; EVALSHA's time \
@@ -727,10 +736,7 @@ fn peak_memory(records: &[Value], out: &mut String) {
         "| after | process | peak RSS MB |\n| --- | --- | --- |"
     );
     for r in phase(records, "throughput") {
-        let after = match r["batch"].as_u64().unwrap_or(0) {
-            0 => "one event per request".to_string(),
-            b => format!("batches of {b}"),
-        };
+        let after = row_name(r);
         if let Some(rss) = r["peak_rss_mb"].as_object() {
             for (name, mb) in rss {
                 let _ = writeln!(out, "| {after} | {name} | {} |", f1(num(mb)));
