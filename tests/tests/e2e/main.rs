@@ -23,8 +23,8 @@ mod measure;
 mod operations;
 /// The binaries as processes: start, stop, crash, logs and metrics.
 mod processes;
-/// Publishing events: single and batch, exact payloads, what is stored
-/// and for how long.
+/// Publishing events: single and batch, exact payloads, the API's cached
+/// copy of a tenant's endpoints, what is stored and for how long.
 mod publish;
 /// The storage layer's contracts with its Lua scripts, checked in Redis.
 mod store;
