@@ -444,3 +444,75 @@ async fn each_tenant_keeps_its_data_for_its_own_retention() {
     assert_eq!(list["data"].as_array().map(Vec::len), Some(5), "{list}");
     app.stop().await;
 }
+
+/// How many of the tenant's events are still indexed, over every partition.
+async fn indexed_events(app: &TestApp, tenant_id: &str) -> u64 {
+    let mut total = 0;
+    for p in app.config.all_partitions() {
+        total += app.zcard(&app.keys().tenant_events(p, tenant_id)).await;
+    }
+    total
+}
+
+/// Invariant 9 for the retention sweep: a large tenant's sweep is paced
+/// (`HOOKFLEET_TENANT_DELETE_RATE`), so another tenant's events are
+/// delivered by the same worker while it is still under way. With the
+/// rate lifted, the sweep is over before they arrive and the test fails.
+#[tokio::test]
+async fn another_tenants_deliveries_go_on_while_a_large_retention_sweep_runs() {
+    let app = TestApp::builder()
+        .with_worker()
+        .env("HOOKFLEET_TENANT_RETENTION_MIN", "1s")
+        .env("HOOKFLEET_RETENTION_SWEEP", "300ms")
+        // 2,000 events to sweep at 200 a second: about ten seconds.
+        .env("HOOKFLEET_TENANT_DELETE_RATE", "200")
+        .spawn()
+        .await;
+    let admin = app.admin_key();
+    let (big_id, big) = app.tenant("big").await;
+    let (_, other) = app.tenant("other").await;
+    let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+    app.endpoint(&other, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    for chunk in 0..4 {
+        let events: Vec<Value> = (0..500)
+            .map(|i| json!({"event_type": "user.created", "data": {"chunk": chunk, "i": i}}))
+            .collect();
+        let (status, batch) = app
+            .post("/api/v1/events/batch", &big, json!({"events": events}))
+            .await;
+        assert_eq!(status, 202, "{batch}");
+    }
+    assert_eq!(indexed_events(&app, &big_id).await, 2_000);
+    // Every event is past the retention about to be set, so the next pass
+    // finds all 2,000 at once: only the pacing spreads their removal.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (status, tenant) = app
+        .patch(
+            &format!("/api/v1/tenants/{big_id}"),
+            &admin,
+            json!({"retention": "1s"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    let started = wait_until(Duration::from_secs(30), || async {
+        (indexed_events(&app, &big_id).await < 2_000).then_some(())
+    })
+    .await;
+    assert!(started.is_some(), "the sweep started removing events");
+
+    for i in 0..10 {
+        app.publish(&other, "user.created", json!({"i": i})).await;
+    }
+    receiver.wait_for(10).await;
+    assert!(
+        indexed_events(&app, &big_id).await > 0,
+        "the other tenant's events arrived only after the sweep ended"
+    );
+    let swept = wait_until(Duration::from_secs(60), || async {
+        (indexed_events(&app, &big_id).await == 0).then_some(())
+    })
+    .await;
+    assert!(swept.is_some(), "the sweep ended");
+    app.stop().await;
+}
