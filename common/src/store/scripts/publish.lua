@@ -88,6 +88,9 @@ local created_total = 0
 local a = 10
 local index_key = prefix .. 'tevents:' .. tenant
 local indexed = {}
+-- Whether this call ran before (decided at its first event not answered
+-- as a repeat, below).
+local resent = nil
 for n = 1, events do
   local k = 5 + (n - 1) * 2
   local events_key, idem_key = KEYS[k], KEYS[k + 1]
@@ -117,8 +120,13 @@ for n = 1, events do
   -- The event's id was made for this request, so it is new, unless this
   -- very call is a resend by the Redis client after a lost reply (the
   -- cluster client retries a dropped connection): then it has run, and
-  -- answers as it did, writing nothing.
-  if not reply and redis.call('HEXISTS', events_key, event_id) == 1 then
+  -- answers as it did, writing nothing. A call is atomic, so it stored
+  -- every event not answered as a repeat, or none: the first such event
+  -- decides for the whole call (one HEXISTS per call, not per event).
+  if not reply and resent == nil then
+    resent = redis.call('HEXISTS', events_key, event_id) == 1
+  end
+  if not reply and resent then
     local here = 0
     for i = from, to do
       if redis.call('ZSCORE', prefix .. 'ep_dlv:' .. ARGV[i], event_id) then here = here + 1 end

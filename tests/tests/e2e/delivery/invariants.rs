@@ -326,6 +326,86 @@ async fn a_resent_publish_call_writes_nothing_twice() {
     app.stop().await;
 }
 
+/// A resent `publish.lua` call of several events, the first a repeat of
+/// an idempotency key (it writes nothing in either run): the call decides
+/// once whether it ran before, at its first event that is not a repeat,
+/// and the resend answers the same and writes nothing.
+#[tokio::test]
+async fn a_resent_call_of_several_events_led_by_a_repeat_writes_nothing_twice() {
+    let (app, _key, endpoint_id, p) = app_with_one_endpoint().await;
+    let k = app.keys();
+    let tenant_id: String = redis::cmd("HGET")
+        .arg(k.endpoint(p, &endpoint_id))
+        .arg("tenant")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    let data = hookfleet_common::event_data::EventData::from_json("{}").unwrap();
+    let record = hookfleet_common::stored_event::EventRecord::encode_event(
+        &tenant_id,
+        "user.created",
+        false,
+        &data,
+        app.config.compress_above,
+    );
+    // An event with the key "order-9"; then a call of a repeat of that
+    // key and two new events, one with a key of its own.
+    let event_ids: Vec<String> = (0..4)
+        .map(|_| ids::new_id(IdKind::Event, p, now_ms()))
+        .collect();
+    let events: Vec<store::publish::EventToStore> = event_ids
+        .iter()
+        .zip([Some("order-9"), Some("order-9"), None, Some("order-10")])
+        .map(|(event_id, idempotency_key)| {
+            let (bucket, end) = ids::time_bucket(IdKind::Event, event_id).unwrap();
+            store::publish::EventToStore {
+                event_id,
+                record: &record,
+                bucket,
+                expire_at: end + 86_400_000,
+                complete: true,
+                matched: 1,
+                idempotency_key,
+                here: std::slice::from_ref(&endpoint_id),
+            }
+        })
+        .collect();
+    let settings = store::publish::PublishSettings {
+        initial_delay_ms: 0,
+        idempotency_ttl_ms: 86_400_000,
+        retained_from: "evt_".into(),
+    };
+    let call = |events| {
+        store::publish::PublishCall::new(&k, settings.clone(), &tenant_id, p, None, events)
+    };
+    let first = call(&events[..1])
+        .invoke(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(first[0].0, 1, "{first:?}");
+    let call = call(&events[1..]);
+    let once = call.invoke(&mut app.redis().await).await.unwrap();
+    let (flags, answered): (Vec<i64>, Vec<String>) = once
+        .iter()
+        .map(|(fresh, id, _, _)| (*fresh, id.clone()))
+        .unzip();
+    assert_eq!(flags, [0, 1, 1], "{once:?}");
+    assert_eq!(
+        answered,
+        [
+            event_ids[0].clone(),
+            event_ids[2].clone(),
+            event_ids[3].clone()
+        ]
+    );
+    let before = app.snapshot().await;
+    let again = call.invoke(&mut app.redis().await).await.unwrap();
+    assert_eq!(again, once);
+    let changed = app.changed_since(&before).await;
+    assert!(changed.is_empty(), "the resend changed {changed:?}");
+    app.stop().await;
+}
+
 /// A record call that reaches Redis twice (the client lost the first reply
 /// and sent it again: the worker's own retry, or redis-rs' in cluster
 /// mode) logs and counts the attempt once and answers the same both times.
