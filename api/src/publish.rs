@@ -133,12 +133,44 @@ async fn subscribers(
 /// `None` when the tenant has no such event type. A publish matched
 /// against a cached copy that a change has outdated is refused by Redis,
 /// writing nothing; it is then matched again against what Redis holds.
+/// An event counted and not stored after all (refused, a repeated
+/// idempotency key, a failure) is given back.
 pub async fn publish_one(
     state: &AppState,
     tenant_id: &str,
     event_type: &str,
     data: &EventData,
     idempotency_key: Option<&str>,
+) -> Result<Option<Published>, ApiError> {
+    let mut counted = None;
+    let outcome = publish_counted(
+        state,
+        tenant_id,
+        event_type,
+        data,
+        idempotency_key,
+        &mut counted,
+    )
+    .await;
+    if let Some(hour) = counted {
+        if !matches!(&outcome, Ok(Some(p)) if !p.duplicate) {
+            give_back(state, tenant_id, 1, hour).await;
+        }
+    }
+    outcome
+}
+
+/// [`publish_one`]'s passes: the first matched from the cache, a second
+/// (after a stale answer) from Redis. `counted` is the hour the event is
+/// counted in against the tenant's cap, kept across the passes (counted
+/// once, given back if the second pass finds no cap).
+async fn publish_counted(
+    state: &AppState,
+    tenant_id: &str,
+    event_type: &str,
+    data: &EventData,
+    idempotency_key: Option<&str>,
+    counted: &mut Option<u64>,
 ) -> Result<Option<Published>, ApiError> {
     let mut cached = true;
     loop {
@@ -147,31 +179,30 @@ pub async fn publish_one(
             return Ok(None);
         };
         // A tenant with a cap has the event counted first (refused over
-        // it), and given back if it is not stored after all.
-        // A repeated idempotency key stores nothing: not counted, and
+        // it). A repeated idempotency key stores nothing: not counted, and
         // answered with the first event even at the cap.
-        let counted = match (subscribers.max_events, idempotency_key) {
-            (None, _) => None,
-            (Some(_), Some(key))
-                if seen_keys(state, tenant_id, &[key])
-                    .await?
-                    .first()
-                    .copied()
-                    .unwrap_or(false) =>
-            {
-                None
-            }
-            (Some(_), _) => count_against_cap(state, tenant_id, 1).await?,
-        };
-        let target = Target::Matched(subscribers);
-        let published =
-            coalesced(state, tenant_id, event_type, data, idempotency_key, target).await;
-        if let Some(hour) = counted {
-            if !matches!(&published, Ok(p) if !p.duplicate) {
+        match (subscribers.max_events, *counted) {
+            (None, Some(hour)) => {
                 give_back(state, tenant_id, 1, hour).await;
+                *counted = None;
             }
+            (Some(_), None) => {
+                let seen = match idempotency_key {
+                    Some(key) => seen_keys(state, tenant_id, &[key])
+                        .await?
+                        .first()
+                        .copied()
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if !seen {
+                    *counted = count_against_cap(state, tenant_id, 1).await?;
+                }
+            }
+            _ => {}
         }
-        match published {
+        let target = Target::Matched(subscribers);
+        match coalesced(state, tenant_id, event_type, data, idempotency_key, target).await {
             // (Only a cached copy is checked: the second pass reads Redis.)
             Err(PublishError::Stale) if cached => {
                 state

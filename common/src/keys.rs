@@ -266,7 +266,7 @@ impl Keys {
     /// this partition. Every change writes it into every partition before
     /// it is answered, so `publish.lua` can tell an API process that
     /// matched an event against an older cached copy to read it again
-    /// (`publish::index_cache`).
+    /// (the API's `index_cache.rs`).
     pub fn tenant_config_versions(&self, p: Partition) -> String {
         format!("{}:{{p{}}}:tconfig", self.prefix, p.0)
     }

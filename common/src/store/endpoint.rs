@@ -293,8 +293,10 @@ pub struct IndexRead {
 
 /// The tenant's endpoint index with whether it defined the event type
 /// `event_type` (when one is given), its cap on retained events and the
-/// version of all three, in one round trip (all live in the tenant's
-/// slot).
+/// version of all three, in one round trip and one `MULTI`/`EXEC` (all
+/// live in the tenant's slot): a cluster connection sends a plain
+/// pipeline's commands concurrently, and the version must not be read
+/// after the index it labels.
 pub async fn index_with_type(
     conn: &mut (impl ConnectionLike + Send + Sync),
     keys: &Keys,
@@ -302,7 +304,7 @@ pub async fn index_with_type(
     event_type: Option<&str>,
 ) -> redis::RedisResult<IndexRead> {
     let mut pipe = redis::pipe();
-    pipe.hget(keys.tenant(tenant_id), "config_version");
+    pipe.atomic().hget(keys.tenant(tenant_id), "config_version");
     match event_type {
         Some(event_type) => pipe.hexists(keys.tenant_event_types(tenant_id), event_type),
         // (Something to read in its place, so the reply has one shape.)

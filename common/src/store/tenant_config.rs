@@ -1,7 +1,7 @@
 //! The version of a tenant's publish configuration: what a publish matches
 //! an event against (the endpoint index, the tenant's event types, its cap
 //! on retained events). An API process may match against a copy it cached
-//! (`publish::index_cache`); this is how a change reaches every such copy
+//! (`api/src/index_cache.rs`); this is how a change reaches every such copy
 //! before the change is answered.
 //!
 //! A change is written first, then [`announce`]d: `config_bump.lua` counts

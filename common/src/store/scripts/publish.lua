@@ -46,7 +46,9 @@
 -- nothing, when ARGV[9] is older than the version KEYS[4] holds for the
 -- tenant: the configuration changed after the caller's copy was read (and
 -- that change was answered only once its version was written here), so
--- the caller matches the events again against what Redis holds now.
+-- the caller matches the events again against what Redis holds now. (A
+-- resend of a call that ran, one of whose events is stored, answers as it
+-- did instead: its events were matched before the change.)
 -- Otherwise, per event in order, {1, event id, deliveries created here,
 -- complete} for a new event (and the same for a resend of the call that
 -- created it), or {0, first event id, its delivery count, its complete
@@ -72,9 +74,22 @@ local events = tonumber(ARGV[7]) or 0
 if ARGV[9] ~= '' then
   local announced = tonumber(redis.call('HGET', KEYS[4], tenant) or '0') or 0
   if announced > (tonumber(ARGV[9]) or 0) then
-    local stale = {}
-    for n = 1, events do stale[n] = {-1, '', int(announced), ''} end
-    return stale
+    -- Unless this very call ran before (a resend after a lost reply, with
+    -- a change announced in between): then it answers as it did, below.
+    local ran = false
+    local a = 10
+    for n = 1, events do
+      if redis.call('HEXISTS', KEYS[5 + (n - 1) * 2], ARGV[a + 1]) == 1 then
+        ran = true
+        break
+      end
+      a = a + 7 + (tonumber(ARGV[a + 6]) or 0)
+    end
+    if not ran then
+      local stale = {}
+      for n = 1, events do stale[n] = {-1, '', int(announced), ''} end
+      return stale
+    end
   end
 end
 -- Per endpoint of this call: whether it may receive, the next free ep_dlv

@@ -110,6 +110,19 @@ async fn a_change_answered_by_one_api_process_holds_for_the_next_publish_on_anot
     let (status, answer) = publish(&app, &base, &key).await;
     assert_eq!(status, 429, "{answer}");
     assert_eq!(answer["code"], "quota_exceeded");
+    // A higher cap: the next publish is counted by its cached copy, found
+    // stale, matched again, and counted once.
+    let tenant_path = format!("/api/v1/tenants/{tenant_id}");
+    let (status, body) = app
+        .patch(&tenant_path, &admin, json!({"max_retained_events": 50}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stale_before = cache_count(&authority, "stale").await;
+    let (status, answer) = publish(&app, &base, &key).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(cache_count(&authority, "stale").await, stale_before + 1.0);
+    let (_, body) = app.get(&tenant_path, &admin).await;
+    assert_eq!(body["usage"]["retained_events"], 6, "{body}");
     let (status, body) = app
         .patch(
             &format!("/api/v1/tenants/{tenant_id}"),

@@ -304,6 +304,14 @@ async fn publish_checked(
     tenant_id: &str,
     checked: Option<u64>,
 ) -> (i64, String, u64, String) {
+    let call = checked_call(app, tenant_id, checked);
+    let replies = call.invoke(&mut app.redis().await).await.unwrap();
+    assert_eq!(replies.len(), 1);
+    replies[0].clone()
+}
+
+/// The `publish.lua` call of [`publish_checked`], to run more than once.
+fn checked_call(app: &TestApp, tenant_id: &str, checked: Option<u64>) -> publish::PublishCall {
     let home = Partition(2);
     let event_id = ids::new_id(IdKind::Event, home, now_ms());
     let data = hookfleet_common::event_data::EventData::from_json("{}").unwrap();
@@ -330,10 +338,7 @@ async fn publish_checked(
         idempotency_ttl_ms: 86_400_000,
         retained_from: "evt_".into(),
     };
-    let call = publish::PublishCall::new(&app.keys(), settings, tenant_id, home, checked, &[event]);
-    let replies = call.invoke(&mut app.redis().await).await.unwrap();
-    assert_eq!(replies.len(), 1);
-    replies[0].clone()
+    publish::PublishCall::new(&app.keys(), settings, tenant_id, home, checked, &[event])
 }
 
 #[tokio::test]
@@ -378,6 +383,22 @@ async fn a_publish_matched_at_an_announced_version_or_later_is_stored_an_older_o
     // At the announced version, or read from Redis for it (unchecked).
     assert_eq!(publish_checked(&app, &tenant_id, Some(2)).await.0, 1);
     assert_eq!(publish_checked(&app, &tenant_id, None).await.0, 1);
+
+    // A call that ran and is sent again (a lost reply) after a change was
+    // announced answers as it did: its event was matched before it.
+    let call = checked_call(&app, &tenant_id, Some(2));
+    let first = call.invoke(&mut app.redis().await).await.unwrap();
+    assert_eq!(first[0].0, 1);
+    assert_eq!(
+        tenant_config::announce(&mut conn, &keys, &tenant_id, partitions())
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    let before = app.snapshot().await;
+    let again = call.invoke(&mut app.redis().await).await.unwrap();
+    assert_eq!(again, first, "answered as it was, not stale");
+    assert_eq!(app.snapshot().await, before, "nothing written again");
 
     // A tenant that is gone gets no hash back.
     assert_eq!(
