@@ -7,7 +7,36 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{wait_until, TestApp};
+use super::{spawn_receiver, wait_until, Receiver, Reply, TestApp};
+
+/// Two tenants for invariant 9 around one tenant's background work (a
+/// deletion, a retention sweep), as [`TestApp::neighbours`] makes them:
+/// "big", whose data the work goes through, and "other", whose one
+/// endpoint (`*`) is `receiver`'s.
+pub struct Neighbours {
+    pub big_id: String,
+    pub big_key: String,
+    pub other_key: String,
+    pub receiver: Receiver,
+}
+
+impl Neighbours {
+    /// Publishes ten events for the other tenant, waits until all have
+    /// arrived, and says whether the big tenant's work was still `running`
+    /// then.
+    pub async fn delivered_while<F, Fut>(&self, app: &TestApp, running: F) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for i in 0..10 {
+            app.publish(&self.other_key, "user.created", json!({"i": i}))
+                .await;
+        }
+        self.receiver.wait_for(10).await;
+        running().await
+    }
+}
 
 /// A tenant with an API key and one endpoint, as
 /// [`TestApp::tenant_with_endpoint`] makes them.
@@ -36,6 +65,21 @@ impl TestApp {
             .await;
         assert_eq!(status, 201, "{key}");
         (id, key["key"].as_str().expect("key").to_string())
+    }
+
+    /// The tenants of [`Neighbours`], with the other's receiver running.
+    pub async fn neighbours(&self) -> Neighbours {
+        let (big_id, big_key) = self.tenant("big").await;
+        let (_, other_key) = self.tenant("other").await;
+        let receiver = spawn_receiver(vec![], Reply::status(200)).await;
+        self.endpoint(&other_key, json!({"url": receiver.url, "events": ["*"]}))
+            .await;
+        Neighbours {
+            big_id,
+            big_key,
+            other_key,
+            receiver,
+        }
     }
 
     /// Creates an endpoint; returns its JSON (with `secret`).

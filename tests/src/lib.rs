@@ -24,7 +24,7 @@ mod worker;
 use rand::Rng;
 
 pub use app::{init_tls, TestApp};
-pub use fixtures::{endpoint_partition, TenantWithEndpoint};
+pub use fixtures::{endpoint_partition, Neighbours, TenantWithEndpoint};
 pub use metrics::{counter, summed};
 pub use poll::wait_until;
 pub use processes::{
