@@ -202,7 +202,7 @@ async fn publish_counted(
             _ => {}
         }
         let target = Target::Matched(subscribers);
-        match coalesced(state, tenant_id, event_type, data, idempotency_key, target).await {
+        match publish(state, tenant_id, event_type, data, idempotency_key, target).await {
             // (Only a cached copy is checked: the second pass reads Redis.)
             Err(PublishError::Stale) if cached => {
                 state
@@ -218,22 +218,11 @@ async fn publish_counted(
     }
 }
 
-/// Publishes one event for a tenant to `target` (a test send's endpoint),
-/// its `publish.lua` call shared with the single publishes arriving beside
-/// it. The caller has validated the input.
+/// Publishes one event for a tenant to `target` through this process's
+/// coalescer ([`shared::publish`]): its `publish.lua` call shared with the
+/// single publishes arriving beside it. The caller has validated the
+/// input; the error converts to the API's (`?`).
 pub async fn publish(
-    state: &AppState,
-    tenant_id: &str,
-    event_type: &str,
-    data: &EventData,
-    idempotency_key: Option<&str>,
-    target: Target,
-) -> Result<Published, ApiError> {
-    Ok(coalesced(state, tenant_id, event_type, data, idempotency_key, target).await?)
-}
-
-/// [`shared::publish`] through this process's coalescer.
-async fn coalesced(
     state: &AppState,
     tenant_id: &str,
     event_type: &str,

@@ -47,8 +47,9 @@
 -- tenant: the configuration changed after the caller's copy was read (and
 -- that change was answered only once its version was written here), so
 -- the caller matches the events again against what Redis holds now. (A
--- resend of a call that ran, one of whose events is stored, answers as it
--- did instead: its events were matched before the change.)
+-- resend of a call that ran answers as it did instead: its events were
+-- matched before the change. A call of repeats only answers them: it
+-- writes nothing either way.)
 -- Otherwise, per event in order, {1, event id, deliveries created here,
 -- complete} for a new event (and the same for a resend of the call that
 -- created it), or {0, first event id, its delivery count, its complete
@@ -71,26 +72,12 @@ local idempotency_ttl = ARGV[3]
 local tenant = ARGV[4]
 
 local events = tonumber(ARGV[7]) or 0
+-- The version announced here, when it is newer than the caller's copy
+-- (ARGV[9]): the call is refused below, before its first write.
+local stale_at = nil
 if ARGV[9] ~= '' then
   local announced = tonumber(redis.call('HGET', KEYS[4], tenant) or '0') or 0
-  if announced > (tonumber(ARGV[9]) or 0) then
-    -- Unless this very call ran before (a resend after a lost reply, with
-    -- a change announced in between): then it answers as it did, below.
-    local ran = false
-    local a = 10
-    for n = 1, events do
-      if redis.call('HEXISTS', KEYS[5 + (n - 1) * 2], ARGV[a + 1]) == 1 then
-        ran = true
-        break
-      end
-      a = a + 7 + (tonumber(ARGV[a + 6]) or 0)
-    end
-    if not ran then
-      local stale = {}
-      for n = 1, events do stale[n] = {-1, '', int(announced), ''} end
-      return stale
-    end
-  end
+  if announced > (tonumber(ARGV[9]) or 0) then stale_at = announced end
 end
 -- Per endpoint of this call: whether it may receive, the next free ep_dlv
 -- score and the entries to add; read once per call.
@@ -140,6 +127,14 @@ for n = 1, events do
   -- decides for the whole call (one HEXISTS per call, not per event).
   if not reply and resent == nil then
     resent = redis.call('HEXISTS', events_key, event_id) == 1
+    -- Matched against a copy a change has outdated: refused, nothing
+    -- written yet (the repeats before wrote nothing). A resend of a call
+    -- that ran answers as it did: it was matched before the change.
+    if stale_at and not resent then
+      local stale = {}
+      for i = 1, events do stale[i] = {-1, '', int(stale_at), ''} end
+      return stale
+    end
   end
   if not reply and resent then
     local here = 0
