@@ -257,13 +257,19 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     let skipped_for_share = int(items.next(), "skipped count")?.max(0) as u64;
     let endpoint_count = int(items.next(), "endpoint count")?.max(0) as usize;
     let mut endpoints: Vec<Arc<ClaimedEndpoint>> = Vec::with_capacity(endpoint_count);
-    for item in items.by_ref().take(endpoint_count) {
-        let fields: Vec<String> =
-            redis::from_redis_value(item).map_err(|e| ClaimError::Reply(e.to_string()))?;
-        let [id, tenant_id, url, secret, headers, timeout, previous_secret, previous_until, schedule]: [String; 9] =
-            fields
-                .try_into()
-                .map_err(|_| ClaimError::Reply("an endpoint needs 9 fields".into()))?;
+    for _ in 0..endpoint_count {
+        let mut field = || text(items.next().unwrap_or(Value::Nil));
+        let [id, tenant_id, url, secret, headers, timeout, previous_secret, previous_until, schedule] = [
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+            field()?,
+        ];
         endpoints.push(Arc::new(ClaimedEndpoint {
             parsed_url: parse_url(&url),
             id,
@@ -280,13 +286,9 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
     let event_count = int(items.next(), "event count")?.max(0) as usize;
     // (event id, its record when it came with the claim)
     let mut events: Vec<(String, Option<Arc<EventRecord>>)> = Vec::with_capacity(event_count);
-    for item in items.by_ref().take(event_count) {
-        let Value::Array(pair) = item else {
-            return Err(ClaimError::Reply("an event is a pair".into()));
-        };
-        let mut pair = pair.into_iter();
-        let (Some(id), Some(record)) = (pair.next(), pair.next()) else {
-            return Err(ClaimError::Reply("an event is a pair".into()));
+    for _ in 0..event_count {
+        let (Some(id), Some(record)) = (items.next(), items.next()) else {
+            return Err(ClaimError::Reply("an event is two values".into()));
         };
         let id = text(id)?;
         let record: Vec<u8> =
@@ -306,18 +308,20 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
         };
         events.push((id, record));
     }
-    let mut jobs = Vec::with_capacity(items.len());
+    if !items.len().is_multiple_of(5) {
+        return Err(ClaimError::Reply(format!(
+            "{} values for jobs of 5 each",
+            items.len()
+        )));
+    }
+    let mut jobs = Vec::with_capacity(items.len() / 5);
     let claimed_at = std::time::Instant::now();
-    for item in items {
-        let Value::Array(fields) = item else {
-            return Err(ClaimError::Reply("a job is an array".into()));
-        };
-        let mut fields = fields.into_iter();
-        let delivery_id = text(fields.next().unwrap_or(Value::Nil))?;
-        let endpoint_at = int(fields.next(), "job endpoint")?;
-        let event_at = int(fields.next(), "job event")?;
-        let attempts = int(fields.next(), "job attempts")?;
-        let max_attempts = int(fields.next(), "job max attempts")?;
+    while let Some(delivery_id) = items.next() {
+        let delivery_id = text(delivery_id)?;
+        let endpoint_at = int(items.next(), "job endpoint")?;
+        let event_at = int(items.next(), "job event")?;
+        let attempts = int(items.next(), "job attempts")?;
+        let max_attempts = int(items.next(), "job max attempts")?;
         let endpoint = usize::try_from(endpoint_at - 1)
             .ok()
             .and_then(|i| endpoints.get(i))
@@ -370,32 +374,35 @@ mod tests {
             "",
             "0,1000",
         ];
-        Value::Array(vec![
+        let values = [
             Value::Int(-1),
             Value::Int(0),
             bulk("1700000000000"),
             Value::Int(0),
             Value::Int(0),
             Value::Int(1),
-            Value::Array(endpoint.iter().map(|f| bulk(f)).collect()),
+        ]
+        .into_iter()
+        .chain(endpoint.iter().map(|f| bulk(f)))
+        .chain([
             Value::Int(2),
-            Value::Array(vec![bulk("evt_good"), bulk("-ten_1\norder.paid\n{}")]),
-            Value::Array(vec![bulk("evt_bad"), bulk(record)]),
-            Value::Array(vec![
-                bulk("dlv_good"),
-                Value::Int(1),
-                Value::Int(1),
-                Value::Int(0),
-                Value::Int(-1),
-            ]),
-            Value::Array(vec![
-                bulk("dlv_bad"),
-                Value::Int(1),
-                Value::Int(2),
-                Value::Int(0),
-                Value::Int(-1),
-            ]),
+            bulk("evt_good"),
+            bulk("-ten_1\norder.paid\n{}"),
+            bulk("evt_bad"),
+            bulk(record),
+            bulk("dlv_good"),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(0),
+            Value::Int(-1),
+            bulk("dlv_bad"),
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(0),
+            Value::Int(-1),
         ])
+        .collect();
+        Value::Array(values)
     }
 
     /// A record that does not parse leaves its job without an event (the
@@ -419,5 +426,21 @@ mod tests {
                 std::time::Duration::from_secs(1)
             ])
         );
+    }
+
+    /// The reply is one flat array: a job cut short, or an endpoint or an
+    /// event missing values, is an error, not a job with a wrong field.
+    #[test]
+    fn a_reply_cut_short_is_an_error() {
+        let Value::Array(values) = reply("-ten_1\norder.paid\n{}") else {
+            unreachable!()
+        };
+        for cut in [1, 4, 9, values.len() - 12] {
+            let short = Value::Array(values[..values.len() - cut].to_vec());
+            assert!(
+                parse_reply(Partition(0), short).is_err(),
+                "{cut} values fewer"
+            );
+        }
     }
 }

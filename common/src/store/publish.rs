@@ -29,7 +29,8 @@ pub struct EventToStore<'a> {
     pub here: &'a [String],
 }
 
-/// `publish.lua`'s answer for one event: (1 for a new event or 0 for a
+/// `publish.lua`'s answer for one event (the script answers four values
+/// per event in one flat array): (1 for a new event or 0 for a
 /// repeat of an idempotency key, the event id (the first event's for a
 /// repeat), its deliveries (created here, or the first event's count),
 /// its complete flag); or ([`STALE`], "", the version announced, "") when
@@ -117,7 +118,7 @@ impl PublishCall {
         &self,
         conn: &mut impl ConnectionLike,
     ) -> redis::RedisResult<Vec<PublishReply>> {
-        self.0.invoke_async(conn).await
+        replies(self.0.invoke_async(conn).await?)
     }
 
     /// Runs several calls in one pipelined round trip. It starts with a
@@ -132,8 +133,31 @@ impl PublishCall {
         for call in calls {
             pipe.invoke_script(&call.0);
         }
-        pipe.query_async(conn).await
+        let answers: Vec<Vec<redis::Value>> = pipe.query_async(conn).await?;
+        answers.into_iter().map(replies).collect()
     }
+}
+
+/// A call's flat answer (four values per event) as one reply per event.
+fn replies(values: Vec<redis::Value>) -> redis::RedisResult<Vec<PublishReply>> {
+    if !values.len().is_multiple_of(4) {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "publish.lua answered a partial event",
+            format!("{} values", values.len()),
+        )));
+    }
+    values
+        .chunks(4)
+        .map(|answer| {
+            Ok((
+                redis::from_redis_value_ref(&answer[0])?,
+                redis::from_redis_value_ref(&answer[1])?,
+                redis::from_redis_value_ref(&answer[2])?,
+                redis::from_redis_value_ref(&answer[3])?,
+            ))
+        })
+        .collect()
 }
 
 /// Queues an event's deliveries in the partitions of `groups` (partition →

@@ -15,7 +15,7 @@ use crate::{stats, time_util, Keys};
 /// Values per attempt in `record.lua`'s ARGV. The script's `STRIDE` is
 /// generated from this constant, and [`values`] returns an array of
 /// exactly this length, so the two sides cannot disagree.
-pub const STRIDE: usize = 18;
+pub const STRIDE: usize = 20;
 
 /// What an attempt means for its delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +164,8 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
     Built(String),
     Number(u64),
+    /// A difference of two times (ms), which may be negative.
+    Signed(i64),
 }
 
 impl Value<'_> {
@@ -174,6 +176,7 @@ impl Value<'_> {
             Value::Bytes(bytes) => String::from_utf8_lossy(bytes),
             Value::Built(text) => Cow::Borrowed(text),
             Value::Number(n) => Cow::Owned(n.to_string()),
+            Value::Signed(n) => Cow::Owned(n.to_string()),
         }
     }
 }
@@ -188,6 +191,7 @@ impl redis::ToRedisArgs for Value<'_> {
             Value::Bytes(bytes) => bytes.write_redis_args(out),
             Value::Built(text) => text.write_redis_args(out),
             Value::Number(n) => n.write_redis_args(out),
+            Value::Signed(n) => n.write_redis_args(out),
         }
     }
 }
@@ -201,6 +205,15 @@ pub fn values<'a>(attempt: &AttemptRecord<'a>, retention: Duration) -> [Value<'a
     };
     let flag = |on: bool| Value::Text(if on { "1" } else { "0" });
     let at_ms = attempt.at_ms;
+    // The state's stored forms (`delivery_state.rs`): the attempt time
+    // after the event's creation, the lease token after the attempt time.
+    let after = |later: u64, earlier: u64| Value::Signed(later as i64 - earlier as i64);
+    let stored_at = ids::created_ms(IdKind::Delivery, attempt.delivery_id)
+        .map_or(Value::Text(""), |created| after(at_ms, created));
+    let stored_token = attempt
+        .lease_token
+        .parse::<u64>()
+        .map_or(Value::Text(""), |token| after(token, at_ms));
     [
         Value::Text(attempt.delivery_id),
         Value::Text(attempt.endpoint_id),
@@ -228,29 +241,50 @@ pub fn values<'a>(attempt: &AttemptRecord<'a>, retention: Duration) -> [Value<'a
             retention,
         )),
         flag(attempt.timed_out),
+        stored_at,
+        stored_token,
     ]
 }
 
-/// Four values per attempt: held, attempt entry id, disabled, notices.
+/// Per attempt, in one flat array: held, attempt entry id, disabled, the
+/// number of notices, then the notices.
 fn parse_reply(reply: &[redis::Value], attempts: usize) -> Result<Vec<Recorded>, RecordError> {
-    if reply.len() != attempts * 4 {
+    let mut answers = Vec::with_capacity(attempts);
+    let mut rest = reply;
+    while let [held, _entry, disabled, count, tail @ ..] = rest {
+        let (redis::Value::Int(held), redis::Value::Int(disabled), redis::Value::Int(count)) =
+            (held, disabled, count)
+        else {
+            return Err(RecordError::Reply(format!("bad answer: {:?}", &rest[..4])));
+        };
+        let count = usize::try_from(*count).unwrap_or(usize::MAX);
+        if count > tail.len() {
+            return Err(RecordError::Reply(format!(
+                "{count} notices announced, {} values left",
+                tail.len()
+            )));
+        }
+        let (notices, after) = tail.split_at(count);
+        let notices = notices
+            .iter()
+            .map(redis::from_redis_value_ref)
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|err| RecordError::Reply(format!("bad notices: {err}")))?;
+        answers.push(Recorded {
+            held: *held == 1,
+            disabled: *disabled == 1,
+            notices,
+        });
+        rest = after;
+    }
+    if answers.len() != attempts || !rest.is_empty() {
         return Err(RecordError::Reply(format!(
-            "{} values for {attempts} attempts",
-            reply.len()
+            "{} answers ({} values left over) for {attempts} attempts",
+            answers.len(),
+            rest.len()
         )));
     }
-    reply
-        .chunks(4)
-        .map(|answer| match (&answer[0], &answer[2], &answer[3]) {
-            (redis::Value::Int(held), redis::Value::Int(disabled), notices) => Ok(Recorded {
-                held: *held == 1,
-                disabled: *disabled == 1,
-                notices: redis::from_redis_value_ref(notices)
-                    .map_err(|err| RecordError::Reply(format!("bad notices: {err}")))?,
-            }),
-            other => Err(RecordError::Reply(format!("bad answer: {other:?}"))),
-        })
-        .collect()
+    Ok(answers)
 }
 
 #[cfg(test)]
@@ -301,5 +335,52 @@ mod tests {
         assert_eq!(v[14].text(), "[]");
         assert_eq!(v[15].text(), "{}");
         assert_eq!(v[17].text(), "1");
+        // The state's stored forms: the attempt time after the event's
+        // creation (the same millisecond here), the token after the
+        // attempt time (negative: a lease already past).
+        assert_eq!(v[18].text(), "0");
+        assert_eq!(v[19].text(), "-1699999999877");
+        let unknown = AttemptRecord {
+            delivery_id: "dlv_x",
+            lease_token: "not-a-number",
+            ..attempt
+        };
+        let v = values(&unknown, Duration::from_secs(60));
+        assert_eq!((&*v[18].text(), &*v[19].text()), ("", ""));
+    }
+
+    #[test]
+    fn a_flat_reply_gives_each_attempt_its_notices() {
+        use redis::Value::{BulkString, Int};
+        let notice = |text: &str| BulkString(text.as_bytes().to_vec());
+        let reply = [
+            Int(1),
+            notice("1-0"),
+            Int(0),
+            Int(0),
+            Int(1),
+            notice("2-0"),
+            Int(1),
+            Int(2),
+            notice("endpoint.disabled a"),
+            notice("message.attempt.exhausted b"),
+            Int(0),
+            notice(""),
+            Int(0),
+            Int(0),
+        ];
+        let answers = parse_reply(&reply, 3).unwrap();
+        assert_eq!(answers.len(), 3);
+        assert!(answers[0].held && !answers[0].disabled && answers[0].notices.is_empty());
+        assert!(answers[1].disabled);
+        assert_eq!(
+            answers[1].notices,
+            ["endpoint.disabled a", "message.attempt.exhausted b"]
+        );
+        assert!(!answers[2].held);
+        // Too few or too many answers, or a count past the end, are errors.
+        assert!(parse_reply(&reply, 2).is_err());
+        assert!(parse_reply(&reply, 4).is_err());
+        assert!(parse_reply(&reply[..8], 2).is_err());
     }
 }

@@ -37,16 +37,20 @@
 -- set, its deliveries held where they are; a deleted one is dropped from
 -- it, and what it had waiting reads as cancelled.
 --
--- Returns {next_due_ms or -1, endpoints deferred by rate limits, lease
--- deadline, endpoints parked at their concurrency limit, endpoints skipped
--- for their tenant's share, E, endpoint x E, V, event x V, job, job, ...}:
---   each endpoint the jobs go to once, as {endpoint id, tenant id, url,
---   secret, headers json, timeout ms, previous secret, previous secret
---   valid until (ms), its own retry schedule (ms, comma-separated) or ''};
---   each event once, as {event id, record (stored_event.rs), or '' when
---   the event lives in another partition (the worker reads it there)};
---   each job as {delivery id, endpoint (1-based position above), event
---   (position above), attempts so far, max attempts or -1}.
+-- Returns one flat array (a nested table per job costs Redis more to
+-- answer than the values in it): next_due_ms or -1, endpoints deferred by
+-- rate limits, lease deadline, endpoints parked at their concurrency
+-- limit, endpoints skipped for their tenant's share, E, E endpoints, V,
+-- V events, then the jobs to the end:
+--   each endpoint the jobs go to once, as 9 values: endpoint id, tenant
+--   id, url, secret, headers json, timeout ms, previous secret, previous
+--   secret valid until (ms), its own retry schedule (ms, comma-separated)
+--   or '';
+--   each event once, as 2 values: event id, record (stored_event.rs), or
+--   '' when the event lives in another partition (the worker reads it
+--   there);
+--   each job as 5 values: delivery id, endpoint (1-based position
+--   above), event (position above), attempts so far, max attempts or -1.
 -- The lease deadline is also every job's lease token: record.lua changes a
 -- delivery only while its inflight score still equals it.
 --
@@ -238,8 +242,9 @@ local function lease(visit, event_id, later)
       record = redis.call('HGET', prefix .. 'events:' .. string.sub(event_id, EVT_BODY, EVT_BUCKET_END), event_id)
       if not record then return false end
     end
-    event_list[#event_list + 1] = {event_id, record}
-    at = #event_list
+    event_list[#event_list + 1] = event_id
+    event_list[#event_list + 1] = record
+    at = #event_list / 2
     event_at[event_id] = at
   end
   local attempts, max = 0, -1
@@ -264,7 +269,11 @@ local function lease(visit, event_id, later)
   end
   leased[#leased + 1] = deadline
   leased[#leased + 1] = delivery_id
-  jobs[#jobs + 1] = {delivery_id, position, at, attempts, max}
+  jobs[#jobs + 1] = delivery_id
+  jobs[#jobs + 1] = position
+  jobs[#jobs + 1] = at
+  jobs[#jobs + 1] = attempts
+  jobs[#jobs + 1] = max
   if visit.fifo then visit.fifo_at = event_id end
   return true
 end
@@ -431,10 +440,12 @@ end
 local result = {next_due, deferred, deadline, capped, skipped, #used}
 for _, visit in ipairs(used) do
   local e = visit.e
-  result[#result + 1] = {visit.id, e[1], e[3] or '', e[4] or '', e[5] or '', e[6] or '',
-    e[8] or '', e[9] or '', e[18] or ''}
+  local n = #result
+  result[n + 1], result[n + 2], result[n + 3] = visit.id, e[1], e[3] or ''
+  result[n + 4], result[n + 5], result[n + 6] = e[4] or '', e[5] or '', e[6] or ''
+  result[n + 7], result[n + 8], result[n + 9] = e[8] or '', e[9] or '', e[18] or ''
 end
-result[#result + 1] = #event_list
-for _, event in ipairs(event_list) do result[#result + 1] = event end
-for _, job in ipairs(jobs) do result[#result + 1] = job end
+result[#result + 1] = #event_list / 2
+for _, value in ipairs(event_list) do result[#result + 1] = value end
+for _, value in ipairs(jobs) do result[#result + 1] = value end
 return result

@@ -42,7 +42,9 @@
 --   bucket's end plus retention), the number of endpoint ids that follow
 --   (those of this partition); then those endpoint ids
 --
--- Returns {-1, '', <version announced here>, ''} for every event, writing
+-- Answers four values per event in one flat array (a nested table per
+-- event costs Redis more to answer than the values in it):
+-- Returns -1, '', <version announced here>, '' for every event, writing
 -- nothing, when ARGV[9] is older than the version KEYS[4] holds for the
 -- tenant: the configuration changed after the caller's copy was read (and
 -- that change was answered only once its version was written here), so
@@ -50,10 +52,10 @@
 -- resend of a call that ran answers as it did instead: its events were
 -- matched before the change. A call of repeats only answers them: it
 -- writes nothing either way.)
--- Otherwise, per event in order, {1, event id, deliveries created here,
--- complete} for a new event (and the same for a resend of the call that
--- created it), or {0, first event id, its delivery count, its complete
--- flag} when the idempotency key was seen before (nothing is written for
+-- Otherwise, per event in order, 1, event id, deliveries created here,
+-- complete for a new event (and the same for a resend of the call that
+-- created it), or 0, first event id, its delivery count, its complete
+-- flag when the idempotency key was seen before (nothing is written for
 -- that event then; a key repeated within one call counts as seen by the
 -- later events).
 --
@@ -86,6 +88,12 @@ local order = {}
 local expiring = {}
 local pending = nil
 local replies = {}
+local function answer(new, event_id, deliveries, complete)
+  replies[#replies + 1] = new
+  replies[#replies + 1] = event_id
+  replies[#replies + 1] = deliveries
+  replies[#replies + 1] = complete
+end
 local created_total = 0
 local a = 10
 local index_key = prefix .. 'tevents:' .. tenant
@@ -103,7 +111,7 @@ for n = 1, events do
   local to = from + (tonumber(ARGV[a + 6]) or 0) - 1
   a = to + 1
 
-  local reply
+  local answered = false
   if has_idempotency_key then
     local existing = redis.call('GET', idem_key)
     if existing then
@@ -115,7 +123,8 @@ for n = 1, events do
       -- (Its own id: this call is a resend, answered below.)
       if first_id ~= event_id then
         local incomplete = redis.call('ZSCORE', KEYS[2], first_id)
-        reply = {0, first_id, tonumber(count) or 0, incomplete and '0' or '1'}
+        answer(0, first_id, tonumber(count) or 0, incomplete and '0' or '1')
+        answered = true
       end
     end
   end
@@ -125,26 +134,29 @@ for n = 1, events do
   -- answers as it did, writing nothing. A call is atomic, so it stored
   -- every event not answered as a repeat, or none: the first such event
   -- decides for the whole call (one HEXISTS per call, not per event).
-  if not reply and resent == nil then
+  if not answered and resent == nil then
     resent = redis.call('HEXISTS', events_key, event_id) == 1
     -- Matched against a copy a change has outdated: refused, nothing
     -- written yet (the repeats before wrote nothing). A resend of a call
     -- that ran answers as it did: it was matched before the change.
     if stale_at and not resent then
-      local stale = {}
-      for i = 1, events do stale[i] = {-1, '', int(stale_at), ''} end
+      local stale, version = {}, int(stale_at)
+      for i = 1, events * 4, 4 do
+        stale[i], stale[i + 1], stale[i + 2], stale[i + 3] = -1, '', version, ''
+      end
       return stale
     end
   end
-  if not reply and resent then
+  if not answered and resent then
     local here = 0
     for i = from, to do
       if redis.call('ZSCORE', prefix .. 'ep_dlv:' .. ARGV[i], event_id) then here = here + 1 end
     end
-    reply = {1, event_id, here, complete_flag}
+    answer(1, event_id, here, complete_flag)
+    answered = true
   end
 
-  if not reply then
+  if not answered then
     redis.call('HSET', events_key, event_id, record)
     if string.sub(record, 1, 1) ~= 't' then
       indexed[#indexed + 1] = 0
@@ -190,9 +202,8 @@ for n = 1, events do
       pending[#pending + 1] = int(now_ms)
       pending[#pending + 1] = event_id
     end
-    reply = {1, event_id, created, complete_flag}
+    answer(1, event_id, created, complete_flag)
   end
-  replies[n] = reply
 end
 
 for key, at in pairs(expiring) do

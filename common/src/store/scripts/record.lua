@@ -36,7 +36,12 @@
 --   else a JSON object the worker publishes them from,
 --   when the delivery's states:<bucket> hash may expire (epoch ms: the
 --   bucket's end plus retention),
---   '1' when the attempt timed out (no answer within its timeout).
+--   '1' when the attempt timed out (no answer within its timeout),
+--   the attempt time as the state stores it (ms after the event's
+--   creation; '' when the delivery id does not tell), the lease token as
+--   the state stores it (ms after the attempt time; '' when unknown): the
+--   worker counts both, which would cost a number parsed and formatted
+--   here per attempt.
 --
 -- Concurrency (see claim.lua): each attempt whose lease this call ends
 -- frees one of its endpoint's `busy` slots, and an endpoint claim.lua
@@ -59,11 +64,13 @@
 -- tfailed:<tid> index in this partition (scored 0: ordered by id), which
 -- loses the ids older than ARGV[3] once per tenant and call.
 --
--- Returns four values per attempt, in order: held, attempt entry id,
--- disabled, notices. held is 0 when the lease was lost (another worker
+-- Returns four values per attempt and then its notices, in order: held,
+-- attempt entry id, disabled, the number of notices, then each notice
+-- (one flat array: a nested table per attempt costs Redis more to answer
+-- than the values in it). held is 0 when the lease was lost (another worker
 -- reclaimed the delivery, or it was cancelled): the attempt is still
 -- logged, because it happened, but the state is left alone. disabled is 1
--- when this attempt tripped the circuit breaker. notices lists the members
+-- when this attempt tripped the circuit breaker. The notices are the members
 -- this attempt added to KEYS[3], written in the same step as the state
 -- change they report, so none is lost if the worker dies before
 -- publishing them (another worker publishes what is left):
@@ -116,7 +123,8 @@ local function endpoint_of(eid)
       since = nil, since_dirty = false, busy = tonumber(h[4] or '') or 0,
       window = tonumber(h[5] or ''), cap = tonumber(h[6] or '') or default_cap,
       parked = h[7] == '1', released = 0, window_dirty = false, fifo = h[8] == 'fifo',
-      tenant = h[1]}
+      tenant = h[1], id = eid, attempts_key = prefix .. 'attempts:' .. eid,
+      b5_at = nil, b5 = nil, bh_at = nil, bh = nil}
     endpoints[eid] = e
     order[#order + 1] = eid
   end
@@ -134,11 +142,32 @@ local function bucket(e, key, ttl)
   end
   return b
 end
+-- The endpoint's 5-minute and hourly statistics buckets an attempt made
+-- at these bucket starts counts in (an endpoint's attempts in one call
+-- share them, so their keys are built once).
+local function buckets_of(e, fine_at, coarse_at)
+  if e.b5_at ~= fine_at then
+    e.b5 = bucket(e, prefix .. 'ep_b5:' .. e.id .. ':' .. fine_at, fine_ttl)
+    e.b5_at = fine_at
+  end
+  if e.bh_at ~= coarse_at then
+    e.bh = bucket(e, prefix .. 'ep_bh:' .. e.id .. ':' .. coarse_at, coarse_ttl)
+    e.bh_at = coarse_at
+  end
+  return e.b5, e.bh
+end
 
 local reply = {}
 -- The notices of an attempt that wrote none (most): one shared empty
 -- list, not a table per attempt.
 local NO_NOTICES = {}
+local function answer(held, entry, disabled, notices)
+  reply[#reply + 1] = held
+  reply[#reply + 1] = entry
+  reply[#reply + 1] = disabled
+  reply[#reply + 1] = #notices
+  for _, member in ipairs(notices) do reply[#reply + 1] = member end
+end
 local leave_inflight = {}
 local tested = {}
 local expiring = {}
@@ -149,25 +178,19 @@ for i = first, #ARGV, STRIDE do
   local ok, gone, test, latency = ARGV[i + 8] == '1', ARGV[i + 9] == '1', ARGV[i + 10] == '1', ARGV[i + 11]
   local state_hash, field = state_key(prefix, delivery_id)
   local d = read_state(redis.call('HGET', state_hash, field), field)
-  local mark = token .. ':'
+  local mark = d and token .. ':'
   local e = endpoint_of(eid)
   if d and string.sub(d.recorded, 1, #mark) == mark then
     -- Already recorded by an earlier run of this very call.
     -- (Its notices, if any, were written then; a worker's sweep of
     -- KEYS[3] publishes them.)
-    reply[#reply + 1] = 1
     local last_entry = string.match(d.ids, '([^,]*)$')
     if not string.find(last_entry, '-', 1, true) then last_entry = last_entry .. '-0' end
-    reply[#reply + 1] = last_entry
-    reply[#reply + 1] = tonumber(string.sub(d.recorded, #mark + 1)) or 0
-    reply[#reply + 1] = NO_NOTICES
+    answer(1, last_entry, tonumber(string.sub(d.recorded, #mark + 1)) or 0, NO_NOTICES)
   elseif not e.exists then
     -- The endpoint was deleted while this attempt ran: its delivery is
     -- already cancelled; write nothing that would outlive the endpoint.
-    reply[#reply + 1] = 0
-    reply[#reply + 1] = ''
-    reply[#reply + 1] = 0
-    reply[#reply + 1] = NO_NOTICES
+    answer(0, '', 0, NO_NOTICES)
   else
     local notice = ARGV[i + 15]
     local notices = NO_NOTICES
@@ -180,20 +203,23 @@ for i = first, #ARGV, STRIDE do
       if e.window >= e.cap then e.window = nil end
       e.window_dirty = true
     end
-    local entry = redis.call('XADD', prefix .. 'attempts:' .. eid, 'MAXLEN', '~', maxlen, '*',
+    local entry = redis.call('XADD', e.attempts_key, 'MAXLEN', '~', maxlen, '*',
       entry_field, ARGV[i + 14])
     e.logged = true
     local counted = not test
-    local buckets = {}
+    local fine, coarse
     if counted then
-      add(e.stats, 'attempts', 1)
-      add(e.stats, class, 1)
-      buckets[1] = bucket(e, prefix .. 'ep_b5:' .. eid .. ':' .. ARGV[i + 12], fine_ttl)
-      buckets[2] = bucket(e, prefix .. 'ep_bh:' .. eid .. ':' .. ARGV[i + 13], coarse_ttl)
-      for _, b in ipairs(buckets) do
-        add(b, 'attempts', 1)
-        add(b, latency, 1)
-        if ok then add(b, 'ok', 1) end
+      local stats = e.stats
+      add(stats, 'attempts', 1)
+      add(stats, class, 1)
+      fine, coarse = buckets_of(e, ARGV[i + 12], ARGV[i + 13])
+      add(fine, 'attempts', 1)
+      add(fine, latency, 1)
+      add(coarse, 'attempts', 1)
+      add(coarse, latency, 1)
+      if ok then
+        add(fine, 'ok', 1)
+        add(coarse, 'ok', 1)
       end
     end
 
@@ -226,11 +252,10 @@ for i = first, #ARGV, STRIDE do
       end
     end
 
-    if redis.call('ZSCORE', KEYS[1], delivery_id) ~= token then
-      -- The lease expired (another worker may hold it now) or the
-      -- delivery was cancelled.
-      reply[#reply + 1] = 0
-    else
+    -- held stays 0 when the lease expired (another worker may hold it
+    -- now) or the delivery was cancelled.
+    local held = 0
+    if redis.call('ZSCORE', KEYS[1], delivery_id) == token then
       local ids = short_entry_id(entry)
       local attempts = 1
       local max = ''
@@ -274,9 +299,17 @@ for i = first, #ARGV, STRIDE do
         list[#list + 1] = 0
         list[#list + 1] = 'evt_' .. string.sub(delivery_id, DLV_EVENT, DLV_EVENT_END)
       end
+      local stored_at, stored_token = ARGV[i + 18], ARGV[i + 19]
+      local stored_recorded = nil
+      if stored_at == '' or stored_token == '' then
+        stored_at = nil
+      else
+        stored_recorded = stored_token .. ':' .. disabled
+      end
       redis.call('HSET', state_hash, field, write_state({status = status, attempts = attempts,
         last_at = at, last_code = last_code, next = next_at, max = max,
-        recorded = token .. ':' .. disabled, ids = ids, created = d and d.created}, field))
+        recorded = token .. ':' .. disabled, ids = ids, created = d and d.created,
+        stored_at = stored_at, stored_recorded = stored_recorded}, field))
       expiring[state_hash] = ARGV[i + 16]
       if outcome == 'failed' and notice ~= '' then
         if notices == NO_NOTICES then notices = {} end
@@ -287,22 +320,21 @@ for i = first, #ARGV, STRIDE do
           add(e.stats, 'retries', 1)
         else
           add(e.stats, outcome, 1)
-          for _, b in ipairs(buckets) do add(b, outcome, 1) end
+          add(fine, outcome, 1)
+          add(coarse, outcome, 1)
         end
         if outcome == 'delivered' then
-          e.last_success = {at, code}
+          e.success_at, e.success_code = at, code
         else
-          e.last_failure = {at, code}
+          e.failure_at, e.failure_code = at, code
         end
       end
-      reply[#reply + 1] = 1
+      held = 1
     end
-    reply[#reply + 1] = entry
-    reply[#reply + 1] = disabled
     for _, member in ipairs(notices) do
       redis.call('ZADD', KEYS[3], at, member)
     end
-    reply[#reply + 1] = notices
+    answer(held, entry, disabled, notices)
   end
 end
 
@@ -380,13 +412,13 @@ for _, eid in ipairs(order) do
       redis.call('HDEL', stats, 'failing_since')
     end
   end
-  if e.last_success then
-    redis.call('HSET', stats, 'last_success_at', e.last_success[1],
-      'last_success_code', e.last_success[2])
+  if e.success_at then
+    redis.call('HSET', stats, 'last_success_at', e.success_at,
+      'last_success_code', e.success_code)
   end
-  if e.last_failure then
-    redis.call('HSET', stats, 'last_failure_at', e.last_failure[1],
-      'last_failure_code', e.last_failure[2])
+  if e.failure_at then
+    redis.call('HSET', stats, 'last_failure_at', e.failure_at,
+      'last_failure_code', e.failure_code)
   end
 end
 for tenant, list in pairs(failed_events) do

@@ -49,13 +49,31 @@ local function created_of(field)
   return t
 end
 
--- Each of the comma-separated entry ids `ids` as `convert` gives it
--- (nil: left out).
-local function map_ids(ids, convert)
-  if not string.find(ids, ',', 1, true) then return convert(ids) or '' end
+-- Each of the comma-separated entry ids `ids` as `convert(id, at)` gives
+-- it (nil: left out). The converters below take `at` as an argument
+-- rather than capturing it: a closure made per call costs more than
+-- the conversion of a single id, the common case.
+local function map_ids(ids, convert, at)
+  if not string.find(ids, ',', 1, true) then return convert(ids, at) or '' end
   local out = {}
-  for id in string.gmatch(ids, '[^,]+') do out[#out + 1] = convert(id) end
+  for id in string.gmatch(ids, '[^,]+') do out[#out + 1] = convert(id, at) end
   return table.concat(out, ',')
+end
+
+-- A stored entry id (`<ms after at>[.<sequence>]`) as an absolute one.
+local function absolute_id(id, at)
+  local ms, seq = string.match(id, '^(%-?%d+)%.?(%d*)$')
+  if not ms then return nil end
+  if seq == '' then return int(at + tonumber(ms)) end
+  return int(at + tonumber(ms)) .. '-' .. seq
+end
+
+-- An absolute entry id (`-0` left out or not) as a stored one.
+local function stored_id(id, at)
+  local ms, seq = string.match(id, '^(%d+)%-?(%d*)$')
+  if not ms then return nil end
+  if seq == '' or seq == '0' then return int(tonumber(ms) - at) end
+  return int(tonumber(ms) - at) .. '.' .. seq
 end
 
 -- Parses a states:<bucket> value (any layout's form) of the delivery
@@ -86,12 +104,7 @@ local function read_state(text, field)
       created = created_of(field)
       at = at + (created or 0)
       last_at = int(at)
-      ids = map_ids(ids, function(id)
-        local ms, seq = string.match(id, '^(%-?%d+)%.?(%d*)$')
-        if not ms then return nil end
-        if seq == '' then return int(at + tonumber(ms)) end
-        return int(at + tonumber(ms)) .. '-' .. seq
-      end)
+      ids = map_ids(ids, absolute_id, at)
     end
     status = word
     local colon = string.find(recorded, ':', 1, true)
@@ -107,20 +120,24 @@ end
 
 -- The stored form of a state table (its values strings, or attempts a
 -- number) of the delivery whose field is `field` (`s.created`, when
--- read_state gave it, saves decoding its creation time again).
+-- read_state gave it, saves decoding its creation time again). A caller
+-- that has `last_at` and the token already counted as stored (record.lua,
+-- whose worker counts them) passes them as `s.stored_at` and
+-- `s.stored_recorded`: each number formatted here costs as much as the
+-- rest of the write.
 local function write_state(s, field)
   local recorded, last_at, ids = s.recorded, s.last_at, s.ids
   local at = tonumber(last_at)
-  local created = at and (s.created or created_of(field))
   local letter = STATUS_LETTER[s.status]
+  if at and letter and s.stored_at then
+    return letter .. '|' .. int(s.attempts) .. '|' .. s.stored_at .. '|' .. s.last_code ..
+      '|' .. s.next .. '|' .. s.max .. '|' .. s.stored_recorded .. '|' ..
+      map_ids(ids, stored_id, at)
+  end
+  local created = at and (s.created or created_of(field))
   if created then
     last_at = int(at - created)
-    ids = map_ids(ids, function(id)
-      local ms, seq = string.match(id, '^(%d+)%-?(%d*)$')
-      if not ms then return nil end
-      if seq == '' or seq == '0' then return int(tonumber(ms) - at) end
-      return int(tonumber(ms) - at) .. '.' .. seq
-    end)
+    ids = map_ids(ids, stored_id, at)
   elseif at and letter then
     -- (No creation time to count from: the previous layout's form.)
     letter = string.lower(letter)
