@@ -233,13 +233,21 @@ end
 
 -- Leases one delivery of the visited endpoint (event `event_id`); false
 -- when its event has expired or it has ended (it is dropped then).
+-- The events hash of the last bucket read (a claim's events mostly share
+-- one: the key is built once per bucket, not per event).
+local events_bucket, events_key = nil, nil
 local function lease(visit, event_id, later)
-  local delivery_id = 'dlv_' .. string.sub(event_id, EVT_BODY) .. string.sub(visit.id, EP_BODY)
+  if not visit.body then visit.body = string.sub(visit.id, EP_BODY) end
+  local delivery_id = 'dlv_' .. string.sub(event_id, EVT_BODY) .. visit.body
   local at = event_at[event_id]
   if not at then
     local record = ''
     if string.sub(event_id, -ID_PARTITION) == here then
-      record = redis.call('HGET', prefix .. 'events:' .. string.sub(event_id, EVT_BODY, EVT_BUCKET_END), event_id)
+      local bucket = string.sub(event_id, EVT_BODY, EVT_BUCKET_END)
+      if bucket ~= events_bucket then
+        events_bucket, events_key = bucket, prefix .. 'events:' .. bucket
+      end
+      record = redis.call('HGET', events_key, event_id)
       if not record then return false end
     end
     event_list[#event_list + 1] = event_id

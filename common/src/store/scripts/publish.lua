@@ -191,10 +191,10 @@ for n = 1, events do
       end
     end
     created_total = created_total + created
-    -- A complete event's deliveries were all decided here: its exact count.
-    local count = matched
-    if complete_flag == '1' then count = int(created) end
     if has_idempotency_key then
+      -- A complete event's deliveries were all decided here: its exact count.
+      local count = matched
+      if complete_flag == '1' then count = int(created) end
       redis.call('SET', idem_key, event_id .. ' ' .. count, 'PX', idempotency_ttl)
     end
     if complete_flag ~= '1' then
