@@ -207,7 +207,13 @@ pub fn values<'a>(attempt: &AttemptRecord<'a>, retention: Duration) -> [Value<'a
     let at_ms = attempt.at_ms;
     // The state's stored forms (`delivery_state.rs`): the attempt time
     // after the event's creation, the lease token after the attempt time.
-    let after = |later: u64, earlier: u64| Value::Signed(later as i64 - earlier as i64);
+    let after = |later: u64, earlier: u64| {
+        i64::try_from(later)
+            .ok()
+            .zip(i64::try_from(earlier).ok())
+            .and_then(|(later, earlier)| later.checked_sub(earlier))
+            .map_or(Value::Text(""), Value::Signed)
+    };
     let stored_at = ids::created_ms(IdKind::Delivery, attempt.delivery_id)
         .map_or(Value::Text(""), |created| after(at_ms, created));
     let stored_token = attempt
@@ -347,6 +353,16 @@ mod tests {
         };
         let v = values(&unknown, Duration::from_secs(60));
         assert_eq!((&*v[18].text(), &*v[19].text()), ("", ""));
+        // A token past i64 is no number the state can count from.
+        let huge = u64::MAX.to_string();
+        let v = values(
+            &AttemptRecord {
+                lease_token: &huge,
+                ..attempt
+            },
+            Duration::from_secs(60),
+        );
+        assert_eq!(v[19].text(), "");
     }
 
     #[test]

@@ -319,6 +319,56 @@ async fn a_state_encoded_in_rust_goes_through_the_scripts_unchanged() {
     app.stop().await;
 }
 
+/// `record.lua` writes a delivery's state with the times the worker
+/// counted (its attempt after the event's creation, its lease after the
+/// attempt): at a first attempt and at a later one the state is what Rust
+/// encodes for what it holds, byte for byte, its last attempt time is the
+/// attempt log's, and its lease token comes after it.
+#[tokio::test]
+async fn record_lua_writes_the_state_rust_encodes_at_every_attempt() {
+    let mut app = TestApp::builder().partitions(1).spawn().await;
+    let (_, key) = app.tenant("acme").await;
+    // The first answer fails, so the first event is delivered at its
+    // second attempt; the second event at its first.
+    let receiver = spawn_receiver(vec![Reply::status(500)], Reply::status(200)).await;
+    app.endpoint(&key, json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    app.start_worker();
+    for (n, attempts) in [(1, 2), (2, 1)] {
+        let event = app.publish(&key, "user.created", json!({"n": n})).await;
+        let event_id = event["id"].as_str().unwrap().to_string();
+        let created = ids::created_ms(IdKind::Event, &event_id).unwrap();
+        let detail = app
+            .wait_for_deliveries(&key, &event_id, &["delivered"])
+            .await;
+        let delivery_id = detail["deliveries"][0]["id"].as_str().unwrap().to_string();
+        let (_, states) = hashes_of(&app, &event_id);
+        let stored: String = hget(&app, &states, &delivery_id[4..]).await.unwrap();
+        let state = StoredState::parse(&stored, created).unwrap();
+        assert_eq!(stored, state.encode(created), "event {n}");
+        assert_eq!(state.attempts, attempts, "{stored}");
+        assert_eq!(state.attempt_ids.len(), attempts as usize, "{stored}");
+        let (status, read) = app
+            .get(&format!("/api/v1/deliveries/{delivery_id}"), &key)
+            .await;
+        assert_eq!(status, 200, "{read}");
+        let logged = read["attempts"].as_array().unwrap();
+        assert_eq!(logged.len(), attempts as usize, "{read}");
+        assert_eq!(
+            read["delivery"]["last_attempt_at"],
+            logged[logged.len() - 1]["at"],
+            "the state's last attempt is the log's newest: {read}"
+        );
+        let (token, disabled) = state.recorded.split_once(':').unwrap();
+        assert_eq!(disabled, "0", "{stored}");
+        assert!(
+            token.parse::<u64>().unwrap() > state.last_at.unwrap(),
+            "the lease ends after the attempt: {stored}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Both binaries refuse data of another storage layout with a message
 /// that says so, instead of leaving its queued deliveries unread; an empty
 /// Redis is marked with this layout.
