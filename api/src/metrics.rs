@@ -16,11 +16,20 @@ pub struct ApiMetrics {
     pub responses: IntCounterVec,
     /// Events accepted (202), duplicates by idempotency key excluded.
     pub published: IntCounter,
-    /// Single publishes by how they found their subscribers: `hit` (the
-    /// cached configuration), `miss` (read from Redis), `stale` (refused
-    /// for a cached copy a change had outdated, then read).
-    pub index_cache: IntCounterVec,
+    /// Single publishes by how they found their subscribers.
+    pub index_cache: IndexCacheCounters,
     pub queue: QueueGauges,
+}
+
+/// `hookfleet_api_index_cache_total` by result, each resolved once (a
+/// label lookup per publish would hash and lock on the hot path).
+pub struct IndexCacheCounters {
+    /// Matched against this process's cached configuration.
+    pub hit: IntCounter,
+    /// Read from Redis (no copy, or one that did not know the type).
+    pub miss: IntCounter,
+    /// Refused for a cached copy a change had outdated, then read.
+    pub stale: IntCounter,
 }
 
 impl ApiMetrics {
@@ -47,6 +56,11 @@ impl ApiMetrics {
         )?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(index_cache.clone()))?;
+        let index_cache = IndexCacheCounters {
+            hit: index_cache.with_label_values(&["hit"]),
+            miss: index_cache.with_label_values(&["miss"]),
+            stale: index_cache.with_label_values(&["stale"]),
+        };
         hookfleet_common::filter::register(&registry)?;
         let queue = QueueGauges::register(&registry)?;
         Ok(Self {

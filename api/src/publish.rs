@@ -107,15 +107,15 @@ async fn subscribers(
     data: &EventData,
     cached: bool,
 ) -> Result<Option<Subscribers>, ApiError> {
-    let result = |name: &str| state.metrics.index_cache.with_label_values(&[name]).inc();
     if cached {
+        let counters = &state.metrics.index_cache;
         if let Some(config) = state.index_cache.get(tenant_id) {
             if config.knows(event_type) {
-                result("hit");
+                counters.hit.inc();
                 return Ok(Some(config.subscribers(event_type, data.as_str(), true)));
             }
         }
-        result("miss");
+        counters.miss.inc();
     }
     let read_at = tokio::time::Instant::now();
     let Some(config) = shared::read_config(store(state), tenant_id, event_type).await? else {
@@ -205,11 +205,7 @@ async fn publish_counted(
         match publish(state, tenant_id, event_type, data, idempotency_key, target).await {
             // (Only a cached copy is checked: the second pass reads Redis.)
             Err(PublishError::Stale) if cached => {
-                state
-                    .metrics
-                    .index_cache
-                    .with_label_values(&["stale"])
-                    .inc();
+                state.metrics.index_cache.stale.inc();
                 state.index_cache.forget(tenant_id);
                 cached = false;
             }
@@ -230,10 +226,9 @@ pub async fn publish(
     idempotency_key: Option<&str>,
     target: Target,
 ) -> Result<Published, PublishError> {
-    let coalescer = Some(&state.coalescer);
     shared::publish(
         store(state),
-        coalescer,
+        Some(&state.coalescer),
         tenant_id,
         event_type,
         data,

@@ -130,22 +130,22 @@ local function write_state(s, field)
   local at = tonumber(last_at)
   local letter = STATUS_LETTER[s.status]
   if at and letter and s.stored_at then
-    return letter .. '|' .. int(s.attempts) .. '|' .. s.stored_at .. '|' .. s.last_code ..
-      '|' .. s.next .. '|' .. s.max .. '|' .. s.stored_recorded .. '|' ..
-      map_ids(ids, stored_id, at)
-  end
-  local created = at and (s.created or created_of(field))
-  if created then
-    last_at = int(at - created)
+    last_at, recorded = s.stored_at, s.stored_recorded
     ids = map_ids(ids, stored_id, at)
-  elseif at and letter then
-    -- (No creation time to count from: the previous layout's form.)
-    letter = string.lower(letter)
-  end
-  local colon = string.find(recorded, ':', 1, true)
-  if colon and at then
-    local token = tonumber(string.sub(recorded, 1, colon - 1))
-    if token then recorded = int(token - at) .. string.sub(recorded, colon) end
+  else
+    local created = at and (s.created or created_of(field))
+    if created then
+      last_at = int(at - created)
+      ids = map_ids(ids, stored_id, at)
+    elseif at and letter then
+      -- (No creation time to count from: the previous layout's form.)
+      letter = string.lower(letter)
+    end
+    local colon = string.find(recorded, ':', 1, true)
+    if colon and at then
+      local token = tonumber(string.sub(recorded, 1, colon - 1))
+      if token then recorded = int(token - at) .. string.sub(recorded, colon) end
+    end
   end
   return (letter or s.status) .. '|' .. int(s.attempts) .. '|' .. last_at ..
     '|' .. s.last_code .. '|' .. s.next .. '|' .. s.max .. '|' .. recorded .. '|' .. ids
