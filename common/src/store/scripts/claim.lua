@@ -236,18 +236,54 @@ end
 -- The events hash of the last bucket read (a claim's events mostly share
 -- one: the key is built once per bucket, not per event).
 local events_bucket, events_key = nil, nil
-local function lease(visit, event_id, later)
+local function events_key_of(event_id)
+  local bucket = string.sub(event_id, EVT_BODY, EVT_BUCKET_END)
+  if bucket ~= events_bucket then
+    events_bucket, events_key = bucket, prefix .. 'events:' .. bucket
+  end
+  return events_key
+end
+-- The records of the events in `list` (every `step`-th value from the
+-- first) that this call has not read yet and that are stored in this
+-- partition, with one HMGET per events hash: event id -> record, or
+-- false when it has expired. A redis.call per event costs more than the
+-- read itself.
+local function fetch_events(list, step)
+  local wanted, keys = {}, {}
+  for i = 1, #list, step do
+    local event_id = list[i]
+    if not event_at[event_id] and string.sub(event_id, -ID_PARTITION) == here then
+      local key = events_key_of(event_id)
+      local ids = wanted[key]
+      if not ids then
+        ids = {}
+        wanted[key] = ids
+        keys[#keys + 1] = key
+      end
+      ids[#ids + 1] = event_id
+    end
+  end
+  local fetched = {}
+  for _, key in ipairs(keys) do
+    local ids = wanted[key]
+    for from = 1, #ids, 1000 do
+      local upto = math.min(from + 999, #ids)
+      local records = redis.call('HMGET', key, unpack(ids, from, upto))
+      for k = from, upto do fetched[ids[k]] = records[k - from + 1] end
+    end
+  end
+  return fetched
+end
+-- (`fetched`, when given, holds records fetch_events read.)
+local function lease(visit, event_id, later, fetched)
   if not visit.body then visit.body = string.sub(visit.id, EP_BODY) end
   local delivery_id = 'dlv_' .. string.sub(event_id, EVT_BODY) .. visit.body
   local at = event_at[event_id]
   if not at then
     local record = ''
     if string.sub(event_id, -ID_PARTITION) == here then
-      local bucket = string.sub(event_id, EVT_BODY, EVT_BUCKET_END)
-      if bucket ~= events_bucket then
-        events_bucket, events_key = bucket, prefix .. 'events:' .. bucket
-      end
-      record = redis.call('HGET', events_key, event_id)
+      record = fetched and fetched[event_id]
+      if record == nil then record = redis.call('HGET', events_key_of(event_id), event_id) end
       if not record then return false end
     end
     event_list[#event_list + 1] = event_id
@@ -332,8 +368,9 @@ local function take(visit, want)
     if visit.head then lower = '(' .. visit.head end
     local first = redis.call('ZRANGEBYSCORE', prefix .. 'ep_dlv:' .. visit.id, lower, upper_us_of(visit.delay),
       'WITHSCORES', 'LIMIT', '0', int(want - got))
+    local fetched = fetch_events(first, 2)
     for i = 1, #first, 2 do
-      if lease(visit, first[i], false) then got = got + 1 end
+      if lease(visit, first[i], false, fetched) then got = got + 1 end
       visit.head = first[i + 1]
       visit.moved = true
       queued_delta = queued_delta - 1

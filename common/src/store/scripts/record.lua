@@ -79,10 +79,11 @@
 --   'message.attempt.exhausted <notice>' when it ended the delivery failed.
 --
 -- Every attempt is handled as if recorded on its own, in order; only the
--- writes are gathered: counters and stats buckets move once per endpoint
--- and field (HINCRBY by the batch's sum), streams and delivery logs are
--- trimmed once per endpoint, and the lease set's changes are one variadic
--- command. A repeat of a call whose reply was lost gets the same answers
+-- reads and writes are gathered: the deliveries' states are read with one
+-- HMGET and written with one HSET per states hash, their leases read with
+-- one ZMSCORE, counters and stats buckets move once per endpoint and field
+-- (HINCRBY by the batch's sum), streams and delivery logs are trimmed once
+-- per endpoint, and the lease set's changes are one variadic command. A repeat of a call whose reply was lost gets the same answers
 -- and records nothing twice (each delivery's state remembers `recorded` =
 -- token:disabled). The delivery's state (state.lua) is written here for
 -- its first time when its first attempt is recorded; a retry goes to the
@@ -168,16 +169,58 @@ local function answer(held, entry, disabled, notices)
   reply[#reply + 1] = #notices
   for _, member in ipairs(notices) do reply[#reply + 1] = member end
 end
+-- Each attempt's stored state and lease are read before the loop, with
+-- one HMGET per states hash (a call's deliveries mostly share one) and
+-- one ZMSCORE, and the states are written after it, with one HSET per
+-- hash: a redis.call per attempt costs more than the command's work.
+-- `states[hash][field]` is the delivery's state as this call left it so
+-- far, so an attempt reads what an earlier one in the same call wrote,
+-- as if each ran on its own. Nothing in the loop changes KEYS[1] (the
+-- lease set loses this call's members after it).
+local states, state_writes, hashes = {}, {}, {}
+local attempt_ids, attempt_hashes, attempt_fields = {}, {}, {}
+for i = first, #ARGV, STRIDE do
+  local state_hash, field = state_key(prefix, ARGV[i])
+  attempt_hashes[#attempt_hashes + 1], attempt_fields[#attempt_fields + 1] = state_hash, field
+  local fields = state_writes[state_hash]
+  if not fields then
+    fields = {}
+    state_writes[state_hash] = fields
+    hashes[#hashes + 1] = state_hash
+  end
+  fields[#fields + 1] = field
+  attempt_ids[#attempt_ids + 1] = ARGV[i]
+end
+for _, state_hash in ipairs(hashes) do
+  local fields = state_writes[state_hash]
+  local known = {}
+  for from = 1, #fields, 1000 do
+    local upto = math.min(from + 999, #fields)
+    local texts = redis.call('HMGET', state_hash, unpack(fields, from, upto))
+    for k = from, upto do known[fields[k]] = texts[k - from + 1] end
+  end
+  states[state_hash] = known
+  state_writes[state_hash] = {}
+end
+local leases = {}
+for from = 1, #attempt_ids, 1000 do
+  local upto = math.min(from + 999, #attempt_ids)
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(attempt_ids, from, upto))
+  for k = from, upto do leases[k] = scores[k - from + 1] end
+end
+
 local leave_inflight = {}
 local tested = {}
 local expiring = {}
 local requeued = 0
+local nth = 0
 for i = first, #ARGV, STRIDE do
+  nth = nth + 1
   local delivery_id, eid, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local next_at, at, code, class = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local ok, gone, test, latency = ARGV[i + 8] == '1', ARGV[i + 9] == '1', ARGV[i + 10] == '1', ARGV[i + 11]
-  local state_hash, field = state_key(prefix, delivery_id)
-  local d = read_state(redis.call('HGET', state_hash, field), field)
+  local state_hash, field = attempt_hashes[nth], attempt_fields[nth]
+  local d = read_state(states[state_hash][field], field)
   local mark = d and token .. ':'
   local e = endpoint_of(eid)
   if d and string.sub(d.recorded, 1, #mark) == mark then
@@ -255,7 +298,7 @@ for i = first, #ARGV, STRIDE do
     -- held stays 0 when the lease expired (another worker may hold it
     -- now) or the delivery was cancelled.
     local held = 0
-    if redis.call('ZSCORE', KEYS[1], delivery_id) == token then
+    if leases[nth] == token then
       local ids = short_entry_id(entry)
       local attempts = 1
       local max = ''
@@ -306,10 +349,14 @@ for i = first, #ARGV, STRIDE do
       else
         stored_recorded = stored_token .. ':' .. disabled
       end
-      redis.call('HSET', state_hash, field, write_state({status = status, attempts = attempts,
+      local text = write_state({status = status, attempts = attempts,
         last_at = at, last_code = last_code, next = next_at, max = max,
         recorded = token .. ':' .. disabled, ids = ids, created = d and d.created,
-        stored_at = stored_at, stored_recorded = stored_recorded}, field))
+        stored_at = stored_at, stored_recorded = stored_recorded}, field)
+      states[state_hash][field] = text
+      local writes = state_writes[state_hash]
+      writes[#writes + 1] = field
+      writes[#writes + 1] = text
       expiring[state_hash] = ARGV[i + 16]
       if outcome == 'failed' and notice ~= '' then
         if notices == NO_NOTICES then notices = {} end
@@ -339,6 +386,9 @@ for i = first, #ARGV, STRIDE do
 end
 
 in_slices('ZREM', KEYS[1], leave_inflight)
+for _, state_hash in ipairs(hashes) do
+  in_slices('HSET', state_hash, state_writes[state_hash])
+end
 for key, at in pairs(expiring) do
   redis.call('PEXPIREAT', key, at)
 end

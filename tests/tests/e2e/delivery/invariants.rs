@@ -596,6 +596,122 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     app.stop().await;
 }
 
+/// `record.lua` reads the states of a call's deliveries before its loop
+/// and writes them after it; an attempt that comes twice in one call
+/// (sent twice by a worker) still sees what the first wrote, as if each
+/// ran on its own: logged, counted and moved once, and answered the same.
+#[tokio::test]
+async fn an_attempt_twice_in_one_record_call_is_recorded_once() {
+    use hookfleet_worker::deliver::AttemptResult;
+    use hookfleet_worker::record::{record_many, Attempted, Decision};
+
+    let (app, key, endpoint_id, p) = app_with_one_endpoint().await;
+    let event = app.publish(&key, "user.created", json!({})).await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let k = app.keys();
+    let job = hookfleet_worker::claim::claim(
+        &pool,
+        &k,
+        p,
+        10,
+        claim_settings(30_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap()
+    .jobs
+    .remove(0);
+    let attempted = Attempted {
+        job,
+        result: AttemptResult {
+            status: Some(500),
+            ..Default::default()
+        },
+        decision: Decision::RetryAt(now_ms() + 60_000),
+        at_ms: now_ms(),
+    };
+    let answers = record_many(&pool, &k, &app.config, p, &[&attempted, &attempted])
+        .await
+        .unwrap();
+    assert!(answers[0].held, "{answers:?}");
+    assert_eq!(answers[1], answers[0], "the same answer twice");
+    assert_eq!(app.attempts(&endpoint_id).await.len(), 1);
+    let (_, detail) = app.get(&format!("/api/v1/events/{event_id}"), &key).await;
+    assert_eq!(detail["deliveries"][0]["status"], "scheduled", "{detail}");
+    assert_eq!(detail["deliveries"][0]["attempts"], 1, "{detail}");
+    let (_, stats) = app
+        .get(
+            &format!("/api/v1/webhooks/{endpoint_id}/stats?window=1h"),
+            &key,
+        )
+        .await;
+    assert_eq!(stats["attempts"], 1, "{stats}");
+    assert_eq!(stats["attempts_failed"], 1, "{stats}");
+    app.stop().await;
+}
+
+/// `claim.lua` reads the records of an endpoint's first attempts with one
+/// command per events hash: each job carries its own event's record, and
+/// an event whose record is gone (expired) is dropped from the queue
+/// while the others around it are handed out.
+#[tokio::test]
+async fn a_claim_hands_out_each_event_with_its_own_record_and_drops_a_gone_one() {
+    // One partition: the events live where their deliveries are claimed,
+    // so the claim reads their records.
+    let app = TestApp::builder().partitions(1).spawn().await;
+    let TenantWithEndpoint { key, .. } = app
+        .tenant_with_endpoint("http://127.0.0.1:9/hook", &["*"])
+        .await;
+    let p = Partition(0);
+    let mut event_ids = Vec::new();
+    for n in 0..5 {
+        let event = app.publish(&key, "user.created", json!({"n": n})).await;
+        event_ids.push(event["id"].as_str().unwrap().to_string());
+    }
+    let gone = event_ids[2].clone();
+    let home = ids::partition_of(IdKind::Event, &gone).unwrap();
+    let (bucket, _) = ids::time_bucket(IdKind::Event, &gone).unwrap();
+    let removed: u64 = redis::cmd("HDEL")
+        .arg(app.keys().events(home, bucket))
+        .arg(&gone)
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let queued = app.queued_total().await;
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let jobs = hookfleet_worker::claim::claim(
+        &pool,
+        &app.keys(),
+        p,
+        10,
+        claim_settings(30_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .unwrap()
+    .jobs;
+    let mut handed: Vec<(String, i64)> = jobs
+        .iter()
+        .map(|job| {
+            let event = job.event.as_ref().expect("the claim carries the record");
+            let body: serde_json::Value = serde_json::from_str(event.body()).unwrap();
+            assert_eq!(body["id"], job.event_id.as_str(), "{body}");
+            (job.event_id.clone(), body["data"]["n"].as_i64().unwrap())
+        })
+        .collect();
+    handed.sort_by_key(|(_, n)| *n);
+    let expected: Vec<(String, i64)> = [0, 1, 3, 4]
+        .iter()
+        .map(|&n| (event_ids[n as usize].clone(), n))
+        .collect();
+    assert_eq!(handed, expected);
+    // The gone one left the queue; the four handed out are in flight.
+    assert_eq!(app.queued_total().await, queued - 5);
+    app.stop().await;
+}
+
 /// Endpoints of one tenant in at least two partitions, all on `url`.
 async fn endpoints_in_two_partitions(app: &TestApp, key: &str, url: &str) -> usize {
     let mut partitions = std::collections::HashSet::new();
