@@ -34,7 +34,7 @@ pub use processes::{
 pub use receiver::{spawn_receiver, Received, Receiver, Reply};
 pub use redis::{cluster_masters, cluster_nodes, redis_url, OwnCluster, OwnRedis};
 pub use verifiers::{python, python_accepts, require_node_standardwebhooks};
-pub use worker::{claim_settings, record_one};
+pub use worker::{claim_jobs, claim_settings, record_one};
 
 /// A random 16-hex-digit suffix, for key prefixes and names no other test
 /// uses.

@@ -37,3 +37,23 @@ pub fn claim_settings(lease_ms: u64) -> hookfleet_worker::claim::ClaimSettings {
         max_in_flight: 32,
     }
 }
+
+/// Claims up to 10 due deliveries of partition `p` the way a worker does,
+/// under a 30 s lease and no tenant share: the jobs a test then plays.
+pub async fn claim_jobs(
+    pool: &hookfleet_common::redis_pool::RedisPool,
+    keys: &hookfleet_common::Keys,
+    p: hookfleet_common::ids::Partition,
+) -> Vec<hookfleet_worker::claim::Job> {
+    hookfleet_worker::claim::claim(
+        pool,
+        keys,
+        p,
+        10,
+        claim_settings(30_000),
+        &hookfleet_worker::claim::TenantSlots::unlimited(),
+    )
+    .await
+    .expect("claim")
+    .jobs
+}

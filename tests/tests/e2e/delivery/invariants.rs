@@ -11,8 +11,8 @@ use hookfleet_common::time_util::now_ms;
 use serde_json::json;
 
 use hookfleet_tests::{
-    claim_settings, endpoint_partition, random_suffix, record_one, spawn_receiver, wait_until,
-    Reply, TenantWithEndpoint, TestApp,
+    claim_jobs, claim_settings, endpoint_partition, random_suffix, record_one, spawn_receiver,
+    wait_until, Reply, TenantWithEndpoint, TestApp,
 };
 
 /// How many stored values (string, hash field, stream field) contain
@@ -294,18 +294,7 @@ async fn a_resent_publish_call_writes_nothing_twice() {
         assert_eq!(first, (1, event_id.clone(), 1, "1".to_string()));
         // The delivery moves on: claimed, attempted and delivered.
         let pool = app.redis_pool();
-        let job = hookfleet_worker::claim::claim(
-            &pool,
-            &k,
-            p,
-            10,
-            claim_settings(30_000),
-            &hookfleet_worker::claim::TenantSlots::unlimited(),
-        )
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+        let job = claim_jobs(&pool, &k, p).await.remove(0);
         assert_eq!(job.event_id, event_id);
         let ok = hookfleet_worker::deliver::AttemptResult {
             status: Some(200),
@@ -428,18 +417,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     };
 
     // A failed attempt, rescheduled for now; the call arrives twice.
-    let job = hookfleet_worker::claim::claim(
-        &pool,
-        &k,
-        p,
-        10,
-        claim_settings(30_000),
-        &hookfleet_worker::claim::TenantSlots::unlimited(),
-    )
-    .await
-    .unwrap()
-    .jobs
-    .remove(0);
+    let job = claim_jobs(&pool, &k, p).await.remove(0);
     let retry = hookfleet_worker::record::Decision::RetryAt(now_ms());
     let first = record(job.clone(), 500, retry).await;
     let again = record(job, 500, retry).await;
@@ -448,18 +426,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     assert_eq!(app.attempts(&endpoint_id).await.len(), 1);
 
     // The next attempt succeeds; that call arrives twice too.
-    let job = hookfleet_worker::claim::claim(
-        &pool,
-        &k,
-        p,
-        10,
-        claim_settings(30_000),
-        &hookfleet_worker::claim::TenantSlots::unlimited(),
-    )
-    .await
-    .unwrap()
-    .jobs
-    .remove(0);
+    let job = claim_jobs(&pool, &k, p).await.remove(0);
     let delivered = hookfleet_worker::record::Decision::Delivered;
     let first = record(job.clone(), 200, delivered).await;
     let again = record(job, 200, delivered).await;
@@ -498,17 +465,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
     }
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let k = app.keys();
-    let mut jobs = hookfleet_worker::claim::claim(
-        &pool,
-        &k,
-        p,
-        10,
-        claim_settings(30_000),
-        &hookfleet_worker::claim::TenantSlots::unlimited(),
-    )
-    .await
-    .unwrap()
-    .jobs;
+    let mut jobs = claim_jobs(&pool, &k, p).await;
     assert_eq!(jobs.len(), 4);
     jobs.sort_by_key(|job| event_ids.iter().position(|id| *id == job.event_id));
     // The fourth attempt comes from a worker whose lease was taken over.
@@ -610,18 +567,7 @@ async fn an_attempt_twice_in_one_record_call_is_recorded_once() {
     let event_id = event["id"].as_str().unwrap().to_string();
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
     let k = app.keys();
-    let job = hookfleet_worker::claim::claim(
-        &pool,
-        &k,
-        p,
-        10,
-        claim_settings(30_000),
-        &hookfleet_worker::claim::TenantSlots::unlimited(),
-    )
-    .await
-    .unwrap()
-    .jobs
-    .remove(0);
+    let job = claim_jobs(&pool, &k, p).await.remove(0);
     let attempted = Attempted {
         job,
         result: AttemptResult {
@@ -681,17 +627,7 @@ async fn a_claim_hands_out_each_event_with_its_own_record_and_drops_a_gone_one()
     assert_eq!(removed, 1);
     let queued = app.queued_total().await;
     let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
-    let jobs = hookfleet_worker::claim::claim(
-        &pool,
-        &app.keys(),
-        p,
-        10,
-        claim_settings(30_000),
-        &hookfleet_worker::claim::TenantSlots::unlimited(),
-    )
-    .await
-    .unwrap()
-    .jobs;
+    let jobs = claim_jobs(&pool, &app.keys(), p).await;
     let mut handed: Vec<(String, i64)> = jobs
         .iter()
         .map(|job| {
