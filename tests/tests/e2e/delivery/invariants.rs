@@ -648,6 +648,126 @@ async fn a_claim_hands_out_each_event_with_its_own_record_and_drops_a_gone_one()
     app.stop().await;
 }
 
+/// Record calls of more than 1,000 attempts read and write in slices of
+/// 1,000 (Lua's `unpack` has a limit): across the slices' edge, each
+/// attempt is checked against its own lease and each state lands in its
+/// own field; and each claimed job carries its own event's record.
+#[tokio::test]
+async fn claims_and_records_of_over_a_thousand_deliveries_keep_each_its_own() {
+    use hookfleet_common::delivery_state::StoredState;
+    use hookfleet_worker::deliver::AttemptResult;
+    use hookfleet_worker::record::{record_many, Attempted, Decision};
+
+    const N: usize = 1_200;
+    let app = TestApp::builder().partitions(1).spawn().await;
+    let TenantWithEndpoint { key, .. } = app
+        .tenant_with_endpoint("http://127.0.0.1:9/hook", &["*"])
+        .await;
+    let p = Partition(0);
+    let mut published: HashMap<String, usize> = HashMap::new();
+    for half in 0..2 {
+        let events: Vec<_> = (0..N / 2)
+            .map(|i| json!({"event_type": "user.created", "data": {"n": half * N / 2 + i}}))
+            .collect();
+        let (status, answer) = app
+            .post("/api/v1/events/batch", &key, json!({"events": events}))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        for (i, result) in answer["results"].as_array().unwrap().iter().enumerate() {
+            let id = result["id"].as_str().unwrap().to_string();
+            published.insert(id, half * N / 2 + i);
+        }
+    }
+    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let k = app.keys();
+    let settings = hookfleet_worker::claim::ClaimSettings {
+        max_in_flight: 2 * N as u32,
+        ..claim_settings(30_000)
+    };
+    // Two claims, so the jobs hold two lease deadlines; the record call
+    // takes them alternately, so an answer read for the wrong attempt
+    // meets the other lease.
+    let mut halves = Vec::new();
+    for _ in 0..2 {
+        let claimed = hookfleet_worker::claim::claim(
+            &pool,
+            &k,
+            p,
+            N / 2,
+            settings,
+            &hookfleet_worker::claim::TenantSlots::unlimited(),
+        )
+        .await
+        .unwrap()
+        .jobs;
+        assert_eq!(claimed.len(), N / 2);
+        halves.push(claimed);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_ne!(halves[0][0].lease_token, halves[1][0].lease_token);
+    let mut jobs: Vec<_> = halves[0]
+        .iter()
+        .zip(&halves[1])
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    for job in &jobs {
+        let event = job.event.as_ref().expect("the claim carries the record");
+        let body: serde_json::Value = serde_json::from_str(event.body()).unwrap();
+        assert_eq!(body["data"]["n"], published[&job.event_id], "{body}");
+    }
+    // Attempts around the slices' edge come from workers whose leases
+    // were taken over: logged, but they move nothing.
+    let stale = [0, 998, 999, 1_000, 1_001, N - 1];
+    for &i in &stale {
+        jobs[i].lease_token = "999".into();
+    }
+    let at = now_ms();
+    let attempted: Vec<Attempted> = jobs
+        .iter()
+        .map(|job| Attempted {
+            job: job.clone(),
+            result: AttemptResult {
+                status: Some(200),
+                ..Default::default()
+            },
+            decision: Decision::Delivered,
+            at_ms: at,
+        })
+        .collect();
+    let attempted: Vec<&Attempted> = attempted.iter().collect();
+    let answers = record_many(&pool, &k, &app.config, p, &attempted)
+        .await
+        .unwrap();
+    let not_held: Vec<usize> = (0..N).filter(|&i| !answers[i].held).collect();
+    assert_eq!(not_held, stale);
+    assert_eq!(app.zcard(&k.inflight(p)).await, stale.len() as u64);
+
+    let mut conn = app.redis().await;
+    for (i, job) in jobs.iter().enumerate() {
+        let (bucket, _) = ids::time_bucket(IdKind::Event, &job.event_id).unwrap();
+        let created = ids::created_ms(IdKind::Event, &job.event_id).unwrap();
+        let stored: Option<String> = redis::cmd("HGET")
+            .arg(k.states(p, bucket))
+            .arg(&job.delivery_id[4..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if stale.contains(&i) {
+            assert_eq!(stored, None, "attempt {i}");
+            continue;
+        }
+        let stored = stored.unwrap_or_else(|| panic!("attempt {i}: no state"));
+        let state = StoredState::parse(&stored, created).unwrap();
+        assert_eq!(state.status, "delivered", "attempt {i}: {stored}");
+        assert_eq!(state.last_at, Some(at), "attempt {i}: {stored}");
+        assert!(
+            state.recorded.starts_with(&format!("{}:", job.lease_token)),
+            "attempt {i}: {stored}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Endpoints of one tenant in at least two partitions, all on `url`.
 async fn endpoints_in_two_partitions(app: &TestApp, key: &str, url: &str) -> usize {
     let mut partitions = std::collections::HashSet::new();
