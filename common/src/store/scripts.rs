@@ -47,7 +47,7 @@ pub fn id_layout() -> String {
 }
 
 /// A script: the generated id layout, `prelude.lua`, the helper files it
-/// uses (`state.lua`), then its own file. Helpers are closures made anew
+/// uses (`state.lua`, `batch_read.lua`), then its own file. Helpers are closures made anew
 /// on every call, so a script carries only those it uses.
 macro_rules! script {
     ($name:ident, $file:literal $(, $helpers:literal)*) => {
@@ -68,7 +68,7 @@ macro_rules! script {
 
 script!(PUBLISH, "publish.lua");
 script!(FANOUT, "fanout.lua");
-script!(CLAIM, "claim.lua", "state.lua");
+script!(CLAIM, "claim.lua", "state.lua", "batch_read.lua");
 /// `record.lua`, after the constants it shares with `store::record`
 /// (generated here, so the two cannot drift).
 pub(super) static RECORD: LazyLock<Script> = LazyLock::new(|| {
@@ -79,6 +79,7 @@ pub(super) static RECORD: LazyLock<Script> = LazyLock::new(|| {
         concat!(
             prelude!(),
             include_str!("scripts/state.lua"),
+            include_str!("scripts/batch_read.lua"),
             include_str!("scripts/record.lua")
         )
     ))
@@ -109,6 +110,7 @@ script!(CONFIG_MARK, "config_mark.lua");
 pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("prelude.lua", prelude!()),
     ("state.lua", include_str!("scripts/state.lua")),
+    ("batch_read.lua", include_str!("scripts/batch_read.lua")),
     ("publish.lua", include_str!("scripts/publish.lua")),
     ("fanout.lua", include_str!("scripts/fanout.lua")),
     ("claim.lua", include_str!("scripts/claim.lua")),

@@ -266,11 +266,8 @@ local function fetch_events(list, step)
   local fetched = {}
   for _, key in ipairs(keys) do
     local ids = wanted[key]
-    for from = 1, #ids, 1000 do
-      local upto = math.min(from + 999, #ids)
-      local records = redis.call('HMGET', key, unpack(ids, from, upto))
-      for k = from, upto do fetched[ids[k]] = records[k - from + 1] end
-    end
+    local records = read_in_slices('HMGET', key, ids)
+    for k, event_id in ipairs(ids) do fetched[event_id] = records[k] end
   end
   return fetched
 end

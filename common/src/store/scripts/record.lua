@@ -83,7 +83,8 @@
 -- HMGET and written with one HSET per states hash, their leases read with
 -- one ZMSCORE, counters and stats buckets move once per endpoint and field
 -- (HINCRBY by the batch's sum), streams and delivery logs are trimmed once
--- per endpoint, and the lease set's changes are one variadic command. A repeat of a call whose reply was lost gets the same answers
+-- per endpoint, and the lease set's changes are one variadic command. A
+-- repeat of a call whose reply was lost gets the same answers
 -- and records nothing twice (each delivery's state remembers `recorded` =
 -- token:disabled). The delivery's state (state.lua) is written here for
 -- its first time when its first attempt is recorded; a retry goes to the
@@ -179,35 +180,28 @@ end
 -- lease set loses this call's members after it).
 local states, state_writes, hashes = {}, {}, {}
 local attempt_ids, attempt_hashes, attempt_fields = {}, {}, {}
+local fields_of = {}
 for i = first, #ARGV, STRIDE do
   local state_hash, field = state_key(prefix, ARGV[i])
   attempt_hashes[#attempt_hashes + 1], attempt_fields[#attempt_fields + 1] = state_hash, field
-  local fields = state_writes[state_hash]
+  local fields = fields_of[state_hash]
   if not fields then
     fields = {}
-    state_writes[state_hash] = fields
+    fields_of[state_hash] = fields
     hashes[#hashes + 1] = state_hash
   end
   fields[#fields + 1] = field
   attempt_ids[#attempt_ids + 1] = ARGV[i]
 end
 for _, state_hash in ipairs(hashes) do
-  local fields = state_writes[state_hash]
+  local fields = fields_of[state_hash]
+  local texts = read_in_slices('HMGET', state_hash, fields)
   local known = {}
-  for from = 1, #fields, 1000 do
-    local upto = math.min(from + 999, #fields)
-    local texts = redis.call('HMGET', state_hash, unpack(fields, from, upto))
-    for k = from, upto do known[fields[k]] = texts[k - from + 1] end
-  end
+  for k, field in ipairs(fields) do known[field] = texts[k] end
   states[state_hash] = known
   state_writes[state_hash] = {}
 end
-local leases = {}
-for from = 1, #attempt_ids, 1000 do
-  local upto = math.min(from + 999, #attempt_ids)
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(attempt_ids, from, upto))
-  for k = from, upto do leases[k] = scores[k - from + 1] end
-end
+local leases = read_in_slices('ZMSCORE', KEYS[1], attempt_ids)
 
 local leave_inflight = {}
 local tested = {}

@@ -146,7 +146,7 @@ async fn a_dead_workers_lease_expires_and_another_worker_delivers() {
 
     // A worker claims the delivery with a short lease, then "dies": it never
     // attempts or records anything.
-    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let pool = app.redis_pool();
     let claimed = hookfleet_worker::claim::claim(
         &pool,
         &app.keys(),
@@ -403,7 +403,7 @@ async fn a_repeated_record_call_logs_and_counts_the_attempt_once() {
     let (app, key, endpoint_id, p) = app_with_one_endpoint().await;
     let event = app.publish(&key, "user.created", json!({})).await;
     let event_id = event["id"].as_str().unwrap().to_string();
-    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let pool = app.redis_pool();
     let k = app.keys();
     let record = |job: hookfleet_worker::claim::Job, status: u16, decision| {
         let (pool, k, config) = (pool.clone(), k.clone(), app.config.clone());
@@ -463,7 +463,7 @@ async fn a_batched_record_call_counts_and_moves_each_attempt_once() {
         let event = app.publish(&key, "user.created", json!({"n": n})).await;
         event_ids.push(event["id"].as_str().unwrap().to_string());
     }
-    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let pool = app.redis_pool();
     let k = app.keys();
     let mut jobs = claim_jobs(&pool, &k, p).await;
     assert_eq!(jobs.len(), 4);
@@ -565,7 +565,7 @@ async fn an_attempt_twice_in_one_record_call_is_recorded_once() {
     let (app, key, endpoint_id, p) = app_with_one_endpoint().await;
     let event = app.publish(&key, "user.created", json!({})).await;
     let event_id = event["id"].as_str().unwrap().to_string();
-    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let pool = app.redis_pool();
     let k = app.keys();
     let job = claim_jobs(&pool, &k, p).await.remove(0);
     let attempted = Attempted {
@@ -626,7 +626,7 @@ async fn a_claim_hands_out_each_event_with_its_own_record_and_drops_a_gone_one()
         .unwrap();
     assert_eq!(removed, 1);
     let queued = app.queued_total().await;
-    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let pool = app.redis_pool();
     let jobs = claim_jobs(&pool, &app.keys(), p).await;
     let mut handed: Vec<(String, i64)> = jobs
         .iter()
@@ -678,7 +678,7 @@ async fn claims_and_records_of_over_a_thousand_deliveries_keep_each_its_own() {
             published.insert(id, half * N / 2 + i);
         }
     }
-    let pool = hookfleet_common::redis_pool::create_pool(&app.config).unwrap();
+    let pool = app.redis_pool();
     let k = app.keys();
     let settings = hookfleet_worker::claim::ClaimSettings {
         max_in_flight: 2 * N as u32,

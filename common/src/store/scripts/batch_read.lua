@@ -1,0 +1,17 @@
+-- batch_read.lua: a helper for the scripts that read many values of one
+-- key with one variadic command (claim.lua, record.lua), after
+-- prelude.lua: a redis.call per value costs more than the read itself.
+
+-- The answers of `command` (HMGET, ZMSCORE) on `key` for each of `names`,
+-- in their order (false where there is none), read in slices as
+-- prelude.lua's in_slices writes: Lua's unpack() stops at a few thousand
+-- values.
+local function read_in_slices(command, key, names)
+  local answers = {}
+  for from = 1, #names, 1000 do
+    local upto = math.min(from + 999, #names)
+    local slice = redis.call(command, key, unpack(names, from, upto))
+    for k = from, upto do answers[k] = slice[k - from + 1] end
+  end
+  return answers
+end
