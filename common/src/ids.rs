@@ -64,8 +64,24 @@ fn push_base32(out: &mut String, mut value: u64, chars: usize) {
     }
 }
 
+/// Each byte's value in [`ALPHABET`], or [`NOT_BASE32`]: ids are read on
+/// every request and attempt, so a lookup rather than a search.
+const DECODE: [u8; 256] = {
+    let mut table = [NOT_BASE32; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const NOT_BASE32: u8 = u8::MAX;
+
 fn decode_char(c: u8) -> Option<u16> {
-    ALPHABET.iter().position(|&a| a == c).map(|p| p as u16)
+    match DECODE[c as usize] {
+        NOT_BASE32 => None,
+        value => Some(u16::from(value)),
+    }
 }
 
 /// A new random id of `kind` whose data lives in `partition`.
@@ -226,6 +242,14 @@ pub fn partition_for(text: &str, partitions: u16) -> Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_byte_decodes_to_its_place_in_the_alphabet_or_to_none() {
+        for byte in 0..=u8::MAX {
+            let place = ALPHABET.iter().position(|&a| a == byte);
+            assert_eq!(decode_char(byte), place.map(|p| p as u16), "byte {byte}");
+        }
+    }
 
     #[test]
     fn ids_carry_their_partition() {
