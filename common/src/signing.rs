@@ -66,25 +66,76 @@ impl SigningSecret {
     }
 
     pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
-        // Any key length is valid for HMAC, so this cannot fail.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            Err(_) => return String::new(),
-        };
-        mac.update(msg_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        match self.keyed() {
+            Some(mac) => sign_keyed(mac, msg_id, timestamp, body),
+            None => String::new(),
+        }
+    }
+
+    /// The HMAC with this key absorbed. Any key length is valid for HMAC,
+    /// so this is never `None`.
+    fn keyed(&self) -> Option<Hmac<Sha256>> {
+        Hmac::<Sha256>::new_from_slice(&self.key).ok()
+    }
+}
+
+/// `v1,<base64 signature>` from an HMAC that has absorbed its key.
+fn sign_keyed(mut mac: Hmac<Sha256>, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// A secret made ready to sign many messages: its HMAC keyed and its
+/// fingerprint computed once. The worker makes one per endpoint a claim
+/// hands out, and each attempt signs with a copy of the keyed HMAC instead
+/// of decoding the secret and keying it again. `Debug` prints neither.
+#[derive(Clone)]
+pub struct Signer {
+    keyed: Hmac<Sha256>,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
+impl Signer {
+    /// `None` never happens (see [`SigningSecret::sign`]), but is not
+    /// unwrapped.
+    pub fn new(secret: &SigningSecret) -> Option<Self> {
+        Some(Signer {
+            keyed: secret.keyed()?,
+            fingerprint: secret.fingerprint(),
+        })
+    }
+
+    /// [`SigningSecret::parse`], made ready to sign.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::new(&SigningSecret::parse(text)?).ok_or_else(|| "the key is unusable".to_string())
+    }
+
+    /// [`SigningSecret::sign`], without keying the HMAC again.
+    pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
+        sign_keyed(self.keyed.clone(), msg_id, timestamp, body)
+    }
+
+    /// [`SigningSecret::fingerprint`], computed once.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 }
 
 /// The `webhook-signature` header value: the current secret's signature,
 /// followed by the previous secret's while a rotation's grace period lasts.
 pub fn signature_header(
-    current: &SigningSecret,
-    previous: Option<&SigningSecret>,
+    current: &Signer,
+    previous: Option<&Signer>,
     msg_id: &str,
     timestamp: u64,
     body: &[u8],
@@ -156,14 +207,38 @@ mod tests {
     }
 
     #[test]
+    fn a_signer_signs_and_names_its_secret_as_the_secret_does() {
+        let secret = SigningSecret::parse(SPEC_SECRET).unwrap();
+        let signer = Signer::parse(SPEC_SECRET).unwrap();
+        assert_eq!(
+            signer.sign(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes()),
+            SPEC_SIGNATURE
+        );
+        // Signing twice starts from the keyed state each time.
+        assert_eq!(
+            signer.sign(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes()),
+            SPEC_SIGNATURE
+        );
+        assert_eq!(
+            signer.sign("evt_2", 11, b"{}"),
+            secret.sign("evt_2", 11, b"{}")
+        );
+        assert_eq!(signer.fingerprint(), secret.fingerprint());
+        assert_eq!(format!("{signer:?}"), "Signer(..)");
+        assert!(Signer::parse("whsec_AAAA").is_err());
+    }
+
+    #[test]
     fn rotation_sends_both_signatures() {
         let old = SigningSecret::generate();
         let new = SigningSecret::generate();
-        let header = signature_header(&new, Some(&old), "evt_1", 10, b"{}");
+        let signer = |secret: &SigningSecret| Signer::new(secret).unwrap();
+        let (old_signer, new_signer) = (signer(&old), signer(&new));
+        let header = signature_header(&new_signer, Some(&old_signer), "evt_1", 10, b"{}");
         assert_eq!(header.split(' ').count(), 2);
         assert!(verify(&old, "evt_1", 10, b"{}", &header));
         assert!(verify(&new, "evt_1", 10, b"{}", &header));
-        let only_new = signature_header(&new, None, "evt_1", 10, b"{}");
+        let only_new = signature_header(&new_signer, None, "evt_1", 10, b"{}");
         assert!(!verify(&old, "evt_1", 10, b"{}", &only_new));
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hookfleet_common::net_policy::AddressPolicy;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use hookfleet_common::signing::{signature_header, SigningSecret};
+use hookfleet_common::signing::signature_header;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use crate::claim::Job;
@@ -142,22 +142,16 @@ pub fn signed_headers(
     now_ms: u64,
 ) -> Result<(SignedHeaders, String), String> {
     let endpoint = &job.endpoint;
-    let secret = SigningSecret::parse(&endpoint.secret)?;
-    let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
-        (Some(previous), Some(until)) if until > now_ms => SigningSecret::parse(previous).ok(),
+    let secret = endpoint.signer.as_ref().map_err(String::clone)?;
+    let previous = match (&endpoint.previous_signer, endpoint.previous_secret_until) {
+        (Some(previous), Some(until)) if until > now_ms => Some(previous),
         _ => None,
     };
-    let signature = signature_header(
-        &secret,
-        previous.as_ref(),
-        &job.event_id,
-        timestamp,
-        body.as_bytes(),
-    );
-    let mut signed_by = secret.fingerprint();
-    if let Some(previous) = &previous {
+    let signature = signature_header(secret, previous, &job.event_id, timestamp, body.as_bytes());
+    let mut signed_by = secret.fingerprint().to_string();
+    if let Some(previous) = previous {
         signed_by.push(' ');
-        signed_by.push_str(&previous.fingerprint());
+        signed_by.push_str(previous.fingerprint());
     }
     Ok((
         [

@@ -9,6 +9,7 @@ use redis::Value;
 use super::scripts;
 use crate::ids::{self, Partition};
 use crate::redis_pool::RedisPool;
+use crate::signing::Signer;
 use crate::stored_event::EventRecord;
 use crate::Keys;
 
@@ -23,10 +24,14 @@ pub struct ClaimedEndpoint {
     /// `url` parsed (once per claim; the attempt reports a URL that does
     /// not parse).
     pub parsed_url: Result<url::Url, String>,
-    pub secret: String,
+    /// The signing secret, parsed and keyed once per claim (the attempt
+    /// reports one that does not parse).
+    pub signer: Result<Signer, String>,
     pub headers: Vec<(String, String)>,
     pub timeout_ms: Option<u64>,
-    pub previous_secret: Option<String>,
+    /// The secret a rotation replaced, while it still signs (until
+    /// `previous_secret_until`); one that does not parse signs nothing.
+    pub previous_signer: Option<Signer>,
     pub previous_secret_until: Option<u64>,
     /// The endpoint's own retry schedule, when it has one (else the
     /// server's `HOOKFLEET_RETRY_SCHEDULE` applies).
@@ -42,10 +47,10 @@ impl ClaimedEndpoint {
             tenant_id: tenant_id.into(),
             url: url.to_string(),
             parsed_url: parse_url(url),
-            secret: secret.to_string(),
+            signer: Signer::parse(secret),
             headers: Vec::new(),
             timeout_ms: None,
-            previous_secret: None,
+            previous_signer: None,
             previous_secret_until: None,
             retry_schedule: None,
         }
@@ -275,10 +280,10 @@ fn parse_reply(p: Partition, reply: Value) -> Result<Claimed, ClaimError> {
             id,
             tenant_id: tenant_id.into(),
             url,
-            secret,
+            signer: Signer::parse(&secret),
             headers: serde_json::from_str(&headers).unwrap_or_default(),
             timeout_ms: timeout.parse().ok(),
-            previous_secret: (!previous_secret.is_empty()).then_some(previous_secret),
+            previous_signer: Signer::parse(&previous_secret).ok(),
             previous_secret_until: previous_until.parse().ok(),
             retry_schedule: parse_schedule(&schedule),
         }));

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hookfleet_common::signing::{signature_header, SigningSecret};
+use hookfleet_common::signing::{signature_header, Signer};
 use hookfleet_common::time_util::now_ms;
 use serde_json::{json, Value};
 
@@ -115,11 +115,11 @@ async fn the_documented_receivers_verify_real_deliveries() {
     // A correctly signed request, but ten minutes old.
     let stale_ts = now_ms() / 1000 - 600;
     let id = delivered.header("webhook-id").unwrap();
-    let parsed = SigningSecret::parse(&secret).unwrap();
+    let signer = Signer::parse(&secret).unwrap();
     let stale = json!({
         "webhook-id": id,
         "webhook-timestamp": stale_ts.to_string(),
-        "webhook-signature": signature_header(&parsed, None, id, stale_ts, delivered.body.as_bytes()),
+        "webhook-signature": signature_header(&signer, None, id, stale_ts, delivered.body.as_bytes()),
     });
     // The receiver's body is the bytes received (it is UTF-8 JSON, so its
     // `String` holds them unchanged), with a non-ASCII character in them:
