@@ -105,7 +105,7 @@ impl Prepared {
         if fresh == 0 {
             // Seen before. If that request's fan-out was interrupted, finish it.
             if first_complete != "1" {
-                let deliveries = finish_fanout(state, tenant_id, &id).await?;
+                let deliveries = Box::pin(finish_fanout(state, tenant_id, &id)).await?;
                 return Ok(Published {
                     event_id: id,
                     deliveries,
@@ -156,7 +156,10 @@ impl Prepared {
                 duplicate: false,
             });
         }
-        match self.fan_out_rest(state, tenant_id, count).await {
+        // Boxed, as the other rare paths here: a settle that only answers
+        // (nearly every one) keeps a small future, which every layer of
+        // the API's routing moves.
+        match Box::pin(self.fan_out_rest(state, tenant_id, count)).await {
             Ok(total) => Ok(Published {
                 event_id: self.event_id,
                 deliveries: total,

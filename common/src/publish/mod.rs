@@ -109,8 +109,16 @@ pub async fn publish(
     // Each step takes its own connection handle (a shared lane, cheap).
     let test = matches!(target, Target::Test(_));
     let (groups, checked) = match target {
+        // (The paths the API's single publish does not take are boxed:
+        // its future stays small, and every routing layer moves it.)
         Target::Subscribers => (
-            matching_endpoints(state, tenant_id, event_type, data.as_str()).await?,
+            Box::pin(matching_endpoints(
+                state,
+                tenant_id,
+                event_type,
+                data.as_str(),
+            ))
+            .await?,
             None,
         ),
         Target::Matched(found) => (found.groups, found.checked),
@@ -129,12 +137,15 @@ pub async fn publish(
     let (prepared, reply) = match coalescer {
         Some(coalescer) => coalescer.call(tenant_id, prepared).await?,
         None => {
-            let replies: Vec<PublishReply> = {
+            let replies: Vec<PublishReply> = Box::pin(async {
                 let mut conn = state.conn().await?;
-                invocation(state, tenant_id, &[&prepared])
-                    .invoke(&mut conn)
-                    .await?
-            };
+                Ok::<_, PublishError>(
+                    invocation(state, tenant_id, &[&prepared])
+                        .invoke(&mut conn)
+                        .await?,
+                )
+            })
+            .await?;
             let reply = replies
                 .into_iter()
                 .next()
