@@ -2,7 +2,8 @@
 //! requests by status class, events published, and the queue gauges
 //! (depth, oldest due age and leases per partition), sampled on each scrape.
 
-use poem::{handler, web::Data, Endpoint, IntoResponse, Request, Response};
+use poem::http::StatusCode;
+use poem::{handler, web::Data};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use hookfleet_common::metrics::QueueGauges;
@@ -93,23 +94,16 @@ pub async fn render(Data(state): Data<&AppState>) -> String {
     hookfleet_common::metrics::encode(&state.metrics.registry)
 }
 
-/// Counts every response by status class.
-pub async fn count<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let metrics = req.data::<AppState>().map(|state| state.metrics.clone());
-    let result = next.call(req).await.map(IntoResponse::into_response);
-    if let Some(metrics) = metrics {
-        let status = match &result {
-            Ok(response) => response.status(),
-            Err(err) => err.status(),
-        };
+impl ApiMetrics {
+    /// Counts one response by its status class.
+    pub fn count(&self, status: StatusCode) {
         let class = usize::from(status.as_u16() / 100);
-        match class.checked_sub(1).and_then(|i| metrics.by_class.get(i)) {
+        match class.checked_sub(1).and_then(|i| self.by_class.get(i)) {
             Some(counter) => counter.inc(),
-            None => metrics
+            None => self
                 .responses
                 .with_label_values(&[&format!("{class}xx")])
                 .inc(),
         }
     }
-    result
 }

@@ -17,7 +17,7 @@ use poem_openapi::OpenApiService;
 use crate::error::{json_error, ApiError};
 use crate::routes;
 use crate::spec;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// A bound, not yet running, API server.
 pub struct Application {
@@ -50,6 +50,7 @@ pub fn published_spec(state: &AppState) -> Result<spec::Published, String> {
 pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
     let spec_json = published.json.clone();
     let swagger_ui = published.swagger_ui.clone();
+    let metrics = state.metrics.clone();
     Route::new()
         .nest("/", service(&state))
         .at(
@@ -69,44 +70,57 @@ pub fn app(state: AppState, published: Arc<spec::Published>) -> impl Endpoint {
         )
         .nest("/console", crate::console::routes())
         .at("/metrics", poem::get(crate::metrics::render))
-        .around(crate::metrics::count)
         .data(state)
         .into_endpoint()
         .catch_all_error(json_error)
         .around(move |ep, req| {
             let published = published.clone();
+            let metrics = metrics.clone();
             async move {
-                if let Some(name) = published.unreadable_header(req.headers()) {
-                    let error = ApiError::bad_header(name, "must be visible ASCII text");
-                    return Ok(error.into_response());
-                }
-                let path = req.uri().path().to_string();
-                let method = req.method().as_str().to_string();
-                let has_key = req.headers().contains_key(header::AUTHORIZATION);
-                let mut response = ep.get_response(req).await;
-                if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-                    // A literal route took a path that names, for this
-                    // method, a resource that does not exist.
-                    // (Without a key that operation answers 401 first.)
-                    if let Some(message) = published.shadowed_not_found(&method, &path) {
-                        let error = if has_key {
-                            let what = message.strip_suffix(" not found").unwrap_or(message);
-                            ApiError::not_found(what)
-                        } else {
-                            ApiError::unauthorized()
-                        };
-                        return Ok(error.into_response());
-                    }
-                    if let Some(allow) = published
-                        .allow(&path)
-                        .and_then(|a| HeaderValue::from_str(a).ok())
-                    {
-                        response.headers_mut().insert(header::ALLOW, allow);
-                    }
-                }
+                let response = answer(&published, ep, req).await;
+                // Every answer is counted, as it leaves.
+                metrics.count(response.status());
                 Ok(response)
             }
         })
+}
+
+/// The outermost layer of [`app`]: the rules the framework leaves open
+/// (see there), around the routes' answer.
+async fn answer<E: Endpoint<Output = poem::Response>>(
+    published: &spec::Published,
+    ep: Arc<E>,
+    req: poem::Request,
+) -> poem::Response {
+    if let Some(name) = published.unreadable_header(req.headers()) {
+        let error = ApiError::bad_header(name, "must be visible ASCII text");
+        return error.into_response();
+    }
+    let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
+    let has_key = req.headers().contains_key(header::AUTHORIZATION);
+    let mut response = ep.get_response(req).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // A literal route took a path that names, for this method, a
+        // resource that does not exist. (Without a key that operation
+        // answers 401 first.)
+        if let Some(message) = published.shadowed_not_found(&method, &path) {
+            let error = if has_key {
+                let what = message.strip_suffix(" not found").unwrap_or(message);
+                ApiError::not_found(what)
+            } else {
+                ApiError::unauthorized()
+            };
+            return error.into_response();
+        }
+        if let Some(allow) = published
+            .allow(&path)
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    response
 }
 
 /// Reads nothing from the environment: everything comes from `config`.
@@ -136,7 +150,7 @@ pub async fn build(config: Config) -> Result<Application, String> {
     let index_cache = Arc::new(crate::index_cache::IndexCache::new(config.api_index_cache));
     let store = Store::new(pool, keys, config);
     let coalescer = hookfleet_common::publish::Coalescer::start(store.clone());
-    let state = AppState {
+    let state = AppState::new(Shared {
         attempt_waiters,
         key_cache,
         index_cache,
@@ -146,7 +160,7 @@ pub async fn build(config: Config) -> Result<Application, String> {
         metrics: Arc::new(
             crate::metrics::ApiMetrics::new().map_err(|err| format!("metrics: {err}"))?,
         ),
-    };
+    });
     let acceptor = TcpListener::bind(state.store.config.listen)
         .into_acceptor()
         .await

@@ -11,9 +11,28 @@ use hookfleet_common::store::{caps, Store};
 
 use crate::error::ApiError;
 
-/// Cheap to clone; one per process.
+/// One per process, shared by every request: a clone is one reference
+/// count (the routing gives each request its own copy). Its fields are
+/// [`Shared`]'s.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] holds.
+pub struct Shared {
     /// Redis, the key layout and the configuration.
     pub store: Store,
     /// Request budget per API key (in-process: each API instance grants

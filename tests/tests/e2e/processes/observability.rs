@@ -148,6 +148,30 @@ async fn metrics_registry_and_json_logs() {
         sample(&api_scrape, "hookfleet_api_responses_total{class=\"4xx\"}").unwrap_or(0.0) >= 1.0
     );
     assert!(api_scrape.contains("hookfleet_queue_depth{partition=\"0\"}"));
+    // Every answer is counted, also one the outermost layer gives before
+    // any route runs (a header parameter that is not text: 400).
+    let client_errors = |scrape: &str| {
+        sample(scrape, "hookfleet_api_responses_total{class=\"4xx\"}").unwrap_or(0.0)
+    };
+    let refused = http
+        .post(app.url("/api/v1/events"))
+        .header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let rescrape = http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(client_errors(&rescrape), client_errors(&api_scrape) + 1.0);
 
     // A clean stop leaves the registry at once.
     sigterm(&worker.child);
