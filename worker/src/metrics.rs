@@ -14,6 +14,11 @@ pub struct WorkerMetrics {
     pub outcomes: IntCounterVec,
     /// Attempts by status class: 2xx, 3xx, 4xx, 5xx, error.
     pub attempts: IntCounterVec,
+    /// `outcomes` for each of [`OUTCOMES`] and `attempts` for each of
+    /// [`CLASSES`], resolved once (a label lookup per attempt hashes and
+    /// locks on the hot path).
+    by_outcome: [IntCounter; 3],
+    by_class: [IntCounter; 5],
     /// Wall time of one attempt (request and response excerpt).
     pub attempt_duration: Histogram,
     /// From publish to a successful delivery.
@@ -38,6 +43,11 @@ pub struct WorkerMetrics {
     pub redis_errors: IntCounter,
     pub queue: QueueGauges,
 }
+
+/// The values of `outcomes`' label.
+pub const OUTCOMES: [&str; 3] = ["delivered", "retry", "failed"];
+/// The values of `attempts`' label.
+pub const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -119,10 +129,14 @@ impl WorkerMetrics {
         }
         hookfleet_common::filter::register(&registry)?;
         let queue = QueueGauges::register(&registry)?;
+        let by_outcome = OUTCOMES.map(|outcome| outcomes.with_label_values(&[outcome]));
+        let by_class = CLASSES.map(|class| attempts.with_label_values(&[class]));
         Ok(Self {
             registry,
             outcomes,
             attempts,
+            by_outcome,
+            by_class,
             attempt_duration,
             delivery_latency,
             in_flight,
@@ -135,6 +149,29 @@ impl WorkerMetrics {
             redis_errors,
             queue,
         })
+    }
+}
+
+impl WorkerMetrics {
+    /// Counts an attempt of status class `class` (one of [`CLASSES`]).
+    pub fn count_attempt(&self, class: &str) {
+        match CLASSES.iter().position(|c| *c == class) {
+            Some(i) => self.by_class.get(i).map_or((), IntCounter::inc),
+            None => self.attempts.with_label_values(&[class]).inc(),
+        }
+    }
+
+    /// Counts an attempt's outcome (one of [`OUTCOMES`]).
+    pub fn count_outcome(&self, outcome: &str) {
+        match OUTCOMES.iter().position(|o| *o == outcome) {
+            Some(i) => self.by_outcome.get(i).map_or((), IntCounter::inc),
+            None => self.outcomes.with_label_values(&[outcome]).inc(),
+        }
+    }
+
+    /// Attempts counted by outcome, all together.
+    pub fn outcomes_total(&self) -> u64 {
+        self.by_outcome.iter().map(IntCounter::get).sum()
     }
 }
 
@@ -163,4 +200,37 @@ pub async fn bind(
         .unwrap_or(addr);
     let app = Route::new().at("/metrics", get(render)).data(metrics);
     Ok((bound, poem::Server::new_with_acceptor(acceptor).run(app)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_and_outcome_counts_under_its_own_label() {
+        let metrics = WorkerMetrics::new().unwrap();
+        for (n, class) in CLASSES.iter().enumerate() {
+            for _ in 0..=n {
+                metrics.count_attempt(class);
+            }
+        }
+        for (n, outcome) in OUTCOMES.iter().enumerate() {
+            for _ in 0..=n {
+                metrics.count_outcome(outcome);
+            }
+        }
+        for (n, class) in CLASSES.iter().enumerate() {
+            assert_eq!(
+                metrics.attempts.with_label_values(&[class]).get(),
+                n as u64 + 1
+            );
+        }
+        for (n, outcome) in OUTCOMES.iter().enumerate() {
+            assert_eq!(
+                metrics.outcomes.with_label_values(&[outcome]).get(),
+                n as u64 + 1
+            );
+        }
+        assert_eq!(metrics.outcomes_total(), 6);
+    }
 }

@@ -173,10 +173,7 @@ fn decide(ctx: &Context, job: &Job, result: &AttemptResult) -> Decision {
 fn observe(ctx: &Context, job: &Job, result: &AttemptResult, decision: Decision) {
     tracing::debug!(status = ?result.status, ?decision, "attempt done");
     let metrics = &ctx.metrics;
-    metrics
-        .attempts
-        .with_label_values(&[class_field(result.status).trim_start_matches("attempts_")])
-        .inc();
+    metrics.count_attempt(class_field(result.status).trim_start_matches("attempts_"));
     metrics
         .attempt_duration
         .observe(result.duration.as_secs_f64());
@@ -185,7 +182,7 @@ fn observe(ctx: &Context, job: &Job, result: &AttemptResult, decision: Decision)
         Decision::RetryAt(_) => "retry",
         Decision::Failed => "failed",
     };
-    metrics.outcomes.with_label_values(&[outcome]).inc();
+    metrics.count_outcome(outcome);
     if decision == Decision::Delivered && !job.test() {
         if let Some(published) = ids::created_ms(IdKind::Event, &job.event_id) {
             let latency = now_ms().saturating_sub(published) as f64 / 1000.0;

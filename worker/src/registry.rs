@@ -55,10 +55,10 @@ pub async fn heartbeat(
     const HEARTBEAT: Source = Source::task("heartbeat");
     let (id, host) = worker_id();
     let started_at = now_ms();
-    let mut last_count = delivered_total(&metrics);
+    let mut last_count = metrics.outcomes_total();
     let mut last_at = Instant::now();
     loop {
-        let count = delivered_total(&metrics);
+        let count = metrics.outcomes_total();
         let elapsed = last_at.elapsed().as_secs_f64().max(0.001);
         let beat = Heartbeat {
             id: id.clone(),
@@ -83,13 +83,6 @@ pub async fn heartbeat(
     if let Ok(mut conn) = pool.get().await {
         let _ = workers::remove(&mut conn, &keys, std::slice::from_ref(&id)).await;
     }
-}
-
-fn delivered_total(metrics: &WorkerMetrics) -> u64 {
-    ["delivered", "retry", "failed"]
-        .iter()
-        .map(|o| metrics.outcomes.with_label_values(&[o]).get())
-        .sum()
 }
 
 async fn write(pool: &RedisPool, keys: &Keys, beat: &Heartbeat) -> Result<(), String> {
