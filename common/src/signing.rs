@@ -53,7 +53,6 @@ impl SigningSecret {
         format!("{SECRET_PREFIX}{}", STANDARD.encode(&self.key))
     }
 
-    /// `v1,<base64 signature>` of one attempt.
     /// A short name for the secret: the first 8 hex digits of the SHA-256
     /// of its key. An attempt's log entry keeps this, not the signature,
     /// which is recomputed from the secret while the endpoint still has
@@ -65,6 +64,7 @@ impl SigningSecret {
         digest[..4].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// `v1,<base64 signature>` of one attempt.
     pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
         match self.keyed() {
             Some(mac) => sign_keyed(mac, msg_id, timestamp, body),

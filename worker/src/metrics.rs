@@ -156,7 +156,11 @@ impl WorkerMetrics {
     /// Counts an attempt of status class `class` (one of [`CLASSES`]).
     pub fn count_attempt(&self, class: &str) {
         match CLASSES.iter().position(|c| *c == class) {
-            Some(i) => self.by_class.get(i).map_or((), IntCounter::inc),
+            Some(i) => {
+                if let Some(counter) = self.by_class.get(i) {
+                    counter.inc();
+                }
+            }
             None => self.attempts.with_label_values(&[class]).inc(),
         }
     }
@@ -164,7 +168,11 @@ impl WorkerMetrics {
     /// Counts an attempt's outcome (one of [`OUTCOMES`]).
     pub fn count_outcome(&self, outcome: &str) {
         match OUTCOMES.iter().position(|o| *o == outcome) {
-            Some(i) => self.by_outcome.get(i).map_or((), IntCounter::inc),
+            Some(i) => {
+                if let Some(counter) = self.by_outcome.get(i) {
+                    counter.inc();
+                }
+            }
             None => self.outcomes.with_label_values(&[outcome]).inc(),
         }
     }

@@ -129,14 +129,11 @@ async fn metrics_registry_and_json_logs() {
     assert!(scrape.contains("hookfleet_queue_oldest_due_age_seconds{"));
 
     // The API's metrics, on its own port.
-    let api_scrape = http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape_api = || async {
+        let response = http.get(app.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    };
+    let api_scrape = scrape_api().await;
     assert_eq!(
         sample(&api_scrape, "hookfleet_events_published_total"),
         Some(1.0)
@@ -163,14 +160,7 @@ async fn metrics_registry_and_json_logs() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
-    let rescrape = http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let rescrape = scrape_api().await;
     assert_eq!(client_errors(&rescrape), client_errors(&api_scrape) + 1.0);
 
     // A clean stop leaves the registry at once.
