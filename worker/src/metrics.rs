@@ -155,31 +155,31 @@ impl WorkerMetrics {
 impl WorkerMetrics {
     /// Counts an attempt of status class `class` (one of [`CLASSES`]).
     pub fn count_attempt(&self, class: &str) {
-        match CLASSES.iter().position(|c| *c == class) {
-            Some(i) => {
-                if let Some(counter) = self.by_class.get(i) {
-                    counter.inc();
-                }
-            }
-            None => self.attempts.with_label_values(&[class]).inc(),
-        }
+        count(&self.attempts, &CLASSES, &self.by_class, class);
     }
 
     /// Counts an attempt's outcome (one of [`OUTCOMES`]).
     pub fn count_outcome(&self, outcome: &str) {
-        match OUTCOMES.iter().position(|o| *o == outcome) {
-            Some(i) => {
-                if let Some(counter) = self.by_outcome.get(i) {
-                    counter.inc();
-                }
-            }
-            None => self.outcomes.with_label_values(&[outcome]).inc(),
-        }
+        count(&self.outcomes, &OUTCOMES, &self.by_outcome, outcome);
     }
 
     /// Attempts counted by outcome, all together.
     pub fn outcomes_total(&self) -> u64 {
         self.by_outcome.iter().map(IntCounter::get).sum()
+    }
+}
+
+/// Counts one under `label` of `vec`: through its counter resolved at
+/// start when `label` is one of `labels` (`resolved` in the same order),
+/// else by a label lookup.
+fn count(vec: &IntCounterVec, labels: &[&str], resolved: &[IntCounter], label: &str) {
+    match labels.iter().position(|l| *l == label) {
+        Some(i) => {
+            if let Some(counter) = resolved.get(i) {
+                counter.inc();
+            }
+        }
+        None => vec.with_label_values(&[label]).inc(),
     }
 }
 
