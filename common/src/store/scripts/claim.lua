@@ -253,14 +253,7 @@ local function fetch_events(list, step)
   for i = 1, #list, step do
     local event_id = list[i]
     if not event_at[event_id] and string.sub(event_id, -ID_PARTITION) == here then
-      local key = events_key_of(event_id)
-      local ids = wanted[key]
-      if not ids then
-        ids = {}
-        wanted[key] = ids
-        keys[#keys + 1] = key
-      end
-      ids[#ids + 1] = event_id
+      read_later(wanted, keys, events_key_of(event_id), event_id)
     end
   end
   local fetched = {}

@@ -184,13 +184,7 @@ local fields_of = {}
 for i = first, #ARGV, STRIDE do
   local state_hash, field = state_key(prefix, ARGV[i])
   attempt_hashes[#attempt_hashes + 1], attempt_fields[#attempt_fields + 1] = state_hash, field
-  local fields = fields_of[state_hash]
-  if not fields then
-    fields = {}
-    fields_of[state_hash] = fields
-    hashes[#hashes + 1] = state_hash
-  end
-  fields[#fields + 1] = field
+  read_later(fields_of, hashes, state_hash, field)
   attempt_ids[#attempt_ids + 1] = ARGV[i]
 end
 for _, state_hash in ipairs(hashes) do
