@@ -182,14 +182,24 @@ pub async fn send(
     let url = match &job.endpoint.parsed_url {
         Ok(url) => url,
         Err(reason) => {
-            tracing::warn!(reason = %reason, "delivery refused: the endpoint URL does not parse");
+            tracing::warn!(
+                delivery_id = %job.delivery_id,
+                endpoint_id = %job.endpoint_id,
+                reason = %reason,
+                "delivery refused: the endpoint URL does not parse"
+            );
             result.error = Some(reason.clone());
             result.refused = true;
             return result;
         }
     };
     if let Err(reason) = check_destination(url, policy) {
-        tracing::warn!(reason = %reason, "delivery refused by the address policy");
+        tracing::warn!(
+            delivery_id = %job.delivery_id,
+            endpoint_id = %job.endpoint_id,
+            reason = %reason,
+            "delivery refused by the address policy"
+        );
         result.error = Some(reason);
         result.refused = true;
         return result;

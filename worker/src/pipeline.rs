@@ -14,7 +14,9 @@
 //!
 //! A task holds its concurrency slot and its place in its tenant's share
 //! until the attempt is recorded. Any stage that cannot go on lets the
-//! lease expire instead, and the delivery is claimed again.
+//! lease expire instead, and the delivery is claimed again. The attempt's
+//! span (its delivery, event and endpoint ids) exists at debug level only;
+//! what a stage logs at info and above names the delivery itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +128,8 @@ async fn send(ctx: &Context, job: &Job, event: &EventRecord) -> Option<AttemptRe
         ctx.store.config.request_timeout,
     ) else {
         tracing::warn!(
+            delivery_id = %job.delivery_id,
+            endpoint_id = %job.endpoint_id,
             "the lease is nearly over before sending; the delivery will be claimed again"
         );
         return None;
@@ -202,6 +206,7 @@ async fn record(ctx: &Context, attempt: &Arc<Attempted>) -> Option<Recorded> {
                 ctx.outage.succeeded(RECORDING);
                 if !recorded.held {
                     tracing::info!(
+                        delivery_id = %attempt.job.delivery_id,
                         "lease was taken over or delivery cancelled; attempt logged only"
                     );
                 }
@@ -217,6 +222,7 @@ async fn record(ctx: &Context, attempt: &Arc<Attempted>) -> Option<Recorded> {
         }
     }
     tracing::error!(
+        delivery_id = %attempt.job.delivery_id,
         "could not record the attempt; the lease will expire and the delivery will be retried"
     );
     None
@@ -233,7 +239,12 @@ async fn after_recording(ctx: &Context, attempt: &Attempted, recorded: &Recorded
         ctx.notify.notify_one();
     }
     if recorded.disabled {
-        tracing::warn!(endpoint_id = %job.endpoint_id, status = ?attempt.result.status, "endpoint disabled by the circuit breaker");
+        tracing::warn!(
+            endpoint_id = %job.endpoint_id,
+            delivery_id = %job.delivery_id,
+            status = ?attempt.result.status,
+            "endpoint disabled by the circuit breaker"
+        );
     }
     // Boxed: these rare operational sends' futures are several KiB, and
     // inline they would make every spawned attempt task that large.
