@@ -12,9 +12,10 @@
 pub const FINE_BUCKET_MS: u64 = 5 * 60 * 1000;
 /// 1 hour, in ms.
 pub const COARSE_BUCKET_MS: u64 = 60 * 60 * 1000;
-/// How long fine buckets live.
+/// How long a fine bucket is kept after its end: it expires at its start
+/// plus `FINE_BUCKET_MS` plus this, set once by the attempt that makes it.
 pub const FINE_TTL_MS: u64 = 25 * 60 * 60 * 1000;
-/// How long coarse buckets live.
+/// How long a coarse bucket is kept after its end (as for fine ones).
 pub const COARSE_TTL_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 /// Number of latency bins (bin 47 holds everything from ~11.6 min up).
 pub const LATENCY_BINS: usize = 48;

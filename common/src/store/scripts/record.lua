@@ -12,7 +12,9 @@
 --         delivery-index entries go
 -- ARGV[4] circuit breaker: disable an endpoint after failing without a
 --         success for this long (ms)
--- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
+-- ARGV[5] how long a 5-minute bucket lives after its start (ms: the
+--         bucket's span plus the time it is kept)   ARGV[6] the same for an
+--         hourly bucket
 -- ARGV[7] the attempt-log entry's field name (`a`, model::attempt_field::COMPACT)
 -- ARGV[8] wake channel  ARGV[9] this partition's number
 -- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT)
@@ -81,8 +83,9 @@
 -- Every attempt is handled as if recorded on its own, in order; only the
 -- reads and writes are gathered: the deliveries' states are read with one
 -- HMGET and written with one HSET per states hash, their leases read with
--- one ZMSCORE, counters and stats buckets move once per endpoint and field
--- (HINCRBY by the batch's sum), streams and delivery logs are trimmed once
+-- one ZMSCORE, each counters hash (the endpoint's totals, each stats
+-- bucket) is read once and written once per endpoint with the batch's
+-- sums (`add_counters`), streams and delivery logs are trimmed once
 -- per endpoint, and the lease set's changes are one variadic command. A
 -- repeat of a call whose reply was lost gets the same answers
 -- and records nothing twice (each delivery's state remembers `recorded` =
@@ -93,8 +96,8 @@
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
-local fine_ttl = ARGV[5]
-local coarse_ttl = ARGV[6]
+local fine_life = tonumber(ARGV[5])
+local coarse_life = tonumber(ARGV[6])
 local entry_field = ARGV[7]
 local default_cap = tonumber(ARGV[10]) or 32
 local first = 12
@@ -121,7 +124,7 @@ local function endpoint_of(eid)
     local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active', 'qhead',
       'busy', 'window', 'max_in_flight', 'parked', 'ordering')
     e = {exists = h[1] ~= false, active = h[2], qhead = h[3], stats = {}, buckets = {},
-      bucket_ttl = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
+      bucket_expiry = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
       since = nil, since_dirty = false, busy = tonumber(h[4] or '') or 0,
       window = tonumber(h[5] or ''), cap = tonumber(h[6] or '') or default_cap,
       parked = h[7] == '1', released = 0, window_dirty = false, fifo = h[8] == 'fifo',
@@ -135,12 +138,35 @@ end
 local function add(counters, field, n)
   counters[field] = (counters[field] or 0) + n
 end
-local function bucket(e, key, ttl)
+-- Adds `counters` (field -> n, `attempts` among them) to the hash `key`
+-- with one HMGET and one HSET (a HINCRBY per field would cost a call
+-- each; the script runs alone, so nothing moves between the two), and
+-- writes the field/value pairs in `also` with them. `probe`, when given,
+-- is one more field to read. Returns whether the hash had counted an
+-- attempt before, and `probe`'s value (false when absent).
+local function add_counters(key, counters, also, probe)
+  local fields = {'attempts'}
+  for field in pairs(counters) do
+    if field ~= 'attempts' then fields[#fields + 1] = field end
+  end
+  local counted = #fields
+  if probe then fields[counted + 1] = probe end
+  local stored = redis.call('HMGET', key, unpack(fields))
+  for k = 1, counted do
+    also[#also + 1] = fields[k]
+    also[#also + 1] = int((tonumber(stored[k] or '') or 0) + counters[fields[k]])
+  end
+  redis.call('HSET', key, unpack(also))
+  return stored[1] ~= false, probe and stored[counted + 1]
+end
+-- A bucket's counters in this call, and when the bucket expires (epoch
+-- ms: its start plus its life, set when this call creates it).
+local function bucket(e, key, expires_at)
   local b = e.buckets[key]
   if not b then
     b = {}
     e.buckets[key] = b
-    e.bucket_ttl[key] = ttl
+    e.bucket_expiry[key] = expires_at
   end
   return b
 end
@@ -149,11 +175,11 @@ end
 -- share them, so their keys are built once).
 local function buckets_of(e, fine_at, coarse_at)
   if e.b5_at ~= fine_at then
-    e.b5 = bucket(e, prefix .. 'ep_b5:' .. e.id .. ':' .. fine_at, fine_ttl)
+    e.b5 = bucket(e, prefix .. 'ep_b5:' .. e.id .. ':' .. fine_at, fine_at + fine_life)
     e.b5_at = fine_at
   end
   if e.bh_at ~= coarse_at then
-    e.bh = bucket(e, prefix .. 'ep_bh:' .. e.id .. ':' .. coarse_at, coarse_ttl)
+    e.bh = bucket(e, prefix .. 'ep_bh:' .. e.id .. ':' .. coarse_at, coarse_at + coarse_life)
     e.bh_at = coarse_at
   end
   return e.b5, e.bh
@@ -433,30 +459,40 @@ for _, eid in ipairs(order) do
     end
     redis.call('ZREMRANGEBYSCORE', log_key, '-inf', cutoff)
   end
-  local stats = prefix .. 'ep_stats:' .. eid
-  for field, n in pairs(e.stats) do
-    redis.call('HINCRBY', stats, field, int(n))
+  -- The endpoint's totals and its last answers, in one read and one
+  -- write (only counted attempts touch them, and each of those counts in
+  -- `attempts`).
+  if next(e.stats) then
+    local stats = prefix .. 'ep_stats:' .. eid
+    local also = {}
+    if e.since_dirty and e.since then
+      also[#also + 1] = 'failing_since'
+      also[#also + 1] = int(e.since)
+    end
+    if e.success_at then
+      also[#also + 1] = 'last_success_at'
+      also[#also + 1] = e.success_at
+      also[#also + 1] = 'last_success_code'
+      also[#also + 1] = e.success_code
+    end
+    if e.failure_at then
+      also[#also + 1] = 'last_failure_at'
+      also[#also + 1] = e.failure_at
+      also[#also + 1] = 'last_failure_code'
+      also[#also + 1] = e.failure_code
+    end
+    -- A success ends the failing streak: read whether one is stored, so
+    -- that it is deleted only when it is there.
+    local ended = e.since_dirty and not e.since
+    local _, failing = add_counters(stats, e.stats, also, ended and 'failing_since')
+    if failing then redis.call('HDEL', stats, 'failing_since') end
   end
   for key, counters in pairs(e.buckets) do
-    for field, n in pairs(counters) do
-      redis.call('HINCRBY', key, field, int(n))
+    -- A bucket no attempt had counted in yet was made by this call, which
+    -- sets its expiry once (at a fixed time, so later writes need not).
+    if not add_counters(key, counters, {}, nil) then
+      redis.call('PEXPIREAT', key, int(e.bucket_expiry[key]))
     end
-    redis.call('PEXPIRE', key, e.bucket_ttl[key])
-  end
-  if e.since_dirty then
-    if e.since then
-      redis.call('HSET', stats, 'failing_since', e.since)
-    else
-      redis.call('HDEL', stats, 'failing_since')
-    end
-  end
-  if e.success_at then
-    redis.call('HSET', stats, 'last_success_at', e.success_at,
-      'last_success_code', e.success_code)
-  end
-  if e.failure_at then
-    redis.call('HSET', stats, 'last_failure_at', e.failure_at,
-      'last_failure_code', e.failure_code)
   end
 end
 for tenant, list in pairs(failed_events) do

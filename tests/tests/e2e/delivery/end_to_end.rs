@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hookfleet_common::ids;
 use hookfleet_common::signing::{verify, SigningSecret};
+use hookfleet_common::stats;
 use hookfleet_common::time_util::parse_rfc3339_ms;
 use serde_json::{json, Value};
 
@@ -192,6 +193,44 @@ async fn retries_until_success_with_the_same_webhook_id() {
         .await;
     assert_eq!(totals["attempts"], 3);
     assert!(totals.get("series").is_none(), "{totals}");
+    // Each bucket the attempts wrote expires at its start, plus its span,
+    // plus the time it is kept: set once by the call that made it, and
+    // left as it is by the attempts recorded into it later.
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let p = endpoint_partition(endpoint_id);
+    for (span, kept, bucket_key) in [
+        (
+            stats::FINE_BUCKET_MS,
+            stats::FINE_TTL_MS,
+            app.keys().stats_fine(p, endpoint_id, 0),
+        ),
+        (
+            stats::COARSE_BUCKET_MS,
+            stats::COARSE_TTL_MS,
+            app.keys().stats_coarse(p, endpoint_id, 0),
+        ),
+    ] {
+        let pattern = format!("{}*", bucket_key.trim_end_matches('0'));
+        let buckets: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut app.redis().await)
+            .await
+            .expect("KEYS");
+        assert!(!buckets.is_empty(), "no bucket matches {pattern}");
+        for bucket in buckets {
+            let start: u64 = bucket
+                .rsplit(':')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("a bucket key ends with its start");
+            let expires: u64 = redis::cmd("PEXPIRETIME")
+                .arg(&bucket)
+                .query_async(&mut app.redis().await)
+                .await
+                .expect("PEXPIRETIME");
+            assert_eq!(expires, start + span + kept, "{bucket}");
+        }
+    }
     app.stop().await;
 }
 
