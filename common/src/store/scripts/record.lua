@@ -83,9 +83,8 @@
 -- Every attempt is handled as if recorded on its own, in order; only the
 -- reads and writes are gathered: the deliveries' states are read with one
 -- HMGET and written with one HSET per states hash, their leases read with
--- one ZMSCORE, each counters hash (the endpoint's totals, each stats
--- bucket) is read once and written once per endpoint with the batch's
--- sums (`add_counters`), streams and delivery logs are trimmed once
+-- one ZMSCORE, counters and stats buckets move once per endpoint and field
+-- (HINCRBY by the batch's sum), streams and delivery logs are trimmed once
 -- per endpoint, and the lease set's changes are one variadic command. A
 -- repeat of a call whose reply was lost gets the same answers
 -- and records nothing twice (each delivery's state remembers `recorded` =
@@ -137,27 +136,6 @@ local function endpoint_of(eid)
 end
 local function add(counters, field, n)
   counters[field] = (counters[field] or 0) + n
-end
--- Adds `counters` (field -> n, `attempts` among them) to the hash `key`
--- with one HMGET and one HSET (a HINCRBY per field would cost a call
--- each; the script runs alone, so nothing moves between the two), and
--- writes the field/value pairs in `also` with them. `probe`, when given,
--- is one more field to read. Returns whether the hash had counted an
--- attempt before, and `probe`'s value (false when absent).
-local function add_counters(key, counters, also, probe)
-  local fields = {'attempts'}
-  for field in pairs(counters) do
-    if field ~= 'attempts' then fields[#fields + 1] = field end
-  end
-  local counted = #fields
-  if probe then fields[counted + 1] = probe end
-  local stored = redis.call('HMGET', key, unpack(fields))
-  for k = 1, counted do
-    also[#also + 1] = fields[k]
-    also[#also + 1] = int((tonumber(stored[k] or '') or 0) + counters[fields[k]])
-  end
-  redis.call('HSET', key, unpack(also))
-  return stored[1] ~= false, probe and stored[counted + 1]
 end
 -- A bucket's counters in this call, and when the bucket expires (epoch
 -- ms: its start plus its life, set when this call creates it).
@@ -459,40 +437,36 @@ for _, eid in ipairs(order) do
     end
     redis.call('ZREMRANGEBYSCORE', log_key, '-inf', cutoff)
   end
-  -- The endpoint's totals and its last answers, in one read and one
-  -- write (only counted attempts touch them, and each of those counts in
-  -- `attempts`).
-  if next(e.stats) then
-    local stats = prefix .. 'ep_stats:' .. eid
-    local also = {}
-    if e.since_dirty and e.since then
-      also[#also + 1] = 'failing_since'
-      also[#also + 1] = int(e.since)
-    end
-    if e.success_at then
-      also[#also + 1] = 'last_success_at'
-      also[#also + 1] = e.success_at
-      also[#also + 1] = 'last_success_code'
-      also[#also + 1] = e.success_code
-    end
-    if e.failure_at then
-      also[#also + 1] = 'last_failure_at'
-      also[#also + 1] = e.failure_at
-      also[#also + 1] = 'last_failure_code'
-      also[#also + 1] = e.failure_code
-    end
-    -- A success ends the failing streak: read whether one is stored, so
-    -- that it is deleted only when it is there.
-    local ended = e.since_dirty and not e.since
-    local _, failing = add_counters(stats, e.stats, also, ended and 'failing_since')
-    if failing then redis.call('HDEL', stats, 'failing_since') end
+  local stats = prefix .. 'ep_stats:' .. eid
+  for field, n in pairs(e.stats) do
+    redis.call('HINCRBY', stats, field, int(n))
   end
   for key, counters in pairs(e.buckets) do
-    -- A bucket no attempt had counted in yet was made by this call, which
-    -- sets its expiry once (at a fixed time, so later writes need not).
-    if not add_counters(key, counters, {}, nil) then
+    -- Every attempt a bucket counts adds to its `attempts`: when that
+    -- comes to this call's count, the call made the bucket, and sets its
+    -- expiry once (at a fixed time, so later writes need not touch it).
+    local attempts = counters.attempts
+    if redis.call('HINCRBY', key, 'attempts', int(attempts)) == attempts then
       redis.call('PEXPIREAT', key, int(e.bucket_expiry[key]))
     end
+    for field, n in pairs(counters) do
+      if field ~= 'attempts' then redis.call('HINCRBY', key, field, int(n)) end
+    end
+  end
+  if e.since_dirty then
+    if e.since then
+      redis.call('HSET', stats, 'failing_since', e.since)
+    else
+      redis.call('HDEL', stats, 'failing_since')
+    end
+  end
+  if e.success_at then
+    redis.call('HSET', stats, 'last_success_at', e.success_at,
+      'last_success_code', e.success_code)
+  end
+  if e.failure_at then
+    redis.call('HSET', stats, 'last_failure_at', e.failure_at,
+      'last_failure_code', e.failure_code)
   end
 end
 for tenant, list in pairs(failed_events) do
