@@ -12,10 +12,9 @@
 pub const FINE_BUCKET_MS: u64 = 5 * 60 * 1000;
 /// 1 hour, in ms.
 pub const COARSE_BUCKET_MS: u64 = 60 * 60 * 1000;
-/// How long a fine bucket is kept after its end: it expires at its start
-/// plus `FINE_BUCKET_MS` plus this, set once by the attempt that makes it.
+/// How long fine buckets live.
 pub const FINE_TTL_MS: u64 = 25 * 60 * 60 * 1000;
-/// How long a coarse bucket is kept after its end (as for fine ones).
+/// How long coarse buckets live.
 pub const COARSE_TTL_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 /// Number of latency bins (bin 47 holds everything from ~11.6 min up).
 pub const LATENCY_BINS: usize = 48;

@@ -3,9 +3,8 @@
 -- of that partition, atomically. Deliveries to endpoints in other
 -- partitions are queued by fanout.lua (one call per partition). The batch
 -- route sends up to a few dozen events sharing a home partition in one
--- call: one EVALSHA, one clock read, one HSET of the records per events
--- hash, one check per endpoint, one ZADD per endpoint and one wake-up for
--- them all.
+-- call: one EVALSHA, one clock read, one check per endpoint, one ZADD per
+-- endpoint and one wake-up for them all.
 --
 -- A delivery is not written as such: queuing one is adding the event id to
 -- its endpoint's ep_dlv (its delivery log, and past the endpoint's qhead
@@ -99,7 +98,6 @@ local created_total = 0
 local a = 10
 local index_key = prefix .. 'tevents:' .. tenant
 local indexed = {}
-local records_of, record_keys = {}, {}
 -- Whether this call ran before (decided at its first event not answered
 -- as a repeat, below).
 local resent = nil
@@ -159,17 +157,7 @@ for n = 1, events do
   end
 
   if not answered then
-    -- Written after the loop, one HSET per events hash (the call's events
-    -- mostly share one): nothing in the loop reads the records back (the
-    -- resend check above runs before the first record is gathered).
-    local records = records_of[events_key]
-    if not records then
-      records = {}
-      records_of[events_key] = records
-      record_keys[#record_keys + 1] = events_key
-    end
-    records[#records + 1] = event_id
-    records[#records + 1] = record
+    redis.call('HSET', events_key, event_id, record)
     if string.sub(record, 1, 1) ~= 't' then
       indexed[#indexed + 1] = 0
       indexed[#indexed + 1] = event_id
@@ -218,11 +206,6 @@ for n = 1, events do
   end
 end
 
--- Each record before any delivery that points to it is queued, and each
--- events hash before its expiry is set (PEXPIREAT ignores a missing key).
-for _, events_key in ipairs(record_keys) do
-  in_slices('HSET', events_key, records_of[events_key])
-end
 for key, at in pairs(expiring) do
   redis.call('PEXPIREAT', key, at)
 end

@@ -12,9 +12,7 @@
 --         delivery-index entries go
 -- ARGV[4] circuit breaker: disable an endpoint after failing without a
 --         success for this long (ms)
--- ARGV[5] how long a 5-minute bucket lives after its start (ms: the
---         bucket's span plus the time it is kept)   ARGV[6] the same for an
---         hourly bucket
+-- ARGV[5] 5-minute bucket TTL (ms)   ARGV[6] hourly bucket TTL (ms)
 -- ARGV[7] the attempt-log entry's field name (`a`, model::attempt_field::COMPACT)
 -- ARGV[8] wake channel  ARGV[9] this partition's number
 -- ARGV[10] the default concurrency cap (HOOKFLEET_MAX_IN_FLIGHT)
@@ -95,8 +93,8 @@
 local prefix = ARGV[1]
 local maxlen = ARGV[2]
 local disable_after = tonumber(ARGV[4])
-local fine_life = tonumber(ARGV[5])
-local coarse_life = tonumber(ARGV[6])
+local fine_ttl = ARGV[5]
+local coarse_ttl = ARGV[6]
 local entry_field = ARGV[7]
 local default_cap = tonumber(ARGV[10]) or 32
 local first = 12
@@ -123,7 +121,7 @@ local function endpoint_of(eid)
     local h = redis.call('HMGET', prefix .. 'endpoint:' .. eid, 'tenant', 'active', 'qhead',
       'busy', 'window', 'max_in_flight', 'parked', 'ordering')
     e = {exists = h[1] ~= false, active = h[2], qhead = h[3], stats = {}, buckets = {},
-      bucket_expiry = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
+      bucket_ttl = {}, requeue = nil, next_due = nil, logged = false, since_known = false,
       since = nil, since_dirty = false, busy = tonumber(h[4] or '') or 0,
       window = tonumber(h[5] or ''), cap = tonumber(h[6] or '') or default_cap,
       parked = h[7] == '1', released = 0, window_dirty = false, fifo = h[8] == 'fifo',
@@ -137,14 +135,12 @@ end
 local function add(counters, field, n)
   counters[field] = (counters[field] or 0) + n
 end
--- A bucket's counters in this call, and when the bucket expires (epoch
--- ms: its start plus its life, set when this call creates it).
-local function bucket(e, key, expires_at)
+local function bucket(e, key, ttl)
   local b = e.buckets[key]
   if not b then
     b = {}
     e.buckets[key] = b
-    e.bucket_expiry[key] = expires_at
+    e.bucket_ttl[key] = ttl
   end
   return b
 end
@@ -153,11 +149,11 @@ end
 -- share them, so their keys are built once).
 local function buckets_of(e, fine_at, coarse_at)
   if e.b5_at ~= fine_at then
-    e.b5 = bucket(e, prefix .. 'ep_b5:' .. e.id .. ':' .. fine_at, fine_at + fine_life)
+    e.b5 = bucket(e, prefix .. 'ep_b5:' .. e.id .. ':' .. fine_at, fine_ttl)
     e.b5_at = fine_at
   end
   if e.bh_at ~= coarse_at then
-    e.bh = bucket(e, prefix .. 'ep_bh:' .. e.id .. ':' .. coarse_at, coarse_at + coarse_life)
+    e.bh = bucket(e, prefix .. 'ep_bh:' .. e.id .. ':' .. coarse_at, coarse_ttl)
     e.bh_at = coarse_at
   end
   return e.b5, e.bh
@@ -442,16 +438,10 @@ for _, eid in ipairs(order) do
     redis.call('HINCRBY', stats, field, int(n))
   end
   for key, counters in pairs(e.buckets) do
-    -- Every attempt a bucket counts adds to its `attempts`: when that
-    -- comes to this call's count, the call made the bucket, and sets its
-    -- expiry once (at a fixed time, so later writes need not touch it).
-    local attempts = counters.attempts
-    if redis.call('HINCRBY', key, 'attempts', int(attempts)) == attempts then
-      redis.call('PEXPIREAT', key, int(e.bucket_expiry[key]))
-    end
     for field, n in pairs(counters) do
-      if field ~= 'attempts' then redis.call('HINCRBY', key, field, int(n)) end
+      redis.call('HINCRBY', key, field, int(n))
     end
+    redis.call('PEXPIRE', key, e.bucket_ttl[key])
   end
   if e.since_dirty then
     if e.since then
