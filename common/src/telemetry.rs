@@ -1,7 +1,8 @@
 //! Logging set-up shared by both binaries: `tracing` with an env-filter
 //! taken from `HOOKFLEET_LOG`, as text for people or JSON lines
-//! (`HOOKFLEET_LOG_FORMAT=json`) for log pipelines. Span fields
-//! (`delivery_id`, `event_id`, `endpoint_id`) appear in both. Text is
+//! (`HOOKFLEET_LOG_FORMAT=json`) for log pipelines. Span fields (the
+//! worker's debug-level attempt span: `delivery_id`, `event_id`,
+//! `endpoint_id`) appear in both. Text is
 //! coloured only when stderr is a terminal, so log files (scripts/run's
 //! `.data/logs/`, a container's captured output) hold plain text.
 

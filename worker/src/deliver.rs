@@ -321,6 +321,75 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    use std::sync::Mutex;
+
+    use hookfleet_common::ids::Partition;
+    use hookfleet_common::store::claim::ClaimedEndpoint;
+
+    /// What the subscriber below writes, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The attempt's span exists at debug level only: at info, a refused
+    /// attempt's warning names its delivery and endpoint itself.
+    #[tokio::test]
+    async fn a_refused_attempt_names_its_delivery_at_info_level() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let policy = AddressPolicy::new(Vec::new(), false);
+        let client = build_client(&policy).expect("client");
+        let endpoint = ClaimedEndpoint::new(
+            "ep_refused",
+            "ten_a",
+            "http://10.1.2.3/hook",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        let job = Job {
+            partition: Partition(0),
+            delivery_id: "dlv_refused".into(),
+            endpoint_id: "ep_refused".into(),
+            event_id: "evt_refused".into(),
+            attempts_before: 0,
+            lease_token: Arc::from("1"),
+            endpoint: Arc::new(endpoint),
+            event: None,
+            max_attempts: None,
+            claimed_at: Instant::now(),
+        };
+        let span = tracing::debug_span!("attempt", delivery_id = %job.delivery_id);
+        let _entered = span.enter();
+        let result = send(&client, &policy, &job, "{}", Duration::from_secs(1), 0, 64).await;
+        assert!(result.refused, "{result:?}");
+        let logged = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let logged = String::from_utf8_lossy(&logged);
+        assert!(
+            logged.contains("delivery refused by the address policy")
+                && logged.contains("delivery_id=dlv_refused")
+                && logged.contains("endpoint_id=ep_refused"),
+            "{logged}"
+        );
+        assert!(!logged.contains("attempt{"), "no span at info: {logged}");
+    }
+
     #[test]
     fn an_attempt_ends_before_its_lease() {
         let s = Duration::from_secs;
