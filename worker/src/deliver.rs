@@ -325,6 +325,7 @@ mod tests {
 
     use hookfleet_common::ids::Partition;
     use hookfleet_common::store::claim::ClaimedEndpoint;
+    use tracing::Instrument;
 
     /// What the subscriber below writes, shared with the test.
     #[derive(Clone, Default)]
@@ -376,8 +377,9 @@ mod tests {
             claimed_at: Instant::now(),
         };
         let span = tracing::debug_span!("attempt", delivery_id = %job.delivery_id);
-        let _entered = span.enter();
-        let result = send(&client, &policy, &job, "{}", Duration::from_secs(1), 0, 64).await;
+        let result = send(&client, &policy, &job, "{}", Duration::from_secs(1), 0, 64)
+            .instrument(span)
+            .await;
         assert!(result.refused, "{result:?}");
         let logged = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
         let logged = String::from_utf8_lossy(&logged);
