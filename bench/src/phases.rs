@@ -333,7 +333,7 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
                     "data": event_data(unix_nanos(), body_bytes),
                 })
                 .to_string();
-                let job = bare_job(&event_id, &endpoint);
+                let job = Job::first_attempt("", &event_id, endpoint.clone());
                 let result = hookfleet_worker::deliver::send(
                     &client,
                     &policy,
@@ -365,23 +365,6 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
         "seconds": secs(end - start),
         "requests_per_s": rate(requests, end - start),
     }))
-}
-
-/// A job as `claim.lua` would hand it out, for the bare loop: like the
-/// worker's jobs, those of one endpoint share its parsed settings.
-fn bare_job(event_id: &str, endpoint: &Arc<ClaimedEndpoint>) -> Job {
-    Job {
-        partition: Partition(0),
-        delivery_id: String::new(),
-        endpoint_id: endpoint.id.clone(),
-        event_id: event_id.to_string(),
-        attempts_before: 0,
-        lease_token: "".into(),
-        endpoint: endpoint.clone(),
-        event: None,
-        max_attempts: None,
-        claimed_at: std::time::Instant::now(),
-    }
 }
 
 /// Phase 4: one event to E endpoints, R times: how long publishing takes

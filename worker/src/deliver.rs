@@ -323,7 +323,6 @@ mod tests {
 
     use std::sync::Mutex;
 
-    use hookfleet_common::ids::Partition;
     use hookfleet_common::store::claim::ClaimedEndpoint;
     use tracing::Instrument;
 
@@ -364,18 +363,7 @@ mod tests {
             "http://10.1.2.3/hook",
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         );
-        let job = Job {
-            partition: Partition(0),
-            delivery_id: "dlv_refused".into(),
-            endpoint_id: "ep_refused".into(),
-            event_id: "evt_refused".into(),
-            attempts_before: 0,
-            lease_token: Arc::from("1"),
-            endpoint: Arc::new(endpoint),
-            event: None,
-            max_attempts: None,
-            claimed_at: Instant::now(),
-        };
+        let job = Job::first_attempt("dlv_refused", "evt_refused", Arc::new(endpoint));
         let span = tracing::debug_span!("attempt", delivery_id = %job.delivery_id);
         let result = send(&client, &policy, &job, "{}", Duration::from_secs(1), 0, 64)
             .instrument(span)

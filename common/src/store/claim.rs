@@ -88,6 +88,27 @@ pub struct Job {
 }
 
 impl Job {
+    /// A first attempt of a delivery to `endpoint`, under no lease and
+    /// without its event (tests and the benchmark's bare loop).
+    pub fn first_attempt(
+        delivery_id: &str,
+        event_id: &str,
+        endpoint: Arc<ClaimedEndpoint>,
+    ) -> Self {
+        Job {
+            partition: Partition(0),
+            delivery_id: delivery_id.to_string(),
+            endpoint_id: endpoint.id.clone(),
+            event_id: event_id.to_string(),
+            attempts_before: 0,
+            lease_token: "".into(),
+            endpoint,
+            event: None,
+            max_attempts: None,
+            claimed_at: std::time::Instant::now(),
+        }
+    }
+
     /// A test send: logged, kept out of statistics and the circuit breaker.
     pub fn test(&self) -> bool {
         self.event.as_ref().is_some_and(|event| event.test)
