@@ -32,7 +32,7 @@ pub use processes::{
     ChildGuard, LoggedChild,
 };
 pub use receiver::{spawn_receiver, Received, Receiver, Reply};
-pub use redis::{cluster_masters, cluster_nodes, redis_url, OwnCluster, OwnRedis};
+pub use redis::{cluster_masters, cluster_nodes, command_calls, redis_url, OwnCluster, OwnRedis};
 pub use verifiers::{python, python_accepts, require_node_standardwebhooks};
 pub use worker::{claim_jobs, claim_settings, record_one};
 

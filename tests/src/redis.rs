@@ -308,3 +308,19 @@ impl Drop for OwnRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `INFO commandstats` calls of `command` so far (lower case, e.g.
+/// `evalsha`, `script|load`): meaningful on a private Redis, whose counts
+/// are one test's alone.
+pub async fn command_calls(conn: &mut impl redis::aio::ConnectionLike, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}

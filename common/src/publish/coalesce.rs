@@ -34,8 +34,8 @@ use crate::store::publish::PublishCall;
 /// wait anyway; at 200 events per round trip the slot is no ceiling.
 pub const IN_FLIGHT: usize = 1;
 
-/// Most publishes sent together (one pipeline, led by a `SCRIPT LOAD` when
-/// it holds more than one call).
+/// Most publishes sent together (one pipeline when they make more than
+/// one call).
 const MAX_GATHERED: usize = 200;
 
 /// What a publish's call answered: its event back with `publish.lua`'s
@@ -111,9 +111,9 @@ async fn run(store: Store, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
 
 /// Sends gathered publishes as calls grouped by tenant, home partition and
 /// the configuration version they were matched at (in arrival order within
-/// a group, [`EVENTS_PER_CALL`] per call): one
-/// call alone (`EVALSHA`, reloading the script if Redis lost it), or a
-/// pipeline of them led by `SCRIPT LOAD`. Answers each publish.
+/// a group, [`EVENTS_PER_CALL`] per call): one call alone, or a pipeline
+/// of them (either reloads the script if Redis lost it). Answers each
+/// publish.
 async fn send(store: &Store, gathered: Vec<Waiting>) {
     let state = store;
     let mut groups: BTreeMap<(&str, Partition, Option<u64>), Vec<usize>> = BTreeMap::new();

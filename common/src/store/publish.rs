@@ -121,19 +121,20 @@ impl PublishCall {
         replies(self.0.invoke_async(conn).await?)
     }
 
-    /// Runs several calls in one pipelined round trip. It starts with a
-    /// `SCRIPT LOAD`: a pipeline cannot retry EVALSHA on NOSCRIPT, and
-    /// loading first makes it safe after a Redis restart or SCRIPT FLUSH.
+    /// Runs several calls in one pipelined round trip, loading the script
+    /// and sending them again if Redis had lost it
+    /// ([`scripts::query_pipeline`]: a call sent twice answers as it did
+    /// and stores nothing again).
     pub async fn invoke_all(
         calls: &[PublishCall],
         conn: &mut impl ConnectionLike,
     ) -> redis::RedisResult<Vec<Vec<PublishReply>>> {
         let mut pipe = redis::pipe();
-        pipe.load_script(&scripts::PUBLISH).ignore();
         for call in calls {
             pipe.invoke_script(&call.0);
         }
-        let answers: Vec<Vec<redis::Value>> = pipe.query_async(conn).await?;
+        let answers: Vec<Vec<redis::Value>> =
+            scripts::query_pipeline(&pipe, &scripts::PUBLISH, conn).await?;
         answers.into_iter().map(replies).collect()
     }
 }
@@ -162,9 +163,9 @@ fn replies(values: Vec<redis::Value>) -> redis::RedisResult<Vec<PublishReply>> {
 
 /// Queues an event's deliveries in the partitions of `groups` (partition →
 /// its matching endpoint ids): one `fanout.lua` call per partition (each
-/// atomic and idempotent), all in one pipelined round trip led by a
-/// `SCRIPT LOAD`. Returns how many of those endpoints have a delivery of
-/// the event afterwards.
+/// atomic and idempotent), all in one pipelined round trip (sent again
+/// after loading the script if Redis had lost it). Returns how many of
+/// those endpoints have a delivery of the event afterwards.
 pub async fn fan_out<'g>(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
@@ -174,7 +175,6 @@ pub async fn fan_out<'g>(
     groups: impl Iterator<Item = (&'g Partition, &'g Vec<String>)>,
 ) -> redis::RedisResult<u64> {
     let mut pipe = redis::pipe();
-    pipe.load_script(&scripts::FANOUT).ignore();
     let mut calls = 0;
     for (&p, endpoint_ids) in groups {
         let mut invocation = scripts::FANOUT.prepare_invoke();
@@ -196,7 +196,7 @@ pub async fn fan_out<'g>(
     if calls == 0 {
         return Ok(0);
     }
-    let counts: Vec<u64> = pipe.query_async(conn).await?;
+    let counts: Vec<u64> = scripts::query_pipeline(&pipe, &scripts::FANOUT, conn).await?;
     Ok(counts.iter().sum())
 }
 

@@ -37,9 +37,9 @@ pub async fn announce(
     if version == 0 {
         return Ok(None);
     }
+    // (Sent again whole if Redis had lost the script: a version marked
+    // twice stays as it is.)
     let mut pipe = redis::pipe();
-    // A pipeline cannot reload a script on NOSCRIPT: load it first.
-    pipe.load_script(&scripts::CONFIG_MARK).ignore();
     for p in partitions {
         let mut invocation = scripts::CONFIG_MARK.prepare_invoke();
         invocation
@@ -48,6 +48,6 @@ pub async fn announce(
             .arg(version);
         pipe.invoke_script(&invocation).ignore();
     }
-    pipe.query_async::<()>(conn).await?;
+    scripts::query_pipeline::<()>(&pipe, &scripts::CONFIG_MARK, conn).await?;
     Ok(Some(version))
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use hookfleet_tests::{spawn_receiver, wait_until, OwnRedis, Reply, TenantWithEndpoint, TestApp};
+use hookfleet_tests::{
+    command_calls, spawn_receiver, wait_until, OwnRedis, Reply, TenantWithEndpoint, TestApp,
+};
 
 const BATCH: &str = "/api/v1/events/batch";
 
@@ -429,20 +431,6 @@ async fn a_tenant_sees_only_its_own_batch_events() {
     assert_eq!(alices.count(), 2, "alice got only her own events");
     assert_eq!(bobs.count(), 1, "bob got only his own event");
     app.stop().await;
-}
-
-/// `INFO commandstats` calls of `command` so far.
-async fn command_calls(conn: &mut hookfleet_common::redis_pool::RedisConn, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Single publishes that arrive while a `publish.lua` call is in flight

@@ -11,7 +11,7 @@ use hookfleet_common::store::retry::{self, RetryOutcome, RetryRequest, Retryable
 use hookfleet_common::store::tenants::{self, TenantRecord};
 use hookfleet_common::store::{event_types, notices, publish, tenant_config, workers};
 use hookfleet_common::time_util::now_ms;
-use hookfleet_tests::TestApp;
+use hookfleet_tests::{command_calls, OwnRedis, TestApp};
 
 #[tokio::test]
 async fn capped_hashes_refuse_a_member_over_the_cap_and_repeats_write_nothing() {
@@ -339,6 +339,69 @@ fn checked_call(app: &TestApp, tenant_id: &str, checked: Option<u64>) -> publish
         retained_from: "evt_".into(),
     };
     publish::PublishCall::new(&app.keys(), settings, tenant_id, home, checked, &[event])
+}
+
+/// Pipelined `publish.lua` calls (single publishes gathered together) go
+/// without a `SCRIPT LOAD` in front while Redis has the script; when it has
+/// lost it (a restart, `SCRIPT FLUSH`), the calls are sent again after
+/// loading it, and each event is stored once. On a private Redis, whose
+/// command counts are this test's alone.
+#[tokio::test]
+async fn pipelined_publish_calls_load_the_script_only_when_redis_lost_it() {
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    let app = TestApp::builder().redis_url(url.as_str()).spawn().await;
+    let (tenant_id, _key) = app.tenant("acme").await;
+    let mut conn = app.redis().await;
+    let flush = || async {
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut app.redis().await)
+            .await
+            .unwrap();
+    };
+    let new_calls = || {
+        [
+            checked_call(&app, &tenant_id, None),
+            checked_call(&app, &tenant_id, None),
+        ]
+    };
+
+    // Redis has lost the script: every call meets NOSCRIPT, the script is
+    // loaded once, and the pipeline goes again.
+    flush().await;
+    let calls = new_calls();
+    let loads = command_calls(&mut conn, "script|load").await;
+    let answers = publish::PublishCall::invoke_all(&calls, &mut conn)
+        .await
+        .unwrap();
+    assert_eq!(command_calls(&mut conn, "script|load").await, loads + 1);
+    assert_eq!(answers.len(), 2);
+    for answer in &answers {
+        assert_eq!(answer[0].0, 1, "stored as a new event: {answer:?}");
+    }
+    assert_ne!(answers[0][0].1, answers[1][0].1);
+    // Each was stored once: sent again, they answer as they did and write
+    // nothing.
+    let before = app.snapshot().await;
+    let again = publish::PublishCall::invoke_all(&calls, &mut conn)
+        .await
+        .unwrap();
+    assert_eq!(again, answers);
+    assert_eq!(app.snapshot().await, before, "nothing written twice");
+
+    // While Redis has it, no call loads it again.
+    let (loads, evalshas) = (
+        command_calls(&mut conn, "script|load").await,
+        command_calls(&mut conn, "evalsha").await,
+    );
+    let answers = publish::PublishCall::invoke_all(&new_calls(), &mut conn)
+        .await
+        .unwrap();
+    assert!(answers.iter().all(|answer| answer[0].0 == 1));
+    assert_eq!(command_calls(&mut conn, "script|load").await, loads);
+    assert_eq!(command_calls(&mut conn, "evalsha").await, evalshas + 2);
+    app.stop().await;
 }
 
 #[tokio::test]
