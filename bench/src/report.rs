@@ -563,10 +563,12 @@ fn throughput(records: &[Value], out: &mut String) {
             "| command | calls per delivery | µs per delivery |\n| --- | --- | --- |"
         );
         for row in rows {
+            // (A subcommand's name, such as `script|load`, would split
+            // the table's cell unescaped.)
             let _ = writeln!(
                 out,
                 "| {} | {} | {} |",
-                row["command"].as_str().unwrap_or(""),
+                row["command"].as_str().unwrap_or("").replace('|', "\\|"),
                 f2(num(&row["calls"])),
                 f1(num(&row["usec"])),
             );
