@@ -353,13 +353,6 @@ async fn pipelined_publish_calls_load_the_script_only_when_redis_lost_it() {
     let app = TestApp::builder().redis_url(url.as_str()).spawn().await;
     let (tenant_id, _key) = app.tenant("acme").await;
     let mut conn = app.redis().await;
-    let flush = || async {
-        let _: () = redis::cmd("SCRIPT")
-            .arg("FLUSH")
-            .query_async(&mut app.redis().await)
-            .await
-            .unwrap();
-    };
     let new_calls = || {
         [
             checked_call(&app, &tenant_id, None),
@@ -369,7 +362,11 @@ async fn pipelined_publish_calls_load_the_script_only_when_redis_lost_it() {
 
     // Redis has lost the script: every call meets NOSCRIPT, the script is
     // loaded once, and the pipeline goes again.
-    flush().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let calls = new_calls();
     let loads = command_calls(&mut conn, "script|load").await;
     let answers = publish::PublishCall::invoke_all(&calls, &mut conn)
