@@ -204,7 +204,12 @@ async fn retries_until_success_with_the_same_webhook_id() {
             app.keys().stats_coarse(p, endpoint_id, 0),
         ),
     ] {
-        let pattern = format!("{}*", bucket_key.trim_end_matches('0'));
+        // (The key of the bucket starting at 0, without that 0: every
+        // start of this endpoint's buckets of that size.)
+        let prefix = bucket_key
+            .strip_suffix('0')
+            .expect("a key ending in its start");
+        let pattern = format!("{prefix}*");
         let buckets: Vec<String> = redis::cmd("KEYS")
             .arg(&pattern)
             .query_async(&mut app.redis().await)
