@@ -17,15 +17,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match hookfleet_common::runtime::build(config.worker_threads) {
-        // The worker runs as a task of the runtime, not on the main thread:
-        // there the claim loop's every wake-up (an attempt ended, work came
-        // in) would cross to a thread outside the runtime's pool, a futex
-        // wake and a context switch each time.
-        Ok(runtime) => runtime.block_on(async {
-            tokio::spawn(run(config))
-                .await
-                .unwrap_or(std::process::ExitCode::FAILURE)
-        }),
+        Ok(runtime) => runtime.block_on(run(config)),
         Err(err) => {
             eprintln!("hookfleet-worker: cannot start the runtime: {err}");
             std::process::ExitCode::FAILURE
