@@ -17,6 +17,11 @@ fn main() -> std::process::ExitCode {
         }
     };
     match hookfleet_common::runtime::build(config.worker_threads) {
+        // The claim loop runs here, on the main thread, outside the
+        // runtime's threads. Run as a task of the runtime it cost the worker
+        // a tenth less CPU with one endpoint, but it then claimed as soon as
+        // a wake-up came, and over eight tenants made smaller claims and
+        // cost more in all (docs/BENCHMARKS.md, "The claim loop's thread").
         Ok(runtime) => runtime.block_on(run(config)),
         Err(err) => {
             eprintln!("hookfleet-worker: cannot start the runtime: {err}");
