@@ -187,15 +187,36 @@ impl Api {
 
     /// Publishes one event carrying its send time; Ok(event id) on 202.
     pub async fn publish(&self, key: &str, body_bytes: usize) -> Result<String, String> {
-        let body = json!({
-            "event_type": EVENT_TYPE,
-            "data": event_data(unix_nanos(), body_bytes),
-        });
-        let (status, answer) = self.post("/api/v1/events", key, &body).await?;
+        let (status, answer) = self.post_event("/api/v1/events", key, body_bytes).await?;
         if status != 202 {
             return Err(format!("publish: {status} {answer}"));
         }
         Ok(answer["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// POSTs one publish body (as [`Api::publish`] sends it) to `path`.
+    async fn post_event(
+        &self,
+        path: &str,
+        key: &str,
+        body_bytes: usize,
+    ) -> Result<(u16, Value), String> {
+        let body = json!({
+            "event_type": EVENT_TYPE,
+            "data": event_data(unix_nanos(), body_bytes),
+        });
+        self.post(path, key, &body).await
+    }
+
+    /// The same request as [`Api::publish`], to any `path` (the bare
+    /// phase's relay sends it to the receiver); its status.
+    pub async fn publish_status(
+        &self,
+        path: &str,
+        key: &str,
+        body_bytes: usize,
+    ) -> Result<u16, String> {
+        Ok(self.post_event(path, key, body_bytes).await?.0)
     }
 
     /// Publishes `n` events in one batch request; Ok(ids) when every item

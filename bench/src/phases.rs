@@ -141,6 +141,8 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         None => Vec::new(),
     };
     let cpu = CpuWatch::start(args)?;
+    let generator = std::process::id();
+    let generator_before = cpu_ticks(generator);
 
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
@@ -177,7 +179,12 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         .await?;
     let stats_latency = env.receiver.stats(true).await?;
 
+    let clk_tck = cpu.clk_tck;
     let cpu = cpu.seconds();
+    let generator_cpu = match (generator_before, cpu_ticks(generator)) {
+        (Some(before), Some(after)) => json!((after - before) as f64 / clk_tck),
+        _ => Value::Null,
+    };
     let mut peak_rss = serde_json::Map::new();
     for (name, pid) in &pids {
         if let Some(kb) = status_kb(*pid, "VmHWM") {
@@ -206,6 +213,7 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         "end_to_end_s": secs(delivered_ns),
         "deliveries_per_s": rate(stats.count, delivered_ns),
         "cpu_s": cpu,
+        "generator_cpu_s": generator_cpu,
         "peak_rss_mb": peak_rss,
         "latency_under_load": stats_latency.latency,
     }))
@@ -296,16 +304,24 @@ pub async fn open_loop(env: &Env, key: &str, per_s: u64, seconds: f64) -> Result
 /// Phase 3: the physical limit. The worker's own `deliver::send` (the same
 /// client, signing and header rules) POSTs the same kind of body to the
 /// same receiver with the worker's concurrency, and nothing else: no Redis,
-/// no API.
+/// no API. With `--relay 1`, each request first goes the way a publish
+/// does (the throughput phase's client, headers and body, POSTed to the
+/// receiver, which answers at once), and the signed delivery follows once
+/// it is answered: the two HTTP exchanges that an event published one per
+/// request costs end to end, with no API logic, no Redis and no worker
+/// bookkeeping between them (phase `relay`). CPU seconds of this process
+/// (`client`: both clients) and of the `--pids` given (the receiver).
 pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     let requests: u64 = args.num("requests", 20_000)?;
     let concurrency: usize = args.num("concurrency", 256)?;
+    let relay = args.num("relay", 0u8)? == 1;
     let policy = AddressPolicy::new(
         AddressPolicy::parse_allow_list("127.0.0.0/8").map_err(|e| format!("allow list: {e}"))?,
         false,
     );
     let client = hookfleet_worker::deliver::build_client(&policy)
         .map_err(|e| format!("http client: {e}"))?;
+    let publisher = Arc::new(Api::new(&env.receiver.base, concurrency)?);
     let secret = SigningSecret::generate().expose();
     let endpoint = Arc::new(ClaimedEndpoint::new(
         "ep_bare",
@@ -314,16 +330,31 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
         &secret,
     ));
     env.receiver.reset().await?;
+    let own = std::process::id();
+    let own_before = cpu_ticks(own);
+    let cpu = CpuWatch::start(args)?;
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (client, policy, endpoint) = (client.clone(), policy.clone(), endpoint.clone());
-        let (next, failures) = (next.clone(), failures.clone());
+        let (next, failures, publisher) = (next.clone(), failures.clone(), publisher.clone());
         let body_bytes = env.body_bytes;
         set.spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < requests {
+                if relay {
+                    match publisher
+                        .publish_status("/publish", "relay", body_bytes)
+                        .await
+                    {
+                        Ok(200) => {}
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                }
                 let now_ms = unix_nanos() / 1_000_000;
                 let event_id = ids::new_id(IdKind::Event, Partition(0), now_ms);
                 let body = json!({
@@ -352,18 +383,28 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     }
     while set.join_next().await.is_some() {}
     let end = unix_nanos();
+    let clk_tck = cpu.clk_tck;
+    let mut cpu = cpu.seconds();
+    if let (Some(before), Some(after)) = (own_before, cpu_ticks(own)) {
+        cpu.insert(
+            "client".to_string(),
+            json!((after - before) as f64 / clk_tck),
+        );
+    }
+    let exchanges = if relay { 2 } else { 1 };
     let stats = env
         .receiver
-        .wait_for(requests, env.timeout, Duration::from_millis(20))
+        .wait_for(requests * exchanges, env.timeout, Duration::from_millis(20))
         .await?;
     Ok(json!({
-        "phase": "bare",
+        "phase": if relay { "relay" } else { "bare" },
         "requests": requests,
         "concurrency": concurrency,
         "received": stats.count,
         "failures": failures.load(Ordering::Relaxed),
         "seconds": secs(end - start),
         "requests_per_s": rate(requests, end - start),
+        "cpu_s": cpu,
     }))
 }
 

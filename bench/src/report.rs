@@ -497,7 +497,8 @@ fn throughput(records: &[Value], out: &mut String) {
          publish was answered, *end to end* is deliveries over the time from \
          the first publish to the last receipt. CPU seconds are each \
          process's user + system time over the whole phase \
-         (`/proc/<pid>/stat`).\n"
+         (`/proc/<pid>/stat`); the load generator (the driver's own \
+         process, publishing) shares the machine but is not Hookfleet.\n"
     );
     let names: Vec<String> = phase(records, "throughput")
         .flat_map(|r| {
@@ -519,6 +520,8 @@ fn throughput(records: &[Value], out: &mut String) {
         let _ = write!(header, " CPU s {name} |");
         rule.push_str(" --- |");
     }
+    header.push_str(" CPU s load generator |");
+    rule.push_str(" --- |");
     let _ = writeln!(out, "{header}\n{rule}");
     for r in phase(records, "throughput") {
         let mut how = match r["batch"].as_u64().unwrap_or(0) {
@@ -541,6 +544,7 @@ fn throughput(records: &[Value], out: &mut String) {
         for name in &names {
             let _ = write!(row, " {} |", f2(num(&r["cpu_s"][name])));
         }
+        let _ = write!(row, " {} |", f2(num(&r["generator_cpu_s"])));
         let _ = writeln!(out, "{row}");
     }
 
@@ -611,7 +615,8 @@ fn latency(records: &[Value], out: &mut String) {
     }
 }
 
-/// Phase 3: the bare loop, and the throughput rows over it.
+/// Phase 3: the bare loop, the relay (two exchanges per event), and the
+/// throughput rows over the bare loop.
 fn physical_limit(records: &[Value], out: &mut String) {
     let (ratio, batch_ratio) = bare_ratios(records);
     let _ = writeln!(out, "## 3. Physical limit\n");
@@ -620,21 +625,44 @@ fn physical_limit(records: &[Value], out: &mut String) {
         "The same receiver driven by a bare loop that calls the worker's own \
          `deliver::send` (same reqwest client and settings, same signing and \
          headers, same body size) with the worker's concurrency, and no \
-         Redis or API.\n"
+         Redis or API. In the *relay* row each of those requests follows a \
+         publish-shaped one (the throughput phase's client, headers and \
+         body) to the same receiver, which answers at once: the two HTTP \
+         exchanges an event published one per request costs end to end, \
+         with no API logic, no Redis and no worker bookkeeping between \
+         them. Its rate over the bare loop's is the most the one-event \
+         row's ratio could be on this machine with all of those free. CPU \
+         is µs per request (per event in the relay row): *client* is the \
+         driver's process (both clients), *receiver* the receiver's.\n"
     );
     let _ = writeln!(
         out,
-        "| requests | concurrency | requests/s | Hookfleet one event per request / bare | Hookfleet best row / bare |\n| --- | --- | --- | --- | --- |"
+        "| loop | requests | concurrency | requests/s | CPU µs client | CPU µs receiver | over bare | Hookfleet one event per request / bare | Hookfleet best row / bare |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
-    for r in phase(records, "bare") {
+    let bare_rate = phase(records, "bare")
+        .map(|r| num(&r["requests_per_s"]))
+        .next()
+        .unwrap_or(f64::NAN);
+    for (name, r) in phase(records, "bare")
+        .map(|r| ("bare", r))
+        .chain(phase(records, "relay").map(|r| ("relay", r)))
+    {
+        let n = num(&r["requests"]);
+        let rate = num(&r["requests_per_s"]);
+        let (own_ratio, batch) = if name == "bare" {
+            (f2(ratio), f2(batch_ratio))
+        } else {
+            (String::new(), String::new())
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
-            f0(num(&r["requests"])),
+            "| {name} | {} | {} | {} | {} | {} | {} | {own_ratio} | {batch} |",
+            f0(n),
             r["concurrency"],
-            f0(num(&r["requests_per_s"])),
-            f2(ratio),
-            f2(batch_ratio),
+            f0(rate),
+            f1(num(&r["cpu_s"]["client"]) * 1e6 / n),
+            f1(num(&r["cpu_s"]["receiver"]) * 1e6 / n),
+            f2(rate / bare_rate),
         );
     }
 }
@@ -1068,5 +1096,36 @@ mod tests {
         assert!(page.contains("| 2.00×; 2,000 of 2,000 (own run) | yes |\n\n## 1."));
         assert!(page.contains("| 1.09 ms | yes |"));
         assert!(page.contains(&format!("\n\n{NOTES_MARKER}")));
+    }
+
+    #[test]
+    fn the_relay_row_reads_its_rate_over_the_bare_loop_and_cpu_per_event() {
+        let throughput = json!({
+            "phase": "throughput", "events": 60000, "clients": 16, "batch": 0, "http2": false,
+            "accepted_per_s": 12000.0, "deliveries_per_s": 12000.0,
+            "cpu_s": {"api": 1.8}, "generator_cpu_s": 1.2,
+        });
+        let bare = json!({
+            "phase": "bare", "requests": 20000, "concurrency": 256,
+            "requests_per_s": 40000.0, "cpu_s": {"client": 0.6, "receiver": 0.3},
+        });
+        let relay = json!({
+            "phase": "relay", "requests": 20000, "concurrency": 256,
+            "requests_per_s": 22000.0, "cpu_s": {"client": 1.2, "receiver": 0.6},
+        });
+        let mut out = String::new();
+        physical_limit(&[throughput.clone(), bare, relay], &mut out);
+        assert!(
+            out.contains("| bare | 20,000 | 256 | 40,000 | 30.0 | 15.0 | 1.00 | 0.30 |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| relay | 20,000 | 256 | 22,000 | 60.0 | 30.0 | 0.55 |  |  |"),
+            "{out}"
+        );
+        let mut table = String::new();
+        super::throughput(&[throughput], &mut table);
+        assert!(table.contains("CPU s load generator |"), "{table}");
+        assert!(table.contains("| 1.80 | 1.20 |"), "{table}");
     }
 }
