@@ -630,8 +630,10 @@ fn physical_limit(records: &[Value], out: &mut String) {
          body) to the same receiver, which answers at once: the two HTTP \
          exchanges an event published one per request costs end to end, \
          with no API logic, no Redis and no worker bookkeeping between \
-         them. Its rate over the bare loop's is the most the one-event \
-         row's ratio could be on this machine with all of those free. CPU \
+         them, from as many tasks as the throughput rows have clients (the \
+         rate it reaches best). Its rate over the bare loop's is about the \
+         most the one-event row's ratio could be on this machine with all \
+         of those free. CPU \
          is µs per request (per event in the relay row): *client* is the \
          driver's process (both clients), *receiver* the receiver's.\n"
     );
