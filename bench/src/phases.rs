@@ -304,31 +304,39 @@ pub async fn open_loop(env: &Env, key: &str, per_s: u64, seconds: f64) -> Result
 /// Phase 3: the physical limit. The worker's own `deliver::send` (the same
 /// client, signing and header rules) POSTs the same kind of body to the
 /// same receiver with the worker's concurrency, and nothing else: no Redis,
-/// no API. With `--relay 1`, each request first goes the way a publish
-/// does (the throughput phase's client, headers and body, POSTed to the
-/// receiver, which answers at once), and the signed delivery follows once
-/// it is answered: the two HTTP exchanges that an event published one per
-/// request costs end to end, with no API logic, no Redis and no worker
-/// bookkeeping between them (phase `relay`). CPU seconds of this process
-/// (`client`: both clients) and of the `--pids` given (the receiver).
+/// no API. With `--relay 1` (phase `relay`), `--concurrency` publishers
+/// send the throughput phase's publish request (client, headers and body)
+/// to the receiver, which answers at once, and each answered publish is
+/// handed to `--deliver-concurrency` delivery tasks (32, the default limit
+/// of attempts in flight to one endpoint) that send its signed delivery
+/// as the bare loop does: the two HTTP exchanges an event published one
+/// per request costs end to end, at once as in the real path, with no API
+/// logic, no Redis and no worker bookkeeping between them. CPU seconds of
+/// this process (`client`: both clients) and of the `--pids` given (the
+/// receiver).
 pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     let requests: u64 = args.num("requests", 20_000)?;
     let concurrency: usize = args.num("concurrency", 256)?;
     let relay = args.num("relay", 0u8)? == 1;
+    let deliverers: usize = args.num("deliver-concurrency", 32)?;
     let policy = AddressPolicy::new(
         AddressPolicy::parse_allow_list("127.0.0.0/8").map_err(|e| format!("allow list: {e}"))?,
         false,
     );
     let client = hookfleet_worker::deliver::build_client(&policy)
         .map_err(|e| format!("http client: {e}"))?;
-    let publisher = Arc::new(Api::new(&env.receiver.base, concurrency)?);
     let secret = SigningSecret::generate().expose();
-    let endpoint = Arc::new(ClaimedEndpoint::new(
-        "ep_bare",
-        "ten_bare",
-        &env.receiver.hook_url(),
-        &secret,
-    ));
+    let sender = Arc::new(Deliverer {
+        client,
+        policy,
+        endpoint: Arc::new(ClaimedEndpoint::new(
+            "ep_bare",
+            "ten_bare",
+            &env.receiver.hook_url(),
+            &secret,
+        )),
+        body_bytes: env.body_bytes,
+    });
     env.receiver.reset().await?;
     let own = std::process::id();
     let own_before = cpu_ticks(own);
@@ -337,49 +345,62 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (client, policy, endpoint) = (client.clone(), policy.clone(), endpoint.clone());
-        let (next, failures, publisher) = (next.clone(), failures.clone(), publisher.clone());
-        let body_bytes = env.body_bytes;
-        set.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < requests {
-                if relay {
+    let mut publish_failures = None;
+    if relay {
+        let publisher = Arc::new(Api::new(&env.receiver.base, concurrency)?);
+        let refused = Arc::new(AtomicU64::new(0));
+        let (handoff, queue) = tokio::sync::mpsc::channel::<()>(4096);
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..concurrency {
+            let (next, refused, publisher) = (next.clone(), refused.clone(), publisher.clone());
+            let handoff = handoff.clone();
+            let body_bytes = env.body_bytes;
+            set.spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < requests {
                     match publisher
                         .publish_status("/publish", "relay", body_bytes)
                         .await
                     {
-                        Ok(200) => {}
+                        Ok(200) => {
+                            if handoff.send(()).await.is_err() {
+                                return;
+                            }
+                        }
                         _ => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                            continue;
+                            refused.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
-                let now_ms = unix_nanos() / 1_000_000;
-                let event_id = ids::new_id(IdKind::Event, Partition(0), now_ms);
-                let body = json!({
-                    "id": event_id,
-                    "type": EVENT_TYPE,
-                    "timestamp": rfc3339_ms(now_ms),
-                    "data": event_data(unix_nanos(), body_bytes),
-                })
-                .to_string();
-                let job = Job::first_attempt("", &event_id, endpoint.clone());
-                let result = hookfleet_worker::deliver::send(
-                    &client,
-                    &policy,
-                    &job,
-                    &body,
-                    Duration::from_secs(30),
-                    now_ms,
-                    1024,
-                )
-                .await;
-                if result.status != Some(200) {
-                    failures.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        // The queue closes once every publisher is done.
+        drop(handoff);
+        for _ in 0..deliverers {
+            let (queue, sender, failures) = (queue.clone(), sender.clone(), failures.clone());
+            set.spawn(async move {
+                loop {
+                    let published = queue.lock().await.recv().await;
+                    if published.is_none() {
+                        return;
+                    }
+                    if !sender.deliver().await {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            }
-        });
+            });
+        }
+        publish_failures = Some(refused);
+    } else {
+        for _ in 0..concurrency {
+            let (next, failures, sender) = (next.clone(), failures.clone(), sender.clone());
+            set.spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < requests {
+                    if !sender.deliver().await {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
     }
     while set.join_next().await.is_some() {}
     let end = unix_nanos();
@@ -391,21 +412,66 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
             json!((after - before) as f64 / clk_tck),
         );
     }
-    let exchanges = if relay { 2 } else { 1 };
+    // Every request reached the receiver once (bare), or twice when its
+    // publish was answered (relay); a refused publish sends no delivery.
+    let refused = publish_failures.map_or(0, |r| r.load(Ordering::Relaxed));
+    let expected = if relay {
+        2 * requests - refused
+    } else {
+        requests
+    };
     let stats = env
         .receiver
-        .wait_for(requests * exchanges, env.timeout, Duration::from_millis(20))
+        .wait_for(expected, env.timeout, Duration::from_millis(20))
         .await?;
     Ok(json!({
         "phase": if relay { "relay" } else { "bare" },
         "requests": requests,
         "concurrency": concurrency,
+        "deliver_concurrency": if relay { json!(deliverers) } else { Value::Null },
         "received": stats.count,
-        "failures": failures.load(Ordering::Relaxed),
+        "failures": failures.load(Ordering::Relaxed) + refused,
         "seconds": secs(end - start),
-        "requests_per_s": rate(requests, end - start),
+        "requests_per_s": rate(requests - refused, end - start),
         "cpu_s": cpu,
     }))
+}
+
+/// What the bare loop's tasks share: the worker's client, its address
+/// policy and an endpoint signing as a claimed one does.
+struct Deliverer {
+    client: reqwest::Client,
+    policy: AddressPolicy,
+    endpoint: Arc<ClaimedEndpoint>,
+    body_bytes: usize,
+}
+
+impl Deliverer {
+    /// Sends one signed delivery of a fresh event, as the worker does;
+    /// true when the receiver answered 200.
+    async fn deliver(&self) -> bool {
+        let now_ms = unix_nanos() / 1_000_000;
+        let event_id = ids::new_id(IdKind::Event, Partition(0), now_ms);
+        let body = json!({
+            "id": event_id,
+            "type": EVENT_TYPE,
+            "timestamp": rfc3339_ms(now_ms),
+            "data": event_data(unix_nanos(), self.body_bytes),
+        })
+        .to_string();
+        let job = Job::first_attempt("", &event_id, self.endpoint.clone());
+        let result = hookfleet_worker::deliver::send(
+            &self.client,
+            &self.policy,
+            &job,
+            &body,
+            Duration::from_secs(30),
+            now_ms,
+            1024,
+        )
+        .await;
+        result.status == Some(200)
+    }
 }
 
 /// Phase 4: one event to E endpoints, R times: how long publishing takes

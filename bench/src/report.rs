@@ -625,17 +625,19 @@ fn physical_limit(records: &[Value], out: &mut String) {
         "The same receiver driven by a bare loop that calls the worker's own \
          `deliver::send` (same reqwest client and settings, same signing and \
          headers, same body size) with the worker's concurrency, and no \
-         Redis or API. In the *relay* row each of those requests follows a \
-         publish-shaped one (the throughput phase's client, headers and \
-         body) to the same receiver, which answers at once: the two HTTP \
-         exchanges an event published one per request costs end to end, \
-         with no API logic, no Redis and no worker bookkeeping between \
-         them, from as many tasks as the throughput rows have clients (the \
-         rate it reaches best). Its rate over the bare loop's is about the \
-         most the one-event row's ratio could be on this machine with all \
-         of those free. CPU \
-         is µs per request (per event in the relay row): *client* is the \
-         driver's process (both clients), *receiver* the receiver's.\n"
+         Redis or API. In the *relay* row, C publishers (as many as the \
+         throughput rows have clients) send the throughput phase's publish \
+         request (same client, headers and body) to the same receiver, \
+         which answers at once with an empty 200, and each answered publish \
+         goes to one of 32 delivery tasks (the default limit of attempts in \
+         flight to one endpoint), which send it as the bare loop does: the \
+         two HTTP exchanges an event published one per request costs end \
+         to end, with no API logic, no Redis and no worker bookkeeping \
+         between them. Its rate over the bare loop's is about the most the \
+         one-event row's ratio could be on this machine with all of those \
+         free. CPU is µs per request (per event in the relay row): *client* \
+         is the driver's process (both clients), *receiver* the \
+         receiver's.\n"
     );
     let _ = writeln!(
         out,
@@ -1112,7 +1114,7 @@ mod tests {
             "requests_per_s": 40000.0, "cpu_s": {"client": 0.6, "receiver": 0.3},
         });
         let relay = json!({
-            "phase": "relay", "requests": 20000, "concurrency": 256,
+            "phase": "relay", "requests": 20000, "concurrency": 16,
             "requests_per_s": 22000.0, "cpu_s": {"client": 1.2, "receiver": 0.6},
         });
         let mut out = String::new();
@@ -1122,7 +1124,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("| relay | 20,000 | 256 | 22,000 | 60.0 | 30.0 | 0.55 |  |  |"),
+            out.contains("| relay | 20,000 | 16 | 22,000 | 60.0 | 30.0 | 0.55 |  |  |"),
             "{out}"
         );
         let mut table = String::new();
