@@ -12,7 +12,7 @@
 //! `filter`: (a) the publish answer of a fan-out to E endpoints each with a
 //! filter, against E without, published alternately; (b) single-event
 //! publishing (C clients, closed loop) to one endpoint with a filter and to
-//! one without, in alternating rounds.
+//! one without, in rounds (each round both, which goes first alternating).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -214,7 +214,7 @@ pub async fn filter(env: &Env, args: &Args) -> Result<Value, String> {
     let repeat: usize = args.num("repeat", 10)?;
     let events: u64 = args.num("events", 10_000)?;
     let clients: usize = args.num("clients", 16)?;
-    let rounds: usize = args.num("rounds", 4)?;
+    let rounds: usize = args.num("rounds", 8)?;
     let api = &env.api;
     let hook = env.receiver.hook_url();
     let plain = json!({"url": hook, "events": [EVENT_TYPE]});
@@ -261,11 +261,17 @@ pub async fn filter(env: &Env, args: &Args) -> Result<Value, String> {
     let per_round = (events / rounds.max(1) as u64).max(1);
     let mut plain_rates = Vec::new();
     let mut filtered_rates = Vec::new();
-    for _ in 0..rounds {
-        for (tenant, rates) in [
+    for round in 0..rounds {
+        // Which goes first alternates, so neither side always meets what
+        // the other left behind (plain, filtered, filtered, plain, ...).
+        let mut order = [
             (&one_plain, &mut plain_rates),
             (&one_filtered, &mut filtered_rates),
-        ] {
+        ];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (tenant, rates) in order {
             env.receiver.reset().await?;
             rates.push(publish_rate(api, &tenant.key, per_round, clients, env.body_bytes).await?);
             env.receiver
