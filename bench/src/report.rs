@@ -948,8 +948,9 @@ fn filter(records: &[Value], out: &mut String) {
              one warm-up each (which compiles the filter): the publish \
              answer's time (fan-out and filters included). (b) C clients \
              publishing single events (closed loop) to one endpoint with the \
-             filter and to one without, in rounds, each round both (which \
-             goes first alternating); the mean of the rounds' rates.\n",
+             filter and to one without, after a warm-up of each, in rounds, \
+             each round both (which goes first alternating); the mean of \
+             the rounds' rates.\n",
             r["filter"].as_str().unwrap_or("")
         );
         let (plain, filtered) = (&r["fanout_answer_plain"], &r["fanout_answer_filtered"]);
