@@ -629,8 +629,8 @@ fn physical_limit(records: &[Value], out: &mut String) {
          throughput rows have clients) send the throughput phase's publish \
          request (same client, headers and body) to the same receiver, \
          which answers at once with an empty 200, and each answered publish \
-         goes to one of 32 delivery tasks (the default limit of attempts in \
-         flight to one endpoint), which send it as the bare loop does: the \
+         goes to one of D delivery tasks (32, the default limit of attempts \
+         in flight to one endpoint), which send it as the bare loop does: the \
          two HTTP exchanges an event published one per request costs end \
          to end, with no API logic, no Redis and no worker bookkeeping \
          between them. Its rate over the bare loop's is about the most the \
@@ -641,7 +641,7 @@ fn physical_limit(records: &[Value], out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "| loop | requests | concurrency | requests/s | CPU µs client | CPU µs receiver | over bare | Hookfleet one event per request / bare | Hookfleet best row / bare |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| loop | requests | concurrency (relay: C / D) | requests/s | CPU µs client | CPU µs receiver | over bare | Hookfleet one event per request / bare | Hookfleet best row / bare |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let bare_rate = phase(records, "bare")
         .map(|r| num(&r["requests_per_s"]))
@@ -658,11 +658,14 @@ fn physical_limit(records: &[Value], out: &mut String) {
         } else {
             (String::new(), String::new())
         };
+        let tasks = match r["deliver_concurrency"].as_u64() {
+            Some(deliverers) => format!("{} / {deliverers}", r["concurrency"]),
+            None => r["concurrency"].to_string(),
+        };
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {} | {} | {} | {own_ratio} | {batch} |",
+            "| {name} | {} | {tasks} | {} | {} | {} | {} | {own_ratio} | {batch} |",
             f0(n),
-            r["concurrency"],
             f0(rate),
             f1(num(&r["cpu_s"]["client"]) * 1e6 / n),
             f1(num(&r["cpu_s"]["receiver"]) * 1e6 / n),
@@ -1116,7 +1119,7 @@ mod tests {
             "requests_per_s": 40000.0, "cpu_s": {"client": 0.6, "receiver": 0.3},
         });
         let relay = json!({
-            "phase": "relay", "requests": 20000, "concurrency": 16,
+            "phase": "relay", "requests": 20000, "concurrency": 16, "deliver_concurrency": 32,
             "requests_per_s": 22000.0, "cpu_s": {"client": 1.2, "receiver": 0.6},
         });
         let mut out = String::new();
@@ -1126,7 +1129,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("| relay | 20,000 | 16 | 22,000 | 60.0 | 30.0 | 0.55 |  |  |"),
+            out.contains("| relay | 20,000 | 16 / 32 | 22,000 | 60.0 | 30.0 | 0.55 |  |  |"),
             "{out}"
         );
         let mut table = String::new();
