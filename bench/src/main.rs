@@ -7,7 +7,7 @@
 //! ```text
 //! hookfleet-bench throughput --events N --clients C [--batch B] [--pids api=1,worker=2]
 //! hookfleet-bench latency    --rate R --seconds S
-//! hookfleet-bench bare       --requests N [--concurrency K] [--relay 1] [--pids receiver=3]
+//! hookfleet-bench bare       --requests N [--concurrency K] [--relay 1 [--deliver-concurrency D]] [--pids receiver=3]
 //! hookfleet-bench fanout     --endpoints E [--repeat R]
 //! hookfleet-bench backlog    --deliveries N --redis URL [--prefix hf]
 //! hookfleet-bench drain      --expect N --workers W

@@ -50,11 +50,13 @@ fn parse_pids(text: &str) -> Vec<(String, u32)> {
 
 /// CPU time of watched processes over a phase: `--pids name=pid,...`,
 /// and `--pid-files name=path,...` for processes that may start during
-/// the phase (read at the end; counted from 0 when absent at the start).
+/// the phase (read at the end; counted from 0 when absent at the start);
+/// and this process's own, apart ([`CpuWatch::own_seconds`]).
 struct CpuWatch {
     pids: Vec<(String, u32)>,
     before: Vec<Option<u64>>,
     files: Vec<(String, String, u64)>,
+    own_before: Option<u64>,
     clk_tck: f64,
 }
 
@@ -80,8 +82,18 @@ impl CpuWatch {
             pids,
             before,
             files,
+            own_before: cpu_ticks(std::process::id()),
             clk_tck: args.num("clk-tck", 100.0)?,
         })
+    }
+
+    /// This process's CPU seconds since `start` (the driver's: the load
+    /// generator, or the bare loop's clients); null when unreadable.
+    fn own_seconds(&self) -> Value {
+        match (self.own_before, cpu_ticks(std::process::id())) {
+            (Some(before), Some(after)) => json!((after - before) as f64 / self.clk_tck),
+            _ => Value::Null,
+        }
     }
 
     /// CPU seconds per process since `start`.
@@ -141,8 +153,6 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         None => Vec::new(),
     };
     let cpu = CpuWatch::start(args)?;
-    let generator = std::process::id();
-    let generator_before = cpu_ticks(generator);
 
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
@@ -179,12 +189,8 @@ pub async fn throughput(env: &Env, args: &Args) -> Result<Value, String> {
         .await?;
     let stats_latency = env.receiver.stats(true).await?;
 
-    let clk_tck = cpu.clk_tck;
+    let generator_cpu = cpu.own_seconds();
     let cpu = cpu.seconds();
-    let generator_cpu = match (generator_before, cpu_ticks(generator)) {
-        (Some(before), Some(after)) => json!((after - before) as f64 / clk_tck),
-        _ => Value::Null,
-    };
     let mut peak_rss = serde_json::Map::new();
     for (name, pid) in &pids {
         if let Some(kb) = status_kb(*pid, "VmHWM") {
@@ -338,8 +344,6 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
         body_bytes: env.body_bytes,
     });
     env.receiver.reset().await?;
-    let own = std::process::id();
-    let own_before = cpu_ticks(own);
     let cpu = CpuWatch::start(args)?;
     let start = unix_nanos();
     let next = Arc::new(AtomicU64::new(0));
@@ -404,13 +408,10 @@ pub async fn bare(env: &Env, args: &Args) -> Result<Value, String> {
     }
     while set.join_next().await.is_some() {}
     let end = unix_nanos();
-    let clk_tck = cpu.clk_tck;
+    let client = cpu.own_seconds();
     let mut cpu = cpu.seconds();
-    if let (Some(before), Some(after)) = (own_before, cpu_ticks(own)) {
-        cpu.insert(
-            "client".to_string(),
-            json!((after - before) as f64 / clk_tck),
-        );
+    if !client.is_null() {
+        cpu.insert("client".to_string(), client);
     }
     // Every request reached the receiver once (bare), or twice when its
     // publish was answered (relay); a refused publish sends no delivery.
